@@ -1,0 +1,191 @@
+// Kernel IR: target-neutral definitions of what each output element is.
+//
+// A Kernel has buffer parameters and an ordered list of Stages. A Stage says
+// `buffer[store_index(axes)] = value(axes)` for every point of its iteration
+// space; `value` is an expression tree of loads, arithmetic, selects and
+// reductions. This is the algorithm only: how a stage is tiled, vectorized or
+// parallelized is decided by a backend's schedule, never written here. The
+// reference evaluator (evaluator.h) interprets the same definitions.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "compiler/ir/dtype.h"
+
+namespace kiln::kir {
+
+using ir::DType;
+
+enum class UnaryOp { kNeg, kAbs, kExp, kLog, kSqrt, kTanh, kErf, kFloor, kCeil, kRound, kSin, kCos, kNot, kCount };
+enum class BinaryOp {
+  kAdd, kSub, kMul, kDiv, kMod, kMax, kMin, kPow,
+  kAnd, kOr, kXor,                      // logical for bool, bitwise for integers
+  kEq, kNe, kLt, kLe, kGt, kGe,         // produce bool
+  kCount
+};
+enum class ReduceOp { kSum, kProd, kMax, kMin, kCount };
+
+const char* opName(UnaryOp op);
+const char* opName(BinaryOp op);
+const char* opName(ReduceOp op);
+bool isComparison(BinaryOp op);
+
+// An iteration variable ranging over [0, extent).
+struct IterVar {
+  int id = -1;
+  int64_t extent = 0;
+  std::string name;
+};
+
+struct ExprNode;
+using ExprPtr = std::shared_ptr<const ExprNode>;
+
+// A value-semantic handle on an immutable expression tree. Index arithmetic
+// uses int64 expressions; operators taking a double build a constant of the
+// other side's dtype.
+class Expr {
+ public:
+  Expr() = default;
+  explicit Expr(ExprPtr node) : node_(std::move(node)) {}
+  Expr(const IterVar& var);  // NOLINT: iteration variables read as int64 indices
+
+  static Expr constant(DType dtype, double value);
+  static Expr index(int64_t value) { return constant(DType::kInt64, static_cast<double>(value)); }
+
+  const ExprNode& operator*() const { return *node_; }
+  const ExprNode* operator->() const { return node_.get(); }
+  const ExprPtr& node() const { return node_; }
+  DType dtype() const;
+  bool valid() const { return node_ != nullptr; }
+
+ private:
+  ExprPtr node_;
+};
+
+struct ExprNode {
+  enum class Kind { kConst, kVar, kLoad, kUnary, kBinary, kSelect, kCast, kReduce };
+  Kind kind = Kind::kConst;
+  DType dtype = DType::kFloat32;
+  double value = 0;          // kConst (integers are exact up to 2^53)
+  int var_id = -1;           // kVar
+  int buffer = -1;           // kLoad: parameter index
+  int op = 0;                // UnaryOp / BinaryOp / ReduceOp
+  std::vector<Expr> operands;  // load indices; unary {a}; binary {a,b}; select {cond,a,b}; cast {a}; reduce {body}
+  std::vector<IterVar> reduce_vars;  // kReduce
+};
+
+Expr unary(UnaryOp op, Expr a);
+Expr binary(BinaryOp op, Expr a, Expr b);
+Expr select(Expr cond, Expr if_true, Expr if_false);
+Expr cast(DType dtype, Expr a);
+Expr reduce(ReduceOp op, std::vector<IterVar> vars, Expr body);
+
+Expr operator+(Expr a, Expr b);
+Expr operator-(Expr a, Expr b);
+Expr operator*(Expr a, Expr b);
+Expr operator/(Expr a, Expr b);
+Expr operator%(Expr a, Expr b);
+Expr operator-(Expr a);
+Expr operator<(Expr a, Expr b);
+Expr operator<=(Expr a, Expr b);
+Expr operator>(Expr a, Expr b);
+Expr operator>=(Expr a, Expr b);
+Expr operator&&(Expr a, Expr b);
+Expr operator||(Expr a, Expr b);
+Expr eq(Expr a, Expr b);
+Expr max(Expr a, Expr b);
+Expr min(Expr a, Expr b);
+// Mixed forms with a constant of the expression's own dtype.
+Expr operator+(Expr a, double b);
+Expr operator-(Expr a, double b);
+Expr operator*(Expr a, double b);
+Expr operator/(Expr a, double b);
+Expr operator+(double a, Expr b);
+Expr operator-(double a, Expr b);
+Expr operator*(double a, Expr b);
+Expr operator/(double a, Expr b);
+Expr max(Expr a, double b);
+Expr min(Expr a, double b);
+Expr exp(Expr a);
+Expr log(Expr a);
+Expr sqrt(Expr a);
+Expr tanh(Expr a);
+Expr abs(Expr a);
+// 0 <= index < extent, as a bool expression.
+Expr inRange(Expr index, int64_t extent);
+
+struct BufferParam {
+  std::string name;
+  DType dtype = DType::kFloat32;
+  std::vector<int64_t> shape;  // the view this kernel indexes; row-major, dense
+  bool written = false;
+
+  int64_t elementCount() const;
+};
+
+struct Stage {
+  int buffer = -1;              // parameter written
+  std::vector<IterVar> axes;    // iteration space, outermost first
+  std::vector<Expr> store_index;  // one per buffer dim; defaults to the axes
+  Expr value;
+};
+
+struct Kernel {
+  std::string name;    // unique within a program, a valid symbol
+  std::string origin;  // the graph node(s) it came from, for profiles and errors
+  std::vector<BufferParam> params;
+  std::vector<Stage> stages;
+};
+
+// Builds a Kernel. A parameter handle loads with `x(i, j)`.
+class KernelBuilder {
+ public:
+  explicit KernelBuilder(std::string name, std::string origin = {});
+
+  class Buffer {
+   public:
+    Buffer() = default;
+    Buffer(int index, DType dtype, std::vector<int64_t> shape) : index_(index), dtype_(dtype), shape_(std::move(shape)) {}
+    template <typename... Ix>
+    Expr operator()(Ix... ix) const { return load({Expr(ix)...}); }
+    Expr load(std::vector<Expr> indices) const;
+    int index() const { return index_; }
+    DType dtype() const { return dtype_; }
+    const std::vector<int64_t>& shape() const { return shape_; }
+    int64_t dim(size_t i) const { return shape_[i]; }
+    size_t rank() const { return shape_.size(); }
+
+   private:
+    int index_ = -1;
+    DType dtype_ = DType::kFloat32;
+    std::vector<int64_t> shape_;
+  };
+
+  Buffer input(std::string name, DType dtype, std::vector<int64_t> shape);
+  Buffer output(std::string name, DType dtype, std::vector<int64_t> shape);
+  IterVar var(std::string name, int64_t extent);
+  // One iteration variable per dim of `shape`, named prefix0, prefix1...
+  std::vector<IterVar> vars(const std::vector<int64_t>& shape, const std::string& prefix = "i");
+
+  // out[axes...] = value
+  void compute(const Buffer& out, std::vector<IterVar> axes, Expr value);
+  // out[store_index...] = value, for every point of axes
+  void computeAt(const Buffer& out, std::vector<IterVar> axes, std::vector<Expr> store_index, Expr value);
+
+  Kernel finish() { return std::move(kernel_); }
+
+ private:
+  Kernel kernel_;
+  int next_var_ = 0;
+};
+
+std::string toString(const Kernel& kernel);
+std::string toString(const Expr& expr);
+
+// Estimated floating-point operations of one run (multiply-add counts two).
+int64_t countFlops(const Kernel& kernel);
+
+}  // namespace kiln::kir
