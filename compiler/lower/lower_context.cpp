@@ -1,0 +1,78 @@
+#include "compiler/lower/lower_context.h"
+
+#include <cassert>
+
+namespace kiln::ops {
+
+LowerContext::LowerContext(const ir::Node& node, int opset, lower::Program& program,
+                           const std::map<const ir::Value*, int>& value_buffers, std::string kernel_prefix)
+    : NodeView(node, opset), program_(program), value_buffers_(value_buffers), kernel_prefix_(std::move(kernel_prefix)) {}
+
+std::vector<int64_t> LowerContext::inputDims(size_t i) const {
+  return program_.buffers[bufferOf(node().inputs[i])].dims;
+}
+
+std::vector<int64_t> LowerContext::outputDims(size_t i) const {
+  return program_.buffers[bufferOf(node().outputs[i])].dims;
+}
+
+int LowerContext::bufferOf(const ir::Value* value) const {
+  auto it = value_buffers_.find(value);
+  assert(it != value_buffers_.end() && "value has no program buffer");
+  return it->second;
+}
+
+kir::KernelBuilder& LowerContext::newKernel(const std::string& suffix) {
+  std::string name = kernel_prefix_;
+  if (!kernel_prefix_.empty() && kernels_.size() > 0) name += "_" + std::to_string(kernels_.size());
+  if (!suffix.empty()) name += "_" + suffix;
+  kernels_.emplace_back(std::make_unique<kir::KernelBuilder>(name, node().describe()), std::vector<int>{});
+  return *kernels_.back().first;
+}
+
+kir::KernelBuilder& LowerContext::builder() {
+  if (kernels_.empty()) newKernel();
+  return *kernels_.back().first;
+}
+
+LowerContext::Buffer LowerContext::input(size_t i) { return input(i, inputDims(i)); }
+
+LowerContext::Buffer LowerContext::input(size_t i, std::vector<int64_t> view) {
+  const ir::Value* value = node().inputs[i];
+  const lower::ProgramBuffer& buffer = program_.buffers[bufferOf(value)];
+  Buffer param = builder().input(value->name.empty() ? "in" + std::to_string(i) : value->name, buffer.dtype,
+                                 std::move(view));
+  kernels_.back().second.push_back(bufferOf(value));
+  return param;
+}
+
+LowerContext::Buffer LowerContext::output(size_t i) { return output(i, outputDims(i)); }
+
+LowerContext::Buffer LowerContext::output(size_t i, std::vector<int64_t> view) {
+  const ir::Value* value = node().outputs[i];
+  const lower::ProgramBuffer& buffer = program_.buffers[bufferOf(value)];
+  Buffer param = builder().output(value->name.empty() ? "out" + std::to_string(i) : value->name, buffer.dtype,
+                                  std::move(view));
+  kernels_.back().second.push_back(bufferOf(value));
+  return param;
+}
+
+LowerContext::Buffer LowerContext::temp(const std::string& name, ir::DType dtype, std::vector<int64_t> shape) {
+  lower::ProgramBuffer buffer;
+  buffer.name = node().name + "/" + name;
+  buffer.dtype = dtype;
+  buffer.dims = shape;
+  buffer.kind = lower::ProgramBuffer::Kind::kIntermediate;
+  int index = program_.addBuffer(std::move(buffer));
+  Buffer param = builder().output(name, dtype, std::move(shape));
+  kernels_.back().second.push_back(index);
+  return param;
+}
+
+void LowerContext::flush() {
+  for (auto& [kernel_builder, args] : kernels_)
+    program_.calls.push_back(lower::KernelCall{kernel_builder->finish(), std::move(args)});
+  kernels_.clear();
+}
+
+}  // namespace kiln::ops

@@ -1,0 +1,65 @@
+#include "compiler/lower/program.h"
+
+#include <sstream>
+
+namespace kiln::lower {
+
+int64_t ProgramBuffer::elementCount() const {
+  int64_t n = 1;
+  for (int64_t d : dims) n *= d;
+  return n;
+}
+
+int64_t ProgramBuffer::byteSize() const { return elementCount() * ir::byteSize(dtype); }
+
+int Program::addBuffer(ProgramBuffer buffer) {
+  buffers.push_back(std::move(buffer));
+  return static_cast<int>(buffers.size() - 1);
+}
+
+Status Program::verify() const {
+  for (const KernelCall& call : calls) {
+    const kir::Kernel& k = call.kernel;
+    if (call.args.size() != k.params.size())
+      return internalError("kernel " + k.name + " has " + std::to_string(k.params.size()) + " params but " +
+                           std::to_string(call.args.size()) + " arguments");
+    for (size_t i = 0; i < k.params.size(); ++i) {
+      int arg = call.args[i];
+      if (arg < 0 || arg >= static_cast<int>(buffers.size()))
+        return internalError("kernel " + k.name + ": argument " + std::to_string(i) + " is not a buffer");
+      const ProgramBuffer& b = buffers[arg];
+      if (b.dtype != k.params[i].dtype || b.elementCount() != k.params[i].elementCount())
+        return internalError("kernel " + k.name + ": param '" + k.params[i].name + "' does not match buffer '" +
+                             b.name + "'");
+      if (k.params[i].written && (b.kind == ProgramBuffer::Kind::kConstant || b.kind == ProgramBuffer::Kind::kInput))
+        return internalError("kernel " + k.name + " writes read-only buffer '" + b.name + "'");
+    }
+  }
+  for (const ProgramBuffer& b : buffers) {
+    if (b.kind != ProgramBuffer::Kind::kIntermediate) continue;
+    if (b.workspace_offset < 0 || b.workspace_offset + b.byteSize() > workspace_bytes)
+      return internalError("buffer '" + b.name + "' is not placed inside the arena");
+  }
+  return Status::ok();
+}
+
+std::string toString(const Program& program) {
+  static constexpr const char* kKinds[] = {"input", "output", "const", "temp"};
+  std::ostringstream os;
+  os << "program: " << program.calls.size() << " kernels, arena " << program.workspace_bytes << " bytes\n";
+  for (size_t i = 0; i < program.buffers.size(); ++i) {
+    const ProgramBuffer& b = program.buffers[i];
+    os << "  %" << i << " " << kKinds[static_cast<int>(b.kind)] << " '" << b.name << "' " << ir::name(b.dtype)
+       << "[" << ir::toString(ir::makeShape(b.dims)) << "]";
+    if (b.kind == ProgramBuffer::Kind::kIntermediate) os << " @" << b.workspace_offset;
+    os << "\n";
+  }
+  for (const KernelCall& call : program.calls) {
+    os << kir::toString(call.kernel) << "  args:";
+    for (int a : call.args) os << " %" << a;
+    os << "\n";
+  }
+  return os.str();
+}
+
+}  // namespace kiln::lower
