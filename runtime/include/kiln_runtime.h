@@ -1,0 +1,122 @@
+/* Kiln runtime: loads a compiled model artifact (model.so) and runs it.
+ *
+ *   kiln_model* model;  kiln_error* err = NULL;
+ *   if (kiln_model_load("model.so", &model, &err) != KILN_OK) { puts(kiln_error_message(err)); ... }
+ *   kiln_session* session;  kiln_session_create(model, NULL, &session, &err);
+ *   kiln_session_run(session, inputs, 1, outputs, 1, &err);
+ *
+ * Every function returns a kiln_status; on failure, when `error` is not NULL,
+ * *error receives a message to free with kiln_error_free. Nothing here throws
+ * or aborts on bad input. A model may be shared by many sessions; a session
+ * may be run from several threads at once. Loading an artifact runs native
+ * code from it: load only artifacts you trust (see docs/security.md).
+ */
+#ifndef KILN_RUNTIME_H_
+#define KILN_RUNTIME_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
+#define KILN_RUNTIME_VERSION_MAJOR 0
+#define KILN_RUNTIME_VERSION_MINOR 1
+
+typedef enum kiln_status {
+  KILN_OK = 0,
+  KILN_ERROR_IO = 1,               /* file missing or unreadable */
+  KILN_ERROR_INVALID_ARTIFACT = 2, /* not a Kiln artifact, truncated, damaged */
+  KILN_ERROR_UNSUPPORTED = 3,      /* built for CPU features, GPU or a format this host lacks */
+  KILN_ERROR_INVALID_ARGUMENT = 4, /* wrong input count, shape, dtype, null pointer */
+  KILN_ERROR_RUNTIME = 5           /* failure while running */
+} kiln_status;
+
+/* Element types; values are ONNX TensorProto codes. */
+typedef enum kiln_dtype {
+  KILN_FLOAT32 = 1, KILN_UINT8 = 2, KILN_INT8 = 3, KILN_UINT16 = 4, KILN_INT16 = 5,
+  KILN_INT32 = 6, KILN_INT64 = 7, KILN_STRING = 8, KILN_BOOL = 9, KILN_FLOAT16 = 10,
+  KILN_FLOAT64 = 11, KILN_UINT32 = 12, KILN_UINT64 = 13, KILN_BFLOAT16 = 16
+} kiln_dtype;
+
+typedef struct kiln_error kiln_error;
+typedef struct kiln_model kiln_model;
+typedef struct kiln_session kiln_session;
+
+const char* kiln_error_message(const kiln_error* error);
+kiln_status kiln_error_status(const kiln_error* error);
+void kiln_error_free(kiln_error* error);
+
+/* Name of a dtype ("float32"), or "unknown". */
+const char* kiln_dtype_name(kiln_dtype dtype);
+/* Bytes per element, 0 for unknown types and strings. */
+size_t kiln_dtype_size(kiln_dtype dtype);
+
+/* Reads and checks the artifact (magic, format version, checksum, CPU
+ * features) before any of its code is mapped. */
+kiln_status kiln_model_load(const char* path, kiln_model** model, kiln_error** error);
+void kiln_model_free(kiln_model* model);
+
+/* A description of one input or output. Pointers stay valid while the model lives. */
+typedef struct kiln_tensor_info {
+  const char* name;
+  kiln_dtype dtype;
+  int32_t rank;
+  const int64_t* dims;          /* -1 where the dimension is symbolic */
+  const char* const* dim_names; /* symbol per dimension, "" where static */
+} kiln_tensor_info;
+
+size_t kiln_model_num_inputs(const kiln_model* model);
+size_t kiln_model_num_outputs(const kiln_model* model);
+kiln_status kiln_model_input(const kiln_model* model, size_t index, kiln_tensor_info* info, kiln_error** error);
+kiln_status kiln_model_output(const kiln_model* model, size_t index, kiln_tensor_info* info, kiln_error** error);
+
+/* Metadata recorded at compile time: "target", "cpu", "cpu_features",
+ * "cuda_arch", "producer", "model_hash", "options", "content_hash",
+ * "workspace_bytes", "kernel_count". NULL for an unknown key. */
+const char* kiln_model_metadata(const kiln_model* model, const char* key);
+
+typedef struct kiln_session_options {
+  int32_t num_threads; /* 0: one per core */
+} kiln_session_options;
+
+kiln_status kiln_session_create(kiln_model* model, const kiln_session_options* options, kiln_session** session,
+                                kiln_error** error);
+void kiln_session_free(kiln_session* session);
+
+#define KILN_MAX_RANK 16
+
+/* A dense, row-major tensor. For inputs, `data` points to `bytes` bytes of
+ * dtype elements with shape dims[0..rank). For outputs, either set `data` to
+ * a buffer of `bytes` bytes to receive the result, or set it to NULL and the
+ * run allocates one that the caller releases with kiln_free. The run fills in
+ * an output's dtype, rank, dims and bytes either way. */
+typedef struct kiln_tensor {
+  kiln_dtype dtype;
+  int32_t rank;
+  int64_t dims[KILN_MAX_RANK];
+  void* data;
+  size_t bytes;
+} kiln_tensor;
+
+/* Releases output memory that kiln_session_run allocated. */
+void kiln_free(void* data);
+
+/* Runs the model. Inputs are checked against the model (count, dtype, shape,
+ * byte size, non-null data) and outputs against their buffers' sizes before
+ * anything runs. */
+kiln_status kiln_session_run(kiln_session* session, const kiln_tensor* inputs, size_t num_inputs,
+                             kiln_tensor* outputs, size_t num_outputs, kiln_error** error);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KILN_RUNTIME_H_ */

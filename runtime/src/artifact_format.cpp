@@ -1,0 +1,222 @@
+#include "artifact_format.h"
+
+#include <cstring>
+#include <elf.h>
+
+namespace kiln::artifact {
+namespace {
+
+class Writer {
+ public:
+  void u32(uint32_t v) { raw(&v, 4); }
+  void u64(uint64_t v) { raw(&v, 8); }
+  void i64(int64_t v) { raw(&v, 8); }
+  void str(const std::string& s) {
+    u32(static_cast<uint32_t>(s.size()));
+    raw(s.data(), s.size());
+  }
+  void tensor(const TensorDesc& t) {
+    str(t.name);
+    u32(static_cast<uint32_t>(t.dtype));
+    u32(static_cast<uint32_t>(t.dims.size()));
+    for (size_t d = 0; d < t.dims.size(); ++d) {
+      i64(t.dims[d]);
+      str(d < t.dim_names.size() ? t.dim_names[d] : std::string());
+    }
+  }
+  std::vector<uint8_t> bytes;
+
+ private:
+  void raw(const void* p, size_t n) {
+    auto b = static_cast<const uint8_t*>(p);
+    bytes.insert(bytes.end(), b, b + n);
+  }
+};
+
+// Bounds-checked reads; after the first failure every read fails.
+class Reader {
+ public:
+  explicit Reader(std::span<const uint8_t> bytes) : bytes_(bytes) {}
+  bool ok() const { return ok_; }
+  uint32_t u32() { uint32_t v = 0; raw(&v, 4); return v; }
+  uint64_t u64() { uint64_t v = 0; raw(&v, 8); return v; }
+  int64_t i64() { int64_t v = 0; raw(&v, 8); return v; }
+  std::string str() {
+    uint32_t n = u32();
+    if (!ok_ || n > bytes_.size() - pos_) return fail(), std::string();
+    std::string s(reinterpret_cast<const char*>(bytes_.data() + pos_), n);
+    pos_ += n;
+    return s;
+  }
+  bool tensor(TensorDesc& t) {
+    t.name = str();
+    t.dtype = static_cast<int32_t>(u32());
+    uint32_t rank = u32();
+    if (!ok_ || rank > 64) return fail(), false;
+    for (uint32_t d = 0; d < rank; ++d) {
+      t.dims.push_back(i64());
+      t.dim_names.push_back(str());
+    }
+    return ok_;
+  }
+  // Reads a count and checks it against what is left (each item >= `min_item` bytes).
+  uint32_t count(size_t min_item) {
+    uint32_t n = u32();
+    if (!ok_ || static_cast<uint64_t>(n) * min_item > bytes_.size() - pos_) return fail(), 0u;
+    return n;
+  }
+
+ private:
+  void fail() { ok_ = false; }
+  void raw(void* p, size_t n) {
+    if (!ok_ || n > bytes_.size() - pos_) {
+      ok_ = false;
+      std::memset(p, 0, n);
+      return;
+    }
+    std::memcpy(p, bytes_.data() + pos_, n);
+    pos_ += n;
+  }
+  std::span<const uint8_t> bytes_;
+  size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+constexpr uint64_t kPrime1 = 0x9E3779B185EBCA87ull;
+constexpr uint64_t kPrime2 = 0xC2B2AE3D27D4EB4Full;
+
+}  // namespace
+
+std::vector<uint8_t> serialize(const ModelDesc& desc) {
+  Writer payload;
+  payload.u32(desc.abi_version);
+  for (const std::string* s : {&desc.target, &desc.cpu_name}) payload.str(*s);
+  payload.u32(static_cast<uint32_t>(desc.cpu_features.size()));
+  for (const std::string& f : desc.cpu_features) payload.str(f);
+  for (const std::string* s : {&desc.cuda_arch, &desc.producer, &desc.model_hash, &desc.options, &desc.entry_symbol})
+    payload.str(*s);
+  payload.u64(desc.workspace_bytes);
+  payload.u64(desc.kernel_count);
+  for (const auto* list : {&desc.inputs, &desc.outputs}) {
+    payload.u32(static_cast<uint32_t>(list->size()));
+    for (const TensorDesc& t : *list) payload.tensor(t);
+  }
+  Writer out;
+  out.bytes.assign(kMagic, kMagic + 8);
+  out.u32(kFormatVersion);
+  out.u32(0);
+  out.u64(payload.bytes.size());
+  out.u64(desc.content_hash);
+  out.bytes.insert(out.bytes.end(), payload.bytes.begin(), payload.bytes.end());
+  return out.bytes;
+}
+
+std::optional<ModelDesc> parse(std::span<const uint8_t> section, std::string* error) {
+  if (section.size() < kHeaderBytes || std::memcmp(section.data(), kMagic, 8) != 0) {
+    *error = "the model description is missing or damaged";
+    return std::nullopt;
+  }
+  Reader header(section.subspan(8, kHeaderBytes - 8));
+  uint32_t version = header.u32();
+  header.u32();
+  uint64_t payload_bytes = header.u64();
+  uint64_t content_hash = header.u64();
+  if (version != kFormatVersion) {
+    *error = "artifact format version " + std::to_string(version) + " is not supported (this runtime reads version " +
+             std::to_string(kFormatVersion) + "); recompile the model with a matching kiln";
+    return std::nullopt;
+  }
+  if (payload_bytes > section.size() - kHeaderBytes) {
+    *error = "the model description is truncated";
+    return std::nullopt;
+  }
+  Reader in(section.subspan(kHeaderBytes, payload_bytes));
+  ModelDesc desc;
+  desc.content_hash = content_hash;
+  desc.abi_version = in.u32();
+  desc.target = in.str();
+  desc.cpu_name = in.str();
+  for (uint32_t n = in.count(4); n > 0 && in.ok(); --n) desc.cpu_features.push_back(in.str());
+  for (std::string* s : {&desc.cuda_arch, &desc.producer, &desc.model_hash, &desc.options, &desc.entry_symbol})
+    *s = in.str();
+  desc.workspace_bytes = in.u64();
+  desc.kernel_count = in.u64();
+  for (auto* list : {&desc.inputs, &desc.outputs}) {
+    for (uint32_t n = in.count(12); n > 0 && in.ok(); --n) {
+      TensorDesc t;
+      if (!in.tensor(t)) break;
+      list->push_back(std::move(t));
+    }
+  }
+  if (!in.ok()) {
+    *error = "the model description is malformed";
+    return std::nullopt;
+  }
+  return desc;
+}
+
+std::optional<SectionRef> findElfSection(std::span<const uint8_t> file, const char* name, std::string* error) {
+  Elf64_Ehdr eh;
+  if (file.size() < sizeof(eh) || std::memcmp(file.data(), ELFMAG, SELFMAG) != 0) {
+    *error = "not an ELF shared object (wrong magic): not a Kiln artifact";
+    return std::nullopt;
+  }
+  std::memcpy(&eh, file.data(), sizeof(eh));
+  if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB || eh.e_machine != EM_X86_64) {
+    *error = "ELF file for another machine (need x86-64, 64-bit little-endian)";
+    return std::nullopt;
+  }
+  uint64_t table_end = eh.e_shoff + static_cast<uint64_t>(eh.e_shnum) * sizeof(Elf64_Shdr);
+  if (eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shoff > file.size() || table_end > file.size() ||
+      eh.e_shstrndx >= eh.e_shnum) {
+    *error = "the file is truncated or its section table is damaged";
+    return std::nullopt;
+  }
+  auto section = [&](size_t i) {
+    Elf64_Shdr sh;
+    std::memcpy(&sh, file.data() + eh.e_shoff + i * sizeof(Elf64_Shdr), sizeof(sh));
+    return sh;
+  };
+  Elf64_Shdr names = section(eh.e_shstrndx);
+  if (names.sh_offset > file.size() || names.sh_size > file.size() - names.sh_offset) {
+    *error = "the file is truncated (section names lie past its end)";
+    return std::nullopt;
+  }
+  for (size_t i = 0; i < eh.e_shnum; ++i) {
+    Elf64_Shdr sh = section(i);
+    if (sh.sh_name >= names.sh_size) continue;
+    const char* sname = reinterpret_cast<const char*>(file.data() + names.sh_offset + sh.sh_name);
+    size_t max_len = names.sh_size - sh.sh_name;
+    if (strnlen(sname, max_len) == max_len || std::strcmp(sname, name) != 0) continue;
+    if (sh.sh_offset > file.size() || sh.sh_size > file.size() - sh.sh_offset) {
+      *error = std::string("the file is truncated (section ") + name + " lies past its end)";
+      return std::nullopt;
+    }
+    return SectionRef{sh.sh_offset, sh.sh_size};
+  }
+  *error = std::string("no ") + name + " section: a shared object, but not a Kiln artifact";
+  return std::nullopt;
+}
+
+uint64_t hashBytes(std::span<const uint8_t> bytes, uint64_t seed) {
+  uint64_t h = seed ^ (bytes.size() * kPrime1);
+  size_t i = 0;
+  for (; i + 8 <= bytes.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, bytes.data() + i, 8);
+    h = rotl(h ^ (w * kPrime2), 31) * kPrime1;
+  }
+  for (; i < bytes.size(); ++i) h = rotl(h ^ (bytes[i] * kPrime1), 11) * kPrime2;
+  h ^= h >> 33;
+  h *= kPrime2;
+  h ^= h >> 29;
+  return h;
+}
+
+uint64_t hashArtifact(std::span<const uint8_t> file, SectionRef skip) {
+  uint64_t h = hashBytes(file.subspan(0, skip.offset), 1);
+  return hashBytes(file.subspan(skip.offset + skip.size), h);
+}
+
+}  // namespace kiln::artifact

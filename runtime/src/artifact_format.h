@@ -1,0 +1,79 @@
+// The artifact's model description and its place in the ELF file.
+//
+// A Kiln artifact is an ELF shared object. Its `.kiln.desc` section holds a
+// ModelDesc in the binary layout below, so the runtime can read and check it
+// (format version, checksum, CPU features) from the file bytes alone, before
+// anything in the artifact is mapped or run. This file is shared by the
+// compiler (writer) and the runtime (reader) and depends on the C++ standard
+// library only.
+//
+// Section layout (little-endian):
+//   0  char[8]  magic "KILNDSC\0"
+//   8  u32      format version
+//   12 u32      reserved (0)
+//   16 u64      payload bytes
+//   24 u64      content hash: over every byte of the file outside this section
+//   32 ...      payload: fields in ModelDesc order, strings as u32 length + bytes
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace kiln::artifact {
+
+inline constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'D', 'S', 'C', '\0'};
+inline constexpr uint32_t kFormatVersion = 1;
+// Version of the calling convention between runtime and generated code
+// (kiln_exec_context and the entry point's signature).
+inline constexpr uint32_t kAbiVersion = 1;
+inline constexpr const char* kDescSection = ".kiln.desc";
+inline constexpr size_t kHeaderBytes = 32;
+inline constexpr size_t kContentHashOffset = 24;
+
+struct TensorDesc {
+  std::string name;
+  int32_t dtype = 0;                   // ONNX TensorProto code (= kiln_dtype)
+  std::vector<int64_t> dims;           // -1 where symbolic
+  std::vector<std::string> dim_names;  // symbol per dim, "" where static
+};
+
+struct ModelDesc {
+  uint32_t abi_version = kAbiVersion;
+  std::string target;                     // "cpu" or "cuda"
+  std::string cpu_name;                   // LLVM CPU the code was tuned for
+  std::vector<std::string> cpu_features;  // features the code needs, e.g. "avx512f"
+  std::string cuda_arch;                  // "sm_90" for CUDA artifacts
+  std::string producer;                   // "kiln 0.1.0"
+  std::string model_hash;                 // hex digest of the source ONNX model
+  std::string options;                    // the compile options that shaped the code
+  std::string entry_symbol;               // the run function
+  uint64_t workspace_bytes = 0;
+  uint64_t kernel_count = 0;
+  std::vector<TensorDesc> inputs;
+  std::vector<TensorDesc> outputs;
+  uint64_t content_hash = 0;  // filled in after linking
+};
+
+std::vector<uint8_t> serialize(const ModelDesc& desc);
+// Parses a `.kiln.desc` section; nullopt with `error` set when malformed.
+std::optional<ModelDesc> parse(std::span<const uint8_t> section, std::string* error);
+
+struct SectionRef {
+  uint64_t offset = 0;
+  uint64_t size = 0;
+};
+
+// Finds a section of an ELF64 little-endian file by name, checking that the
+// headers and the section lie inside the file.
+std::optional<SectionRef> findElfSection(std::span<const uint8_t> file, const char* name, std::string* error);
+
+// 64-bit hash of the file with `skip` (the description section) left out.
+uint64_t hashArtifact(std::span<const uint8_t> file, SectionRef skip);
+
+uint64_t hashBytes(std::span<const uint8_t> bytes, uint64_t seed = 0);
+
+}  // namespace kiln::artifact

@@ -1,0 +1,28 @@
+// The calling convention between the runtime and generated code (ABI
+// version artifact::kAbiVersion). codegen/cpu/emit_llvm.cpp builds the same
+// struct layout in LLVM IR; change both together and bump kAbiVersion.
+//
+// Entry point of every artifact (its name is in the model description):
+//   int32_t entry(const kiln_exec_context* ctx, void* const* inputs,
+//                 void* const* outputs, void* workspace);
+// `workspace` is 64-byte aligned and workspace_bytes long; 0 means success.
+#pragma once
+
+#include <cstdint>
+
+extern "C" {
+
+typedef void (*kiln_task_fn)(void* closure, int64_t begin, int64_t end);
+
+struct kiln_exec_context {
+  uint32_t abi_version;
+  uint32_t num_threads;
+  void* pool;
+  // Runs fn(closure, begin, end) over disjoint ranges covering [0, count),
+  // possibly on several threads, and returns when all are done.
+  void (*parallel_for)(void* pool, int64_t count, kiln_task_fn fn, void* closure);
+};
+
+typedef int32_t (*kiln_entry_fn)(const kiln_exec_context* ctx, void* const* inputs, void* const* outputs,
+                                 void* workspace);
+}

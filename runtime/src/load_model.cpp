@@ -1,0 +1,174 @@
+// Loading an artifact: every check happens on the file's bytes before the
+// dynamic loader sees it, and the loader then maps exactly the bytes that were
+// checked (a memfd copy), so a file changed after the check is never run.
+#include <cerrno>
+#include <cstring>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <fstream>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cpu_features.h"
+#include "model.h"
+
+namespace kiln::runtime {
+namespace {
+
+kiln_status readFile(const char* path, std::vector<uint8_t>& bytes, std::string& message) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    message = std::string("cannot open artifact '") + path + "': " + std::strerror(errno);
+    return KILN_ERROR_IO;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    message = std::string("artifact '") + path + "' is not a regular file";
+    return KILN_ERROR_IO;
+  }
+  bytes.resize(static_cast<size_t>(st.st_size));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = read(fd, bytes.data() + done, bytes.size() - done);
+    if (n <= 0) {
+      close(fd);
+      message = std::string("cannot read artifact '") + path + "'";
+      return KILN_ERROR_IO;
+    }
+    done += static_cast<size_t>(n);
+  }
+  close(fd);
+  return KILN_OK;
+}
+
+kiln_status checkHost(const artifact::ModelDesc& desc, std::string& message) {
+  if (desc.target != "cpu") {
+    message = "artifact targets '" + desc.target + "', which this runtime build cannot run";
+    return KILN_ERROR_UNSUPPORTED;
+  }
+  if (desc.abi_version != artifact::kAbiVersion) {
+    message = "artifact uses runtime ABI " + std::to_string(desc.abi_version) + ", this runtime speaks ABI " +
+              std::to_string(artifact::kAbiVersion) + "; recompile the model";
+    return KILN_ERROR_UNSUPPORTED;
+  }
+  for (const std::string& f : desc.cpu_features) {
+    if (!cpu::isKnownFeature(f)) {
+      message = "artifact requires CPU feature '" + f + "', unknown to this runtime";
+      return KILN_ERROR_UNSUPPORTED;
+    }
+  }
+  std::vector<std::string> missing = cpu::missingFeatures(desc.cpu_features);
+  if (!missing.empty()) {
+    std::string list;
+    for (const std::string& f : missing) list += (list.empty() ? "" : ", ") + f;
+    message = "artifact was compiled for CPU '" + desc.cpu_name + "' and needs " + list +
+              ", which this machine lacks; recompile with --cpu/--features for this host";
+    return KILN_ERROR_UNSUPPORTED;
+  }
+  for (const std::string& f : desc.cpu_features) {
+    if (f.rfind("amx-", 0) == 0 && !cpu::enableAmx()) {
+      message = "artifact uses AMX, but the kernel refused AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM)";
+      return KILN_ERROR_UNSUPPORTED;
+    }
+  }
+  return KILN_OK;
+}
+
+// dlopen()s the checked bytes from an anonymous memory file.
+void* openChecked(const std::vector<uint8_t>& bytes, std::string& message) {
+  int fd = memfd_create("kiln-artifact", MFD_CLOEXEC);
+  if (fd < 0) {
+    message = std::string("memfd_create failed: ") + std::strerror(errno);
+    return nullptr;
+  }
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
+    if (n <= 0) {
+      close(fd);
+      message = "cannot stage the artifact in memory";
+      return nullptr;
+    }
+    done += static_cast<size_t>(n);
+  }
+  std::string proc_path = "/proc/self/fd/" + std::to_string(fd);
+  void* handle = dlopen(proc_path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) message = std::string("the dynamic loader refused the artifact: ") + dlerror();
+  close(fd);
+  return handle;
+}
+
+void buildViews(kiln_model& model) {
+  auto view = [](const artifact::TensorDesc& t) {
+    kiln_model::TensorView v;
+    v.dims = t.dims;
+    for (const std::string& s : t.dim_names) v.dim_names.push_back(s.c_str());
+    return v;
+  };
+  for (const auto& t : model.desc.inputs) model.input_views.push_back(view(t));
+  for (const auto& t : model.desc.outputs) model.output_views.push_back(view(t));
+  const artifact::ModelDesc& d = model.desc;
+  std::string features;
+  for (const std::string& f : d.cpu_features) features += (features.empty() ? "" : ",") + f;
+  char hash[17];
+  std::snprintf(hash, sizeof(hash), "%016llx", static_cast<unsigned long long>(d.content_hash));
+  model.metadata = {{"target", d.target},
+                    {"cpu", d.cpu_name},
+                    {"cpu_features", features},
+                    {"cuda_arch", d.cuda_arch},
+                    {"producer", d.producer},
+                    {"model_hash", d.model_hash},
+                    {"options", d.options},
+                    {"content_hash", hash},
+                    {"workspace_bytes", std::to_string(d.workspace_bytes)},
+                    {"kernel_count", std::to_string(d.kernel_count)}};
+}
+
+}  // namespace
+
+kiln_status loadModel(const char* path, std::unique_ptr<kiln_model>& model, std::string& message) {
+  std::vector<uint8_t> bytes;
+  if (kiln_status s = readFile(path, bytes, message); s != KILN_OK) return s;
+  std::string where = std::string("artifact '") + path + "': ";
+  std::string error;
+  auto section = artifact::findElfSection(bytes, artifact::kDescSection, &error);
+  if (!section) {
+    message = where + error;
+    return KILN_ERROR_INVALID_ARTIFACT;
+  }
+  auto desc = artifact::parse(std::span(bytes).subspan(section->offset, section->size), &error);
+  if (!desc) {
+    message = where + error;
+    return error.find("version") != std::string::npos ? KILN_ERROR_UNSUPPORTED : KILN_ERROR_INVALID_ARTIFACT;
+  }
+  if (artifact::hashArtifact(bytes, *section) != desc->content_hash) {
+    message = where + "checksum mismatch: the file was damaged or modified after compilation";
+    return KILN_ERROR_INVALID_ARTIFACT;
+  }
+  if (kiln_status s = checkHost(*desc, error); s != KILN_OK) {
+    message = where + error;
+    return s;
+  }
+  model = std::make_unique<kiln_model>();
+  model->desc = std::move(*desc);
+  model->library = openChecked(bytes, error);
+  if (!model->library) {
+    message = where + error;
+    return KILN_ERROR_INVALID_ARTIFACT;
+  }
+  model->entry = reinterpret_cast<kiln_entry_fn>(dlsym(model->library, model->desc.entry_symbol.c_str()));
+  if (!model->entry) {
+    message = where + "entry point '" + model->desc.entry_symbol + "' is missing";
+    return KILN_ERROR_INVALID_ARTIFACT;
+  }
+  buildViews(*model);
+  return KILN_OK;
+}
+
+}  // namespace kiln::runtime
+
+kiln_model::~kiln_model() {
+  if (library) dlclose(library);
+}
