@@ -1,0 +1,40 @@
+// The codegen interface: a backend turns a lowered Program into an artifact.
+// codegen/cpu/ (LLVM) implements it today; codegen/cuda/ (NVRTC) will mirror
+// the same stages file for file.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "artifact_format.h"
+#include "compiler/lower/program.h"
+#include "compiler/support/status.h"
+
+namespace kiln::codegen {
+
+// What the backend stops after (`kiln compile --emit=...`).
+enum class EmitKind { kArtifact, kLlvmIr, kObject };
+
+struct TargetOptions {
+  std::string cpu;       // LLVM CPU name; empty: this host
+  std::string features;  // "+avx512f,-amx-tile"; added to the CPU's own
+  int opt_level = 2;     // 0..3
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view target() const = 0;
+  // Writes `program` to `path` as `kind`. `desc` carries the target-neutral
+  // description (inputs, outputs, hashes, options); the backend adds its own
+  // fields (CPU, features, entry point) before embedding it.
+  virtual Status emit(const lower::Program& program, artifact::ModelDesc desc, EmitKind kind,
+                      const std::string& path) = 0;
+  // A one-line summary of the resolved target, e.g. "cpu sapphirerapids (+avx512f,...)".
+  virtual std::string describeTarget() const = 0;
+};
+
+Expected<std::unique_ptr<Backend>> createCpuBackend(const TargetOptions& options);
+
+}  // namespace kiln::codegen

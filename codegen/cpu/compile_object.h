@@ -1,0 +1,24 @@
+// LLVM module -> optimized ELF object in memory.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <llvm/IR/Module.h>
+#include <llvm/Target/TargetMachine.h>
+
+#include "compiler/support/status.h"
+
+namespace kiln::codegen::cpu {
+
+// Runs LLVM's -O<level> pipeline on `module` for `machine`.
+Status optimizeModule(llvm::Module& module, llvm::TargetMachine& machine, int opt_level);
+Expected<std::vector<char>> emitObject(llvm::Module& module, llvm::TargetMachine& machine);
+
+// Links one object into a shared object at `path` with LLD, in-process.
+Status linkSharedObject(const std::vector<char>& object, const std::string& path);
+
+// Writes the checksum of the linked artifact into its description section.
+Status sealArtifact(const std::string& path);
+
+}  // namespace kiln::codegen::cpu

@@ -1,0 +1,327 @@
+#include "codegen/cpu/emit_expr.h"
+
+#include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/Module.h>
+
+namespace kiln::codegen::cpu {
+
+using kir::BinaryOp;
+using kir::DType;
+using kir::ExprNode;
+using kir::UnaryOp;
+
+namespace {
+
+bool isUnsigned(DType t) {
+  return t == DType::kUInt8 || t == DType::kUInt16 || t == DType::kUInt32 || t == DType::kUInt64 || t == DType::kBool;
+}
+
+bool containsLoadOrDivision(const kir::Expr& e) {
+  const ExprNode& n = *e;
+  if (n.kind == ExprNode::Kind::kLoad || n.kind == ExprNode::Kind::kReduce) return true;
+  for (const kir::Expr& op : n.operands)
+    if (containsLoadOrDivision(op)) return true;
+  return false;
+}
+
+}  // namespace
+
+ExprEmitter::ExprEmitter(llvm::IRBuilder<>& b, const kir::Kernel& kernel, std::vector<llvm::Value*> buffers)
+    : b_(b), kernel_(kernel), buffers_(std::move(buffers)) {
+  for (const kir::BufferParam& p : kernel.params) {
+    std::vector<int64_t> strides(p.shape.size(), 1);
+    for (size_t d = p.shape.size(); d-- > 1;) strides[d - 1] = strides[d] * p.shape[d];
+    strides_.push_back(std::move(strides));
+  }
+}
+
+llvm::Type* ExprEmitter::valueType(DType t) const {
+  llvm::LLVMContext& c = b_.getContext();
+  switch (t) {
+    case DType::kFloat32: return llvm::Type::getFloatTy(c);
+    case DType::kFloat64: return llvm::Type::getDoubleTy(c);
+    case DType::kFloat16: return llvm::Type::getHalfTy(c);
+    case DType::kBFloat16: return llvm::Type::getBFloatTy(c);
+    case DType::kBool: return llvm::Type::getInt1Ty(c);
+    default: return llvm::Type::getIntNTy(c, 8 * ir::byteSize(t));
+  }
+}
+
+llvm::Type* ExprEmitter::memoryType(DType t) const {
+  return t == DType::kBool ? llvm::Type::getInt8Ty(b_.getContext()) : valueType(t);
+}
+
+llvm::Value* ExprEmitter::intrinsic(llvm::Intrinsic::ID id, std::vector<llvm::Value*> args) {
+  return b_.CreateIntrinsic(id, {args[0]->getType()}, args);
+}
+
+llvm::Value* ExprEmitter::address(int buffer, const std::vector<kir::Expr>& indices) {
+  llvm::Value* offset = b_.getInt64(0);
+  for (size_t d = 0; d < indices.size(); ++d) {
+    llvm::Value* term = b_.CreateMul(emit(indices[d]), b_.getInt64(strides_[buffer][d]), "", false, true);
+    offset = b_.CreateAdd(offset, term, "", false, true);
+  }
+  return b_.CreateInBoundsGEP(memoryType(kernel_.params[buffer].dtype), buffers_[buffer], offset);
+}
+
+void ExprEmitter::store(int buffer, const std::vector<kir::Expr>& indices, llvm::Value* value) {
+  if (kernel_.params[buffer].dtype == DType::kBool) value = b_.CreateZExt(value, b_.getInt8Ty());
+  b_.CreateStore(value, address(buffer, indices));
+}
+
+void ExprEmitter::loop(int var_id, llvm::Value* begin, llvm::Value* end,
+                       const std::function<void(llvm::Value*)>& body) {
+  llvm::Function* f = b_.GetInsertBlock()->getParent();
+  llvm::LLVMContext& c = b_.getContext();
+  llvm::BasicBlock* pre = b_.GetInsertBlock();
+  auto* header = llvm::BasicBlock::Create(c, "loop", f);
+  auto* body_block = llvm::BasicBlock::Create(c, "body", f);
+  auto* exit = llvm::BasicBlock::Create(c, "exit", f);
+  b_.CreateCondBr(b_.CreateICmpSLT(begin, end), header, exit);
+  b_.SetInsertPoint(header);
+  llvm::PHINode* iv = b_.CreatePHI(b_.getInt64Ty(), 2, "iv");
+  iv->addIncoming(begin, pre);
+  b_.CreateBr(body_block);
+  b_.SetInsertPoint(body_block);
+  llvm::Value* saved = vars_.count(var_id) ? vars_[var_id] : nullptr;
+  if (var_id >= 0) vars_[var_id] = iv;
+  body(iv);
+  if (var_id >= 0) vars_[var_id] = saved;
+  llvm::Value* next = b_.CreateAdd(iv, b_.getInt64(1), "", true, true);
+  iv->addIncoming(next, b_.GetInsertBlock());
+  b_.CreateCondBr(b_.CreateICmpSLT(next, end), header, exit);
+  b_.SetInsertPoint(exit);
+}
+
+llvm::Value* ExprEmitter::emit(const kir::Expr& e) {
+  const ExprNode& n = *e;
+  switch (n.kind) {
+    case ExprNode::Kind::kConst: return emitConst(n);
+    case ExprNode::Kind::kVar: return vars_.at(n.var_id);
+    case ExprNode::Kind::kLoad: {
+      llvm::Value* v = b_.CreateLoad(memoryType(n.dtype), address(n.buffer, n.operands));
+      return n.dtype == DType::kBool ? b_.CreateICmpNE(v, b_.getInt8(0)) : v;
+    }
+    case ExprNode::Kind::kUnary: return emitUnary(n);
+    case ExprNode::Kind::kBinary: {
+      llvm::Value* a = emit(n.operands[0]);
+      llvm::Value* b = emit(n.operands[1]);
+      return emitBinary(static_cast<BinaryOp>(n.op), n.operands[0].dtype(), a, b);
+    }
+    case ExprNode::Kind::kSelect: return emitSelect(n);
+    case ExprNode::Kind::kCast: return emitCast(n.operands[0].dtype(), n.dtype, emit(n.operands[0]));
+    case ExprNode::Kind::kReduce: return emitReduce(n);
+  }
+  return nullptr;
+}
+
+llvm::Value* ExprEmitter::emitConst(const ExprNode& n) {
+  llvm::Type* t = valueType(n.dtype);
+  if (ir::isFloat(n.dtype)) return llvm::ConstantFP::get(t, n.value);
+  if (n.dtype == DType::kBool) return b_.getInt1(n.value != 0);
+  if (n.dtype == DType::kUInt64 && n.value >= 9223372036854775808.0)
+    return llvm::ConstantInt::get(t, static_cast<uint64_t>(n.value));
+  return llvm::ConstantInt::get(t, static_cast<uint64_t>(static_cast<int64_t>(n.value)), true);
+}
+
+llvm::Value* ExprEmitter::callLibm(const char* f32_name, const char* f64_name, llvm::Value* v) {
+  llvm::Type* t = v->getType();
+  bool narrow = !t->isDoubleTy();
+  llvm::Value* arg = narrow && !t->isFloatTy() ? b_.CreateFPExt(v, b_.getFloatTy()) : v;
+  llvm::Module* m = b_.GetInsertBlock()->getModule();
+  llvm::FunctionCallee f = m->getOrInsertFunction(narrow ? f32_name : f64_name, arg->getType(), arg->getType());
+  if (auto* fn = llvm::dyn_cast<llvm::Function>(f.getCallee())) {
+    fn->setDoesNotThrow();
+    fn->setOnlyAccessesInaccessibleMemory();
+  }
+  llvm::Value* r = b_.CreateCall(f, {arg});
+  return r->getType() == t ? r : b_.CreateFPTrunc(r, t);
+}
+
+llvm::Value* ExprEmitter::emitUnary(const ExprNode& n) {
+  auto op = static_cast<UnaryOp>(n.op);
+  llvm::Value* a = emit(n.operands[0]);
+  if (ir::isFloat(n.dtype)) {
+    switch (op) {
+      case UnaryOp::kNeg: return b_.CreateFNeg(a);
+      case UnaryOp::kAbs: return intrinsic(llvm::Intrinsic::fabs, {a});
+      case UnaryOp::kExp: return intrinsic(llvm::Intrinsic::exp, {a});
+      case UnaryOp::kLog: return intrinsic(llvm::Intrinsic::log, {a});
+      case UnaryOp::kSqrt: return intrinsic(llvm::Intrinsic::sqrt, {a});
+      case UnaryOp::kFloor: return intrinsic(llvm::Intrinsic::floor, {a});
+      case UnaryOp::kCeil: return intrinsic(llvm::Intrinsic::ceil, {a});
+      case UnaryOp::kRound: return intrinsic(llvm::Intrinsic::roundeven, {a});
+      case UnaryOp::kSin: return intrinsic(llvm::Intrinsic::sin, {a});
+      case UnaryOp::kCos: return intrinsic(llvm::Intrinsic::cos, {a});
+      case UnaryOp::kTanh: return callLibm("tanhf", "tanh", a);
+      case UnaryOp::kErf: return callLibm("erff", "erf", a);
+      case UnaryOp::kNot: return b_.CreateUIToFP(b_.CreateFCmpOEQ(a, llvm::ConstantFP::get(a->getType(), 0)), a->getType());
+      case UnaryOp::kCount: break;
+    }
+    return nullptr;
+  }
+  switch (op) {
+    case UnaryOp::kNeg: return b_.CreateNeg(a);
+    case UnaryOp::kAbs: return intrinsic(llvm::Intrinsic::abs, {a, b_.getFalse()});
+    case UnaryOp::kNot: return b_.CreateNot(a);
+    default: return a;  // floor/ceil/round of an integer
+  }
+}
+
+llvm::Value* ExprEmitter::emitBinary(BinaryOp op, DType t, llvm::Value* a, llvm::Value* b) {
+  if (ir::isFloat(t)) {
+    switch (op) {
+      case BinaryOp::kAdd: return b_.CreateFAdd(a, b);
+      case BinaryOp::kSub: return b_.CreateFSub(a, b);
+      case BinaryOp::kMul: return b_.CreateFMul(a, b);
+      case BinaryOp::kDiv: return b_.CreateFDiv(a, b);
+      case BinaryOp::kMod: return b_.CreateFRem(a, b);
+      case BinaryOp::kPow: return intrinsic(llvm::Intrinsic::pow, {a, b});
+      // a > b || isnan(a) ? a : b, as the reference evaluator: NaN propagates from a.
+      case BinaryOp::kMax: return b_.CreateSelect(b_.CreateOr(b_.CreateFCmpOGT(a, b), b_.CreateFCmpUNO(a, a)), a, b);
+      case BinaryOp::kMin: return b_.CreateSelect(b_.CreateOr(b_.CreateFCmpOLT(a, b), b_.CreateFCmpUNO(a, a)), a, b);
+      case BinaryOp::kEq: return b_.CreateFCmpOEQ(a, b);
+      case BinaryOp::kNe: return b_.CreateFCmpUNE(a, b);
+      case BinaryOp::kLt: return b_.CreateFCmpOLT(a, b);
+      case BinaryOp::kLe: return b_.CreateFCmpOLE(a, b);
+      case BinaryOp::kGt: return b_.CreateFCmpOGT(a, b);
+      case BinaryOp::kGe: return b_.CreateFCmpOGE(a, b);
+      default: return nullptr;
+    }
+  }
+  bool u = isUnsigned(t);
+  switch (op) {
+    case BinaryOp::kAdd: return b_.CreateAdd(a, b);
+    case BinaryOp::kSub: return b_.CreateSub(a, b);
+    case BinaryOp::kMul: return b_.CreateMul(a, b);
+    case BinaryOp::kDiv:
+    case BinaryOp::kMod: return emitIntDivision(op, t, a, b);
+    case BinaryOp::kMax: return b_.CreateSelect(u ? b_.CreateICmpUGT(a, b) : b_.CreateICmpSGT(a, b), a, b);
+    case BinaryOp::kMin: return b_.CreateSelect(u ? b_.CreateICmpULT(a, b) : b_.CreateICmpSLT(a, b), a, b);
+    case BinaryOp::kPow: {
+      llvm::Value* fa = u ? b_.CreateUIToFP(a, b_.getDoubleTy()) : b_.CreateSIToFP(a, b_.getDoubleTy());
+      llvm::Value* fb = u ? b_.CreateUIToFP(b, b_.getDoubleTy()) : b_.CreateSIToFP(b, b_.getDoubleTy());
+      return emitCast(DType::kFloat64, t, intrinsic(llvm::Intrinsic::pow, {fa, fb}));
+    }
+    case BinaryOp::kAnd: return b_.CreateAnd(a, b);
+    case BinaryOp::kOr: return b_.CreateOr(a, b);
+    case BinaryOp::kXor: return b_.CreateXor(a, b);
+    case BinaryOp::kEq: return b_.CreateICmpEQ(a, b);
+    case BinaryOp::kNe: return b_.CreateICmpNE(a, b);
+    case BinaryOp::kLt: return u ? b_.CreateICmpULT(a, b) : b_.CreateICmpSLT(a, b);
+    case BinaryOp::kLe: return u ? b_.CreateICmpULE(a, b) : b_.CreateICmpSLE(a, b);
+    case BinaryOp::kGt: return u ? b_.CreateICmpUGT(a, b) : b_.CreateICmpSGT(a, b);
+    case BinaryOp::kGe: return u ? b_.CreateICmpUGE(a, b) : b_.CreateICmpSGE(a, b);
+    default: return nullptr;
+  }
+}
+
+// Integer division never traps on run-time data: x/0 is 0 and MIN/-1 wraps,
+// as the reference evaluator defines them.
+llvm::Value* ExprEmitter::emitIntDivision(BinaryOp op, DType t, llvm::Value* a, llvm::Value* b) {
+  llvm::Type* ty = a->getType();
+  llvm::Value* zero = llvm::ConstantInt::get(ty, 0);
+  llvm::Value* is_zero = b_.CreateICmpEQ(b, zero);
+  bool div = op == BinaryOp::kDiv;
+  if (isUnsigned(t)) {
+    llvm::Value* safe_b = b_.CreateSelect(is_zero, llvm::ConstantInt::get(ty, 1), b);
+    llvm::Value* r = div ? b_.CreateUDiv(a, safe_b) : b_.CreateURem(a, safe_b);
+    return b_.CreateSelect(is_zero, zero, r);
+  }
+  llvm::Value* is_minus_one = b_.CreateICmpEQ(b, llvm::ConstantInt::get(ty, -1, true));
+  llvm::Value* safe_b = b_.CreateSelect(b_.CreateOr(is_zero, is_minus_one), llvm::ConstantInt::get(ty, 1), b);
+  llvm::Value* r = div ? b_.CreateSDiv(a, safe_b) : b_.CreateSRem(a, safe_b);
+  llvm::Value* minus_one_result = div ? b_.CreateNeg(a) : zero;
+  return b_.CreateSelect(is_zero, zero, b_.CreateSelect(is_minus_one, minus_one_result, r));
+}
+
+// Arms that load run under a branch: padding guards like
+// select(inRange(i), x[i], 0) must not read x out of bounds.
+llvm::Value* ExprEmitter::emitSelect(const ExprNode& n) {
+  llvm::Value* cond = emit(n.operands[0]);
+  if (!containsLoadOrDivision(n.operands[1]) && !containsLoadOrDivision(n.operands[2]))
+    return b_.CreateSelect(cond, emit(n.operands[1]), emit(n.operands[2]));
+  llvm::Function* f = b_.GetInsertBlock()->getParent();
+  llvm::LLVMContext& c = b_.getContext();
+  auto* then_block = llvm::BasicBlock::Create(c, "then", f);
+  auto* else_block = llvm::BasicBlock::Create(c, "else", f);
+  auto* join = llvm::BasicBlock::Create(c, "join", f);
+  b_.CreateCondBr(cond, then_block, else_block);
+  b_.SetInsertPoint(then_block);
+  llvm::Value* t = emit(n.operands[1]);
+  llvm::BasicBlock* t_end = b_.GetInsertBlock();
+  b_.CreateBr(join);
+  b_.SetInsertPoint(else_block);
+  llvm::Value* e = emit(n.operands[2]);
+  llvm::BasicBlock* e_end = b_.GetInsertBlock();
+  b_.CreateBr(join);
+  b_.SetInsertPoint(join);
+  llvm::PHINode* phi = b_.CreatePHI(t->getType(), 2);
+  phi->addIncoming(t, t_end);
+  phi->addIncoming(e, e_end);
+  return phi;
+}
+
+llvm::Value* ExprEmitter::emitCast(DType from, DType to, llvm::Value* v) {
+  if (from == to) return v;
+  llvm::Type* target = valueType(to);
+  bool from_float = ir::isFloat(from), to_float = ir::isFloat(to);
+  if (to == DType::kBool)
+    return from_float ? b_.CreateFCmpUNE(v, llvm::ConstantFP::get(v->getType(), 0))
+                      : b_.CreateICmpNE(v, llvm::ConstantInt::get(v->getType(), 0));
+  if (from_float && to_float) {
+    // half <-> bfloat go through float.
+    if ((from == DType::kFloat16 && to == DType::kBFloat16) || (from == DType::kBFloat16 && to == DType::kFloat16))
+      return b_.CreateFPTrunc(b_.CreateFPExt(v, b_.getFloatTy()), target);
+    return target->getPrimitiveSizeInBits() > v->getType()->getPrimitiveSizeInBits() ? b_.CreateFPExt(v, target)
+                                                                                     : b_.CreateFPTrunc(v, target);
+  }
+  if (from_float) {
+    auto id = isUnsigned(to) ? llvm::Intrinsic::fptoui_sat : llvm::Intrinsic::fptosi_sat;
+    return b_.CreateIntrinsic(id, {target, v->getType()}, {v});
+  }
+  if (to_float) return isUnsigned(from) ? b_.CreateUIToFP(v, target) : b_.CreateSIToFP(v, target);
+  return isUnsigned(from) ? b_.CreateZExtOrTrunc(v, target) : b_.CreateSExtOrTrunc(v, target);
+}
+
+llvm::Value* ExprEmitter::emitReduce(const ExprNode& n) {
+  auto op = static_cast<kir::ReduceOp>(n.op);
+  llvm::Type* t = valueType(n.dtype);
+  // The accumulator lives in an entry-block slot; mem2reg turns it into a register.
+  llvm::Function* f = b_.GetInsertBlock()->getParent();
+  llvm::IRBuilder<> entry(&f->getEntryBlock(), f->getEntryBlock().begin());
+  llvm::AllocaInst* acc = entry.CreateAlloca(t);
+  llvm::Value* init = nullptr;
+  bool fl = ir::isFloat(n.dtype);
+  unsigned bits = t->getPrimitiveSizeInBits();
+  bool u = isUnsigned(n.dtype);
+  switch (op) {
+    case kir::ReduceOp::kSum: init = fl ? llvm::ConstantFP::get(t, 0.0) : llvm::ConstantInt::get(t, 0); break;
+    case kir::ReduceOp::kProd: init = fl ? llvm::ConstantFP::get(t, 1.0) : llvm::ConstantInt::get(t, 1); break;
+    case kir::ReduceOp::kMax:
+      init = fl ? llvm::ConstantFP::getInfinity(t, true)
+                : llvm::ConstantInt::get(t, u ? llvm::APInt::getMinValue(bits) : llvm::APInt::getSignedMinValue(bits));
+      break;
+    case kir::ReduceOp::kMin:
+      init = fl ? llvm::ConstantFP::getInfinity(t, false)
+                : llvm::ConstantInt::get(t, u ? llvm::APInt::getMaxValue(bits) : llvm::APInt::getSignedMaxValue(bits));
+      break;
+    case kir::ReduceOp::kCount: break;
+  }
+  b_.CreateStore(init, acc);
+  static constexpr BinaryOp kCombine[] = {BinaryOp::kAdd, BinaryOp::kMul, BinaryOp::kMax, BinaryOp::kMin};
+  std::function<void(size_t)> nest = [&](size_t d) {
+    if (d == n.reduce_vars.size()) {
+      llvm::Value* current = b_.CreateLoad(t, acc);
+      llvm::Value* next = emitBinary(kCombine[static_cast<int>(op)], n.dtype, current, emit(n.operands[0]));
+      b_.CreateStore(next, acc);
+      return;
+    }
+    const kir::IterVar& v = n.reduce_vars[d];
+    loop(v.id, b_.getInt64(0), b_.getInt64(v.extent), [&](llvm::Value*) { nest(d + 1); });
+  };
+  nest(0);
+  return b_.CreateLoad(t, acc);
+}
+
+}  // namespace kiln::codegen::cpu

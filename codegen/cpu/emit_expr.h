@@ -1,0 +1,50 @@
+// Kernel IR expressions -> LLVM IR, inside one stage function.
+#pragma once
+
+#include <functional>
+#include <unordered_map>
+#include <vector>
+
+#include <llvm/IR/IRBuilder.h>
+
+#include "compiler/kir/kir.h"
+
+namespace kiln::codegen::cpu {
+
+// Emits loops and expressions for one kernel's stage. Buffers are the stage
+// function's pointer arguments, in kernel parameter order.
+class ExprEmitter {
+ public:
+  ExprEmitter(llvm::IRBuilder<>& b, const kir::Kernel& kernel, std::vector<llvm::Value*> buffers);
+
+  llvm::Value* emit(const kir::Expr& e);
+  // The element address of buffer[indices].
+  llvm::Value* address(int buffer, const std::vector<kir::Expr>& indices);
+  void store(int buffer, const std::vector<kir::Expr>& indices, llvm::Value* value);
+  // for (iv = begin; iv < end; ++iv) body(iv); binds `var_id` (when >= 0) to iv inside.
+  void loop(int var_id, llvm::Value* begin, llvm::Value* end, const std::function<void(llvm::Value*)>& body);
+  void bind(int var_id, llvm::Value* value) { vars_[var_id] = value; }
+
+  // The LLVM type of a dtype in registers (bool is i1) and in memory (bool is i8).
+  llvm::Type* valueType(kir::DType dtype) const;
+  llvm::Type* memoryType(kir::DType dtype) const;
+
+ private:
+  llvm::Value* emitConst(const kir::ExprNode& n);
+  llvm::Value* emitUnary(const kir::ExprNode& n);
+  llvm::Value* emitBinary(kir::BinaryOp op, kir::DType type, llvm::Value* a, llvm::Value* b);
+  llvm::Value* emitIntDivision(kir::BinaryOp op, kir::DType type, llvm::Value* a, llvm::Value* b);
+  llvm::Value* emitSelect(const kir::ExprNode& n);
+  llvm::Value* emitCast(kir::DType from, kir::DType to, llvm::Value* v);
+  llvm::Value* emitReduce(const kir::ExprNode& n);
+  llvm::Value* callLibm(const char* f32_name, const char* f64_name, llvm::Value* v);
+  llvm::Value* intrinsic(llvm::Intrinsic::ID id, std::vector<llvm::Value*> args);
+
+  llvm::IRBuilder<>& b_;
+  const kir::Kernel& kernel_;
+  std::vector<llvm::Value*> buffers_;
+  std::vector<std::vector<int64_t>> strides_;
+  std::unordered_map<int, llvm::Value*> vars_;
+};
+
+}  // namespace kiln::codegen::cpu

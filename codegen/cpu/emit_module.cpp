@@ -1,0 +1,210 @@
+#include "codegen/cpu/emit_module.h"
+
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/Verifier.h>
+#include <llvm/Transforms/Utils/ModuleUtils.h>
+
+#include "codegen/cpu/emit_expr.h"
+#include "codegen/cpu/schedule.h"
+
+namespace kiln::codegen::cpu {
+namespace {
+
+// kiln_exec_context as runtime/src/exec_context.h lays it out.
+struct ContextLayout {
+  static constexpr unsigned kPool = 2;
+  static constexpr unsigned kParallelFor = 3;
+};
+
+class ModuleEmitter {
+ public:
+  ModuleEmitter(llvm::LLVMContext& c, const lower::Program& program)
+      : c_(c), program_(program), module_(std::make_unique<llvm::Module>("kiln_model", c)), ptr_(llvm::PointerType::get(c, 0)) {
+    context_type_ = llvm::StructType::create(c, {llvm::Type::getInt32Ty(c), llvm::Type::getInt32Ty(c), ptr_, ptr_},
+                                             "kiln_exec_context");
+    module_->setSourceFileName("kiln_model");
+  }
+
+  std::unique_ptr<llvm::Module> run(const std::vector<uint8_t>& description) {
+    emitDescription(description);
+    emitConstants();
+    std::vector<llvm::Function*> kernels;
+    for (const lower::KernelCall& call : program_.calls) kernels.push_back(emitKernel(call.kernel));
+    emitEntry(kernels);
+    return std::move(module_);
+  }
+
+ private:
+  void emitDescription(const std::vector<uint8_t>& bytes) {
+    auto* init = llvm::ConstantDataArray::get(c_, llvm::ArrayRef<uint8_t>(bytes));
+    auto* g = new llvm::GlobalVariable(*module_, init->getType(), true, llvm::GlobalValue::InternalLinkage, init,
+                                       "kiln_description");
+    g->setSection(artifact::kDescSection);
+    g->setAlignment(llvm::Align(8));
+    llvm::appendToUsed(*module_, {g});
+  }
+
+  // Weights go in .rodata at 64-byte alignment, already in kernel layout.
+  void emitConstants() {
+    constants_.assign(program_.buffers.size(), nullptr);
+    for (size_t i = 0; i < program_.buffers.size(); ++i) {
+      const lower::ProgramBuffer& b = program_.buffers[i];
+      if (b.kind != lower::ProgramBuffer::Kind::kConstant) continue;
+      auto bytes = b.constant->bytes();
+      llvm::ArrayRef<uint8_t> data(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+      llvm::Constant* init = data.empty() ? llvm::ConstantAggregateZero::get(llvm::ArrayType::get(llvm::Type::getInt8Ty(c_), 1))
+                                          : llvm::ConstantDataArray::get(c_, data);
+      auto* g = new llvm::GlobalVariable(*module_, init->getType(), true, llvm::GlobalValue::PrivateLinkage, init,
+                                         "weight_" + std::to_string(i));
+      g->setAlignment(llvm::Align(64));
+      constants_[i] = g;
+    }
+  }
+
+  llvm::Function* makeFunction(const std::string& name, llvm::Type* ret, std::vector<llvm::Type*> params) {
+    auto* type = llvm::FunctionType::get(ret, params, false);
+    auto* f = llvm::Function::Create(type, llvm::GlobalValue::InternalLinkage, name, module_.get());
+    f->addFnAttr(llvm::Attribute::NoUnwind);
+    f->addFnAttr(llvm::Attribute::NoFree);
+    f->addFnAttr(llvm::Attribute::NoSync);
+    return f;
+  }
+
+  // void stage(ctx, p0..pn, begin, end): the stage's loops, the collapsed
+  // parallel axes restricted to [begin, end).
+  llvm::Function* emitStage(const kir::Kernel& kernel, size_t s, const StageSchedule& schedule) {
+    const kir::Stage& stage = kernel.stages[s];
+    std::vector<llvm::Type*> params = {ptr_};
+    for (size_t i = 0; i < kernel.params.size(); ++i) params.push_back(ptr_);
+    params.push_back(llvm::Type::getInt64Ty(c_));
+    params.push_back(llvm::Type::getInt64Ty(c_));
+    llvm::Function* f = makeFunction(kernel.name + "_stage" + std::to_string(s), llvm::Type::getVoidTy(c_), params);
+    std::vector<llvm::Value*> buffers;
+    for (size_t i = 0; i < kernel.params.size(); ++i) {
+      f->addParamAttr(static_cast<unsigned>(i + 1), llvm::Attribute::NoAlias);
+      f->addParamAttr(static_cast<unsigned>(i + 1), llvm::Attribute::getWithAlignment(c_, llvm::Align(16)));
+      buffers.push_back(f->getArg(static_cast<unsigned>(i + 1)));
+    }
+    llvm::Value* begin = f->getArg(static_cast<unsigned>(kernel.params.size() + 1));
+    llvm::Value* end = f->getArg(static_cast<unsigned>(kernel.params.size() + 2));
+    llvm::IRBuilder<> b(llvm::BasicBlock::Create(c_, "entry", f));
+    ExprEmitter emitter(b, kernel, buffers);
+    auto body = [&] { emitter.store(stage.buffer, stage.store_index, emitter.emit(stage.value)); };
+    std::function<void(size_t)> nest = [&](size_t d) {
+      if (d == stage.axes.size()) return body();
+      emitter.loop(stage.axes[d].id, b.getInt64(0), b.getInt64(stage.axes[d].extent), [&](llvm::Value*) { nest(d + 1); });
+    };
+    int outer = schedule.parallel_axes;
+    if (outer == 0) {
+      nest(0);
+    } else {
+      // One flat loop over the collapsed outer axes, split back into indices.
+      emitter.loop(-1, begin, end, [&](llvm::Value* flat) {
+        for (int d = outer - 1; d >= 0; --d) {
+          llvm::Value* extent = b.getInt64(stage.axes[d].extent);
+          emitter.bind(stage.axes[d].id, d == 0 ? flat : b.CreateURem(flat, extent));
+          if (d > 0) flat = b.CreateUDiv(flat, extent);
+        }
+        nest(static_cast<size_t>(outer));
+      });
+    }
+    b.CreateRetVoid();
+    return f;
+  }
+
+  // void task(closure, begin, end) with closure = {ctx, p0..pn}: the
+  // signature the thread pool calls.
+  llvm::Function* emitTask(llvm::Function* stage_fn, size_t num_params) {
+    llvm::Type* i64 = llvm::Type::getInt64Ty(c_);
+    llvm::Function* f = makeFunction(stage_fn->getName().str() + "_task", llvm::Type::getVoidTy(c_), {ptr_, i64, i64});
+    llvm::IRBuilder<> b(llvm::BasicBlock::Create(c_, "entry", f));
+    std::vector<llvm::Value*> args;
+    for (size_t i = 0; i < num_params + 1; ++i)
+      args.push_back(b.CreateLoad(ptr_, b.CreateConstGEP1_64(ptr_, f->getArg(0), i)));
+    args.push_back(f->getArg(1));
+    args.push_back(f->getArg(2));
+    b.CreateCall(stage_fn, args);
+    b.CreateRetVoid();
+    return f;
+  }
+
+  llvm::Function* emitKernel(const kir::Kernel& kernel) {
+    std::vector<llvm::Type*> params(kernel.params.size() + 1, ptr_);
+    llvm::Function* f = makeFunction(kernel.name, llvm::Type::getVoidTy(c_), params);
+    std::vector<llvm::Function*> stages;
+    std::vector<StageSchedule> schedules;
+    for (size_t s = 0; s < kernel.stages.size(); ++s) {
+      schedules.push_back(scheduleStage(kernel.stages[s]));
+      stages.push_back(emitStage(kernel, s, schedules.back()));
+    }
+    llvm::IRBuilder<> b(llvm::BasicBlock::Create(c_, "entry", f));
+    std::vector<llvm::Value*> args;
+    for (llvm::Argument& arg : f->args()) args.push_back(&arg);
+    for (size_t s = 0; s < kernel.stages.size(); ++s) {
+      const kir::Stage& stage = kernel.stages[s];
+      int64_t outer = 1;
+      for (int d = 0; d < schedules[s].parallel_axes; ++d) outer *= stage.axes[d].extent;
+      if (schedules[s].parallel_axes == 0) {
+        std::vector<llvm::Value*> call_args = args;
+        call_args.push_back(b.getInt64(0));
+        call_args.push_back(b.getInt64(1));
+        b.CreateCall(stages[s], call_args);
+        continue;
+      }
+      llvm::Function* task = emitTask(stages[s], kernel.params.size());
+      llvm::Value* closure = b.CreateAlloca(ptr_, b.getInt64(static_cast<int64_t>(args.size())));
+      for (size_t i = 0; i < args.size(); ++i) b.CreateStore(args[i], b.CreateConstGEP1_64(ptr_, closure, i));
+      llvm::Value* ctx = args[0];
+      llvm::Value* pool = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kPool));
+      llvm::Value* pfor = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kParallelFor));
+      auto* pfor_type = llvm::FunctionType::get(llvm::Type::getVoidTy(c_), {ptr_, b.getInt64Ty(), ptr_, ptr_}, false);
+      b.CreateCall(pfor_type, pfor, {pool, b.getInt64(outer), task, closure});
+    }
+    b.CreateRetVoid();
+    return f;
+  }
+
+  // i32 kiln_model_run(ctx, inputs, outputs, workspace)
+  void emitEntry(const std::vector<llvm::Function*>& kernels) {
+    auto* type = llvm::FunctionType::get(llvm::Type::getInt32Ty(c_), {ptr_, ptr_, ptr_, ptr_}, false);
+    auto* f = llvm::Function::Create(type, llvm::GlobalValue::ExternalLinkage, kEntrySymbol, module_.get());
+    f->setVisibility(llvm::GlobalValue::DefaultVisibility);
+    f->addFnAttr(llvm::Attribute::NoUnwind);
+    llvm::IRBuilder<> b(llvm::BasicBlock::Create(c_, "entry", f));
+    auto pointerAt = [&](llvm::Value* array, int index) {
+      return b.CreateLoad(ptr_, b.CreateConstGEP1_64(ptr_, array, static_cast<uint64_t>(index)));
+    };
+    for (size_t k = 0; k < kernels.size(); ++k) {
+      std::vector<llvm::Value*> args = {f->getArg(0)};
+      for (int buffer : program_.calls[k].args) {
+        const lower::ProgramBuffer& pb = program_.buffers[buffer];
+        switch (pb.kind) {
+          case lower::ProgramBuffer::Kind::kInput: args.push_back(pointerAt(f->getArg(1), pb.io_index)); break;
+          case lower::ProgramBuffer::Kind::kOutput: args.push_back(pointerAt(f->getArg(2), pb.io_index)); break;
+          case lower::ProgramBuffer::Kind::kConstant: args.push_back(constants_[buffer]); break;
+          case lower::ProgramBuffer::Kind::kIntermediate:
+            args.push_back(b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), f->getArg(3), static_cast<uint64_t>(pb.workspace_offset)));
+            break;
+        }
+      }
+      b.CreateCall(kernels[k], args);
+    }
+    b.CreateRet(b.getInt32(0));
+  }
+
+  llvm::LLVMContext& c_;
+  const lower::Program& program_;
+  std::unique_ptr<llvm::Module> module_;
+  llvm::PointerType* ptr_;
+  llvm::StructType* context_type_;
+  std::vector<llvm::GlobalVariable*> constants_;
+};
+
+}  // namespace
+
+std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext& context, const lower::Program& program,
+                                         const std::vector<uint8_t>& description) {
+  return ModuleEmitter(context, program).run(description);
+}
+
+}  // namespace kiln::codegen::cpu
