@@ -1,0 +1,126 @@
+#include "compiler/driver/compile.h"
+
+#include <cstdio>
+#include <fstream>
+#include <ostream>
+#include <sstream>
+
+#include "compiler/ir/printer.h"
+#include "compiler/lower/lower_graph.h"
+#include "compiler/onnx/importer.h"
+#include "passes/infer_shapes.h"
+
+namespace kiln::driver {
+namespace {
+
+std::string hexDigest(uint64_t h) {
+  char text[17];
+  std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(h));
+  return text;
+}
+
+Expected<std::string> modelHash(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return ioError("cannot read '" + path + "'");
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), {});
+  return hexDigest(artifact::hashBytes(bytes));
+}
+
+// The options that shape the generated code, canonical and free of paths.
+std::string describeOptions(const CompileOptions& options) {
+  std::ostringstream os;
+  os << "target=" << options.target << " O" << options.codegen.opt_level;
+  if (!options.codegen.cpu.empty()) os << " cpu=" << options.codegen.cpu;
+  if (!options.codegen.features.empty()) os << " features=" << options.codegen.features;
+  for (const auto& [name, dims] : options.shapes) os << " shape:" << name << "=" << ir::toString(ir::makeShape(dims));
+  if (!options.pipeline.passes.empty()) {
+    os << " passes=";
+    for (const auto& p : options.pipeline.passes) os << p << ",";
+  }
+  for (const auto& p : options.pipeline.disabled) os << " disable=" << p;
+  return os.str();
+}
+
+artifact::TensorDesc describeTensor(const lower::TensorSignature& sig) {
+  artifact::TensorDesc t;
+  t.name = sig.name;
+  t.dtype = static_cast<int32_t>(sig.dtype);
+  for (const ir::Dim& d : sig.shape) {
+    t.dims.push_back(d.isKnown() ? d.value : -1);
+    t.dim_names.push_back(d.symbol);
+  }
+  return t;
+}
+
+Status writeText(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+  return out ? Status::ok() : ioError("cannot write '" + path + "'");
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<ir::Model>> importModel(const std::string& path) { return frontend::importOnnxFile(path); }
+
+Expected<lower::Program> buildProgram(ir::Model& model, const CompileOptions& options, std::ostream& log,
+                                      CompileSummary* summary) {
+  KILN_RETURN_IF_ERROR(passes::pinInputShapes(model, options.shapes));
+  KILN_ASSIGN_OR_RETURN(auto records, passes::runPipeline(model, options.pipeline, log));
+  KILN_ASSIGN_OR_RETURN(lower::Program program, lower::lowerGraph(model));
+  if (summary) {
+    summary->passes = std::move(records);
+    summary->kernels = program.calls.size();
+    summary->arena_bytes = program.workspace_bytes;
+    for (const lower::KernelCall& call : program.calls) summary->flops += kir::countFlops(call.kernel);
+    for (const lower::ProgramBuffer& b : program.buffers)
+      if (b.kind == lower::ProgramBuffer::Kind::kConstant) summary->weight_bytes += b.byteSize();
+  }
+  return program;
+}
+
+Expected<CompileSummary> compileFile(const std::string& input, const std::string& output, const CompileOptions& options,
+                                     std::ostream& log) {
+  if (options.target != "cpu")
+    return unsupported("--target " + options.target + ": this build of kiln compiles for 'cpu' only");
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> model, importModel(input));
+  CompileSummary summary;
+  if (options.emit == Stage::kGraph) {
+    KILN_RETURN_IF_ERROR(passes::pinInputShapes(*model, options.shapes));
+    KILN_ASSIGN_OR_RETURN(summary.passes, passes::runPipeline(*model, options.pipeline, log));
+    KILN_RETURN_IF_ERROR(writeText(output, ir::printModel(*model)));
+    return summary;
+  }
+  KILN_ASSIGN_OR_RETURN(lower::Program program, buildProgram(*model, options, log, &summary));
+  if (options.emit == Stage::kKernels) {
+    KILN_RETURN_IF_ERROR(writeText(output, lower::toString(program)));
+    return summary;
+  }
+  KILN_ASSIGN_OR_RETURN(auto backend, codegen::createCpuBackend(options.codegen));
+  summary.target = backend->describeTarget();
+  artifact::ModelDesc desc;
+  desc.producer = "kiln " KILN_VERSION;
+  KILN_ASSIGN_OR_RETURN(desc.model_hash, modelHash(input));
+  desc.options = describeOptions(options);
+  for (const auto& sig : program.inputs) desc.inputs.push_back(describeTensor(sig));
+  for (const auto& sig : program.outputs) desc.outputs.push_back(describeTensor(sig));
+  codegen::EmitKind kind = options.emit == Stage::kLlvm     ? codegen::EmitKind::kLlvmIr
+                           : options.emit == Stage::kObject ? codegen::EmitKind::kObject
+                                                            : codegen::EmitKind::kArtifact;
+  KILN_RETURN_IF_ERROR(backend->emit(program, std::move(desc), kind, output));
+  return summary;
+}
+
+Expected<std::vector<int64_t>> parseDims(const std::string& text) {
+  std::vector<int64_t> dims;
+  std::stringstream in(text);
+  std::string part;
+  while (std::getline(in, part, 'x')) {
+    if (part.empty() || part.find_first_not_of("0123456789") != std::string::npos || part.size() > 15)
+      return invalidInput("'" + text + "' is not a shape like 1x3x224x224");
+    dims.push_back(std::stoll(part));
+  }
+  if (dims.empty()) return invalidInput("empty shape");
+  return dims;
+}
+
+}  // namespace kiln::driver

@@ -1,0 +1,51 @@
+#include "passes/infer_shapes.h"
+
+#include "compiler/ops/op_registry.h"
+
+namespace kiln::passes {
+
+Status inferShapes(ir::Model& model) {
+  const auto& registry = ops::OpRegistry::global();
+  for (const auto& node : model.graph.nodes()) {
+    int64_t opset = model.opsetFor(node->domain);
+    KILN_ASSIGN_OR_RETURN(const ops::OpSchema* schema, registry.resolve(*node, opset));
+    for (size_t i = 0; i < node->inputs.size(); ++i) {
+      const ir::Value* in = node->inputs[i];
+      if (in && in->type.dtype == ir::DType::kUndefined)
+        return invalidInput(node->describe() + ": input " + std::to_string(i) + " '" + in->name +
+                            "' has no known type");
+    }
+    ops::InferContext ctx(*node, static_cast<int>(opset));
+    KILN_RETURN_IF_ERROR(schema->infer(ctx));
+  }
+  return Status::ok();
+}
+
+Status pinInputShapes(ir::Model& model, const std::map<std::string, std::vector<int64_t>>& shapes) {
+  for (const auto& [name, dims] : shapes) {
+    ir::Value* input = nullptr;
+    for (ir::Value* v : model.graph.inputs)
+      if (v->name == name) input = v;
+    if (!input) {
+      std::string known;
+      for (ir::Value* v : model.graph.inputs) known += (known.empty() ? "" : ", ") + v->name;
+      return invalidInput("--shape names input '" + name + "', but the model's inputs are: " + known);
+    }
+    if (input->type.shape && input->type.shape->size() != dims.size())
+      return invalidInput("--shape " + name + "=" + ir::toString(ir::makeShape(dims)) + " has rank " +
+                          std::to_string(dims.size()) + ", but input '" + name + "' has rank " +
+                          std::to_string(input->type.shape->size()));
+    if (input->type.shape) {
+      for (size_t d = 0; d < dims.size(); ++d) {
+        const ir::Dim& known = (*input->type.shape)[d];
+        if (known.isKnown() && known.value != dims[d])
+          return invalidInput("--shape " + name + ": dimension " + std::to_string(d) + " is fixed to " +
+                              std::to_string(known.value) + " by the model");
+      }
+    }
+    input->type.shape = ir::makeShape(dims);
+  }
+  return Status::ok();
+}
+
+}  // namespace kiln::passes

@@ -1,0 +1,60 @@
+// Graph passes: one class per file, registered by name, run by a pipeline
+// declared per optimization level in pipeline.cpp.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "compiler/ir/graph.h"
+
+namespace kiln::passes {
+
+class Pass {
+ public:
+  virtual ~Pass() = default;
+  virtual std::string_view name() const = 0;
+  virtual std::string_view summary() const = 0;
+  // Rewrites the model; returns whether anything changed.
+  virtual Expected<bool> run(ir::Model& model) = 0;
+};
+
+struct PassInfo {
+  std::string_view name;
+  std::string_view summary;
+  std::function<std::unique_ptr<Pass>()> create;
+};
+
+// Every pass Kiln has, by name.
+const std::vector<PassInfo>& allPasses();
+const PassInfo* findPass(std::string_view name);
+
+// The pass names run at -O0..-O3, in order.
+std::vector<std::string> pipelineFor(int opt_level);
+
+struct PipelineOptions {
+  int opt_level = 2;
+  std::vector<std::string> passes;        // replaces the -O pipeline when non-empty
+  std::set<std::string> disabled;         // --disable-pass
+  std::set<std::string> print_after;      // --print-after (or "all")
+  bool time_passes = false;
+};
+
+struct PassRecord {
+  std::string name;
+  size_t nodes_before = 0;
+  size_t nodes_after = 0;
+  double ms = 0;
+  bool changed = false;
+};
+
+// Runs the pipeline; printing (--print-after, --time-passes) goes to `log`.
+// Shape inference runs first and after every pass that changed the graph.
+Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOptions& options, std::ostream& log);
+
+}  // namespace kiln::passes

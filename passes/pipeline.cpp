@@ -1,0 +1,81 @@
+// The pass table and the pipeline of each optimization level: the one place
+// that says which passes exist and when they run.
+#include <iomanip>
+#include <ostream>
+
+#include "compiler/ir/printer.h"
+#include "passes/infer_shapes.h"
+#include "passes/pass.h"
+
+namespace kiln::passes {
+
+std::unique_ptr<Pass> createEliminateDeadNodes();
+
+const std::vector<PassInfo>& allPasses() {
+  static const std::vector<PassInfo> kPasses = {
+      {"eliminate-dead-nodes", "remove nodes whose results are never used", createEliminateDeadNodes},
+  };
+  return kPasses;
+}
+
+const PassInfo* findPass(std::string_view name) {
+  for (const PassInfo& info : allPasses())
+    if (info.name == name) return &info;
+  return nullptr;
+}
+
+std::vector<std::string> pipelineFor(int opt_level) {
+  if (opt_level <= 0) return {};
+  return {"eliminate-dead-nodes"};
+}
+
+Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOptions& options, std::ostream& log) {
+  std::vector<std::string> names = options.passes.empty() ? pipelineFor(options.opt_level) : options.passes;
+  for (const std::string& n : options.disabled)
+    if (!findPass(n)) return invalidInput("--disable-pass: unknown pass '" + n + "'");
+  for (const std::string& n : options.print_after)
+    if (n != "all" && n != "infer-shapes" && !findPass(n)) return invalidInput("--print-after: unknown pass '" + n + "'");
+  bool print_all = options.print_after.count("all") > 0;
+
+  std::vector<PassRecord> records;
+  auto timed = [&](const std::string& name, auto&& body) -> Status {
+    PassRecord record{name, model.graph.nodes().size(), 0, 0, false};
+    auto start = std::chrono::steady_clock::now();
+    Expected<bool> changed = body();
+    if (!changed) return changed.status().withContext("pass " + name);
+    record.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    record.nodes_after = model.graph.nodes().size();
+    record.changed = *changed;
+    records.push_back(record);
+#ifndef NDEBUG
+    KILN_RETURN_IF_ERROR(model.graph.verify().withContext("IR invalid after pass " + name));
+#endif
+    if (print_all || options.print_after.count(name)) log << "// ----- IR after " << name << " -----\n" << ir::printModel(model);
+    return Status::ok();
+  };
+
+  KILN_RETURN_IF_ERROR(timed("infer-shapes", [&]() -> Expected<bool> {
+    KILN_RETURN_IF_ERROR(inferShapes(model));
+    return false;
+  }));
+  for (const std::string& name : names) {
+    const PassInfo* info = findPass(name);
+    if (!info) return invalidInput("--passes: unknown pass '" + name + "'");
+    if (options.disabled.count(name)) continue;
+    std::unique_ptr<Pass> pass = info->create();
+    KILN_RETURN_IF_ERROR(timed(name, [&]() -> Expected<bool> {
+      KILN_ASSIGN_OR_RETURN(bool changed, pass->run(model));
+      if (changed) KILN_RETURN_IF_ERROR(inferShapes(model));
+      return changed;
+    }));
+  }
+  if (options.time_passes) {
+    log << "pass                         nodes before -> after      ms\n";
+    for (const PassRecord& r : records)
+      log << std::left << std::setw(28) << r.name << std::right << std::setw(8) << r.nodes_before << " -> "
+          << std::setw(6) << r.nodes_after << std::setw(10) << std::fixed << std::setprecision(2) << r.ms << "\n";
+  }
+  return records;
+}
+
+}  // namespace kiln::passes
