@@ -47,6 +47,32 @@ Value* Graph::findValue(const std::string& value_name) const {
   return it == by_name_.end() ? nullptr : it->second;
 }
 
+std::vector<Value*> Graph::outerReads() const {
+  std::unordered_set<const Value*> own;
+  for (const auto& v : values_) own.insert(v.get());
+  std::vector<Value*> reads;
+  std::unordered_set<const Value*> seen;
+  auto note = [&](Value* v) {
+    if (v && !own.count(v) && seen.insert(v).second) reads.push_back(v);
+  };
+  for (const auto& node : nodes_) {
+    for (Value* in : node->inputs) note(in);
+    for (const auto& [key, attr] : node->attributes)
+      for (const auto& sub : attr.graphs)
+        for (Value* v : sub->outerReads()) note(v);
+  }
+  return reads;
+}
+
+// Everything `node` needs before it runs: its inputs and its subgraphs' captures.
+static std::vector<Value*> dependencies(const Node& node) {
+  std::vector<Value*> deps = node.inputs;
+  for (const auto& [key, attr] : node.attributes)
+    for (const auto& sub : attr.graphs)
+      for (Value* v : sub->outerReads()) deps.push_back(v);
+  return deps;
+}
+
 Status Graph::sortTopologically() {
   std::unordered_map<const Node*, size_t> pending;  // unresolved producer count
   std::unordered_map<const Value*, std::vector<Node*>> readers;
@@ -54,7 +80,7 @@ Status Graph::sortTopologically() {
   for (const auto& node : nodes_) in_graph.insert(node.get());
   for (const auto& node : nodes_) {
     size_t count = 0;
-    for (Value* in : node->inputs) {
+    for (Value* in : dependencies(*node)) {
       if (in && in->producer && in_graph.count(in->producer)) {
         ++count;
         readers[in].push_back(node.get());

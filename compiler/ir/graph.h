@@ -88,6 +88,10 @@ class Graph {
   // Structural checks: producers consistent, order topological, outputs produced.
   Status verify() const;
 
+  // Values this graph's nodes (or their nested subgraphs) read that belong to
+  // an enclosing graph: what a subgraph captures.
+  std::vector<Value*> outerReads() const;
+
   std::vector<Node*> usersOf(const Value* value) const;
   void eraseNode(Node* node);
   // Every use of `from` (node inputs and graph outputs) now reads `to`.

@@ -1,0 +1,24 @@
+// Tensors in files, for `kiln run` / `kiln check` inputs and outputs: NumPy
+// .npy files and ONNX TensorProto .pb files (the format of the ONNX backend
+// test data).
+#pragma once
+
+#include <string>
+
+#include "compiler/ir/tensor.h"
+#include "compiler/support/status.h"
+
+namespace kiln::tools {
+
+// Dispatches on the extension: ".npy" or ".pb".
+Expected<ir::Tensor> readTensorFile(const std::string& path);
+
+Expected<ir::Tensor> readNpy(const std::string& path);
+Expected<ir::Tensor> readTensorProtoFile(const std::string& path);
+
+// Writes NumPy format 1.0 (2.0 for headers too long for it). bfloat16 has no
+// NumPy dtype code; it is written as float32, which holds every bfloat16 value
+// exactly. String tensors are refused.
+Status writeNpy(const std::string& path, const ir::Tensor& tensor);
+
+}  // namespace kiln::tools
