@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# End-to-end checks of the kiln CLI as a user or CI pipeline drives it: exit
+# codes and the one-line errors for bad input.
+#   cli_test.sh KILN_BINARY
+set -uo pipefail
+kiln=$1
+data=/usr/share/libonnx-testdata/data/node
+examples=$(cd "$(dirname "$0")/../../examples" && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+passed=0
+failed=0
+
+# expect NAME WANT_RC WANT_STDERR_REGEX -- command...
+expect() {
+  local name=$1 want_rc=$2 want_err=$3
+  shift 4
+  "$@" >"$work/out" 2>"$work/err"
+  local rc=$?
+  if [ "$rc" -ne "$want_rc" ]; then
+    echo "FAIL $name: exit $rc, expected $want_rc"; sed 's/^/  | /' "$work/err"; failed=$((failed + 1)); return
+  fi
+  if [ -n "$want_err" ] && ! grep -qE -- "$want_err" "$work/err"; then
+    echo "FAIL $name: stderr does not match /$want_err/"; sed 's/^/  | /' "$work/err"; failed=$((failed + 1)); return
+  fi
+  echo "PASS $name"
+  passed=$((passed + 1))
+}
+
+case_dir=$data/test_conv_with_strides_padding
+expect "compile conv" 0 "" -- "$kiln" compile "$case_dir/model.onnx" -o "$work/c.so"
+expect "check conv" 0 "" -- "$kiln" check "$work/c.so" --test-dir "$case_dir"
+expect "check against another case's data is a mismatch" 1 "^kiln: mismatch: .*output 0 'y'" -- \
+  "$kiln" check "$work/c.so" --test-dir "$data/test_conv_with_strides_no_padding"
+expect "inspect artifact" 0 "" -- "$kiln" inspect "$work/c.so"
+grep -q "target          cpu" "$work/out" && echo "PASS inspect names the target" && passed=$((passed + 1)) ||
+  { echo "FAIL inspect names the target"; failed=$((failed + 1)); }
+expect "inspect model" 0 "" -- "$kiln" inspect "$examples/tiny_cnn/tiny_cnn.onnx"
+expect "inspect --ir" 0 "" -- "$kiln" inspect --ir "$examples/tiny_cnn/tiny_cnn.onnx"
+grep -q "Conv 'conv1'" "$work/out" && echo "PASS IR names nodes" && passed=$((passed + 1)) ||
+  { echo "FAIL IR names nodes"; failed=$((failed + 1)); }
+
+expect "run with .pb input" 0 "" -- "$kiln" run "$work/c.so" --input "$case_dir/test_data_set_0/input_0.pb" \
+  --input W="$case_dir/test_data_set_0/input_1.pb" --output-dir "$work/out_dir"
+[ -f "$work/out_dir/output_0.npy" ] && echo "PASS run writes output_0.npy" && passed=$((passed + 1)) ||
+  { echo "FAIL run writes output_0.npy"; failed=$((failed + 1)); }
+expect "run with a missing input" 2 "no value given for input 1 'W'" -- \
+  "$kiln" run "$work/c.so" --input "$case_dir/test_data_set_0/input_0.pb"
+expect "run with an unknown input name" 2 "no input named 'nope'" -- \
+  "$kiln" run "$work/c.so" --input nope="$case_dir/test_data_set_0/input_0.pb"
+expect "run with a wrong shape" 2 "input 0 'x': shape" -- \
+  "$kiln" run "$work/c.so" --input "$case_dir/test_data_set_0/input_1.pb" --input "$case_dir/test_data_set_0/input_1.pb"
+
+printf 'not a model' >"$work/corrupt.onnx"
+expect "corrupt ONNX file" 2 "^kiln: error: '.*corrupt.onnx' is not a valid ONNX model" -- \
+  "$kiln" compile "$work/corrupt.onnx" -o "$work/x.so"
+head -c 2000 "$work/c.so" >"$work/truncated.so"
+expect "truncated artifact" 2 "^kiln: error: artifact '.*truncated.so': .*truncated" -- \
+  "$kiln" run "$work/truncated.so" --input "$case_dir/test_data_set_0/input_0.pb"
+expect "missing model file" 4 "^kiln: error: .*missing.onnx" -- "$kiln" compile "$work/missing.onnx" -o "$work/x.so"
+expect "unknown --emit stage" 2 "" -- "$kiln" compile "$case_dir/model.onnx" -o "$work/x" --emit nonsense
+expect "--shape with a bad spec" 2 "--shape expects NAME=DIMS" -- \
+  "$kiln" compile "$case_dir/model.onnx" -o "$work/x.so" --shape 1x2
+expect "--shape naming no input" 2 "--shape names input 'nope'" -- \
+  "$kiln" compile "$case_dir/model.onnx" -o "$work/x.so" --shape nope=1x2
+expect "--cpu unknown to LLVM" 2 "--cpu 'pentium9000'" -- \
+  "$kiln" compile "$case_dir/model.onnx" -o "$work/x.so" --cpu pentium9000
+expect "--features unknown to LLVM" 2 "--features: .warp-drive." -- \
+  "$kiln" compile "$case_dir/model.onnx" -o "$work/x.so" --features +warp-drive
+for stage in graph onnx kernels llvm obj; do
+  expect "--emit $stage" 0 "" -- "$kiln" compile "$case_dir/model.onnx" -o "$work/stage.$stage" --emit $stage
+done
+/usr/bin/python3 -c "import onnx,sys; onnx.checker.check_model(onnx.load(sys.argv[1]))" "$work/stage.onnx" &&
+  echo "PASS --emit onnx passes the ONNX checker" && passed=$((passed + 1)) || { echo "FAIL --emit onnx checker"; failed=$((failed + 1)); }
+grep -q "kiln_model_run" "$work/stage.llvm" && echo "PASS --emit llvm holds the entry point" && passed=$((passed + 1)) ||
+  { echo "FAIL --emit llvm holds the entry point"; failed=$((failed + 1)); }
+expect "-O0 compiles" 0 "" -- "$kiln" compile "$case_dir/model.onnx" -o "$work/o0.so" -O0
+expect "-O0 checks" 0 "" -- "$kiln" check "$work/o0.so" --test-dir "$case_dir"
+expect "--report" 0 "" -- "$kiln" compile "$examples/tiny_cnn/tiny_cnn.onnx" -o "$work/t.so" --report "$work/report.json"
+/usr/bin/python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert r['kernels'] > 0 and r['weight_bytes'] > 0 and r['passes']" "$work/report.json" &&
+  echo "PASS --report writes the JSON fields" && passed=$((passed + 1)) || { echo "FAIL --report JSON"; failed=$((failed + 1)); }
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,85 @@
+#include "tools/common/run_artifact.h"
+
+#include <cmath>
+#include <cstring>
+#include <sstream>
+
+namespace kiln::tools {
+
+Expected<std::vector<ir::Tensor>> runArtifact(const kiln::Model& model, kiln::Session& session,
+                                              const std::vector<ir::Tensor>& inputs) {
+  if (inputs.size() != model.numInputs())
+    return invalidInput("the model takes " + std::to_string(model.numInputs()) + " inputs, got " +
+                        std::to_string(inputs.size()));
+  std::vector<kiln_tensor> in(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const ir::Tensor& t = inputs[i];
+    if (t.dims().size() > KILN_MAX_RANK) return invalidInput("input " + std::to_string(i) + " has rank over 16");
+    in[i].dtype = static_cast<kiln_dtype>(t.dtype());
+    in[i].rank = static_cast<int32_t>(t.dims().size());
+    std::copy(t.dims().begin(), t.dims().end(), in[i].dims);
+    in[i].data = const_cast<std::byte*>(t.bytes().data());
+    in[i].bytes = t.bytes().size();
+  }
+  std::vector<kiln_tensor> out(model.numOutputs());
+  for (kiln_tensor& o : out) o.data = nullptr;  // the runtime allocates
+  try {
+    session.run(in, out);
+  } catch (const kiln::Error& e) {
+    return makeError(e.status() == KILN_ERROR_INVALID_ARGUMENT ? ErrorKind::kInvalidInput : ErrorKind::kInternal, e.what());
+  }
+  std::vector<ir::Tensor> results;
+  for (kiln_tensor& o : out) {
+    std::vector<std::byte> bytes(o.bytes);
+    if (o.bytes) std::memcpy(bytes.data(), o.data, o.bytes);
+    kiln_free(o.data);
+    results.push_back(ir::Tensor::fromBytes(static_cast<ir::DType>(o.dtype), std::vector<int64_t>(o.dims, o.dims + o.rank),
+                                            std::move(bytes)));
+  }
+  return results;
+}
+
+namespace {
+
+std::string indexString(int64_t flat, const std::vector<int64_t>& dims) {
+  std::vector<int64_t> index(dims.size());
+  for (size_t d = dims.size(); d-- > 0;) {
+    index[d] = dims[d] ? flat % dims[d] : 0;
+    flat = dims[d] ? flat / dims[d] : 0;
+  }
+  std::string s = "[";
+  for (size_t d = 0; d < index.size(); ++d) s += (d ? "," : "") + std::to_string(index[d]);
+  return s + "]";
+}
+
+}  // namespace
+
+std::optional<std::string> compareTensors(const ir::Tensor& got, const ir::Tensor& want, Tolerance tolerance) {
+  if (got.dtype() != want.dtype())
+    return "dtype " + std::string(ir::name(got.dtype())) + ", expected " + std::string(ir::name(want.dtype()));
+  if (got.dims() != want.dims())
+    return "shape " + ir::toString(ir::makeShape(got.dims())) + ", expected " + ir::toString(ir::makeShape(want.dims()));
+  int64_t n = want.elementCount();
+  bool exact = !ir::isFloat(want.dtype());
+  for (int64_t i = 0; i < n; ++i) {
+    std::ostringstream os;
+    if (exact) {
+      if (got.intAt(i) == want.intAt(i) && (want.dtype() != ir::DType::kUInt64 || got.floatAt(i) == want.floatAt(i)))
+        continue;
+      os << "element " << indexString(i, want.dims()) << " is " << got.intAt(i) << ", expected " << want.intAt(i);
+      return os.str();
+    }
+    double g = got.floatAt(i), w = want.floatAt(i);
+    if (std::isnan(w) && std::isnan(g)) continue;
+    if (std::isinf(w) && g == w) continue;
+    double diff = std::fabs(g - w);
+    if (diff <= tolerance.atol + tolerance.rtol * std::fabs(w)) continue;
+    os.precision(9);
+    os << "element " << indexString(i, want.dims()) << " is " << g << ", expected " << w << " (|diff| " << diff
+       << " > atol " << tolerance.atol << " + rtol " << tolerance.rtol << " * |expected|)";
+    return os.str();
+  }
+  return std::nullopt;
+}
+
+}  // namespace kiln::tools

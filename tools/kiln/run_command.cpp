@@ -1,0 +1,191 @@
+// `kiln run` and `kiln check`: feed inputs to an artifact and print, save or
+// compare its outputs.
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <regex>
+
+#include "tools/common/run_artifact.h"
+#include "tools/common/tensor_files.h"
+#include "tools/kiln/commands.h"
+
+namespace kiln::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+Expected<std::unique_ptr<kiln::Model>> loadArtifact(const std::string& path) {
+  try {
+    return std::make_unique<kiln::Model>(path);
+  } catch (const kiln::Error& e) {
+    ErrorKind kind = e.status() == KILN_ERROR_IO            ? ErrorKind::kIO
+                     : e.status() == KILN_ERROR_UNSUPPORTED ? ErrorKind::kUnsupported
+                                                            : ErrorKind::kInvalidInput;
+    return makeError(kind, e.what());
+  }
+}
+
+// Inputs given as FILE (in model order) or NAME=FILE.
+Expected<std::vector<ir::Tensor>> readInputs(const kiln::Model& model, const std::vector<std::string>& specs) {
+  std::vector<std::optional<ir::Tensor>> slots(model.numInputs());
+  size_t next = 0;
+  for (const std::string& spec : specs) {
+    size_t index = next;
+    std::string path = spec;
+    size_t eq = spec.find('=');
+    if (eq != std::string::npos && !fs::exists(spec)) {
+      std::string name = spec.substr(0, eq);
+      path = spec.substr(eq + 1);
+      index = model.numInputs();
+      for (size_t i = 0; i < model.numInputs(); ++i)
+        if (name == model.input(i).name) index = i;
+      if (index == model.numInputs()) return invalidInput("--input " + spec + ": the model has no input named '" + name + "'");
+    } else {
+      ++next;
+    }
+    if (index >= slots.size())
+      return invalidInput("too many inputs: the model takes " + std::to_string(slots.size()));
+    KILN_ASSIGN_OR_RETURN(ir::Tensor t, tools::readTensorFile(path));
+    slots[index] = std::move(t);
+  }
+  std::vector<ir::Tensor> inputs;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (!slots[i]) return invalidInput("no value given for input " + std::to_string(i) + " '" + model.input(i).name + "'");
+    inputs.push_back(std::move(*slots[i]));
+  }
+  return inputs;
+}
+
+void printTensor(std::ostream& os, const std::string& name, const ir::Tensor& t) {
+  os << name << ": " << ir::name(t.dtype()) << "[" << ir::toString(ir::makeShape(t.dims())) << "] = [";
+  int64_t n = t.elementCount(), shown = std::min<int64_t>(n, 8);
+  for (int64_t i = 0; i < shown; ++i) {
+    os << (i ? ", " : "");
+    if (ir::isFloat(t.dtype())) os << std::setprecision(6) << t.floatAt(i);
+    else os << t.intAt(i);
+  }
+  os << (n > shown ? ", ...]" : "]") << "\n";
+}
+
+struct RunArgs {
+  std::string artifact;
+  std::vector<std::string> inputs;
+  std::string output_dir;
+  int threads = 0;
+  int repeat = 1;
+};
+
+int runRun(const RunArgs& args) {
+  auto model = loadArtifact(args.artifact);
+  if (!model) return reportError(model.status());
+  auto inputs = readInputs(**model, args.inputs);
+  if (!inputs) return reportError(inputs.status());
+  kiln::Session session(**model, args.threads);
+  std::vector<double> times_ms;
+  Expected<std::vector<ir::Tensor>> outputs = std::vector<ir::Tensor>{};
+  for (int r = 0; r < std::max(1, args.repeat); ++r) {
+    auto start = std::chrono::steady_clock::now();
+    outputs = tools::runArtifact(**model, session, *inputs);
+    times_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    if (!outputs) return reportError(outputs.status());
+  }
+  for (size_t i = 0; i < outputs->size(); ++i) {
+    printTensor(std::cout, (*model)->output(i).name, (*outputs)[i]);
+    if (!args.output_dir.empty()) {
+      std::error_code ec;
+      fs::create_directories(args.output_dir, ec);
+      std::string path = (fs::path(args.output_dir) / ("output_" + std::to_string(i) + ".npy")).string();
+      if (Status s = tools::writeNpy(path, (*outputs)[i]); !s) return reportError(s);
+    }
+  }
+  std::sort(times_ms.begin(), times_ms.end());
+  std::cout << std::fixed << std::setprecision(3) << "time: " << times_ms[times_ms.size() / 2] << " ms";
+  if (times_ms.size() > 1) std::cout << " (median of " << times_ms.size() << " runs, min " << times_ms.front() << " ms)";
+  std::cout << "\n";
+  return kExitOk;
+}
+
+struct CheckArgs {
+  std::string artifact;
+  std::string test_dir;
+  double rtol = 1e-3;
+  double atol = 1e-7;
+  int threads = 0;
+};
+
+// input_0.pb, input_1.pb ... in numeric order.
+std::vector<std::string> numberedFiles(const fs::path& dir, const std::string& prefix) {
+  std::vector<std::pair<int, std::string>> found;
+  std::regex pattern(prefix + "_([0-9]+)\\.pb");
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    std::smatch m;
+    std::string name = entry.path().filename().string();
+    if (std::regex_match(name, m, pattern)) found.emplace_back(std::stoi(m[1]), entry.path().string());
+  }
+  std::sort(found.begin(), found.end());
+  std::vector<std::string> paths;
+  for (auto& [index, path] : found) paths.push_back(path);
+  return paths;
+}
+
+int runCheck(const CheckArgs& args) {
+  auto model = loadArtifact(args.artifact);
+  if (!model) return reportError(model.status());
+  std::vector<fs::path> sets;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(args.test_dir, ec))
+    if (entry.is_directory() && entry.path().filename().string().rfind("test_data_set_", 0) == 0) sets.push_back(entry.path());
+  if (ec) return reportError(ioError("cannot read --test-dir '" + args.test_dir + "': " + ec.message()));
+  if (sets.empty()) return reportError(invalidInput("no test_data_set_* folders in '" + args.test_dir + "'"));
+  std::sort(sets.begin(), sets.end());
+  kiln::Session session(**model, args.threads);
+  for (const fs::path& set : sets) {
+    auto inputs = readInputs(**model, numberedFiles(set, "input"));
+    if (!inputs) return reportError(inputs.status().withContext(set.string()));
+    auto outputs = tools::runArtifact(**model, session, *inputs);
+    if (!outputs) return reportError(outputs.status().withContext(set.string()));
+    std::vector<std::string> expected = numberedFiles(set, "output");
+    if (expected.size() != outputs->size()) {
+      std::cerr << "kiln: mismatch: " << set.string() << " has " << expected.size() << " expected outputs, the model produced "
+                << outputs->size() << "\n";
+      return kExitMismatch;
+    }
+    for (size_t i = 0; i < expected.size(); ++i) {
+      auto want = tools::readTensorFile(expected[i]);
+      if (!want) return reportError(want.status());
+      if (auto diff = tools::compareTensors((*outputs)[i], *want, {args.rtol, args.atol})) {
+        std::cerr << "kiln: mismatch: " << set.filename().string() << " output " << i << " '" << (*model)->output(i).name
+                  << "': " << *diff << "\n";
+        return kExitMismatch;
+      }
+    }
+  }
+  std::cout << "ok: " << sets.size() << " data set(s) match within rtol " << args.rtol << ", atol " << args.atol << "\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+void addRunCommands(CLI::App& app, int& exit_code) {
+  auto run = std::make_shared<RunArgs>();
+  CLI::App* cmd = app.add_subcommand("run", "Run an artifact on inputs (.npy or ONNX TensorProto .pb)");
+  cmd->add_option("artifact", run->artifact, "compiled model (.so)")->required();
+  cmd->add_option("-i,--input", run->inputs, "input file, in the model's input order, or NAME=FILE (repeatable)");
+  cmd->add_option("--output-dir", run->output_dir, "write each output as output_K.npy here");
+  cmd->add_option("--threads", run->threads, "worker threads (0: one per core)")->check(CLI::Range(0, 1024));
+  cmd->add_option("--repeat", run->repeat, "run this many times and report the median time")->check(CLI::Range(1, 100000));
+  cmd->callback([run, &exit_code] { exit_code = runRun(*run); });
+
+  auto check = std::make_shared<CheckArgs>();
+  CLI::App* chk = app.add_subcommand("check", "Compare an artifact's outputs with an ONNX test case's expected outputs");
+  chk->add_option("artifact", check->artifact, "compiled model (.so)")->required();
+  chk->add_option("--test-dir", check->test_dir, "ONNX backend test case folder (holds test_data_set_*)")->required();
+  chk->add_option("--rtol", check->rtol, "relative tolerance")->capture_default_str();
+  chk->add_option("--atol", check->atol, "absolute tolerance")->capture_default_str();
+  chk->add_option("--threads", check->threads, "worker threads (0: one per core)")->check(CLI::Range(0, 1024));
+  chk->callback([check, &exit_code] { exit_code = runCheck(*check); });
+}
+
+}  // namespace kiln::cli
