@@ -8,6 +8,7 @@
 #include "compiler/ir/printer.h"
 #include "compiler/lower/lower_graph.h"
 #include "compiler/onnx/importer.h"
+#include "compiler/onnx/writer.h"
 #include "passes/infer_shapes.h"
 
 namespace kiln::driver {
@@ -84,10 +85,11 @@ Expected<CompileSummary> compileFile(const std::string& input, const std::string
     return unsupported("--target " + options.target + ": this build of kiln compiles for 'cpu' only");
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> model, importModel(input));
   CompileSummary summary;
-  if (options.emit == Stage::kGraph) {
+  if (options.emit == Stage::kGraph || options.emit == Stage::kOnnx) {
     KILN_RETURN_IF_ERROR(passes::pinInputShapes(*model, options.shapes));
     KILN_ASSIGN_OR_RETURN(summary.passes, passes::runPipeline(*model, options.pipeline, log));
-    KILN_RETURN_IF_ERROR(writeText(output, ir::printModel(*model)));
+    if (options.emit == Stage::kOnnx) KILN_RETURN_IF_ERROR(frontend::writeOnnxFile(*model, output));
+    else KILN_RETURN_IF_ERROR(writeText(output, ir::printModel(*model)));
     return summary;
   }
   KILN_ASSIGN_OR_RETURN(lower::Program program, buildProgram(*model, options, log, &summary));

@@ -15,7 +15,7 @@
 
 namespace kiln::driver {
 
-enum class Stage { kGraph, kKernels, kLlvm, kObject, kArtifact };
+enum class Stage { kGraph, kOnnx, kKernels, kLlvm, kObject, kArtifact };
 
 struct CompileOptions {
   std::string target = "cpu";
