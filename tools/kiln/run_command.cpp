@@ -5,27 +5,16 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
-#include <regex>
 
 #include "tools/common/run_artifact.h"
 #include "tools/common/tensor_files.h"
+#include "tools/common/test_case.h"
 #include "tools/kiln/commands.h"
 
 namespace kiln::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
-Expected<std::unique_ptr<kiln::Model>> loadArtifact(const std::string& path) {
-  try {
-    return std::make_unique<kiln::Model>(path);
-  } catch (const kiln::Error& e) {
-    ErrorKind kind = e.status() == KILN_ERROR_IO            ? ErrorKind::kIO
-                     : e.status() == KILN_ERROR_UNSUPPORTED ? ErrorKind::kUnsupported
-                                                            : ErrorKind::kInvalidInput;
-    return makeError(kind, e.what());
-  }
-}
 
 // Inputs given as FILE (in model order) or NAME=FILE.
 Expected<std::vector<ir::Tensor>> readInputs(const kiln::Model& model, const std::vector<std::string>& specs) {
@@ -78,7 +67,7 @@ struct RunArgs {
 };
 
 int runRun(const RunArgs& args) {
-  auto model = loadArtifact(args.artifact);
+  auto model = tools::loadArtifact(args.artifact);
   if (!model) return reportError(model.status());
   auto inputs = readInputs(**model, args.inputs);
   if (!inputs) return reportError(inputs.status());
@@ -115,54 +104,19 @@ struct CheckArgs {
   int threads = 0;
 };
 
-// input_0.pb, input_1.pb ... in numeric order.
-std::vector<std::string> numberedFiles(const fs::path& dir, const std::string& prefix) {
-  std::vector<std::pair<int, std::string>> found;
-  std::regex pattern(prefix + "_([0-9]+)\\.pb");
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    std::smatch m;
-    std::string name = entry.path().filename().string();
-    if (std::regex_match(name, m, pattern)) found.emplace_back(std::stoi(m[1]), entry.path().string());
-  }
-  std::sort(found.begin(), found.end());
-  std::vector<std::string> paths;
-  for (auto& [index, path] : found) paths.push_back(path);
-  return paths;
-}
-
 int runCheck(const CheckArgs& args) {
-  auto model = loadArtifact(args.artifact);
+  auto model = tools::loadArtifact(args.artifact);
   if (!model) return reportError(model.status());
-  std::vector<fs::path> sets;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(args.test_dir, ec))
-    if (entry.is_directory() && entry.path().filename().string().rfind("test_data_set_", 0) == 0) sets.push_back(entry.path());
-  if (ec) return reportError(ioError("cannot read --test-dir '" + args.test_dir + "': " + ec.message()));
-  if (sets.empty()) return reportError(invalidInput("no test_data_set_* folders in '" + args.test_dir + "'"));
-  std::sort(sets.begin(), sets.end());
+  auto sets = tools::testDataSets(args.test_dir);
+  if (!sets) return reportError(sets.status());
   kiln::Session session(**model, args.threads);
-  for (const fs::path& set : sets) {
-    auto inputs = readInputs(**model, numberedFiles(set, "input"));
-    if (!inputs) return reportError(inputs.status().withContext(set.string()));
-    auto outputs = tools::runArtifact(**model, session, *inputs);
-    if (!outputs) return reportError(outputs.status().withContext(set.string()));
-    std::vector<std::string> expected = numberedFiles(set, "output");
-    if (expected.size() != outputs->size()) {
-      std::cerr << "kiln: mismatch: " << set.string() << " has " << expected.size() << " expected outputs, the model produced "
-                << outputs->size() << "\n";
-      return kExitMismatch;
-    }
-    for (size_t i = 0; i < expected.size(); ++i) {
-      auto want = tools::readTensorFile(expected[i]);
-      if (!want) return reportError(want.status());
-      if (auto diff = tools::compareTensors((*outputs)[i], *want, {args.rtol, args.atol})) {
-        std::cerr << "kiln: mismatch: " << set.filename().string() << " output " << i << " '" << (*model)->output(i).name
-                  << "': " << *diff << "\n";
-        return kExitMismatch;
-      }
-    }
+  auto mismatch = tools::checkTestCase(**model, session, args.test_dir, {args.rtol, args.atol});
+  if (!mismatch) return reportError(mismatch.status());
+  if (*mismatch) {
+    std::cerr << "kiln: mismatch: " << **mismatch << "\n";
+    return kExitMismatch;
   }
-  std::cout << "ok: " << sets.size() << " data set(s) match within rtol " << args.rtol << ", atol " << args.atol << "\n";
+  std::cout << "ok: " << sets->size() << " data set(s) match within rtol " << args.rtol << ", atol " << args.atol << "\n";
   return kExitOk;
 }
 
