@@ -108,10 +108,10 @@ Expr operator+(Expr a, double b) { DType t = a.dtype(); return std::move(a) + Ex
 Expr operator-(Expr a, double b) { DType t = a.dtype(); return std::move(a) - Expr::constant(t, b); }
 Expr operator*(Expr a, double b) { DType t = a.dtype(); return std::move(a) * Expr::constant(t, b); }
 Expr operator/(Expr a, double b) { DType t = a.dtype(); return std::move(a) / Expr::constant(t, b); }
-Expr operator+(double a, Expr b) { return Expr::constant(b.dtype(), a) + std::move(b); }
-Expr operator-(double a, Expr b) { return Expr::constant(b.dtype(), a) - std::move(b); }
-Expr operator*(double a, Expr b) { return Expr::constant(b.dtype(), a) * std::move(b); }
-Expr operator/(double a, Expr b) { return Expr::constant(b.dtype(), a) / std::move(b); }
+Expr operator+(double a, Expr b) { DType t = b.dtype(); return Expr::constant(t, a) + std::move(b); }
+Expr operator-(double a, Expr b) { DType t = b.dtype(); return Expr::constant(t, a) - std::move(b); }
+Expr operator*(double a, Expr b) { DType t = b.dtype(); return Expr::constant(t, a) * std::move(b); }
+Expr operator/(double a, Expr b) { DType t = b.dtype(); return Expr::constant(t, a) / std::move(b); }
 Expr max(Expr a, double b) { DType t = a.dtype(); return max(std::move(a), Expr::constant(t, b)); }
 Expr min(Expr a, double b) { DType t = a.dtype(); return min(std::move(a), Expr::constant(t, b)); }
 Expr exp(Expr a) { return unary(UnaryOp::kExp, std::move(a)); }
