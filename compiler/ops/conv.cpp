@@ -1,0 +1,140 @@
+// Conv, 1-D to 3-D, grouped: one output element is
+//   Y[n, m, o...] = B[m] + sum_{c, r...} X[n, g*C/group + c, o*s + r*d - pad...] * W[m, c, r...]
+// where g = m / (M/group) is the group of output channel m, and reads outside
+// X are zero.
+#include "compiler/lower/lower_context.h"
+#include "compiler/ops/infer_checks.h"
+#include "compiler/ops/kernel_exprs.h"
+#include "compiler/ops/window.h"
+
+namespace kiln::ops {
+namespace {
+
+using Kind = ir::Attribute::Kind;
+using kir::Expr;
+
+std::vector<int64_t> spatialSizes(const ir::Shape& shape) {
+  std::vector<int64_t> sizes;
+  for (size_t i = 2; i < shape.size(); ++i) sizes.push_back(shape[i].value);  // -1 when unknown
+  return sizes;
+}
+
+// kernel_shape may be omitted: it is W's spatial dims. When given it must agree.
+Expected<std::vector<int64_t>> kernelShape(const NodeView& ctx, const ir::Shape& w) {
+  std::vector<int64_t> from_weight = spatialSizes(w);
+  if (!ctx.hasAttr("kernel_shape")) {
+    for (int64_t k : from_weight)
+      if (k < 0) return ctx.unsupportedError("weight " + ir::toString(w) + " has unknown spatial dims (input 1)");
+    return from_weight;
+  }
+  std::vector<int64_t> kernel = ctx.attrInts("kernel_shape");
+  for (size_t i = 0; i < kernel.size() && kernel.size() == from_weight.size(); ++i)
+    if (from_weight[i] >= 0 && from_weight[i] != kernel[i])
+      return ctx.error("kernel_shape does not match weight " + ir::toString(w) + " (input 1)");
+  if (kernel.size() != from_weight.size())
+    return ctx.error("kernel_shape has " + std::to_string(kernel.size()) + " values, expected " +
+                     std::to_string(from_weight.size()));
+  return kernel;
+}
+
+Status checkChannels(const NodeView& ctx, const ir::Shape& x, const ir::Shape& w, int64_t group) {
+  if (group < 1) return ctx.error("group " + std::to_string(group) + " must be positive");
+  const ir::Dim& channels = x[1];
+  const ir::Dim& filters = w[0];
+  if (channels.isKnown() && channels.value % group != 0)
+    return ctx.error("input channels " + std::to_string(channels.value) + " are not divisible by group " +
+                     std::to_string(group));
+  if (filters.isKnown() && filters.value % group != 0)
+    return ctx.error("output channels " + std::to_string(filters.value) + " (weight dim 0) are not divisible by group " +
+                     std::to_string(group));
+  if (channels.isKnown() && w[1].isKnown() && channels.value / group != w[1].value)
+    return ctx.error("weight " + ir::toString(w) + " expects " + std::to_string(w[1].value * group) +
+                     " input channels, X " + ir::toString(x) + " has " + std::to_string(channels.value));
+  return Status::ok();
+}
+
+Status checkBias(const NodeView& ctx, const ir::Shape& w) {
+  if (!ctx.hasInput(2)) return Status::ok();
+  KILN_RETURN_IF_ERROR(expectSameDType(ctx, 0, 2, "bias"));
+  KILN_ASSIGN_OR_RETURN(ir::Shape b, inputShapeOfRank(ctx, 2, "bias", 1));
+  if (conflictingDims(b[0], w[0]))
+    return ctx.error("bias has " + std::to_string(b[0].value) + " elements, expected " +
+                     std::to_string(w[0].value) + " (input 2)");
+  return Status::ok();
+}
+
+Status inferConv(InferContext& ctx) {
+  KILN_RETURN_IF_ERROR(expectInputCount(ctx, 2, 3));
+  KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "X", DTypeClass::kFloat));
+  KILN_RETURN_IF_ERROR(expectSameDType(ctx, 0, 1, "weight"));
+  KILN_ASSIGN_OR_RETURN(ir::Shape x, inputShapeOfMinRank(ctx, 0, "X", 3));
+  if (x.size() > 5) return ctx.unsupportedError("X has rank " + std::to_string(x.size()) + "; Kiln supports 1-D to 3-D Conv");
+  KILN_ASSIGN_OR_RETURN(ir::Shape w, inputShapeOfRank(ctx, 1, "weight", x.size()));
+  KILN_RETURN_IF_ERROR(checkChannels(ctx, x, w, ctx.attrInt("group", 1)));
+  KILN_RETURN_IF_ERROR(checkBias(ctx, w));
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> kernel, kernelShape(ctx, w));
+  KILN_ASSIGN_OR_RETURN(Window window, resolveWindow(ctx, spatialSizes(x), kernel, false));
+  ir::Shape out = {x[0], w[0]};
+  for (int64_t size : window.out) out.push_back(size < 0 ? ir::Dim{} : ir::Dim::known(size));
+  ctx.setOutputType(0, {ctx.inputType(0).dtype, out});
+  return Status::ok();
+}
+
+Status lowerConv(LowerContext& ctx) {
+  std::vector<int64_t> x_dims = ctx.inputDims(0);
+  std::vector<int64_t> w_dims = ctx.inputDims(1);
+  std::vector<int64_t> in_sizes(x_dims.begin() + 2, x_dims.end());
+  std::vector<int64_t> kernel(w_dims.begin() + 2, w_dims.end());
+  KILN_ASSIGN_OR_RETURN(Window window, resolveWindow(ctx, in_sizes, kernel, false));
+  int64_t group = ctx.attrInt("group", 1);
+  int64_t filters_per_group = w_dims[0] / group;
+
+  kir::KernelBuilder& kb = ctx.newKernel();
+  LowerContext::Buffer x = ctx.input(0);
+  LowerContext::Buffer w = ctx.input(1);
+  LowerContext::Buffer y = ctx.output(0);
+  std::vector<kir::IterVar> axes = kb.vars(y.shape(), "o");
+  kir::IterVar c = kb.var("c", w_dims[1]);
+  std::vector<kir::IterVar> offsets = kb.vars(kernel, "r");
+
+  Expr n = axes[0];
+  Expr m = axes[1];
+  Expr channel = group == 1 ? Expr(c) : m / Expr::index(filters_per_group) * Expr::index(w_dims[1]) + c;
+  std::vector<Expr> positions;
+  for (size_t i = 0; i < window.rank(); ++i) positions.push_back(inputPosition(window, i, axes[2 + i], offsets[i]));
+  std::vector<Expr> x_index = {n, channel};
+  std::vector<Expr> w_index = {m, c};
+  x_index.insert(x_index.end(), positions.begin(), positions.end());
+  w_index.insert(w_index.end(), offsets.begin(), offsets.end());
+
+  Expr x_elem = toCompute(x.load(x_index));
+  if (std::optional<Expr> inside = insideInput(window, positions, in_sizes))
+    x_elem = kir::select(*inside, x_elem, Expr::constant(x_elem.dtype(), 0));
+  std::vector<kir::IterVar> reduced = {c};
+  reduced.insert(reduced.end(), offsets.begin(), offsets.end());
+  Expr value = kir::reduce(kir::ReduceOp::kSum, reduced, x_elem * toCompute(w.load(w_index)));
+  if (ctx.hasInput(2)) {
+    LowerContext::Buffer bias = ctx.input(2);
+    value = value + toCompute(bias(m));
+  }
+  kb.compute(y, axes, kir::cast(y.dtype(), value));
+  return Status::ok();
+}
+
+}  // namespace
+
+void registerConvOps(OpRegistry& registry) {
+  registry.add(OpSchema{"",
+                        "Conv",
+                        {1, 11},
+                        {{"auto_pad", Kind::kString},
+                         {"dilations", Kind::kInts},
+                         {"group", Kind::kInt},
+                         {"kernel_shape", Kind::kInts},
+                         {"pads", Kind::kInts},
+                         {"strides", Kind::kInts}},
+                        inferConv,
+                        lowerConv});
+}
+
+}  // namespace kiln::ops

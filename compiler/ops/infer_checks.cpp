@@ -1,0 +1,100 @@
+#include "compiler/ops/infer_checks.h"
+
+#include <string>
+
+namespace kiln::ops {
+namespace {
+
+std::string inputLabel(std::string_view role, size_t i) {
+  return std::string(role) + " (input " + std::to_string(i) + ")";
+}
+
+bool inClass(ir::DType dtype, DTypeClass allowed) {
+  switch (allowed) {
+    case DTypeClass::kFloat: return ir::isFloat(dtype);
+    case DTypeClass::kNumeric: return ir::isFloat(dtype) || ir::isInteger(dtype);
+    case DTypeClass::kAnyKernel: return dtype != ir::DType::kString && dtype != ir::DType::kUndefined;
+  }
+  return false;
+}
+
+constexpr const char* kClassNames[] = {"a float type", "a numeric type", "a numeric or bool type"};
+
+}  // namespace
+
+Status expectInputCount(const NodeView& node, size_t min, size_t max) {
+  size_t n = node.numInputs();
+  if (n >= min && n <= max) return Status::ok();
+  std::string expected = min == max ? std::to_string(min) : std::to_string(min) + " to " + std::to_string(max);
+  return node.error("expects " + expected + " inputs, got " + std::to_string(n));
+}
+
+Status expectOutputCount(const NodeView& node, size_t max) {
+  if (node.numOutputs() >= 1 && node.numOutputs() <= max) return Status::ok();
+  return node.error("expects 1 to " + std::to_string(max) + " outputs, got " + std::to_string(node.numOutputs()));
+}
+
+Expected<ir::Shape> inputShape(const NodeView& node, size_t i, std::string_view role) {
+  if (!node.hasInput(i)) return node.error(std::string(role) + " is missing (input " + std::to_string(i) + ")");
+  const ir::TensorType& type = node.inputType(i);
+  if (!type.shape) return node.unsupportedError("the rank of " + inputLabel(role, i) + " is unknown");
+  return *type.shape;
+}
+
+Expected<ir::Shape> inputShapeOfRank(const NodeView& node, size_t i, std::string_view role, size_t rank) {
+  KILN_ASSIGN_OR_RETURN(ir::Shape shape, inputShape(node, i, role));
+  if (shape.size() != rank)
+    return node.error(std::string(role) + " has rank " + std::to_string(shape.size()) + ", expected " +
+                      std::to_string(rank) + " (input " + std::to_string(i) + ")");
+  return shape;
+}
+
+Expected<ir::Shape> inputShapeOfMinRank(const NodeView& node, size_t i, std::string_view role, size_t min_rank) {
+  KILN_ASSIGN_OR_RETURN(ir::Shape shape, inputShape(node, i, role));
+  if (shape.size() < min_rank)
+    return node.error(std::string(role) + " has rank " + std::to_string(shape.size()) + ", expected at least " +
+                      std::to_string(min_rank) + " (input " + std::to_string(i) + ")");
+  return shape;
+}
+
+Status expectDType(const NodeView& node, size_t i, std::string_view role, DTypeClass allowed) {
+  if (!node.hasInput(i)) return node.error(std::string(role) + " is missing (input " + std::to_string(i) + ")");
+  ir::DType dtype = node.inputType(i).dtype;
+  if (inClass(dtype, allowed)) return Status::ok();
+  return node.error(std::string(role) + " has dtype " + std::string(ir::name(dtype)) + ", expected " +
+                               kClassNames[static_cast<int>(allowed)] + " (input " + std::to_string(i) + ")");
+}
+
+Status expectSameDType(const NodeView& node, size_t i, size_t j, std::string_view role_j) {
+  ir::DType a = node.inputType(i).dtype;
+  ir::DType b = node.inputType(j).dtype;
+  if (a == b) return Status::ok();
+  return node.error(std::string(role_j) + " has dtype " + std::string(ir::name(b)) + ", expected " +
+                    std::string(ir::name(a)) + " like input " + std::to_string(i) + " (input " + std::to_string(j) +
+                    ")");
+}
+
+Expected<int64_t> normalizeAxis(const NodeView& node, int64_t axis, int64_t rank, std::string_view what) {
+  if (axis < -rank || axis >= rank)
+    return node.error(std::string(what) + " " + std::to_string(axis) + " is out of range for rank " +
+                      std::to_string(rank));
+  return axis < 0 ? axis + rank : axis;
+}
+
+ir::Dim productDim(const ir::Shape& shape, size_t begin, size_t end) {
+  int64_t product = 1;
+  for (size_t i = begin; i < end; ++i) {
+    if (!shape[i].isKnown()) return ir::Dim{};
+    product *= shape[i].value;
+  }
+  return ir::Dim::known(product);
+}
+
+bool sameDim(const ir::Dim& a, const ir::Dim& b) {
+  if (a.isKnown() || b.isKnown()) return a.value == b.value;
+  return !a.symbol.empty() && a.symbol == b.symbol;
+}
+
+bool conflictingDims(const ir::Dim& a, const ir::Dim& b) { return a.isKnown() && b.isKnown() && a.value != b.value; }
+
+}  // namespace kiln::ops

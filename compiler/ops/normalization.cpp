@@ -1,0 +1,173 @@
+// Normalizations: BatchNormalization (inference form) and Softmax/LogSoftmax.
+#include "compiler/lower/lower_context.h"
+#include "compiler/ops/infer_checks.h"
+#include "compiler/ops/kernel_exprs.h"
+
+namespace kiln::ops {
+namespace {
+
+using Kind = ir::Attribute::Kind;
+using kir::Expr;
+
+// ---- BatchNormalization --------------------------------------------------------
+//   Y[n, c, ...] = (X[n, c, ...] - mean[c]) / sqrt(var[c] + epsilon) * scale[c] + B[c]
+// with the running statistics of a trained model. Training (batch statistics
+// and their outputs) is a different computation and not supported.
+
+constexpr const char* kBatchNormParams[] = {"scale", "B", "input_mean", "input_var"};
+
+Status checkInferenceMode(const NodeView& ctx) {
+  if (ctx.attrInt("training_mode", 0) != 0)
+    return ctx.unsupportedError("training_mode=1 is not supported; export the model in inference (eval) mode");
+  for (size_t i = 1; i < ctx.numOutputs(); ++i)
+    if (ctx.hasOutput(i))
+      return ctx.unsupportedError("output " + std::to_string(i) +
+                                  " (batch statistics) is only computed in training mode, which is not supported");
+  // Opsets 1-7: spatial=0 means per-activation statistics of shape C x D1 x ...
+  if (ctx.attrInt("spatial", 1) == 0) return ctx.unsupportedError("spatial=0 (per-activation statistics) is not supported");
+  return Status::ok();
+}
+
+Status inferBatchNorm(InferContext& ctx) {
+  KILN_RETURN_IF_ERROR(expectInputCount(ctx, 5, 5));
+  KILN_RETURN_IF_ERROR(checkInferenceMode(ctx));
+  KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "X", DTypeClass::kFloat));
+  KILN_ASSIGN_OR_RETURN(ir::Shape x, inputShapeOfMinRank(ctx, 0, "X", 2));
+  for (size_t i = 1; i < 5; ++i) {
+    const char* role = kBatchNormParams[i - 1];
+    // Opset 15 lets scale/B and mean/var have their own float types.
+    if (ctx.opset() >= 15) KILN_RETURN_IF_ERROR(expectDType(ctx, i, role, DTypeClass::kFloat));
+    else KILN_RETURN_IF_ERROR(expectSameDType(ctx, 0, i, role));
+    KILN_ASSIGN_OR_RETURN(ir::Shape param, inputShapeOfRank(ctx, i, role, 1));
+    if (conflictingDims(param[0], x[1]))
+      return ctx.error(std::string(role) + " has " + std::to_string(param[0].value) + " elements, expected " +
+                       std::to_string(x[1].value) + " (one per channel of X " + ir::toString(x) + ", input " +
+                       std::to_string(i) + ")");
+  }
+  ctx.setOutputType(0, {ctx.inputType(0).dtype, x});
+  return Status::ok();
+}
+
+Status lowerBatchNorm(LowerContext& ctx) {
+  double epsilon = ctx.attrFloat("epsilon", 1e-5f);
+  kir::KernelBuilder& kb = ctx.newKernel();
+  LowerContext::Buffer x = ctx.input(0);
+  LowerContext::Buffer scale = ctx.input(1);
+  LowerContext::Buffer bias = ctx.input(2);
+  LowerContext::Buffer mean = ctx.input(3);
+  LowerContext::Buffer var = ctx.input(4);
+  LowerContext::Buffer y = ctx.output(0);
+  std::vector<kir::IterVar> axes = kb.vars(y.shape());
+  Expr c = axes[1];
+  ir::DType dtype = computeDType(x.dtype());
+  auto param = [&](const LowerContext::Buffer& b) { return kir::cast(dtype, b(c)); };
+  Expr normalized = (toCompute(x.load(asExprs(axes))) - param(mean)) / kir::sqrt(param(var) + epsilon);
+  kb.compute(y, axes, kir::cast(y.dtype(), normalized * param(scale) + param(bias)));
+  return Status::ok();
+}
+
+// ---- Softmax / LogSoftmax ------------------------------------------------------
+// Opsets 1 and 11 flatten the input to 2-D at `axis` (default 1) and
+// normalize over everything from `axis` on; opset 13 normalizes over the one
+// dim `axis` (default -1). Both subtract the max first so exp never overflows.
+
+int64_t defaultSoftmaxAxis(const NodeView& ctx) { return ctx.opset() >= 13 ? -1 : 1; }
+
+Status inferSoftmax(InferContext& ctx) {
+  KILN_RETURN_IF_ERROR(expectInputCount(ctx, 1, 1));
+  KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "input", DTypeClass::kFloat));
+  KILN_ASSIGN_OR_RETURN(ir::Shape x, inputShapeOfMinRank(ctx, 0, "input", 1));
+  int64_t rank = static_cast<int64_t>(x.size());
+  Expected<int64_t> axis = normalizeAxis(ctx, ctx.attrInt("axis", defaultSoftmaxAxis(ctx)), rank);
+  if (!axis) return axis.status();
+  ctx.setOutputType(0, {ctx.inputType(0).dtype, x});
+  return Status::ok();
+}
+
+// Whether dim i is one of the normalized dims.
+std::vector<bool> softmaxDims(const NodeView& ctx, size_t rank, int64_t axis) {
+  std::vector<bool> reduced(rank, false);
+  if (ctx.opset() >= 13) reduced[static_cast<size_t>(axis)] = true;
+  else
+    for (size_t i = static_cast<size_t>(axis); i < rank; ++i) reduced[i] = true;
+  return reduced;
+}
+
+// X's index for a stage over the statistics' shape: normalized dims walk the
+// reduction vars, the others the stage's axes.
+std::vector<Expr> rowIndex(const std::vector<bool>& reduced, const std::vector<kir::IterVar>& axes,
+                           const std::vector<kir::IterVar>& row) {
+  std::vector<Expr> index;
+  size_t next = 0;
+  for (size_t i = 0; i < reduced.size(); ++i) index.push_back(reduced[i] ? Expr(row[next++]) : Expr(axes[i]));
+  return index;
+}
+
+// The statistics' index for X's element `axes`.
+std::vector<Expr> statIndex(const std::vector<bool>& reduced, const std::vector<kir::IterVar>& axes) {
+  std::vector<Expr> index;
+  for (size_t i = 0; i < reduced.size(); ++i) index.push_back(reduced[i] ? Expr::index(0) : Expr(axes[i]));
+  return index;
+}
+
+Status lowerSoftmax(LowerContext& ctx, bool log_output) {
+  std::vector<int64_t> dims = ctx.inputDims(0);
+  KILN_ASSIGN_OR_RETURN(int64_t axis,
+                        normalizeAxis(ctx, ctx.attrInt("axis", defaultSoftmaxAxis(ctx)), static_cast<int64_t>(dims.size())));
+  std::vector<bool> reduced = softmaxDims(ctx, dims.size(), axis);
+  std::vector<int64_t> stat_dims = dims;
+  std::vector<int64_t> row_dims;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (!reduced[i]) continue;
+    row_dims.push_back(dims[i]);
+    stat_dims[i] = 1;
+  }
+
+  kir::KernelBuilder& kb = ctx.newKernel();
+  LowerContext::Buffer x = ctx.input(0);
+  LowerContext::Buffer y = ctx.output(0);
+  ir::DType dtype = computeDType(x.dtype());
+  LowerContext::Buffer row_max = ctx.temp("row_max", dtype, stat_dims);
+  LowerContext::Buffer row_sum = ctx.temp("row_sum", dtype, stat_dims);
+
+  std::vector<kir::IterVar> max_axes = kb.vars(stat_dims, "m");
+  std::vector<kir::IterVar> max_row = kb.vars(row_dims, "r");
+  Expr x_in_row = toCompute(x.load(rowIndex(reduced, max_axes, max_row)));
+  kb.compute(row_max, max_axes, kir::reduce(kir::ReduceOp::kMax, max_row, x_in_row));
+
+  std::vector<kir::IterVar> sum_axes = kb.vars(stat_dims, "s");
+  std::vector<kir::IterVar> sum_row = kb.vars(row_dims, "r");
+  Expr shifted = toCompute(x.load(rowIndex(reduced, sum_axes, sum_row))) - row_max.load(asExprs(sum_axes));
+  kb.compute(row_sum, sum_axes, kir::reduce(kir::ReduceOp::kSum, sum_row, kir::exp(shifted)));
+
+  std::vector<kir::IterVar> axes = kb.vars(dims);
+  std::vector<Expr> stat = statIndex(reduced, axes);
+  Expr x_shifted = toCompute(x.load(asExprs(axes))) - row_max.load(stat);
+  Expr value = log_output ? x_shifted - kir::log(row_sum.load(stat)) : kir::exp(x_shifted) / row_sum.load(stat);
+  kb.compute(y, axes, kir::cast(y.dtype(), value));
+  return Status::ok();
+}
+
+}  // namespace
+
+void registerNormalizationOps(OpRegistry& registry) {
+  registry.add(OpSchema{"",
+                        "BatchNormalization",
+                        {1, 6, 7, 9, 14, 15},
+                        {{"epsilon", Kind::kFloat},
+                         {"momentum", Kind::kFloat},
+                         {"training_mode", Kind::kInt},
+                         // Opsets 1-6 / 1-7 only; is_test picked training
+                         // outputs that we reject anyway when requested.
+                         {"is_test", Kind::kInt},
+                         {"spatial", Kind::kInt},
+                         {"consumed_inputs", Kind::kInts}},
+                        inferBatchNorm,
+                        lowerBatchNorm});
+  registry.add(OpSchema{"", "Softmax", {1, 11, 13}, {{"axis", Kind::kInt}}, inferSoftmax,
+                        [](LowerContext& ctx) { return lowerSoftmax(ctx, false); }});
+  registry.add(OpSchema{"", "LogSoftmax", {1, 11, 13}, {{"axis", Kind::kInt}}, inferSoftmax,
+                        [](LowerContext& ctx) { return lowerSoftmax(ctx, true); }});
+}
+
+}  // namespace kiln::ops

@@ -1,0 +1,154 @@
+#include "compiler/ops/op_registry.h"
+
+#include <algorithm>
+#include <cassert>
+
+namespace kiln::ops {
+namespace {
+
+// ONNX writes the default domain both as "" and as "ai.onnx".
+std::string_view canonicalDomain(std::string_view domain) { return domain == "ai.onnx" ? std::string_view() : domain; }
+
+std::string displayDomain(std::string_view domain) {
+  return domain.empty() ? std::string("ai.onnx") : std::string(domain);
+}
+
+std::string tableKey(std::string_view domain, std::string_view name) {
+  std::string key(canonicalDomain(domain));
+  key += "::";
+  key += name;
+  return key;
+}
+
+const ir::Attribute* attributeOfKind(const ir::Node& node, const std::string& name, ir::Attribute::Kind kind) {
+  const ir::Attribute* attr = node.attribute(name);
+  return attr && attr->kind == kind ? attr : nullptr;
+}
+
+std::string versionList(const std::vector<int>& versions) {
+  std::string out;
+  for (int v : versions) out += (out.empty() ? "" : ", ") + std::to_string(v);
+  return out;
+}
+
+Status checkAttributes(const ir::Node& node, const OpSchema& schema, int64_t opset) {
+  auto where = [&] { return node.describe() + " (opset " + std::to_string(opset) + ")"; };
+  for (const auto& [name, attr] : node.attributes) {
+    auto spec = std::find_if(schema.attributes.begin(), schema.attributes.end(),
+                             [&](const AttrSpec& s) { return s.name == name; });
+    if (spec == schema.attributes.end())
+      return invalidInput(where() + ": unknown attribute '" + name + "'");
+    if (spec->kind != attr.kind)
+      return invalidInput(where() + ": attribute '" + name + "' is " + ir::Attribute::kindName(attr.kind) +
+                          ", expected " + ir::Attribute::kindName(spec->kind));
+  }
+  for (const AttrSpec& spec : schema.attributes) {
+    if (spec.required && !node.attribute(std::string(spec.name)))
+      return invalidInput(where() + ": missing required attribute '" + std::string(spec.name) + "'");
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+const ir::Tensor* NodeView::constantInput(size_t i) const {
+  const ir::Value* value = node_.input(i);
+  return value && value->constant ? &*value->constant : nullptr;
+}
+
+int64_t NodeView::attrInt(const std::string& name, int64_t fallback) const {
+  const ir::Attribute* attr = attributeOfKind(node_, name, ir::Attribute::Kind::kInt);
+  return attr ? attr->i : fallback;
+}
+
+float NodeView::attrFloat(const std::string& name, float fallback) const {
+  const ir::Attribute* attr = attributeOfKind(node_, name, ir::Attribute::Kind::kFloat);
+  return attr ? attr->f : fallback;
+}
+
+std::string NodeView::attrString(const std::string& name, const std::string& fallback) const {
+  const ir::Attribute* attr = attributeOfKind(node_, name, ir::Attribute::Kind::kString);
+  return attr ? attr->s : fallback;
+}
+
+std::vector<int64_t> NodeView::attrInts(const std::string& name, std::vector<int64_t> fallback) const {
+  const ir::Attribute* attr = attributeOfKind(node_, name, ir::Attribute::Kind::kInts);
+  return attr ? attr->ints : fallback;
+}
+
+std::vector<float> NodeView::attrFloats(const std::string& name) const {
+  const ir::Attribute* attr = attributeOfKind(node_, name, ir::Attribute::Kind::kFloats);
+  return attr ? attr->floats : std::vector<float>();
+}
+
+const ir::Tensor* NodeView::attrTensor(const std::string& name) const {
+  const ir::Attribute* attr = attributeOfKind(node_, name, ir::Attribute::Kind::kTensor);
+  return attr ? &attr->t : nullptr;
+}
+
+Status NodeView::error(const std::string& message) const { return invalidInput(node_.describe() + ": " + message); }
+
+Status NodeView::unsupportedError(const std::string& message) const {
+  return unsupported(node_.describe() + ": " + message);
+}
+
+void InferContext::setOutputType(size_t i, ir::TensorType type) {
+  if (i < mutable_node_.outputs.size() && mutable_node_.outputs[i]) mutable_node_.outputs[i]->type = std::move(type);
+}
+
+void InferContext::setOutputConstant(size_t i, ir::Tensor value) {
+  if (i >= mutable_node_.outputs.size() || !mutable_node_.outputs[i]) return;
+  mutable_node_.outputs[i]->type = value.type();
+  mutable_node_.outputs[i]->constant = std::move(value);
+}
+
+// The one place op families are listed.
+const OpRegistry& OpRegistry::global() {
+  static const OpRegistry registry = [] {
+    OpRegistry r;
+    registerElementwiseOps(r);
+    registerMatMulOps(r);
+    registerConvOps(r);
+    registerPoolOps(r);
+    registerNormalizationOps(r);
+    registerShapeOps(r);
+    return r;
+  }();
+  return registry;
+}
+
+void OpRegistry::add(OpSchema schema) {
+  assert(!schema.versions.empty() && std::is_sorted(schema.versions.begin(), schema.versions.end()));
+  std::string key = tableKey(schema.domain, schema.name);
+  assert(!ops_.count(key) && "op registered twice");
+  ops_.emplace(std::move(key), std::move(schema));
+}
+
+const OpSchema* OpRegistry::find(std::string_view domain, std::string_view name) const {
+  auto it = ops_.find(tableKey(domain, name));
+  return it == ops_.end() ? nullptr : &it->second;
+}
+
+std::vector<const OpSchema*> OpRegistry::all() const {
+  std::vector<const OpSchema*> out;
+  out.reserve(ops_.size());
+  for (const auto& [key, schema] : ops_) out.push_back(&schema);
+  return out;
+}
+
+Expected<const OpSchema*> OpRegistry::resolve(const ir::Node& node, int64_t opset) const {
+  const OpSchema* schema = find(node.domain, node.op_type);
+  std::string where = " (domain '" + displayDomain(canonicalDomain(node.domain)) + "', opset " +
+                      std::to_string(opset) + ") at node '" + node.name + "'";
+  if (!schema) return unsupported("unsupported op '" + node.op_type + "'" + where);
+  // Versions are since_versions: the entry in force at `opset` is the newest
+  // one not after it. Older opsets predate the op entirely.
+  if (opset < schema->versions.front())
+    return invalidInput("op '" + node.op_type + "'" + where + " predates the op's first version " +
+                       std::to_string(schema->versions.front()) + " (Kiln implements versions " +
+                       versionList(schema->versions) + ")");
+  KILN_RETURN_IF_ERROR(checkAttributes(node, *schema, opset));
+  return schema;
+}
+
+}  // namespace kiln::ops
