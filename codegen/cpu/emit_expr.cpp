@@ -155,6 +155,15 @@ llvm::Value* ExprEmitter::emitUnary(const ExprNode& n) {
       case UnaryOp::kCos: return intrinsic(llvm::Intrinsic::cos, {a});
       case UnaryOp::kTanh: return callLibm("tanhf", "tanh", a);
       case UnaryOp::kErf: return callLibm("erff", "erf", a);
+      case UnaryOp::kTan: return callLibm("tanf", "tan", a);
+      case UnaryOp::kAsin: return callLibm("asinf", "asin", a);
+      case UnaryOp::kAcos: return callLibm("acosf", "acos", a);
+      case UnaryOp::kAtan: return callLibm("atanf", "atan", a);
+      case UnaryOp::kSinh: return callLibm("sinhf", "sinh", a);
+      case UnaryOp::kCosh: return callLibm("coshf", "cosh", a);
+      case UnaryOp::kAsinh: return callLibm("asinhf", "asinh", a);
+      case UnaryOp::kAcosh: return callLibm("acoshf", "acosh", a);
+      case UnaryOp::kAtanh: return callLibm("atanhf", "atanh", a);
       case UnaryOp::kNot: return b_.CreateUIToFP(b_.CreateFCmpOEQ(a, llvm::ConstantFP::get(a->getType(), 0)), a->getType());
       case UnaryOp::kCount: break;
     }
@@ -206,6 +215,13 @@ llvm::Value* ExprEmitter::emitBinary(BinaryOp op, DType t, llvm::Value* a, llvm:
     case BinaryOp::kAnd: return b_.CreateAnd(a, b);
     case BinaryOp::kOr: return b_.CreateOr(a, b);
     case BinaryOp::kXor: return b_.CreateXor(a, b);
+    case BinaryOp::kShl:
+    case BinaryOp::kShr: {
+      // LLVM shifts by >= the width are poison; ONNX wants 0.
+      llvm::Value* width = llvm::ConstantInt::get(a->getType(), a->getType()->getIntegerBitWidth());
+      llvm::Value* shifted = op == BinaryOp::kShl ? b_.CreateShl(a, b) : b_.CreateLShr(a, b);
+      return b_.CreateSelect(b_.CreateICmpUGE(b, width), llvm::ConstantInt::get(a->getType(), 0), shifted);
+    }
     case BinaryOp::kEq: return b_.CreateICmpEQ(a, b);
     case BinaryOp::kNe: return b_.CreateICmpNE(a, b);
     case BinaryOp::kLt: return u ? b_.CreateICmpULT(a, b) : b_.CreateICmpSLT(a, b);

@@ -150,6 +150,15 @@ double unaryFloat(UnaryOp op, double x) {
     case UnaryOp::kSin: return std::sin(x);
     case UnaryOp::kCos: return std::cos(x);
     case UnaryOp::kNot: return x == 0;
+    case UnaryOp::kTan: return std::tan(x);
+    case UnaryOp::kAsin: return std::asin(x);
+    case UnaryOp::kAcos: return std::acos(x);
+    case UnaryOp::kAtan: return std::atan(x);
+    case UnaryOp::kSinh: return std::sinh(x);
+    case UnaryOp::kCosh: return std::cosh(x);
+    case UnaryOp::kAsinh: return std::asinh(x);
+    case UnaryOp::kAcosh: return std::acosh(x);
+    case UnaryOp::kAtanh: return std::atanh(x);
     case UnaryOp::kCount: break;
   }
   return 0;
@@ -209,6 +218,13 @@ int64_t binaryInt(BinaryOp op, DType t, int64_t a, int64_t b) {
     case BinaryOp::kAnd: return t == DType::kBool ? (a && b) : (a & b);
     case BinaryOp::kOr: return t == DType::kBool ? (a || b) : (a | b);
     case BinaryOp::kXor: return t == DType::kBool ? ((a != 0) != (b != 0)) : (a ^ b);
+    case BinaryOp::kShl: return ub >= static_cast<uint64_t>(8 * ir::byteSize(t)) ? 0 : static_cast<int64_t>(ua << ub);
+    case BinaryOp::kShr: {
+      // Logical shift of the value's own width (ONNX BitShift is for unsigned types).
+      uint64_t width = static_cast<uint64_t>(8 * ir::byteSize(t));
+      uint64_t mask = width == 64 ? ~0ull : ((1ull << width) - 1);
+      return ub >= width ? 0 : static_cast<int64_t>((ua & mask) >> ub);
+    }
     case BinaryOp::kEq: return a == b;
     case BinaryOp::kNe: return a != b;
     case BinaryOp::kLt: return u ? ua < ub : a < b;

@@ -6,10 +6,11 @@
 namespace kiln::kir {
 namespace {
 
-constexpr const char* kUnaryNames[] = {"neg", "abs", "exp", "log", "sqrt", "tanh", "erf",
-                                       "floor", "ceil", "round", "sin", "cos", "not"};
-constexpr const char* kBinaryNames[] = {"add", "sub", "mul", "div", "mod", "max", "min", "pow", "and",
-                                        "or",  "xor", "eq",  "ne",  "lt",  "le",  "gt",  "ge"};
+constexpr const char* kUnaryNames[] = {"neg",  "abs",  "exp",  "log",  "sqrt", "tanh",  "erf",   "floor",
+                                       "ceil", "round", "sin", "cos",  "not",  "tan",   "asin",  "acos",
+                                       "atan", "sinh", "cosh", "asinh", "acosh", "atanh"};
+constexpr const char* kBinaryNames[] = {"add", "sub", "mul", "div", "mod", "max", "min", "pow", "and", "or",
+                                        "xor", "shl", "shr", "eq",  "ne",  "lt",  "le",  "gt",  "ge"};
 constexpr const char* kReduceNames[] = {"sum", "prod", "max", "min"};
 static_assert(std::size(kUnaryNames) == static_cast<size_t>(UnaryOp::kCount));
 static_assert(std::size(kBinaryNames) == static_cast<size_t>(BinaryOp::kCount));

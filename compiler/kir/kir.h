@@ -19,10 +19,15 @@ namespace kiln::kir {
 
 using ir::DType;
 
-enum class UnaryOp { kNeg, kAbs, kExp, kLog, kSqrt, kTanh, kErf, kFloor, kCeil, kRound, kSin, kCos, kNot, kCount };
+enum class UnaryOp {
+  kNeg, kAbs, kExp, kLog, kSqrt, kTanh, kErf, kFloor, kCeil, kRound, kSin, kCos, kNot,
+  kTan, kAsin, kAcos, kAtan, kSinh, kCosh, kAsinh, kAcosh, kAtanh,
+  kCount
+};
 enum class BinaryOp {
   kAdd, kSub, kMul, kDiv, kMod, kMax, kMin, kPow,
   kAnd, kOr, kXor,                      // logical for bool, bitwise for integers
+  kShl, kShr,                           // integers; shifts of >= the bit width give 0
   kEq, kNe, kLt, kLe, kGt, kGe,         // produce bool
   kCount
 };
