@@ -1,8 +1,47 @@
 #include "passes/infer_shapes.h"
 
+#include <algorithm>
+#include <string_view>
+
+#include "compiler/lower/lower_graph.h"
 #include "compiler/ops/op_registry.h"
 
 namespace kiln::passes {
+namespace {
+
+// Ops whose result is not a function of their inputs: never folded.
+bool isNondeterministic(const ir::Node& node) {
+  static constexpr std::string_view kRandom[] = {"RandomUniformLike", "RandomNormalLike", "Bernoulli", "Multinomial"};
+  return std::find(std::begin(kRandom), std::end(kRandom), node.op_type) != std::end(kRandom);
+}
+
+bool canFold(const ir::Node& node) {
+  bool any_input = false;
+  for (const ir::Value* in : node.inputs) {
+    if (!in) continue;
+    if (!in->isConstant()) return false;
+    any_input = true;
+  }
+  for (const ir::Value* out : node.outputs)
+    if (out && out->isConstant()) return false;  // inference already knows the values
+  for (const auto& [key, attr] : node.attributes)
+    if (!attr.graphs.empty()) return false;
+  return any_input && !isNondeterministic(node);
+}
+
+// Gives the node's outputs their values when every input is known, so that
+// shape computations (Shape -> Gather -> Concat -> Reshape) become constants
+// that later nodes' inference can read.
+void propagateConstants(ir::Node& node, int64_t opset) {
+  if (!canFold(node)) return;
+  auto values = lower::evaluateNode(node, opset, lower::FoldLimits{});
+  if (!values) return;
+  size_t next = 0;
+  for (ir::Value* out : node.outputs)
+    if (out) out->constant = std::move((*values)[next++]);
+}
+
+}  // namespace
 
 Status inferShapes(ir::Model& model) {
   const auto& registry = ops::OpRegistry::global();
@@ -17,6 +56,7 @@ Status inferShapes(ir::Model& model) {
     }
     ops::InferContext ctx(*node, static_cast<int>(opset));
     KILN_RETURN_IF_ERROR(schema->infer(ctx));
+    propagateConstants(*node, opset);
   }
   return Status::ok();
 }

@@ -10,8 +10,11 @@
 
 namespace kiln::passes {
 
-// Requires: node order topological. Sets every node output's TensorType.
-// Unknown ops fail here, naming the node.
+// Requires: node order topological. Sets every node output's TensorType, and
+// its value when all of the node's inputs are constant and the result is
+// small (lower::FoldLimits): shape arithmetic becomes constants here, so ops
+// that need a constant shape or axes input can read it. Unknown ops fail
+// here, naming the node.
 Status inferShapes(ir::Model& model);
 
 // Pins graph input dimensions (`--shape x=1x3x224x224`); fails naming an

@@ -10,9 +10,12 @@
 namespace kiln::passes {
 
 std::unique_ptr<Pass> createEliminateDeadNodes();
+std::unique_ptr<Pass> createFoldConstants();
 
 const std::vector<PassInfo>& allPasses() {
   static const std::vector<PassInfo> kPasses = {
+      {"fold-constants", "drop nodes whose outputs are all compile-time constants; share identical constants",
+       createFoldConstants},
       {"eliminate-dead-nodes", "remove nodes whose results are never used", createEliminateDeadNodes},
   };
   return kPasses;
@@ -24,9 +27,11 @@ const PassInfo* findPass(std::string_view name) {
   return nullptr;
 }
 
+// Shape inference (which also propagates constants) runs before these at
+// every level; -O0 keeps the graph as imported otherwise.
 std::vector<std::string> pipelineFor(int opt_level) {
   if (opt_level <= 0) return {};
-  return {"eliminate-dead-nodes"};
+  return {"fold-constants", "eliminate-dead-nodes"};
 }
 
 Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOptions& options, std::ostream& log) {
