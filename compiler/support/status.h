@@ -61,7 +61,11 @@ class [[nodiscard]] Expected {
 
   bool isOk() const { return std::holds_alternative<T>(data_); }
   explicit operator bool() const { return isOk(); }
-  const Status& status() const { return std::get<Status>(data_); }
+  // The error, or an ok Status when this holds a value.
+  const Status& status() const {
+    static const Status kOk;
+    return isOk() ? kOk : std::get<Status>(data_);
+  }
   T& value() { return std::get<T>(data_); }
   const T& value() const { return std::get<T>(data_); }
   T& operator*() { return value(); }
