@@ -14,8 +14,10 @@ Expected<std::vector<ir::Tensor>> runArtifact(const kiln::Model& model, kiln::Se
   std::vector<kiln_tensor> in(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
     const ir::Tensor& t = inputs[i];
+    // numpy has no bfloat16: ONNX's test data and .npy files carry its bits as uint16.
+    bool bfloat16_bits = t.dtype() == ir::DType::kUInt16 && model.input(i).dtype == KILN_BFLOAT16;
     if (t.dims().size() > KILN_MAX_RANK) return invalidInput("input " + std::to_string(i) + " has rank over 16");
-    in[i].dtype = static_cast<kiln_dtype>(t.dtype());
+    in[i].dtype = bfloat16_bits ? KILN_BFLOAT16 : static_cast<kiln_dtype>(t.dtype());
     in[i].rank = static_cast<int32_t>(t.dims().size());
     std::copy(t.dims().begin(), t.dims().end(), in[i].dims);
     in[i].data = const_cast<std::byte*>(t.bytes().data());
@@ -54,7 +56,13 @@ std::string indexString(int64_t flat, const std::vector<int64_t>& dims) {
 
 }  // namespace
 
-std::optional<std::string> compareTensors(const ir::Tensor& got, const ir::Tensor& want, Tolerance tolerance) {
+std::optional<std::string> compareTensors(const ir::Tensor& got, const ir::Tensor& want_as_stored, Tolerance tolerance) {
+  ir::Tensor want = want_as_stored;
+  // numpy has no bfloat16: expected outputs carry its bits as uint16.
+  if (got.dtype() == ir::DType::kBFloat16 && want.dtype() == ir::DType::kUInt16) {
+    auto bytes = want.bytes();
+    want = ir::Tensor::fromBytes(ir::DType::kBFloat16, want.dims(), std::vector<std::byte>(bytes.begin(), bytes.end()));
+  }
   if (got.dtype() != want.dtype())
     return "dtype " + std::string(ir::name(got.dtype())) + ", expected " + std::string(ir::name(want.dtype()));
   if (got.dims() != want.dims())
