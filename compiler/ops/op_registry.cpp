@@ -112,6 +112,13 @@ const OpRegistry& OpRegistry::global() {
     registerPoolOps(r);
     registerNormalizationOps(r);
     registerShapeOps(r);
+    registerMathOps(r);
+    registerLogicOps(r);
+    registerCastOps(r);
+    registerReduceOps(r);
+    registerNormOps(r);
+    registerIndexingOps(r);
+    registerReshapingOps(r);
     return r;
   }();
   return registry;

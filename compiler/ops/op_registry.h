@@ -108,5 +108,12 @@ void registerConvOps(OpRegistry& registry);
 void registerPoolOps(OpRegistry& registry);
 void registerNormalizationOps(OpRegistry& registry);
 void registerShapeOps(OpRegistry& registry);
+void registerMathOps(OpRegistry& registry);
+void registerLogicOps(OpRegistry& registry);
+void registerCastOps(OpRegistry& registry);
+void registerReduceOps(OpRegistry& registry);
+void registerNormOps(OpRegistry& registry);
+void registerIndexingOps(OpRegistry& registry);
+void registerReshapingOps(OpRegistry& registry);
 
 }  // namespace kiln::ops

@@ -1,0 +1,187 @@
+// The cast family (compiler/ops/cast.cpp): target dtypes and the unsupported
+// ones, and on the reference evaluator the conversions ONNX leaves to the
+// implementation: float -> integer saturates (NaN -> 0), integers wrap,
+// anything -> bool is `!= 0`, half and bfloat16 in both directions.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "compiler/kir/evaluator.h"
+#include "compiler/lower/lower_graph.h"
+#include "compiler/support/half.h"
+#include "passes/infer_shapes.h"
+#include "tests/ops/node_fixture.h"
+
+namespace kiln::ops {
+namespace {
+
+using ir::DType;
+using testing::OneNodeGraph;
+
+constexpr DType f32 = DType::kFloat32;
+
+std::string messageOf(const Status& status) { return status.isOk() ? "ok" : status.message(); }
+
+// A one-node model whose inputs are graph inputs and whose output 0 is the
+// graph output, run on the reference evaluator.
+class OneNodeModel {
+ public:
+  OneNodeModel(const std::string& op, int opset) {
+    model_.opset_imports[""] = opset;
+    node_ = model_.graph.addNode(op, "n");
+  }
+  OneNodeModel& input(DType dtype, std::vector<int64_t> dims) {
+    ir::Value* v = model_.graph.addValue("x" + std::to_string(node_->inputs.size()), {dtype, ir::makeShape(dims)});
+    model_.graph.inputs.push_back(v);
+    node_->inputs.push_back(v);
+    return *this;
+  }
+  OneNodeModel& attr(const std::string& name, ir::Attribute a) {
+    node_->attributes[name] = std::move(a);
+    return *this;
+  }
+  OneNodeModel& attr(const std::string& name, int64_t value) {
+    ir::Attribute a;
+    a.i = value;
+    return attr(name, a);
+  }
+  OneNodeModel& attr(const std::string& name, float value) {
+    ir::Attribute a;
+    a.kind = ir::Attribute::Kind::kFloat;
+    a.f = value;
+    return attr(name, a);
+  }
+
+  template <typename Out, typename... In>
+  std::vector<Out> run(const std::vector<In>&... inputs) {
+    ir::Value* out = model_.graph.addValue("y");
+    out->producer = node_;
+    node_->outputs.push_back(out);
+    model_.graph.outputs.push_back(out);
+    Status inferred = passes::inferShapes(model_);
+    EXPECT_TRUE(inferred) << inferred.message();
+    Expected<lower::Program> program = lower::lowerGraph(model_);
+    EXPECT_TRUE(program) << (program ? "" : program.status().message());
+    if (!inferred || !program) return {};
+    std::vector<Out> result(static_cast<size_t>(program->buffers[program->output_buffers[0]].elementCount()));
+    std::vector<const void*> in_ptrs = {inputs.data()...};
+    std::vector<void*> out_ptrs = {result.data()};
+    Status ran = lower::evaluateProgram(*program, in_ptrs, out_ptrs);
+    EXPECT_TRUE(ran) << ran.message();
+    return result;
+  }
+
+ private:
+  ir::Model model_;
+  ir::Node* node_;
+};
+
+ir::Attribute castTo(DType dtype) {
+  ir::Attribute a;
+  a.i = static_cast<int64_t>(dtype);
+  return a;
+}
+
+// ---- Inference -------------------------------------------------------------------
+
+TEST(CastInferTest, OutputHasTheTargetDType) {
+  OneNodeGraph g("Cast");
+  g.input(f32, "batchx3").integer("to", static_cast<int64_t>(DType::kBFloat16));
+  ASSERT_EQ(messageOf(g.infer(13)), "ok");
+  EXPECT_EQ(g.outputType().dtype, DType::kBFloat16);
+  EXPECT_EQ(g.outputShape(), "batchx3");
+}
+
+TEST(CastInferTest, CastLikeTakesTheSecondInputsDType) {
+  OneNodeGraph g("CastLike");
+  g.input(DType::kInt64, "2x2").input(DType::kFloat16, "7");
+  ASSERT_EQ(messageOf(g.infer(15)), "ok");
+  EXPECT_EQ(g.outputType().dtype, DType::kFloat16);
+  EXPECT_EQ(g.outputShape(), "2x2");
+}
+
+TEST(CastInferTest, ToIsRequired) {
+  OneNodeGraph g("Cast", "c");
+  g.input(f32, "2");
+  EXPECT_NE(messageOf(g.infer()).find("missing required attribute 'to'"), std::string::npos);
+}
+
+TEST(CastInferTest, Float8AndStringsAreUnsupported) {
+  OneNodeGraph f8("Cast", "c");
+  f8.input(f32, "2").integer("to", 17).integer("saturate", 0);
+  Status status = f8.infer(19);
+  EXPECT_EQ(status.kind(), ErrorKind::kUnsupported);
+  EXPECT_EQ(messageOf(status),
+            "Cast 'c': casting to float8e4m3fn (to=17) is not supported; Kiln casts between numeric types and bool");
+  OneNodeGraph to_string("Cast", "c");
+  to_string.input(f32, "2").integer("to", 8);
+  EXPECT_EQ(to_string.infer().kind(), ErrorKind::kUnsupported);
+  OneNodeGraph from_string("CastLike", "c");
+  from_string.input(DType::kString, "2").input(f32, "1");
+  EXPECT_EQ(messageOf(from_string.infer(15)),
+            "CastLike 'c': casting from string is not supported (input 0); Kiln casts between numeric types and bool");
+}
+
+TEST(CastInferTest, UnknownTypeCodeIsAnError) {
+  OneNodeGraph g("Cast", "c");
+  g.input(f32, "2").integer("to", 99);
+  EXPECT_EQ(messageOf(g.infer()), "Cast 'c': attribute to=99 is not an ONNX data type");
+}
+
+// ---- Evaluation ------------------------------------------------------------------
+
+TEST(CastEvalTest, FloatToIntTruncatesAndSaturates) {
+  OneNodeModel m("Cast", 13);
+  m.input(f32, {6}).attr("to", castTo(DType::kInt8));
+  std::vector<float> x = {2.9f, -2.9f, 1000, -1000, std::numeric_limits<float>::quiet_NaN(), -0.5f};
+  EXPECT_EQ(m.run<int8_t>(x), (std::vector<int8_t>{2, -2, 127, -128, 0, 0}));
+}
+
+TEST(CastEvalTest, NegativeFloatToUnsignedSaturatesAtZero) {
+  OneNodeModel m("Cast", 13);
+  m.input(DType::kFloat64, {2}).attr("to", castTo(DType::kUInt16));
+  EXPECT_EQ(m.run<uint16_t>(std::vector<double>{-3, 70000}), (std::vector<uint16_t>{0, 65535}));
+}
+
+TEST(CastEvalTest, IntegersWrap) {
+  OneNodeModel m("Cast", 13);
+  m.input(DType::kInt32, {3}).attr("to", castTo(DType::kUInt8));
+  EXPECT_EQ(m.run<uint8_t>(std::vector<int32_t>{257, -1, 128}), (std::vector<uint8_t>{1, 255, 128}));
+}
+
+TEST(CastEvalTest, ToBoolIsNonZero) {
+  OneNodeModel m("Cast", 13);
+  m.input(f32, {4}).attr("to", castTo(DType::kBool));
+  std::vector<float> x = {0, -0.0f, 0.1f, std::numeric_limits<float>::quiet_NaN()};
+  EXPECT_EQ(m.run<uint8_t>(x), (std::vector<uint8_t>{0, 0, 1, 1}));
+}
+
+TEST(CastEvalTest, BoolToFloat16) {
+  OneNodeModel m("Cast", 13);
+  m.input(DType::kBool, {2}).attr("to", castTo(DType::kFloat16));
+  std::vector<uint16_t> y = m.run<uint16_t>(std::vector<uint8_t>{1, 0});
+  ASSERT_EQ(y.size(), 2u);
+  EXPECT_EQ(halfToFloat(y[0]), 1.0f);
+  EXPECT_EQ(halfToFloat(y[1]), 0.0f);
+}
+
+TEST(CastEvalTest, BFloat16ToFloat16) {
+  OneNodeModel m("Cast", 13);
+  m.input(DType::kBFloat16, {2}).attr("to", castTo(DType::kFloat16));
+  std::vector<uint16_t> x = {0x3FC0, 0xC040};  // 1.5, -3.0
+  std::vector<uint16_t> y = m.run<uint16_t>(x);
+  ASSERT_EQ(y.size(), 2u);
+  EXPECT_EQ(halfToFloat(y[0]), 1.5f);
+  EXPECT_EQ(halfToFloat(y[1]), -3.0f);
+}
+
+TEST(CastEvalTest, CastLikeToInt64) {
+  OneNodeModel m("CastLike", 15);
+  m.input(DType::kFloat16, {2}).input(DType::kInt64, {1});
+  std::vector<uint16_t> x = {floatToHalf(-7.75f), floatToHalf(65504.0f)};
+  EXPECT_EQ(m.run<int64_t>(x, std::vector<int64_t>{0}), (std::vector<int64_t>{-7, 65504}));
+}
+
+}  // namespace
+}  // namespace kiln::ops
