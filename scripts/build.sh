@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 jobs=${KILN_JOBS:-$(nproc)}
+# With ccache installed, builds of other clones of this repository reuse objects.
+export CCACHE_BASEDIR="$(pwd)"
 if [ ! -f build/build.ninja ]; then
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=${KILN_BUILD_TYPE:-RelWithDebInfo} >/dev/null
 fi
