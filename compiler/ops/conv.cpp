@@ -13,12 +13,6 @@ namespace {
 using Kind = ir::Attribute::Kind;
 using kir::Expr;
 
-std::vector<int64_t> spatialSizes(const ir::Shape& shape) {
-  std::vector<int64_t> sizes;
-  for (size_t i = 2; i < shape.size(); ++i) sizes.push_back(shape[i].value);  // -1 when unknown
-  return sizes;
-}
-
 // kernel_shape may be omitted: it is W's spatial dims. When given it must agree.
 Expected<std::vector<int64_t>> kernelShape(const NodeView& ctx, const ir::Shape& w) {
   std::vector<int64_t> from_weight = spatialSizes(w);

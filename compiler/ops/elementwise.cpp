@@ -7,6 +7,7 @@
 #include "compiler/ops/broadcast.h"
 #include "compiler/ops/infer_checks.h"
 #include "compiler/ops/kernel_exprs.h"
+#include "compiler/ops/math_exprs.h"
 
 namespace kiln::ops {
 namespace {
@@ -26,32 +27,6 @@ constexpr BinarySpec kBinaryOps[] = {
     {"Mul", kir::BinaryOp::kMul},
     {"Div", kir::BinaryOp::kDiv},  // integer division truncates toward zero, like C and ONNX Runtime
 };
-
-// Before opset 7, broadcasting was opt-in (`broadcast=1`) and one-directional:
-// B's dims line up with A's starting at `axis` (default: B is a suffix of A).
-// Padding B with trailing 1s turns that into ordinary numpy broadcasting.
-Expected<ir::Shape> legacyViewOfB(const NodeView& ctx, const ir::Shape& a, const ir::Shape& b) {
-  if (ctx.attrInt("broadcast", 0) == 0) {
-    bool same = a.size() == b.size();
-    for (size_t i = 0; same && i < a.size(); ++i) same = !conflictingDims(a[i], b[i]);
-    if (!same)
-      return ctx.error("shapes " + ir::toString(a) + " and " + ir::toString(b) +
-                       " differ and broadcast=0 (opset " + std::to_string(ctx.opset()) + ")");
-    return b;
-  }
-  int64_t rank_a = static_cast<int64_t>(a.size());
-  int64_t rank_b = static_cast<int64_t>(b.size());
-  int64_t axis = ctx.attrInt("axis", rank_a - rank_b);
-  if (axis < 0 || axis + rank_b > rank_a)
-    return ctx.error("B of rank " + std::to_string(rank_b) + " does not fit into A of rank " +
-                     std::to_string(rank_a) + " at axis " + std::to_string(axis));
-  ir::Shape view = b;
-  view.resize(static_cast<size_t>(rank_a - axis), ir::Dim::known(1));
-  if (!broadcastsTo(view, a))
-    return ctx.error("B " + ir::toString(b) + " does not broadcast to A " + ir::toString(a) + " at axis " +
-                     std::to_string(axis));
-  return view;
-}
 
 Expected<ir::Shape> shapeOfB(const NodeView& ctx, const ir::Shape& a, const ir::Shape& b) {
   if (ctx.opset() < 7) return legacyViewOfB(ctx, a, b);

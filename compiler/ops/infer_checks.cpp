@@ -1,5 +1,6 @@
 #include "compiler/ops/infer_checks.h"
 
+#include <algorithm>
 #include <string>
 
 namespace kiln::ops {
@@ -79,6 +80,35 @@ Expected<int64_t> normalizeAxis(const NodeView& node, int64_t axis, int64_t rank
     return node.error(std::string(what) + " " + std::to_string(axis) + " is out of range for rank " +
                       std::to_string(rank));
   return axis < 0 ? axis + rank : axis;
+}
+
+Expected<std::vector<int64_t>> normalizeAxes(const NodeView& node, std::vector<int64_t> axes, int64_t rank) {
+  for (int64_t& axis : axes) {
+    KILN_ASSIGN_OR_RETURN(axis, normalizeAxis(node, axis, rank, "axis"));
+  }
+  std::vector<int64_t> sorted = axes;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) return node.error("axes repeat an axis");
+  return axes;
+}
+
+Expected<std::vector<int64_t>> constantInts(const NodeView& node, size_t i, std::string_view role) {
+  const ir::Tensor* value = node.constantInput(i);
+  if (!value)
+    return node.unsupportedError(std::string(role) + " (input " + std::to_string(i) +
+                                 ") is computed at run time; Kiln needs it to be a constant");
+  if (ir::isFloat(value->dtype()) || value->dtype() == ir::DType::kString || value->dims().size() > 1)
+    return node.error(std::string(role) + " must be a 1-D integer tensor, got " + value->type().toString() +
+                      " (input " + std::to_string(i) + ")");
+  return value->toInts();
+}
+
+Status rejectMovedAttributes(const NodeView& node, int since, std::initializer_list<const char*> names) {
+  if (node.opset() < since) return Status::ok();
+  for (const char* name : names)
+    if (node.hasAttr(name))
+      return node.error(std::string("attribute '") + name + "' is an input since opset " + std::to_string(since));
+  return Status::ok();
 }
 
 ir::Dim productDim(const ir::Shape& shape, size_t begin, size_t end) {

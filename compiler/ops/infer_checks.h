@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string_view>
+#include <vector>
 
 #include "compiler/ir/tensor.h"
 #include "compiler/ops/op_registry.h"
@@ -33,6 +35,14 @@ Status expectSameDType(const NodeView& node, size_t i, size_t j, std::string_vie
 
 // axis in [-rank, rank) -> [0, rank).
 Expected<int64_t> normalizeAxis(const NodeView& node, int64_t axis, int64_t rank, std::string_view what = "axis");
+// Each axis normalized as above; an error when two name the same axis.
+Expected<std::vector<int64_t>> normalizeAxes(const NodeView& node, std::vector<int64_t> axes, int64_t rank);
+
+// The integer values of input i, which must be a compile-time constant because
+// the output's shape depends on it.
+Expected<std::vector<int64_t>> constantInts(const NodeView& node, size_t i, std::string_view role);
+// An attribute that became an input at opset `since` is an error from then on.
+Status rejectMovedAttributes(const NodeView& node, int since, std::initializer_list<const char*> names);
 
 // Product of dims (known only when every dim is known).
 ir::Dim productDim(const ir::Shape& shape, size_t begin, size_t end);

@@ -1,5 +1,6 @@
 // Normalizations: BatchNormalization (inference form) and Softmax/LogSoftmax.
 #include "compiler/lower/lower_context.h"
+#include "compiler/ops/axes.h"
 #include "compiler/ops/infer_checks.h"
 #include "compiler/ops/kernel_exprs.h"
 
@@ -91,23 +92,6 @@ std::vector<bool> softmaxDims(const NodeView& ctx, size_t rank, int64_t axis) {
   else
     for (size_t i = static_cast<size_t>(axis); i < rank; ++i) reduced[i] = true;
   return reduced;
-}
-
-// X's index for a stage over the statistics' shape: normalized dims walk the
-// reduction vars, the others the stage's axes.
-std::vector<Expr> rowIndex(const std::vector<bool>& reduced, const std::vector<kir::IterVar>& axes,
-                           const std::vector<kir::IterVar>& row) {
-  std::vector<Expr> index;
-  size_t next = 0;
-  for (size_t i = 0; i < reduced.size(); ++i) index.push_back(reduced[i] ? Expr(row[next++]) : Expr(axes[i]));
-  return index;
-}
-
-// The statistics' index for X's element `axes`.
-std::vector<Expr> statIndex(const std::vector<bool>& reduced, const std::vector<kir::IterVar>& axes) {
-  std::vector<Expr> index;
-  for (size_t i = 0; i < reduced.size(); ++i) index.push_back(reduced[i] ? Expr::index(0) : Expr(axes[i]));
-  return index;
 }
 
 Status lowerSoftmax(LowerContext& ctx, bool log_output) {

@@ -7,6 +7,7 @@
 // ones set to 1), and the last stage reads them per element. This is the
 // pattern of Softmax in normalization.cpp.
 #include "compiler/lower/lower_context.h"
+#include "compiler/ops/axes.h"
 #include "compiler/ops/infer_checks.h"
 #include "compiler/ops/kernel_exprs.h"
 
@@ -20,50 +21,11 @@ using kir::IterVar;
 using kir::ReduceOp;
 using Buffer = LowerContext::Buffer;
 
-// kir::reduce over no variables is the body itself.
-Expr reduceOver(ReduceOp op, const std::vector<IterVar>& vars, Expr body) {
-  return vars.empty() ? body : kir::reduce(op, vars, std::move(body));
-}
-
-// X's index for a stage over the statistics' shape: normalized dims walk the
-// reduction vars `row`, the others the stage's axes.
-std::vector<Expr> rowIndex(const std::vector<bool>& reduced, const std::vector<IterVar>& axes,
-                           const std::vector<IterVar>& row) {
-  std::vector<Expr> index;
-  size_t next = 0;
-  for (size_t i = 0; i < reduced.size(); ++i) index.push_back(reduced[i] ? Expr(row[next++]) : Expr(axes[i]));
-  return index;
-}
-
-// The statistics' index for X's element `axes`.
-std::vector<Expr> statIndex(const std::vector<bool>& reduced, const std::vector<IterVar>& axes) {
-  std::vector<Expr> index;
-  for (size_t i = 0; i < reduced.size(); ++i) index.push_back(reduced[i] ? Expr::index(0) : Expr(axes[i]));
-  return index;
-}
-
 // The normalized dims from `axis` on (LayerNormalization, Softmax-style ops).
 std::vector<bool> dimsFrom(size_t rank, int64_t axis) {
   std::vector<bool> reduced(rank, false);
   for (size_t i = static_cast<size_t>(axis); i < rank; ++i) reduced[i] = true;
   return reduced;
-}
-
-struct RowShape {
-  std::vector<int64_t> stat;  // X's dims with the normalized ones set to 1
-  std::vector<int64_t> row;   // the normalized dims' extents
-  int64_t count = 1;          // elements per row
-};
-
-RowShape rowShape(const std::vector<int64_t>& dims, const std::vector<bool>& reduced) {
-  RowShape shape{dims, {}, 1};
-  for (size_t i = 0; i < dims.size(); ++i) {
-    if (!reduced[i]) continue;
-    shape.row.push_back(dims[i]);
-    shape.count *= dims[i];
-    shape.stat[i] = 1;
-  }
-  return shape;
 }
 
 // ---- Mean and inverse standard deviation per row --------------------------------

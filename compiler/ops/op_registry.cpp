@@ -119,6 +119,7 @@ const OpRegistry& OpRegistry::global() {
     registerNormOps(r);
     registerIndexingOps(r);
     registerReshapingOps(r);
+    registerSlicingOps(r);
     return r;
   }();
   return registry;

@@ -115,5 +115,6 @@ void registerReduceOps(OpRegistry& registry);
 void registerNormOps(OpRegistry& registry);
 void registerIndexingOps(OpRegistry& registry);
 void registerReshapingOps(OpRegistry& registry);
+void registerSlicingOps(OpRegistry& registry);
 
 }  // namespace kiln::ops

@@ -15,12 +15,6 @@ namespace {
 using Kind = ir::Attribute::Kind;
 using kir::Expr;
 
-std::vector<int64_t> spatialSizes(const ir::Shape& shape) {
-  std::vector<int64_t> sizes;
-  for (size_t i = 2; i < shape.size(); ++i) sizes.push_back(shape[i].value);  // -1 when unknown
-  return sizes;
-}
-
 std::vector<int64_t> dropBatchAndChannel(const std::vector<int64_t>& dims) {
   return std::vector<int64_t>(dims.begin() + 2, dims.end());
 }

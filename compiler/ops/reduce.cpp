@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "compiler/lower/lower_context.h"
+#include "compiler/ops/axes.h"
 #include "compiler/ops/infer_checks.h"
 #include "compiler/ops/kernel_exprs.h"
 
@@ -20,35 +21,6 @@ using ir::DType;
 using kir::Expr;
 using kir::IterVar;
 using kir::ReduceOp;
-
-// kir::reduce over no variables is the body itself (a reduction over no axes).
-Expr reduceOver(ReduceOp op, const std::vector<IterVar>& vars, Expr body) {
-  return vars.empty() ? body : kir::reduce(op, vars, std::move(body));
-}
-
-std::vector<int64_t> statDims(const std::vector<int64_t>& dims, const std::vector<bool>& reduced) {
-  std::vector<int64_t> stat = dims;
-  for (size_t i = 0; i < dims.size(); ++i)
-    if (reduced[i]) stat[i] = 1;
-  return stat;
-}
-
-std::vector<int64_t> reducedExtents(const std::vector<int64_t>& dims, const std::vector<bool>& reduced) {
-  std::vector<int64_t> row;
-  for (size_t i = 0; i < dims.size(); ++i)
-    if (reduced[i]) row.push_back(dims[i]);
-  return row;
-}
-
-// The input's index for a point `axes` of the statistics' shape: reduced dims
-// walk the reduction vars `row`, the others the stage's axes.
-std::vector<Expr> inputIndex(const std::vector<bool>& reduced, const std::vector<IterVar>& axes,
-                             const std::vector<IterVar>& row) {
-  std::vector<Expr> index;
-  size_t next = 0;
-  for (size_t i = 0; i < reduced.size(); ++i) index.push_back(reduced[i] ? Expr(row[next++]) : Expr(axes[i]));
-  return index;
-}
 
 // ---- Reduce* -------------------------------------------------------------------
 // axes is an attribute up to opset 12 (ReduceSum) / 17 (the others) and an
@@ -175,9 +147,9 @@ DType reduceComputeDType(DType in, bool float_math) {
 // infinite m (a row of -inf, an empty row, a +inf) is replaced by 0 so that
 // x - m is never inf - inf; the plain formula is exact there.
 Status lowerReduceLogSumExp(LowerContext& ctx, const std::vector<bool>& reduced) {
-  std::vector<int64_t> dims = ctx.inputDims(0);
-  std::vector<int64_t> stat = statDims(dims, reduced);
-  std::vector<int64_t> row = reducedExtents(dims, reduced);
+  RowShape shape = rowShape(ctx.inputDims(0), reduced);
+  const std::vector<int64_t>& stat = shape.stat;
+  const std::vector<int64_t>& row = shape.row;
   kir::KernelBuilder& kb = ctx.newKernel();
   LowerContext::Buffer x = ctx.input(0);
   LowerContext::Buffer y = ctx.output(0, stat);
@@ -186,7 +158,7 @@ Status lowerReduceLogSumExp(LowerContext& ctx, const std::vector<bool>& reduced)
 
   std::vector<IterVar> max_axes = kb.vars(stat, "m");
   std::vector<IterVar> max_row = kb.vars(row, "r");
-  Expr in_row = kir::cast(dtype, x.load(inputIndex(reduced, max_axes, max_row)));
+  Expr in_row = kir::cast(dtype, x.load(rowIndex(reduced, max_axes, max_row)));
   Expr m = reduceOver(ReduceOp::kMax, max_row, in_row);
   Expr infinite = kir::eq(kir::abs(m), Expr::constant(dtype, std::numeric_limits<double>::infinity()));
   kb.compute(row_max, max_axes, kir::select(infinite, Expr::constant(dtype, 0), m));
@@ -194,7 +166,7 @@ Status lowerReduceLogSumExp(LowerContext& ctx, const std::vector<bool>& reduced)
   std::vector<IterVar> axes = kb.vars(stat, "s");
   std::vector<IterVar> sum_row = kb.vars(row, "r");
   Expr shift = row_max.load(asExprs(axes));
-  Expr shifted = kir::cast(dtype, x.load(inputIndex(reduced, axes, sum_row))) - shift;
+  Expr shifted = kir::cast(dtype, x.load(rowIndex(reduced, axes, sum_row))) - shift;
   Expr sum = reduceOver(ReduceOp::kSum, sum_row, kir::exp(shifted));
   kb.compute(y, axes, kir::cast(y.dtype(), kir::log(sum) + shift));
   return Status::ok();
@@ -204,10 +176,7 @@ Status lowerReduce(LowerContext& ctx, const ReduceDef& def) {
   std::vector<int64_t> dims = ctx.inputDims(0);
   KILN_ASSIGN_OR_RETURN(std::vector<bool> reduced, reducedDims(ctx, def, dims.size()));
   if (std::string_view(def.name) == "ReduceLogSumExp") return lowerReduceLogSumExp(ctx, reduced);
-  std::vector<int64_t> stat = statDims(dims, reduced);
-  std::vector<int64_t> row = reducedExtents(dims, reduced);
-  int64_t count = 1;
-  for (int64_t d : row) count *= d;
+  auto [stat, row, count] = rowShape(dims, reduced);
 
   kir::KernelBuilder& kb = ctx.newKernel();
   LowerContext::Buffer x = ctx.input(0);
@@ -215,7 +184,7 @@ Status lowerReduce(LowerContext& ctx, const ReduceDef& def) {
   DType dtype = reduceComputeDType(x.dtype(), def.float_math);
   std::vector<IterVar> axes = kb.vars(stat);
   std::vector<IterVar> row_vars = kb.vars(row, "r");
-  Expr element = def.element(kir::cast(dtype, x.load(inputIndex(reduced, axes, row_vars))));
+  Expr element = def.element(kir::cast(dtype, x.load(rowIndex(reduced, axes, row_vars))));
   Expr value = def.finish(reduceOver(def.op, row_vars, element), count);
   kb.compute(y, axes, kir::cast(y.dtype(), value));
   return Status::ok();
@@ -252,7 +221,7 @@ Status lowerArg(LowerContext& ctx, ReduceOp extreme) {
   KILN_ASSIGN_OR_RETURN(int64_t axis, normalizeAxis(ctx, ctx.attrInt("axis", 0), static_cast<int64_t>(dims.size())));
   std::vector<bool> reduced(dims.size(), false);
   reduced[static_cast<size_t>(axis)] = true;
-  std::vector<int64_t> stat = statDims(dims, reduced);
+  std::vector<int64_t> stat = rowShape(dims, reduced).stat;
   int64_t extent = dims[static_cast<size_t>(axis)];
   bool last = ctx.attrInt("select_last_index", 0) != 0;
 
@@ -265,11 +234,11 @@ Status lowerArg(LowerContext& ctx, ReduceOp extreme) {
   std::vector<IterVar> best_axes = kb.vars(stat, "b");
   IterVar best_r = kb.var("r", extent);
   kb.compute(best, best_axes,
-             kir::reduce(extreme, {best_r}, kir::cast(dtype, x.load(inputIndex(reduced, best_axes, {best_r})))));
+             kir::reduce(extreme, {best_r}, kir::cast(dtype, x.load(rowIndex(reduced, best_axes, {best_r})))));
 
   std::vector<IterVar> axes = kb.vars(stat);
   IterVar r = kb.var("r", extent);
-  Expr v = kir::cast(dtype, x.load(inputIndex(reduced, axes, {r})));
+  Expr v = kir::cast(dtype, x.load(rowIndex(reduced, axes, {r})));
   Expr b = best.load(asExprs(axes));
   Expr match = kir::eq(v, b);
   if (ir::isFloat(dtype))

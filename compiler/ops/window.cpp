@@ -69,6 +69,12 @@ int64_t outputSize(const Window& w, size_t i, int64_t in, bool ceil_mode) {
 
 }  // namespace
 
+std::vector<int64_t> spatialSizes(const ir::Shape& shape) {
+  std::vector<int64_t> sizes;
+  for (size_t i = 2; i < shape.size(); ++i) sizes.push_back(shape[i].value);  // -1 when unknown
+  return sizes;
+}
+
 Expected<Window> resolveWindow(const NodeView& node, std::span<const int64_t> in, std::vector<int64_t> kernel,
                                bool ceil_mode) {
   Window w;

@@ -25,6 +25,10 @@ struct Window {
   int64_t span(size_t i) const { return (kernel[i] - 1) * dilations[i] + 1; }
 };
 
+// The sizes of the spatial dims (2 onward) of an N x C x spatial... shape;
+// -1 where a dim is unknown.
+std::vector<int64_t> spatialSizes(const ir::Shape& shape);
+
 // Reads auto_pad, pads, strides and dilations of `node` (ONNX defaults: no
 // padding, stride 1, dilation 1) for spatial input sizes `in` (-1: unknown).
 // `ceil_mode` rounds the output size up, but a window never starts in the

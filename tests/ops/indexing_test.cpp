@@ -3,9 +3,6 @@
 // run-time indices, duplicate scatter indices, reductions.
 #include <gtest/gtest.h>
 
-#include "compiler/kir/evaluator.h"
-#include "compiler/lower/lower_graph.h"
-#include "passes/infer_shapes.h"
 #include "tests/ops/node_fixture.h"
 
 namespace kiln::ops {
@@ -13,84 +10,12 @@ namespace {
 
 using ir::DType;
 using testing::int64Tensor;
+using testing::messageOf;
 using testing::OneNodeGraph;
+using testing::OneNodeModel;
 
 constexpr DType f32 = DType::kFloat32;
 constexpr DType i64 = DType::kInt64;
-
-std::string messageOf(const Status& status) { return status.isOk() ? "ok" : status.message(); }
-
-// A one-node model: run-time inputs are graph inputs, constant inputs are
-// initializers, output 0 is the graph output; run() evaluates it with the
-// reference evaluator.
-class OneNodeModel {
- public:
-  OneNodeModel(const std::string& op, int opset) {
-    model_.opset_imports[""] = opset;
-    node_ = model_.graph.addNode(op, "n");
-  }
-  OneNodeModel& input(DType dtype, std::vector<int64_t> dims) {
-    ir::Value* v = model_.graph.addValue("x" + std::to_string(node_->inputs.size()), {dtype, ir::makeShape(dims)});
-    model_.graph.inputs.push_back(v);
-    node_->inputs.push_back(v);
-    return *this;
-  }
-  OneNodeModel& constant(ir::Tensor value) {
-    ir::Value* v = model_.graph.addValue("c" + std::to_string(node_->inputs.size()), value.type());
-    v->constant = std::move(value);
-    node_->inputs.push_back(v);
-    return *this;
-  }
-  OneNodeModel& omittedInput() {
-    node_->inputs.push_back(nullptr);
-    return *this;
-  }
-  OneNodeModel& attr(const std::string& name, int64_t value) {
-    ir::Attribute a;
-    a.i = value;
-    node_->attributes[name] = a;
-    return *this;
-  }
-  OneNodeModel& attr(const std::string& name, std::string value) {
-    ir::Attribute a;
-    a.kind = ir::Attribute::Kind::kString;
-    a.s = std::move(value);
-    node_->attributes[name] = a;
-    return *this;
-  }
-  OneNodeModel& attr(const std::string& name, std::vector<int64_t> values) {
-    ir::Attribute a;
-    a.kind = ir::Attribute::Kind::kInts;
-    a.ints = std::move(values);
-    node_->attributes[name] = a;
-    return *this;
-  }
-
-  // Output 0's elements for the run-time inputs, in order.
-  template <typename Out, typename... In>
-  std::vector<Out> run(const std::vector<In>&... inputs) {
-    ir::Value* out = model_.graph.addValue("y");
-    out->producer = node_;
-    node_->outputs.push_back(out);
-    model_.graph.outputs.push_back(out);
-    Status inferred = passes::inferShapes(model_);
-    EXPECT_TRUE(inferred) << inferred.message();
-    if (!inferred) return {};
-    Expected<lower::Program> program = lower::lowerGraph(model_);
-    EXPECT_TRUE(program) << (program ? "" : program.status().message());
-    if (!program) return {};
-    std::vector<Out> result(static_cast<size_t>(program->buffers[program->output_buffers[0]].elementCount()));
-    std::vector<const void*> in_ptrs = {inputs.data()...};
-    std::vector<void*> out_ptrs = {result.data()};
-    Status ran = lower::evaluateProgram(*program, in_ptrs, out_ptrs);
-    EXPECT_TRUE(ran) << ran.message();
-    return result;
-  }
-
- private:
-  ir::Model model_;
-  ir::Node* node_;
-};
 
 // ---- Inference -------------------------------------------------------------------
 
@@ -197,7 +122,7 @@ TEST(IndexingLowerTest, ScatterElementsMinOnIntegers) {
 
 TEST(IndexingLowerTest, OneHotWrapsNegativeIndicesAndIgnoresOutOfRange) {
   OneNodeModel m("OneHot", 11);
-  m.input(i64, {3}).constant(int64Tensor({3})).input(f32, {2});
+  m.input(i64, {3}).constantInput(int64Tensor({3})).input(f32, {2});
   std::vector<int64_t> indices = {-1, 1, 5};
   std::vector<float> values = {0, 7};
   EXPECT_EQ(m.run<float>(indices, values), (std::vector<float>{0, 0, 7, 0, 7, 0, 0, 0, 0}));

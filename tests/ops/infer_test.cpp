@@ -7,12 +7,12 @@ namespace kiln::ops {
 namespace {
 
 using ir::DType;
+using testing::messageOf;
 using testing::OneNodeGraph;
 
 constexpr DType f32 = DType::kFloat32;
 
 // The message of a failed inference, or "ok".
-std::string messageOf(const Status& status) { return status.isOk() ? "ok" : status.message(); }
 
 // ---- Elementwise ----------------------------------------------------------------
 

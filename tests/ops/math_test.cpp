@@ -7,75 +7,18 @@
 #include <cmath>
 #include <limits>
 
-#include "compiler/kir/evaluator.h"
-#include "compiler/lower/lower_graph.h"
 #include "compiler/support/half.h"
-#include "passes/infer_shapes.h"
 #include "tests/ops/node_fixture.h"
 
 namespace kiln::ops {
 namespace {
 
 using ir::DType;
+using testing::messageOf;
 using testing::OneNodeGraph;
+using testing::OneNodeModel;
 
 constexpr DType f32 = DType::kFloat32;
-
-std::string messageOf(const Status& status) { return status.isOk() ? "ok" : status.message(); }
-
-// A one-node model whose inputs are graph inputs and whose output 0 is the
-// graph output, run on the reference evaluator.
-class OneNodeModel {
- public:
-  OneNodeModel(const std::string& op, int opset) {
-    model_.opset_imports[""] = opset;
-    node_ = model_.graph.addNode(op, "n");
-  }
-  OneNodeModel& input(DType dtype, std::vector<int64_t> dims) {
-    ir::Value* v = model_.graph.addValue("x" + std::to_string(node_->inputs.size()), {dtype, ir::makeShape(dims)});
-    model_.graph.inputs.push_back(v);
-    node_->inputs.push_back(v);
-    return *this;
-  }
-  OneNodeModel& attr(const std::string& name, ir::Attribute a) {
-    node_->attributes[name] = std::move(a);
-    return *this;
-  }
-  OneNodeModel& attr(const std::string& name, int64_t value) {
-    ir::Attribute a;
-    a.i = value;
-    return attr(name, a);
-  }
-  OneNodeModel& attr(const std::string& name, float value) {
-    ir::Attribute a;
-    a.kind = ir::Attribute::Kind::kFloat;
-    a.f = value;
-    return attr(name, a);
-  }
-
-  template <typename Out, typename... In>
-  std::vector<Out> run(const std::vector<In>&... inputs) {
-    ir::Value* out = model_.graph.addValue("y");
-    out->producer = node_;
-    node_->outputs.push_back(out);
-    model_.graph.outputs.push_back(out);
-    Status inferred = passes::inferShapes(model_);
-    EXPECT_TRUE(inferred) << inferred.message();
-    Expected<lower::Program> program = lower::lowerGraph(model_);
-    EXPECT_TRUE(program) << (program ? "" : program.status().message());
-    if (!inferred || !program) return {};
-    std::vector<Out> result(static_cast<size_t>(program->buffers[program->output_buffers[0]].elementCount()));
-    std::vector<const void*> in_ptrs = {inputs.data()...};
-    std::vector<void*> out_ptrs = {result.data()};
-    Status ran = lower::evaluateProgram(*program, in_ptrs, out_ptrs);
-    EXPECT_TRUE(ran) << ran.message();
-    return result;
-  }
-
- private:
-  ir::Model model_;
-  ir::Node* node_;
-};
 
 ir::Tensor boolScalar(bool value) {
   uint8_t byte = value;

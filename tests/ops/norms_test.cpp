@@ -7,90 +7,17 @@
 
 #include <cmath>
 
-#include "compiler/kir/evaluator.h"
-#include "compiler/lower/lower_graph.h"
-#include "passes/infer_shapes.h"
 #include "tests/ops/node_fixture.h"
 
 namespace kiln::ops {
 namespace {
 
 using ir::DType;
+using testing::messageOf;
 using testing::OneNodeGraph;
+using testing::OneNodeModel;
 
 constexpr DType f32 = DType::kFloat32;
-
-std::string messageOf(const Status& status) { return status.isOk() ? "ok" : status.message(); }
-
-// A one-node model whose inputs are graph inputs and whose outputs are graph
-// outputs, run on the reference evaluator.
-class OneNodeModel {
- public:
-  OneNodeModel(const std::string& op, int opset) {
-    model_.opset_imports[""] = opset;
-    node_ = model_.graph.addNode(op, "n");
-  }
-  OneNodeModel& input(DType dtype, std::vector<int64_t> dims) {
-    ir::Value* v = model_.graph.addValue("x" + std::to_string(node_->inputs.size()), {dtype, ir::makeShape(dims)});
-    model_.graph.inputs.push_back(v);
-    node_->inputs.push_back(v);
-    return *this;
-  }
-  OneNodeModel& attr(const std::string& name, int64_t value) {
-    ir::Attribute a;
-    a.i = value;
-    node_->attributes[name] = a;
-    return *this;
-  }
-  OneNodeModel& attr(const std::string& name, std::vector<int64_t> values) {
-    ir::Attribute a;
-    a.kind = ir::Attribute::Kind::kInts;
-    a.ints = std::move(values);
-    node_->attributes[name] = a;
-    return *this;
-  }
-  OneNodeModel& attr(const std::string& name, float value) {
-    ir::Attribute a;
-    a.kind = ir::Attribute::Kind::kFloat;
-    a.f = value;
-    node_->attributes[name] = a;
-    return *this;
-  }
-
-  // Runs the model with `outputs` float32 outputs and returns them all.
-  std::vector<std::vector<float>> run(size_t outputs, const std::vector<std::vector<float>>& inputs) {
-    for (size_t i = 0; i < outputs; ++i) {
-      ir::Value* out = model_.graph.addValue("y" + std::to_string(i));
-      out->producer = node_;
-      out->producer_output = static_cast<int>(i);
-      node_->outputs.push_back(out);
-      model_.graph.outputs.push_back(out);
-    }
-    Status inferred = passes::inferShapes(model_);
-    EXPECT_TRUE(inferred) << inferred.message();
-    Expected<lower::Program> program = lower::lowerGraph(model_);
-    EXPECT_TRUE(program) << (program ? "" : program.status().message());
-    if (!inferred || !program) return {};
-    std::vector<std::vector<float>> results;
-    std::vector<void*> out_ptrs;
-    for (size_t i = 0; i < outputs; ++i)
-      results.emplace_back(static_cast<size_t>(program->buffers[program->output_buffers[i]].elementCount()));
-    for (auto& r : results) out_ptrs.push_back(r.data());
-    std::vector<const void*> in_ptrs;
-    for (const auto& in : inputs) in_ptrs.push_back(in.data());
-    Status ran = lower::evaluateProgram(*program, in_ptrs, out_ptrs);
-    EXPECT_TRUE(ran) << ran.message();
-    return results;
-  }
-  std::vector<float> run(const std::vector<std::vector<float>>& inputs) {
-    std::vector<std::vector<float>> all = run(1, inputs);
-    return all.empty() ? std::vector<float>{} : all[0];
-  }
-
- private:
-  ir::Model model_;
-  ir::Node* node_;
-};
 
 void expectNear(const std::vector<float>& actual, const std::vector<float>& expected, float tolerance = 1e-4f) {
   ASSERT_EQ(actual.size(), expected.size());
@@ -149,7 +76,7 @@ TEST(NormsInferTest, MvnAxesInRange) {
 TEST(NormsEvalTest, LayerNormWithStatisticsOutputs) {
   OneNodeModel m("LayerNormalization", 17);
   m.input(f32, {2, 2}).input(f32, {2}).input(f32, {2}).attr("epsilon", 0.0f);
-  std::vector<std::vector<float>> out = m.run(3, {{1, 3, 10, 20}, {1, 2}, {0, 1}});
+  std::vector<std::vector<float>> out = m.runFloat(3, {{1, 3, 10, 20}, {1, 2}, {0, 1}});
   ASSERT_EQ(out.size(), 3u);
   expectNear(out[0], {-1, 3, -1, 3});
   expectNear(out[1], {2, 15});
@@ -160,24 +87,24 @@ TEST(NormsEvalTest, VarianceSurvivesALargeOffset) {
   // E[x^2] - E[x]^2 in float32 would lose the unit variance under 1e4^2.
   OneNodeModel m("MeanVarianceNormalization", 13);
   m.input(f32, {1, 4}).attr("axes", std::vector<int64_t>{1});
-  expectNear(m.run({{10000 - 1, 10000 + 1, 10000 - 1, 10000 + 1}}), {-1, 1, -1, 1});
+  expectNear(m.runFloat({{10000 - 1, 10000 + 1, 10000 - 1, 10000 + 1}}), {-1, 1, -1, 1});
 }
 
 TEST(NormsEvalTest, LrnAtChannelEdges) {
   OneNodeModel m("LRN", 13);
   m.input(f32, {1, 3, 1, 1}).attr("size", int64_t{3}).attr("alpha", 3.0f).attr("beta", 1.0f).attr("bias", 1.0f);
   // Channel 0 sees channels 0-1, channel 1 all three, channel 2 channels 1-2.
-  std::vector<float> y = m.run({{1, 2, 3}});
+  std::vector<float> y = m.runFloat({{1, 2, 3}});
   expectNear(y, {1.0f / (1 + 5), 2.0f / (1 + 14), 3.0f / (1 + 13)});
 }
 
 TEST(NormsEvalTest, HardmaxOpset11FlattensFromAxis) {
   OneNodeModel m("Hardmax", 11);
   m.input(f32, {1, 2, 2});  // axis 1: one row of 4
-  expectNear(m.run({{1, 7, 7, 3}}), {0, 1, 0, 0});
+  expectNear(m.runFloat({{1, 7, 7, 3}}), {0, 1, 0, 0});
   OneNodeModel last("Hardmax", 13);
   last.input(f32, {1, 2, 2});  // axis -1: rows of 2
-  expectNear(last.run({{1, 7, 7, 3}}), {0, 1, 1, 0});
+  expectNear(last.runFloat({{1, 7, 7, 3}}), {0, 1, 1, 0});
 }
 
 }  // namespace

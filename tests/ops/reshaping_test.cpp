@@ -19,84 +19,12 @@ namespace {
 
 using ir::DType;
 using testing::int64Tensor;
+using testing::messageOf;
 using testing::OneNodeGraph;
+using testing::OneNodeModel;
 
 constexpr DType f32 = DType::kFloat32;
 constexpr DType i64 = DType::kInt64;
-
-std::string messageOf(const Status& status) { return status.isOk() ? "ok" : status.message(); }
-
-// A one-node model: run-time inputs are graph inputs, constant inputs are
-// initializers, output 0 is the graph output; run() evaluates it with the
-// reference evaluator.
-class OneNodeModel {
- public:
-  OneNodeModel(const std::string& op, int opset) {
-    model_.opset_imports[""] = opset;
-    node_ = model_.graph.addNode(op, "n");
-  }
-  OneNodeModel& input(DType dtype, std::vector<int64_t> dims) {
-    ir::Value* v = model_.graph.addValue("x" + std::to_string(node_->inputs.size()), {dtype, ir::makeShape(dims)});
-    model_.graph.inputs.push_back(v);
-    node_->inputs.push_back(v);
-    return *this;
-  }
-  OneNodeModel& constant(ir::Tensor value) {
-    ir::Value* v = model_.graph.addValue("c" + std::to_string(node_->inputs.size()), value.type());
-    v->constant = std::move(value);
-    node_->inputs.push_back(v);
-    return *this;
-  }
-  OneNodeModel& omittedInput() {
-    node_->inputs.push_back(nullptr);
-    return *this;
-  }
-  OneNodeModel& attr(const std::string& name, int64_t value) {
-    ir::Attribute a;
-    a.i = value;
-    node_->attributes[name] = a;
-    return *this;
-  }
-  OneNodeModel& attr(const std::string& name, std::string value) {
-    ir::Attribute a;
-    a.kind = ir::Attribute::Kind::kString;
-    a.s = std::move(value);
-    node_->attributes[name] = a;
-    return *this;
-  }
-  OneNodeModel& attr(const std::string& name, std::vector<int64_t> values) {
-    ir::Attribute a;
-    a.kind = ir::Attribute::Kind::kInts;
-    a.ints = std::move(values);
-    node_->attributes[name] = a;
-    return *this;
-  }
-
-  // Output 0's elements for the run-time inputs, in order.
-  template <typename Out, typename... In>
-  std::vector<Out> run(const std::vector<In>&... inputs) {
-    ir::Value* out = model_.graph.addValue("y");
-    out->producer = node_;
-    node_->outputs.push_back(out);
-    model_.graph.outputs.push_back(out);
-    Status inferred = passes::inferShapes(model_);
-    EXPECT_TRUE(inferred) << inferred.message();
-    if (!inferred) return {};
-    Expected<lower::Program> program = lower::lowerGraph(model_);
-    EXPECT_TRUE(program) << (program ? "" : program.status().message());
-    if (!program) return {};
-    std::vector<Out> result(static_cast<size_t>(program->buffers[program->output_buffers[0]].elementCount()));
-    std::vector<const void*> in_ptrs = {inputs.data()...};
-    std::vector<void*> out_ptrs = {result.data()};
-    Status ran = lower::evaluateProgram(*program, in_ptrs, out_ptrs);
-    EXPECT_TRUE(ran) << ran.message();
-    return result;
-  }
-
- private:
-  ir::Model model_;
-  ir::Node* node_;
-};
 
 // ---- Inference -------------------------------------------------------------------
 
@@ -197,27 +125,27 @@ TEST(ReshapingInferTest, DepthToSpaceChecksChannels) {
 TEST(ReshapingLowerTest, SliceWithNegativeStep) {
   OneNodeModel m("Slice", 13);
   m.input(f32, {5})
-      .constant(int64Tensor({-1}))
-      .constant(int64Tensor({-1000}))
-      .constant(int64Tensor({0}))
-      .constant(int64Tensor({-2}));
+      .constantInput(int64Tensor({-1}))
+      .constantInput(int64Tensor({-1000}))
+      .constantInput(int64Tensor({0}))
+      .constantInput(int64Tensor({-2}));
   std::vector<float> x = {0, 1, 2, 3, 4};
   EXPECT_EQ(m.run<float>(x), (std::vector<float>{4, 2, 0}));
 }
 
 TEST(ReshapingLowerTest, PadWrapAndReflect) {
   OneNodeModel wrap("Pad", 19);
-  wrap.input(f32, {3}).constant(int64Tensor({2, 1})).attr("mode", std::string("wrap"));
+  wrap.input(f32, {3}).constantInput(int64Tensor({2, 1})).attr("mode", std::string("wrap"));
   std::vector<float> x = {1, 2, 3};
   EXPECT_EQ(wrap.run<float>(x), (std::vector<float>{2, 3, 1, 2, 3, 1}));
   OneNodeModel reflect("Pad", 13);
-  reflect.input(f32, {3}).constant(int64Tensor({3, 2})).attr("mode", std::string("reflect"));
+  reflect.input(f32, {3}).constantInput(int64Tensor({3, 2})).attr("mode", std::string("reflect"));
   EXPECT_EQ(reflect.run<float>(x), (std::vector<float>{2, 3, 2, 1, 2, 3, 2, 1}));
 }
 
 TEST(ReshapingLowerTest, PadRuntimeConstantValue) {
   OneNodeModel m("Pad", 13);
-  m.input(f32, {2}).constant(int64Tensor({1, -1})).input(f32, {});
+  m.input(f32, {2}).constantInput(int64Tensor({1, -1})).input(f32, {});
   std::vector<float> x = {5, 6};
   std::vector<float> value = {9};
   EXPECT_EQ(m.run<float>(x, value), (std::vector<float>{9, 5}));
