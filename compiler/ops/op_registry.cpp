@@ -112,6 +112,8 @@ const OpRegistry& OpRegistry::global() {
     registerPoolOps(r);
     registerNormalizationOps(r);
     registerShapeOps(r);
+    registerLossOps(r);
+    registerConvTransposeOps(r);
     registerMathOps(r);
     registerLogicOps(r);
     registerCastOps(r);

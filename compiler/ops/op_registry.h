@@ -108,6 +108,8 @@ void registerConvOps(OpRegistry& registry);
 void registerPoolOps(OpRegistry& registry);
 void registerNormalizationOps(OpRegistry& registry);
 void registerShapeOps(OpRegistry& registry);
+void registerLossOps(OpRegistry& registry);
+void registerConvTransposeOps(OpRegistry& registry);
 void registerMathOps(OpRegistry& registry);
 void registerLogicOps(OpRegistry& registry);
 void registerCastOps(OpRegistry& registry);
