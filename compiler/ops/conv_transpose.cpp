@@ -37,18 +37,6 @@ struct Geometry {
 
 int64_t floorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0)) ? 1 : 0); }
 
-Expected<std::vector<int64_t>> perDim(const NodeView& node, const char* name, size_t count, int64_t fallback,
-                                      int64_t min_value) {
-  std::vector<int64_t> values = node.attrInts(name, std::vector<int64_t>(count, fallback));
-  if (values.size() != count)
-    return node.error(std::string(name) + " has " + std::to_string(values.size()) + " values, expected " +
-                      std::to_string(count) + " (one per spatial dim)");
-  for (int64_t v : values)
-    if (v < min_value)
-      return node.error(std::string(name) + " value " + std::to_string(v) + " must be at least " +
-                        std::to_string(min_value));
-  return values;
-}
 
 // kernel_shape may be omitted: it is W's spatial dims. When given it must agree.
 Expected<std::vector<int64_t>> kernelShape(const NodeView& node, const ir::Shape& w) {

@@ -23,18 +23,6 @@ std::optional<AutoPad> parseAutoPad(std::string_view name) {
   return std::nullopt;
 }
 
-Expected<std::vector<int64_t>> perDim(const NodeView& node, const char* name, size_t count, int64_t fallback,
-                                      int64_t min_value) {
-  std::vector<int64_t> values = node.attrInts(name, std::vector<int64_t>(count, fallback));
-  if (values.size() != count)
-    return node.error(std::string(name) + " has " + std::to_string(values.size()) + " values, expected " +
-                      std::to_string(count) + " (one per spatial dim)");
-  for (int64_t v : values)
-    if (v < min_value)
-      return node.error(std::string(name) + " value " + std::to_string(v) + " must be at least " +
-                        std::to_string(min_value));
-  return values;
-}
 
 Status explicitPads(const NodeView& node, Window& w) {
   size_t n = w.rank();
@@ -68,6 +56,19 @@ int64_t outputSize(const Window& w, size_t i, int64_t in, bool ceil_mode) {
 }
 
 }  // namespace
+
+Expected<std::vector<int64_t>> perDim(const NodeView& node, const char* name, size_t count, int64_t fallback,
+                                      int64_t min_value) {
+  std::vector<int64_t> values = node.attrInts(name, std::vector<int64_t>(count, fallback));
+  if (values.size() != count)
+    return node.error(std::string(name) + " has " + std::to_string(values.size()) + " values, expected " +
+                      std::to_string(count) + " (one per spatial dim)");
+  for (int64_t v : values)
+    if (v < min_value)
+      return node.error(std::string(name) + " value " + std::to_string(v) + " must be at least " +
+                        std::to_string(min_value));
+  return values;
+}
 
 std::vector<int64_t> spatialSizes(const ir::Shape& shape) {
   std::vector<int64_t> sizes;

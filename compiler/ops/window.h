@@ -29,6 +29,11 @@ struct Window {
 // -1 where a dim is unknown.
 std::vector<int64_t> spatialSizes(const ir::Shape& shape);
 
+// A per-spatial-dim attribute (strides, dilations, pads...): `count` values,
+// each at least `min_value`, `fallback` for every dim when absent.
+Expected<std::vector<int64_t>> perDim(const NodeView& node, const char* name, size_t count, int64_t fallback,
+                                      int64_t min_value);
+
 // Reads auto_pad, pads, strides and dilations of `node` (ONNX defaults: no
 // padding, stride 1, dilation 1) for spatial input sizes `in` (-1: unknown).
 // `ceil_mode` rounds the output size up, but a window never starts in the
