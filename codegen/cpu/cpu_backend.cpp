@@ -29,6 +29,8 @@ class CpuBackend final : public Backend {
     desc.cpu_features = target_.required;
     desc.entry_symbol = cpu::kEntrySymbol;
     desc.kernel_count = program.calls.size();
+    for (const lower::KernelCall& call : program.calls)
+      desc.kernels.push_back({call.kernel.name, call.kernel.origin, static_cast<uint64_t>(kir::countFlops(call.kernel))});
     desc.workspace_bytes = static_cast<uint64_t>(program.workspace_bytes);
     llvm::LLVMContext context;
     std::unique_ptr<llvm::Module> module = cpu::emitModule(context, program, artifact::serialize(desc));

@@ -1,5 +1,7 @@
 #include "codegen/cpu/emit_expr.h"
 
+#include <algorithm>
+
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/Module.h>
 
@@ -58,7 +60,14 @@ llvm::Value* ExprEmitter::intrinsic(llvm::Intrinsic::ID id, std::vector<llvm::Va
 llvm::Value* ExprEmitter::address(int buffer, const std::vector<kir::Expr>& indices) {
   llvm::Value* offset = b_.getInt64(0);
   for (size_t d = 0; d < indices.size(); ++d) {
-    llvm::Value* term = b_.CreateMul(emit(indices[d]), b_.getInt64(strides_[buffer][d]), "", false, true);
+    llvm::Value* index = emit(indices[d]);
+    if (guarded_depth_ > 0) {
+      int64_t last = std::max<int64_t>(kernel_.params[buffer].shape[d] - 1, 0);
+      index = b_.CreateIntrinsic(llvm::Intrinsic::smin, {index->getType()},
+                                 {b_.CreateIntrinsic(llvm::Intrinsic::smax, {index->getType()}, {index, b_.getInt64(0)}),
+                                  b_.getInt64(last)});
+    }
+    llvm::Value* term = b_.CreateMul(index, b_.getInt64(strides_[buffer][d]), "", false, true);
     offset = b_.CreateAdd(offset, term, "", false, true);
   }
   return b_.CreateInBoundsGEP(memoryType(kernel_.params[buffer].dtype), buffers_[buffer], offset);
@@ -95,6 +104,10 @@ void ExprEmitter::loop(int var_id, llvm::Value* begin, llvm::Value* end,
 
 llvm::Value* ExprEmitter::emit(const kir::Expr& e) {
   const ExprNode& n = *e;
+  if (!substitutes_.empty()) {
+    auto it = substitutes_.find(&n);
+    if (it != substitutes_.end()) return it->second;
+  }
   switch (n.kind) {
     case ExprNode::Kind::kConst: return emitConst(n);
     case ExprNode::Kind::kVar: return vars_.at(n.var_id);
@@ -257,6 +270,13 @@ llvm::Value* ExprEmitter::emitSelect(const ExprNode& n) {
   llvm::Value* cond = emit(n.operands[0]);
   if (!containsLoadOrDivision(n.operands[1]) && !containsLoadOrDivision(n.operands[2]))
     return b_.CreateSelect(cond, emit(n.operands[1]), emit(n.operands[2]));
+  if (speculate_) {
+    ++guarded_depth_;
+    llvm::Value* t = emit(n.operands[1]);
+    llvm::Value* f = emit(n.operands[2]);
+    --guarded_depth_;
+    return b_.CreateSelect(cond, t, f);
+  }
   llvm::Function* f = b_.GetInsertBlock()->getParent();
   llvm::LLVMContext& c = b_.getContext();
   auto* then_block = llvm::BasicBlock::Create(c, "then", f);

@@ -24,6 +24,14 @@ class ExprEmitter {
   // for (iv = begin; iv < end; ++iv) body(iv); binds `var_id` (when >= 0) to iv inside.
   void loop(int var_id, llvm::Value* begin, llvm::Value* end, const std::function<void(llvm::Value*)>& body);
   void bind(int var_id, llvm::Value* value) { vars_[var_id] = value; }
+  // emit() returns `value` for this node instead of computing it (a
+  // contraction's accumulator standing in for its reduce).
+  void substitute(const kir::ExprNode* node, llvm::Value* value) { substitutes_[node] = value; }
+  // With speculation on, select(c, a, b) whose arms load evaluates both arms
+  // without a branch; loads inside the arms clamp every index into the
+  // buffer, so an untaken arm reads a valid element and its value is
+  // discarded. Branch-free guards keep hot loops straight-line.
+  void setSpeculateGuardedLoads(bool on) { speculate_ = on; }
 
   // The LLVM type of a dtype in registers (bool is i1) and in memory (bool is i8).
   llvm::Type* valueType(kir::DType dtype) const;
@@ -45,6 +53,9 @@ class ExprEmitter {
   std::vector<llvm::Value*> buffers_;
   std::vector<std::vector<int64_t>> strides_;
   std::unordered_map<int, llvm::Value*> vars_;
+  std::unordered_map<const kir::ExprNode*, llvm::Value*> substitutes_;
+  bool speculate_ = false;
+  int guarded_depth_ = 0;  // > 0 while emitting a speculated select arm
 };
 
 }  // namespace kiln::codegen::cpu

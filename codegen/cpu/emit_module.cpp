@@ -1,9 +1,14 @@
 #include "codegen/cpu/emit_module.h"
 
+#include <optional>
+#include <set>
+
 #include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/MDBuilder.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/Transforms/Utils/ModuleUtils.h>
 
+#include "codegen/cpu/emit_contraction.h"
 #include "codegen/cpu/emit_expr.h"
 #include "codegen/cpu/schedule.h"
 
@@ -14,22 +19,28 @@ namespace {
 struct ContextLayout {
   static constexpr unsigned kPool = 2;
   static constexpr unsigned kParallelFor = 3;
+  static constexpr unsigned kKernelDone = 4;
+  static constexpr unsigned kProfiler = 5;
 };
+
+// Contractions below this much work run on the calling thread.
+constexpr int64_t kMinParallelFlops = 1 << 17;
 
 class ModuleEmitter {
  public:
   ModuleEmitter(llvm::LLVMContext& c, const lower::Program& program)
       : c_(c), program_(program), module_(std::make_unique<llvm::Module>("kiln_model", c)), ptr_(llvm::PointerType::get(c, 0)) {
-    context_type_ = llvm::StructType::create(c, {llvm::Type::getInt32Ty(c), llvm::Type::getInt32Ty(c), ptr_, ptr_},
-                                             "kiln_exec_context");
+    context_type_ = llvm::StructType::create(
+        c, {llvm::Type::getInt32Ty(c), llvm::Type::getInt32Ty(c), ptr_, ptr_, ptr_, ptr_}, "kiln_exec_context");
     module_->setSourceFileName("kiln_model");
   }
 
   std::unique_ptr<llvm::Module> run(const std::vector<uint8_t>& description) {
     emitDescription(description);
+    planContractions();
     emitConstants();
     std::vector<llvm::Function*> kernels;
-    for (const lower::KernelCall& call : program_.calls) kernels.push_back(emitKernel(call.kernel));
+    for (size_t k = 0; k < program_.calls.size(); ++k) kernels.push_back(emitKernel(k));
     emitEntry(kernels);
     return std::move(module_);
   }
@@ -44,12 +55,50 @@ class ModuleEmitter {
     llvm::appendToUsed(*module_, {g});
   }
 
+  // Contraction plans per call and stage, and the weights that only packed
+  // panels read (their original layout need not ship).
+  void planContractions() {
+    std::vector<int> other_uses(program_.buffers.size(), 0);
+    for (const lower::KernelCall& call : program_.calls) {
+      const kir::Kernel& kernel = call.kernel;
+      auto constant_of = [&](int param) -> const ir::Tensor* {
+        const lower::ProgramBuffer& pb = program_.buffers[call.args[param]];
+        return pb.kind == lower::ProgramBuffer::Kind::kConstant ? &*pb.constant : nullptr;
+      };
+      std::vector<std::optional<ContractionPlan>> plans;
+      for (const kir::Stage& stage : kernel.stages) plans.push_back(planContraction(kernel, stage, constant_of));
+      // A param is still needed unless its only load is a packed plan's V.
+      for (size_t p = 0; p < kernel.params.size(); ++p) {
+        int loads = 0, packed = 0;
+        for (size_t s = 0; s < kernel.stages.size(); ++s) {
+          loads += countLoads(kernel.stages[s].value, static_cast<int>(p));
+          if (plans[s] && plans[s]->packed && plans[s]->vector->buffer == static_cast<int>(p)) ++packed;
+        }
+        if (loads != packed || packed == 0) ++other_uses[call.args[p]];
+      }
+      plans_.push_back(std::move(plans));
+    }
+    for (size_t i = 0; i < program_.buffers.size(); ++i)
+      if (program_.buffers[i].kind == lower::ProgramBuffer::Kind::kConstant && other_uses[i] == 0)
+        packed_only_.insert(static_cast<int>(i));
+  }
+
+  static int countLoads(const kir::Expr& e, int param) {
+    int n = e->kind == kir::ExprNode::Kind::kLoad && e->buffer == param ? 1 : 0;
+    for (const kir::Expr& op : e->operands) n += countLoads(op, param);
+    return n;
+  }
+
   // Weights go in .rodata at 64-byte alignment, already in kernel layout.
   void emitConstants() {
     constants_.assign(program_.buffers.size(), nullptr);
     for (size_t i = 0; i < program_.buffers.size(); ++i) {
       const lower::ProgramBuffer& b = program_.buffers[i];
       if (b.kind != lower::ProgramBuffer::Kind::kConstant) continue;
+      if (packed_only_.count(static_cast<int>(i))) {
+        constants_[i] = llvm::ConstantPointerNull::get(ptr_);
+        continue;
+      }
       auto bytes = b.constant->bytes();
       llvm::ArrayRef<uint8_t> data(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
       llvm::Constant* init = data.empty() ? llvm::ConstantAggregateZero::get(llvm::ArrayType::get(llvm::Type::getInt8Ty(c_), 1))
@@ -72,7 +121,8 @@ class ModuleEmitter {
 
   // void stage(ctx, p0..pn, begin, end): the stage's loops, the collapsed
   // parallel axes restricted to [begin, end).
-  llvm::Function* emitStage(const kir::Kernel& kernel, size_t s, const StageSchedule& schedule) {
+  llvm::Function* emitStage(const kir::Kernel& kernel, size_t s, const StageSchedule& schedule,
+                            const ContractionPlan* contraction, llvm::Value* panels) {
     const kir::Stage& stage = kernel.stages[s];
     std::vector<llvm::Type*> params = {ptr_};
     for (size_t i = 0; i < kernel.params.size(); ++i) params.push_back(ptr_);
@@ -89,6 +139,11 @@ class ModuleEmitter {
     llvm::Value* end = f->getArg(static_cast<unsigned>(kernel.params.size() + 2));
     llvm::IRBuilder<> b(llvm::BasicBlock::Create(c_, "entry", f));
     ExprEmitter emitter(b, kernel, buffers);
+    if (contraction) {
+      emitContraction(b, emitter, stage, *contraction, panels, begin, end);
+      b.CreateRetVoid();
+      return f;
+    }
     auto body = [&] { emitter.store(stage.buffer, stage.store_index, emitter.emit(stage.value)); };
     std::function<void(size_t)> nest = [&](size_t d) {
       if (d == stage.axes.size()) return body();
@@ -128,26 +183,49 @@ class ModuleEmitter {
     return f;
   }
 
-  llvm::Function* emitKernel(const kir::Kernel& kernel) {
+  // Packed weight panels of a contraction, as a private global.
+  llvm::GlobalVariable* emitPanels(const lower::KernelCall& call, const kir::Stage& stage, const ContractionPlan& plan) {
+    const ir::Tensor& weights = *program_.buffers[call.args[plan.vector->buffer]].constant;
+    std::vector<float> panels = packPanels(plan, stage, weights);
+    auto* init = llvm::ConstantDataArray::get(c_, llvm::ArrayRef<float>(panels));
+    auto* g = new llvm::GlobalVariable(*module_, init->getType(), true, llvm::GlobalValue::PrivateLinkage, init,
+                                       "panels_" + std::to_string(panel_count_++));
+    g->setAlignment(llvm::Align(64));
+    return g;
+  }
+
+  llvm::Function* emitKernel(size_t call_index) {
+    const lower::KernelCall& call = program_.calls[call_index];
+    const kir::Kernel& kernel = call.kernel;
     std::vector<llvm::Type*> params(kernel.params.size() + 1, ptr_);
     llvm::Function* f = makeFunction(kernel.name, llvm::Type::getVoidTy(c_), params);
     std::vector<llvm::Function*> stages;
-    std::vector<StageSchedule> schedules;
+    std::vector<int64_t> tasks;  // parallel task count per stage; 0: run serially
     for (size_t s = 0; s < kernel.stages.size(); ++s) {
-      schedules.push_back(scheduleStage(kernel.stages[s]));
-      stages.push_back(emitStage(kernel, s, schedules.back()));
+      const kir::Stage& stage = kernel.stages[s];
+      const std::optional<ContractionPlan>& plan = plans_[call_index][s];
+      if (plan) {
+        llvm::Value* panels = plan->packed ? emitPanels(call, stage, *plan) : nullptr;
+        stages.push_back(emitStage(kernel, s, StageSchedule{}, &*plan, panels));
+        int64_t n = contractionTasks(stage, *plan);
+        tasks.push_back(n >= 2 && kir::countFlops(kernel) >= kMinParallelFlops ? n : -n);
+        continue;
+      }
+      StageSchedule schedule = scheduleStage(stage);
+      stages.push_back(emitStage(kernel, s, schedule, nullptr, nullptr));
+      int64_t outer = 1;
+      for (int d = 0; d < schedule.parallel_axes; ++d) outer *= stage.axes[d].extent;
+      tasks.push_back(schedule.parallel_axes == 0 ? -1 : outer);
     }
     llvm::IRBuilder<> b(llvm::BasicBlock::Create(c_, "entry", f));
     std::vector<llvm::Value*> args;
     for (llvm::Argument& arg : f->args()) args.push_back(&arg);
     for (size_t s = 0; s < kernel.stages.size(); ++s) {
-      const kir::Stage& stage = kernel.stages[s];
-      int64_t outer = 1;
-      for (int d = 0; d < schedules[s].parallel_axes; ++d) outer *= stage.axes[d].extent;
-      if (schedules[s].parallel_axes == 0) {
+      int64_t outer = tasks[s];
+      if (outer <= 0) {  // serial: the whole range [0, -outer) on this thread
         std::vector<llvm::Value*> call_args = args;
         call_args.push_back(b.getInt64(0));
-        call_args.push_back(b.getInt64(1));
+        call_args.push_back(b.getInt64(-outer));
         b.CreateCall(stages[s], call_args);
         continue;
       }
@@ -174,6 +252,13 @@ class ModuleEmitter {
     auto pointerAt = [&](llvm::Value* array, int index) {
       return b.CreateLoad(ptr_, b.CreateConstGEP1_64(ptr_, array, static_cast<uint64_t>(index)));
     };
+    // The profiling hook, read once: when set, it is called after every kernel.
+    llvm::Value* ctx = f->getArg(0);
+    llvm::Value* kernel_done = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kKernelDone));
+    llvm::Value* profiler = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kProfiler));
+    llvm::Value* profiling = b.CreateIsNotNull(kernel_done, "profiling");
+    auto* done_type = llvm::FunctionType::get(llvm::Type::getVoidTy(c_), {ptr_, b.getInt32Ty()}, false);
+    llvm::MDNode* rarely = llvm::MDBuilder(c_).createBranchWeights(1, 1000);
     for (size_t k = 0; k < kernels.size(); ++k) {
       std::vector<llvm::Value*> args = {f->getArg(0)};
       for (int buffer : program_.calls[k].args) {
@@ -188,6 +273,13 @@ class ModuleEmitter {
         }
       }
       b.CreateCall(kernels[k], args);
+      auto* report = llvm::BasicBlock::Create(c_, "kernel_done", f);
+      auto* next = llvm::BasicBlock::Create(c_, "next", f);
+      b.CreateCondBr(profiling, report, next, rarely);
+      b.SetInsertPoint(report);
+      b.CreateCall(done_type, kernel_done, {profiler, b.getInt32(static_cast<int32_t>(k))});
+      b.CreateBr(next);
+      b.SetInsertPoint(next);
     }
     b.CreateRet(b.getInt32(0));
   }
@@ -197,7 +289,10 @@ class ModuleEmitter {
   std::unique_ptr<llvm::Module> module_;
   llvm::PointerType* ptr_;
   llvm::StructType* context_type_;
-  std::vector<llvm::GlobalVariable*> constants_;
+  std::vector<llvm::Constant*> constants_;
+  std::vector<std::vector<std::optional<ContractionPlan>>> plans_;  // per call, per stage
+  std::set<int> packed_only_;
+  int panel_count_ = 0;
 };
 
 }  // namespace

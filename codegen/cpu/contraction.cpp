@@ -1,0 +1,224 @@
+#include "codegen/cpu/contraction.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+namespace kiln::codegen::cpu {
+namespace {
+
+using kir::ExprNode;
+
+bool dependsOn(const kir::Expr& e, int var_id) {
+  const ExprNode& n = *e;
+  if (n.kind == ExprNode::Kind::kVar) return n.var_id == var_id;
+  for (const kir::Expr& op : n.operands)
+    if (dependsOn(op, var_id)) return true;
+  return false;
+}
+
+// value = offset + sum(coeff[var] * var), when the index is affine.
+struct Affine {
+  int64_t offset = 0;
+  std::map<int, int64_t> coeff;
+
+  int64_t of(int var_id) const {
+    auto it = coeff.find(var_id);
+    return it == coeff.end() ? 0 : it->second;
+  }
+};
+
+std::optional<Affine> affine(const kir::Expr& e) {
+  const ExprNode& n = *e;
+  if (ir::isFloat(n.dtype) || n.dtype == ir::DType::kBool) return std::nullopt;
+  switch (n.kind) {
+    case ExprNode::Kind::kConst: return Affine{static_cast<int64_t>(n.value), {}};
+    case ExprNode::Kind::kVar: return Affine{0, {{n.var_id, 1}}};
+    case ExprNode::Kind::kCast: return affine(n.operands[0]);
+    case ExprNode::Kind::kBinary: {
+      auto op = static_cast<kir::BinaryOp>(n.op);
+      std::optional<Affine> a = affine(n.operands[0]);
+      std::optional<Affine> b = affine(n.operands[1]);
+      if (!a || !b) return std::nullopt;
+      if (op == kir::BinaryOp::kAdd || op == kir::BinaryOp::kSub) {
+        int64_t sign = op == kir::BinaryOp::kAdd ? 1 : -1;
+        a->offset += sign * b->offset;
+        for (auto [var, c] : b->coeff) a->coeff[var] += sign * c;
+        return a;
+      }
+      if (op == kir::BinaryOp::kMul) {
+        if (!a->coeff.empty() && !b->coeff.empty()) return std::nullopt;
+        if (a->coeff.empty()) std::swap(a, b);
+        for (auto& [var, c] : a->coeff) c *= b->offset;
+        a->offset *= b->offset;
+        return a;
+      }
+      return std::nullopt;
+    }
+    default: return std::nullopt;
+  }
+}
+
+// The flat element index of a load, when affine.
+std::optional<Affine> flatIndex(const kir::Kernel& kernel, const ExprNode& load) {
+  const std::vector<int64_t>& shape = kernel.params[load.buffer].shape;
+  Affine flat;
+  int64_t stride = 1;
+  for (size_t d = shape.size(); d-- > 0;) {
+    std::optional<Affine> index = affine(load.operands[d]);
+    if (!index) return std::nullopt;
+    flat.offset += index->offset * stride;
+    for (auto [var, c] : index->coeff) flat.coeff[var] += c * stride;
+    stride *= shape[d];
+  }
+  return flat;
+}
+
+void collectReduces(const kir::Expr& e, std::vector<const ExprNode*>& out) {
+  const ExprNode& n = *e;
+  if (n.kind == ExprNode::Kind::kReduce) {
+    if (std::find(out.begin(), out.end(), &n) == out.end()) out.push_back(&n);
+    return;
+  }
+  for (const kir::Expr& op : n.operands) collectReduces(op, out);
+}
+
+// Variables that decide a select's condition somewhere in `e` (padding guards).
+void collectGuardVars(const kir::Expr& e, std::vector<int>& out) {
+  const ExprNode& n = *e;
+  if (n.kind == ExprNode::Kind::kSelect) {
+    std::function<void(const kir::Expr&)> vars = [&](const kir::Expr& c) {
+      if (c->kind == ExprNode::Kind::kVar) out.push_back(c->var_id);
+      for (const kir::Expr& op : c->operands) vars(op);
+    };
+    vars(n.operands[0]);
+  }
+  for (const kir::Expr& op : n.operands) collectGuardVars(op, out);
+}
+
+bool storesAtAxes(const kir::Stage& stage) {
+  if (stage.store_index.size() != stage.axes.size()) return false;
+  for (size_t d = 0; d < stage.axes.size(); ++d) {
+    const ExprNode& index = *stage.store_index[d];
+    if (index.kind != ExprNode::Kind::kVar || index.var_id != stage.axes[d].id) return false;
+  }
+  return true;
+}
+
+// Register tile: rows x vectors accumulators plus the V vectors and one
+// broadcast must fit AVX-512's 32 registers.
+void chooseTile(ContractionPlan& plan, int64_t extent_v, int64_t extent_row) {
+  static constexpr int kRowsForVectors[] = {0, 14, 12, 8, 6};
+  plan.vectors = static_cast<int>(std::clamp<int64_t>((extent_v + kVectorLanes - 1) / kVectorLanes, 1, 4));
+  plan.rows = static_cast<int>(std::min<int64_t>(kRowsForVectors[plan.vectors], extent_row));
+}
+
+constexpr int64_t kMinVectorExtent = 8;  // below this most lanes would idle
+
+}  // namespace
+
+std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const kir::Stage& stage,
+                                               const ConstantOf& constant_of) {
+  if (stage.value.dtype() != ir::DType::kFloat32 || kernel.params[stage.buffer].dtype != ir::DType::kFloat32)
+    return std::nullopt;
+  if (stage.axes.empty() || !storesAtAxes(stage)) return std::nullopt;
+  std::vector<const ExprNode*> reduces;
+  collectReduces(stage.value, reduces);
+  if (reduces.size() != 1) return std::nullopt;
+  const ExprNode& reduce = *reduces[0];
+  if (static_cast<kir::ReduceOp>(reduce.op) != kir::ReduceOp::kSum || reduce.dtype != ir::DType::kFloat32)
+    return std::nullopt;
+  const ExprNode& body = *reduce.operands[0];
+  if (body.kind != ExprNode::Kind::kBinary || static_cast<kir::BinaryOp>(body.op) != kir::BinaryOp::kMul)
+    return std::nullopt;
+
+  std::optional<ContractionPlan> best;
+  for (int vi : {1, 0}) {
+    const kir::Expr& v_expr = body.operands[vi];
+    const kir::Expr& s_expr = body.operands[1 - vi];
+    if (v_expr->kind != ExprNode::Kind::kLoad || v_expr->dtype != ir::DType::kFloat32) continue;
+    std::optional<Affine> flat = flatIndex(kernel, *v_expr);
+    if (!flat) continue;
+    std::vector<int> v_axes;  // output axes V depends on
+    for (size_t a = 0; a < stage.axes.size(); ++a)
+      if (flat->of(stage.axes[a].id) != 0) v_axes.push_back(static_cast<int>(a));
+
+    ContractionPlan plan;
+    const ir::Tensor* weights = constant_of(v_expr->buffer);
+    if (weights && v_axes.size() == 1 && !dependsOn(s_expr, stage.axes[v_axes[0]].id)) {
+      plan.packed = true;
+      plan.v_axis = v_axes[0];
+    } else {
+      if (best) continue;  // a packed plan beats streaming
+      for (int a : v_axes)
+        if (flat->of(stage.axes[a].id) == 1 && !dependsOn(s_expr, stage.axes[a].id)) plan.v_axis = a;
+      if (plan.v_axis < 0) continue;
+    }
+    const kir::IterVar& v = stage.axes[plan.v_axis];
+    if (v.extent < kMinVectorExtent) continue;
+    // Rows: the innermost other axis that S reads along and V does not.
+    for (size_t a = 0; a < stage.axes.size(); ++a) {
+      int id = stage.axes[a].id;
+      if (static_cast<int>(a) != plan.v_axis && flat->of(id) == 0 && dependsOn(s_expr, id))
+        plan.row_axis = static_cast<int>(a);
+    }
+    for (size_t a = 0; a < stage.axes.size(); ++a)
+      if (static_cast<int>(a) != plan.v_axis && static_cast<int>(a) != plan.row_axis)
+        plan.outer_axes.push_back(static_cast<int>(a));
+    // Reductions that guards depend on run outermost, so the guards are
+    // invariant in the inner loops.
+    std::vector<int> guard_vars;
+    collectGuardVars(s_expr, guard_vars);
+    auto guarded = [&](const kir::IterVar& k) {
+      return std::find(guard_vars.begin(), guard_vars.end(), k.id) != guard_vars.end();
+    };
+    plan.k_order = reduce.reduce_vars;
+    std::stable_partition(plan.k_order.begin(), plan.k_order.end(), guarded);
+    if (plan.packed) {
+      // Every (v, k) must read inside the weights, as the lowering promises.
+      int64_t lo = flat->offset, hi = flat->offset;
+      for (auto [var, c] : flat->coeff) {
+        int64_t extent = 0;
+        for (const kir::IterVar& x : stage.axes) extent = x.id == var ? x.extent : extent;
+        for (const kir::IterVar& x : reduce.reduce_vars) extent = x.id == var ? x.extent : extent;
+        (c < 0 ? lo : hi) += c * (extent - 1);
+      }
+      if (lo < 0 || hi >= weights->elementCount()) continue;
+      plan.pack_offset = flat->offset;
+      plan.pack_v_stride = flat->of(v.id);
+      for (const kir::IterVar& k : plan.k_order) plan.pack_k_strides.push_back(flat->of(k.id));
+    }
+    plan.reduce = &reduce;
+    plan.scalar = s_expr;
+    plan.vector = v_expr;
+    chooseTile(plan, v.extent, plan.row_axis < 0 ? 1 : stage.axes[plan.row_axis].extent);
+    best = std::move(plan);
+  }
+  return best;
+}
+
+std::vector<float> packPanels(const ContractionPlan& plan, const kir::Stage& stage, const ir::Tensor& weights) {
+  const int64_t extent_v = stage.axes[plan.v_axis].extent;
+  const int64_t block = plan.blockLanes();
+  const int64_t blocks = (extent_v + block - 1) / block;
+  int64_t k_total = 1;
+  for (const kir::IterVar& k : plan.k_order) k_total *= k.extent;
+  std::vector<float> panels(static_cast<size_t>(blocks * k_total * block), 0.0f);
+  const auto* src = reinterpret_cast<const float*>(weights.bytes().data());
+  std::vector<int64_t> k_index(plan.k_order.size(), 0);
+  for (int64_t kf = 0; kf < k_total; ++kf) {
+    int64_t base = plan.pack_offset;
+    for (size_t i = 0; i < k_index.size(); ++i) base += plan.pack_k_strides[i] * k_index[i];
+    for (int64_t v = 0; v < extent_v; ++v) {
+      int64_t dst = ((v / block) * k_total + kf) * block + v % block;
+      panels[static_cast<size_t>(dst)] = src[base + plan.pack_v_stride * v];
+    }
+    for (size_t i = k_index.size(); i-- > 0;) {  // odometer, innermost k fastest
+      if (++k_index[i] < plan.k_order[i].extent) break;
+      k_index[i] = 0;
+    }
+  }
+  return panels;
+}
+
+}  // namespace kiln::codegen::cpu

@@ -1,0 +1,61 @@
+// Contractions on the CPU: register-blocked AVX-512 microkernels for stages of
+// the form
+//
+//   out[axes] = epilogue( sum_k S(axes, k) * V(v, k) )
+//
+// which is what MatMul, Gemm and Conv lower to, with any fused bias,
+// activation or residual around the sum. One output axis `v` is vectorized:
+// V is read as vectors along it, S (anything that does not depend on v) is
+// broadcast, and a tile of `rows` x `vectors` accumulators stays in registers
+// for the whole reduction. When V is a weight (a constant buffer whose index is
+// affine in v and k), it is repacked at compile time into panels
+// [v-block][k][lanes] so the inner loop reads it sequentially, and the original
+// layout is dropped from the artifact when nothing else reads it.
+//
+// This is a schedule: it changes how the definition is computed, never what.
+// Stages that do not fit take the generic loop-nest path.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "compiler/ir/tensor.h"
+#include "compiler/kir/kir.h"
+
+namespace kiln::codegen::cpu {
+
+inline constexpr int kVectorLanes = 16;  // fp32 lanes of one AVX-512 register
+
+struct ContractionPlan {
+  const kir::ExprNode* reduce = nullptr;  // the sum the epilogue wraps
+  kir::Expr scalar;                       // S: broadcast across the vector axis
+  kir::Expr vector;                       // V: a load, vectorized along v
+  int v_axis = -1;                        // position in stage.axes
+  int row_axis = -1;                      // position in stage.axes; -1: one row
+  std::vector<int> outer_axes;            // the remaining axes, outermost first
+  std::vector<kir::IterVar> k_order;      // reduction loops, outermost first
+  // V packed at compile time: flat element index of V = pack_offset +
+  // pack_v_stride * v + sum(pack_k_strides[i] * k_order[i]).
+  bool packed = false;
+  int64_t pack_offset = 0;
+  int64_t pack_v_stride = 0;
+  std::vector<int64_t> pack_k_strides;
+  int vectors = 1;  // accumulator vectors per row (block = vectors * kVectorLanes)
+  int rows = 1;     // rows per register tile
+
+  int64_t blockLanes() const { return int64_t{vectors} * kVectorLanes; }
+};
+
+// The constant data bound to a kernel parameter, or nullptr.
+using ConstantOf = std::function<const ir::Tensor*(int param)>;
+
+// A plan when `stage` is a float32 contraction worth vectorizing.
+std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const kir::Stage& stage,
+                                               const ConstantOf& constant_of);
+
+// V's weights in panel layout [ceil(extent_v / block)][K][block], zero padded.
+std::vector<float> packPanels(const ContractionPlan& plan, const kir::Stage& stage, const ir::Tensor& weights);
+
+}  // namespace kiln::codegen::cpu

@@ -1,0 +1,178 @@
+#include "codegen/cpu/emit_contraction.h"
+
+#include <functional>
+
+#include <llvm/IR/Intrinsics.h>
+
+namespace kiln::codegen::cpu {
+namespace {
+
+int64_t vectorBlocks(const kir::Stage& stage, const ContractionPlan& plan) {
+  int64_t block = plan.blockLanes();
+  return (stage.axes[plan.v_axis].extent + block - 1) / block;
+}
+
+int64_t reductionSize(const ContractionPlan& plan) {
+  int64_t k = 1;
+  for (const kir::IterVar& v : plan.k_order) k *= v.extent;
+  return k;
+}
+
+class ContractionEmitter {
+ public:
+  ContractionEmitter(llvm::IRBuilder<>& b, ExprEmitter& emitter, const kir::Stage& stage, const ContractionPlan& plan,
+                     llvm::Value* panels)
+      : b_(b), e_(emitter), stage_(stage), plan_(plan), panels_(panels),
+        f32_(b.getFloatTy()), vec_(llvm::FixedVectorType::get(b.getFloatTy(), kVectorLanes)),
+        extent_v_(stage.axes[plan.v_axis].extent), v_id_(stage.axes[plan.v_axis].id) {}
+
+  void run(llvm::Value* begin, llvm::Value* end) {
+    allocateScratch();
+    const int64_t blocks = vectorBlocks(stage_, plan_);
+    e_.loop(-1, begin, end, [&](llvm::Value* task) {
+      llvm::Value* block = b_.CreateURem(task, b_.getInt64(blocks));
+      llvm::Value* rest = b_.CreateUDiv(task, b_.getInt64(blocks));
+      for (size_t i = plan_.outer_axes.size(); i-- > 0;) {
+        const kir::IterVar& axis = stage_.axes[plan_.outer_axes[i]];
+        e_.bind(axis.id, i == 0 ? rest : b_.CreateURem(rest, b_.getInt64(axis.extent)));
+        if (i > 0) rest = b_.CreateUDiv(rest, b_.getInt64(axis.extent));
+      }
+      v0_ = b_.CreateMul(block, b_.getInt64(plan_.blockLanes()), "", true, true);
+      if (plan_.packed)
+        panel_ = b_.CreateInBoundsGEP(f32_, panels_, b_.CreateMul(block, b_.getInt64(reductionSize(plan_) * plan_.blockLanes())));
+      int64_t extent_row = plan_.row_axis < 0 ? 1 : stage_.axes[plan_.row_axis].extent;
+      int64_t full = extent_row / plan_.rows;
+      int64_t tail = extent_row % plan_.rows;
+      if (full > 0)
+        e_.loop(-1, b_.getInt64(0), b_.getInt64(full), [&](llvm::Value* tile) {
+          tileAt(plan_.rows, b_.CreateMul(tile, b_.getInt64(plan_.rows), "", true, true));
+        });
+      if (tail > 0) tileAt(static_cast<int>(tail), b_.getInt64(full * plan_.rows));
+    });
+  }
+
+ private:
+  // Accumulators and the epilogue's lane buffer live in entry-block slots;
+  // SROA/mem2reg keep the accumulators in registers.
+  void allocateScratch() {
+    llvm::Function* f = b_.GetInsertBlock()->getParent();
+    llvm::IRBuilder<> entry(&f->getEntryBlock(), f->getEntryBlock().begin());
+    for (int i = 0; i < plan_.rows * plan_.vectors; ++i) acc_.push_back(entry.CreateAlloca(vec_));
+    lanes_ = entry.CreateAlloca(llvm::ArrayType::get(f32_, static_cast<uint64_t>(plan_.blockLanes())));
+    lanes_->setAlignment(llvm::Align(64));
+  }
+
+  llvm::AllocaInst* acc(int row, int vector) { return acc_[static_cast<size_t>(row * plan_.vectors + vector)]; }
+
+  void bindRow(llvm::Value* r0, int i) {
+    if (plan_.row_axis >= 0) e_.bind(stage_.axes[plan_.row_axis].id, b_.CreateAdd(r0, b_.getInt64(i), "", true, true));
+  }
+
+  // V's j-th vector at the current reduction point.
+  llvm::Value* loadVector(int j, llvm::Value* k_flat) {
+    if (plan_.packed) {
+      llvm::Value* offset = b_.CreateAdd(b_.CreateMul(k_flat, b_.getInt64(plan_.blockLanes())), b_.getInt64(j * kVectorLanes));
+      return b_.CreateAlignedLoad(vec_, b_.CreateInBoundsGEP(f32_, panel_, offset), llvm::Align(64));
+    }
+    llvm::Value* v = b_.CreateAdd(v0_, b_.getInt64(j * kVectorLanes), "", true, true);
+    e_.bind(v_id_, v);
+    const kir::ExprNode& load = *plan_.vector;
+    llvm::Value* remaining = b_.CreateSub(b_.getInt64(extent_v_), v);
+    if (extent_v_ % plan_.blockLanes() == 0) {
+      return b_.CreateAlignedLoad(vec_, e_.address(load.buffer, load.operands), llvm::Align(4));
+    }
+    // The last block runs past the axis: lanes beyond it are masked off
+    // (an all-off mask reads nothing). The address of the first lane is
+    // computed from a clamped v so that it stays inside the buffer.
+    e_.bind(v_id_, b_.CreateSelect(b_.CreateICmpSGT(remaining, b_.getInt64(0)), v, b_.getInt64(0)));
+    llvm::Value* address = e_.address(load.buffer, load.operands);
+    llvm::Value* lane_ids = llvm::ConstantDataVector::get(b_.getContext(), laneIds());
+    llvm::Value* mask = b_.CreateICmpSLT(lane_ids, b_.CreateVectorSplat(kVectorLanes, remaining));
+    return b_.CreateMaskedLoad(vec_, address, llvm::Align(4), mask, llvm::Constant::getNullValue(vec_));
+  }
+
+  std::vector<uint64_t> laneIds() const {
+    std::vector<uint64_t> ids(kVectorLanes);
+    for (int i = 0; i < kVectorLanes; ++i) ids[static_cast<size_t>(i)] = static_cast<uint64_t>(i);
+    return ids;
+  }
+
+  void tileAt(int rows, llvm::Value* r0) {
+    for (int i = 0; i < rows; ++i)
+      for (int j = 0; j < plan_.vectors; ++j) b_.CreateStore(llvm::Constant::getNullValue(vec_), acc(i, j));
+    // Reduction loops; k_flat counts points in loop order (the panel's k).
+    std::function<void(size_t, llvm::Value*)> nest = [&](size_t d, llvm::Value* k_flat) {
+      if (d == plan_.k_order.size()) return multiplyAccumulate(rows, r0, k_flat);
+      const kir::IterVar& k = plan_.k_order[d];
+      e_.loop(k.id, b_.getInt64(0), b_.getInt64(k.extent), [&](llvm::Value* iv) {
+        nest(d + 1, b_.CreateAdd(b_.CreateMul(k_flat, b_.getInt64(k.extent), "", true, true), iv, "", true, true));
+      });
+    };
+    nest(0, b_.getInt64(0));
+    epilogue(rows, r0);
+  }
+
+  void multiplyAccumulate(int rows, llvm::Value* r0, llvm::Value* k_flat) {
+    std::vector<llvm::Value*> v;
+    for (int j = 0; j < plan_.vectors; ++j) v.push_back(loadVector(j, k_flat));
+    for (int i = 0; i < rows; ++i) {
+      bindRow(r0, i);
+      llvm::Value* s = b_.CreateVectorSplat(kVectorLanes, e_.emit(plan_.scalar));
+      for (int j = 0; j < plan_.vectors; ++j) {
+        llvm::Value* sum = b_.CreateLoad(vec_, acc(i, j));
+        b_.CreateStore(b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {vec_}, {s, v[static_cast<size_t>(j)], sum}), acc(i, j));
+      }
+    }
+  }
+
+  // The stage's own value with the accumulator standing in for the sum, one
+  // element at a time over the block's valid lanes.
+  void epilogue(int rows, llvm::Value* r0) {
+    llvm::Value* remaining = b_.CreateSub(b_.getInt64(extent_v_), v0_);
+    llvm::Value* lanes = b_.CreateSelect(b_.CreateICmpSLT(remaining, b_.getInt64(plan_.blockLanes())), remaining,
+                                         b_.getInt64(plan_.blockLanes()));
+    for (int i = 0; i < rows; ++i) {
+      bindRow(r0, i);
+      for (int j = 0; j < plan_.vectors; ++j)
+        b_.CreateAlignedStore(b_.CreateLoad(vec_, acc(i, j)),
+                              b_.CreateConstInBoundsGEP1_64(f32_, lanes_, static_cast<uint64_t>(j * kVectorLanes)),
+                              llvm::Align(64));
+      e_.loop(-1, b_.getInt64(0), lanes, [&](llvm::Value* lane) {
+        e_.bind(v_id_, b_.CreateAdd(v0_, lane, "", true, true));
+        e_.substitute(plan_.reduce, b_.CreateLoad(f32_, b_.CreateInBoundsGEP(f32_, lanes_, lane)));
+        e_.store(stage_.buffer, stage_.store_index, e_.emit(stage_.value));
+      });
+    }
+  }
+
+  llvm::IRBuilder<>& b_;
+  ExprEmitter& e_;
+  const kir::Stage& stage_;
+  const ContractionPlan& plan_;
+  llvm::Value* panels_;
+  llvm::Type* f32_;
+  llvm::FixedVectorType* vec_;
+  int64_t extent_v_;
+  int v_id_;
+  std::vector<llvm::AllocaInst*> acc_;
+  llvm::AllocaInst* lanes_ = nullptr;
+  llvm::Value* v0_ = nullptr;
+  llvm::Value* panel_ = nullptr;
+};
+
+}  // namespace
+
+int64_t contractionTasks(const kir::Stage& stage, const ContractionPlan& plan) {
+  int64_t tasks = vectorBlocks(stage, plan);
+  for (int a : plan.outer_axes) tasks *= stage.axes[a].extent;
+  return tasks;
+}
+
+void emitContraction(llvm::IRBuilder<>& b, ExprEmitter& emitter, const kir::Stage& stage, const ContractionPlan& plan,
+                     llvm::Value* panels, llvm::Value* begin, llvm::Value* end) {
+  emitter.setSpeculateGuardedLoads(true);
+  ContractionEmitter(b, emitter, stage, plan, panels).run(begin, end);
+  emitter.setSpeculateGuardedLoads(false);
+}
+
+}  // namespace kiln::codegen::cpu
