@@ -37,6 +37,17 @@ const PassInfo* findPass(std::string_view name);
 // The pass names run at -O0..-O3, in order.
 std::vector<std::string> pipelineFor(int opt_level);
 
+struct PipelineOptions;
+
+// Passes over the lowered program (kernel IR) rather than the graph, run by
+// the driver after lowering ("fuse-kernels", "plan-in-place"). They share the
+// graph passes' names on the command line: --passes, --disable-pass and
+// --print-after.
+bool isProgramPass(std::string_view name);
+// Whether program pass `name` runs: listed by --passes or by the -O pipeline,
+// and not disabled.
+bool programPassEnabled(const PipelineOptions& options, std::string_view name);
+
 struct PipelineOptions {
   int opt_level = 2;
   std::vector<std::string> passes;        // replaces the -O pipeline when non-empty

@@ -1,5 +1,6 @@
 // The pass table and the pipeline of each optimization level: the one place
 // that says which passes exist and when they run.
+#include <algorithm>
 #include <iomanip>
 #include <ostream>
 
@@ -11,14 +12,31 @@ namespace kiln::passes {
 
 std::unique_ptr<Pass> createEliminateDeadNodes();
 std::unique_ptr<Pass> createFoldConstants();
+std::unique_ptr<Pass> createEliminateCommonSubexpressions();
+std::unique_ptr<Pass> createRemoveNoOps();
+std::unique_ptr<Pass> createFoldConvAffine();
 
 const std::vector<PassInfo>& allPasses() {
   static const std::vector<PassInfo> kPasses = {
       {"fold-constants", "drop nodes whose outputs are all compile-time constants; share identical constants",
        createFoldConstants},
+      {"eliminate-common-subexpressions", "merge nodes computing the same op on the same inputs",
+       createEliminateCommonSubexpressions},
+      {"remove-no-ops", "drop nodes that return their input unchanged (Identity, same-shape Reshape, ...)",
+       createRemoveNoOps},
+      {"fold-conv-affine", "fold BatchNormalization and per-channel Mul/Add into Conv weights and bias",
+       createFoldConvAffine},
       {"eliminate-dead-nodes", "remove nodes whose results are never used", createEliminateDeadNodes},
   };
   return kPasses;
+}
+
+bool isProgramPass(std::string_view name) { return name == "fuse-kernels" || name == "plan-in-place"; }
+
+bool programPassEnabled(const PipelineOptions& options, std::string_view name) {
+  if (options.disabled.count(std::string(name))) return false;
+  const std::vector<std::string> names = options.passes.empty() ? pipelineFor(options.opt_level) : options.passes;
+  return std::find(names.begin(), names.end(), name) != names.end();
 }
 
 const PassInfo* findPass(std::string_view name) {
@@ -28,18 +46,22 @@ const PassInfo* findPass(std::string_view name) {
 }
 
 // Shape inference (which also propagates constants) runs before these at
-// every level; -O0 keeps the graph as imported otherwise.
+// every level; -O0 keeps the graph as imported otherwise. fuse-kernels and
+// plan-in-place work on the lowered program and run after lowering
+// (driver/compile.cpp).
 std::vector<std::string> pipelineFor(int opt_level) {
   if (opt_level <= 0) return {};
-  return {"fold-constants", "eliminate-dead-nodes"};
+  return {"fold-constants", "eliminate-common-subexpressions", "remove-no-ops", "fold-conv-affine",
+          "eliminate-dead-nodes", "fuse-kernels", "plan-in-place"};
 }
 
 Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOptions& options, std::ostream& log) {
   std::vector<std::string> names = options.passes.empty() ? pipelineFor(options.opt_level) : options.passes;
   for (const std::string& n : options.disabled)
-    if (!findPass(n)) return invalidInput("--disable-pass: unknown pass '" + n + "'");
+    if (!findPass(n) && !isProgramPass(n)) return invalidInput("--disable-pass: unknown pass '" + n + "'");
   for (const std::string& n : options.print_after)
-    if (n != "all" && n != "infer-shapes" && !findPass(n)) return invalidInput("--print-after: unknown pass '" + n + "'");
+    if (n != "all" && n != "infer-shapes" && !findPass(n) && !isProgramPass(n))
+      return invalidInput("--print-after: unknown pass '" + n + "'");
   bool print_all = options.print_after.count("all") > 0;
 
   std::vector<PassRecord> records;
@@ -64,6 +86,7 @@ Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOp
     return false;
   }));
   for (const std::string& name : names) {
+    if (isProgramPass(name)) continue;  // runs after lowering, in the driver
     const PassInfo* info = findPass(name);
     if (!info) return invalidInput("--passes: unknown pass '" + name + "'");
     if (options.disabled.count(name)) continue;

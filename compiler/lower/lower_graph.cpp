@@ -139,7 +139,79 @@ class GraphLowering {
 
 Expected<Program> lowerGraph(const ir::Model& model) { return GraphLowering(model).run(); }
 
-void planArena(Program& program) {
+namespace {
+
+// Whether index `e` names the element of axis `axis` (a unit axis may be
+// indexed by the constant 0, as broadcasting lowerings write it).
+bool isAxis(const kir::Expr& e, const kir::IterVar& axis) {
+  if (e->kind == kir::ExprNode::Kind::kVar && e->var_id == axis.id) return true;
+  return axis.extent == 1 && e->kind == kir::ExprNode::Kind::kConst && e->value == 0;
+}
+
+// Whether every load of params `reads` in `e` indexes exactly `axes`.
+bool loadsAtAxes(const kir::Expr& e, const std::vector<int>& reads, const std::vector<kir::IterVar>& axes) {
+  if (e->kind == kir::ExprNode::Kind::kLoad && std::count(reads.begin(), reads.end(), e->buffer)) {
+    if (e->operands.size() != axes.size()) return false;
+    for (size_t i = 0; i < axes.size(); ++i)
+      if (!isAxis(e->operands[i], axes[i])) return false;
+  }
+  return std::all_of(e->operands.begin(), e->operands.end(),
+                     [&](const kir::Expr& o) { return loadsAtAxes(o, reads, axes); });
+}
+
+bool hasReduce(const kir::Expr& e) {
+  if (e->kind == kir::ExprNode::Kind::kReduce) return true;
+  return std::any_of(e->operands.begin(), e->operands.end(), [](const kir::Expr& o) { return hasReduce(o); });
+}
+
+bool readsAny(const kir::Expr& e, const std::vector<int>& params) {
+  if (e->kind == kir::ExprNode::Kind::kLoad && std::count(params.begin(), params.end(), e->buffer)) return true;
+  return std::any_of(e->operands.begin(), e->operands.end(), [&](const kir::Expr& o) { return readsAny(o, params); });
+}
+
+// Whether `call` may write buffer `out` over buffer `in` (which dies there):
+// one stage writes `out`, element by element over its whole view
+// (store index == axes), and every read of `in` in the kernel is in that stage
+// at the same element. Each element is then read before it is overwritten,
+// and never again. The stage must be reduction-free: a contraction template
+// may accumulate partial sums in its output before the epilogue reads.
+bool canWriteInPlace(const Program& program, const KernelCall& call, int in, int out) {
+  const ProgramBuffer& a = program.buffers[in];
+  const ProgramBuffer& b = program.buffers[out];
+  if (ir::byteSize(a.dtype) != ir::byteSize(b.dtype) || a.elementCount() != b.elementCount()) return false;
+  std::vector<int> reads, writes;
+  for (size_t i = 0; i < call.args.size(); ++i) {
+    if (call.args[i] == in) {
+      if (call.kernel.params[i].written) return false;
+      reads.push_back(static_cast<int>(i));
+    }
+    if (call.args[i] == out) writes.push_back(static_cast<int>(i));
+  }
+  if (writes.size() != 1) return false;
+  const kir::Stage* writer = nullptr;
+  for (const kir::Stage& stage : call.kernel.stages) {
+    if (stage.buffer == writes[0]) {
+      if (writer) return false;
+      writer = &stage;
+    } else if (readsAny(stage.value, reads)) {
+      return false;
+    }
+    for (const kir::Expr& index : stage.store_index)
+      if (readsAny(index, reads)) return false;
+  }
+  if (!writer || hasReduce(writer->value)) return false;
+  const std::vector<int64_t>& shape = call.kernel.params[writes[0]].shape;
+  if (writer->axes.size() != shape.size()) return false;
+  for (size_t i = 0; i < shape.size(); ++i)
+    if (writer->axes[i].extent != shape[i] || !isAxis(writer->store_index[i], writer->axes[i])) return false;
+  for (int r : reads)
+    if (call.kernel.params[r].shape != shape) return false;
+  return loadsAtAxes(writer->value, reads, writer->axes);
+}
+
+}  // namespace
+
+void planArena(Program& program, bool in_place) {
   constexpr int64_t kAlign = 64;
   const int n = static_cast<int>(program.buffers.size());
   std::vector<int> first(n, -1), last(n, -1);
@@ -148,19 +220,32 @@ void planArena(Program& program) {
       if (first[b] < 0) first[b] = c;
       last[b] = c;
     }
-  struct Placed { int64_t offset, bytes; int last; };
+  struct Placed { int64_t offset, bytes; int last; int buffer; };
   std::vector<Placed> live;
   int64_t arena = 0;
-  // Buffers in order of first use; each takes the lowest gap among the
-  // buffers still alive at that point.
+  auto isIntermediate = [&](int b) { return program.buffers[b].kind == ProgramBuffer::Kind::kIntermediate; };
+  // Buffers in order of first use; each takes the slot of an input that dies
+  // in the same elementwise kernel (in place), or else the lowest gap among
+  // the buffers still alive at that point.
   std::vector<int> order;
   for (int b = 0; b < n; ++b)
-    if (program.buffers[b].kind == ProgramBuffer::Kind::kIntermediate) order.push_back(b);
+    if (isIntermediate(b)) order.push_back(b);
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return first[a] < first[b]; });
   for (int b : order) {
     ProgramBuffer& buffer = program.buffers[b];
     int64_t bytes = std::max<int64_t>((buffer.byteSize() + kAlign - 1) / kAlign * kAlign, kAlign);
+    int end = last[b] < 0 ? first[b] : last[b];
     std::erase_if(live, [&](const Placed& p) { return p.last < first[b]; });
+    auto donor = std::find_if(live.begin(), live.end(), [&](const Placed& p) {
+      return in_place && first[b] >= 0 && p.last == first[b] && last[p.buffer] == first[b] && p.bytes == bytes &&
+             canWriteInPlace(program, program.calls[first[b]], p.buffer, b);
+    });
+    if (donor != live.end()) {
+      buffer.workspace_offset = donor->offset;
+      donor->buffer = b;  // the slot now holds b, which may in turn hand it on
+      donor->last = end;
+      continue;
+    }
     std::sort(live.begin(), live.end(), [](const Placed& a, const Placed& b) { return a.offset < b.offset; });
     int64_t offset = 0;
     for (const Placed& p : live) {
@@ -168,7 +253,7 @@ void planArena(Program& program) {
       offset = std::max(offset, p.offset + p.bytes);
     }
     buffer.workspace_offset = offset;
-    live.push_back({offset, bytes, last[b] < 0 ? first[b] : last[b]});
+    live.push_back({offset, bytes, end, b});
     arena = std::max(arena, offset + bytes);
   }
   program.workspace_bytes = arena;

@@ -15,8 +15,11 @@ Expected<Program> lowerGraph(const ir::Model& model);
 
 // Places every intermediate buffer in one arena from the buffers' lifetimes
 // (first use to last use in call order), reusing space whose tensor is dead.
-// Offsets are 64-byte aligned.
-void planArena(Program& program);
+// Offsets are 64-byte aligned. With `in_place` (the plan-in-place pass, -O1
+// and above), an elementwise kernel's output takes the slot of an input that
+// dies in that kernel when each element is read at the position it is written
+// to.
+void planArena(Program& program, bool in_place = false);
 
 }  // namespace kiln::lower
 

@@ -1,0 +1,309 @@
+#include "compiler/lower/fuse_kernels.h"
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <set>
+
+#include "compiler/kir/substitute.h"
+#include "compiler/lower/lower_graph.h"
+
+namespace kiln::lower {
+namespace {
+
+using kir::Expr;
+using kir::ExprNode;
+
+constexpr int kMaxLoadsPerElement = 2;
+// Bounds on the merged expression (counted as a tree) and on what a consumer
+// may recompute per element when it broadcasts the producer.
+constexpr int64_t kMaxFusedTreeSize = 400;
+constexpr int64_t kMaxBroadcastTreeSize = 12;
+
+int64_t product(const std::vector<int64_t>& dims) {
+  int64_t n = 1;
+  for (int64_t d : dims) n *= d;
+  return n;
+}
+
+bool isVar(const Expr& e, int id) { return e->kind == ExprNode::Kind::kVar && e->var_id == id; }
+
+// Whether index `e` names the same element as axis `v` (a unit axis may be
+// indexed by the constant 0, as broadcasting lowerings write it).
+bool indexesAxis(const Expr& e, const kir::IterVar& v) {
+  if (isVar(e, v.id)) return true;
+  return v.extent == 1 && e->kind == ExprNode::Kind::kConst && e->value == 0;
+}
+
+bool anyNode(const Expr& e, const std::function<bool(const ExprNode&)>& pred) {
+  if (pred(*e)) return true;
+  return std::any_of(e->operands.begin(), e->operands.end(), [&](const Expr& o) { return anyNode(o, pred); });
+}
+
+bool containsReduce(const Expr& e) {
+  return anyNode(e, [](const ExprNode& n) { return n.kind == ExprNode::Kind::kReduce; });
+}
+
+// The kernel's stage when it is one pure element definition: one buffer
+// written, `t[axes] = value(axes)` over exactly t's shape, `value` not
+// reading t. Such a stage can be recomputed anywhere one element is needed.
+const kir::Stage* pureDefinition(const kir::Kernel& kernel) {
+  if (kernel.stages.size() != 1) return nullptr;
+  const kir::Stage& stage = kernel.stages[0];
+  for (size_t i = 0; i < kernel.params.size(); ++i)
+    if (kernel.params[i].written != (static_cast<int>(i) == stage.buffer)) return nullptr;
+  const std::vector<int64_t>& shape = kernel.params[stage.buffer].shape;
+  if (stage.axes.size() != shape.size() || stage.store_index.size() != shape.size()) return nullptr;
+  for (size_t i = 0; i < shape.size(); ++i)
+    if (stage.axes[i].extent != shape[i] || !isVar(stage.store_index[i], stage.axes[i].id)) return nullptr;
+  bool reads_self = anyNode(stage.value, [&](const ExprNode& n) {
+    return n.kind == ExprNode::Kind::kLoad && n.buffer == stage.buffer;
+  });
+  return reads_self ? nullptr : &stage;
+}
+
+// How a consumer kernel reads the parameters bound to the fused buffer.
+struct ReadProfile {
+  int loads = 0;            // load sites over all stages
+  bool in_reduce = false;   // some load sits inside a reduction (or a store index)
+  bool at_own_axes = true;  // every load indexes exactly its stage's axes
+  int64_t max_points = 0;   // largest iteration space of a reading stage
+};
+
+void profileLoads(const kir::Kernel& kernel, const kir::Stage& stage, const Expr& e, const std::set<int>& params,
+                  bool in_reduce, ReadProfile& profile, bool& reads) {
+  if (e->kind == ExprNode::Kind::kReduce) in_reduce = true;
+  if (e->kind == ExprNode::Kind::kLoad && params.count(e->buffer)) {
+    reads = true;
+    ++profile.loads;
+    profile.in_reduce = profile.in_reduce || in_reduce;
+    const std::vector<int64_t>& shape = kernel.params[e->buffer].shape;
+    bool at_axes = e->operands.size() == stage.axes.size();
+    for (size_t i = 0; at_axes && i < stage.axes.size(); ++i)
+      at_axes = indexesAxis(e->operands[i], stage.axes[i]) && stage.axes[i].extent == shape[i];
+    profile.at_own_axes = profile.at_own_axes && at_axes;
+  }
+  for (const Expr& operand : e->operands) profileLoads(kernel, stage, operand, params, in_reduce, profile, reads);
+}
+
+ReadProfile profileReads(const kir::Kernel& kernel, const std::set<int>& params) {
+  ReadProfile profile;
+  for (const kir::Stage& stage : kernel.stages) {
+    bool reads = false;
+    for (const Expr& index : stage.store_index) profileLoads(kernel, stage, index, params, true, profile, reads);
+    profileLoads(kernel, stage, stage.value, params, false, profile, reads);
+    int64_t points = 1;
+    for (const kir::IterVar& v : stage.axes) points *= v.extent;
+    if (reads) profile.max_points = std::max(profile.max_points, points);
+  }
+  return profile;
+}
+
+// Index expressions into a buffer viewed as `from` -> the same element's
+// indices in the view `to` (same element count). Views that differ only by
+// unit dims map directly; others go through the linear offset.
+std::vector<Expr> translateIndex(const std::vector<Expr>& index, const std::vector<int64_t>& from,
+                                 const std::vector<int64_t>& to) {
+  if (from == to) return index;
+  std::vector<int64_t> from_dims, to_dims;
+  std::vector<Expr> kept;
+  for (size_t i = 0; i < from.size(); ++i)
+    if (from[i] != 1) from_dims.push_back(from[i]), kept.push_back(index[i]);
+  for (int64_t d : to)
+    if (d != 1) to_dims.push_back(d);
+  std::vector<Expr> out;
+  if (from_dims == to_dims) {
+    size_t k = 0;
+    for (int64_t d : to) out.push_back(d == 1 ? Expr::index(0) : kept[k++]);
+    return out;
+  }
+  Expr linear = Expr::index(0);
+  int64_t stride = 1;
+  for (size_t i = from.size(); i-- > 0;) {
+    if (from[i] != 1) linear = (stride == 1 ? index[i] : index[i] * Expr::index(stride)) + linear;
+    stride *= from[i];
+  }
+  stride = 1;
+  out.resize(to.size());
+  for (size_t j = to.size(); j-- > 0;) {
+    if (to[j] == 1) out[j] = Expr::index(0);
+    else {
+      Expr e = stride == 1 ? linear : linear / Expr::index(stride);
+      out[j] = j == 0 ? e : e % Expr::index(to[j]);
+    }
+    stride *= to[j];
+  }
+  return out;
+}
+
+class KernelFuser {
+ public:
+  explicit KernelFuser(Program& program) : program_(program), users_(program.buffers.size()) {
+    for (int c = 0; c < static_cast<int>(program.calls.size()); ++c)
+      for (int b : program.calls[c].args) users_[b].insert(c);
+  }
+
+  void run() {
+    removed_.assign(program_.calls.size(), false);
+    for (int p = 0; p < static_cast<int>(program_.calls.size()); ++p) {
+      int c = fusableConsumer(p);
+      if (c < 0) continue;
+      inlineProducer(p, c);
+    }
+    std::vector<KernelCall> kept;
+    for (size_t i = 0; i < program_.calls.size(); ++i)
+      if (!removed_[i]) kept.push_back(std::move(program_.calls[i]));
+    program_.calls = std::move(kept);
+  }
+
+ private:
+  bool writes(int call, int buffer) const {
+    const KernelCall& k = program_.calls[call];
+    for (size_t i = 0; i < k.args.size(); ++i)
+      if (k.args[i] == buffer && k.kernel.params[i].written) return true;
+    return false;
+  }
+
+  std::set<int> paramsBoundTo(const KernelCall& call, int buffer) const {
+    std::set<int> params;
+    for (size_t i = 0; i < call.args.size(); ++i)
+      if (call.args[i] == buffer) params.insert(static_cast<int>(i));
+    return params;
+  }
+
+  // The one later call that `p` can be inlined into, or -1.
+  int fusableConsumer(int p) const {
+    const KernelCall& producer = program_.calls[p];
+    const kir::Stage* stage = pureDefinition(producer.kernel);
+    if (!stage) return -1;
+    int b = producer.args[stage->buffer];
+    if (program_.buffers[b].kind != ProgramBuffer::Kind::kIntermediate) return -1;
+    if (paramsBoundTo(producer, b).size() != 1) return -1;
+    const std::set<int>& users = users_[b];
+    if (users.size() != 2 || *users.begin() != p) return -1;
+    int c = *users.rbegin();
+    const KernelCall& consumer = program_.calls[c];
+    std::set<int> params = paramsBoundTo(consumer, b);
+    for (int i : params)
+      if (consumer.kernel.params[i].written) return -1;
+    // The producer's operands must hold the same data when the consumer runs.
+    for (size_t i = 0; i < producer.args.size(); ++i) {
+      if (static_cast<int>(i) == stage->buffer) continue;
+      for (int u : users_[producer.args[i]])
+        if (u > p && u <= c && writes(u, producer.args[i])) return -1;
+    }
+    ReadProfile reads = profileReads(consumer.kernel, params);
+    if (reads.loads == 0 || reads.in_reduce) return -1;
+    if (containsReduce(stage->value)) {
+      if (reads.loads != 1 || !reads.at_own_axes) return -1;
+    } else {
+      if (reads.loads > kMaxLoadsPerElement) return -1;
+      int64_t size = kir::treeSize(stage->value, kMaxBroadcastTreeSize + 1);
+      if (reads.max_points > product(producer.kernel.params[stage->buffer].shape) && size > kMaxBroadcastTreeSize)
+        return -1;
+    }
+    for (const kir::Stage& s : consumer.kernel.stages)
+      if (kir::treeSize(s.value, kMaxFusedTreeSize) +
+              reads.loads * kir::treeSize(stage->value, kMaxFusedTreeSize) >= kMaxFusedTreeSize)
+        return -1;
+    return c;
+  }
+
+  void inlineProducer(int p, int c) {
+    KernelCall& producer = program_.calls[p];
+    KernelCall& consumer = program_.calls[c];
+    const kir::Stage& pstage = producer.kernel.stages[0];
+    const int b = producer.args[pstage.buffer];
+
+    // Merged params: the consumer's (less the fused buffer), then the
+    // producer's inputs; read-only views of one buffer are shared.
+    std::vector<kir::BufferParam> params;
+    std::vector<int> args;
+    auto add = [&](const kir::BufferParam& param, int arg) {
+      for (size_t j = 0; j < params.size() && !param.written; ++j)
+        if (args[j] == arg && !params[j].written && params[j].shape == param.shape) return static_cast<int>(j);
+      params.push_back(param);
+      args.push_back(arg);
+      return static_cast<int>(params.size() - 1);
+    };
+    std::vector<int> consumer_map(consumer.args.size(), -1), producer_map(producer.args.size(), -1);
+    for (size_t i = 0; i < consumer.args.size(); ++i)
+      if (consumer.args[i] != b) consumer_map[i] = add(consumer.kernel.params[i], consumer.args[i]);
+    for (size_t i = 0; i < producer.args.size(); ++i)
+      if (static_cast<int>(i) != pstage.buffer) producer_map[i] = add(producer.kernel.params[i], producer.args[i]);
+
+    const std::vector<int64_t>& pshape = producer.kernel.params[pstage.buffer].shape;
+    const Expr pvalue = kir::remapParams(pstage.value, producer_map);
+    const int producer_vars = kir::maxVarId(producer.kernel) + 1;
+    int next_var = kir::maxVarId(consumer.kernel) + 1;
+    // Each inlined copy gets fresh ids for the producer's variables, so ids
+    // stay unique within the merged kernel.
+    auto inlineLoad = [&](const Expr& load) {
+      std::vector<Expr> index = translateIndex(load->operands, consumer.kernel.params[load->buffer].shape, pshape);
+      std::map<int, Expr> axes;
+      for (size_t d = 0; d < pstage.axes.size(); ++d) axes[pstage.axes[d].id + next_var] = index[d];
+      Expr copy = kir::substitute(kir::shiftVarIds(pvalue, next_var), axes);
+      next_var += producer_vars;
+      return copy;
+    };
+    auto fix = [&](const Expr& n) {
+      if (n->kind != ExprNode::Kind::kLoad) return n;
+      if (consumer.args[n->buffer] == b) return inlineLoad(n);
+      ExprNode m = *n;
+      m.buffer = consumer_map[n->buffer];
+      return Expr(std::make_shared<const ExprNode>(std::move(m)));
+    };
+    for (kir::Stage& stage : consumer.kernel.stages) {
+      for (Expr& index : stage.store_index) index = kir::rewrite(index, fix);
+      stage.value = kir::rewrite(stage.value, fix);
+      stage.buffer = consumer_map[stage.buffer];
+    }
+    consumer.kernel.params = std::move(params);
+    consumer.kernel.origin = producer.kernel.origin + " + " + consumer.kernel.origin;
+
+    for (int arg : producer.args) {
+      users_[arg].erase(p);
+      if (arg != b) users_[arg].insert(c);
+    }
+    users_[b].clear();
+    consumer.args = std::move(args);
+    removed_[p] = true;
+  }
+
+  Program& program_;
+  std::vector<std::set<int>> users_;
+  std::vector<bool> removed_;
+};
+
+// Drops intermediates no kernel uses any more and renumbers the rest.
+void dropDeadBuffers(Program& program) {
+  std::vector<bool> used(program.buffers.size(), false);
+  for (const KernelCall& call : program.calls)
+    for (int a : call.args) used[a] = true;
+  std::vector<int> remap(program.buffers.size(), -1);
+  std::vector<ProgramBuffer> kept;
+  for (size_t b = 0; b < program.buffers.size(); ++b) {
+    if (!used[b] && program.buffers[b].kind == ProgramBuffer::Kind::kIntermediate) continue;
+    remap[b] = static_cast<int>(kept.size());
+    kept.push_back(std::move(program.buffers[b]));
+  }
+  program.buffers = std::move(kept);
+  for (KernelCall& call : program.calls)
+    for (int& a : call.args) a = remap[a];
+  for (int& b : program.input_buffers) b = remap[b];
+  for (int& b : program.output_buffers) b = remap[b];
+}
+
+}  // namespace
+
+FusionStats fuseKernels(Program& program) {
+  FusionStats stats;
+  stats.kernels_before = program.calls.size();
+  KernelFuser(program).run();
+  dropDeadBuffers(program);
+  planArena(program);
+  stats.kernels_after = program.calls.size();
+  return stats;
+}
+
+}  // namespace kiln::lower

@@ -1,0 +1,175 @@
+// fuse-kernels: producer kernels inlined into their one consumer on the
+// lowered program. Each case compiles the same graph without and with the
+// pass, shows the kernels, and runs both programs on the reference evaluator.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "compiler/kir/substitute.h"
+#include "compiler/lower/fuse_kernels.h"
+#include "tests/passes/model_check.h"
+
+namespace kiln::testing {
+namespace {
+
+struct Compiled {
+  lower::Program unfused;
+  lower::Program fused;
+};
+
+Compiled compileBoth(const ModelFactory& make) {
+  driver::CompileOptions plain;
+  plain.pipeline.opt_level = 0;
+  driver::CompileOptions fusing;
+  fusing.pipeline.passes = {"fuse-kernels"};
+  auto a = compileProgram(make, plain);
+  auto b = compileProgram(make, fusing);
+  EXPECT_TRUE(a.isOk()) << a.status().message();
+  EXPECT_TRUE(b.isOk()) << b.status().message();
+  if (!a || !b) return {};
+  EXPECT_TRUE(b->verify().isOk());
+  return {std::move(*a), std::move(*b)};
+}
+
+std::string kernelsText(const lower::Program& program) { return lower::toString(program); }
+
+// y = Relu(Conv(x, W) + bias)
+std::unique_ptr<ir::Model> convBiasRelu() {
+  TestGraph g;
+  ir::Value* x = g.input("x", {1, 3, 8, 8});
+  ir::Value* w = g.randomConstant("w", {4, 3, 3, 3});
+  ir::Value* bias = g.randomConstant("bias", {1, 4, 1, 1});
+  ir::Node* conv = g.node("Conv", {x, w}, "conv");
+  setInts(conv, "pads", {1, 1, 1, 1});
+  ir::Value* sum = g.op("Add", {conv->outputs[0], bias}, "sum");
+  g.output(g.op("Relu", {sum}, "y"));
+  return g.take();
+}
+
+TEST(FuseKernelsTest, ConvBiasReluBecomesOneStageWithEpilogue) {
+  Compiled c = compileBoth(convBiasRelu);
+  ASSERT_EQ(c.unfused.calls.size(), 3u) << kernelsText(c.unfused);
+  ASSERT_EQ(c.fused.calls.size(), 1u) << kernelsText(c.fused);
+  const kir::Kernel& k = c.fused.calls[0].kernel;
+  ASSERT_EQ(k.stages.size(), 1u);
+  std::string value = kir::toString(k.stages[0].value);
+  EXPECT_EQ(value.rfind("max(add(sum[", 0), 0u) << value;  // relu(reduce(...) + bias)
+  EXPECT_EQ(c.fused.workspace_bytes, 0) << "the intermediates are gone";
+  EXPECT_GT(c.unfused.workspace_bytes, 0);
+  EXPECT_TRUE(sameOutputs(c.fused, c.unfused));
+}
+
+// Five elementwise ops, including a broadcast operand and a cast round trip.
+std::unique_ptr<ir::Model> elementwiseChain() {
+  TestGraph g;
+  ir::Value* x = g.input("x", {2, 3, 5});
+  ir::Value* a = g.op("Add", {x, g.randomConstant("c", {5})}, "a");
+  ir::Value* b = g.op("Mul", {a, a}, "b");
+  ir::Value* s = g.op("Sigmoid", {b}, "s");
+  ir::Value* t = g.op("Tanh", {s}, "t");
+  g.output(g.op("Sub", {t, x}, "y"));
+  return g.take();
+}
+
+TEST(FuseKernelsTest, ElementwiseChainBecomesOneLoop) {
+  Compiled c = compileBoth(elementwiseChain);
+  EXPECT_EQ(c.unfused.calls.size(), 5u) << kernelsText(c.unfused);
+  ASSERT_EQ(c.fused.calls.size(), 1u) << kernelsText(c.fused);
+  EXPECT_EQ(c.fused.calls[0].kernel.params.size(), 3u) << "x read once as a shared param, c, y";
+  EXPECT_TRUE(sameOutputs(c.fused, c.unfused));
+}
+
+// y = Relu(Conv(x)) + x: the residual add is an epilogue too.
+std::unique_ptr<ir::Model> residual() {
+  TestGraph g;
+  ir::Value* x = g.input("x", {1, 4, 6, 6});
+  ir::Node* conv = g.node("Conv", {x, g.randomConstant("w", {4, 4, 3, 3}), g.randomConstant("b", {4})}, "conv");
+  setInts(conv, "pads", {1, 1, 1, 1});
+  ir::Value* r = g.op("Relu", {conv->outputs[0]}, "r");
+  g.output(g.op("Add", {r, x}, "y"));
+  return g.take();
+}
+
+TEST(FuseKernelsTest, ResidualAddFusesIntoConv) {
+  Compiled c = compileBoth(residual);
+  EXPECT_EQ(c.unfused.calls.size(), 3u) << kernelsText(c.unfused);
+  EXPECT_EQ(c.fused.calls.size(), 1u) << kernelsText(c.fused);
+  EXPECT_TRUE(sameOutputs(c.fused, c.unfused));
+}
+
+// Relu feeding a MatMul is read inside the reduction: inlining it would
+// recompute it N times per element, so it stays a kernel of its own. A value
+// read by two kernels stays too.
+std::unique_ptr<ir::Model> operandOfReduction() {
+  TestGraph g;
+  ir::Value* x = g.input("x", {4, 8});
+  ir::Value* r = g.op("Relu", {x}, "r");
+  ir::Value* m = g.op("MatMul", {r, g.randomConstant("w", {8, 3})}, "m");
+  ir::Value* e = g.op("Exp", {x}, "e");
+  g.output(g.op("Neg", {e}, "n"));
+  g.output(g.op("Abs", {e}, "a"));
+  g.output(m);
+  return g.take();
+}
+
+TEST(FuseKernelsTest, KeepsProducersReadInsideReductionsOrByTwoKernels) {
+  Compiled c = compileBoth(operandOfReduction);
+  EXPECT_EQ(c.fused.calls.size(), c.unfused.calls.size()) << kernelsText(c.fused);
+  EXPECT_TRUE(sameOutputs(c.fused, c.unfused));
+}
+
+// Across a Reshape (a view of the same buffer) and a Transpose (a permuted
+// read): both are loads with index expressions, inlined exactly.
+std::unique_ptr<ir::Model> throughViews() {
+  TestGraph g;
+  ir::Value* x = g.input("x", {2, 3, 4});
+  ir::Value* a = g.op("Exp", {x}, "a");
+  ir::Value* r = g.op("Reshape", {a, g.int64s("shape", {6, 4})}, "r");
+  ir::Node* t = g.node("Transpose", {r}, "t");
+  setInts(t, "perm", {1, 0});
+  ir::Value* f = g.op("Reshape", {t->outputs[0], g.int64s("flat", {3, 8})}, "f");
+  g.output(g.op("Relu", {f}, "y"));
+  return g.take();
+}
+
+TEST(FuseKernelsTest, FusesThroughReshapeAndTranspose) {
+  Compiled c = compileBoth(throughViews);
+  EXPECT_LT(c.fused.calls.size(), c.unfused.calls.size()) << kernelsText(c.fused);
+  EXPECT_EQ(c.fused.calls.size(), 1u) << kernelsText(c.fused);
+  EXPECT_TRUE(sameOutputs(c.fused, c.unfused));
+}
+
+TEST(FuseKernelsTest, DisabledByNameAndReported) {
+  driver::CompileOptions options;
+  options.pipeline.disabled = {"fuse-kernels"};
+  driver::CompileSummary summary;
+  auto unfused = compileProgram(residual, options, &summary);
+  ASSERT_TRUE(unfused.isOk()) << unfused.status().message();
+  for (const auto& record : summary.passes) EXPECT_NE(record.name, "fuse-kernels");
+
+  options.pipeline.disabled.clear();
+  auto fused = compileProgram(residual, options, &summary);
+  ASSERT_TRUE(fused.isOk());
+  EXPECT_LT(fused->calls.size(), unfused->calls.size());
+  auto record = std::find_if(summary.passes.begin(), summary.passes.end(),
+                             [](const passes::PassRecord& r) { return r.name == "fuse-kernels"; });
+  ASSERT_NE(record, summary.passes.end());
+  EXPECT_EQ(record->nodes_before, unfused->calls.size()) << "kernels before";
+  EXPECT_EQ(record->nodes_after, fused->calls.size());
+}
+
+TEST(SubstituteTest, ReplacesVariablesAndShiftsReductionIds) {
+  kir::KernelBuilder b("k");
+  auto in = b.input("in", ir::DType::kFloat32, {4, 4});
+  kir::IterVar i = b.var("i", 4), k = b.var("k", 4), j = b.var("j", 4);
+  kir::Expr body = kir::reduce(kir::ReduceOp::kSum, {k}, in(i, k));
+  kir::Expr replaced = kir::substitute(body, {{i.id, kir::Expr(j) + kir::Expr::index(1)}});
+  EXPECT_EQ(kir::toString(replaced), "sum[v1 < 4](%0[add(v2, 1), v1])");
+  kir::Expr shifted = kir::shiftVarIds(body, 10);
+  EXPECT_EQ(kir::toString(shifted), "sum[v11 < 4](%0[v10, v11])");
+  EXPECT_EQ(kir::maxVarId(shifted), 11);
+  EXPECT_EQ(kir::toString(kir::remapParams(body, {3})), "sum[v1 < 4](%3[v0, v1])");
+}
+
+}  // namespace
+}  // namespace kiln::testing
