@@ -1,0 +1,319 @@
+#include "tools/kiln/measure.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "compiler/driver/compile.h"
+#include "compiler/support/half.h"
+#include "tools/common/tensor_files.h"
+#include "tools/common/test_case.h"
+
+namespace kiln::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+// splitmix64: the same stream on every platform and standard library.
+class Random {
+ public:
+  explicit Random(uint64_t seed) : state_(seed) {}
+  uint64_t next() {
+    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  float uniform() { return static_cast<float>(next() >> 40) / static_cast<float>(1 << 24) * 2.0f - 1.0f; }
+
+ private:
+  uint64_t state_;
+};
+
+template <typename T>
+void put(std::vector<std::byte>& bytes, size_t i, T value) {
+  std::memcpy(bytes.data() + i * sizeof(T), &value, sizeof(T));
+}
+
+Expected<ir::Tensor> randomTensor(ir::DType dtype, const std::vector<int64_t>& dims, Random& random,
+                                  const std::string& where) {
+  size_t elem = kiln_dtype_size(static_cast<kiln_dtype>(dtype));
+  if (elem == 0) return unsupported(where + ": no random data for dtype " + std::string(ir::name(dtype)) + "; pass --input");
+  KILN_ASSIGN_OR_RETURN(int64_t count, ir::elementCount(dims));
+  std::vector<std::byte> bytes(static_cast<size_t>(count) * elem);
+  for (size_t i = 0; i < static_cast<size_t>(count); ++i) {
+    float f = random.uniform();
+    int64_t n = static_cast<int64_t>(random.next() % 64);
+    switch (dtype) {
+      case ir::DType::kFloat32: put(bytes, i, f); break;
+      case ir::DType::kFloat64: put(bytes, i, static_cast<double>(f)); break;
+      case ir::DType::kFloat16: put(bytes, i, floatToHalf(f)); break;
+      case ir::DType::kBFloat16: put(bytes, i, floatToBfloat16(f)); break;
+      case ir::DType::kBool: put(bytes, i, static_cast<uint8_t>(n & 1)); break;
+      default:
+        // Integers: small non-negative values, valid as indices and token ids of most models.
+        if (elem == 1) put(bytes, i, static_cast<uint8_t>(n));
+        else if (elem == 2) put(bytes, i, static_cast<uint16_t>(n));
+        else if (elem == 4) put(bytes, i, static_cast<uint32_t>(n));
+        else put(bytes, i, static_cast<uint64_t>(n));
+    }
+  }
+  return ir::Tensor::fromBytes(dtype, dims, std::move(bytes));
+}
+
+// The index of input `name`, or an error listing the model's inputs.
+Expected<size_t> inputIndex(const kiln::Model& model, const std::string& name, const std::string& option) {
+  std::string names;
+  for (size_t i = 0; i < model.numInputs(); ++i) {
+    if (name == model.input(i).name) return i;
+    names += std::string(names.empty() ? "" : ", ") + model.input(i).name;
+  }
+  return invalidInput(option + ": the model has no input named '" + name + "' (inputs: " + names + ")");
+}
+
+std::string readFirstLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+}  // namespace
+
+Expected<std::vector<ir::Tensor>> prepareInputs(const kiln::Model& model, const InputOptions& options) {
+  std::vector<std::optional<ir::Tensor>> slots(model.numInputs());
+  size_t next = 0;
+  for (const std::string& spec : options.files) {
+    size_t index = next;
+    std::string path = spec;
+    size_t eq = spec.find('=');
+    if (eq != std::string::npos && !fs::exists(spec)) {
+      KILN_ASSIGN_OR_RETURN(index, inputIndex(model, spec.substr(0, eq), "--input " + spec));
+      path = spec.substr(eq + 1);
+    } else {
+      ++next;
+    }
+    if (index >= slots.size())
+      return invalidInput("--input " + spec + ": too many inputs, the model takes " + std::to_string(slots.size()));
+    KILN_ASSIGN_OR_RETURN(ir::Tensor t, tools::readTensorFile(path));
+    slots[index] = std::move(t);
+  }
+  std::vector<std::optional<std::vector<int64_t>>> pinned(model.numInputs());
+  for (const std::string& spec : options.shapes) {
+    size_t eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return invalidInput("--shape expects NAME=DIMS such as input=1x3x224x224, got '" + spec + "'");
+    KILN_ASSIGN_OR_RETURN(size_t index, inputIndex(model, spec.substr(0, eq), "--shape " + spec));
+    KILN_ASSIGN_OR_RETURN(pinned[index], driver::parseDims(spec.substr(eq + 1)));
+  }
+  Random random(options.seed);
+  std::vector<ir::Tensor> inputs;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (slots[i]) {
+      inputs.push_back(std::move(*slots[i]));
+      continue;
+    }
+    kiln_tensor_info info = model.input(i);
+    std::string where = "input " + std::to_string(i) + " '" + info.name + "'";
+    std::vector<int64_t> dims(info.dims, info.dims + info.rank);
+    if (pinned[i]) {
+      if (pinned[i]->size() != dims.size())
+        return invalidInput("--shape for " + where + " has rank " + std::to_string(pinned[i]->size()) + ", the input has rank " +
+                            std::to_string(dims.size()));
+      for (size_t d = 0; d < dims.size(); ++d)
+        if (dims[d] >= 0 && dims[d] != (*pinned[i])[d])
+          return invalidInput("--shape for " + where + ": dimension " + std::to_string(d) + " is fixed at " +
+                              std::to_string(dims[d]));
+      dims = *pinned[i];
+    }
+    for (size_t d = 0; d < dims.size(); ++d)
+      if (dims[d] < 0)
+        return invalidInput(where + " has symbolic dimension " + std::to_string(d) + " '" + info.dim_names[d] +
+                            "': give its size with --shape " + info.name + "=DIMS or pass --input");
+    KILN_ASSIGN_OR_RETURN(ir::Tensor t, randomTensor(static_cast<ir::DType>(info.dtype), dims, random, where));
+    inputs.push_back(std::move(t));
+  }
+  return inputs;
+}
+
+Expected<std::unique_ptr<TimingHarness>> TimingHarness::create(const std::string& artifact, int threads,
+                                                               const InputOptions& options) {
+  std::unique_ptr<TimingHarness> h(new TimingHarness());
+  h->artifact_ = artifact;
+  auto model = tools::loadArtifact(artifact);
+  if (!model) return model.status();
+  h->model_ = std::move(*model);
+  try {
+    h->session_ = std::make_unique<kiln::Session>(*h->model_, threads);
+  } catch (const kiln::Error& e) {
+    return h->failed(e);
+  }
+  KILN_ASSIGN_OR_RETURN(h->input_tensors_, prepareInputs(*h->model_, options));
+  for (size_t i = 0; i < h->input_tensors_.size(); ++i) {
+    const ir::Tensor& t = h->input_tensors_[i];
+    kiln_tensor view{};
+    // numpy has no bfloat16: files carry its bits as uint16.
+    bool bfloat16_bits = t.dtype() == ir::DType::kUInt16 && h->model_->input(i).dtype == KILN_BFLOAT16;
+    view.dtype = bfloat16_bits ? KILN_BFLOAT16 : static_cast<kiln_dtype>(t.dtype());
+    if (t.dims().size() > KILN_MAX_RANK) return invalidInput("input " + std::to_string(i) + " has rank over 16");
+    view.rank = static_cast<int32_t>(t.dims().size());
+    std::copy(t.dims().begin(), t.dims().end(), view.dims);
+    view.data = const_cast<std::byte*>(t.bytes().data());
+    view.bytes = t.bytes().size();
+    h->inputs_.push_back(view);
+  }
+  for (size_t i = 0; i < h->model_->numOutputs(); ++i) {
+    kiln_tensor_info info = h->model_->output(i);
+    kiln_tensor out{};
+    size_t bytes = kiln_dtype_size(info.dtype);
+    bool known = bytes > 0;
+    for (int32_t d = 0; d < info.rank; ++d) {
+      if (info.dims[d] < 0) known = false;
+      else bytes *= static_cast<size_t>(info.dims[d]);
+    }
+    h->runtime_allocated_.push_back(!known);
+    if (known) {
+      h->owned_.emplace_back(static_cast<std::byte*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64)), std::free);
+      if (!h->owned_.back()) return internalError("out of memory for output " + std::to_string(i));
+      out.data = h->owned_.back().get();
+      out.bytes = bytes;
+    }
+    h->outputs_.push_back(out);
+  }
+  return h;
+}
+
+TimingHarness::~TimingHarness() {
+  for (size_t i = 0; i < outputs_.size(); ++i)
+    if (runtime_allocated_[i]) kiln_free(outputs_[i].data);
+}
+
+// Outputs the runtime allocated last time are released and asked for again.
+std::vector<kiln_tensor>& TimingHarness::outputs() {
+  for (size_t i = 0; i < outputs_.size(); ++i) {
+    if (!runtime_allocated_[i]) continue;
+    kiln_free(outputs_[i].data);
+    outputs_[i].data = nullptr;
+  }
+  return outputs_;
+}
+
+Status TimingHarness::failed(const kiln::Error& e) const {
+  ErrorKind kind = e.status() == KILN_ERROR_INVALID_ARGUMENT ? ErrorKind::kInvalidInput
+                   : e.status() == KILN_ERROR_UNSUPPORTED    ? ErrorKind::kUnsupported
+                                                             : ErrorKind::kInternal;
+  return makeError(kind, "artifact '" + artifact_ + "': " + e.what());
+}
+
+Status TimingHarness::run() {
+  try {
+    session_->run(inputs_, outputs());
+  } catch (const kiln::Error& e) {
+    return failed(e);
+  }
+  return Status::ok();
+}
+
+Status TimingHarness::runProfiled(std::vector<uint64_t>& kernel_ns) {
+  try {
+    session_->runProfiled(inputs_, outputs(), kernel_ns);
+  } catch (const kiln::Error& e) {
+    return failed(e);
+  }
+  return Status::ok();
+}
+
+LatencyStats summarize(std::vector<double> times_ms) {
+  LatencyStats s;
+  if (times_ms.empty()) return s;
+  std::sort(times_ms.begin(), times_ms.end());
+  size_t n = times_ms.size();
+  double total = 0;
+  for (double t : times_ms) total += t;
+  s.iters = static_cast<int>(n);
+  s.median_ms = n % 2 ? times_ms[n / 2] : (times_ms[n / 2 - 1] + times_ms[n / 2]) / 2;
+  // Nearest rank: the smallest time at least 90% of the runs do not exceed.
+  s.p90_ms = times_ms[static_cast<size_t>(std::ceil(0.9 * static_cast<double>(n))) - 1];
+  s.min_ms = times_ms.front();
+  s.max_ms = times_ms.back();
+  s.mean_ms = total / static_cast<double>(n);
+  s.throughput_per_s = total > 0 ? 1000.0 * static_cast<double>(n) / total : 0;
+  return s;
+}
+
+int physicalCores() {
+  std::ifstream in("/proc/cpuinfo");
+  std::set<std::pair<std::string, std::string>> cores;
+  std::string line, package = "0";
+  while (std::getline(in, line)) {
+    auto value = [&] { return line.substr(line.find(':') + 1); };
+    if (line.rfind("physical id", 0) == 0) package = value();
+    else if (line.rfind("core id", 0) == 0) cores.insert({package, value()});
+  }
+  int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return cores.empty() ? hw : std::min(hw, static_cast<int>(cores.size()));
+}
+
+MachinePeak estimatePeak(int threads, double override_gflops) {
+  MachinePeak peak;
+  peak.cores = std::max(1, std::min(threads, physicalCores()));
+  if (override_gflops > 0) {
+    peak.gflops = override_gflops;
+    peak.how = "given with --peak-gflops";
+    return peak;
+  }
+  double mhz = 0;
+  std::string max_khz = readFirstLine("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq");
+  if (!max_khz.empty()) mhz = std::atof(max_khz.c_str()) / 1000.0;
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("cpu MHz", 0) == 0) mhz = std::max(mhz, std::atof(line.substr(line.find(':') + 1).c_str()));
+  __builtin_cpu_init();
+  std::string isa;
+  if (__builtin_cpu_supports("avx512f")) peak.flops_per_cycle = 64, isa = "AVX-512: 2 FMA x 16 lanes x 2";
+  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) peak.flops_per_cycle = 32, isa = "AVX2: 2 FMA x 8 lanes x 2";
+  else peak.flops_per_cycle = 8, isa = "SSE: 4 lanes x (add + mul)";
+  peak.ghz = mhz / 1000.0;
+  peak.gflops = peak.cores * peak.ghz * peak.flops_per_cycle;
+  std::ostringstream how;
+  how.precision(3);
+  how << peak.cores << " cores x " << peak.ghz << " GHz x " << peak.flops_per_cycle << " FLOP/cycle (" << isa << ")";
+  peak.how = how.str();
+  return peak;
+}
+
+int effectiveThreads(int requested) {
+  return requested > 0 ? requested : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+uint64_t peakRssBytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<uint64_t>(usage.ru_maxrss) * 1024;
+}
+
+uint64_t currentRssBytes() {
+  std::ifstream in("/proc/self/statm");
+  uint64_t size = 0, resident = 0;
+  in >> size >> resident;
+  return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+std::string jsonNumber(double value) {
+  if (!std::isfinite(value)) return "null";
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.6g", value);
+  return text;
+}
+
+}  // namespace kiln::cli

@@ -1,0 +1,88 @@
+// What `kiln bench` and `kiln profile` share: inputs for timing runs (files or
+// deterministic random data), caller-owned output buffers, latency statistics,
+// the machine's fp32 peak, and JSON numbers.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "compiler/ir/tensor.h"
+#include "kiln_runtime.hpp"
+
+namespace kiln::cli {
+
+struct InputOptions {
+  std::vector<std::string> files;   // FILE (in input order) or NAME=FILE
+  std::vector<std::string> shapes;  // NAME=DIMS for inputs with symbolic dims
+  uint64_t seed = 1;
+};
+
+// One tensor per model input: read from a file where one is given, otherwise
+// random data of the input's dtype and shape (floats uniform in [-1, 1],
+// integers in [0, 64), booleans 0/1), the same for the same seed. An input
+// with a symbolic dimension needs --shape; the error names it.
+Expected<std::vector<ir::Tensor>> prepareInputs(const kiln::Model& model, const InputOptions& options);
+
+// An artifact loaded with one session, its inputs and caller-owned output
+// buffers, allocated once so that timed runs measure the model and not the
+// allocator. Errors name the artifact.
+class TimingHarness {
+ public:
+  static Expected<std::unique_ptr<TimingHarness>> create(const std::string& artifact, int threads,
+                                                         const InputOptions& options);
+  ~TimingHarness();
+  const kiln::Model& model() const { return *model_; }
+  Status run();
+  // kernel_ns: each kernel's time in this run (kiln_session_run_profiled).
+  Status runProfiled(std::vector<uint64_t>& kernel_ns);
+
+ private:
+  TimingHarness() = default;
+  std::vector<kiln_tensor>& outputs();
+  Status failed(const kiln::Error& e) const;
+
+  std::string artifact_;
+  std::unique_ptr<kiln::Model> model_;
+  std::unique_ptr<kiln::Session> session_;
+  std::vector<ir::Tensor> input_tensors_;
+  std::vector<kiln_tensor> inputs_;
+  std::vector<kiln_tensor> outputs_;
+  std::vector<std::unique_ptr<std::byte, void (*)(void*)>> owned_;
+  std::vector<bool> runtime_allocated_;  // outputs of symbolic shape
+};
+
+struct LatencyStats {
+  int iters = 0;
+  double median_ms = 0, p90_ms = 0, min_ms = 0, max_ms = 0, mean_ms = 0;
+  double throughput_per_s = 0;  // runs per second, back to back on one caller thread
+};
+LatencyStats summarize(std::vector<double> times_ms);
+
+// The fp32 peak of `cores` cores: cores x clock x FLOPs per cycle per core.
+// The clock is the highest of cpufreq's cpuinfo_max_freq and /proc/cpuinfo's
+// "cpu MHz"; FLOPs per cycle follow the widest FMA the CPU has (AVX-512: 2 FMA
+// ports x 16 lanes x 2 = 64; AVX2+FMA: 32; otherwise 8). `how` says so.
+struct MachinePeak {
+  double gflops = 0;
+  int cores = 0;
+  double ghz = 0;
+  int flops_per_cycle = 0;
+  std::string how;
+};
+// Physical cores of this machine (hardware threads when unknown).
+int physicalCores();
+// The peak for `threads` threads (capped at the physical cores), or the
+// user's figure when `override_gflops` > 0.
+MachinePeak estimatePeak(int threads, double override_gflops);
+
+// Threads a session with `requested` (0: one per core) will use.
+int effectiveThreads(int requested);
+
+uint64_t peakRssBytes();     // getrusage's ru_maxrss
+uint64_t currentRssBytes();  // /proc/self/statm
+
+std::string jsonNumber(double value);  // finite with 6 significant digits, else null
+
+}  // namespace kiln::cli
