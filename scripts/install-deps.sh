@@ -9,6 +9,8 @@ packages=(
   libprotobuf-dev protobuf-compiler libonnx-dev
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-testdata python3 python3-onnx python3-numpy
+  clang libclang-rt-14-dev
+  python3-dev python3-pybind11 pybind11-dev graphviz chromium
 )
 
 missing=()

@@ -1,11 +1,13 @@
 #include "compiler/driver/compile.h"
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <ostream>
 #include <sstream>
 
 #include "compiler/ir/printer.h"
+#include "compiler/lower/fuse_kernels.h"
 #include "compiler/lower/lower_graph.h"
 #include "compiler/onnx/importer.h"
 #include "compiler/onnx/writer.h"
@@ -59,6 +61,28 @@ Status writeText(const std::string& path, const std::string& text) {
   return out ? Status::ok() : ioError("cannot write '" + path + "'");
 }
 
+// The passes over the lowered program (fuse-kernels, plan-in-place), each
+// reported like a graph pass, counting kernels instead of nodes.
+Status runProgramPasses(lower::Program& program, const passes::PipelineOptions& options, std::ostream& log,
+                        std::vector<passes::PassRecord>& records) {
+  auto run = [&](const std::string& name, auto&& body) -> Status {
+    if (!passes::programPassEnabled(options, name)) return Status::ok();
+    auto start = std::chrono::steady_clock::now();
+    size_t before = program.calls.size();
+    int64_t arena_before = program.workspace_bytes;
+    body();
+    KILN_RETURN_IF_ERROR(program.verify().withContext("program invalid after " + name));
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    bool changed = program.calls.size() != before || program.workspace_bytes != arena_before;
+    records.push_back({name, before, program.calls.size(), ms, changed});
+    if (options.print_after.count("all") || options.print_after.count(name))
+      log << "// ----- kernels after " << name << " -----\n" << lower::toString(program);
+    return Status::ok();
+  };
+  KILN_RETURN_IF_ERROR(run("fuse-kernels", [&] { lower::fuseKernels(program); }));
+  return run("plan-in-place", [&] { lower::planArena(program, /*in_place=*/true); });
+}
+
 }  // namespace
 
 Expected<std::unique_ptr<ir::Model>> importModel(const std::string& path) { return frontend::importOnnxFile(path); }
@@ -66,8 +90,12 @@ Expected<std::unique_ptr<ir::Model>> importModel(const std::string& path) { retu
 Expected<lower::Program> buildProgram(ir::Model& model, const CompileOptions& options, std::ostream& log,
                                       CompileSummary* summary) {
   KILN_RETURN_IF_ERROR(passes::pinInputShapes(model, options.shapes));
+  if (options.on_stage) options.on_stage("optimize");
   KILN_ASSIGN_OR_RETURN(auto records, passes::runPipeline(model, options.pipeline, log));
+  if (options.on_stage) options.on_stage("lower");
   KILN_ASSIGN_OR_RETURN(lower::Program program, lower::lowerGraph(model));
+  KILN_RETURN_IF_ERROR(runProgramPasses(program, options.pipeline, log, records));
+  if (options.on_lowered) options.on_lowered(model, program);
   if (summary) {
     summary->passes = std::move(records);
     summary->kernels = program.calls.size();
@@ -83,10 +111,12 @@ Expected<CompileSummary> compileFile(const std::string& input, const std::string
                                      std::ostream& log) {
   if (options.target != "cpu")
     return unsupported("--target " + options.target + ": this build of kiln compiles for 'cpu' only");
+  if (options.on_stage) options.on_stage("import");
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> model, importModel(input));
   CompileSummary summary;
   if (options.emit == Stage::kGraph || options.emit == Stage::kOnnx) {
     KILN_RETURN_IF_ERROR(passes::pinInputShapes(*model, options.shapes));
+    if (options.on_stage) options.on_stage("optimize");
     KILN_ASSIGN_OR_RETURN(summary.passes, passes::runPipeline(*model, options.pipeline, log));
     if (options.emit == Stage::kOnnx) KILN_RETURN_IF_ERROR(frontend::writeOnnxFile(*model, output));
     else KILN_RETURN_IF_ERROR(writeText(output, ir::printModel(*model)));
@@ -97,6 +127,7 @@ Expected<CompileSummary> compileFile(const std::string& input, const std::string
     KILN_RETURN_IF_ERROR(writeText(output, lower::toString(program)));
     return summary;
   }
+  if (options.on_stage) options.on_stage("codegen");
   KILN_ASSIGN_OR_RETURN(auto backend, codegen::createCpuBackend(options.codegen));
   summary.target = backend->describeTarget();
   artifact::ModelDesc desc;

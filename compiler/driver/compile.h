@@ -2,6 +2,7 @@
 // backend. The CLI, the conformance runner and the tests all enter here.
 #pragma once
 
+#include <functional>
 #include <iosfwd>
 #include <map>
 #include <memory>
@@ -23,6 +24,11 @@ struct CompileOptions {
   passes::PipelineOptions pipeline;
   std::map<std::string, std::vector<int64_t>> shapes;  // --shape NAME=1x3x224x224
   Stage emit = Stage::kArtifact;
+  // Observers for the CLI's progress display and reports; either may be empty.
+  // on_stage: "import", "optimize", "lower", "codegen", as each begins.
+  // on_lowered: the optimized graph and its program, once lowering succeeded.
+  std::function<void(std::string_view stage)> on_stage;
+  std::function<void(const ir::Model&, const lower::Program&)> on_lowered;
 };
 
 struct CompileSummary {

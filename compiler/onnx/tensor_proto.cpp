@@ -19,8 +19,13 @@ namespace {
 namespace fs = std::filesystem;
 
 // Densifying a sparse tensor allocates the whole dense tensor; a corrupted
-// dims field must give an error, not an out-of-memory kill.
+// dims field must give an error, not an out-of-memory kill. Besides the
+// absolute cap, the dense tensor may be at most kMaxDensifyRatio times the
+// bytes the sparse one stores (beyond a small floor), so a few bytes of file
+// cannot demand gigabytes: real sparse weights are rarely below 0.1% density.
 constexpr int64_t kMaxDensifiedBytes = int64_t{4} << 30;
+constexpr int64_t kMaxDensifyRatio = 1024;
+constexpr int64_t kDensifyFloorBytes = int64_t{64} << 20;
 
 std::string onnxTypeName(int32_t code) {
   if (onnx::TensorProto_DataType_IsValid(code))
@@ -237,6 +242,12 @@ Expected<ir::Tensor> convertSparseTensor(const onnx::SparseTensorProto& proto, T
   if (count > kMaxDensifiedBytes / element_bytes)
     return unsupported(what + " would densify to " + ir::toString(ir::makeShape(dims)) + " elements of " +
                        std::string(ir::name(values.dtype())) + "; Kiln densifies sparse tensors up to 4 GiB");
+  int64_t stored_bytes = static_cast<int64_t>(values.bytes().size() + indices.bytes().size());
+  if (count * element_bytes > std::max(kDensifyFloorBytes, stored_bytes * kMaxDensifyRatio))
+    return invalidInput(what + " stores " + std::to_string(nnz) + " non-zeros (" + std::to_string(stored_bytes) +
+                        " bytes) for a dense " + ir::toString(ir::makeShape(dims)) + " tensor of " +
+                        std::to_string(count * element_bytes) + " bytes; Kiln densifies a sparse tensor to at most " +
+                        std::to_string(kMaxDensifyRatio) + " times its stored size (or 64 MiB)");
   std::vector<std::byte> dense(static_cast<size_t>(count * element_bytes));
   for (int64_t k = 0; k < nnz; ++k) {
     int64_t index = 0;
@@ -288,6 +299,13 @@ Expected<ir::TensorType> convertType(const onnx::TypeProto& proto, const std::st
       shape.push_back(ir::Dim{});
     }
   }
+  // No tensor can hold more than 2^63 elements; refusing such a type here
+  // keeps every later product of its dims (inference, lowering) in range.
+  std::vector<int64_t> known;
+  for (const ir::Dim& dim : shape)
+    if (dim.isKnown()) known.push_back(dim.value);
+  if (std::find(known.begin(), known.end(), 0) == known.end() && !ir::elementCount(known))
+    return invalidInput(what + " has shape " + ir::toString(shape) + ", whose element count overflows 64 bits");
   type.shape = std::move(shape);
   return type;
 }

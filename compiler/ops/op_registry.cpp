@@ -33,7 +33,9 @@ std::string versionList(const std::vector<int>& versions) {
 
 Status checkAttributes(const ir::Node& node, const OpSchema& schema, int64_t opset) {
   auto where = [&] { return node.describe() + " (opset " + std::to_string(opset) + ")"; };
-  for (const auto& [name, attr] : node.attributes) {
+  for (const auto& entry : node.attributes) {
+    const std::string& name = entry.first;
+    const ir::Attribute& attr = entry.second;
     auto spec = std::find_if(schema.attributes.begin(), schema.attributes.end(),
                              [&](const AttrSpec& s) { return s.name == name; });
     if (spec == schema.attributes.end())

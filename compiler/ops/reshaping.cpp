@@ -201,7 +201,11 @@ Status inferTile(InferContext& ctx) {
   ir::Shape out;
   for (size_t i = 0; i < in.size(); ++i) {
     if (repeats[i] < 0) return ctx.error("repeats has negative entry " + std::to_string(repeats[i]) + " (input 1)");
-    out.push_back(in[i].isKnown() ? ir::Dim::known(in[i].value * repeats[i]) : (repeats[i] == 1 ? in[i] : ir::Dim{}));
+    int64_t tiled = 0;
+    if (in[i].isKnown() && __builtin_mul_overflow(in[i].value, repeats[i], &tiled))
+      return ctx.error("repeats[" + std::to_string(i) + "] = " + std::to_string(repeats[i]) +
+                       " makes the output dimension overflow 64 bits (input 1)");
+    out.push_back(in[i].isKnown() ? ir::Dim::known(tiled) : (repeats[i] == 1 ? in[i] : ir::Dim{}));
   }
   ctx.setOutputType(0, {ctx.inputType(0).dtype, out});
   return Status::ok();

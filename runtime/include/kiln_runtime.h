@@ -112,6 +112,27 @@ void kiln_free(void* data);
 kiln_status kiln_session_run(kiln_session* session, const kiln_tensor* inputs, size_t num_inputs,
                              kiln_tensor* outputs, size_t num_outputs, kiln_error** error);
 
+/* Profiling. An artifact is a sequence of kernels (one or more fused graph
+ * nodes each), run in the order listed here. */
+typedef struct kiln_kernel_info {
+  const char* name;   /* the generated kernel's name, unique in the artifact */
+  const char* origin; /* the graph node(s) it implements */
+  uint64_t flops;     /* estimated floating-point operations per run (a multiply-add counts two) */
+} kiln_kernel_info;
+
+size_t kiln_model_num_kernels(const kiln_model* model);
+kiln_status kiln_model_kernel(const kiln_model* model, size_t index, kiln_kernel_info* info, kiln_error** error);
+
+/* Runs like kiln_session_run and writes each kernel's wall time of this run,
+ * in nanoseconds, to kernel_ns[k] for k in [0, num_kernels); num_kernels must
+ * equal kiln_model_num_kernels. A kernel's time runs from the end of the
+ * previous kernel (or the start of the generated code) to its own end, so the
+ * times add up to the run's time in generated code. Timing costs one clock
+ * read per kernel; ordinary runs pay one predicted branch per kernel. */
+kiln_status kiln_session_run_profiled(kiln_session* session, const kiln_tensor* inputs, size_t num_inputs,
+                                      kiln_tensor* outputs, size_t num_outputs, uint64_t* kernel_ns,
+                                      size_t num_kernels, kiln_error** error);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

@@ -52,6 +52,14 @@ class Model {
     const char* v = kiln_model_metadata(get(), key);
     return v ? v : "";
   }
+  size_t numKernels() const { return kiln_model_num_kernels(get()); }
+  kiln_kernel_info kernel(size_t i) const {
+    kiln_kernel_info out{};
+    kiln_error* error = nullptr;
+    kiln_status status = kiln_model_kernel(get(), i, &out, &error);
+    detail::check(status, error);
+    return out;
+  }
 
  private:
   kiln_tensor_info info(size_t i, bool output) const {
@@ -76,6 +84,7 @@ class Session {
     kiln_status status = kiln_session_create(model.get(), &options, &raw, &error);
     detail::check(status, error);
     session_.reset(raw);
+    model_ = model.get();
   }
   kiln_session* get() const { return session_.get(); }
 
@@ -87,11 +96,23 @@ class Session {
     detail::check(status, error);
   }
 
+  // As run(), and kernel_ns (resized to the model's kernel count) receives
+  // each kernel's wall time of this run in nanoseconds.
+  void runProfiled(const std::vector<kiln_tensor>& inputs, std::vector<kiln_tensor>& outputs,
+                   std::vector<uint64_t>& kernel_ns) {
+    kernel_ns.assign(kiln_model_num_kernels(model_), 0);
+    kiln_error* error = nullptr;
+    kiln_status status = kiln_session_run_profiled(get(), inputs.data(), inputs.size(), outputs.data(), outputs.size(),
+                                                   kernel_ns.data(), kernel_ns.size(), &error);
+    detail::check(status, error);
+  }
+
  private:
   struct Free {
     void operator()(kiln_session* s) const { kiln_session_free(s); }
   };
   std::unique_ptr<kiln_session, Free> session_;
+  const kiln_model* model_ = nullptr;
 };
 
 }  // namespace kiln

@@ -102,6 +102,12 @@ std::vector<uint8_t> serialize(const ModelDesc& desc) {
     payload.u32(static_cast<uint32_t>(list->size()));
     for (const TensorDesc& t : *list) payload.tensor(t);
   }
+  payload.u32(static_cast<uint32_t>(desc.kernels.size()));
+  for (const KernelDesc& k : desc.kernels) {
+    payload.str(k.name);
+    payload.str(k.origin);
+    payload.u64(k.flops);
+  }
   Writer out;
   out.bytes.assign(kMagic, kMagic + 8);
   out.u32(kFormatVersion);
@@ -149,8 +155,20 @@ std::optional<ModelDesc> parse(std::span<const uint8_t> section, std::string* er
       list->push_back(std::move(t));
     }
   }
+  for (uint32_t n = in.count(16); n > 0 && in.ok(); --n) {
+    KernelDesc k;
+    k.name = in.str();
+    k.origin = in.str();
+    k.flops = in.u64();
+    desc.kernels.push_back(std::move(k));
+  }
   if (!in.ok()) {
     *error = "the model description is malformed";
+    return std::nullopt;
+  }
+  if (desc.kernels.size() != desc.kernel_count) {
+    *error = "the model description is malformed (it lists " + std::to_string(desc.kernels.size()) + " kernels of " +
+             std::to_string(desc.kernel_count) + ")";
     return std::nullopt;
   }
   return desc;

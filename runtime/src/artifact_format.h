@@ -26,10 +26,11 @@
 namespace kiln::artifact {
 
 inline constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'D', 'S', 'C', '\0'};
-inline constexpr uint32_t kFormatVersion = 1;
+// 2: the per-kernel list (name, origin, FLOPs) after the outputs.
+inline constexpr uint32_t kFormatVersion = 2;
 // Version of the calling convention between runtime and generated code
-// (kiln_exec_context and the entry point's signature).
-inline constexpr uint32_t kAbiVersion = 1;
+// (kiln_exec_context and the entry point's signature). 2: the profiling hook.
+inline constexpr uint32_t kAbiVersion = 2;
 inline constexpr const char* kDescSection = ".kiln.desc";
 inline constexpr size_t kHeaderBytes = 32;
 inline constexpr size_t kContentHashOffset = 24;
@@ -39,6 +40,14 @@ struct TensorDesc {
   int32_t dtype = 0;                   // ONNX TensorProto code (= kiln_dtype)
   std::vector<int64_t> dims;           // -1 where symbolic
   std::vector<std::string> dim_names;  // symbol per dim, "" where static
+};
+
+// One kernel of the artifact, in execution order: what `kiln profile` names
+// and measures against.
+struct KernelDesc {
+  std::string name;    // the generated function, unique in the artifact
+  std::string origin;  // the graph node(s) it implements
+  uint64_t flops = 0;  // estimated floating-point operations per run (multiply-add = 2)
 };
 
 struct ModelDesc {
@@ -55,6 +64,7 @@ struct ModelDesc {
   uint64_t kernel_count = 0;
   std::vector<TensorDesc> inputs;
   std::vector<TensorDesc> outputs;
+  std::vector<KernelDesc> kernels;  // kernel_count entries, in execution order
   uint64_t content_hash = 0;  // filled in after linking
 };
 

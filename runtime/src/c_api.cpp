@@ -1,4 +1,6 @@
 // The C API: argument checks, error objects, sessions. No exception crosses it.
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -188,8 +190,29 @@ kiln_status kiln_session_create(kiln_model* model, const kiln_session_options* o
 
 void kiln_session_free(kiln_session* session) { delete session; }
 
-kiln_status kiln_session_run(kiln_session* session, const kiln_tensor* inputs, size_t num_inputs, kiln_tensor* outputs,
-                             size_t num_outputs, kiln_error** error) {
+}  // extern "C"
+
+namespace {
+
+// Receives the generated code's kernel_done calls during a profiled run.
+struct KernelTimer {
+  std::chrono::steady_clock::time_point last;
+  uint64_t* kernel_ns;
+  size_t num_kernels;
+
+  static void kernelDone(void* self, int32_t kernel_index) {
+    auto* timer = static_cast<KernelTimer*>(self);
+    auto now = std::chrono::steady_clock::now();
+    if (kernel_index >= 0 && static_cast<size_t>(kernel_index) < timer->num_kernels)
+      timer->kernel_ns[kernel_index] =
+          static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - timer->last).count());
+    timer->last = now;
+  }
+};
+
+// kiln_session_run, with per-kernel timing when `timer` is not NULL.
+kiln_status runSession(kiln_session* session, const kiln_tensor* inputs, size_t num_inputs, kiln_tensor* outputs,
+                       size_t num_outputs, KernelTimer* timer, kiln_error** error) {
   if (!session) return fail(error, KILN_ERROR_INVALID_ARGUMENT, "session must not be NULL");
   const kiln::artifact::ModelDesc& desc = session->model->desc;
   if (num_inputs != desc.inputs.size() || (num_inputs && !inputs))
@@ -224,7 +247,15 @@ kiln_status kiln_session_run(kiln_session* session, const kiln_tensor* inputs, s
     }
     ArenaLease lease(session);
     if (!lease.arena) return fail(error, KILN_ERROR_RUNTIME, "out of memory for the workspace");
-    int32_t rc = session->model->entry(&session->context, in_ptrs.data(), out_ptrs.data(), lease.arena.get());
+    // A profiled run gets its own copy of the context: concurrent runs of the
+    // session stay unprofiled.
+    kiln_exec_context context = session->context;
+    if (timer) {
+      context.kernel_done = &KernelTimer::kernelDone;
+      context.profiler = timer;
+      timer->last = std::chrono::steady_clock::now();
+    }
+    int32_t rc = session->model->entry(&context, in_ptrs.data(), out_ptrs.data(), lease.arena.get());
     if (rc != 0) return fail(error, KILN_ERROR_RUNTIME, "the model's code reported error " + std::to_string(rc));
     for (size_t i = 0; i < num_outputs; ++i) {
       const auto& want = desc.outputs[i];
@@ -237,6 +268,44 @@ kiln_status kiln_session_run(kiln_session* session, const kiln_tensor* inputs, s
     for (auto& a : allocated) a.release();
     return KILN_OK;
   });
+}
+
+}  // namespace
+
+extern "C" {
+
+kiln_status kiln_session_run(kiln_session* session, const kiln_tensor* inputs, size_t num_inputs, kiln_tensor* outputs,
+                             size_t num_outputs, kiln_error** error) {
+  return runSession(session, inputs, num_inputs, outputs, num_outputs, nullptr, error);
+}
+
+size_t kiln_model_num_kernels(const kiln_model* model) { return model ? model->desc.kernels.size() : 0; }
+
+kiln_status kiln_model_kernel(const kiln_model* model, size_t index, kiln_kernel_info* info, kiln_error** error) {
+  if (!model || !info) return fail(error, KILN_ERROR_INVALID_ARGUMENT, "model and info must not be NULL");
+  if (index >= model->desc.kernels.size())
+    return fail(error, KILN_ERROR_INVALID_ARGUMENT,
+                "kernel index " + std::to_string(index) + " out of range (model has " +
+                    std::to_string(model->desc.kernels.size()) + ")");
+  const kiln::artifact::KernelDesc& k = model->desc.kernels[index];
+  info->name = k.name.c_str();
+  info->origin = k.origin.c_str();
+  info->flops = k.flops;
+  return KILN_OK;
+}
+
+kiln_status kiln_session_run_profiled(kiln_session* session, const kiln_tensor* inputs, size_t num_inputs,
+                                      kiln_tensor* outputs, size_t num_outputs, uint64_t* kernel_ns,
+                                      size_t num_kernels, kiln_error** error) {
+  if (!session) return fail(error, KILN_ERROR_INVALID_ARGUMENT, "session must not be NULL");
+  size_t want = session->model->desc.kernels.size();
+  if (num_kernels != want || (num_kernels && !kernel_ns))
+    return fail(error, KILN_ERROR_INVALID_ARGUMENT,
+                "kernel_ns has room for " + std::to_string(kernel_ns ? num_kernels : 0) + " kernels, the model has " +
+                    std::to_string(want));
+  std::fill(kernel_ns, kernel_ns + num_kernels, uint64_t{0});
+  KernelTimer timer{{}, kernel_ns, num_kernels};
+  return runSession(session, inputs, num_inputs, outputs, num_outputs, &timer, error);
 }
 
 }  // extern "C"

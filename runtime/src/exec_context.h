@@ -1,5 +1,5 @@
 // The calling convention between the runtime and generated code (ABI
-// version artifact::kAbiVersion). codegen/cpu/emit_llvm.cpp builds the same
+// version artifact::kAbiVersion). codegen/cpu/emit_module.cpp builds the same
 // struct layout in LLVM IR; change both together and bump kAbiVersion.
 //
 // Entry point of every artifact (its name is in the model description):
@@ -13,6 +13,7 @@
 extern "C" {
 
 typedef void (*kiln_task_fn)(void* closure, int64_t begin, int64_t end);
+typedef void (*kiln_kernel_done_fn)(void* profiler, int32_t kernel_index);
 
 struct kiln_exec_context {
   uint32_t abi_version;
@@ -21,6 +22,12 @@ struct kiln_exec_context {
   // Runs fn(closure, begin, end) over disjoint ranges covering [0, count),
   // possibly on several threads, and returns when all are done.
   void (*parallel_for)(void* pool, int64_t count, kiln_task_fn fn, void* closure);
+  // Profiling (ABI 2): when not NULL, the entry point calls
+  // kernel_done(profiler, k) on the calling thread right after kernel k (in
+  // execution order, the model description's kernel list) has finished.
+  // NULL for ordinary runs, which then pay one predicted branch per kernel.
+  kiln_kernel_done_fn kernel_done;
+  void* profiler;
 };
 
 typedef int32_t (*kiln_entry_fn)(const kiln_exec_context* ctx, void* const* inputs, void* const* outputs,

@@ -76,6 +76,55 @@ kiln_status checkHost(const artifact::ModelDesc& desc, std::string& message) {
   return KILN_OK;
 }
 
+// Bytes per element of an ONNX dtype code; 0 for strings and unknown codes.
+// (Read from the file as an integer: casting an arbitrary value to the
+// kiln_dtype enum first would be undefined.)
+uint64_t dtypeBytes(int32_t dtype) {
+  switch (dtype) {
+    case KILN_UINT8: case KILN_INT8: case KILN_BOOL: return 1;
+    case KILN_UINT16: case KILN_INT16: case KILN_FLOAT16: case KILN_BFLOAT16: return 2;
+    case KILN_FLOAT32: case KILN_INT32: case KILN_UINT32: return 4;
+    case KILN_INT64: case KILN_UINT64: case KILN_FLOAT64: return 8;
+    default: return 0;
+  }
+}
+
+// The description is sealed by the checksum, but it is read before any code
+// runs and then trusted by the C API (kiln_tensor holds KILN_MAX_RANK dims;
+// buffer sizes are products of dims): refuse what the API cannot represent.
+kiln_status checkDescription(const artifact::ModelDesc& desc, std::string& message) {
+  constexpr uint64_t kMaxBytes = uint64_t{1} << 48;  // far beyond any real tensor or arena
+  if (desc.workspace_bytes > kMaxBytes) {
+    message = "the model description asks for a " + std::to_string(desc.workspace_bytes) + "-byte workspace";
+    return KILN_ERROR_INVALID_ARTIFACT;
+  }
+  for (const auto* list : {&desc.inputs, &desc.outputs}) {
+    const char* role = list == &desc.inputs ? "input" : "output";
+    for (size_t i = 0; i < list->size(); ++i) {
+      const artifact::TensorDesc& t = (*list)[i];
+      std::string where = std::string("the model description's ") + role + " " + std::to_string(i) + " '" + t.name + "'";
+      uint64_t bytes = dtypeBytes(t.dtype);
+      if (bytes == 0) {
+        message = where + " has unknown dtype " + std::to_string(t.dtype);
+        return KILN_ERROR_INVALID_ARTIFACT;
+      }
+      if (t.dims.size() > KILN_MAX_RANK || t.dim_names.size() != t.dims.size()) {
+        message = where + " has rank " + std::to_string(t.dims.size()) + " (at most " + std::to_string(KILN_MAX_RANK) +
+                  ")";
+        return KILN_ERROR_INVALID_ARTIFACT;
+      }
+      for (int64_t d : t.dims) {
+        if (d < -1 || (d > 0 && bytes > kMaxBytes / static_cast<uint64_t>(d))) {
+          message = where + " has a dimension of " + std::to_string(d);
+          return KILN_ERROR_INVALID_ARTIFACT;
+        }
+        if (d > 0) bytes *= static_cast<uint64_t>(d);
+      }
+    }
+  }
+  return KILN_OK;
+}
+
 // dlopen()s the checked bytes from an anonymous memory file.
 void* openChecked(const std::vector<uint8_t>& bytes, std::string& message) {
   int fd = memfd_create("kiln-artifact", MFD_CLOEXEC);
@@ -128,31 +177,33 @@ void buildViews(kiln_model& model) {
 
 }  // namespace
 
+kiln_status checkArtifact(std::span<const uint8_t> bytes, artifact::ModelDesc& desc, std::string& message) {
+  auto section = artifact::findElfSection(bytes, artifact::kDescSection, &message);
+  if (!section) return KILN_ERROR_INVALID_ARTIFACT;
+  auto parsed = artifact::parse(bytes.subspan(section->offset, section->size), &message);
+  if (!parsed) return message.find("version") != std::string::npos ? KILN_ERROR_UNSUPPORTED : KILN_ERROR_INVALID_ARTIFACT;
+  if (artifact::hashArtifact(bytes, *section) != parsed->content_hash) {
+    message = "checksum mismatch: the file was damaged or modified after compilation";
+    return KILN_ERROR_INVALID_ARTIFACT;
+  }
+  if (kiln_status s = checkDescription(*parsed, message); s != KILN_OK) return s;
+  if (kiln_status s = checkHost(*parsed, message); s != KILN_OK) return s;
+  desc = std::move(*parsed);
+  return KILN_OK;
+}
+
 kiln_status loadModel(const char* path, std::unique_ptr<kiln_model>& model, std::string& message) {
   std::vector<uint8_t> bytes;
   if (kiln_status s = readFile(path, bytes, message); s != KILN_OK) return s;
   std::string where = std::string("artifact '") + path + "': ";
   std::string error;
-  auto section = artifact::findElfSection(bytes, artifact::kDescSection, &error);
-  if (!section) {
-    message = where + error;
-    return KILN_ERROR_INVALID_ARTIFACT;
-  }
-  auto desc = artifact::parse(std::span(bytes).subspan(section->offset, section->size), &error);
-  if (!desc) {
-    message = where + error;
-    return error.find("version") != std::string::npos ? KILN_ERROR_UNSUPPORTED : KILN_ERROR_INVALID_ARTIFACT;
-  }
-  if (artifact::hashArtifact(bytes, *section) != desc->content_hash) {
-    message = where + "checksum mismatch: the file was damaged or modified after compilation";
-    return KILN_ERROR_INVALID_ARTIFACT;
-  }
-  if (kiln_status s = checkHost(*desc, error); s != KILN_OK) {
+  artifact::ModelDesc desc;
+  if (kiln_status s = checkArtifact(bytes, desc, error); s != KILN_OK) {
     message = where + error;
     return s;
   }
   model = std::make_unique<kiln_model>();
-  model->desc = std::move(*desc);
+  model->desc = std::move(desc);
   model->library = openChecked(bytes, error);
   if (!model->library) {
     message = where + error;

@@ -44,6 +44,11 @@ struct kiln_session {
 
 namespace kiln::runtime {
 
+// Every check made on an artifact's bytes (ELF headers, description, format
+// and ABI versions, checksum, CPU features) with nothing mapped or run; on
+// success fills `desc`. The fuzz target tests/fuzz/fuzz_artifact.cpp enters here.
+kiln_status checkArtifact(std::span<const uint8_t> bytes, artifact::ModelDesc& desc, std::string& message);
+
 // Reads, validates and loads an artifact; on failure returns a status and sets `message`.
 kiln_status loadModel(const char* path, std::unique_ptr<kiln_model>& model, std::string& message);
 

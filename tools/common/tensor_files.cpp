@@ -155,8 +155,9 @@ Expected<ir::DType> npyDType(const std::string& descr) {
   return unsupported("dtype '" + descr + "' is not supported (expected a little-endian bool, integer or float)");
 }
 
-Expected<ir::Tensor> parseNpy(std::shared_ptr<const frontend::MappedFile> file) {
-  auto bytes = file->bytes();
+// Borrows the data from `owner` when it is given (and keeps the bytes alive);
+// copies it otherwise.
+Expected<ir::Tensor> parseNpy(std::span<const std::byte> bytes, std::shared_ptr<const void> owner) {
   if (bytes.size() < 10 || std::memcmp(bytes.data(), kNpyMagic.data(), kNpyMagic.size()) != 0)
     return invalidInput("not a .npy file (no \\x93NUMPY magic)");
   auto major = static_cast<uint8_t>(bytes[6]);
@@ -180,8 +181,8 @@ Expected<ir::Tensor> parseNpy(std::shared_ptr<const frontend::MappedFile> file) 
                         (count > INT64_MAX / size ? std::string("more") : std::to_string(count * size)));
   auto data = bytes.subspan(prefix + header_len);
   bool aligned = reinterpret_cast<uintptr_t>(data.data()) % static_cast<uintptr_t>(size) == 0;
-  if (aligned && std::endian::native == std::endian::little)
-    return ir::Tensor::borrow(dtype, std::move(header.shape), file, data.data(), data.size());
+  if (owner && aligned && std::endian::native == std::endian::little)
+    return ir::Tensor::borrow(dtype, std::move(header.shape), std::move(owner), data.data(), data.size());
   return ir::Tensor::fromBytes(dtype, std::move(header.shape), std::vector<std::byte>(data.begin(), data.end()));
 }
 
@@ -192,25 +193,31 @@ std::string extensionOf(const std::string& path) { return std::filesystem::path(
 Expected<ir::Tensor> readNpy(const std::string& path) {
   auto file = frontend::MappedFile::open(path);
   if (!file) return file.status();
-  auto tensor = parseNpy(file.take());
+  auto bytes = (*file)->bytes();
+  auto tensor = parseNpy(bytes, file.take());
   if (!tensor) return tensor.status().withContext("'" + path + "'");
   return tensor;
 }
 
-Expected<ir::Tensor> readTensorProtoFile(const std::string& path) {
-  auto file = frontend::MappedFile::open(path);
-  if (!file) return file.status();
-  auto bytes = (*file)->bytes();
+Expected<ir::Tensor> parseNpyBytes(std::span<const std::byte> bytes) { return parseNpy(bytes, nullptr); }
+
+Expected<ir::Tensor> parseTensorProtoBytes(std::span<const std::byte> bytes, const std::string& base_dir) {
   if (bytes.size() > static_cast<size_t>(INT_MAX))
-    return unsupported("'" + path + "' is larger than protobuf's 2 GiB limit; use .npy");
+    return unsupported("larger than protobuf's 2 GiB limit; use .npy");
   google::protobuf::io::CodedInputStream stream(reinterpret_cast<const uint8_t*>(bytes.data()),
                                                 static_cast<int>(bytes.size()));
   stream.SetTotalBytesLimit(INT_MAX);
   onnx::TensorProto proto;
   if (!proto.ParseFromCodedStream(&stream) || !stream.ConsumedEntireMessage())
-    return invalidInput("'" + path + "' is not a valid ONNX TensorProto file");
+    return invalidInput("not a valid ONNX TensorProto file");
+  return frontend::tensorFromProto(proto, base_dir);
+}
+
+Expected<ir::Tensor> readTensorProtoFile(const std::string& path) {
+  auto file = frontend::MappedFile::open(path);
+  if (!file) return file.status();
   std::string dir = std::filesystem::path(path).parent_path().string();
-  auto tensor = frontend::tensorFromProto(proto, dir.empty() ? "." : dir);
+  auto tensor = parseTensorProtoBytes((*file)->bytes(), dir.empty() ? "." : dir);
   if (!tensor) return tensor.status().withContext("'" + path + "'");
   return tensor;
 }

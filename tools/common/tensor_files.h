@@ -3,6 +3,8 @@
 // test data).
 #pragma once
 
+#include <cstddef>
+#include <span>
 #include <string>
 
 #include "compiler/ir/tensor.h"
@@ -15,6 +17,11 @@ Expected<ir::Tensor> readTensorFile(const std::string& path);
 
 Expected<ir::Tensor> readNpy(const std::string& path);
 Expected<ir::Tensor> readTensorProtoFile(const std::string& path);
+
+// The same formats from bytes in memory (the tensor copies its data). A
+// TensorProto's external data is resolved relative to `base_dir`; "" refuses it.
+Expected<ir::Tensor> parseNpyBytes(std::span<const std::byte> bytes);
+Expected<ir::Tensor> parseTensorProtoBytes(std::span<const std::byte> bytes, const std::string& base_dir);
 
 // Writes NumPy format 1.0 (2.0 for headers too long for it). bfloat16 has no
 // NumPy dtype code; it is written as float32, which holds every bfloat16 value

@@ -25,5 +25,8 @@ int reportError(const Status& status);
 void addCompileCommand(CLI::App& app, int& exit_code);
 void addRunCommands(CLI::App& app, int& exit_code);  // run, check
 void addInspectCommand(CLI::App& app, int& exit_code);
+void addOpsCommand(CLI::App& app, int& exit_code);  // hidden: docs/ops.md
+void addBenchCommand(CLI::App& app, int& exit_code);
+void addProfileCommand(CLI::App& app, int& exit_code);
 
 }  // namespace kiln::cli

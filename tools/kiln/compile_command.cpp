@@ -1,9 +1,14 @@
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
 #include "compiler/driver/compile.h"
 #include "tools/kiln/commands.h"
+#include "tools/kiln/emit_header.h"
+#include "tools/kiln/escape.h"
+#include "tools/kiln/html_report.h"
+#include "tools/kiln/progress.h"
 
 namespace kiln::cli {
 namespace {
@@ -22,8 +27,31 @@ struct CompileArgs {
   std::vector<std::string> print_after;
   bool time_passes = false;
   std::string report;
+  std::string header;
+  std::string header_prefix;
   bool quiet = false;
+  bool verbose = false;
 };
+
+bool endsWith(const std::string& text, std::string_view suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool isHtmlPath(const std::string& path) { return endsWith(path, ".html") || endsWith(path, ".htm"); }
+
+// The options as given, for the report (paths left out).
+std::string describeArgs(const CompileArgs& a) {
+  std::string out = "-O" + std::to_string(a.opt_level) + " --target " + a.target + " --emit " + a.emit;
+  for (const auto& s : a.shapes) out += " --shape " + s;
+  if (!a.cpu.empty()) out += " --cpu " + a.cpu;
+  if (!a.features.empty()) out += " --features " + a.features;
+  if (!a.passes.empty()) {
+    out += " --passes ";
+    for (size_t i = 0; i < a.passes.size(); ++i) out += (i ? "," : "") + a.passes[i];
+  }
+  for (const auto& d : a.disabled) out += " --disable-pass " + d;
+  return out;
+}
 
 Expected<driver::CompileOptions> toOptions(const CompileArgs& args) {
   driver::CompileOptions options;
@@ -43,12 +71,9 @@ Expected<driver::CompileOptions> toOptions(const CompileArgs& args) {
     KILN_ASSIGN_OR_RETURN(auto dims, driver::parseDims(spec.substr(eq + 1)));
     options.shapes[spec.substr(0, eq)] = dims;
   }
-  static const std::map<std::string, driver::Stage> kStages = {{"graph", driver::Stage::kGraph},
-                                                               {"onnx", driver::Stage::kOnnx},
-                                                               {"kernels", driver::Stage::kKernels},
-                                                               {"llvm", driver::Stage::kLlvm},
-                                                               {"obj", driver::Stage::kObject},
-                                                               {"so", driver::Stage::kArtifact}};
+  static const std::map<std::string, driver::Stage> kStages = {
+      {"graph", driver::Stage::kGraph}, {"onnx", driver::Stage::kOnnx},  {"kernels", driver::Stage::kKernels},
+      {"llvm", driver::Stage::kLlvm},   {"obj", driver::Stage::kObject}, {"so", driver::Stage::kArtifact}};
   options.emit = kStages.at(args.emit);
   return options;
 }
@@ -58,24 +83,63 @@ Status writeReport(const std::string& path, const driver::CompileSummary& s) {
   out << "{\n  \"passes\": [";
   for (size_t i = 0; i < s.passes.size(); ++i) {
     const auto& p = s.passes[i];
-    out << (i ? "," : "") << "\n    {\"name\": \"" << p.name << "\", \"nodes_before\": " << p.nodes_before
+    out << (i ? "," : "") << "\n    {\"name\": " << jsonQuote(p.name) << ", \"nodes_before\": " << p.nodes_before
         << ", \"nodes_after\": " << p.nodes_after << ", \"ms\": " << p.ms << "}";
   }
-  out << "\n  ],\n  \"kernels\": " << s.kernels << ",\n  \"flops\": " << s.flops << ",\n  \"weight_bytes\": "
-      << s.weight_bytes << ",\n  \"arena_bytes\": " << s.arena_bytes << "\n}\n";
+  out << "\n  ],\n  \"kernels\": " << s.kernels << ",\n  \"flops\": " << s.flops
+      << ",\n  \"weight_bytes\": " << s.weight_bytes << ",\n  \"arena_bytes\": " << s.arena_bytes << "\n}\n";
   return out ? Status::ok() : ioError("cannot write report '" + path + "'");
 }
 
 int runCompile(const CompileArgs& args) {
   auto options = toOptions(args);
   if (!options) return reportError(options.status());
+  bool html = isHtmlPath(args.report);
+  if (!args.header.empty() && (args.emit == "graph" || args.emit == "onnx"))
+    return reportError(invalidInput("--emit-header needs the model lowered: use it with --emit kernels|llvm|obj|so"));
+  if (html && (args.emit == "graph" || args.emit == "onnx"))
+    return reportError(
+        invalidInput("an HTML --report needs the model lowered: use it with --emit kernels|llvm|obj|so"));
+
+  Verbosity verbosity = args.quiet ? Verbosity::kQuiet : args.verbose ? Verbosity::kVerbose : Verbosity::kNormal;
+  // The live status line stays off while passes print to stderr.
+  bool live = args.print_after.empty() && !args.time_passes;
+  Progress progress("kiln compile", verbosity, live);
+  options->on_stage = [&progress](std::string_view stage) { progress.stage(stage); };
+
+  CompileReport report;
+  HeaderSpec header;
+  options->on_lowered = [&](const ir::Model& model, const lower::Program& program) {
+    if (html) captureLowered(model, program, report);
+    header.inputs = program.inputs;
+    header.outputs = program.outputs;
+  };
   auto start = std::chrono::steady_clock::now();
   auto summary = driver::compileFile(args.model, args.output, *options, std::cerr);
+  progress.finish();
   if (!summary) return reportError(summary.status());
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  if (!args.report.empty())
-    if (Status s = writeReport(args.report, *summary); !s) return reportError(s);
-  if (!args.quiet) {
+  if (!args.header.empty()) {
+    header.prefix = headerPrefixFor(args.header_prefix.empty() ? std::filesystem::path(args.header).stem().string()
+                                                               : args.header_prefix);
+    header.model_name = std::filesystem::path(args.model).filename().string();
+    if (Status s = writeModelHeader(args.header, header); !s) return reportError(s);
+  }
+  if (!args.report.empty()) {
+    Status s = Status::ok();
+    if (html) {
+      report.model_path = args.model;
+      report.output_path = args.output;
+      report.options = describeArgs(args);
+      report.summary = *summary;
+      report.total_ms = ms;
+      s = writeHtmlReport(args.report, report);
+    } else {
+      s = writeReport(args.report, *summary);
+    }
+    if (!s) return reportError(s);
+  }
+  if (verbosity != Verbosity::kQuiet) {
     std::cerr << "kiln: compiled '" << args.model << "' -> '" << args.output << "'";
     if (!summary->target.empty()) std::cerr << " for " << summary->target.substr(0, summary->target.find(" ("));
     std::cerr << ": " << summary->kernels << " kernels, " << summary->weight_bytes << " weight bytes, "
@@ -92,7 +156,9 @@ void addCompileCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("model", args->model, "ONNX model file")->required();
   cmd->add_option("-o,--output", args->output, "artifact to write (model.so)")->required();
   cmd->add_option("--target", args->target, "cpu")->capture_default_str();
-  cmd->add_option("-O", args->opt_level, "optimization level 0..3 (-O0 .. -O3)")->check(CLI::Range(0, 3))->capture_default_str();
+  cmd->add_option("-O", args->opt_level, "optimization level 0..3 (-O0 .. -O3)")
+      ->check(CLI::Range(0, 3))
+      ->capture_default_str();
   cmd->add_option("--shape", args->shapes, "pin an input's shape: NAME=1x3x224x224 (repeatable)");
   cmd->add_option("--cpu", args->cpu, "LLVM CPU name to compile for (default: this host)");
   cmd->add_option("--features", args->features, "CPU feature changes, e.g. +avx512f,-amx-tile");
@@ -105,8 +171,16 @@ void addCompileCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--disable-pass", args->disabled, "skip a pass of the -O pipeline (repeatable)");
   cmd->add_option("--print-after", args->print_after, "print the IR after a pass, or 'all' (repeatable)");
   cmd->add_flag("--time-passes", args->time_passes, "print how long each pass took");
-  cmd->add_option("--report", args->report, "write what the compiler did as JSON");
-  cmd->add_flag("-q,--quiet", args->quiet, "print nothing on success");
+  cmd->add_option("--report", args->report,
+                  "write what the compiler did: FILE.html (a page with the graph picture, passes, kernels, memory "
+                  "plan) or FILE.json");
+  cmd->add_option("--emit-header", args->header,
+                  "write a C header with the model's input/output names, dtypes and shapes");
+  cmd->add_option("--header-prefix", args->header_prefix,
+                  "macro prefix for --emit-header (default: the header's file name)");
+  auto* quiet = cmd->add_flag("-q,--quiet", args->quiet, "print nothing on success");
+  cmd->add_flag("-v,--verbose", args->verbose, "print each stage's time, also when stderr is not a terminal")
+      ->excludes(quiet);
   cmd->callback([args, &exit_code] { exit_code = runCompile(*args); });
 }
 

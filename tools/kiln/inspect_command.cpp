@@ -1,15 +1,23 @@
-// `kiln inspect`: what a model or an artifact contains.
+// `kiln inspect`: what a model or an artifact contains, as readable tables or
+// as JSON (--json) for scripts.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
 #include <sstream>
 
+#include "artifact_format.h"
 #include "compiler/driver/compile.h"
 #include "compiler/ir/printer.h"
-#include "kiln_runtime.hpp"
 #include "passes/infer_shapes.h"
 #include "tools/kiln/commands.h"
+#include "tools/kiln/escape.h"
 
 namespace kiln::cli {
 namespace {
@@ -17,7 +25,9 @@ namespace {
 struct InspectArgs {
   std::string path;
   bool ir = false;
+  bool json = false;
   std::string dot;
+  std::vector<std::string> shapes;
 };
 
 bool isArtifact(const std::string& path) {
@@ -27,34 +37,209 @@ bool isArtifact(const std::string& path) {
   return in && magic[0] == 0x7f && magic[1] == 'E' && magic[2] == 'L' && magic[3] == 'F';
 }
 
-std::string shapeOf(const ir::TensorType& type) { return type.toString(); }
+// Columns padded to their widest cell; numeric columns (named in `right`) right-aligned.
+void printTable(std::ostream& os, const std::vector<std::string>& header,
+                const std::vector<std::vector<std::string>>& rows, std::vector<bool> right = {}) {
+  right.resize(header.size(), false);
+  std::vector<size_t> width(header.size());
+  for (size_t c = 0; c < header.size(); ++c) width[c] = header[c].size();
+  for (const auto& r : rows)
+    for (size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
+  auto line = [&](const std::vector<std::string>& cells) {
+    os << " ";
+    for (size_t c = 0; c < cells.size(); ++c) {
+      bool last = c + 1 == cells.size();
+      os << " " << (right[c] ? std::right : std::left) << std::setw(last && !right[c] ? 0 : static_cast<int>(width[c]));
+      os << cells[c];
+    }
+    os << std::left << "\n";
+  };
+  line(header);
+  std::vector<std::string> rule;
+  for (size_t w : width) rule.push_back(std::string(w, '-'));
+  line(rule);
+  for (const auto& r : rows) line(r);
+}
 
-int inspectArtifact(const std::string& path) {
-  try {
-    kiln::Model model(path);
-    std::cout << "artifact " << path << "\n";
-    for (const char* key : {"target", "cpu", "cpu_features", "producer", "model_hash", "options", "content_hash",
-                            "kernel_count", "workspace_bytes"})
-      std::cout << "  " << std::left << std::setw(16) << key << model.metadata(key) << "\n";
-    auto print = [](const char* role, const kiln_tensor_info& t) {
-      std::cout << "  " << role << " '" << t.name << "': " << kiln_dtype_name(t.dtype) << "[";
-      for (int32_t d = 0; d < t.rank; ++d)
-        std::cout << (d ? "x" : "") << (t.dims[d] >= 0 ? std::to_string(t.dims[d]) : std::string(t.dim_names[d]));
-      std::cout << "]\n";
-    };
-    for (size_t i = 0; i < model.numInputs(); ++i) print("input ", model.input(i));
-    for (size_t i = 0; i < model.numOutputs(); ++i) print("output", model.output(i));
-    return kExitOk;
-  } catch (const kiln::Error& e) {
-    std::cerr << "kiln: error: " << e.what() << "\n";
-    return e.status() == KILN_ERROR_IO ? kExitIoError : kExitInvalidInput;
+struct TensorRow {
+  std::string name, dtype;
+  std::vector<std::string> dims;  // a number or a symbol
+};
+
+std::string joinDims(const std::vector<std::string>& dims) {
+  std::string out;
+  for (size_t i = 0; i < dims.size(); ++i) out += (i ? "x" : "") + dims[i];
+  return dims.empty() ? "scalar" : out;
+}
+
+std::string jsonDims(const std::vector<std::string>& dims) {
+  std::string out = "[";
+  for (size_t i = 0; i < dims.size(); ++i) {
+    bool number = !dims[i].empty() && dims[i].find_first_not_of("0123456789") == std::string::npos;
+    out += (i ? ", " : "") + (number ? dims[i] : jsonQuote(dims[i]));
   }
+  return out + "]";
+}
+
+void printTensors(std::ostream& os, const char* title, const std::vector<TensorRow>& tensors) {
+  os << "\n" << title << "\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& t : tensors) rows.push_back({t.name, t.dtype, joinDims(t.dims)});
+  printTable(os, {"name", "dtype", "shape"}, rows);
+}
+
+std::string jsonTensors(const std::vector<TensorRow>& tensors) {
+  std::string out = "[";
+  for (size_t i = 0; i < tensors.size(); ++i)
+    out += std::string(i ? ", " : "") + "{\"name\": " + jsonQuote(tensors[i].name) +
+           ", \"dtype\": " + jsonQuote(tensors[i].dtype) + ", \"shape\": " + jsonDims(tensors[i].dims) + "}";
+  return out + "]";
+}
+
+// ---- artifacts: read from the description section, without loading any code,
+// so artifacts built for other CPUs can be inspected too.
+
+struct MappedFile {
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  ~MappedFile() {
+    if (data) munmap(const_cast<uint8_t*>(data), size);
+  }
+};
+
+Status mapFile(const std::string& path, MappedFile& file) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ioError("cannot read '" + path + "'");
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || st.st_size == 0) {
+    close(fd);
+    return invalidInput("artifact '" + path + "' is empty or unreadable");
+  }
+  void* p = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) return ioError("cannot map '" + path + "'");
+  file.data = static_cast<const uint8_t*>(p);
+  file.size = static_cast<size_t>(st.st_size);
+  return Status::ok();
+}
+
+std::vector<TensorRow> tensorRows(const std::vector<artifact::TensorDesc>& tensors) {
+  std::vector<TensorRow> rows;
+  for (const auto& t : tensors) {
+    TensorRow row{t.name, std::string(ir::name(static_cast<ir::DType>(t.dtype))), {}};
+    for (size_t d = 0; d < t.dims.size(); ++d)
+      row.dims.push_back(t.dims[d] >= 0 ? std::to_string(t.dims[d]) : t.dim_names[d]);
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+int inspectArtifact(const InspectArgs& args) {
+  MappedFile file;
+  if (Status s = mapFile(args.path, file); !s) return reportError(s);
+  std::span<const uint8_t> bytes(file.data, file.size);
+  std::string error;
+  auto section = artifact::findElfSection(bytes, artifact::kDescSection, &error);
+  if (!section)
+    return reportError(invalidInput(
+        "artifact '" + args.path + "': " +
+        (error.empty() ? "no " + std::string(artifact::kDescSection) + " section (not a Kiln artifact)" : error)));
+  auto desc = artifact::parse(bytes.subspan(section->offset, section->size), &error);
+  if (!desc) return reportError(invalidInput("artifact '" + args.path + "': " + error));
+  bool checksum_ok = artifact::hashArtifact(bytes, *section) == desc->content_hash;
+  char hash[17];
+  std::snprintf(hash, sizeof(hash), "%016llx", static_cast<unsigned long long>(desc->content_hash));
+  std::string features;
+  for (const auto& f : desc->cpu_features) features += (features.empty() ? "" : ",") + f;
+  uint64_t flops = 0;
+  for (const auto& k : desc->kernels) flops += k.flops;
+  std::vector<std::pair<std::string, std::string>> fields = {
+      {"target", desc->target},
+      {"cpu", desc->cpu_name},
+      {"cpu_features", features},
+      {"producer", desc->producer},
+      {"model_hash", desc->model_hash},
+      {"options", desc->options},
+      {"content_hash", hash},
+      {"checksum", checksum_ok ? "ok" : "MISMATCH (the file was changed after compiling)"},
+      {"kernel_count", std::to_string(desc->kernel_count)},
+      {"workspace_bytes", std::to_string(desc->workspace_bytes)},
+      {"file_bytes", std::to_string(file.size)},
+      {"flops", std::to_string(flops)}};
+  if (!desc->cuda_arch.empty()) fields.insert(fields.begin() + 3, {"cuda_arch", desc->cuda_arch});
+  std::vector<TensorRow> inputs = tensorRows(desc->inputs), outputs = tensorRows(desc->outputs);
+
+  if (args.json) {
+    std::cout << "{\n  \"kind\": \"artifact\",\n  \"path\": " << jsonQuote(args.path);
+    for (const auto& [key, value] : fields) {
+      bool number = key == "kernel_count" || key == "workspace_bytes" || key == "file_bytes" || key == "flops";
+      if (key == "checksum")
+        std::cout << ",\n  \"checksum_ok\": " << (checksum_ok ? "true" : "false");
+      else
+        std::cout << ",\n  " << jsonQuote(key) << ": " << (number ? value : jsonQuote(value));
+    }
+    std::cout << ",\n  \"inputs\": " << jsonTensors(inputs) << ",\n  \"outputs\": " << jsonTensors(outputs)
+              << ",\n  \"kernels\": [";
+    for (size_t i = 0; i < desc->kernels.size(); ++i)
+      std::cout << (i ? ", " : "") << "{\"name\": " << jsonQuote(desc->kernels[i].name)
+                << ", \"origin\": " << jsonQuote(desc->kernels[i].origin) << ", \"flops\": " << desc->kernels[i].flops
+                << "}";
+    std::cout << "]\n}\n";
+    if (!checksum_ok)
+      std::cerr << "kiln: error: artifact '" << args.path
+                << "': checksum mismatch: the file was changed after compiling\n";
+    return checksum_ok ? kExitOk : kExitInvalidInput;
+  }
+  std::cout << "artifact " << args.path << "\n";
+  for (const auto& [key, value] : fields) std::cout << "  " << std::left << std::setw(16) << key << value << "\n";
+  printTensors(std::cout, "inputs", inputs);
+  printTensors(std::cout, "outputs", outputs);
+  if (!desc->kernels.empty()) {
+    std::cout << "\nkernels\n";
+    std::vector<std::vector<std::string>> rows;
+    for (size_t i = 0; i < desc->kernels.size(); ++i)
+      rows.push_back(
+          {std::to_string(i), desc->kernels[i].name, desc->kernels[i].origin, std::to_string(desc->kernels[i].flops)});
+    printTable(std::cout, {"#", "kernel", "from nodes", "flops"}, rows, {true, false, false, true});
+  }
+  if (!checksum_ok) {
+    std::cerr << "kiln: error: artifact '" << args.path
+              << "': checksum mismatch: the file was changed after compiling\n";
+    return kExitInvalidInput;
+  }
+  return kExitOk;
+}
+
+// ---- models
+
+std::vector<TensorRow> valueRows(const std::vector<ir::Value*>& values) {
+  std::vector<TensorRow> rows;
+  for (const ir::Value* v : values) {
+    TensorRow row{v->name, std::string(ir::name(v->type.dtype)), {}};
+    if (v->type.shape)
+      for (const ir::Dim& d : *v->type.shape)
+        row.dims.push_back(d.isKnown() ? std::to_string(d.value) : d.symbol.empty() ? "?" : d.symbol);
+    else
+      row.dims.push_back("?");
+    rows.push_back(std::move(row));
+  }
+  return rows;
 }
 
 int inspectModel(const InspectArgs& args) {
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const std::string& spec : args.shapes) {
+    size_t eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return reportError(invalidInput("--shape expects NAME=DIMS such as input=1x3x224x224, got '" + spec + "'"));
+    auto dims = driver::parseDims(spec.substr(eq + 1));
+    if (!dims) return reportError(dims.status());
+    shapes[spec.substr(0, eq)] = *dims;
+  }
   auto model = driver::importModel(args.path);
   if (!model) return reportError(model.status());
   ir::Model& m = **model;
+  if (Status s = passes::pinInputShapes(m, shapes); !s) return reportError(s);
   Status inferred = passes::inferShapes(m);
   if (args.ir) {
     std::cout << ir::printModel(m);
@@ -65,29 +250,79 @@ int inspectModel(const InspectArgs& args) {
     out << ir::printDot(m.graph);
     if (!out) return reportError(ioError("cannot write '" + args.dot + "'"));
   }
-  std::cout << "model " << args.path << "\n  producer  " << m.producer_name << " " << m.producer_version
-            << "\n  ir        " << m.ir_version << "\n  opsets   ";
-  for (const auto& [domain, version] : m.opset_imports) std::cout << " " << (domain.empty() ? "ai.onnx" : domain) << ":" << version;
-  std::cout << "\n";
-  for (const ir::Value* v : m.graph.inputs) std::cout << "  input  '" << v->name << "': " << shapeOf(v->type) << "\n";
-  for (const ir::Value* v : m.graph.outputs) std::cout << "  output '" << v->name << "': " << shapeOf(v->type) << "\n";
+  std::vector<TensorRow> inputs = valueRows(m.graph.inputs), outputs = valueRows(m.graph.outputs);
   std::map<std::string, int> histogram;
-  for (const auto& node : m.graph.nodes()) ++histogram[node->op_type];
-  std::cout << "  nodes     " << m.graph.nodes().size() << ":";
-  for (const auto& [op, count] : histogram) std::cout << " " << op << "x" << count;
-  int64_t params = 0;
+  for (const auto& node : m.graph.nodes())
+    ++histogram[(node->domain.empty() ? "" : node->domain + ".") + node->op_type];
+  size_t nodes = m.graph.nodes().size();  // as imported (buildProgram below optimizes the graph in place)
+  int64_t params = 0, param_bytes = 0;
   for (const auto& v : m.graph.values())
-    if (v->isConstant()) params += v->constant->elementCount();
-  std::cout << "\n  params    " << params << "\n";
-  if (!inferred) {
-    std::cout << "  flops     unknown (" << inferred.message() << ")\n";
+    if (v->isConstant()) {
+      params += v->constant->elementCount();
+      param_bytes += static_cast<int64_t>(v->constant->bytes().size());
+    }
+  // FLOPs come from the lowered program at the default -O level: what one run costs.
+  std::optional<int64_t> flops;
+  size_t kernels = 0;
+  std::string flops_unknown;
+  if (inferred) {
+    std::ostringstream log;
+    driver::CompileSummary summary;
+    auto program = driver::buildProgram(m, driver::CompileOptions{}, log, &summary);
+    if (program) {
+      flops = summary.flops;
+      kernels = summary.kernels;
+    } else {
+      flops_unknown = program.status().message();
+    }
+  } else {
+    flops_unknown = inferred.message();
+  }
+
+  if (args.json) {
+    std::cout << "{\n  \"kind\": \"model\",\n  \"path\": " << jsonQuote(args.path) << ",\n  \"producer\": "
+              << jsonQuote(m.producer_name + (m.producer_version.empty() ? "" : " " + m.producer_version))
+              << ",\n  \"ir_version\": " << m.ir_version << ",\n  \"opsets\": {";
+    bool first = true;
+    for (const auto& [domain, version] : m.opset_imports) {
+      std::cout << (first ? "" : ", ") << jsonQuote(domain.empty() ? "ai.onnx" : domain) << ": " << version;
+      first = false;
+    }
+    std::cout << "},\n  \"inputs\": " << jsonTensors(inputs) << ",\n  \"outputs\": " << jsonTensors(outputs)
+              << ",\n  \"nodes\": " << nodes << ",\n  \"ops\": {";
+    first = true;
+    for (const auto& [op, count] : histogram) {
+      std::cout << (first ? "" : ", ") << jsonQuote(op) << ": " << count;
+      first = false;
+    }
+    std::cout << "},\n  \"parameters\": " << params << ",\n  \"parameter_bytes\": " << param_bytes
+              << ",\n  \"flops\": " << (flops ? std::to_string(*flops) : "null");
+    if (flops)
+      std::cout << ",\n  \"kernels\": " << kernels;
+    else
+      std::cout << ",\n  \"flops_unknown_because\": " << jsonQuote(flops_unknown);
+    std::cout << "\n}\n";
     return kExitOk;
   }
-  std::ostringstream log;
-  driver::CompileSummary summary;
-  auto program = driver::buildProgram(m, driver::CompileOptions{}, log, &summary);
-  if (program) std::cout << "  flops     " << summary.flops << "\n  kernels   " << summary.kernels << "\n";
-  else std::cout << "  flops     unknown (" << program.status().message() << ")\n";
+  std::cout << "model " << args.path << "\n  producer    " << m.producer_name << " " << m.producer_version
+            << "\n  ir          " << m.ir_version << "\n  opsets     ";
+  for (const auto& [domain, version] : m.opset_imports)
+    std::cout << " " << (domain.empty() ? "ai.onnx" : domain) << ":" << version;
+  std::cout << "\n  nodes       " << nodes << "\n  parameters  " << params << " ("
+            << humanCount(static_cast<double>(params)) << ", " << humanBytes(static_cast<double>(param_bytes)) << ")\n";
+  if (flops)
+    std::cout << "  flops       " << *flops << " (" << humanCount(static_cast<double>(*flops)) << " per run, "
+              << kernels << " kernels at -O2)\n";
+  else
+    std::cout << "  flops       unknown (" << flops_unknown << ")\n";
+  printTensors(std::cout, "inputs", inputs);
+  printTensors(std::cout, "outputs", outputs);
+  std::cout << "\nops\n";
+  std::vector<std::pair<std::string, int>> by_count(histogram.begin(), histogram.end());
+  std::stable_sort(by_count.begin(), by_count.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [op, count] : by_count) rows.push_back({op, std::to_string(count)});
+  printTable(std::cout, {"op", "count"}, rows, {false, true});
   return kExitOk;
 }
 
@@ -97,11 +332,13 @@ void addInspectCommand(CLI::App& app, int& exit_code) {
   auto args = std::make_shared<InspectArgs>();
   CLI::App* cmd = app.add_subcommand("inspect", "Describe an ONNX model or a compiled artifact");
   cmd->add_option("file", args->path, "model.onnx or artifact .so")->required()->check(CLI::ExistingFile);
+  cmd->add_flag("--json", args->json, "print the description as JSON, for scripts");
   cmd->add_flag("--ir", args->ir, "print the model's Graph IR as text");
   cmd->add_option("--dot", args->dot, "write the graph as Graphviz dot to this file");
-  cmd->callback([args, &exit_code] {
-    exit_code = isArtifact(args->path) ? inspectArtifact(args->path) : inspectModel(*args);
-  });
+  cmd->add_option("--shape", args->shapes,
+                  "pin an input's shape: NAME=1x3x224x224 (repeatable; lets FLOPs be counted)");
+  cmd->callback(
+      [args, &exit_code] { exit_code = isArtifact(args->path) ? inspectArtifact(*args) : inspectModel(*args); });
 }
 
 }  // namespace kiln::cli
