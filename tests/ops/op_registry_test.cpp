@@ -29,6 +29,15 @@ TEST(OpRegistryTest, UnknownOpNamesOpDomainOpsetAndNode) {
   EXPECT_EQ(result.status().message(), "unsupported op 'Foo' (domain 'ai.onnx', opset 13) at node 'layer/foo'");
 }
 
+TEST(OpRegistryTest, RandomOpsAreRefusedWithTheReason) {
+  OneNodeGraph g("Bernoulli", "drop");
+  Expected<const OpSchema*> result = OpRegistry::global().resolve(g.node(), 15);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.status().kind(), ErrorKind::kUnsupported);
+  EXPECT_EQ(result.status().message(),
+            "Bernoulli 'drop': random sampling is not supported; Kiln compiles deterministic inference");
+}
+
 TEST(OpRegistryTest, DomainsAreSeparateAndAiOnnxIsTheDefault) {
   OpRegistry registry = smallRegistry();
   OneNodeGraph custom("Custom");

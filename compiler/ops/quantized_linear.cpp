@@ -1,0 +1,295 @@
+// The integer matrix products and convolutions of already-quantized models:
+// MatMulInteger and ConvInteger (int32 results), QLinearMatMul and
+// QLinearConv (requantized int8/uint8 results). Operands are int8 or uint8;
+// each product term is (a - a_zero_point) * (b - b_zero_point) in int32 and
+// the sum accumulates in int32, exactly (wrapping only where int32 would
+// overflow, as in every int32 accumulator). The QLinear ops then scale the
+// sum by a_scale * b_scale / y_scale in float32 and quantize it:
+//   y = saturate(round_half_even(acc * (a_scale * b_scale / y_scale)) + y_zero_point)
+// Zero points and scales are per tensor or, where ONNX allows it, per row of
+// A / per column of B (MatMul) and per output channel (the weight's).
+// Conv padding reads the input's zero point, so it adds nothing to the sum.
+#include <string>
+
+#include "compiler/ops/broadcast.h"
+#include "compiler/ops/quantize_exprs.h"
+#include "compiler/ops/window.h"
+
+namespace kiln::ops {
+namespace {
+
+using Kind = ir::Attribute::Kind;
+using ir::DType;
+using kir::Expr;
+constexpr size_t kNone = static_cast<size_t>(-1);
+
+std::string typeName(DType dtype) { return std::string(ir::name(dtype)); }
+bool present(const NodeView& ctx, size_t i) { return i != kNone && ctx.numInputs() > i && ctx.hasInput(i); }
+
+Status expect8Bit(const NodeView& ctx, size_t i, std::string_view role) {
+  DType dtype = ctx.inputType(i).dtype;
+  if (dtype == DType::kInt8 || dtype == DType::kUInt8) return Status::ok();
+  return ctx.error(std::string(role) + " has dtype " + typeName(dtype) + ", expected int8 or uint8 (input " +
+                   std::to_string(i) + ")");
+}
+
+Status expectScale(const NodeView& ctx, size_t i) {
+  DType dtype = ctx.inputType(i).dtype;
+  bool ok = dtype == DType::kFloat32 || (ctx.opset() >= 21 && (dtype == DType::kFloat16 || dtype == DType::kBFloat16));
+  if (ok) return Status::ok();
+  return ctx.error("scale has dtype " + typeName(dtype) + ", expected float32 (input " + std::to_string(i) + ")");
+}
+
+// A zero point (same dtype as its operand) or scale whose shape is per tensor,
+// or `per` elements along one dim (a row of A, a column of B, an output channel).
+Status expectQuantParam(const NodeView& ctx, size_t i, size_t operand, std::string_view role, const ir::Dim& per,
+                        std::string_view per_what, bool is_zero_point) {
+  if (!present(ctx, i)) return Status::ok();
+  if (is_zero_point) KILN_RETURN_IF_ERROR(expectSameDType(ctx, operand, i, role));
+  else KILN_RETURN_IF_ERROR(expectScale(ctx, i));
+  KILN_ASSIGN_OR_RETURN(ir::Shape shape, inputShape(ctx, i, role));
+  if (isPerTensor(shape)) return Status::ok();
+  if (shape.size() == 1 && per.isKnown() && !conflictingDims(shape[0], per)) return Status::ok();
+  return ctx.error(std::string(role) + " " + ir::toString(shape) + " must be a scalar or hold one value per " +
+                   std::string(per_what) + " (input " + std::to_string(i) + ")");
+}
+
+// The element of a per-tensor or 1-D parameter that applies at position `at`
+// of the dim it runs along.
+Expr paramAt(const LowerContext::Buffer& param, Expr at) {
+  int64_t count = 1;
+  for (int64_t d : param.shape()) count *= d;
+  if (count == 1) return param.load(std::vector<Expr>(param.rank(), Expr::index(0)));
+  return param.load({std::move(at)});
+}
+
+Expr widened(Expr value) { return kir::cast(DType::kInt32, std::move(value)); }
+
+// ---- MatMulInteger / QLinearMatMul ---------------------------------------------
+
+struct MatMulInputs {
+  size_t a, a_zp, b, b_zp;
+  size_t a_scale = kNone, b_scale = kNone, y_scale = kNone, y_zp = kNone;
+};
+constexpr MatMulInputs kMatMulInteger{0, 2, 1, 3};
+constexpr MatMulInputs kQLinearMatMul{0, 2, 3, 5, 1, 4, 6, 7};
+
+Status inferIntegerMatMul(InferContext& ctx, const MatMulInputs& in) {
+  bool qlinear = in.y_scale != kNone;
+  KILN_RETURN_IF_ERROR(qlinear ? expectInputCount(ctx, 8, 8) : expectInputCount(ctx, 2, 4));
+  KILN_RETURN_IF_ERROR(expect8Bit(ctx, in.a, "A"));
+  KILN_RETURN_IF_ERROR(expect8Bit(ctx, in.b, "B"));
+  KILN_ASSIGN_OR_RETURN(ir::Shape a, inputShapeOfMinRank(ctx, in.a, "A", 1));
+  KILN_ASSIGN_OR_RETURN(ir::Shape b, inputShapeOfMinRank(ctx, in.b, "B", 1));
+  const ir::Dim& k_b = b.size() == 1 ? b[0] : b[b.size() - 2];
+  if (conflictingDims(a.back(), k_b))
+    return ctx.error("A " + ir::toString(a) + " and B " + ir::toString(b) + " disagree on K");
+  ir::Dim rows = a.size() >= 2 ? a[a.size() - 2] : ir::Dim{};
+  ir::Dim cols = b.size() >= 2 ? b.back() : ir::Dim{};
+  KILN_RETURN_IF_ERROR(expectQuantParam(ctx, in.a_zp, in.a, "a_zero_point", rows, "row of A", true));
+  KILN_RETURN_IF_ERROR(expectQuantParam(ctx, in.b_zp, in.b, "b_zero_point", cols, "column of B", true));
+  DType out = DType::kInt32;
+  if (qlinear) {
+    KILN_RETURN_IF_ERROR(expectQuantParam(ctx, in.a_scale, in.a, "a_scale", rows, "row of A", false));
+    KILN_RETURN_IF_ERROR(expectQuantParam(ctx, in.b_scale, in.b, "b_scale", cols, "column of B", false));
+    KILN_RETURN_IF_ERROR(expectQuantParam(ctx, in.y_scale, in.a, "y_scale", ir::Dim{}, "tensor", false));
+    KILN_RETURN_IF_ERROR(expect8Bit(ctx, in.y_zp, "y_zero_point"));
+    KILN_ASSIGN_OR_RETURN(ir::Shape y_zp, inputShape(ctx, in.y_zp, "y_zero_point"));
+    if (!isPerTensor(y_zp)) return ctx.error("y_zero_point " + ir::toString(y_zp) + " must be a scalar (input 7)");
+    out = ctx.inputType(in.y_zp).dtype;
+  }
+  std::vector<ir::Shape> batches = {ir::Shape(a.begin(), a.end() - std::min<size_t>(a.size(), 2)),
+                                    ir::Shape(b.begin(), b.end() - std::min<size_t>(b.size(), 2))};
+  Expected<ir::Shape> shape = broadcastShapes(batches);
+  if (!shape) return ctx.error("batch dims: " + shape.status().message());
+  if (a.size() >= 2) shape->push_back(rows);
+  if (b.size() >= 2) shape->push_back(cols);
+  ctx.setOutputType(0, {out, shape.take()});
+  return Status::ok();
+}
+
+std::vector<int64_t> batchDims(const std::vector<int64_t>& dims) {
+  return std::vector<int64_t>(dims.begin(), dims.end() - std::min<size_t>(dims.size(), 2));
+}
+
+Status lowerIntegerMatMul(LowerContext& ctx, const MatMulInputs& in) {
+  std::vector<int64_t> a_dims = ctx.inputDims(in.a);
+  std::vector<int64_t> b_dims = ctx.inputDims(in.b);
+  bool a_is_matrix = a_dims.size() >= 2;
+  bool b_is_matrix = b_dims.size() >= 2;
+  kir::KernelBuilder& kb = ctx.newKernel();
+  LowerContext::Buffer a = ctx.input(in.a);
+  LowerContext::Buffer b = ctx.input(in.b);
+  LowerContext::Buffer y = ctx.output(0);
+  std::vector<kir::IterVar> axes = kb.vars(y.shape());
+  std::vector<Expr> out_index = asExprs(axes);
+  size_t batch_rank = axes.size() - a_is_matrix - b_is_matrix;
+  std::span<const Expr> batch(out_index.data(), batch_rank);
+  Expr row = a_is_matrix ? out_index[batch_rank] : Expr::index(0);
+  Expr col = b_is_matrix ? out_index.back() : Expr::index(0);
+  kir::IterVar k = kb.var("k", a_dims.back());
+
+  std::vector<Expr> a_index = broadcastIndex(batch, batchDims(a_dims));
+  if (a_is_matrix) a_index.push_back(row);
+  a_index.push_back(k);
+  std::vector<Expr> b_index = broadcastIndex(batch, batchDims(b_dims));
+  b_index.push_back(k);
+  if (b_is_matrix) b_index.push_back(col);
+
+  Expr a_term = widened(a.load(a_index));
+  if (present(ctx, in.a_zp)) a_term = a_term - widened(paramAt(ctx.input(in.a_zp), row));
+  Expr b_term = widened(b.load(b_index));
+  if (present(ctx, in.b_zp)) b_term = b_term - widened(paramAt(ctx.input(in.b_zp), col));
+  Expr acc = kir::reduce(kir::ReduceOp::kSum, {k}, a_term * b_term);
+  if (in.y_scale == kNone) {
+    kb.compute(y, axes, acc);
+    return Status::ok();
+  }
+  Expr scale = toCompute(paramAt(ctx.input(in.a_scale), row)) * toCompute(paramAt(ctx.input(in.b_scale), col)) /
+               toCompute(paramAt(ctx.input(in.y_scale), Expr::index(0)));
+  Expr zp = paramAt(ctx.input(in.y_zp), Expr::index(0));
+  kb.compute(y, axes, quantizeTo(y.dtype(), kir::cast(DType::kFloat32, acc) * kir::cast(DType::kFloat32, scale), zp));
+  return Status::ok();
+}
+
+// ---- ConvInteger / QLinearConv -------------------------------------------------
+// Conv's geometry (group, strides, dilations, pads, auto_pad) over int8/uint8.
+
+struct ConvInputs {
+  size_t x, x_zp, w, w_zp;
+  size_t x_scale = kNone, w_scale = kNone, y_scale = kNone, y_zp = kNone, bias = kNone;
+};
+constexpr ConvInputs kConvInteger{0, 2, 1, 3};
+constexpr ConvInputs kQLinearConv{0, 2, 3, 5, 1, 4, 6, 7, 8};
+
+std::string inputText(size_t i) { return " (input " + std::to_string(i) + ")"; }
+
+Expected<std::vector<int64_t>> convKernel(const NodeView& ctx, const ir::Shape& w, size_t w_input) {
+  std::vector<int64_t> kernel = spatialSizes(w);
+  for (int64_t k : kernel)
+    if (k < 0) return ctx.unsupportedError("w " + ir::toString(w) + " has unknown spatial dims" + inputText(w_input));
+  if (ctx.hasAttr("kernel_shape") && ctx.attrInts("kernel_shape") != kernel)
+    return ctx.error("kernel_shape does not match w " + ir::toString(w) + inputText(w_input));
+  return kernel;
+}
+
+Status checkConvChannels(const NodeView& ctx, const ir::Shape& x, const ir::Shape& w, size_t w_input) {
+  int64_t group = ctx.attrInt("group", 1);
+  if (group < 1) return ctx.error("group " + std::to_string(group) + " must be positive");
+  if (w[0].isKnown() && w[0].value % group != 0)
+    return ctx.error("output channels " + std::to_string(w[0].value) + " are not divisible by group " +
+                     std::to_string(group));
+  if (x[1].isKnown() && w[1].isKnown() && x[1].value != w[1].value * group)
+    return ctx.error("w " + ir::toString(w) + " expects " + std::to_string(w[1].value * group) +
+                     " input channels, x " + ir::toString(x) + " has " + std::to_string(x[1].value) +
+                     inputText(w_input));
+  return Status::ok();
+}
+
+Status inferIntegerConv(InferContext& ctx, const ConvInputs& in) {
+  bool qlinear = in.y_scale != kNone;
+  KILN_RETURN_IF_ERROR(qlinear ? expectInputCount(ctx, 8, 9) : expectInputCount(ctx, 2, 4));
+  KILN_RETURN_IF_ERROR(expect8Bit(ctx, in.x, "x"));
+  KILN_RETURN_IF_ERROR(expect8Bit(ctx, in.w, "w"));
+  KILN_ASSIGN_OR_RETURN(ir::Shape x, inputShapeOfMinRank(ctx, in.x, "x", 3));
+  if (x.size() > 5)
+    return ctx.unsupportedError("x has rank " + std::to_string(x.size()) + "; Kiln supports 1-D to 3-D convolutions");
+  KILN_ASSIGN_OR_RETURN(ir::Shape w, inputShapeOfRank(ctx, in.w, "w", x.size()));
+  KILN_RETURN_IF_ERROR(checkConvChannels(ctx, x, w, in.w));
+  KILN_RETURN_IF_ERROR(expectQuantParam(ctx, in.x_zp, in.x, "x_zero_point", ir::Dim{}, "tensor", true));
+  KILN_RETURN_IF_ERROR(expectQuantParam(ctx, in.w_zp, in.w, "w_zero_point", w[0], "output channel", true));
+  DType out = DType::kInt32;
+  if (qlinear) {
+    KILN_RETURN_IF_ERROR(expectQuantParam(ctx, in.x_scale, in.x, "x_scale", ir::Dim{}, "tensor", false));
+    KILN_RETURN_IF_ERROR(expectQuantParam(ctx, in.w_scale, in.w, "w_scale", w[0], "output channel", false));
+    KILN_RETURN_IF_ERROR(expectQuantParam(ctx, in.y_scale, in.x, "y_scale", ir::Dim{}, "tensor", false));
+    KILN_RETURN_IF_ERROR(expect8Bit(ctx, in.y_zp, "y_zero_point"));
+    KILN_ASSIGN_OR_RETURN(ir::Shape y_zp, inputShape(ctx, in.y_zp, "y_zero_point"));
+    if (!isPerTensor(y_zp)) return ctx.error("y_zero_point " + ir::toString(y_zp) + " must be a scalar (input 7)");
+    out = ctx.inputType(in.y_zp).dtype;
+    if (present(ctx, in.bias)) {
+      if (ctx.inputType(in.bias).dtype != DType::kInt32)
+        return ctx.error("B has dtype " + typeName(ctx.inputType(in.bias).dtype) + ", expected int32 (input 8)");
+      KILN_ASSIGN_OR_RETURN(ir::Shape bias, inputShapeOfRank(ctx, in.bias, "B", 1));
+      if (conflictingDims(bias[0], w[0]))
+        return ctx.error("B has " + std::to_string(bias[0].value) + " elements, expected " +
+                         std::to_string(w[0].value) + " (input 8)");
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> kernel, convKernel(ctx, w, in.w));
+  KILN_ASSIGN_OR_RETURN(Window window, resolveWindow(ctx, spatialSizes(x), kernel, false));
+  ir::Shape shape = {x[0], w[0]};
+  for (int64_t size : window.out) shape.push_back(size < 0 ? ir::Dim{} : ir::Dim::known(size));
+  ctx.setOutputType(0, {out, shape});
+  return Status::ok();
+}
+
+Status lowerIntegerConv(LowerContext& ctx, const ConvInputs& in) {
+  std::vector<int64_t> x_dims = ctx.inputDims(in.x);
+  std::vector<int64_t> w_dims = ctx.inputDims(in.w);
+  std::vector<int64_t> in_sizes(x_dims.begin() + 2, x_dims.end());
+  std::vector<int64_t> kernel(w_dims.begin() + 2, w_dims.end());
+  KILN_ASSIGN_OR_RETURN(Window window, resolveWindow(ctx, in_sizes, kernel, false));
+  int64_t group = ctx.attrInt("group", 1);
+  int64_t filters_per_group = w_dims[0] / group;
+
+  kir::KernelBuilder& kb = ctx.newKernel();
+  LowerContext::Buffer x = ctx.input(in.x);
+  LowerContext::Buffer w = ctx.input(in.w);
+  LowerContext::Buffer y = ctx.output(0);
+  std::vector<kir::IterVar> axes = kb.vars(y.shape(), "o");
+  kir::IterVar c = kb.var("c", w_dims[1]);
+  std::vector<kir::IterVar> offsets = kb.vars(kernel, "r");
+  Expr m = axes[1];
+  Expr channel = group == 1 ? Expr(c) : m / Expr::index(filters_per_group) * Expr::index(w_dims[1]) + c;
+  std::vector<Expr> positions;
+  for (size_t i = 0; i < window.rank(); ++i) positions.push_back(inputPosition(window, i, axes[2 + i], offsets[i]));
+  std::vector<Expr> x_index = {axes[0], channel};
+  std::vector<Expr> w_index = {m, c};
+  x_index.insert(x_index.end(), positions.begin(), positions.end());
+  w_index.insert(w_index.end(), offsets.begin(), offsets.end());
+
+  Expr x_term = widened(x.load(x_index));
+  if (present(ctx, in.x_zp)) x_term = x_term - widened(paramAt(ctx.input(in.x_zp), Expr::index(0)));
+  if (std::optional<Expr> inside = insideInput(window, positions, in_sizes))
+    x_term = kir::select(*inside, x_term, Expr::constant(DType::kInt32, 0));
+  Expr w_term = widened(w.load(w_index));
+  if (present(ctx, in.w_zp)) w_term = w_term - widened(paramAt(ctx.input(in.w_zp), m));
+  std::vector<kir::IterVar> reduced = {c};
+  reduced.insert(reduced.end(), offsets.begin(), offsets.end());
+  Expr acc = kir::reduce(kir::ReduceOp::kSum, reduced, x_term * w_term);
+  if (in.y_scale == kNone) {
+    kb.compute(y, axes, acc);
+    return Status::ok();
+  }
+  if (present(ctx, in.bias)) acc = acc + ctx.input(in.bias)(m);
+  Expr scale = toCompute(paramAt(ctx.input(in.x_scale), Expr::index(0))) * toCompute(paramAt(ctx.input(in.w_scale), m)) /
+               toCompute(paramAt(ctx.input(in.y_scale), Expr::index(0)));
+  Expr zp = paramAt(ctx.input(in.y_zp), Expr::index(0));
+  kb.compute(y, axes, quantizeTo(y.dtype(), kir::cast(DType::kFloat32, acc) * kir::cast(DType::kFloat32, scale), zp));
+  return Status::ok();
+}
+
+std::vector<AttrSpec> convAttributes() {
+  return {{"auto_pad", Kind::kString}, {"dilations", Kind::kInts}, {"group", Kind::kInt},
+          {"kernel_shape", Kind::kInts}, {"pads", Kind::kInts},     {"strides", Kind::kInts}};
+}
+
+}  // namespace
+
+void registerQuantizedLinearOps(OpRegistry& registry) {
+  registry.add(OpSchema{"", "MatMulInteger", {10}, {},
+                        [](InferContext& ctx) { return inferIntegerMatMul(ctx, kMatMulInteger); },
+                        [](LowerContext& ctx) { return lowerIntegerMatMul(ctx, kMatMulInteger); }});
+  registry.add(OpSchema{"", "QLinearMatMul", {10, 21}, {},
+                        [](InferContext& ctx) { return inferIntegerMatMul(ctx, kQLinearMatMul); },
+                        [](LowerContext& ctx) { return lowerIntegerMatMul(ctx, kQLinearMatMul); }});
+  registry.add(OpSchema{"", "ConvInteger", {10}, convAttributes(),
+                        [](InferContext& ctx) { return inferIntegerConv(ctx, kConvInteger); },
+                        [](LowerContext& ctx) { return lowerIntegerConv(ctx, kConvInteger); }});
+  registry.add(OpSchema{"", "QLinearConv", {10}, convAttributes(),
+                        [](InferContext& ctx) { return inferIntegerConv(ctx, kQLinearConv); },
+                        [](LowerContext& ctx) { return lowerIntegerConv(ctx, kQLinearConv); }});
+}
+
+}  // namespace kiln::ops
