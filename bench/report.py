@@ -148,7 +148,15 @@ def main():
     p.add_argument("--command", required=True)
     a = p.parse_args()
     peak_gflops, derivation = peak(a.threads)
+    derivation += ", from /proc/cpuinfo (the clock a hypervisor reports may be the nominal one, not the AVX-512 clock)"
     names = a.models.split(",")
+    # Prefer the peak `kiln bench` measured (FMA loops on the same threads)
+    # where it is above the nominal figure: it is what this machine delivers.
+    for m in names:
+        r, _ = engine_result(os.path.join(a.out, "models", m), "kiln")
+        if r and r.get("peak_gflops") and r["peak_gflops"] > peak_gflops:
+            peak_gflops, derivation = r["peak_gflops"], "kiln bench: " + r["peak_derivation"]
+            break
     rows, efficiency, notes, versions = [], [], [], {}
     for m in names:
         folder = os.path.join(a.out, "models", m)
@@ -202,8 +210,7 @@ def main():
         f"- Command: `{a.command}`",
         f"- Machine: {machine(a.kiln)}",
         f"- Engines: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
-        f"- fp32 peak: {peak_gflops:.0f} GFLOP/s = {derivation}, from /proc/cpuinfo (the clock a hypervisor reports "
-        "may be the nominal one, not the AVX-512 clock)",
+        f"- fp32 peak: {peak_gflops:.0f} GFLOP/s = {derivation}",
         f"- Batch 1, fp32, {threads_note} for every engine; median of the timed runs after warm-up "
         "(same iteration and time budget for every engine); models exported by `torch.onnx.export` at opset 17 "
         "with random weights; Kiln compiled with `-O2`.",

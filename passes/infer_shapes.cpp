@@ -56,6 +56,7 @@ Status inferShapes(ir::Model& model) {
     }
     ops::InferContext ctx(*node, static_cast<int>(opset));
     KILN_RETURN_IF_ERROR(schema->infer(ctx));
+    KILN_RETURN_IF_ERROR(ctx.outputStatus());
     propagateConstants(*node, opset);
   }
   return Status::ok();

@@ -1,5 +1,7 @@
 #include "compiler/ir/tensor.h"
 
+#include <algorithm>
+
 #include <cstring>
 #include <limits>
 
@@ -44,6 +46,23 @@ Expected<int64_t> elementCount(std::span<const int64_t> dims) {
     count *= d;
   }
   return count;
+}
+
+std::optional<std::string> tensorSizeProblem(DType dtype, const Shape& shape) {
+  int64_t count = 1;
+  bool empty = false;
+  for (const Dim& d : shape) {
+    if (!d.isKnown()) continue;
+    if (d.value < 0) return std::string(", with a negative dimension");
+    if (d.value == 0) empty = true;
+  }
+  if (empty) return std::nullopt;
+  for (const Dim& d : shape) {
+    if (!d.isKnown()) continue;
+    if (__builtin_mul_overflow(count, d.value, &count)) return std::string(", whose element count overflows 64 bits");
+  }
+  if (count > kMaxTensorBytes / std::max<int64_t>(1, byteSize(dtype))) return std::string(", of more than 2^48 bytes");
+  return std::nullopt;
 }
 
 std::string TensorType::toString() const {

@@ -36,6 +36,15 @@ std::optional<std::vector<int64_t>> knownDims(const Shape& shape);
 // Product of dims; an error when it overflows int64 (hostile models).
 Expected<int64_t> elementCount(std::span<const int64_t> dims);
 
+// The largest tensor Kiln accepts: 2^48 bytes (256 TiB), beyond any machine's
+// memory, so that sums of many tensor sizes (arena plans, offsets, alignment)
+// stay far from overflowing int64.
+constexpr int64_t kMaxTensorBytes = int64_t{1} << 48;
+// Why a tensor of `dtype` and `shape` cannot exist — ", with a negative
+// dimension", ", whose element count overflows 64 bits" or ", of more than
+// 2^48 bytes" — judged on the known dims; nullopt when it can.
+std::optional<std::string> tensorSizeProblem(DType dtype, const Shape& shape);
+
 struct TensorType {
   DType dtype = DType::kUndefined;
   std::optional<Shape> shape;  // nullopt: rank unknown

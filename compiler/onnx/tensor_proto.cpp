@@ -299,13 +299,10 @@ Expected<ir::TensorType> convertType(const onnx::TypeProto& proto, const std::st
       shape.push_back(ir::Dim{});
     }
   }
-  // No tensor can hold more than 2^63 elements; refusing such a type here
-  // keeps every later product of its dims (inference, lowering) in range.
-  std::vector<int64_t> known;
-  for (const ir::Dim& dim : shape)
-    if (dim.isKnown()) known.push_back(dim.value);
-  if (std::find(known.begin(), known.end(), 0) == known.end() && !ir::elementCount(known))
-    return invalidInput(what + " has shape " + ir::toString(shape) + ", whose element count overflows 64 bits");
+  // Refusing impossible sizes here (ir::kMaxTensorBytes) keeps every later
+  // product and sum of sizes (inference, lowering, arena plans) in range.
+  if (auto problem = ir::tensorSizeProblem(type.dtype, shape))
+    return invalidInput(what + " has shape " + ir::toString(shape) + *problem);
   type.shape = std::move(shape);
   return type;
 }

@@ -115,7 +115,9 @@ ir::Dim productDim(const ir::Shape& shape, size_t begin, size_t end) {
   int64_t product = 1;
   for (size_t i = begin; i < end; ++i) {
     if (!shape[i].isKnown()) return ir::Dim{};
-    product *= shape[i].value;
+    // An overflowing product (hostile dims) is not a size: unknown, and the
+    // output shape check in InferContext::setOutputType rejects what it makes.
+    if (__builtin_mul_overflow(product, shape[i].value, &product)) return ir::Dim{};
   }
   return ir::Dim::known(product);
 }

@@ -141,10 +141,43 @@ TEST(HostileModelTest, GraphInputWhoseElementCountOverflowsInt64) {
                                     "count overflows 64 bits");
 }
 
+// 2^62 floats count fine in int64 but are 2^64 bytes: beyond ir::kMaxTensorBytes,
+// refused before any arena size is computed from them.
+TEST(HostileModelTest, GraphInputOfMoreThanTheByteLimit) {
+  onnx::ModelProto model = reluModel();
+  auto* graph = model.mutable_graph();
+  graph->clear_input();
+  setType(graph->add_input(), "x", onnx::TensorProto::FLOAT, {int64_t{1} << 31, int64_t{1} << 31});
+  expectMessage(importProto(model), "'test.onnx': graph input 'x' has shape 2147483648x2147483648, of more than 2^48 bytes");
+}
+
+// Every op's output shape is checked in one place (InferContext::setOutputType).
+TEST(HostileModelTest, OutputOfMoreThanTheByteLimit) {
+  onnx::ModelProto model = reluModel();
+  auto* graph = model.mutable_graph();
+  graph->clear_node();
+  graph->clear_output();
+  auto* shape = graph->add_initializer();
+  shape->set_name("shape");
+  shape->set_data_type(onnx::TensorProto::INT64);
+  shape->add_dims(2);
+  shape->add_int64_data(int64_t{1} << 25);
+  shape->add_int64_data(int64_t{1} << 25);
+  addNode(graph, "ConstantOfShape", "fill", {"shape"}, {"y"});
+  setType(graph->add_output(), "y", onnx::TensorProto::FLOAT, {});
+  auto imported = importProto(model);
+  ASSERT_TRUE(imported.isOk()) << imported.status().message();
+  Status status = passes::inferShapes(**imported);
+  ASSERT_FALSE(status.isOk());
+  EXPECT_NE(status.message().find("ConstantOfShape 'fill': output 0 would have shape 33554432x33554432, of more than 2^48 bytes"),
+            std::string::npos)
+      << status.message();
+}
+
 // Found by fuzz_onnx_infer: Reshape's inference multiplied the target shape's
-// dims unchecked (compiler/ops/infer_checks.cpp productDim).
+// dims unchecked (compiler/ops/infer_checks.cpp productDim); every output shape
+// is now checked in InferContext::setOutputType.
 TEST(HostileModelTest, ReshapeTargetWhoseProductOverflows) {
-  GTEST_SKIP() << "fails until compiler/ops/infer_checks.cpp productDim checks its product for overflow";
   onnx::ModelProto model = reluModel();
   auto* graph = model.mutable_graph();
   graph->clear_node();
@@ -186,7 +219,6 @@ TEST(HostileModelTest, ConstantOfShapeBeyondFoldLimitsIsNotMaterialized) {
 // Found by fuzz_onnx_infer: Tile's shape inference multiplied a dim by the
 // repeat count unchecked (signed overflow, then a wrapped shape).
 TEST(HostileModelTest, TileRepeatsOverflowingTheShape) {
-  GTEST_SKIP() << "fails until compiler/ops/reshaping.cpp inferTile checks dim * repeats for overflow";
   onnx::ModelProto model = reluModel();
   auto* graph = model.mutable_graph();
   graph->clear_node();

@@ -17,20 +17,8 @@ namespace {
 
 using testing::TempDir;
 
-struct LoadResult {
-  kiln_status status;
-  std::string message;
-};
-
-LoadResult tryLoad(const std::string& path) {
-  kiln_model* model = nullptr;
-  kiln_error* error = nullptr;
-  kiln_status status = kiln_model_load(path.c_str(), &model, &error);
-  LoadResult result{status, status == KILN_OK ? "" : kiln_error_message(error)};
-  kiln_error_free(error);
-  kiln_model_free(model);
-  return result;
-}
+using testing::LoadResult;
+using testing::tryLoad;
 
 class HostileArtifactTest : public ::testing::Test {
  protected:

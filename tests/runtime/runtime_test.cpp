@@ -15,20 +15,8 @@ namespace {
 
 using testing::TempDir;
 
-struct LoadResult {
-  kiln_status status;
-  std::string message;
-};
-
-LoadResult tryLoad(const std::string& path) {
-  kiln_model* model = nullptr;
-  kiln_error* error = nullptr;
-  kiln_status status = kiln_model_load(path.c_str(), &model, &error);
-  LoadResult result{status, kiln_error_message(error)};
-  kiln_error_free(error);
-  kiln_model_free(model);
-  return result;
-}
+using testing::LoadResult;
+using testing::tryLoad;
 
 class RuntimeTest : public ::testing::Test {
  protected:

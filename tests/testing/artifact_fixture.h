@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "compiler/driver/compile.h"
+#include "kiln_runtime.h"
 
 namespace kiln::testing {
 
@@ -55,6 +56,23 @@ inline std::vector<char> readBytes(const std::string& path) {
 inline void writeBytes(const std::string& path, const std::vector<char>& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// What kiln_model_load said about `path`: its status, and its error message
+// ("" on success). The model is freed again.
+struct LoadResult {
+  kiln_status status;
+  std::string message;
+};
+
+inline LoadResult tryLoad(const std::string& path) {
+  kiln_model* model = nullptr;
+  kiln_error* error = nullptr;
+  kiln_status status = kiln_model_load(path.c_str(), &model, &error);
+  LoadResult result{status, status == KILN_OK ? "" : kiln_error_message(error)};
+  kiln_error_free(error);
+  kiln_model_free(model);
+  return result;
 }
 
 }  // namespace kiln::testing

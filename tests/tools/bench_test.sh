@@ -9,13 +9,8 @@ kiln=$1
 examples=$(cd "$(dirname "$0")/../../examples" && pwd)
 py=python3
 [ -x /usr/bin/python3 ] && py=/usr/bin/python3
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-
-pass() { echo "PASS $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1"; [ -n "${2:-}" ] && sed 's/^/  | /' "$2"; failed=$((failed + 1)); }
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 # expect NAME WANT_RC WANT_STDERR_REGEX -- command...
 expect() {
@@ -28,8 +23,8 @@ expect() {
   pass "$name"
 }
 
-# check NAME PYTHON_CONDITION: evaluates the condition with `r` = the JSON in $work/out.
-check() {
+# check_json NAME PYTHON_CONDITION: evaluates the condition with `r` = the JSON in $work/out.
+check_json() {
   if $py -c "import json, sys; r = json.load(open('$work/out')); sys.exit(0 if ($2) else 1)" 2>"$work/pyerr"; then
     pass "$1"
   else
@@ -42,19 +37,19 @@ expect "compile tiny_cnn" 0 "" -- "$kiln" compile "$model" -o "$work/m.so"
 
 # --- bench ---------------------------------------------------------------------
 expect "bench --json" 0 "" -- "$kiln" bench "$work/m.so" --iters 7 --warmup 2 --threads 1 --json
-check "bench JSON has positive median, p90, min, throughput, peak RSS" \
+check_json "bench JSON has positive median, p90, min, throughput, peak RSS" \
   "all(isinstance(r[k], (int, float)) and r[k] > 0 for k in ('median_ms', 'p90_ms', 'min_ms', 'throughput_per_s', 'peak_rss_bytes'))"
-check "bench JSON: min <= median <= p90 <= max" "r['min_ms'] <= r['median_ms'] <= r['p90_ms'] <= r['max_ms']"
-check "bench JSON reports the iterations and threads asked for" "r['iters'] == 7 and r['threads'] == 1 and r['warmup'] == 2"
-check "bench JSON: throughput matches the mean latency" "abs(r['throughput_per_s'] * r['mean_ms'] / 1000 - 1) < 0.01"
-check "bench JSON: peak RSS covers the RSS before loading" "r['peak_rss_bytes'] >= r['rss_before_load_bytes'] > 0"
-check "bench JSON: FLOPs and peak are positive" "r['flops'] > 0 and r['peak_gflops'] > 0 and 'FLOP/cycle' in r['peak_derivation']"
+check_json "bench JSON: min <= median <= p90 <= max" "r['min_ms'] <= r['median_ms'] <= r['p90_ms'] <= r['max_ms']"
+check_json "bench JSON reports the iterations and threads asked for" "r['iters'] == 7 and r['threads'] == 1 and r['warmup'] == 2"
+check_json "bench JSON: throughput matches the mean latency" "abs(r['throughput_per_s'] * r['mean_ms'] / 1000 - 1) < 0.01"
+check_json "bench JSON: peak RSS covers the RSS before loading" "r['peak_rss_bytes'] >= r['rss_before_load_bytes'] > 0"
+check_json "bench JSON: FLOPs and peak are positive" "r['flops'] > 0 and r['peak_gflops'] > 0 and 'FLOP/cycle' in r['peak_derivation']"
 
 expect "bench with --input and --peak-gflops" 0 "" -- \
   "$kiln" bench "$work/m.so" --input "$examples/tiny_cnn/input.npy" --iters 3 --warmup 0 --peak-gflops 123 --json
-check "bench --peak-gflops overrides the estimate" "r['peak_gflops'] == 123 and r['iters'] == 3"
+check_json "bench --peak-gflops overrides the estimate" "r['peak_gflops'] == 123 and r['iters'] == 3"
 expect "bench --max-time stops early" 0 "" -- "$kiln" bench "$work/m.so" --iters 1000000 --warmup 0 --max-time 0.2 --json
-check "bench --max-time bounds the runs" "1 <= r['iters'] < 1000000"
+check_json "bench --max-time bounds the runs" "1 <= r['iters'] < 1000000"
 expect "bench text output" 0 "" -- "$kiln" bench "$work/m.so" --iters 3
 grep -qE "latency +median [0-9.]+ ms +p90" "$work/out" && pass "bench text names median and p90" ||
   fail "bench text names median and p90" "$work/out"
@@ -84,15 +79,15 @@ expect "inspect for the kernel count" 0 "" -- "$kiln" inspect "$work/m.so"
 kernels=$(awk '$1 == "kernel_count" {print $2}' "$work/out")
 [ -n "$kernels" ] && [ "$kernels" -gt 0 ] && pass "inspect reports kernel_count ($kernels)" || fail "inspect reports kernel_count" "$work/out"
 expect "profile --json" 0 "" -- "$kiln" profile "$work/m.so" --iters 20 --warmup 2 --json
-check "profile lists every kernel once" \
+check_json "profile lists every kernel once" \
   "len(r['kernels']) == ${kernels:-0} and sorted(k['index'] for k in r['kernels']) == list(range(${kernels:-0}))"
-check "profile kernels have names, origins and non-negative times" \
+check_json "profile kernels have names, origins and non-negative times" \
   "all(k['name'] and 'origin' in k and k['ms'] >= 0 and k['flops'] >= 0 for k in r['kernels'])"
-check "profile is sorted slowest first" "all(a['ms'] >= b['ms'] for a, b in zip(r['kernels'], r['kernels'][1:]))"
-check "profile kernel times add up to kernel_sum_ms" "abs(sum(k['ms'] for k in r['kernels']) - r['kernel_sum_ms']) <= 1e-3 * r['kernel_sum_ms'] + 1e-6"
-check "profile kernel times add up to about the run time" "0.5 * r['run_ms'] <= r['kernel_sum_ms'] <= 1.01 * r['run_ms']"
-check "profile percentages sum to 100" "abs(sum(k['percent'] for k in r['kernels']) - 100) < 0.1"
-check "profile FLOPs: the sum of the kernels', some kernel computes" "r['flops'] == sum(k['flops'] for k in r['kernels']) > 0"
+check_json "profile is sorted slowest first" "all(a['ms'] >= b['ms'] for a, b in zip(r['kernels'], r['kernels'][1:]))"
+check_json "profile kernel times add up to kernel_sum_ms" "abs(sum(k['ms'] for k in r['kernels']) - r['kernel_sum_ms']) <= 1e-3 * r['kernel_sum_ms'] + 1e-6"
+check_json "profile kernel times add up to about the run time" "0.5 * r['run_ms'] <= r['kernel_sum_ms'] <= 1.01 * r['run_ms']"
+check_json "profile percentages sum to 100" "abs(sum(k['percent'] for k in r['kernels']) - 100) < 0.1"
+check_json "profile FLOPs: the sum of the kernels', some kernel computes" "r['flops'] == sum(k['flops'] for k in r['kernels']) > 0"
 expect "profile text" 0 "" -- "$kiln" profile "$work/m.so" --iters 3 --top 2
 grep -qE "^1 +[A-Za-z_]" "$work/out" && grep -qE "GFLOP/s" "$work/out" && pass "profile text ranks kernels" ||
   fail "profile text ranks kernels" "$work/out"
@@ -100,5 +95,4 @@ grep -qE "^1 +[A-Za-z_]" "$work/out" && grep -qE "GFLOP/s" "$work/out" && pass "
 expect "profile --iters 0" 2 "--iters" -- "$kiln" profile "$work/m.so" --iters 0
 expect "profile missing artifact" 4 "^kiln: error: .*nope.so" -- "$kiln" profile "$work/nope.so"
 
-echo "bench_test: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish bench_test

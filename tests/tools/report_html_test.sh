@@ -9,12 +9,8 @@ kiln=$1
 src=$2
 py=/usr/bin/python3
 model=$src/examples/tiny_cnn/tiny_cnn.onnx
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-pass() { echo "PASS $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1"; failed=$((failed + 1)); }
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 "$kiln" compile -q "$model" -o "$work/m.so" --report "$work/report.html" && pass "compile --report FILE.html" ||
   fail "compile --report FILE.html"
@@ -116,5 +112,4 @@ assert sum(1 for k in ink[h // 2:] if k) > 0 or inked_rows > h // 5, "nothing re
 print(f"screenshot {w}x{h}: {inked_rows} rows with ink")
 PY
 
-echo "report_html_test: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish report_html_test

@@ -9,13 +9,8 @@ src=$2
 build=$3
 py=/usr/bin/python3
 model=$src/examples/tiny_cnn/tiny_cnn.onnx
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-pass() { echo "PASS $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1"; failed=$((failed + 1)); }
-check() { local name=$1; shift; if "$@" >"$work/log" 2>&1; then pass "$name"; else fail "$name"; sed 's/^/  | /' "$work/log" | tail -30; fi; }
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 # ---- inspect: table and JSON, checked against the ONNX model read by the onnx package.
 check "inspect model" "$kiln" inspect "$model"
@@ -188,5 +183,4 @@ help=$("$kiln" --help)
 grep -q "^ *ops" <<<"$help" && fail "kiln ops stays out of --help" || pass "kiln ops stays out of --help"
 grep -q "Exit codes:" <<<"$help" && pass "--help documents exit codes" || fail "--help documents exit codes"
 
-echo "toolchain_test: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish toolchain_test

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "compiler/ir/tensor.h"
+#include "tools/kiln/commands.h"
 #include "kiln_runtime.hpp"
 
 namespace kiln::cli {
@@ -18,6 +19,39 @@ struct InputOptions {
   std::vector<std::string> shapes;  // NAME=DIMS for inputs with symbolic dims
   uint64_t seed = 1;
 };
+
+// What `kiln bench` and `kiln profile` both take. `iters` and `warmup` keep
+// each command's own defaults.
+struct MeasureOptions {
+  std::string artifact;
+  InputOptions inputs;
+  int threads = 0;
+  int iters = 0;
+  int warmup = 0;
+  double peak_gflops = 0;
+  bool json = false;
+};
+
+// Registers the shared options on `cmd` with the same help texts in both
+// commands; `iters_help` says what the timed runs are for.
+void addMeasureOptions(CLI::App& cmd, MeasureOptions& options, const std::string& iters_help);
+
+// The callback both commands use: measure(args) -> Expected<Result>, then
+// print_json or print_text(args, result); an error becomes the exit code.
+template <typename Args, typename Measure, typename PrintJson, typename PrintText>
+void onMeasure(CLI::App& cmd, std::shared_ptr<Args> args, int& exit_code, Measure measure, PrintJson print_json,
+               PrintText print_text) {
+  cmd.callback([args, &exit_code, measure, print_json, print_text] {
+    auto result = measure(*args);
+    if (!result) {
+      exit_code = reportError(result.status());
+      return;
+    }
+    if (args->common.json) print_json(*args, *result);
+    else print_text(*args, *result);
+    exit_code = kExitOk;
+  });
+}
 
 // One tensor per model input: read from a file where one is given, otherwise
 // random data of the input's dtype and shape (floats uniform in [-1, 1],
@@ -60,10 +94,13 @@ struct LatencyStats {
 };
 LatencyStats summarize(std::vector<double> times_ms);
 
-// The fp32 peak of `cores` cores: cores x clock x FLOPs per cycle per core.
-// The clock is the highest of cpufreq's cpuinfo_max_freq and /proc/cpuinfo's
-// "cpu MHz"; FLOPs per cycle follow the widest FMA the CPU has (AVX-512: 2 FMA
-// ports x 16 lanes x 2 = 64; AVX2+FMA: 32; otherwise 8). `how` says so.
+// The fp32 peak of `cores` cores: the higher of the nominal figure (cores x
+// clock x FLOPs per cycle per core, the clock being the highest of cpufreq's
+// cpuinfo_max_freq and /proc/cpuinfo's "cpu MHz", FLOPs per cycle following
+// the widest FMA the CPU has: AVX-512 2 FMA ports x 16 lanes x 2 = 64,
+// AVX2+FMA 32, otherwise 8) and the rate measured by running independent FMA
+// chains on that many threads for ~0.1 s (the kernel often reports the base
+// clock while the FMA units run at turbo clocks). `how` says which.
 struct MachinePeak {
   double gflops = 0;
   int cores = 0;

@@ -16,14 +16,8 @@ namespace kiln::cli {
 namespace {
 
 struct ProfileArgs {
-  std::string artifact;
-  InputOptions inputs;
-  int threads = 0;
-  int iters = 20;
-  int warmup = 3;
+  MeasureOptions common;
   int top = 25;
-  double peak_gflops = 0;
-  bool json = false;
 };
 
 struct KernelTime {
@@ -44,25 +38,25 @@ struct Profile {
 };
 
 Expected<Profile> measure(const ProfileArgs& args) {
-  KILN_ASSIGN_OR_RETURN(auto harness, TimingHarness::create(args.artifact, args.threads, args.inputs));
+  KILN_ASSIGN_OR_RETURN(auto harness, TimingHarness::create(args.common.artifact, args.common.threads, args.common.inputs));
   const kiln::Model& model = harness->model();
   std::vector<uint64_t> kernel_ns, total_ns(model.numKernels(), 0);
-  for (int i = 0; i < args.warmup; ++i) KILN_RETURN_IF_ERROR(harness->runProfiled(kernel_ns));
+  for (int i = 0; i < args.common.warmup; ++i) KILN_RETURN_IF_ERROR(harness->runProfiled(kernel_ns));
   double run_ms = 0;
-  for (int i = 0; i < args.iters; ++i) {
+  for (int i = 0; i < args.common.iters; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     KILN_RETURN_IF_ERROR(harness->runProfiled(kernel_ns));
     run_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     for (size_t k = 0; k < kernel_ns.size(); ++k) total_ns[k] += kernel_ns[k];
   }
   Profile p;
-  p.threads = effectiveThreads(args.threads);
-  p.iters = args.iters;
-  p.run_ms = run_ms / args.iters;
-  p.peak = estimatePeak(p.threads, args.peak_gflops);
+  p.threads = effectiveThreads(args.common.threads);
+  p.iters = args.common.iters;
+  p.run_ms = run_ms / args.common.iters;
+  p.peak = estimatePeak(p.threads, args.common.peak_gflops);
   for (size_t k = 0; k < model.numKernels(); ++k) {
     kiln_kernel_info info = model.kernel(k);
-    KernelTime t{k, info.name, info.origin, info.flops, static_cast<double>(total_ns[k]) / 1e6 / args.iters};
+    KernelTime t{k, info.name, info.origin, info.flops, static_cast<double>(total_ns[k]) / 1e6 / args.common.iters};
     p.kernel_sum_ms += t.ms;
     p.flops += t.flops;
     p.kernels.push_back(std::move(t));
@@ -74,7 +68,7 @@ Expected<Profile> measure(const ProfileArgs& args) {
 double gflopsPerS(uint64_t flops, double ms) { return ms > 0 ? static_cast<double>(flops) / (ms * 1e6) : 0; }
 
 void printJson(const ProfileArgs& args, const Profile& p) {
-  std::cout << "{\"artifact\": " << jsonQuote(args.artifact) << ", \"threads\": " << p.threads
+  std::cout << "{\"artifact\": " << jsonQuote(args.common.artifact) << ", \"threads\": " << p.threads
             << ", \"iters\": " << p.iters << ", \"run_ms\": " << jsonNumber(p.run_ms)
             << ", \"kernel_sum_ms\": " << jsonNumber(p.kernel_sum_ms) << ", \"flops\": " << p.flops
             << ", \"peak_gflops\": " << jsonNumber(p.peak.gflops) << ", \"peak_derivation\": " << jsonQuote(p.peak.how)
@@ -97,7 +91,7 @@ std::string clip(const std::string& s, size_t width) {
 
 void printText(const ProfileArgs& args, const Profile& p) {
   std::cout << std::fixed << std::setprecision(3);
-  std::cout << args.artifact << ": " << p.kernels.size() << " kernels, mean of " << p.iters << " profiled runs, "
+  std::cout << args.common.artifact << ": " << p.kernels.size() << " kernels, mean of " << p.iters << " profiled runs, "
             << p.threads << " threads\n"
             << "run " << p.run_ms << " ms, kernels " << p.kernel_sum_ms << " ms; " << std::setprecision(1)
             << gflopsPerS(p.flops, p.kernel_sum_ms) << " GFLOP/s overall of a " << p.peak.gflops << " GFLOP/s fp32 peak ("
@@ -128,29 +122,12 @@ void printText(const ProfileArgs& args, const Profile& p) {
 void addProfileCommand(CLI::App& app, int& exit_code) {
   auto args = std::make_shared<ProfileArgs>();
   CLI::App* cmd = app.add_subcommand("profile", "Time each kernel of an artifact, slowest first, against the fp32 peak");
-  cmd->add_option("artifact", args->artifact, "compiled model (.so)")->required();
-  cmd->add_option("-i,--input", args->inputs.files,
-                  "input file, in the model's input order, or NAME=FILE (repeatable); other inputs get random data");
-  cmd->add_option("--shape", args->inputs.shapes, "size of an input with symbolic dims: NAME=1x3x224x224 (repeatable)");
-  cmd->add_option("--seed", args->inputs.seed, "seed of the random input data")->capture_default_str();
-  cmd->add_option("--threads", args->threads, "worker threads (0: one per core)")->check(CLI::Range(0, 1024));
-  cmd->add_option("--iters", args->iters, "profiled runs averaged")->check(CLI::Range(1, 10000000))->capture_default_str();
-  cmd->add_option("--warmup", args->warmup, "untimed runs first")->check(CLI::Range(0, 10000000))->capture_default_str();
+  args->common.iters = 20;
+  args->common.warmup = 3;
+  addMeasureOptions(*cmd, args->common, "profiled runs averaged");
   cmd->add_option("--top", args->top, "kernels listed (0: all; --json lists all)")->check(CLI::Range(0, 10000000))
       ->capture_default_str();
-  cmd->add_option("--peak-gflops", args->peak_gflops, "the machine's fp32 peak, instead of the estimate")
-      ->check(CLI::Range(0.0, 1e9));
-  cmd->add_flag("--json", args->json, "print one JSON object");
-  cmd->callback([args, &exit_code] {
-    auto profile = measure(*args);
-    if (!profile) {
-      exit_code = reportError(profile.status());
-      return;
-    }
-    if (args->json) printJson(*args, *profile);
-    else printText(*args, *profile);
-    exit_code = kExitOk;
-  });
+  onMeasure(*cmd, args, exit_code, measure, printJson, printText);
 }
 
 }  // namespace kiln::cli

@@ -6,6 +6,7 @@
 #include <iomanip>
 #include <iostream>
 
+#include "tools/common/input_files.h"
 #include "tools/common/run_artifact.h"
 #include "tools/common/tensor_files.h"
 #include "tools/common/test_case.h"
@@ -16,29 +17,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Inputs given as FILE (in model order) or NAME=FILE.
+// Inputs given as FILE (in model order) or NAME=FILE; every input needs one.
 Expected<std::vector<ir::Tensor>> readInputs(const kiln::Model& model, const std::vector<std::string>& specs) {
-  std::vector<std::optional<ir::Tensor>> slots(model.numInputs());
-  size_t next = 0;
-  for (const std::string& spec : specs) {
-    size_t index = next;
-    std::string path = spec;
-    size_t eq = spec.find('=');
-    if (eq != std::string::npos && !fs::exists(spec)) {
-      std::string name = spec.substr(0, eq);
-      path = spec.substr(eq + 1);
-      index = model.numInputs();
-      for (size_t i = 0; i < model.numInputs(); ++i)
-        if (name == model.input(i).name) index = i;
-      if (index == model.numInputs()) return invalidInput("--input " + spec + ": the model has no input named '" + name + "'");
-    } else {
-      ++next;
-    }
-    if (index >= slots.size())
-      return invalidInput("too many inputs: the model takes " + std::to_string(slots.size()));
-    KILN_ASSIGN_OR_RETURN(ir::Tensor t, tools::readTensorFile(path));
-    slots[index] = std::move(t);
-  }
+  KILN_ASSIGN_OR_RETURN(auto slots, tools::readInputFiles(model, specs));
   std::vector<ir::Tensor> inputs;
   for (size_t i = 0; i < slots.size(); ++i) {
     if (!slots[i]) return invalidInput("no value given for input " + std::to_string(i) + " '" + model.input(i).name + "'");
