@@ -46,6 +46,7 @@ std::optional<Affine> affine(const kir::Expr& e) {
         for (auto [var, c] : b->coeff) a->coeff[var] += sign * c;
         return a;
       }
+      if (op == kir::BinaryOp::kDiv && b->coeff.empty() && b->offset == 1) return a;
       if (op == kir::BinaryOp::kMul) {
         if (!a->coeff.empty() && !b->coeff.empty()) return std::nullopt;
         if (a->coeff.empty()) std::swap(a, b);
@@ -114,6 +115,59 @@ void chooseTile(ContractionPlan& plan, int64_t extent_v, int64_t extent_row) {
 }
 
 constexpr int64_t kMinVectorExtent = 8;  // below this most lanes would idle
+// A streaming plan replaces a packed one (streamingBeatsPacked) only when at
+// least this share of its lanes does useful work.
+constexpr double kMinStreamingLaneUse = 0.75;
+
+bool hasSelect(const kir::Expr& e) {
+  if (e->kind == ExprNode::Kind::kSelect) return true;
+  for (const kir::Expr& op : e->operands)
+    if (hasSelect(op)) return true;
+  return false;
+}
+
+// The comparisons of a guard `c1 && c2 && ...`, each as an affine difference
+// `lhs - rhs` against 0; false when the guard has another form.
+bool laneConditions(const kir::Expr& cond, std::vector<ContractionPlan::LaneCondition>& out) {
+  const ExprNode& n = *cond;
+  if (n.kind != ExprNode::Kind::kBinary) return false;
+  auto op = static_cast<kir::BinaryOp>(n.op);
+  if (op == kir::BinaryOp::kAnd)
+    return n.dtype == ir::DType::kBool && laneConditions(n.operands[0], out) && laneConditions(n.operands[1], out);
+  if (op != kir::BinaryOp::kLt && op != kir::BinaryOp::kLe && op != kir::BinaryOp::kGt && op != kir::BinaryOp::kGe)
+    return false;
+  if (n.operands[0].dtype() != ir::DType::kInt64 || !affine(n.operands[0]) || !affine(n.operands[1])) return false;
+  out.push_back({n.operands[0] - n.operands[1], 0, op});
+  return true;
+}
+
+// offset + sum(coeff * var) as an int64 expression.
+kir::Expr affineExpr(const Affine& a) {
+  kir::Expr sum = kir::Expr::index(a.offset);
+  for (auto [var, c] : a.coeff) {
+    if (c == 0) continue;
+    kir::Expr v(kir::IterVar{var, 1, "v"});
+    sum = sum + (c == 1 ? v : v * kir::Expr::index(c));
+  }
+  return sum;
+}
+
+double laneUse(int64_t extent) {
+  int64_t padded = (extent + kVectorLanes - 1) / kVectorLanes * kVectorLanes;
+  return static_cast<double>(extent) / static_cast<double>(padded);
+}
+
+// A packed plan usually wins: its weights stream sequentially. It loses to
+// streaming along another axis (an NCHW convolution's output row) when that
+// axis keeps most lanes busy and the packed plan either broadcasts a guarded
+// operand (bounds checks once per row per reduction step) or vectorizes an
+// axis that is not the output's innermost (its epilogue stores one element
+// at a time, at a stride).
+bool streamingBeatsPacked(const kir::Stage& stage, const ContractionPlan& packed, const ContractionPlan& streaming) {
+  if (!packed.packed || laneUse(stage.axes[streaming.v_axis].extent) < kMinStreamingLaneUse) return false;
+  bool strided_stores = packed.v_axis + 1 != static_cast<int>(stage.axes.size());
+  return hasSelect(packed.scalar) || strided_stores;
+}
 
 }  // namespace
 
@@ -136,30 +190,57 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
   for (int vi : {1, 0}) {
     const kir::Expr& v_expr = body.operands[vi];
     const kir::Expr& s_expr = body.operands[1 - vi];
-    if (v_expr->kind != ExprNode::Kind::kLoad || v_expr->dtype != ir::DType::kFloat32) continue;
-    std::optional<Affine> flat = flatIndex(kernel, *v_expr);
+    ContractionPlan plan;
+    const ExprNode* load = &*v_expr;
+    if (v_expr->kind == ExprNode::Kind::kSelect) {
+      const ExprNode& zero = *v_expr->operands[2];
+      if (zero.kind != ExprNode::Kind::kConst || zero.value != 0 || !laneConditions(v_expr->operands[0], plan.guard))
+        continue;
+      load = &*v_expr->operands[1];
+      plan.guarded_load = load;
+    }
+    if (load->kind != ExprNode::Kind::kLoad || load->dtype != ir::DType::kFloat32) continue;
+    std::optional<Affine> flat = flatIndex(kernel, *load);
     if (!flat) continue;
     std::vector<int> v_axes;  // output axes V depends on
     for (size_t a = 0; a < stage.axes.size(); ++a)
       if (flat->of(stage.axes[a].id) != 0) v_axes.push_back(static_cast<int>(a));
 
-    ContractionPlan plan;
-    const ir::Tensor* weights = constant_of(v_expr->buffer);
+    const ir::Tensor* weights = plan.guarded_load ? nullptr : constant_of(load->buffer);
     if (weights && v_axes.size() == 1 && !dependsOn(s_expr, stage.axes[v_axes[0]].id)) {
       plan.packed = true;
       plan.v_axis = v_axes[0];
+    } else if (plan.guarded_load) {
+      // The innermost axis V reads along at a positive stride (unit stride
+      // loads contiguously; others gather).
+      for (int a : v_axes) {
+        int64_t c = flat->of(stage.axes[a].id);
+        if (c > 0 && !dependsOn(s_expr, stage.axes[a].id) &&
+            (plan.v_axis < 0 || c == 1 || c <= flat->of(stage.axes[plan.v_axis].id)))
+          plan.v_axis = a;
+      }
+      if (plan.v_axis < 0) continue;
+      if (best && !streamingBeatsPacked(stage, *best, plan)) continue;
+      const int v_id = stage.axes[plan.v_axis].id;
+      for (ContractionPlan::LaneCondition& c : plan.guard) {
+        std::optional<Affine> d = affine(c.difference);
+        if (!d) break;
+        c.v_coeff = d->of(v_id);
+      }
+      plan.flat_index = affineExpr(*flat);
+      plan.v_stride = flat->of(v_id);
     } else {
-      if (best) continue;  // a packed plan beats streaming
       for (int a : v_axes)
         if (flat->of(stage.axes[a].id) == 1 && !dependsOn(s_expr, stage.axes[a].id)) plan.v_axis = a;
       if (plan.v_axis < 0) continue;
+      if (best && !streamingBeatsPacked(stage, *best, plan)) continue;
     }
     const kir::IterVar& v = stage.axes[plan.v_axis];
     if (v.extent < kMinVectorExtent) continue;
     // Rows: the innermost other axis that S reads along and V does not.
     for (size_t a = 0; a < stage.axes.size(); ++a) {
       int id = stage.axes[a].id;
-      if (static_cast<int>(a) != plan.v_axis && flat->of(id) == 0 && dependsOn(s_expr, id))
+      if (static_cast<int>(a) != plan.v_axis && flat->of(id) == 0 && !dependsOn(v_expr, id) && dependsOn(s_expr, id))
         plan.row_axis = static_cast<int>(a);
     }
     for (size_t a = 0; a < stage.axes.size(); ++a)
@@ -169,6 +250,7 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
     // invariant in the inner loops.
     std::vector<int> guard_vars;
     collectGuardVars(s_expr, guard_vars);
+    collectGuardVars(v_expr, guard_vars);
     auto guarded = [&](const kir::IterVar& k) {
       return std::find(guard_vars.begin(), guard_vars.end(), k.id) != guard_vars.end();
     };

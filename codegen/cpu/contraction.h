@@ -31,7 +31,7 @@ inline constexpr int kVectorLanes = 16;  // fp32 lanes of one AVX-512 register
 struct ContractionPlan {
   const kir::ExprNode* reduce = nullptr;  // the sum the epilogue wraps
   kir::Expr scalar;                       // S: broadcast across the vector axis
-  kir::Expr vector;                       // V: a load, vectorized along v
+  kir::Expr vector;                       // V: a load (or a guarded load), vectorized along v
   int v_axis = -1;                        // position in stage.axes
   int row_axis = -1;                      // position in stage.axes; -1: one row
   std::vector<int> outer_axes;            // the remaining axes, outermost first
@@ -42,6 +42,20 @@ struct ContractionPlan {
   int64_t pack_offset = 0;
   int64_t pack_v_stride = 0;
   std::vector<int64_t> pack_k_strides;
+  // Streaming V read under a padding guard (a padded convolution's input):
+  // V is select(guard, load, 0) and the guard a conjunction of affine
+  // comparisons `difference op 0`. Each lane's guard is evaluated from
+  // `difference` at the vector's first lane plus v_coeff per lane; masked-off
+  // lanes read nothing, so the load may start outside the buffer.
+  struct LaneCondition {
+    kir::Expr difference;  // int64, affine
+    int64_t v_coeff = 0;   // its coefficient of v
+    kir::BinaryOp op = kir::BinaryOp::kGe;
+  };
+  std::vector<LaneCondition> guard;
+  const kir::ExprNode* guarded_load = nullptr;  // V's load when guarded
+  kir::Expr flat_index;                         // its element offset, affine
+  int64_t v_stride = 1;                         // flat_index's coefficient of v
   int vectors = 1;  // accumulator vectors per row (block = vectors * kVectorLanes)
   int rows = 1;     // rows per register tile
 

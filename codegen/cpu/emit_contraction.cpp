@@ -68,8 +68,67 @@ class ContractionEmitter {
     if (plan_.row_axis >= 0) e_.bind(stage_.axes[plan_.row_axis].id, b_.CreateAdd(r0, b_.getInt64(i), "", true, true));
   }
 
+  // V's j-th vector when V is select(guard, load, 0): lanes past the axis or
+  // outside the guard are masked off and read nothing (a padded window's
+  // edge), so the first lane's address may lie outside the buffer. Unit
+  // stride loads contiguously, others gather.
+  llvm::Value* loadGuarded(int j) {
+    llvm::Value* v = b_.CreateAdd(v0_, b_.getInt64(j * kVectorLanes), "", true, true);
+    e_.bind(v_id_, v);
+    llvm::Value* lane_ids = llvm::ConstantDataVector::get(b_.getContext(), laneIds());
+    auto splat = [&](llvm::Value* x) { return b_.CreateVectorSplat(kVectorLanes, x); };
+    llvm::Value* mask = b_.CreateICmpSLT(lane_ids, splat(b_.CreateSub(b_.getInt64(extent_v_), v)));
+    llvm::Value* uniform = nullptr;  // the conditions that do not vary across lanes
+    for (const ContractionPlan::LaneCondition& c : plan_.guard) {
+      llvm::CmpInst::Predicate pred = predicate(c.op);
+      llvm::Value* d0 = e_.emit(c.difference);
+      if (c.v_coeff == 0) {
+        llvm::Value* ok = b_.CreateICmp(pred, d0, b_.getInt64(0));
+        uniform = uniform ? b_.CreateAnd(uniform, ok) : ok;
+        continue;
+      }
+      llvm::Value* d = b_.CreateAdd(splat(d0), b_.CreateMul(lane_ids, splat(b_.getInt64(c.v_coeff))));
+      mask = b_.CreateAnd(mask, b_.CreateICmp(pred, d, llvm::Constant::getNullValue(d->getType())));
+    }
+    if (uniform) mask = b_.CreateSelect(uniform, mask, llvm::Constant::getNullValue(mask->getType()));
+    const kir::ExprNode& load = *plan_.guarded_load;
+    std::vector<kir::Expr> origin(load.operands.size(), kir::Expr::index(0));
+    llvm::Value* base = e_.address(load.buffer, origin);
+    llvm::Value* offset = e_.emit(plan_.flat_index);
+    llvm::Value* zero = llvm::Constant::getNullValue(vec_);
+    if (plan_.v_stride == 1)
+      return b_.CreateMaskedLoad(vec_, b_.CreateGEP(f32_, base, offset), llvm::Align(4), mask, zero);
+    if (plan_.v_stride == 2) {
+      // Two contiguous masked loads and the even lanes of both: cheaper
+      // than a gather for a stride-2 window.
+      std::vector<int> spread(2 * kVectorLanes), evens(kVectorLanes);
+      for (int i = 0; i < 2 * kVectorLanes; ++i) spread[static_cast<size_t>(i)] = i % 2 == 0 ? i / 2 : kVectorLanes;
+      for (int i = 0; i < kVectorLanes; ++i) evens[static_cast<size_t>(i)] = 2 * i;
+      llvm::Value* wide = b_.CreateShuffleVector(mask, llvm::Constant::getNullValue(mask->getType()), spread);
+      std::vector<int> low(kVectorLanes), high(kVectorLanes);
+      for (int i = 0; i < kVectorLanes; ++i) low[static_cast<size_t>(i)] = i, high[static_cast<size_t>(i)] = i + kVectorLanes;
+      llvm::Value* first = b_.CreateGEP(f32_, base, offset);
+      llvm::Value* a = b_.CreateMaskedLoad(vec_, first, llvm::Align(4), b_.CreateShuffleVector(wide, low), zero);
+      llvm::Value* c = b_.CreateMaskedLoad(vec_, b_.CreateGEP(f32_, first, b_.getInt64(kVectorLanes)), llvm::Align(4),
+                                           b_.CreateShuffleVector(wide, high), zero);
+      return b_.CreateShuffleVector(a, c, evens);
+    }
+    llvm::Value* offsets = b_.CreateAdd(splat(offset), b_.CreateMul(lane_ids, splat(b_.getInt64(plan_.v_stride))));
+    return b_.CreateMaskedGather(vec_, b_.CreateGEP(f32_, base, offsets), llvm::Align(4), mask, zero);
+  }
+
+  static llvm::CmpInst::Predicate predicate(kir::BinaryOp op) {
+    switch (op) {
+      case kir::BinaryOp::kLt: return llvm::CmpInst::ICMP_SLT;
+      case kir::BinaryOp::kLe: return llvm::CmpInst::ICMP_SLE;
+      case kir::BinaryOp::kGt: return llvm::CmpInst::ICMP_SGT;
+      default: return llvm::CmpInst::ICMP_SGE;
+    }
+  }
+
   // V's j-th vector at the current reduction point.
   llvm::Value* loadVector(int j, llvm::Value* k_flat) {
+    if (plan_.guarded_load) return loadGuarded(j);
     if (plan_.packed) {
       llvm::Value* offset = b_.CreateAdd(b_.CreateMul(k_flat, b_.getInt64(plan_.blockLanes())), b_.getInt64(j * kVectorLanes));
       return b_.CreateAlignedLoad(vec_, b_.CreateInBoundsGEP(f32_, panel_, offset), llvm::Align(64));
@@ -77,10 +136,10 @@ class ContractionEmitter {
     llvm::Value* v = b_.CreateAdd(v0_, b_.getInt64(j * kVectorLanes), "", true, true);
     e_.bind(v_id_, v);
     const kir::ExprNode& load = *plan_.vector;
-    llvm::Value* remaining = b_.CreateSub(b_.getInt64(extent_v_), v);
     if (extent_v_ % plan_.blockLanes() == 0) {
       return b_.CreateAlignedLoad(vec_, e_.address(load.buffer, load.operands), llvm::Align(4));
     }
+    llvm::Value* remaining = b_.CreateSub(b_.getInt64(extent_v_), v);
     // The last block runs past the axis: lanes beyond it are masked off
     // (an all-off mask reads nothing). The address of the first lane is
     // computed from a clamped v so that it stays inside the buffer.

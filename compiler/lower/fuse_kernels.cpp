@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "compiler/kir/substitute.h"
@@ -102,8 +103,69 @@ ReadProfile profileReads(const kir::Kernel& kernel, const std::set<int>& params)
 // Index expressions into a buffer viewed as `from` -> the same element's
 // indices in the view `to` (same element count). Views that differ only by
 // unit dims map directly; others go through the linear offset.
+// Iteration-variable extents of a kernel, by variable id.
+using Extents = std::map<int, int64_t>;
+
+void collectExtents(const Expr& e, Extents& extents) {
+  for (const kir::IterVar& v : e->reduce_vars) extents[v.id] = v.extent;
+  for (const Expr& operand : e->operands) collectExtents(operand, extents);
+}
+
+Extents extentsOf(const kir::Kernel& kernel) {
+  Extents extents;
+  for (const kir::Stage& stage : kernel.stages) {
+    for (const kir::IterVar& v : stage.axes) extents[v.id] = v.extent;
+    collectExtents(stage.value, extents);
+  }
+  return extents;
+}
+
+// coeff * var, with the variable's extent; a linear index is a sum of these.
+struct Term {
+  Expr var;
+  int64_t extent = 1;
+  int64_t coeff = 1;
+};
+
+Expr sumOfTerms(const std::vector<Term>& terms) {
+  Expr sum;
+  for (const Term& t : terms) {
+    Expr term = t.coeff == 1 ? t.var : t.var * Expr::index(t.coeff);
+    sum = sum.valid() ? sum + term : term;
+  }
+  return sum.valid() ? sum : Expr::index(0);
+}
+
+int64_t maxOf(const std::vector<Term>& terms) {
+  int64_t max = 0;
+  for (const Term& t : terms) max += t.coeff * (t.extent - 1);
+  return max;
+}
+
+// (sum(terms) / stride) % size (no modulo when `size` is 0) without division
+// when the variables' ranges allow: terms whose coefficient `stride` divides
+// form the quotient, provided the others stay below `stride`; quotient terms
+// that are multiples of `size` vanish under the modulo, provided the rest
+// stays below `size`. What a reshape between views of plain axes gives, so
+// a fused MatMul -> Reshape keeps an affine index the contraction codegen
+// recognises. nullopt when the ranges do not allow it.
+std::optional<Expr> divModOfTerms(const std::vector<Term>& terms, int64_t stride, int64_t size) {
+  std::vector<Term> quotient, low;
+  for (const Term& t : terms) {
+    if (t.coeff % stride == 0) quotient.push_back({t.var, t.extent, t.coeff / stride});
+    else low.push_back(t);
+  }
+  if (maxOf(low) >= stride) return std::nullopt;
+  if (size == 0) return sumOfTerms(quotient);
+  std::vector<Term> kept;
+  for (const Term& t : quotient)
+    if (t.coeff % size != 0) kept.push_back(t);
+  if (maxOf(kept) >= size) return std::nullopt;
+  return sumOfTerms(kept);
+}
+
 std::vector<Expr> translateIndex(const std::vector<Expr>& index, const std::vector<int64_t>& from,
-                                 const std::vector<int64_t>& to) {
+                                 const std::vector<int64_t>& to, const Extents& extents) {
   if (from == to) return index;
   std::vector<int64_t> from_dims, to_dims;
   std::vector<Expr> kept;
@@ -118,15 +180,25 @@ std::vector<Expr> translateIndex(const std::vector<Expr>& index, const std::vect
     return out;
   }
   Expr linear = Expr::index(0);
+  std::vector<Term> terms;  // the linear offset as terms, while every index is a plain variable
+  bool plain = true;
   int64_t stride = 1;
   for (size_t i = from.size(); i-- > 0;) {
-    if (from[i] != 1) linear = (stride == 1 ? index[i] : index[i] * Expr::index(stride)) + linear;
+    if (from[i] != 1) {
+      linear = (stride == 1 ? index[i] : index[i] * Expr::index(stride)) + linear;
+      bool zero = index[i]->kind == ExprNode::Kind::kConst && index[i]->value == 0;
+      auto extent = index[i]->kind == ExprNode::Kind::kVar ? extents.find(index[i]->var_id) : extents.end();
+      plain = plain && (zero || extent != extents.end());
+      if (plain && !zero) terms.push_back({index[i], extent->second, stride});
+    }
     stride *= from[i];
   }
   stride = 1;
   out.resize(to.size());
   for (size_t j = to.size(); j-- > 0;) {
+    std::optional<Expr> simple = plain ? divModOfTerms(terms, stride, j == 0 ? 0 : to[j]) : std::nullopt;
     if (to[j] == 1) out[j] = Expr::index(0);
+    else if (simple) out[j] = *simple;
     else {
       Expr e = stride == 1 ? linear : linear / Expr::index(stride);
       out[j] = j == 0 ? e : e % Expr::index(to[j]);
@@ -174,6 +246,9 @@ class KernelFuser {
   // The one later call that `p` can be inlined into, or -1.
   int fusableConsumer(int p) const {
     const KernelCall& producer = program_.calls[p];
+    // Kernels with run-time extents or shape steps stay as they are: the
+    // view arithmetic below compares static sizes.
+    if (kir::isDynamic(producer.kernel)) return -1;
     const kir::Stage* stage = pureDefinition(producer.kernel);
     if (!stage) return -1;
     int b = producer.args[stage->buffer];
@@ -183,6 +258,7 @@ class KernelFuser {
     if (users.size() != 2 || *users.begin() != p) return -1;
     int c = *users.rbegin();
     const KernelCall& consumer = program_.calls[c];
+    if (kir::isDynamic(consumer.kernel)) return -1;
     std::set<int> params = paramsBoundTo(consumer, b);
     for (int i : params)
       if (consumer.kernel.params[i].written) return -1;
@@ -196,6 +272,10 @@ class KernelFuser {
     if (reads.loads == 0 || reads.in_reduce) return -1;
     if (containsReduce(stage->value)) {
       if (reads.loads != 1 || !reads.at_own_axes) return -1;
+      // One reduction per stage: two (a residual Add of two convolutions)
+      // would leave neither in the `epilogue(sum)` form codegen tiles.
+      for (const kir::Stage& s : consumer.kernel.stages)
+        if (containsReduce(s.value)) return -1;
     } else {
       if (reads.loads > kMaxLoadsPerElement) return -1;
       int64_t size = kir::treeSize(stage->value, kMaxBroadcastTreeSize + 1);
@@ -235,11 +315,13 @@ class KernelFuser {
     const std::vector<int64_t>& pshape = producer.kernel.params[pstage.buffer].shape;
     const Expr pvalue = kir::remapParams(pstage.value, producer_map);
     const int producer_vars = kir::maxVarId(producer.kernel) + 1;
+    const Extents consumer_extents = extentsOf(consumer.kernel);
     int next_var = kir::maxVarId(consumer.kernel) + 1;
     // Each inlined copy gets fresh ids for the producer's variables, so ids
     // stay unique within the merged kernel.
     auto inlineLoad = [&](const Expr& load) {
-      std::vector<Expr> index = translateIndex(load->operands, consumer.kernel.params[load->buffer].shape, pshape);
+      std::vector<Expr> index =
+          translateIndex(load->operands, consumer.kernel.params[load->buffer].shape, pshape, consumer_extents);
       std::map<int, Expr> axes;
       for (size_t d = 0; d < pstage.axes.size(); ++d) axes[pstage.axes[d].id + next_var] = index[d];
       Expr copy = kir::substitute(kir::shiftVarIds(pvalue, next_var), axes);

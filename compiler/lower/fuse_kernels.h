@@ -7,8 +7,10 @@
 // Guards against recomputation:
 // - a producer whose value contains a reduction (Conv, MatMul, pooling) is
 //   inlined only where the consumer reads it exactly once per element at the
-//   consumer's own axes, outside any reduction: the epilogue case, giving
-//   `out = relu(reduce(sum, a*b) + bias)` in one stage;
+//   consumer's own axes, outside any reduction, into a consumer without a
+//   reduction of its own: the epilogue case, giving
+//   `out = relu(reduce(sum, a*b) + bias)` in one stage (two sums in one stage,
+//   as a residual Add of two convolutions would give, fit no tiled kernel);
 // - a reduction-free producer (elementwise, broadcast, cast, reshape) is
 //   inlined where each consumer element reads it at most twice, outside any
 //   reduction, and the merged expression stays small. A producer that the

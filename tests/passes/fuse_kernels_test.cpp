@@ -97,6 +97,32 @@ TEST(FuseKernelsTest, ResidualAddFusesIntoConv) {
   EXPECT_TRUE(sameOutputs(c.fused, c.unfused));
 }
 
+// ResNet's downsampling block: Relu(Conv_a(x) + Conv_b(x)). One convolution
+// becomes the Add's sum, the other stays a kernel of its own and is read as
+// the residual: two sums in one stage would fit no tiled kernel.
+std::unique_ptr<ir::Model> twoConvolutionsAdded() {
+  TestGraph g;
+  ir::Value* x = g.input("x", {1, 4, 6, 6});
+  ir::Value* a = g.op("Conv", {x, g.randomConstant("wa", {8, 4, 1, 1})}, "a");
+  ir::Value* b = g.op("Conv", {x, g.randomConstant("wb", {8, 4, 1, 1})}, "b");
+  g.output(g.op("Relu", {g.op("Add", {a, b}, "sum")}, "y"));
+  return g.take();
+}
+
+int countReductions(const kir::Expr& e) {
+  int n = e->kind == kir::ExprNode::Kind::kReduce ? 1 : 0;
+  for (const kir::Expr& op : e->operands) n += countReductions(op);
+  return n;
+}
+
+TEST(FuseKernelsTest, AtMostOneReductionPerStage) {
+  Compiled c = compileBoth(twoConvolutionsAdded);
+  ASSERT_EQ(c.fused.calls.size(), 2u) << kernelsText(c.fused);
+  for (const lower::KernelCall& call : c.fused.calls)
+    for (const kir::Stage& s : call.kernel.stages) EXPECT_EQ(countReductions(s.value), 1) << kernelsText(c.fused);
+  EXPECT_TRUE(sameOutputs(c.fused, c.unfused));
+}
+
 // Relu feeding a MatMul is read inside the reduction: inlining it would
 // recompute it N times per element, so it stays a kernel of its own. A value
 // read by two kernels stays too.
@@ -137,6 +163,37 @@ TEST(FuseKernelsTest, FusesThroughReshapeAndTranspose) {
   EXPECT_LT(c.fused.calls.size(), c.unfused.calls.size()) << kernelsText(c.fused);
   EXPECT_EQ(c.fused.calls.size(), 1u) << kernelsText(c.fused);
   EXPECT_TRUE(sameOutputs(c.fused, c.unfused));
+}
+
+// The attention projection as PyTorch exports it: MatMul + bias, then a
+// Reshape splitting the hidden dim into heads. Viewed through the Reshape,
+// the fused index stays affine (no div/mod), which the contraction codegen
+// needs; a Reshape that regroups across a dim keeps the general index.
+std::unique_ptr<ir::Model> projectionIntoHeads(std::vector<int64_t> heads_shape) {
+  TestGraph g;
+  ir::Value* x = g.input("x", {1, 6, 8});
+  ir::Value* m = g.op("MatMul", {x, g.randomConstant("w", {8, 8})}, "m");
+  ir::Value* a = g.op("Add", {m, g.randomConstant("b", {8})}, "a");
+  g.output(g.op("Reshape", {a, g.int64s("shape", heads_shape)}, "y"));
+  return g.take();
+}
+
+bool hasDivOrMod(const kir::Kernel& kernel) {
+  std::string text = kir::toString(kernel);
+  return text.find("div(") != std::string::npos || text.find("mod(") != std::string::npos;
+}
+
+TEST(FuseKernelsTest, ReshapeIntoHeadsKeepsAffineIndex) {
+  Compiled c = compileBoth([] { return projectionIntoHeads({1, 6, 2, 4}); });
+  ASSERT_EQ(c.fused.calls.size(), 1u) << kernelsText(c.fused);
+  EXPECT_FALSE(hasDivOrMod(c.fused.calls[0].kernel)) << kernelsText(c.fused);
+  EXPECT_TRUE(sameOutputs(c.fused, c.unfused));
+
+  // [6, 8] -> [4, 12]: rows straddle the old ones, so div/mod must stay.
+  Compiled regroup = compileBoth([] { return projectionIntoHeads({4, 12}); });
+  ASSERT_FALSE(regroup.fused.calls.empty());
+  EXPECT_TRUE(hasDivOrMod(regroup.fused.calls.back().kernel)) << kernelsText(regroup.fused);
+  EXPECT_TRUE(sameOutputs(regroup.fused, regroup.unfused));
 }
 
 TEST(FuseKernelsTest, DisabledByNameAndReported) {

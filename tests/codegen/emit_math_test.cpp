@@ -1,0 +1,155 @@
+// The generated code's float32 exp, tanh, erf and sigmoid (codegen/cpu/
+// emit_math.h: inline approximations, not libm) against the double-precision
+// functions, over a dense sweep of each one's interesting range plus the
+// special values. The bounds asserted here are the ones emit_math.h and
+// docs/architecture.md state; the measured maxima are printed.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <limits>
+
+#include "compiler/onnx/writer.h"
+#include "tests/passes/model_check.h"
+#include "tests/testing/artifact_fixture.h"
+#include "tools/common/run_artifact.h"
+
+namespace kiln::testing {
+namespace {
+
+// Distance in units in the last place of `want` rounded to float (the
+// spacing of floats at that magnitude; subnormal spacing below FLT_MIN).
+double ulpError(float got, double want) {
+  float w = static_cast<float>(want);
+  double spacing = std::nextafter(std::fabs(w), std::numeric_limits<float>::infinity()) - std::fabs(w);
+  return std::fabs(static_cast<double>(got) - want) / spacing;
+}
+
+struct Sweep {
+  std::vector<float> x;
+  std::vector<std::vector<float>> y;  // per op, in `ops` order
+};
+
+const std::vector<std::string> kOps = {"Exp", "Tanh", "Erf", "Sigmoid"};
+
+// One model with every op on the same input; compiled once, run once.
+Sweep runSweep(std::vector<float> x) {
+  TestGraph g;
+  ir::Value* in = g.input("x", {static_cast<int64_t>(x.size())});
+  for (const std::string& op : kOps) g.output(g.op(op, {in}, op));
+  TempDir tmp;
+  Sweep sweep;
+  Status written = frontend::writeOnnxFile(g.model(), tmp.file("math.onnx"));
+  EXPECT_TRUE(written.isOk()) << written.message();
+  if (!written.isOk()) return sweep;
+  compileOrFail(tmp.file("math.onnx"), tmp.file("math.so"));
+  kiln::Model artifact(tmp.file("math.so"));
+  kiln::Session session(artifact, 1);
+  ir::Tensor input = ir::Tensor::fromValues<float>(ir::DType::kFloat32, {static_cast<int64_t>(x.size())}, x);
+  auto outputs = tools::runArtifact(artifact, session, {input});
+  EXPECT_TRUE(outputs.isOk()) << outputs.status().message();
+  if (!outputs.isOk()) return sweep;
+  for (const ir::Tensor& t : *outputs) {
+    const auto* p = reinterpret_cast<const float*>(t.bytes().data());
+    sweep.y.emplace_back(p, p + x.size());
+  }
+  sweep.x = std::move(x);
+  return sweep;
+}
+
+std::vector<float> linspace(double lo, double hi, int n) {
+  std::vector<float> x;
+  for (int i = 0; i < n; ++i) x.push_back(static_cast<float>(lo + (hi - lo) * i / (n - 1)));
+  return x;
+}
+
+class EmitMathTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    std::vector<float> x = linspace(-110, 95, 1 << 20);
+    for (float v : linspace(-1, 1, 1 << 18)) x.push_back(v);            // dense near 0
+    for (float v : linspace(-1e-3, 1e-3, 1 << 12)) x.push_back(v);      // tiny arguments
+    for (float v : {0.0f, -0.0f, 1e-30f, -1e-30f, 88.72f, 88.73f, -87.4f, -103.9f, -104.5f, 0.625f, -0.625f,
+                    std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                    std::numeric_limits<float>::quiet_NaN()})
+      x.push_back(v);
+    sweep_ = new Sweep(runSweep(std::move(x)));
+  }
+  static void TearDownTestSuite() { delete sweep_; }
+
+  // Max ulp and relative/absolute error of op `k` against `exact` where
+  // `where(x)` holds; NaN must map to NaN and infinities must match exactly.
+  struct Errors {
+    double ulp = 0, rel = 0, abs = 0;
+  };
+  static Errors measure(size_t k, const std::function<double(double)>& exact,
+                        const std::function<bool(float)>& where = [](float) { return true; }) {
+    Errors e;
+    const Sweep& s = *sweep_;
+    EXPECT_EQ(s.y.size(), kOps.size());
+    if (s.y.size() != kOps.size()) return e;
+    for (size_t i = 0; i < s.x.size(); ++i) {
+      float x = s.x[i], got = s.y[k][i];
+      double want = exact(x);
+      if (std::isnan(want)) {
+        EXPECT_TRUE(std::isnan(got)) << kOps[k] << "(" << x << ") = " << got;
+        continue;
+      }
+      if (std::isinf(static_cast<float>(want))) {
+        EXPECT_EQ(got, static_cast<float>(want)) << kOps[k] << "(" << x << ")";
+        continue;
+      }
+      if (!where(x)) continue;
+      e.ulp = std::max(e.ulp, ulpError(got, want));
+      e.abs = std::max(e.abs, std::fabs(got - want));
+      if (want != 0) e.rel = std::max(e.rel, std::fabs(got - want) / std::fabs(want));
+    }
+    std::printf("%s: max %.2f ulp, relative %.3g, absolute %.3g\n", kOps[k].c_str(), e.ulp, e.rel, e.abs);
+    return e;
+  }
+
+  static Sweep* sweep_;
+};
+
+Sweep* EmitMathTest::sweep_ = nullptr;
+
+TEST_F(EmitMathTest, ExpWithinTwoUlpAndExactAtTheEnds) {
+  Errors e = measure(0, [](double x) { return std::exp(x); },
+                     [](float x) { return std::exp(static_cast<double>(x)) >= std::numeric_limits<float>::min(); });
+  EXPECT_LE(e.ulp, 2.0);
+  const Sweep& s = *sweep_;
+  for (size_t i = 0; i < s.x.size(); ++i) {
+    if (s.x[i] < -104) {
+      EXPECT_EQ(s.y[0][i], 0.0f) << "exp(" << s.x[i] << ") underflows to 0";
+    }
+    if (s.x[i] > 88.73f) {
+      EXPECT_EQ(s.y[0][i], std::numeric_limits<float>::infinity()) << "exp(" << s.x[i] << ")";
+    }
+    // Subnormal results: within one subnormal spacing.
+    double want = std::exp(static_cast<double>(s.x[i]));
+    if (want < std::numeric_limits<float>::min()) {
+      EXPECT_LE(std::fabs(s.y[0][i] - want), 1.5e-45) << "exp(" << s.x[i] << ")";
+    }
+  }
+}
+
+TEST_F(EmitMathTest, TanhWithinThreeUlp) {
+  Errors e = measure(1, [](double x) { return std::tanh(x); });
+  EXPECT_LE(e.ulp, 3.0);
+}
+
+TEST_F(EmitMathTest, ErfWithinBounds) {
+  Errors e = measure(2, [](double x) { return std::erf(x); });
+  EXPECT_LE(e.abs, 5e-7);
+  EXPECT_LE(e.rel, 5e-7);
+}
+
+TEST_F(EmitMathTest, SigmoidThroughExp) {
+  Errors e = measure(3, [](double x) { return 1.0 / (1.0 + std::exp(-x)); },
+                     [](float x) { return x > -87; });  // beyond, 1/(1+exp(-x)) is a subnormal or 0
+  EXPECT_LE(e.ulp, 4.0);
+}
+
+}  // namespace
+}  // namespace kiln::testing
