@@ -1,6 +1,6 @@
 // The codegen interface: a backend turns a lowered Program into an artifact.
-// codegen/cpu/ (LLVM) implements it today; codegen/cuda/ (NVRTC) will mirror
-// the same stages file for file.
+// codegen/cpu/ (LLVM) and codegen/cuda/ (CUDA C through NVRTC) implement it,
+// with the same file names for the same stages.
 #pragma once
 
 #include <memory>
@@ -20,6 +20,7 @@ struct TargetOptions {
   std::string cpu;       // LLVM CPU name; empty: this host
   std::string features;  // "+avx512f,-amx-tile"; added to the CPU's own
   int opt_level = 2;     // 0..3
+  std::string cuda_arch;  // "sm_90" (the default when empty); --target cuda only
 };
 
 class Backend {
@@ -36,5 +37,7 @@ class Backend {
 };
 
 Expected<std::unique_ptr<Backend>> createCpuBackend(const TargetOptions& options);
+// Defined only in builds with the CUDA toolkit (KILN_HAVE_CUDA_CODEGEN).
+Expected<std::unique_ptr<Backend>> createCudaBackend(const TargetOptions& options);
 
 }  // namespace kiln::codegen

@@ -10,8 +10,11 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
+#ifndef KILN_CONFORMANCE_RUN_ONLY
 #include "compiler/driver/compile.h"
+#endif
 #include "tools/common/test_case.h"
 
 namespace kiln::conformance {
@@ -35,20 +38,55 @@ std::string oneLine(std::string text, const TestCase& test) {
   return text;
 }
 
+std::string encode(const CaseResult& result);
+bool decode(const std::string& line, CaseResult& result);
+
+// --artifacts: where a case's artifact, or the verdict of a case that did
+// not compile, is kept.
+fs::path keptPath(const TestCase& test, const RunOptions& options, const char* extension) {
+  return options.artifacts_dir / test.folder / (test.name + extension);
+}
+
+CaseResult readKeptVerdict(const TestCase& test, const RunOptions& options) {
+  CaseResult result{test, Verdict::kFail, ""};
+  std::ifstream in(keptPath(test, options, ".txt"));
+  std::string line;
+  if (!std::getline(in, line) || !decode(line + "\n", result))
+    result = {test, Verdict::kFail, "no artifact for this case in --artifacts " + options.artifacts_dir.string()};
+  return result;
+}
+
+#ifndef KILN_CONFORMANCE_RUN_ONLY
+// Compiles the case to `artifact`; a result when it did not compile.
+std::optional<CaseResult> compileCase(const TestCase& test, const fs::path& artifact, const RunOptions& options) {
+  std::ostream no_log(nullptr);  // pass logging is off by default; drop anything else
+  driver::CompileOptions compile_options;
+  compile_options.target = options.target;
+  compile_options.codegen.cuda_arch = options.cuda_arch;
+  auto compiled = driver::compileFile((test.dir / "model.onnx").string(), artifact.string(), compile_options, no_log);
+  if (compiled) return std::nullopt;
+  // Only the compiler's own "not handled yet" counts as unsupported; an
+  // unsupported error later (loading, running) is a failure to explain.
+  bool unsupported = compiled.status().kind() == ErrorKind::kUnsupported;
+  CaseResult result{test, unsupported ? Verdict::kUnsupported : Verdict::kFail,
+                    (unsupported ? "" : "compile: ") + compiled.status().message()};
+  if (!options.artifacts_dir.empty()) std::ofstream(keptPath(test, options, ".txt")) << encode(result);
+  return result;
+}
+#endif
+
 // Everything that may crash or hang: compile, load, run, compare. Runs in the
 // child.
-CaseResult checkCase(const TestCase& test, const fs::path& artifact, const RunOptions& options) {
+CaseResult checkCase(const TestCase& test, const fs::path& scratch_artifact, const RunOptions& options) {
   CaseResult result{test, Verdict::kFail, ""};
-  std::ostream no_log(nullptr);  // pass logging is off by default; drop anything else
-  auto compiled =
-      driver::compileFile((test.dir / "model.onnx").string(), artifact.string(), driver::CompileOptions(), no_log);
-  if (!compiled) {
-    // Only the compiler's own "not handled yet" counts as unsupported; an
-    // unsupported error later (loading, running) is a failure to explain.
-    bool unsupported = compiled.status().kind() == ErrorKind::kUnsupported;
-    result.verdict = unsupported ? Verdict::kUnsupported : Verdict::kFail;
-    result.reason = (unsupported ? "" : "compile: ") + compiled.status().message();
-    return result;
+  fs::path artifact = options.artifacts_dir.empty() ? scratch_artifact : keptPath(test, options, ".so");
+  if (options.run_only) {
+    if (!fs::exists(artifact)) return readKeptVerdict(test, options);
+  } else {
+#ifndef KILN_CONFORMANCE_RUN_ONLY
+    if (auto failed = compileCase(test, artifact, options)) return *failed;
+    if (options.compile_only) return {test, Verdict::kPass, ""};
+#endif
   }
   auto model = tools::loadArtifact(artifact.string());
   if (!model) {

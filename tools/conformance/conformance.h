@@ -35,6 +35,16 @@ struct RunOptions {
   // order so that mismatch texts are the same from run to run.
   int threads = 1;
   tools::Tolerance tolerance;         // rtol 1e-3, atol 1e-7: the backend tests' own
+  std::string target = "cpu";         // --target: cpu or cuda
+  std::string cuda_arch;              // --cuda-arch (--target cuda)
+  // --artifacts DIR: artifacts are kept there as FOLDER/CASE.so, and a case
+  // that did not compile leaves FOLDER/CASE.txt (its verdict letter and
+  // reason). With compile_only nothing runs; with run_only nothing compiles:
+  // the cases run from DIR, so the compiling and the running can happen on
+  // different machines (a GPU host needs only the runtime).
+  std::filesystem::path artifacts_dir;
+  bool compile_only = false;
+  bool run_only = false;
   std::filesystem::path scratch_dir;  // artifacts and child logs go here
 };
 

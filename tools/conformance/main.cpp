@@ -93,6 +93,7 @@ std::string reproducingCommand(const Args& args, bool default_roots) {
   if (!default_roots)
     for (const std::string& root : args.roots) command += " --root " + root;
   if (!args.filter.empty()) command += " --filter '" + args.filter + "'";
+  if (args.run.target != "cpu") command += " --target " + args.run.target;
   return command + " --markdown " + args.markdown;
 }
 
@@ -155,6 +156,14 @@ int runConformance(Args args) {
   if (cases->empty())
     return usageError("no test cases found" + (filter ? " matching --filter '" + args.filter + "'" : ""));
 
+  if (!args.run.artifacts_dir.empty() && !args.run.run_only) {
+    std::error_code ec;
+    for (const std::string& root : args.roots) fs::create_directories(args.run.artifacts_dir / folderName(root), ec);
+    if (ec) return usageError("cannot create --artifacts '" + args.run.artifacts_dir.string() + "': " + ec.message());
+  }
+  if (args.run.run_only && !fs::is_directory(args.run.artifacts_dir))
+    return usageError("no --artifacts folder '" + args.run.artifacts_dir.string() + "' to run the cases from");
+  if (args.run.compile_only) std::cout << "--compile-only: PASS means compiled; nothing runs\n";
   auto scratch = makeScratchDir();
   if (!scratch) return usageError(scratch.status().message());
   args.run.scratch_dir = *scratch;
@@ -215,11 +224,31 @@ int main(int argc, char** argv) {
   app.add_option("--write-expected", args.write_expected, "write the passing cases here, sorted, for --expected");
   app.add_option("--markdown", args.markdown, "write the results as markdown here (docs/conformance.md)");
   app.add_flag("--strict", args.strict, "exit 1 on any failing case, not only on --expected regressions");
+#ifdef KILN_CONFORMANCE_RUN_ONLY
+  // The runtime-only runner: runs artifacts compiled elsewhere by
+  // `kiln-conformance --compile-only --artifacts DIR`, on a machine that has
+  // only the runtime (a GPU host, say).
+  args.run.run_only = true;
+  app.add_option("--artifacts", args.run.artifacts_dir, "folder of compiled cases (FOLDER/CASE.so) to run")->required();
+#else
+  app.add_option("--target", args.run.target, "compile for cpu or cuda (cuda runs need an NVIDIA GPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  app.add_option("--cuda-arch", args.run.cuda_arch, "GPU architecture for --target cuda (default: sm_90)");
+  app.add_option("--artifacts", args.run.artifacts_dir,
+                 "keep each case's artifact here (FOLDER/CASE.so) instead of deleting it");
+  app.add_flag("--compile-only", args.run.compile_only,
+               "compile every case into --artifacts and run nothing (kiln-conformance-run runs them elsewhere)");
+  app.add_flag("--run-only", args.run.run_only, "run the cases compiled into --artifacts, compiling nothing");
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : kExitUsage;
   }
+  if ((args.run.compile_only || args.run.run_only) && args.run.artifacts_dir.empty())
+    return usageError("--compile-only and --run-only need --artifacts DIR");
+  if (args.run.compile_only && args.run.run_only) return usageError("--compile-only and --run-only exclude each other");
   return runConformance(std::move(args));
 }

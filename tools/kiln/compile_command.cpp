@@ -21,6 +21,7 @@ struct CompileArgs {
   std::vector<std::string> shapes;
   std::string cpu;
   std::string features;
+  std::string cuda_arch;
   std::string emit = "so";
   std::vector<std::string> passes;
   std::vector<std::string> disabled;
@@ -45,6 +46,7 @@ std::string describeArgs(const CompileArgs& a) {
   for (const auto& s : a.shapes) out += " --shape " + s;
   if (!a.cpu.empty()) out += " --cpu " + a.cpu;
   if (!a.features.empty()) out += " --features " + a.features;
+  if (!a.cuda_arch.empty()) out += " --cuda-arch " + a.cuda_arch;
   if (!a.passes.empty()) {
     out += " --passes ";
     for (size_t i = 0; i < a.passes.size(); ++i) out += (i ? "," : "") + a.passes[i];
@@ -58,6 +60,9 @@ Expected<driver::CompileOptions> toOptions(const CompileArgs& args) {
   options.target = args.target;
   options.codegen.cpu = args.cpu;
   options.codegen.features = args.features;
+  options.codegen.cuda_arch = args.cuda_arch;
+  if (!args.cuda_arch.empty() && args.target != "cuda")
+    return invalidInput("--cuda-arch " + args.cuda_arch + " needs --target cuda");
   options.codegen.opt_level = args.opt_level;
   options.pipeline.opt_level = args.opt_level;
   options.pipeline.passes = args.passes;
@@ -155,7 +160,10 @@ void addCompileCommand(CLI::App& app, int& exit_code) {
   CLI::App* cmd = app.add_subcommand("compile", "Compile an ONNX model into a native artifact");
   cmd->add_option("model", args->model, "ONNX model file")->required();
   cmd->add_option("-o,--output", args->output, "artifact to write (model.so)")->required();
-  cmd->add_option("--target", args->target, "cpu")->capture_default_str();
+  cmd->add_option("--target", args->target, "what to compile for: cpu, or cuda (NVIDIA GPUs; kernels built with NVRTC)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->add_option("--cuda-arch", args->cuda_arch, "GPU architecture for --target cuda (default: sm_90)");
   cmd->add_option("-O", args->opt_level, "optimization level 0..3 (-O0 .. -O3)")
       ->check(CLI::Range(0, 3))
       ->capture_default_str();
@@ -164,7 +172,7 @@ void addCompileCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--features", args->features, "CPU feature changes, e.g. +avx512f,-amx-tile");
   cmd->add_option("--emit", args->emit,
                   "stop after a stage: graph (text IR), onnx (optimized graph as ONNX), kernels (kernel IR), "
-                  "llvm (LLVM IR), obj (object file), so (artifact)")
+                  "llvm (LLVM IR; CUDA C for --target cuda), obj (object file; the cubin for --target cuda), so (artifact)")
       ->check(CLI::IsMember({"graph", "onnx", "kernels", "llvm", "obj", "so"}))
       ->capture_default_str();
   cmd->add_option("--passes", args->passes, "run exactly these passes, in order (comma-separated)")->delimiter(',');

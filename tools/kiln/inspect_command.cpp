@@ -166,7 +166,11 @@ int inspectArtifact(const InspectArgs& args) {
       {"workspace_bytes", std::to_string(desc->workspace_bytes)},
       {"file_bytes", std::to_string(file.size)},
       {"flops", std::to_string(flops)}};
-  if (!desc->cuda_arch.empty()) fields.insert(fields.begin() + 3, {"cuda_arch", desc->cuda_arch});
+  if (!desc->cuda_arch.empty()) {
+    // A GPU artifact: no CPU rows; the text form names target and arch together ("cuda sm_90").
+    fields.erase(fields.begin() + 1, fields.begin() + 3);
+    fields.insert(fields.begin() + 1, {"cuda_arch", desc->cuda_arch});
+  }
   std::vector<TensorRow> inputs = tensorRows(desc->inputs), outputs = tensorRows(desc->outputs);
 
   if (args.json) {
@@ -191,7 +195,9 @@ int inspectArtifact(const InspectArgs& args) {
     return checksum_ok ? kExitOk : kExitInvalidInput;
   }
   std::cout << "artifact " << args.path << "\n";
-  for (const auto& [key, value] : fields) std::cout << "  " << std::left << std::setw(16) << key << value << "\n";
+  for (const auto& [key, value] : fields)
+    std::cout << "  " << std::left << std::setw(16) << key
+              << (key == "target" && !desc->cuda_arch.empty() ? value + " " + desc->cuda_arch : value) << "\n";
   printTensors(std::cout, "inputs", inputs);
   printTensors(std::cout, "outputs", outputs);
   if (!desc->kernels.empty()) {

@@ -1,0 +1,70 @@
+// Kernel IR expressions -> CUDA C statements, inside one stage's __global__
+// function. Mirrors codegen/cpu/emit_expr.h: same semantics (NaN-propagating
+// max/min, integer division by zero gives 0, shifts past the width give 0,
+// saturating float->integer casts, select arms that load evaluated lazily),
+// so the GPU agrees with the reference evaluator.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "compiler/kir/kir.h"
+#include "compiler/support/status.h"
+
+namespace kiln::codegen::cuda {
+
+// The helper functions every generated translation unit starts with (half and
+// bfloat16 conversions, saturating casts, safe integer division).
+const char* cudaPrelude();
+
+// The C type of a dtype in registers (float16/bfloat16 are held as float and
+// rounded after every operation) and in memory (16-bit patterns; bool is a byte).
+Expected<std::string> registerType(kir::DType dtype);
+Expected<std::string> memoryType(kir::DType dtype);
+
+// Emits statements into `out`; buffer i is the pointer `p<i>`.
+class ExprEmitter {
+ public:
+  ExprEmitter(const kir::Kernel& kernel, std::ostringstream& out, int indent);
+
+  // Statements computing `e`; returns a C expression for its value (a
+  // variable or a literal). The first unsupported construct is kept in status().
+  std::string emit(const kir::Expr& e);
+  void store(int buffer, const std::vector<kir::Expr>& indices, const std::string& value);
+  // for (long long NAME = 0; NAME < extent; ++NAME) { body }, with `var_id` bound to NAME.
+  void loop(int var_id, int64_t extent, const std::function<void()>& body);
+  void bind(int var_id, std::string name) { vars_[var_id] = std::move(name); }
+  void line(const std::string& text);
+  const Status& status() const { return status_; }
+
+ private:
+  std::string emitNode(const kir::ExprNode& n);
+  std::string emitConst(kir::DType dtype, double value);
+  std::string emitUnary(const kir::ExprNode& n);
+  std::string emitBinary(kir::BinaryOp op, kir::DType type, const std::string& a, const std::string& b);
+  std::string emitSelect(const kir::ExprNode& n);
+  std::string emitCast(kir::DType from, kir::DType to, const std::string& v);
+  std::string emitReduce(const kir::ExprNode& n);
+  std::string offset(int buffer, const std::vector<kir::Expr>& indices);
+  std::string fresh(const char* prefix);
+  std::string define(kir::DType dtype, const std::string& value);
+  std::string rounded(kir::DType dtype, const std::string& value);
+  std::string type(kir::DType dtype);
+  void fail(Status status);
+
+  const kir::Kernel& kernel_;
+  std::ostringstream& out_;
+  int indent_;
+  std::vector<std::vector<int64_t>> strides_;
+  std::map<int, std::string> vars_;
+  // Values already computed, per open scope (an if arm or loop body closes
+  // its own), so shared subexpressions are computed once where visible.
+  std::vector<std::map<const kir::ExprNode*, std::string>> scopes_;
+  int next_id_ = 0;
+  Status status_;
+};
+
+}  // namespace kiln::codegen::cuda

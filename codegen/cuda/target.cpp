@@ -1,0 +1,33 @@
+#include "codegen/cuda/target.h"
+
+#include <algorithm>
+#include <regex>
+#include <vector>
+
+#include <nvrtc.h>
+
+namespace kiln::codegen::cuda {
+
+Expected<CudaTarget> resolveTarget(const TargetOptions& options) {
+  std::string arch = options.cuda_arch.empty() ? "sm_90" : options.cuda_arch;
+  std::smatch m;
+  static const std::regex kArch("sm_([1-9][0-9]?)([0-9])");
+  if (!std::regex_match(arch, m, kArch))
+    return invalidInput("--cuda-arch '" + arch + "' is not a GPU architecture like sm_90");
+  CudaTarget target{arch, std::stoi(m[1].str()), std::stoi(m[2].str())};
+  int count = 0;
+  std::vector<int> supported;
+  if (nvrtcGetNumSupportedArchs(&count) == NVRTC_SUCCESS && count > 0) {
+    supported.resize(static_cast<size_t>(count));
+    nvrtcGetSupportedArchs(supported.data());
+  }
+  int code = target.major * 10 + target.minor;
+  if (!supported.empty() && std::find(supported.begin(), supported.end(), code) == supported.end()) {
+    std::string list;
+    for (int s : supported) list += (list.empty() ? "" : ", ") + ("sm_" + std::to_string(s));
+    return unsupported("--cuda-arch " + arch + " is not supported by this CUDA toolkit's NVRTC (it builds " + list + ")");
+  }
+  return target;
+}
+
+}  // namespace kiln::codegen::cuda

@@ -1,0 +1,65 @@
+// The launch plan of a CUDA artifact: which buffers exist, where the weights
+// lie, and which generated kernel runs on which buffers, in order.
+//
+// A CUDA artifact is the same ELF container as a CPU one (`.kiln.desc`,
+// checksum over the whole file) with no host code in it. Its GPU side lives
+// in four sections:
+//   .kiln.cuda     this plan (layout below)
+//   .kiln.cubin    the kernels compiled for the description's cuda_arch
+//   .kiln.ptx      the same kernels as PTX (for inspection and later JIT)
+//   .kiln.weights  every constant buffer, each at a 256-byte aligned offset
+// The runtime reads all of it from the checked bytes; nothing in the file is
+// mapped as host code. Shared by codegen/cuda (writer) and the runtime
+// (reader); standard library only.
+//
+// Plan layout (little-endian): magic "KILNCUDA", u32 version, then the
+// payload: u64 weights bytes, u32 buffer count, buffers (u32 kind, u32 io
+// index, u64 offset, u64 bytes), u32 launch count, launches (string function,
+// u32 kernel index, u32 grid, u32 block, u32 arg count, u32 buffer per arg).
+// Strings are u32 length + bytes.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace kiln::artifact {
+
+inline constexpr char kCudaPlanMagic[8] = {'K', 'I', 'L', 'N', 'C', 'U', 'D', 'A'};
+inline constexpr uint32_t kCudaPlanVersion = 1;
+inline constexpr const char* kCudaPlanSection = ".kiln.cuda";
+inline constexpr const char* kCubinSection = ".kiln.cubin";
+inline constexpr const char* kPtxSection = ".kiln.ptx";
+inline constexpr const char* kWeightsSection = ".kiln.weights";
+inline constexpr uint64_t kCudaWeightAlignment = 256;
+
+struct CudaBuffer {
+  enum Kind : uint32_t { kInput = 0, kOutput = 1, kConstant = 2, kWorkspace = 3 };
+  uint32_t kind = kWorkspace;
+  uint32_t io_index = 0;  // kInput/kOutput: position among the model's inputs/outputs
+  uint64_t offset = 0;    // kConstant: in .kiln.weights; kWorkspace: in the arena
+  uint64_t bytes = 0;
+};
+
+// One launch of a generated __global__ function (one kernel-IR stage).
+struct CudaLaunch {
+  std::string function;  // extern "C" name in the cubin
+  uint32_t kernel = 0;   // index into the description's kernel list
+  uint32_t grid = 1;     // blocks (x only)
+  uint32_t block = 1;    // threads per block
+  std::vector<uint32_t> args;  // buffer index per kernel parameter
+};
+
+struct CudaPlan {
+  uint64_t weights_bytes = 0;
+  std::vector<CudaBuffer> buffers;
+  std::vector<CudaLaunch> launches;
+};
+
+std::vector<uint8_t> serializeCudaPlan(const CudaPlan& plan);
+// Parses a `.kiln.cuda` section; nullopt with `error` set when malformed.
+std::optional<CudaPlan> parseCudaPlan(std::span<const uint8_t> section, std::string* error);
+
+}  // namespace kiln::artifact

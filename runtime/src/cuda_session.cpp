@@ -1,0 +1,292 @@
+#include "cuda_session.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+namespace kiln::runtime {
+namespace {
+
+using artifact::CudaBuffer;
+
+uint64_t dtypeBytes(int32_t dtype) { return kiln_dtype_size(static_cast<kiln_dtype>(dtype)); }
+
+uint64_t tensorBytes(const artifact::TensorDesc& t) {
+  uint64_t bytes = dtypeBytes(t.dtype);
+  for (int64_t d : t.dims) bytes *= static_cast<uint64_t>(d < 0 ? 0 : d);
+  return bytes;
+}
+
+// Sections of a checked file: findElfSection verified they lie inside it.
+std::span<const uint8_t> section(std::span<const uint8_t> bytes, const char* name, std::string& message) {
+  auto ref = artifact::findElfSection(bytes, name, &message);
+  if (!ref) return {};
+  return bytes.subspan(ref->offset, ref->size);
+}
+
+bool inside(uint64_t offset, uint64_t size, uint64_t limit) { return offset <= limit && size <= limit - offset; }
+
+uint64_t alignUp(uint64_t v) { return (v + 255) / 256 * 256; }
+
+// Makes the model's context current on this thread for a scope.
+class ContextScope {
+ public:
+  ContextScope(const cuda::Driver& d, cuda::CUcontext c) : d_(d), ok_(d.cuCtxPushCurrent(c) == cuda::CUDA_SUCCESS) {}
+  ~ContextScope() {
+    cuda::CUcontext popped;
+    if (ok_) d_.cuCtxPopCurrent(&popped);
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  const cuda::Driver& d_;
+  bool ok_;
+};
+
+}  // namespace
+
+kiln_status checkCudaArtifact(std::span<const uint8_t> bytes, const artifact::ModelDesc& desc, std::string& message) {
+  if (desc.cuda_arch.size() < 5 || desc.cuda_arch.rfind("sm_", 0) != 0 ||
+      desc.cuda_arch.find_first_not_of("0123456789", 3) != std::string::npos) {
+    message = "the model description names no CUDA architecture (cuda_arch '" + desc.cuda_arch + "')";
+    return KILN_ERROR_INVALID_ARTIFACT;
+  }
+  std::span<const uint8_t> plan_bytes = section(bytes, artifact::kCudaPlanSection, message);
+  if (plan_bytes.empty()) return KILN_ERROR_INVALID_ARTIFACT;
+  auto plan = artifact::parseCudaPlan(plan_bytes, &message);
+  if (!plan) return message.find("version") != std::string::npos ? KILN_ERROR_UNSUPPORTED : KILN_ERROR_INVALID_ARTIFACT;
+  std::span<const uint8_t> weights = section(bytes, artifact::kWeightsSection, message);
+  std::span<const uint8_t> cubin = section(bytes, artifact::kCubinSection, message);
+  if (weights.empty() || cubin.empty()) return KILN_ERROR_INVALID_ARTIFACT;
+  auto bad = [&](const std::string& what) {
+    message = "the CUDA launch plan is inconsistent: " + what;
+    return KILN_ERROR_INVALID_ARTIFACT;
+  };
+  if (plan->weights_bytes > weights.size()) return bad("its weights lie past the weights section");
+  for (size_t i = 0; i < plan->buffers.size(); ++i) {
+    const CudaBuffer& b = plan->buffers[i];
+    std::string where = "buffer " + std::to_string(i);
+    switch (b.kind) {
+      case CudaBuffer::kInput:
+      case CudaBuffer::kOutput: {
+        const auto& list = b.kind == CudaBuffer::kInput ? desc.inputs : desc.outputs;
+        if (b.io_index >= list.size() || b.bytes != tensorBytes(list[b.io_index]))
+          return bad(where + " does not match the description's inputs/outputs");
+        break;
+      }
+      case CudaBuffer::kConstant:
+        if (!inside(b.offset, b.bytes, plan->weights_bytes)) return bad(where + " lies past the weights");
+        break;
+      case CudaBuffer::kWorkspace:
+        if (!inside(b.offset, b.bytes, desc.workspace_bytes)) return bad(where + " lies past the workspace");
+        break;
+      default: return bad(where + " has unknown kind " + std::to_string(b.kind));
+    }
+  }
+  for (const artifact::CudaLaunch& l : plan->launches) {
+    if (l.function.empty() || l.kernel >= desc.kernels.size()) return bad("a launch names no kernel");
+    if (l.block == 0 || l.block > 1024 || l.grid == 0 || l.grid > 0x7fffffffu)
+      return bad("launch '" + l.function + "' has a grid of " + std::to_string(l.grid) + " x " + std::to_string(l.block));
+    for (uint32_t a : l.args)
+      if (a >= plan->buffers.size()) return bad("launch '" + l.function + "' names buffer " + std::to_string(a));
+  }
+  return KILN_OK;
+}
+
+kiln_status CudaModel::load(std::span<const uint8_t> bytes, const artifact::ModelDesc& desc,
+                            std::unique_ptr<CudaModel>& model, std::string& message) {
+  auto m = std::make_unique<CudaModel>();
+  std::string why;
+  m->driver = cuda::openDriver(why);
+  std::string needs = "this artifact runs on an NVIDIA GPU (" + desc.cuda_arch + "), but ";
+  if (!m->driver) {
+    message = needs + why;
+    return KILN_ERROR_UNSUPPORTED;
+  }
+  const cuda::Driver& d = *m->driver;
+  int count = 0;
+  if (d.cuDeviceGetCount(&count) != cuda::CUDA_SUCCESS || count == 0) {
+    message = needs + "the driver sees no GPU";
+    return KILN_ERROR_UNSUPPORTED;
+  }
+  int ordinal = 0;
+  if (const char* env = std::getenv("KILN_CUDA_DEVICE")) ordinal = std::atoi(env);
+  if (ordinal < 0 || ordinal >= count) {
+    message = "KILN_CUDA_DEVICE=" + std::to_string(ordinal) + " is out of range: the driver sees " +
+              std::to_string(count) + " GPU(s)";
+    return KILN_ERROR_INVALID_ARGUMENT;
+  }
+  int major = 0, minor = 0;
+  char name[256] = {};
+  if (cuda::CUresult r = d.cuDeviceGet(&m->device, ordinal); r != cuda::CUDA_SUCCESS) {
+    message = "cannot open GPU " + std::to_string(ordinal) + ": " + d.describe(r);
+    return KILN_ERROR_RUNTIME;
+  }
+  d.cuDeviceGetAttribute(&major, cuda::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, m->device);
+  d.cuDeviceGetAttribute(&minor, cuda::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, m->device);
+  d.cuDeviceGetName(name, sizeof name - 1, m->device);
+  m->device_name = name;
+  // A cubin runs on its own major version at an equal or newer minor.
+  int arch = std::atoi(desc.cuda_arch.c_str() + 3);
+  int want_major = arch / 10, want_minor = arch % 10;
+  if (major != want_major || minor < want_minor) {
+    message = "artifact was compiled for " + desc.cuda_arch + ", but GPU " + std::to_string(ordinal) + " ('" + name +
+              "') has compute capability " + std::to_string(major) + "." + std::to_string(minor) +
+              "; recompile with --cuda-arch sm_" + std::to_string(major) + std::to_string(minor);
+    return KILN_ERROR_UNSUPPORTED;
+  }
+  if (cuda::CUresult r = d.cuDevicePrimaryCtxRetain(&m->context, m->device); r != cuda::CUDA_SUCCESS) {
+    m->context = nullptr;
+    message = "cannot create a CUDA context on '" + m->device_name + "': " + d.describe(r);
+    return KILN_ERROR_RUNTIME;
+  }
+  std::string error;
+  m->plan = *artifact::parseCudaPlan(section(bytes, artifact::kCudaPlanSection, error), &error);
+  std::span<const uint8_t> weights = section(bytes, artifact::kWeightsSection, error);
+  m->weights.assign(weights.begin(), weights.begin() + static_cast<std::ptrdiff_t>(m->plan.weights_bytes));
+  std::span<const uint8_t> cubin = section(bytes, artifact::kCubinSection, error);
+  // cuModuleLoadData reads the ELF image from an aligned buffer.
+  std::vector<uint64_t> image((cubin.size() + 7) / 8);
+  std::memcpy(image.data(), cubin.data(), cubin.size());
+  ContextScope scope(d, m->context);
+  if (cuda::CUresult r = d.cuModuleLoadData(&m->module, image.data()); r != cuda::CUDA_SUCCESS) {
+    m->module = nullptr;
+    message = "the GPU driver refused the artifact's kernels: " + d.describe(r);
+    return KILN_ERROR_INVALID_ARTIFACT;
+  }
+  for (const artifact::CudaLaunch& l : m->plan.launches) {
+    cuda::CUfunction f = nullptr;
+    if (cuda::CUresult r = d.cuModuleGetFunction(&f, m->module, l.function.c_str()); r != cuda::CUDA_SUCCESS) {
+      message = "kernel '" + l.function + "' is missing from the artifact's cubin: " + d.describe(r);
+      return KILN_ERROR_INVALID_ARTIFACT;
+    }
+    m->functions.push_back(f);
+  }
+  m->kernels = desc.kernels;
+  for (const auto& t : desc.inputs) m->input_bytes.push_back(tensorBytes(t));
+  for (const auto& t : desc.outputs) m->output_bytes.push_back(tensorBytes(t));
+  m->workspace_bytes = desc.workspace_bytes;
+  model = std::move(m);
+  return KILN_OK;
+}
+
+CudaModel::~CudaModel() {
+  if (!driver || !context) return;
+  if (module) {
+    ContextScope scope(*driver, context);
+    driver->cuModuleUnload(module);
+  }
+  driver->cuDevicePrimaryCtxRelease(device);
+}
+
+kiln_status CudaSession::create(const CudaModel& model, std::unique_ptr<CudaSession>& session, std::string& message) {
+  const cuda::Driver& d = *model.driver;
+  std::unique_ptr<CudaSession> s(new CudaSession(model));
+  const char* blocking = std::getenv("KILN_CUDA_LAUNCH_BLOCKING");
+  s->launch_blocking_ = blocking && *blocking && std::strcmp(blocking, "0") != 0;
+  // The session's one device allocation: weights, inputs, outputs, workspace.
+  uint64_t total = alignUp(model.weights.size());
+  for (uint64_t b : model.input_bytes) s->input_at_.push_back(total), total += alignUp(b);
+  for (uint64_t b : model.output_bytes) s->output_at_.push_back(total), total += alignUp(b);
+  s->workspace_at_ = total;
+  total += alignUp(model.workspace_bytes);
+  ContextScope scope(d, model.context);
+  if (!scope.ok()) {
+    message = "cannot make the CUDA context current";
+    return KILN_ERROR_RUNTIME;
+  }
+  if (cuda::CUresult r = d.cuStreamCreate(&s->stream_, cuda::CU_STREAM_NON_BLOCKING); r != cuda::CUDA_SUCCESS) {
+    s->stream_ = nullptr;
+    message = "cannot create a CUDA stream: " + d.describe(r);
+    return KILN_ERROR_RUNTIME;
+  }
+  if (cuda::CUresult r = d.cuMemAlloc(&s->memory_, std::max<uint64_t>(total, 256)); r != cuda::CUDA_SUCCESS) {
+    s->memory_ = 0;
+    message = "cannot allocate " + std::to_string(total) + " bytes on '" + model.device_name + "': " + d.describe(r);
+    return KILN_ERROR_RUNTIME;
+  }
+  if (!model.weights.empty()) {
+    cuda::CUresult r = d.cuMemcpyHtoDAsync(s->memory_ + s->weights_at_, model.weights.data(), model.weights.size(), s->stream_);
+    if (r == cuda::CUDA_SUCCESS) r = d.cuStreamSynchronize(s->stream_);
+    if (r != cuda::CUDA_SUCCESS) {
+      message = "uploading the weights failed: " + d.describe(r);
+      return KILN_ERROR_RUNTIME;
+    }
+  }
+  session = std::move(s);
+  return KILN_OK;
+}
+
+CudaSession::~CudaSession() {
+  const cuda::Driver& d = *model_.driver;
+  ContextScope scope(d, model_.context);
+  if (stream_) d.cuStreamSynchronize(stream_), d.cuStreamDestroy(stream_);
+  if (memory_) d.cuMemFree(memory_);
+}
+
+cuda::CUdeviceptr CudaSession::address(uint32_t buffer) const {
+  const CudaBuffer& b = model_.plan.buffers[buffer];
+  switch (b.kind) {
+    case CudaBuffer::kInput: return memory_ + input_at_[b.io_index];
+    case CudaBuffer::kOutput: return memory_ + output_at_[b.io_index];
+    case CudaBuffer::kConstant: return memory_ + weights_at_ + b.offset;
+    default: return memory_ + workspace_at_ + b.offset;
+  }
+}
+
+kiln_status CudaSession::run(void* const* inputs, void* const* outputs, kiln_kernel_done_fn kernel_done,
+                             void* profiler, std::string& message) {
+  const cuda::Driver& d = *model_.driver;
+  std::lock_guard<std::mutex> lock(mutex_);
+  ContextScope scope(d, model_.context);
+  if (!scope.ok()) {
+    message = "cannot make the CUDA context current";
+    return KILN_ERROR_RUNTIME;
+  }
+  for (size_t i = 0; i < model_.input_bytes.size(); ++i) {
+    if (model_.input_bytes[i] == 0) continue;
+    if (cuda::CUresult r = d.cuMemcpyHtoDAsync(memory_ + input_at_[i], inputs[i], model_.input_bytes[i], stream_);
+        r != cuda::CUDA_SUCCESS) {
+      message = "copying input " + std::to_string(i) + " to the GPU failed: " + d.describe(r);
+      return KILN_ERROR_RUNTIME;
+    }
+  }
+  std::vector<cuda::CUdeviceptr> args;
+  std::vector<void*> arg_ptrs;
+  const auto& launches = model_.plan.launches;
+  for (size_t i = 0; i < launches.size(); ++i) {
+    const artifact::CudaLaunch& l = launches[i];
+    args.clear();
+    arg_ptrs.clear();
+    for (uint32_t a : l.args) args.push_back(address(a));
+    for (cuda::CUdeviceptr& p : args) arg_ptrs.push_back(&p);
+    const artifact::KernelDesc& k = model_.kernels[l.kernel];
+    auto failed = [&](const char* when, cuda::CUresult r) {
+      message = std::string("CUDA error ") + when + " kernel '" + l.function + "' (from " + k.origin + "): " + d.describe(r);
+      return KILN_ERROR_RUNTIME;
+    };
+    cuda::CUresult r = d.cuLaunchKernel(model_.functions[i], l.grid, 1, 1, l.block, 1, 1, 0, stream_, arg_ptrs.data(), nullptr);
+    if (r != cuda::CUDA_SUCCESS) return failed("launching", r);
+    bool last_of_kernel = i + 1 == launches.size() || launches[i + 1].kernel != l.kernel;
+    if (launch_blocking_ || (kernel_done && last_of_kernel)) {
+      if ((r = d.cuStreamSynchronize(stream_)) != cuda::CUDA_SUCCESS) return failed("running", r);
+    }
+    if (kernel_done && last_of_kernel) kernel_done(profiler, static_cast<int32_t>(l.kernel));
+  }
+  for (size_t i = 0; i < model_.output_bytes.size(); ++i) {
+    if (model_.output_bytes[i] == 0) continue;
+    if (cuda::CUresult r = d.cuMemcpyDtoHAsync(outputs[i], memory_ + output_at_[i], model_.output_bytes[i], stream_);
+        r != cuda::CUDA_SUCCESS) {
+      message = "copying output " + std::to_string(i) + " from the GPU failed: " + d.describe(r);
+      return KILN_ERROR_RUNTIME;
+    }
+  }
+  if (cuda::CUresult r = d.cuStreamSynchronize(stream_); r != cuda::CUDA_SUCCESS) {
+    message = "CUDA error while running the model: " + d.describe(r) +
+              " (kernels run asynchronously; set KILN_CUDA_LAUNCH_BLOCKING=1 to name the failing kernel)";
+    return KILN_ERROR_RUNTIME;
+  }
+  return KILN_OK;
+}
+
+}  // namespace kiln::runtime

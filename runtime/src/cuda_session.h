@@ -1,0 +1,73 @@
+// Running CUDA artifacts: the checks on the file's bytes, the loaded module
+// (cubin on the GPU, arch checked), and per-session device memory.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "artifact_format.h"
+#include "cuda_driver.h"
+#include "cuda_plan.h"
+#include "exec_context.h"
+#include "kiln_runtime.h"
+
+namespace kiln::runtime {
+
+// Every check of a CUDA artifact's GPU sections that needs no GPU: the launch
+// plan parses, and each buffer, weight range and launch lies inside what the
+// description and the sections allow. Part of checkArtifact.
+kiln_status checkCudaArtifact(std::span<const uint8_t> bytes, const artifact::ModelDesc& desc, std::string& message);
+
+// A CUDA artifact loaded on this process's GPU: the driver opened, the GPU's
+// compute capability checked against the artifact's arch, the cubin loaded.
+class CudaModel {
+ public:
+  static kiln_status load(std::span<const uint8_t> bytes, const artifact::ModelDesc& desc,
+                          std::unique_ptr<CudaModel>& model, std::string& message);
+  ~CudaModel();
+
+  const cuda::Driver* driver = nullptr;
+  cuda::CUdevice device = 0;
+  cuda::CUcontext context = nullptr;
+  cuda::CUmodule module = nullptr;
+  std::string device_name;
+  artifact::CudaPlan plan;
+  std::vector<cuda::CUfunction> functions;  // per launch
+  std::vector<uint8_t> weights;             // uploaded by each session
+  std::vector<artifact::KernelDesc> kernels;
+  std::vector<uint64_t> input_bytes, output_bytes;
+  uint64_t workspace_bytes = 0;
+};
+
+// A session's device state: one allocation holding the weights (uploaded
+// once), the inputs and outputs, and the workspace arena; one stream. Runs of
+// one session are serialized (they share the arena); sessions run in parallel.
+class CudaSession {
+ public:
+  static kiln_status create(const CudaModel& model, std::unique_ptr<CudaSession>& session, std::string& message);
+  ~CudaSession();
+
+  // Copies the host inputs in, launches every kernel in order, copies the
+  // outputs back. With `kernel_done`, synchronizes after each kernel and
+  // reports it (kiln_session_run_profiled).
+  kiln_status run(void* const* inputs, void* const* outputs, kiln_kernel_done_fn kernel_done, void* profiler,
+                  std::string& message);
+
+ private:
+  explicit CudaSession(const CudaModel& model) : model_(model) {}
+  cuda::CUdeviceptr address(uint32_t buffer) const;
+
+  const CudaModel& model_;
+  std::mutex mutex_;
+  cuda::CUstream stream_ = nullptr;
+  cuda::CUdeviceptr memory_ = 0;
+  uint64_t weights_at_ = 0, workspace_at_ = 0;
+  std::vector<uint64_t> input_at_, output_at_;
+  bool launch_blocking_ = false;
+};
+
+}  // namespace kiln::runtime

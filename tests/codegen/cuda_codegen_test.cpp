@@ -1,0 +1,185 @@
+// The CUDA backend without a GPU: artifacts compile, carry a cubin for the
+// requested arch plus PTX and the weights, describe themselves as CUDA, are
+// byte-identical from run to run, and a runtime without a GPU refuses them
+// with a clear message instead of crashing.
+#include <elf.h>
+
+#include <cstring>
+
+#include <gtest/gtest.h>
+
+#include "artifact_format.h"
+#include "cuda_plan.h"
+#include "kiln_runtime.h"
+#include "tests/testing/artifact_fixture.h"
+
+namespace kiln {
+namespace {
+
+using testing::TempDir;
+
+constexpr uint16_t kElfMachineCuda = 190;  // EM_CUDA
+
+driver::CompileOptions cudaOptions(const std::string& arch = "") {
+  driver::CompileOptions options;
+  options.target = "cuda";
+  options.codegen.cuda_arch = arch;
+  return options;
+}
+
+struct Sections {
+  std::vector<uint8_t> file;
+  artifact::ModelDesc desc;
+  artifact::CudaPlan plan;
+  std::span<const uint8_t> cubin, weights;
+  std::string ptx;
+};
+
+// Reads an artifact's description and GPU sections, checking each is there.
+void readSections(const std::string& path, Sections& s) {
+  std::vector<char> bytes = testing::readBytes(path);
+  s.file.assign(bytes.begin(), bytes.end());
+  std::string error;
+  auto find = [&](const char* name) -> std::span<const uint8_t> {
+    auto ref = artifact::findElfSection(s.file, name, &error);
+    EXPECT_TRUE(ref.has_value()) << name << ": " << error;
+    return ref ? std::span<const uint8_t>(s.file).subspan(ref->offset, ref->size) : std::span<const uint8_t>();
+  };
+  auto desc = artifact::parse(find(artifact::kDescSection), &error);
+  ASSERT_TRUE(desc.has_value()) << error;
+  s.desc = *desc;
+  auto plan = artifact::parseCudaPlan(find(artifact::kCudaPlanSection), &error);
+  ASSERT_TRUE(plan.has_value()) << error;
+  s.plan = *plan;
+  s.cubin = find(artifact::kCubinSection);
+  s.weights = find(artifact::kWeightsSection);
+  std::span<const uint8_t> ptx = find(artifact::kPtxSection);
+  s.ptx.assign(ptx.begin(), ptx.end());
+}
+
+void expectCubinFor(const Sections& s, const std::string& arch) {
+  EXPECT_EQ(s.desc.target, "cuda");
+  EXPECT_EQ(s.desc.cuda_arch, arch);
+  ASSERT_GE(s.cubin.size(), sizeof(Elf64_Ehdr));
+  Elf64_Ehdr eh;
+  std::memcpy(&eh, s.cubin.data(), sizeof eh);
+  EXPECT_EQ(std::memcmp(eh.e_ident, ELFMAG, SELFMAG), 0) << "the cubin is not an ELF image";
+  EXPECT_EQ(eh.e_machine, kElfMachineCuda) << "the cubin is not CUDA machine code";
+  EXPECT_NE(s.ptx.find(".target " + arch), std::string::npos) << "the PTX is not for " << arch;
+  // Every launch names a kernel of the PTX (and so of the cubin built from the same source).
+  ASSERT_FALSE(s.plan.launches.empty());
+  for (const artifact::CudaLaunch& l : s.plan.launches) {
+    EXPECT_NE(s.ptx.find(".entry " + l.function), std::string::npos) << l.function;
+    EXPECT_LT(l.kernel, s.desc.kernels.size());
+  }
+}
+
+TEST(CudaCodegen, TinyCnnArtifactCarriesCubinPtxAndWeights) {
+  TempDir dir;
+  std::string path = dir.file("tiny_cnn_cuda.so");
+  testing::compileOrFail(testing::exampleModel(), path, cudaOptions());
+  Sections s;
+  ASSERT_NO_FATAL_FAILURE(readSections(path, s));
+  expectCubinFor(s, "sm_90");
+  EXPECT_TRUE(s.desc.entry_symbol.empty()) << "a CUDA artifact has no host entry point";
+  EXPECT_NE(s.desc.options.find("cuda_arch=sm_90"), std::string::npos) << s.desc.options;
+  // The weights are embedded: the plan's constants lie inside the section and hold the model's bytes.
+  uint64_t constant_bytes = 0;
+  for (const artifact::CudaBuffer& b : s.plan.buffers)
+    if (b.kind == artifact::CudaBuffer::kConstant) {
+      constant_bytes += b.bytes;
+      EXPECT_LE(b.offset + b.bytes, s.weights.size());
+      EXPECT_EQ(b.offset % artifact::kCudaWeightAlignment, 0u);
+    }
+  EXPECT_GT(constant_bytes, 1000u) << "tiny_cnn's conv weights are missing";
+}
+
+TEST(CudaCodegen, NodeCasesCompileForCuda) {
+  for (const char* name : {"test_relu", "test_conv_with_strides_padding", "test_matmul_2d", "test_softmax_axis_1",
+                           "test_gather_0", "test_gemm_default_matrix_bias", "test_cast_FLOAT_to_FLOAT16",
+                           "test_argmax_default_axis_example", "test_maxpool_2d_pads", "test_where_example"}) {
+    SCOPED_TRACE(name);
+    TempDir dir;
+    std::string path = dir.file("case.so");
+    testing::compileOrFail(testing::nodeCase(name) + "/model.onnx", path, cudaOptions());
+    Sections s;
+    ASSERT_NO_FATAL_FAILURE(readSections(path, s));
+    expectCubinFor(s, "sm_90");
+  }
+}
+
+// A stage over an empty axis (a 0-row Trilu) is compiled but never launched.
+TEST(CudaCodegen, EmptyStagesAreNotLaunched) {
+  TempDir dir;
+  std::string path = dir.file("empty.so");
+  testing::compileOrFail(testing::nodeCase("test_tril_zero") + "/model.onnx", path, cudaOptions());
+  Sections s;
+  ASSERT_NO_FATAL_FAILURE(readSections(path, s));
+  for (const artifact::CudaLaunch& l : s.plan.launches) EXPECT_GT(l.grid, 0u) << l.function;
+  EXPECT_TRUE(s.plan.launches.empty()) << "every stage of test_tril_zero is empty";
+}
+
+TEST(CudaCodegen, CudaArchSelectsTheCubinAndPtxTarget) {
+  TempDir dir;
+  std::string path = dir.file("sm80.so");
+  testing::compileOrFail(testing::nodeCase("test_relu") + "/model.onnx", path, cudaOptions("sm_80"));
+  Sections s;
+  ASSERT_NO_FATAL_FAILURE(readSections(path, s));
+  expectCubinFor(s, "sm_80");
+}
+
+TEST(CudaCodegen, BadArchIsAClearError) {
+  TempDir dir;
+  std::ostringstream log;
+  auto bad = driver::compileFile(testing::exampleModel(), dir.file("x.so"), cudaOptions("gfx90a"), log);
+  ASSERT_FALSE(bad.isOk());
+  EXPECT_NE(bad.status().message().find("'gfx90a' is not a GPU architecture"), std::string::npos)
+      << bad.status().message();
+  auto unknown = driver::compileFile(testing::exampleModel(), dir.file("y.so"), cudaOptions("sm_11"), log);
+  ASSERT_FALSE(unknown.isOk());
+  EXPECT_NE(unknown.status().message().find("not supported by this CUDA toolkit"), std::string::npos)
+      << unknown.status().message();
+}
+
+TEST(CudaCodegen, SameModelGivesByteIdenticalArtifacts) {
+  TempDir dir;
+  testing::compileOrFail(testing::exampleModel(), dir.file("a.so"), cudaOptions());
+  testing::compileOrFail(testing::exampleModel(), dir.file("b.so"), cudaOptions());
+  EXPECT_TRUE(testing::readBytes(dir.file("a.so")) == testing::readBytes(dir.file("b.so")));
+}
+
+TEST(CudaCodegen, EmitStopsAtCudaSourceOrCubin) {
+  TempDir dir;
+  driver::CompileOptions options = cudaOptions();
+  options.emit = driver::Stage::kLlvm;
+  testing::compileOrFail(testing::nodeCase("test_relu") + "/model.onnx", dir.file("relu.cu"), options);
+  std::vector<char> source = testing::readBytes(dir.file("relu.cu"));
+  std::string text(source.begin(), source.end());
+  EXPECT_NE(text.find("extern \"C\" __global__ void"), std::string::npos) << text;
+  options.emit = driver::Stage::kObject;
+  testing::compileOrFail(testing::nodeCase("test_relu") + "/model.onnx", dir.file("relu.cubin"), options);
+  std::vector<char> cubin = testing::readBytes(dir.file("relu.cubin"));
+  ASSERT_GE(cubin.size(), 4u);
+  EXPECT_EQ(std::memcmp(cubin.data(), ELFMAG, SELFMAG), 0);
+}
+
+// Without a GPU (CI), loading must fail cleanly, naming what is missing.
+TEST(CudaCodegen, RuntimeRefusesCleanlyWithoutAGpu) {
+  TempDir dir;
+  std::string path = dir.file("tiny.so");
+  testing::compileOrFail(testing::exampleModel(), path, cudaOptions());
+  kiln_model* model = nullptr;
+  kiln_error* error = nullptr;
+  kiln_status status = kiln_model_load(path.c_str(), &model, &error);
+  if (status == KILN_OK) {
+    kiln_model_free(model);
+    GTEST_SKIP() << "this machine has a usable NVIDIA GPU: the no-GPU refusal cannot be observed here";
+  }
+  std::string message = kiln_error_message(error);
+  kiln_error_free(error);
+  EXPECT_EQ(status, KILN_ERROR_UNSUPPORTED) << message;
+  EXPECT_NE(message.find("runs on an NVIDIA GPU (sm_90)"), std::string::npos) << message;
+}
+
+}  // namespace
+}  // namespace kiln
