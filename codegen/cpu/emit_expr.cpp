@@ -5,6 +5,8 @@
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/Module.h>
 
+#include "codegen/cpu/emit_math.h"
+
 namespace kiln::codegen::cpu {
 
 using kir::BinaryOp;
@@ -37,6 +39,31 @@ ExprEmitter::ExprEmitter(llvm::IRBuilder<>& b, const kir::Kernel& kernel, std::v
   }
 }
 
+void ExprEmitter::setSlots(llvm::Value* slots) {
+  slots_ = slots;
+  dynamic_strides_.assign(kernel_.params.size(), {});
+  for (size_t p = 0; p < kernel_.params.size(); ++p) {
+    const kir::BufferParam& param = kernel_.params[p];
+    if (!param.isDynamic()) continue;
+    std::vector<llvm::Value*> strides(param.shape.size(), b_.getInt64(1));
+    for (size_t d = param.shape.size(); d-- > 1;) strides[d - 1] = b_.CreateMul(strides[d], dim(param, d));
+    dynamic_strides_[p] = std::move(strides);
+  }
+}
+
+llvm::Value* ExprEmitter::slot(int index) {
+  return b_.CreateLoad(b_.getInt64Ty(), b_.CreateConstGEP1_64(b_.getInt64Ty(), slots_, static_cast<uint64_t>(index)));
+}
+
+llvm::Value* ExprEmitter::extent(const kir::IterVar& v) {
+  return v.extent_slot >= 0 ? slot(v.extent_slot) : b_.getInt64(v.extent);
+}
+
+llvm::Value* ExprEmitter::dim(const kir::BufferParam& param, size_t d) {
+  if (d < param.dim_slots.size() && param.dim_slots[d] >= 0) return slot(param.dim_slots[d]);
+  return b_.getInt64(param.shape[d]);
+}
+
 llvm::Type* ExprEmitter::valueType(DType t) const {
   llvm::LLVMContext& c = b_.getContext();
   switch (t) {
@@ -61,13 +88,17 @@ llvm::Value* ExprEmitter::address(int buffer, const std::vector<kir::Expr>& indi
   llvm::Value* offset = b_.getInt64(0);
   for (size_t d = 0; d < indices.size(); ++d) {
     llvm::Value* index = emit(indices[d]);
+    bool dynamic = !dynamic_strides_.empty() && !dynamic_strides_[buffer].empty();
     if (guarded_depth_ > 0) {
-      int64_t last = std::max<int64_t>(kernel_.params[buffer].shape[d] - 1, 0);
+      llvm::Value* last = b_.getInt64(std::max<int64_t>(kernel_.params[buffer].shape[d] - 1, 0));
+      if (dynamic) last = b_.CreateIntrinsic(llvm::Intrinsic::smax, {index->getType()},
+                                             {b_.CreateSub(dim(kernel_.params[buffer], d), b_.getInt64(1)), b_.getInt64(0)});
       index = b_.CreateIntrinsic(llvm::Intrinsic::smin, {index->getType()},
                                  {b_.CreateIntrinsic(llvm::Intrinsic::smax, {index->getType()}, {index, b_.getInt64(0)}),
-                                  b_.getInt64(last)});
+                                  last});
     }
-    llvm::Value* term = b_.CreateMul(index, b_.getInt64(strides_[buffer][d]), "", false, true);
+    llvm::Value* stride = dynamic ? dynamic_strides_[buffer][d] : b_.getInt64(strides_[buffer][d]);
+    llvm::Value* term = b_.CreateMul(index, stride, "", false, true);
     offset = b_.CreateAdd(offset, term, "", false, true);
   }
   return b_.CreateInBoundsGEP(memoryType(kernel_.params[buffer].dtype), buffers_[buffer], offset);
@@ -111,6 +142,7 @@ llvm::Value* ExprEmitter::emit(const kir::Expr& e) {
   switch (n.kind) {
     case ExprNode::Kind::kConst: return emitConst(n);
     case ExprNode::Kind::kVar: return vars_.at(n.var_id);
+    case ExprNode::Kind::kSlot: return slot(n.var_id);
     case ExprNode::Kind::kLoad: {
       llvm::Value* v = b_.CreateLoad(memoryType(n.dtype), address(n.buffer, n.operands));
       return n.dtype == DType::kBool ? b_.CreateICmpNE(v, b_.getInt8(0)) : v;
@@ -155,10 +187,12 @@ llvm::Value* ExprEmitter::emitUnary(const ExprNode& n) {
   auto op = static_cast<UnaryOp>(n.op);
   llvm::Value* a = emit(n.operands[0]);
   if (ir::isFloat(n.dtype)) {
+    // float32 exp/tanh/erf inline (emit_math.h: vectorizable, error bounds there).
+    bool f32 = n.dtype == DType::kFloat32;
     switch (op) {
       case UnaryOp::kNeg: return b_.CreateFNeg(a);
       case UnaryOp::kAbs: return intrinsic(llvm::Intrinsic::fabs, {a});
-      case UnaryOp::kExp: return intrinsic(llvm::Intrinsic::exp, {a});
+      case UnaryOp::kExp: return f32 ? emitExpF32(b_, a) : intrinsic(llvm::Intrinsic::exp, {a});
       case UnaryOp::kLog: return intrinsic(llvm::Intrinsic::log, {a});
       case UnaryOp::kSqrt: return intrinsic(llvm::Intrinsic::sqrt, {a});
       case UnaryOp::kFloor: return intrinsic(llvm::Intrinsic::floor, {a});
@@ -166,8 +200,8 @@ llvm::Value* ExprEmitter::emitUnary(const ExprNode& n) {
       case UnaryOp::kRound: return intrinsic(llvm::Intrinsic::roundeven, {a});
       case UnaryOp::kSin: return intrinsic(llvm::Intrinsic::sin, {a});
       case UnaryOp::kCos: return intrinsic(llvm::Intrinsic::cos, {a});
-      case UnaryOp::kTanh: return callLibm("tanhf", "tanh", a);
-      case UnaryOp::kErf: return callLibm("erff", "erf", a);
+      case UnaryOp::kTanh: return f32 ? emitTanhF32(b_, a) : callLibm("tanhf", "tanh", a);
+      case UnaryOp::kErf: return f32 ? emitErfF32(b_, a) : callLibm("erff", "erf", a);
       case UnaryOp::kTan: return callLibm("tanf", "tan", a);
       case UnaryOp::kAsin: return callLibm("asinf", "asin", a);
       case UnaryOp::kAcos: return callLibm("acosf", "acos", a);
@@ -320,6 +354,26 @@ llvm::Value* ExprEmitter::emitCast(DType from, DType to, llvm::Value* v) {
   return isUnsigned(from) ? b_.CreateZExtOrTrunc(v, target) : b_.CreateSExtOrTrunc(v, target);
 }
 
+// A float reduction's combining step, in a form LLVM's loop vectorizer
+// accepts as a reduction: sums and products may be reassociated (the vector
+// loop keeps one partial result per lane; the rounding differs from a serial
+// sum by a few ulp of the row's magnitude), max/min are llvm.maximum/minimum,
+// which propagate NaN as the reference evaluator does.
+llvm::Value* ExprEmitter::combineFloat(kir::ReduceOp op, llvm::Value* acc, llvm::Value* x) {
+  llvm::IRBuilderBase::FastMathFlagGuard guard(b_);
+  llvm::FastMathFlags reassoc;
+  reassoc.setAllowReassoc();
+  b_.setFastMathFlags(reassoc);
+  switch (op) {
+    case kir::ReduceOp::kSum: return b_.CreateFAdd(acc, x);
+    case kir::ReduceOp::kProd: return b_.CreateFMul(acc, x);
+    case kir::ReduceOp::kMax: return intrinsic(llvm::Intrinsic::maximum, {acc, x});
+    case kir::ReduceOp::kMin: return intrinsic(llvm::Intrinsic::minimum, {acc, x});
+    case kir::ReduceOp::kCount: break;
+  }
+  return nullptr;
+}
+
 llvm::Value* ExprEmitter::emitReduce(const ExprNode& n) {
   auto op = static_cast<kir::ReduceOp>(n.op);
   llvm::Type* t = valueType(n.dtype);
@@ -349,12 +403,13 @@ llvm::Value* ExprEmitter::emitReduce(const ExprNode& n) {
   std::function<void(size_t)> nest = [&](size_t d) {
     if (d == n.reduce_vars.size()) {
       llvm::Value* current = b_.CreateLoad(t, acc);
-      llvm::Value* next = emitBinary(kCombine[static_cast<int>(op)], n.dtype, current, emit(n.operands[0]));
+      llvm::Value* next = fl ? combineFloat(op, current, emit(n.operands[0]))
+                             : emitBinary(kCombine[static_cast<int>(op)], n.dtype, current, emit(n.operands[0]));
       b_.CreateStore(next, acc);
       return;
     }
     const kir::IterVar& v = n.reduce_vars[d];
-    loop(v.id, b_.getInt64(0), b_.getInt64(v.extent), [&](llvm::Value*) { nest(d + 1); });
+    loop(v.id, b_.getInt64(0), extent(v), [&](llvm::Value*) { nest(d + 1); });
   };
   nest(0);
   return b_.CreateLoad(t, acc);

@@ -32,6 +32,11 @@ class ExprEmitter {
   // buffer, so an untaken arm reads a valid element and its value is
   // discarded. Branch-free guards keep hot loops straight-line.
   void setSpeculateGuardedLoads(bool on) { speculate_ = on; }
+  // Dynamic kernels: the run's dim slot table (an i64 array). Emitted at the
+  // stage's entry, it also computes the strides of run-time-shaped params.
+  void setSlots(llvm::Value* slots);
+  llvm::Value* slot(int index);
+  llvm::Value* extent(const kir::IterVar& v);  // a constant unless the extent is a slot
 
   // The LLVM type of a dtype in registers (bool is i1) and in memory (bool is i8).
   llvm::Type* valueType(kir::DType dtype) const;
@@ -45,13 +50,17 @@ class ExprEmitter {
   llvm::Value* emitSelect(const kir::ExprNode& n);
   llvm::Value* emitCast(kir::DType from, kir::DType to, llvm::Value* v);
   llvm::Value* emitReduce(const kir::ExprNode& n);
+  llvm::Value* combineFloat(kir::ReduceOp op, llvm::Value* acc, llvm::Value* x);
   llvm::Value* callLibm(const char* f32_name, const char* f64_name, llvm::Value* v);
   llvm::Value* intrinsic(llvm::Intrinsic::ID id, std::vector<llvm::Value*> args);
+  llvm::Value* dim(const kir::BufferParam& param, size_t d);
 
   llvm::IRBuilder<>& b_;
   const kir::Kernel& kernel_;
   std::vector<llvm::Value*> buffers_;
   std::vector<std::vector<int64_t>> strides_;
+  llvm::Value* slots_ = nullptr;
+  std::vector<std::vector<llvm::Value*>> dynamic_strides_;  // per param; empty where static
   std::unordered_map<int, llvm::Value*> vars_;
   std::unordered_map<const kir::ExprNode*, llvm::Value*> substitutes_;
   bool speculate_ = false;

@@ -1,5 +1,6 @@
 #include "codegen/cpu/emit_module.h"
 
+#include <map>
 #include <optional>
 #include <set>
 
@@ -21,6 +22,9 @@ struct ContextLayout {
   static constexpr unsigned kParallelFor = 3;
   static constexpr unsigned kKernelDone = 4;
   static constexpr unsigned kProfiler = 5;
+  static constexpr unsigned kSlots = 6;
+  static constexpr unsigned kAlloc = 7;
+  static constexpr unsigned kAllocator = 8;
 };
 
 // Contractions below this much work run on the calling thread.
@@ -31,7 +35,8 @@ class ModuleEmitter {
   ModuleEmitter(llvm::LLVMContext& c, const lower::Program& program)
       : c_(c), program_(program), module_(std::make_unique<llvm::Module>("kiln_model", c)), ptr_(llvm::PointerType::get(c, 0)) {
     context_type_ = llvm::StructType::create(
-        c, {llvm::Type::getInt32Ty(c), llvm::Type::getInt32Ty(c), ptr_, ptr_, ptr_, ptr_}, "kiln_exec_context");
+        c, {llvm::Type::getInt32Ty(c), llvm::Type::getInt32Ty(c), ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_},
+        "kiln_exec_context");
     module_->setSourceFileName("kiln_model");
   }
 
@@ -66,7 +71,8 @@ class ModuleEmitter {
         return pb.kind == lower::ProgramBuffer::Kind::kConstant ? &*pb.constant : nullptr;
       };
       std::vector<std::optional<ContractionPlan>> plans;
-      for (const kir::Stage& stage : kernel.stages) plans.push_back(planContraction(kernel, stage, constant_of));
+      for (const kir::Stage& stage : kernel.stages)
+        plans.push_back(kir::isDynamic(kernel, stage) ? std::nullopt : planContraction(kernel, stage, constant_of));
       // A param is still needed unless its only load is a packed plan's V.
       for (size_t p = 0; p < kernel.params.size(); ++p) {
         int loads = 0, packed = 0;
@@ -144,10 +150,18 @@ class ModuleEmitter {
       b.CreateRetVoid();
       return f;
     }
+    if (kir::isDynamic(kernel)) {
+      llvm::Value* ctx = f->getArg(0);
+      emitter.setSlots(b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kSlots), "slots"));
+    }
+    if (stage.kind != kir::Stage::Kind::kStore) {
+      emitShapeStep(b, emitter, stage);
+      return f;
+    }
     auto body = [&] { emitter.store(stage.buffer, stage.store_index, emitter.emit(stage.value)); };
     std::function<void(size_t)> nest = [&](size_t d) {
       if (d == stage.axes.size()) return body();
-      emitter.loop(stage.axes[d].id, b.getInt64(0), b.getInt64(stage.axes[d].extent), [&](llvm::Value*) { nest(d + 1); });
+      emitter.loop(stage.axes[d].id, b.getInt64(0), emitter.extent(stage.axes[d]), [&](llvm::Value*) { nest(d + 1); });
     };
     int outer = schedule.parallel_axes;
     if (outer == 0) {
@@ -165,6 +179,32 @@ class ModuleEmitter {
     }
     b.CreateRetVoid();
     return f;
+  }
+
+  // slot = value, or: unless value, the error slot = check + 1 (the first
+  // failure wins; the entry point returns it after the kernel).
+  void emitShapeStep(llvm::IRBuilder<>& b, ExprEmitter& emitter, const kir::Stage& stage) {
+    llvm::Value* value = emitter.emit(stage.value);
+    llvm::Function* f = b.GetInsertBlock()->getParent();
+    if (stage.kind == kir::Stage::Kind::kSetSlot) {
+      b.CreateStore(value, b.CreateConstGEP1_64(b.getInt64Ty(), slotsOf(b, f), static_cast<uint64_t>(stage.target)));
+      b.CreateRetVoid();
+      return;
+    }
+    llvm::Value* error_slot = b.CreateConstGEP1_64(b.getInt64Ty(), slotsOf(b, f), kir::kErrorSlot);
+    llvm::Value* first = b.CreateICmpEQ(b.CreateLoad(b.getInt64Ty(), error_slot), b.getInt64(0));
+    auto* fail = llvm::BasicBlock::Create(c_, "check_failed", f);
+    auto* done = llvm::BasicBlock::Create(c_, "done", f);
+    b.CreateCondBr(b.CreateAnd(b.CreateNot(value), first), fail, done);
+    b.SetInsertPoint(fail);
+    b.CreateStore(b.getInt64(stage.target + 1), error_slot);
+    b.CreateBr(done);
+    b.SetInsertPoint(done);
+    b.CreateRetVoid();
+  }
+
+  llvm::Value* slotsOf(llvm::IRBuilder<>& b, llvm::Function* f) {
+    return b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, f->getArg(0), ContextLayout::kSlots));
   }
 
   // void task(closure, begin, end) with closure = {ctx, p0..pn}: the
@@ -211,7 +251,8 @@ class ModuleEmitter {
         tasks.push_back(n >= 2 && kir::countFlops(kernel) >= kMinParallelFlops ? n : -n);
         continue;
       }
-      StageSchedule schedule = scheduleStage(stage);
+      // Run-time extents and shape steps: plain serial loops for now.
+      StageSchedule schedule = kir::isDynamic(kernel, stage) ? StageSchedule{} : scheduleStage(stage);
       stages.push_back(emitStage(kernel, s, schedule, nullptr, nullptr));
       int64_t outer = 1;
       for (int d = 0; d < schedule.parallel_axes; ++d) outer *= stage.axes[d].extent;
@@ -259,10 +300,16 @@ class ModuleEmitter {
     llvm::Value* profiling = b.CreateIsNotNull(kernel_done, "profiling");
     auto* done_type = llvm::FunctionType::get(llvm::Type::getVoidTy(c_), {ptr_, b.getInt32Ty()}, false);
     llvm::MDNode* rarely = llvm::MDBuilder(c_).createBranchWeights(1, 1000);
+    std::map<int, llvm::Value*> run_time_buffers;  // dynamic buffers, allocated at first use
     for (size_t k = 0; k < kernels.size(); ++k) {
       std::vector<llvm::Value*> args = {f->getArg(0)};
       for (int buffer : program_.calls[k].args) {
         const lower::ProgramBuffer& pb = program_.buffers[buffer];
+        if (pb.isDynamic() && pb.kind != lower::ProgramBuffer::Kind::kInput) {
+          if (!run_time_buffers.count(buffer)) run_time_buffers[buffer] = emitAllocation(b, f, pb);
+          args.push_back(run_time_buffers[buffer]);
+          continue;
+        }
         switch (pb.kind) {
           case lower::ProgramBuffer::Kind::kInput: args.push_back(pointerAt(f->getArg(1), pb.io_index)); break;
           case lower::ProgramBuffer::Kind::kOutput: args.push_back(pointerAt(f->getArg(2), pb.io_index)); break;
@@ -273,6 +320,7 @@ class ModuleEmitter {
         }
       }
       b.CreateCall(kernels[k], args);
+      if (hasChecks(program_.calls[k].kernel)) emitCheckReturn(b, f);
       auto* report = llvm::BasicBlock::Create(c_, "kernel_done", f);
       auto* next = llvm::BasicBlock::Create(c_, "next", f);
       b.CreateCondBr(profiling, report, next, rarely);
@@ -282,6 +330,56 @@ class ModuleEmitter {
       b.SetInsertPoint(next);
     }
     b.CreateRet(b.getInt32(0));
+  }
+
+  static bool hasChecks(const kir::Kernel& kernel) {
+    for (const kir::Stage& stage : kernel.stages)
+      if (stage.kind == kir::Stage::Kind::kCheck) return true;
+    return false;
+  }
+
+  // After a kernel with run-time checks: return the failed check's code.
+  void emitCheckReturn(llvm::IRBuilder<>& b, llvm::Function* f) {
+    llvm::Value* slots = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, f->getArg(0), ContextLayout::kSlots));
+    llvm::Value* code = b.CreateLoad(b.getInt64Ty(), slots);
+    auto* failed = llvm::BasicBlock::Create(c_, "check_failed", f);
+    auto* next = llvm::BasicBlock::Create(c_, "checked", f);
+    b.CreateCondBr(b.CreateICmpNE(code, b.getInt64(0)), failed, next);
+    b.SetInsertPoint(failed);
+    b.CreateRet(b.CreateTrunc(code, b.getInt32Ty()));
+    b.SetInsertPoint(next);
+  }
+
+  // A buffer whose dims are slots: ctx->alloc(allocator, output index or -1,
+  // dims, rank, element bytes, name) once they are known. The runtime checks
+  // the size and returns NULL (with its message kept) when it is refused;
+  // the entry point then returns -1.
+  llvm::Value* emitAllocation(llvm::IRBuilder<>& b, llvm::Function* f, const lower::ProgramBuffer& pb) {
+    llvm::Value* ctx = f->getArg(0);
+    llvm::Value* slots = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kSlots));
+    const auto rank = static_cast<int64_t>(pb.dims.size());
+    llvm::Value* dims = b.CreateAlloca(b.getInt64Ty(), b.getInt64(std::max<int64_t>(rank, 1)));
+    for (int64_t d = 0; d < rank; ++d) {
+      int slot = static_cast<size_t>(d) < pb.dim_slots.size() ? pb.dim_slots[d] : -1;
+      llvm::Value* value = b.getInt64(pb.dims[d]);
+      if (slot >= 0) value = b.CreateLoad(b.getInt64Ty(), b.CreateConstGEP1_64(b.getInt64Ty(), slots, slot));
+      b.CreateStore(value, b.CreateConstGEP1_64(b.getInt64Ty(), dims, static_cast<uint64_t>(d)));
+    }
+    llvm::Value* alloc = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kAlloc));
+    llvm::Value* allocator = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kAllocator));
+    auto* type = llvm::FunctionType::get(ptr_, {ptr_, b.getInt32Ty(), ptr_, b.getInt32Ty(), b.getInt32Ty(), ptr_}, false);
+    int32_t io = pb.kind == lower::ProgramBuffer::Kind::kOutput ? pb.io_index : -1;
+    llvm::Value* name = b.CreateGlobalStringPtr(pb.name, "buffer_name");
+    llvm::Value* p = b.CreateCall(type, alloc,
+                                  {allocator, b.getInt32(io), dims, b.getInt32(static_cast<int32_t>(rank)),
+                                   b.getInt32(static_cast<int32_t>(ir::byteSize(pb.dtype))), name});
+    auto* refused = llvm::BasicBlock::Create(c_, "alloc_refused", f);
+    auto* next = llvm::BasicBlock::Create(c_, "allocated", f);
+    b.CreateCondBr(b.CreateIsNull(p), refused, next);
+    b.SetInsertPoint(refused);
+    b.CreateRet(b.getInt32(-1));
+    b.SetInsertPoint(next);
+    return p;
   }
 
   llvm::LLVMContext& c_;

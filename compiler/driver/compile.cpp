@@ -1,6 +1,9 @@
 #include "compiler/driver/compile.h"
 
+#include <algorithm>
 #include <chrono>
+#include <optional>
+#include <span>
 #include <cstdio>
 #include <fstream>
 #include <ostream>
@@ -8,6 +11,7 @@
 
 #include "compiler/ir/printer.h"
 #include "compiler/lower/fuse_kernels.h"
+#include "compiler/lower/generalize_shapes.h"
 #include "compiler/lower/lower_graph.h"
 #include "compiler/onnx/importer.h"
 #include "compiler/onnx/writer.h"
@@ -35,6 +39,7 @@ std::string describeOptions(const CompileOptions& options) {
   os << "target=" << options.target << " O" << options.codegen.opt_level;
   if (!options.codegen.cpu.empty()) os << " cpu=" << options.codegen.cpu;
   if (!options.codegen.features.empty()) os << " features=" << options.codegen.features;
+  if (options.target == "cuda") os << " cuda_arch=" << (options.codegen.cuda_arch.empty() ? "sm_90" : options.codegen.cuda_arch);
   for (const auto& [name, dims] : options.shapes) os << " shape:" << name << "=" << ir::toString(ir::makeShape(dims));
   if (!options.pipeline.passes.empty()) {
     os << " passes=";
@@ -44,13 +49,17 @@ std::string describeOptions(const CompileOptions& options) {
   return os.str();
 }
 
-artifact::TensorDesc describeTensor(const lower::TensorSignature& sig) {
+// An input or output: a static dim as its size, a run-time one as -1 with
+// its symbol and the dim slot the run keeps it in.
+artifact::TensorDesc describeTensor(const lower::TensorSignature& sig, const lower::ProgramBuffer& buffer) {
   artifact::TensorDesc t;
   t.name = sig.name;
   t.dtype = static_cast<int32_t>(sig.dtype);
-  for (const ir::Dim& d : sig.shape) {
-    t.dims.push_back(d.isKnown() ? d.value : -1);
-    t.dim_names.push_back(d.symbol);
+  for (size_t d = 0; d < buffer.dims.size(); ++d) {
+    int slot = d < buffer.dim_slots.size() ? buffer.dim_slots[d] : -1;
+    t.dims.push_back(slot >= 0 ? -1 : buffer.dims[d]);
+    t.dim_names.push_back(slot >= 0 && d < sig.shape.size() ? sig.shape[d].symbol : std::string());
+    t.dim_slots.push_back(slot);
   }
   return t;
 }
@@ -83,18 +92,108 @@ Status runProgramPasses(lower::Program& program, const passes::PipelineOptions& 
   return run("plan-in-place", [&] { lower::planArena(program, /*in_place=*/true); });
 }
 
+Expected<std::unique_ptr<codegen::Backend>> createBackend(const CompileOptions& options) {
+  if (options.target == "cpu") return codegen::createCpuBackend(options.codegen);
+#ifdef KILN_HAVE_CUDA_CODEGEN
+  return codegen::createCudaBackend(options.codegen);
+#else
+  return unsupported("--target cuda: this build of kiln has no CUDA backend");
+#endif
+}
+
 }  // namespace
 
 Expected<std::unique_ptr<ir::Model>> importModel(const std::string& path) { return frontend::importOnnxFile(path); }
+
+namespace {
+
+// The symbols of the inputs' dims not pinned by --shape, in order of first
+// appearance; an unknown dim without a name gets its own ("x:0" for dim 0
+// of input x). nullopt when an input's rank is unknown.
+std::optional<std::vector<std::string>> inputSymbols(ir::Model& model) {
+  std::vector<std::string> symbols;
+  for (ir::Value* v : model.graph.inputs) {
+    if (!v->type.shape) return std::nullopt;
+    for (size_t i = 0; i < v->type.shape->size(); ++i) {
+      ir::Dim& d = (*v->type.shape)[i];
+      if (d.isKnown()) continue;
+      if (d.symbol.empty()) d.symbol = v->name + ":" + std::to_string(i);
+      if (std::find(symbols.begin(), symbols.end(), d.symbol) == symbols.end()) symbols.push_back(d.symbol);
+    }
+  }
+  return symbols;
+}
+
+// Pins every input dim named by a symbol to that symbol's size in `sample`.
+Status pinSymbols(ir::Model& model, const lower::ShapeSamples& samples, size_t sample) {
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const ir::Value* v : model.graph.inputs) {
+    std::vector<int64_t> dims;
+    for (const ir::Dim& d : *v->type.shape) {
+      auto it = std::find(samples.symbols.begin(), samples.symbols.end(), d.symbol);
+      dims.push_back(d.isKnown() ? d.value : samples.samples[sample][static_cast<size_t>(it - samples.symbols.begin())]);
+    }
+    shapes[v->name] = dims;
+  }
+  return passes::pinInputShapes(model, shapes);
+}
+
+// Optimizes and lowers `model` as it is (its input shapes static).
+Expected<lower::Program> lowerModel(ir::Model& model, const CompileOptions& options, std::ostream& log,
+                                    std::vector<passes::PassRecord>& records) {
+  KILN_ASSIGN_OR_RETURN(records, passes::runPipeline(model, options.pipeline, log));
+  KILN_ASSIGN_OR_RETURN(lower::Program program, lower::lowerGraph(model));
+  KILN_RETURN_IF_ERROR(runProgramPasses(program, options.pipeline, log, records));
+  return program;
+}
+
+// A model with symbolic input dims: lowered once per sample of the symbols'
+// sizes (the first sample in place, so `model` ends optimized like a static
+// one) and merged into one program whose sizes are dim slots.
+Expected<lower::Program> lowerSymbolic(ir::Model& model, const std::vector<std::string>& symbols,
+                                       const CompileOptions& options, std::ostream& log,
+                                       std::vector<passes::PassRecord>& records) {
+  if (symbols.size() > lower::kMaxSymbols)
+    return unsupported("the inputs have " + std::to_string(symbols.size()) + " symbolic dimensions (at most " +
+                       std::to_string(lower::kMaxSymbols) + " are compiled as run-time sizes); pin some with --shape");
+  lower::ShapeSamples samples = lower::ShapeSamples::forSymbols(symbols);
+  KILN_ASSIGN_OR_RETURN(std::string bytes, frontend::serializeOnnx(model));
+  std::vector<lower::Program> programs;
+  std::ostringstream quiet;  // --print-after and friends show the first sample only
+  for (size_t i = 0; i < samples.samples.size(); ++i) {
+    std::unique_ptr<ir::Model> copy;
+    if (i > 0) {
+      auto span = std::as_bytes(std::span(bytes.data(), bytes.size()));
+      KILN_ASSIGN_OR_RETURN(copy, frontend::importOnnxBytes(span, "", "the model"));
+    }
+    ir::Model& m = i == 0 ? model : *copy;
+    KILN_RETURN_IF_ERROR(pinSymbols(m, samples, i));
+    std::vector<passes::PassRecord> sample_records;
+    auto program = lowerModel(m, options, i == 0 ? log : quiet, sample_records);
+    if (!program.isOk()) {
+      std::string names;
+      for (const std::string& s : symbols) names += (names.empty() ? "" : ", ") + s;
+      return program.status().withContext("compiling with run-time sizes for " + names +
+                                          " (or pin them with --shape)");
+    }
+    if (i == 0) records = std::move(sample_records);
+    programs.push_back(std::move(*program));
+  }
+  return lower::generalizeShapes(std::move(programs), samples, passes::programPassEnabled(options.pipeline, "plan-in-place"));
+}
+
+}  // namespace
 
 Expected<lower::Program> buildProgram(ir::Model& model, const CompileOptions& options, std::ostream& log,
                                       CompileSummary* summary) {
   KILN_RETURN_IF_ERROR(passes::pinInputShapes(model, options.shapes));
   if (options.on_stage) options.on_stage("optimize");
-  KILN_ASSIGN_OR_RETURN(auto records, passes::runPipeline(model, options.pipeline, log));
+  std::vector<passes::PassRecord> records;
+  std::optional<std::vector<std::string>> symbols = inputSymbols(model);
   if (options.on_stage) options.on_stage("lower");
-  KILN_ASSIGN_OR_RETURN(lower::Program program, lower::lowerGraph(model));
-  KILN_RETURN_IF_ERROR(runProgramPasses(program, options.pipeline, log, records));
+  auto lowered = symbols && !symbols->empty() ? lowerSymbolic(model, *symbols, options, log, records)
+                                              : lowerModel(model, options, log, records);
+  KILN_ASSIGN_OR_RETURN(lower::Program program, std::move(lowered));
   if (options.on_lowered) options.on_lowered(model, program);
   if (summary) {
     summary->passes = std::move(records);
@@ -109,8 +208,13 @@ Expected<lower::Program> buildProgram(ir::Model& model, const CompileOptions& op
 
 Expected<CompileSummary> compileFile(const std::string& input, const std::string& output, const CompileOptions& options,
                                      std::ostream& log) {
-  if (options.target != "cpu")
-    return unsupported("--target " + options.target + ": this build of kiln compiles for 'cpu' only");
+  if (options.target != "cpu" && options.target != "cuda")
+    return invalidInput("--target " + options.target + " is not a target (cpu, cuda)");
+#ifndef KILN_HAVE_CUDA_CODEGEN
+  if (options.target == "cuda")
+    return unsupported("--target cuda: this build of kiln has no CUDA backend (NVRTC was not found when it was "
+                       "configured; install the CUDA toolkit under /usr/local/cuda and rebuild)");
+#endif
   if (options.on_stage) options.on_stage("import");
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> model, importModel(input));
   CompileSummary summary;
@@ -128,14 +232,18 @@ Expected<CompileSummary> compileFile(const std::string& input, const std::string
     return summary;
   }
   if (options.on_stage) options.on_stage("codegen");
-  KILN_ASSIGN_OR_RETURN(auto backend, codegen::createCpuBackend(options.codegen));
+  KILN_ASSIGN_OR_RETURN(auto backend, createBackend(options));
   summary.target = backend->describeTarget();
   artifact::ModelDesc desc;
   desc.producer = "kiln " KILN_VERSION;
   KILN_ASSIGN_OR_RETURN(desc.model_hash, modelHash(input));
   desc.options = describeOptions(options);
-  for (const auto& sig : program.inputs) desc.inputs.push_back(describeTensor(sig));
-  for (const auto& sig : program.outputs) desc.outputs.push_back(describeTensor(sig));
+  for (size_t i = 0; i < program.inputs.size(); ++i)
+    desc.inputs.push_back(describeTensor(program.inputs[i], program.buffers[program.input_buffers[i]]));
+  for (size_t i = 0; i < program.outputs.size(); ++i)
+    desc.outputs.push_back(describeTensor(program.outputs[i], program.buffers[program.output_buffers[i]]));
+  desc.slot_count = static_cast<uint32_t>(program.num_slots);
+  desc.checks = program.checks;
   codegen::EmitKind kind = options.emit == Stage::kLlvm     ? codegen::EmitKind::kLlvmIr
                            : options.emit == Stage::kObject ? codegen::EmitKind::kObject
                                                             : codegen::EmitKind::kArtifact;

@@ -258,12 +258,13 @@ BinaryOp combineOp(ReduceOp op) {
 
 class Interpreter {
  public:
-  Interpreter(const Kernel& kernel, std::span<void* const> buffers) : kernel_(kernel), buffers_(buffers) {
+  Interpreter(const Kernel& kernel, std::span<void* const> buffers, std::span<int64_t> slots)
+      : kernel_(kernel), buffers_(buffers), slots_(slots) {
     strides_.resize(kernel.params.size());
     for (size_t p = 0; p < kernel.params.size(); ++p) {
-      const auto& shape = kernel.params[p].shape;
-      strides_[p].assign(shape.size(), 1);
-      for (size_t d = shape.size(); d-- > 1;) strides_[p][d - 1] = strides_[p][d] * shape[d];
+      const BufferParam& param = kernel.params[p];
+      strides_[p].assign(param.shape.size(), 1);
+      for (size_t d = param.shape.size(); d-- > 1;) strides_[p][d - 1] = strides_[p][d] * dimOf(param, d);
     }
   }
 
@@ -272,10 +273,24 @@ class Interpreter {
   }
 
  private:
+  int64_t slot(int k) const { return k >= 0 && static_cast<size_t>(k) < slots_.size() ? slots_[k] : 0; }
+  int64_t extentOf(const IterVar& v) const { return v.extent_slot >= 0 ? slot(v.extent_slot) : v.extent; }
+  int64_t dimOf(const BufferParam& p, size_t d) const {
+    return d < p.dim_slots.size() && p.dim_slots[d] >= 0 ? slot(p.dim_slots[d]) : p.shape[d];
+  }
+
   void runStage(const Stage& stage) {
+    if (stage.kind == Stage::Kind::kSetSlot) {
+      if (static_cast<size_t>(stage.target) < slots_.size()) slots_[stage.target] = eval(stage.value).i;
+      return;
+    }
+    if (stage.kind == Stage::Kind::kCheck) {
+      if (!eval(stage.value).i && !slots_.empty() && slots_[kErrorSlot] == 0) slots_[kErrorSlot] = stage.target + 1;
+      return;
+    }
     std::vector<int64_t> point(stage.axes.size(), 0);
     for (const IterVar& v : stage.axes)
-      if (v.extent <= 0) return;
+      if (extentOf(v) <= 0) return;
     while (true) {
       for (size_t d = 0; d < stage.axes.size(); ++d) vars_[stage.axes[d].id] = point[d];
       std::byte* addr = address(stage.buffer, stage.store_index);
@@ -283,7 +298,7 @@ class Interpreter {
       size_t d = stage.axes.size();
       while (d > 0) {
         --d;
-        if (++point[d] < stage.axes[d].extent) break;
+        if (++point[d] < extentOf(stage.axes[d])) break;
         point[d] = 0;
         if (d == 0) return;
       }
@@ -303,6 +318,7 @@ class Interpreter {
       case ExprNode::Kind::kConst:
         return ir::isFloat(n.dtype) ? makeFloat(n.dtype, n.value) : makeInt(n.dtype, static_cast<int64_t>(n.value));
       case ExprNode::Kind::kVar: return {0, vars_[n.var_id]};
+      case ExprNode::Kind::kSlot: return {0, slot(n.var_id)};
       case ExprNode::Kind::kLoad: return loadScalar(n.dtype, address(n.buffer, n.operands));
       case ExprNode::Kind::kUnary: {
         Scalar a = eval(n.operands[0]);
@@ -333,7 +349,7 @@ class Interpreter {
     auto op = static_cast<ReduceOp>(n.op);
     Scalar acc = reduceInit(op, n.dtype);
     for (const IterVar& v : n.reduce_vars)
-      if (v.extent <= 0) return acc;
+      if (extentOf(v) <= 0) return acc;
     std::vector<int64_t> point(n.reduce_vars.size(), 0);
     while (true) {
       for (size_t d = 0; d < point.size(); ++d) vars_[n.reduce_vars[d].id] = point[d];
@@ -342,7 +358,7 @@ class Interpreter {
       bool done = true;
       while (d > 0) {
         --d;
-        if (++point[d] < n.reduce_vars[d].extent) {
+        if (++point[d] < extentOf(n.reduce_vars[d])) {
           done = false;
           break;
         }
@@ -354,19 +370,24 @@ class Interpreter {
 
   const Kernel& kernel_;
   std::span<void* const> buffers_;
+  std::span<int64_t> slots_;
   std::vector<std::vector<int64_t>> strides_;
   std::unordered_map<int, int64_t> vars_;
 };
 
 }  // namespace
 
-void evaluate(const Kernel& kernel, std::span<void* const> buffers) { Interpreter(kernel, buffers).run(); }
+void evaluate(const Kernel& kernel, std::span<void* const> buffers, std::span<int64_t> slots) {
+  Interpreter(kernel, buffers, slots).run();
+}
 
 }  // namespace kiln::kir
 
 namespace kiln::lower {
 
 Status evaluateProgram(const Program& program, std::span<const void* const> inputs, std::span<void* const> outputs) {
+  if (program.isDynamic())
+    return unsupported("evaluateProgram: the program has run-time shapes; pass input tensors instead");
   if (inputs.size() != program.input_buffers.size() || outputs.size() != program.output_buffers.size())
     return invalidInput("evaluateProgram: expected " + std::to_string(program.input_buffers.size()) + " inputs and " +
                         std::to_string(program.output_buffers.size()) + " outputs");
@@ -391,6 +412,145 @@ Status evaluateProgram(const Program& program, std::span<const void* const> inpu
     kir::evaluate(call.kernel, args);
   }
   return Status::ok();
+}
+
+}  // namespace kiln::lower
+
+namespace kiln::lower {
+namespace {
+
+// Largest buffer the reference evaluator allocates for a run-time shape.
+constexpr int64_t kMaxDynamicBytes = int64_t{1} << 32;
+
+std::string dimsString(const std::vector<int64_t>& dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? "x" : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
+// The dims a buffer has in this run.
+std::vector<int64_t> runDims(const ProgramBuffer& b, std::span<const int64_t> slots) {
+  std::vector<int64_t> dims = b.dims;
+  for (size_t d = 0; d < b.dim_slots.size(); ++d)
+    if (b.dim_slots[d] >= 0) dims[d] = slots[b.dim_slots[d]];
+  return dims;
+}
+
+}  // namespace
+
+std::string formatCheck(const std::string& message, std::span<const int64_t> slots) {
+  std::string out;
+  for (size_t i = 0; i < message.size(); ++i) {
+    if (message.compare(i, 2, "{$") == 0) {
+      size_t end = message.find('}', i);
+      if (end != std::string::npos) {
+        size_t k = std::strtoull(message.c_str() + i + 2, nullptr, 10);
+        out += k < slots.size() ? std::to_string(slots[k]) : "?";
+        i = end;
+        continue;
+      }
+    }
+    out += message[i];
+  }
+  return out;
+}
+
+Status bindInputDims(const Program& program, const std::vector<std::vector<int64_t>>& input_dims,
+                     std::vector<int64_t>& slots) {
+  slots.assign(static_cast<size_t>(program.num_slots), 0);
+  std::vector<bool> bound(slots.size(), false);
+  for (size_t i = 0; i < program.input_buffers.size(); ++i) {
+    const ProgramBuffer& b = program.buffers[program.input_buffers[i]];
+    const std::vector<int64_t>& got = input_dims[i];
+    std::string where = "input " + std::to_string(i) + " '" + b.name + "'";
+    if (got.size() != b.dims.size())
+      return invalidInput(where + ": rank " + std::to_string(got.size()) + ", expected " + std::to_string(b.dims.size()));
+    for (size_t d = 0; d < got.size(); ++d) {
+      int slot = d < b.dim_slots.size() ? b.dim_slots[d] : -1;
+      if (slot < 0) {
+        if (got[d] != b.dims[d])
+          return invalidInput(where + ": shape " + dimsString(got) + ", expected " + std::to_string(b.dims[d]) +
+                              " in dimension " + std::to_string(d));
+        continue;
+      }
+      if (got[d] < 0) return invalidInput(where + ": negative dimension " + std::to_string(d));
+      if (bound[slot] && slots[slot] != got[d])
+        return invalidInput(where + ": dimension " + std::to_string(d) + " is " + std::to_string(got[d]) +
+                            ", but an earlier input gave the same symbol " + std::to_string(slots[slot]));
+      slots[slot] = got[d];
+      bound[slot] = true;
+    }
+  }
+  return Status::ok();
+}
+
+Expected<std::vector<ir::Tensor>> evaluateProgram(const Program& program, const std::vector<ir::Tensor>& inputs) {
+  if (inputs.size() != program.input_buffers.size())
+    return invalidInput("expected " + std::to_string(program.input_buffers.size()) + " inputs, got " +
+                        std::to_string(inputs.size()));
+  std::vector<std::vector<int64_t>> input_dims;
+  for (const ir::Tensor& t : inputs) input_dims.push_back(t.dims());
+  std::vector<int64_t> slots;
+  KILN_RETURN_IF_ERROR(bindInputDims(program, input_dims, slots));
+  std::vector<std::byte> arena(static_cast<size_t>(program.workspace_bytes) + 64);
+  std::vector<std::vector<std::byte>> owned(program.buffers.size());
+  std::vector<void*> addresses(program.buffers.size(), nullptr);
+  std::vector<bool> ready(program.buffers.size(), false);
+  for (size_t b = 0; b < program.buffers.size(); ++b) {
+    const ProgramBuffer& buffer = program.buffers[b];
+    if (buffer.kind == ProgramBuffer::Kind::kInput) {
+      addresses[b] = const_cast<std::byte*>(inputs[buffer.io_index].bytes().data());
+      ready[b] = true;
+    } else if (buffer.kind == ProgramBuffer::Kind::kConstant) {
+      addresses[b] = const_cast<std::byte*>(buffer.constant->bytes().data());
+      ready[b] = true;
+    } else if (buffer.kind == ProgramBuffer::Kind::kIntermediate && !buffer.isDynamic()) {
+      addresses[b] = arena.data() + buffer.workspace_offset;
+      ready[b] = true;
+    }
+  }
+  // Outputs and dynamic intermediates get memory when their first kernel
+  // runs, when the slots that size them are known.
+  auto allocate = [&](int b) -> Status {
+    const ProgramBuffer& buffer = program.buffers[b];
+    std::vector<int64_t> dims = runDims(buffer, slots);
+    int64_t bytes = ir::byteSize(buffer.dtype);
+    for (int64_t d : dims) {
+      if (d < 0 || (d > 0 && bytes > kMaxDynamicBytes / d))
+        return invalidInput("'" + buffer.name + "' would have shape " + dimsString(dims) +
+                            (d < 0 ? ", a negative size" : ", too large"));
+      bytes *= d;
+    }
+    owned[b].assign(static_cast<size_t>(bytes) + 64, std::byte{0});
+    addresses[b] = owned[b].data();
+    ready[b] = true;
+    return Status::ok();
+  };
+  std::vector<void*> args;
+  for (const KernelCall& call : program.calls) {
+    args.clear();
+    for (int a : call.args) {
+      if (!ready[a]) KILN_RETURN_IF_ERROR(allocate(a).withContext(call.kernel.origin));
+      args.push_back(addresses[a]);
+    }
+    kir::evaluate(call.kernel, args, slots);
+    if (!slots.empty() && slots[kir::kErrorSlot] != 0) {
+      size_t check = static_cast<size_t>(slots[kir::kErrorSlot] - 1);
+      return invalidInput(check < program.checks.size() ? formatCheck(program.checks[check], slots)
+                                                        : "run-time check " + std::to_string(check) + " failed");
+    }
+  }
+  std::vector<ir::Tensor> results;
+  for (int b : program.output_buffers) {
+    if (!ready[b]) KILN_RETURN_IF_ERROR(allocate(b));
+    const ProgramBuffer& buffer = program.buffers[b];
+    std::vector<int64_t> dims = runDims(buffer, slots);
+    int64_t bytes = ir::byteSize(buffer.dtype);
+    for (int64_t d : dims) bytes *= d;
+    auto* p = static_cast<std::byte*>(addresses[b]);
+    results.push_back(ir::Tensor::fromBytes(buffer.dtype, dims, std::vector<std::byte>(p, p + bytes)));
+  }
+  return results;
 }
 
 }  // namespace kiln::lower

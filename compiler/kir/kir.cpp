@@ -90,6 +90,14 @@ Expr reduce(ReduceOp op, std::vector<IterVar> vars, Expr body) {
   return make(std::move(node));
 }
 
+Expr slotValue(int slot) {
+  ExprNode node;
+  node.kind = ExprNode::Kind::kSlot;
+  node.dtype = DType::kInt64;
+  node.var_id = slot;
+  return make(std::move(node));
+}
+
 Expr operator+(Expr a, Expr b) { return binary(BinaryOp::kAdd, std::move(a), std::move(b)); }
 Expr operator-(Expr a, Expr b) { return binary(BinaryOp::kSub, std::move(a), std::move(b)); }
 Expr operator*(Expr a, Expr b) { return binary(BinaryOp::kMul, std::move(a), std::move(b)); }
@@ -128,6 +136,39 @@ int64_t BufferParam::elementCount() const {
   return n;
 }
 
+bool BufferParam::isDynamic() const {
+  for (int s : dim_slots)
+    if (s >= 0) return true;
+  return false;
+}
+
+bool usesSlots(const Expr& e) {
+  if (e->kind == ExprNode::Kind::kSlot) return true;
+  for (const IterVar& v : e->reduce_vars)
+    if (v.extent_slot >= 0) return true;
+  for (const Expr& op : e->operands)
+    if (usesSlots(op)) return true;
+  return false;
+}
+
+bool isDynamic(const Kernel& kernel, const Stage& stage) {
+  if (stage.kind != Stage::Kind::kStore) return true;
+  for (const IterVar& v : stage.axes)
+    if (v.extent_slot >= 0) return true;
+  for (const BufferParam& p : kernel.params)
+    if (p.isDynamic()) return true;
+  if (usesSlots(stage.value)) return true;
+  for (const Expr& e : stage.store_index)
+    if (usesSlots(e)) return true;
+  return false;
+}
+
+bool isDynamic(const Kernel& kernel) {
+  for (const Stage& stage : kernel.stages)
+    if (isDynamic(kernel, stage)) return true;
+  return false;
+}
+
 KernelBuilder::KernelBuilder(std::string name, std::string origin) {
   kernel_.name = std::move(name);
   kernel_.origin = std::move(origin);
@@ -144,16 +185,16 @@ Expr KernelBuilder::Buffer::load(std::vector<Expr> indices) const {
 }
 
 KernelBuilder::Buffer KernelBuilder::input(std::string name, DType dtype, std::vector<int64_t> shape) {
-  kernel_.params.push_back(BufferParam{std::move(name), dtype, shape, false});
+  kernel_.params.push_back(BufferParam{std::move(name), dtype, shape, false, {}});
   return Buffer(static_cast<int>(kernel_.params.size() - 1), dtype, std::move(shape));
 }
 
 KernelBuilder::Buffer KernelBuilder::output(std::string name, DType dtype, std::vector<int64_t> shape) {
-  kernel_.params.push_back(BufferParam{std::move(name), dtype, shape, true});
+  kernel_.params.push_back(BufferParam{std::move(name), dtype, shape, true, {}});
   return Buffer(static_cast<int>(kernel_.params.size() - 1), dtype, std::move(shape));
 }
 
-IterVar KernelBuilder::var(std::string name, int64_t extent) { return IterVar{next_var_++, extent, std::move(name)}; }
+IterVar KernelBuilder::var(std::string name, int64_t extent) { return IterVar{next_var_++, extent, std::move(name), -1}; }
 
 std::vector<IterVar> KernelBuilder::vars(const std::vector<int64_t>& shape, const std::string& prefix) {
   std::vector<IterVar> out;
@@ -170,7 +211,25 @@ void KernelBuilder::computeAt(const Buffer& out, std::vector<IterVar> axes, std:
                               Expr value) {
   assert(store_index.size() == out.rank());
   assert(value.dtype() == out.dtype() && "stage value must have the buffer's dtype");
-  kernel_.stages.push_back(Stage{out.index(), std::move(axes), std::move(store_index), cast(out.dtype(), std::move(value))});
+  kernel_.stages.push_back(Stage{out.index(), std::move(axes), std::move(store_index), cast(out.dtype(), std::move(value)), Stage::Kind::kStore, -1});
+}
+
+void KernelBuilder::setSlot(int slot, Expr value) {
+  assert(value.dtype() == DType::kInt64);
+  Stage stage;
+  stage.kind = Stage::Kind::kSetSlot;
+  stage.target = slot;
+  stage.value = std::move(value);
+  kernel_.stages.push_back(std::move(stage));
+}
+
+void KernelBuilder::check(int check, Expr ok) {
+  assert(ok.dtype() == DType::kBool);
+  Stage stage;
+  stage.kind = Stage::Kind::kCheck;
+  stage.target = check;
+  stage.value = std::move(ok);
+  kernel_.stages.push_back(std::move(stage));
 }
 
 namespace {
@@ -187,6 +246,7 @@ class Printer {
         else os << static_cast<int64_t>(n.value);
         return;
       case ExprNode::Kind::kVar: os << 'v' << n.var_id; return;
+      case ExprNode::Kind::kSlot: os << '$' << n.var_id; return;
       case ExprNode::Kind::kLoad:
         os << (kernel_ ? kernel_->params[n.buffer].name : "%" + std::to_string(n.buffer)) << '[';
         list(os, n.operands);
@@ -207,7 +267,7 @@ class Printer {
       case ExprNode::Kind::kReduce:
         os << opName(static_cast<ReduceOp>(n.op)) << '[';
         for (size_t i = 0; i < n.reduce_vars.size(); ++i)
-          os << (i ? ", " : "") << 'v' << n.reduce_vars[i].id << " < " << n.reduce_vars[i].extent;
+          os << (i ? ", " : "") << 'v' << n.reduce_vars[i].id << " < " << extentString(n.reduce_vars[i]);
         os << "](";
         expr(os, n.operands[0]);
         os << ')';
@@ -224,6 +284,14 @@ class Printer {
   }
   const Kernel* kernel_;
 };
+
+}  // namespace
+
+std::string extentString(const IterVar& v) {
+  return v.extent_slot >= 0 ? "$" + std::to_string(v.extent_slot) : std::to_string(v.extent);
+}
+
+namespace {
 
 int64_t exprFlops(const Expr& e) {
   const ExprNode& n = *e;
@@ -255,14 +323,25 @@ std::string toString(const Kernel& kernel) {
   os << "\n";
   for (const BufferParam& p : kernel.params) {
     os << "  " << (p.written ? "out " : "in  ") << p.name << ": " << ir::name(p.dtype) << '[';
-    for (size_t i = 0; i < p.shape.size(); ++i) os << (i ? "x" : "") << p.shape[i];
+    for (size_t i = 0; i < p.shape.size(); ++i) {
+      os << (i ? "x" : "");
+      if (i < p.dim_slots.size() && p.dim_slots[i] >= 0) os << '$' << p.dim_slots[i];
+      else os << p.shape[i];
+    }
     os << "]\n";
   }
   Printer printer(&kernel);
   for (const Stage& stage : kernel.stages) {
+    if (stage.kind != Stage::Kind::kStore) {
+      os << (stage.kind == Stage::Kind::kSetSlot ? "  $" : "  check #") << stage.target
+         << (stage.kind == Stage::Kind::kSetSlot ? " = " : ": ");
+      printer.expr(os, stage.value);
+      os << "\n";
+      continue;
+    }
     os << "  for ";
     for (size_t i = 0; i < stage.axes.size(); ++i)
-      os << (i ? ", " : "") << 'v' << stage.axes[i].id << " < " << stage.axes[i].extent;
+      os << (i ? ", " : "") << 'v' << stage.axes[i].id << " < " << extentString(stage.axes[i]);
     os << ":\n    " << kernel.params[stage.buffer].name << '[';
     for (size_t i = 0; i < stage.store_index.size(); ++i) {
       if (i) os << ", ";
@@ -278,6 +357,7 @@ std::string toString(const Kernel& kernel) {
 int64_t countFlops(const Kernel& kernel) {
   int64_t total = 0;
   for (const Stage& stage : kernel.stages) {
+    if (stage.kind != Stage::Kind::kStore) continue;
     int64_t points = 1;
     for (const IterVar& v : stage.axes) points *= v.extent;
     total += points * exprFlops(stage.value);

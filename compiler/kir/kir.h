@@ -38,12 +38,22 @@ const char* opName(BinaryOp op);
 const char* opName(ReduceOp op);
 bool isComparison(BinaryOp op);
 
-// An iteration variable ranging over [0, extent).
+// An iteration variable ranging over [0, extent). When `extent_slot` >= 0
+// the extent is known only at run time: it is the value of that dim slot
+// (see "Dim slots" below) and `extent` holds the value it had when the
+// program was sampled, for estimates (FLOPs) only.
 struct IterVar {
   int id = -1;
   int64_t extent = 0;
   std::string name;
+  int extent_slot = -1;
 };
+
+// Dim slots: a per-run table of int64 sizes. Slot 0 receives the code of a
+// failed run-time check; the other slots are filled at run start from the
+// caller's input shapes and by kSetSlot stages, which compute sizes from
+// small integer tensors and other slots. Static programs use none.
+inline constexpr int kErrorSlot = 0;
 
 struct ExprNode;
 using ExprPtr = std::shared_ptr<const ExprNode>;
@@ -71,11 +81,11 @@ class Expr {
 };
 
 struct ExprNode {
-  enum class Kind { kConst, kVar, kLoad, kUnary, kBinary, kSelect, kCast, kReduce };
+  enum class Kind { kConst, kVar, kLoad, kUnary, kBinary, kSelect, kCast, kReduce, kSlot };
   Kind kind = Kind::kConst;
   DType dtype = DType::kFloat32;
   double value = 0;          // kConst (integers are exact up to 2^53)
-  int var_id = -1;           // kVar
+  int var_id = -1;           // kVar; kSlot: the slot read (int64)
   int buffer = -1;           // kLoad: parameter index
   int op = 0;                // UnaryOp / BinaryOp / ReduceOp
   std::vector<Expr> operands;  // load indices; unary {a}; binary {a,b}; select {cond,a,b}; cast {a}; reduce {body}
@@ -87,6 +97,8 @@ Expr binary(BinaryOp op, Expr a, Expr b);
 Expr select(Expr cond, Expr if_true, Expr if_false);
 Expr cast(DType dtype, Expr a);
 Expr reduce(ReduceOp op, std::vector<IterVar> vars, Expr body);
+// The run-time value of dim slot `slot` (int64).
+Expr slotValue(int slot);
 
 Expr operator+(Expr a, Expr b);
 Expr operator-(Expr a, Expr b);
@@ -127,16 +139,29 @@ struct BufferParam {
   DType dtype = DType::kFloat32;
   std::vector<int64_t> shape;  // the view this kernel indexes; row-major, dense
   bool written = false;
+  // Empty for a static view; else one per dim: the dim slot holding that
+  // dim's size at run time, or -1 where `shape` is exact.
+  std::vector<int> dim_slots;
 
   int64_t elementCount() const;
+  bool isDynamic() const;
 };
 
 struct Stage {
-  int buffer = -1;              // parameter written
+  // kStore: buffer[store_index] = value over the axes. The shape steps of a
+  // dynamic program are stages without axes: kSetSlot writes the int64
+  // `value` to dim slot `target`; kCheck stops the run with check `target`
+  // (a message in the program's list) unless the bool `value` holds.
+  enum class Kind { kStore, kSetSlot, kCheck };
+  int buffer = -1;              // parameter written (kStore)
   std::vector<IterVar> axes;    // iteration space, outermost first
   std::vector<Expr> store_index;  // one per buffer dim; defaults to the axes
   Expr value;
+  Kind kind = Kind::kStore;
+  int target = -1;              // kSetSlot: the slot; kCheck: the check's index
 };
+
+
 
 struct Kernel {
   std::string name;    // unique within a program, a valid symbol
@@ -144,6 +169,13 @@ struct Kernel {
   std::vector<BufferParam> params;
   std::vector<Stage> stages;
 };
+
+// Whether anything in the stage (extents, the dims of a buffer it touches,
+// slot reads) is known only at run time, or the stage is a shape step.
+// Backends schedule such stages with plain loops.
+bool isDynamic(const Kernel& kernel, const Stage& stage);
+bool isDynamic(const Kernel& kernel);
+bool usesSlots(const Expr& e);
 
 // Builds a Kernel. A parameter handle loads with `x(i, j)`.
 class KernelBuilder {
@@ -179,6 +211,10 @@ class KernelBuilder {
   void compute(const Buffer& out, std::vector<IterVar> axes, Expr value);
   // out[store_index...] = value, for every point of axes
   void computeAt(const Buffer& out, std::vector<IterVar> axes, std::vector<Expr> store_index, Expr value);
+  // Shape steps: slot = value (int64); stop with check `check` unless `ok`.
+  void setSlot(int slot, Expr value);
+  void check(int check, Expr ok);
+  Kernel& kernel() { return kernel_; }
 
   Kernel finish() { return std::move(kernel_); }
 
@@ -188,6 +224,7 @@ class KernelBuilder {
 };
 
 std::string toString(const Kernel& kernel);
+std::string extentString(const IterVar& v);  // "12", or "$3" for a slot
 std::string toString(const Expr& expr);
 
 // Estimated floating-point operations of one run (multiply-add counts two).

@@ -15,7 +15,7 @@ std::optional<std::vector<ir::Tensor>> evaluateNode(const ir::Node& node, int64_
     if (!in || buffers.count(in)) continue;
     if (!in->isConstant() || in->constant->dtype() == ir::DType::kString) return std::nullopt;
     const ir::Tensor& t = *in->constant;
-    buffers[in] = program.addBuffer(ProgramBuffer{in->name, t.dtype(), t.dims(), ProgramBuffer::Kind::kConstant, -1, t, -1});
+    buffers[in] = program.addBuffer(ProgramBuffer{in->name, t.dtype(), t.dims(), ProgramBuffer::Kind::kConstant, -1, t, -1, {}});
   }
   int64_t output_bytes = 0;
   for (const ir::Value* out : node.outputs) {
@@ -28,7 +28,7 @@ std::optional<std::vector<ir::Tensor>> evaluateNode(const ir::Node& node, int64_
     output_bytes += *count * ir::byteSize(out->type.dtype);
     if (output_bytes > limits.max_output_bytes) return std::nullopt;
     int index = static_cast<int>(program.output_buffers.size());
-    int b = program.addBuffer(ProgramBuffer{out->name, out->type.dtype, *dims, ProgramBuffer::Kind::kOutput, index, {}, -1});
+    int b = program.addBuffer(ProgramBuffer{out->name, out->type.dtype, *dims, ProgramBuffer::Kind::kOutput, index, {}, -1, {}});
     program.output_buffers.push_back(b);
     buffers[out] = b;
   }

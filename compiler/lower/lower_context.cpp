@@ -40,8 +40,10 @@ LowerContext::Buffer LowerContext::input(size_t i) { return input(i, inputDims(i
 LowerContext::Buffer LowerContext::input(size_t i, std::vector<int64_t> view) {
   const ir::Value* value = node().inputs[i];
   const lower::ProgramBuffer& buffer = program_.buffers[bufferOf(value)];
+  bool same_view = view == buffer.dims;
   Buffer param = builder().input(value->name.empty() ? "in" + std::to_string(i) : value->name, buffer.dtype,
                                  std::move(view));
+  if (same_view && buffer.isDynamic()) builder().kernel().params.back().dim_slots = buffer.dim_slots;
   kernels_.back().second.push_back(bufferOf(value));
   return param;
 }
@@ -51,8 +53,10 @@ LowerContext::Buffer LowerContext::output(size_t i) { return output(i, outputDim
 LowerContext::Buffer LowerContext::output(size_t i, std::vector<int64_t> view) {
   const ir::Value* value = node().outputs[i];
   const lower::ProgramBuffer& buffer = program_.buffers[bufferOf(value)];
+  bool same_view = view == buffer.dims;
   Buffer param = builder().output(value->name.empty() ? "out" + std::to_string(i) : value->name, buffer.dtype,
                                   std::move(view));
+  if (same_view && buffer.isDynamic()) builder().kernel().params.back().dim_slots = buffer.dim_slots;
   kernels_.back().second.push_back(bufferOf(value));
   return param;
 }
@@ -67,6 +71,48 @@ LowerContext::Buffer LowerContext::temp(const std::string& name, ir::DType dtype
   Buffer param = builder().output(name, dtype, std::move(shape));
   kernels_.back().second.push_back(index);
   return param;
+}
+
+bool LowerContext::isDynamicInput(size_t i) const {
+  return program_.buffers[bufferOf(node().inputs[i])].isDynamic();
+}
+
+int LowerContext::inputDimSlot(size_t i, size_t d) const {
+  const lower::ProgramBuffer& b = program_.buffers[bufferOf(node().inputs[i])];
+  return d < b.dim_slots.size() ? b.dim_slots[d] : -1;
+}
+
+bool LowerContext::outputDimPending(size_t i, size_t d) const {
+  const lower::ProgramBuffer& b = program_.buffers[bufferOf(node().outputs[i])];
+  return d < b.dim_slots.size() && b.dim_slots[d] == lower::kPendingDim;
+}
+
+int LowerContext::outputDimSlot(size_t i, size_t d) const {
+  const lower::ProgramBuffer& b = program_.buffers[bufferOf(node().outputs[i])];
+  return d < b.dim_slots.size() ? b.dim_slots[d] : -1;
+}
+
+int LowerContext::newSlot() {
+  dynamic_aware_ = true;
+  return program_.addSlot();
+}
+
+int LowerContext::addCheck(const std::string& message) {
+  dynamic_aware_ = true;
+  return program_.addCheck(node().describe() + ": " + message);
+}
+
+void LowerContext::setOutputDimSlot(size_t i, size_t d, int slot) {
+  lower::ProgramBuffer& b = program_.buffers[bufferOf(node().outputs[i])];
+  b.dim_slots.resize(b.dims.size(), -1);
+  b.dim_slots[d] = slot;
+}
+
+std::vector<kir::IterVar> LowerContext::outputVars(size_t i, const std::string& prefix) {
+  std::vector<int64_t> dims = outputDims(i);
+  std::vector<kir::IterVar> vars = builder().vars(dims, prefix);
+  for (size_t d = 0; d < vars.size(); ++d) vars[d].extent_slot = outputDimSlot(i, d);
+  return vars;
 }
 
 void LowerContext::flush() {

@@ -40,6 +40,29 @@ class LowerContext : public NodeView {
   // Scratch space in the arena, written by one stage and read by later ones.
   Buffer temp(const std::string& name, ir::DType dtype, std::vector<int64_t> shape);
 
+  // ---- Run-time shapes ----
+  // A value whose dims are not all known at compile time has a dynamic
+  // buffer: each unknown dim lives in a dim slot. An op whose output shape
+  // depends on input data (Reshape with a computed target, Range, ...)
+  // emits a kernel of shape steps that computes the dims (setOutputDim),
+  // then kernels whose extents are those slots. Lowerings that never call
+  // these functions are refused for nodes with dynamic inputs or outputs.
+  bool isDynamicInput(size_t i) const;
+  // The slot holding dim d of input i, or -1 where it is static.
+  int inputDimSlot(size_t i, size_t d) const;
+  // Whether dim d of output i is still to be given by setOutputDim.
+  bool outputDimPending(size_t i, size_t d) const;
+  int newSlot();
+  // A run-time check's message, "{$k}" standing for slot k; the node's
+  // description is prepended.
+  int addCheck(const std::string& message);
+  // Output i's dim d takes its size from `slot`.
+  void setOutputDimSlot(size_t i, size_t d, int slot);
+  int outputDimSlot(size_t i, size_t d) const;
+  bool handlesDynamicShapes() const { return dynamic_aware_; }
+  // One iteration variable per dim of output i (extents static or slots).
+  std::vector<kir::IterVar> outputVars(size_t i, const std::string& prefix = "i");
+
   // Moves the built kernels into the program. Called by the lowering driver.
   void flush();
 
@@ -50,6 +73,7 @@ class LowerContext : public NodeView {
   const std::map<const ir::Value*, int>& value_buffers_;
   std::string kernel_prefix_;
   std::vector<std::pair<std::unique_ptr<kir::KernelBuilder>, std::vector<int>>> kernels_;
+  bool dynamic_aware_ = false;
 };
 
 }  // namespace kiln::ops

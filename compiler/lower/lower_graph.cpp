@@ -29,6 +29,27 @@ Expected<std::vector<int64_t>> staticDims(const ir::Value& value, const std::str
   return dims;
 }
 
+// A value whose rank is known and whose dims may not all be: the known dims,
+// 0 in place of the others, and the slots marking them pending (to be set by
+// the producing op's lowering); `slots` stays empty when all dims are known.
+Expected<std::vector<int64_t>> dimsOrPending(const ir::Value& value, const std::string& role, std::vector<int>& slots) {
+  if (!value.type.shape) return unsupported(role + " '" + value.name + "' has an unknown rank");
+  const ir::Shape& shape = *value.type.shape;
+  bool all_known = std::all_of(shape.begin(), shape.end(), [](const ir::Dim& d) { return d.isKnown(); });
+  if (all_known) return staticDims(value, role);
+  std::vector<int64_t> dims;
+  slots.assign(shape.size(), -1);
+  for (size_t d = 0; d < shape.size(); ++d) {
+    dims.push_back(shape[d].isKnown() ? shape[d].value : 0);
+    if (!shape[d].isKnown()) slots[d] = kPendingDim;
+  }
+  return dims;
+}
+
+bool hasPendingDims(const ProgramBuffer& b) {
+  return std::count(b.dim_slots.begin(), b.dim_slots.end(), kPendingDim) > 0;
+}
+
 class GraphLowering {
  public:
   explicit GraphLowering(const ir::Model& model) : model_(model), graph_(model.graph) {}
@@ -51,8 +72,15 @@ class GraphLowering {
         if (out) KILN_RETURN_IF_ERROR(bindIntermediate(*out));
       ops::LowerContext ctx(*node, static_cast<int>(opset), program_, buffers_,
                             "k" + std::to_string(index) + "_" + symbolName(node->op_type));
+      std::string dynamic = runTimeShaped(*node);
       Status lowered = schema->lower(ctx);
       if (!lowered.isOk()) return lowered;
+      if (!dynamic.empty() && !ctx.handlesDynamicShapes())
+        return unsupported(node->describe() + ": " + dynamic +
+                           " has a shape computed at run time; this op is compiled for static shapes only");
+      for (const ir::Value* out : node->outputs)
+        if (out && hasPendingDims(program_.buffers[buffers_.at(out)]))
+          return internalError(node->describe() + ": lowering left the shape of '" + out->name + "' undecided");
       ctx.flush();
     }
     KILN_RETURN_IF_ERROR(copyAliasedOutputs());
@@ -67,7 +95,7 @@ class GraphLowering {
       const ir::Value& v = *graph_.inputs[i];
       KILN_ASSIGN_OR_RETURN(auto dims, staticDims(v, "input"));
       program_.inputs.push_back(TensorSignature{v.name, v.type.dtype, *v.type.shape});
-      ProgramBuffer buffer{v.name, v.type.dtype, dims, ProgramBuffer::Kind::kInput, static_cast<int>(i), {}, -1};
+      ProgramBuffer buffer{v.name, v.type.dtype, dims, ProgramBuffer::Kind::kInput, static_cast<int>(i), {}, -1, {}};
       int b = program_.addBuffer(std::move(buffer));
       program_.input_buffers.push_back(b);
       buffers_[&v] = b;
@@ -80,9 +108,10 @@ class GraphLowering {
   Status bindOutputs() {
     for (size_t i = 0; i < graph_.outputs.size(); ++i) {
       const ir::Value& v = *graph_.outputs[i];
-      KILN_ASSIGN_OR_RETURN(auto dims, staticDims(v, "output"));
+      std::vector<int> slots;
+      KILN_ASSIGN_OR_RETURN(auto dims, dimsOrPending(v, "output", slots));
       program_.outputs.push_back(TensorSignature{v.name, v.type.dtype, *v.type.shape});
-      ProgramBuffer buffer{v.name, v.type.dtype, dims, ProgramBuffer::Kind::kOutput, static_cast<int>(i), {}, -1};
+      ProgramBuffer buffer{v.name, v.type.dtype, dims, ProgramBuffer::Kind::kOutput, static_cast<int>(i), {}, -1, slots};
       int b = program_.addBuffer(std::move(buffer));
       program_.output_buffers.push_back(b);
       bool direct = v.producer && !v.isConstant() && !buffers_.count(&v);
@@ -99,30 +128,56 @@ class GraphLowering {
     const ir::Tensor& t = *value.constant;
     if (t.dtype() == ir::DType::kString)
       return unsupported(reader.describe() + ": string tensors are not supported ('" + value.name + "')");
-    ProgramBuffer buffer{value.name, t.dtype(), t.dims(), ProgramBuffer::Kind::kConstant, -1, t, -1};
+    ProgramBuffer buffer{value.name, t.dtype(), t.dims(), ProgramBuffer::Kind::kConstant, -1, t, -1, {}};
     buffers_[&value] = program_.addBuffer(std::move(buffer));
     return Status::ok();
   }
 
   Status bindIntermediate(const ir::Value& value) {
     if (buffers_.count(&value)) return Status::ok();
-    KILN_ASSIGN_OR_RETURN(auto dims, staticDims(value, "value"));
-    ProgramBuffer buffer{value.name, value.type.dtype, dims, ProgramBuffer::Kind::kIntermediate, -1, {}, -1};
+    std::vector<int> slots;
+    KILN_ASSIGN_OR_RETURN(auto dims, dimsOrPending(value, "value", slots));
+    ProgramBuffer buffer{value.name, value.type.dtype, dims, ProgramBuffer::Kind::kIntermediate, -1, {}, -1, slots};
     buffers_[&value] = program_.addBuffer(std::move(buffer));
     return Status::ok();
+  }
+
+  // Names the first input or output of `node` whose shape is known only at
+  // run time, or "" when all are static.
+  std::string runTimeShaped(const ir::Node& node) const {
+    for (size_t i = 0; i < node.inputs.size(); ++i)
+      if (node.inputs[i] && program_.buffers[buffers_.at(node.inputs[i])].isDynamic())
+        return "input " + std::to_string(i) + " '" + node.inputs[i]->name + "'";
+    for (size_t i = 0; i < node.outputs.size(); ++i)
+      if (node.outputs[i] && hasPendingDims(program_.buffers[buffers_.at(node.outputs[i])]))
+        return "output " + std::to_string(i) + " '" + node.outputs[i]->name + "'";
+    return "";
   }
 
   Status copyAliasedOutputs() {
     for (auto [value, out] : copies_) {
       KILN_RETURN_IF_ERROR(bindRead(*value, ir::Node{}));
       int src = buffers_.at(value);
-      const ProgramBuffer& dst = program_.buffers[out];
+      ProgramBuffer& dst = program_.buffers[out];
+      if (hasPendingDims(dst)) {  // the copy of a run-time-shaped value has its shape
+        dst.dims = program_.buffers[src].dims;
+        dst.dim_slots = program_.buffers[src].dim_slots;
+      }
       kir::KernelBuilder b("copy_output_" + std::to_string(dst.io_index), "graph output '" + dst.name + "'");
-      std::vector<int64_t> flat = {dst.elementCount()};
-      auto in = b.input(value->name, dst.dtype, flat);
-      auto o = b.output(dst.name, dst.dtype, flat);
-      auto i = b.var("i", flat[0]);
-      b.compute(o, {i}, in(i));
+      if (dst.isDynamic()) {
+        auto in = b.input(value->name, dst.dtype, dst.dims);
+        auto o = b.output(dst.name, dst.dtype, dst.dims);
+        b.kernel().params[0].dim_slots = b.kernel().params[1].dim_slots = dst.dim_slots;
+        std::vector<kir::IterVar> axes = b.vars(dst.dims);
+        for (size_t d = 0; d < axes.size(); ++d) axes[d].extent_slot = dst.dim_slots[d];
+        b.compute(o, axes, in.load(std::vector<kir::Expr>(axes.begin(), axes.end())));
+      } else {
+        std::vector<int64_t> flat = {dst.elementCount()};
+        auto in = b.input(value->name, dst.dtype, flat);
+        auto o = b.output(dst.name, dst.dtype, flat);
+        auto i = b.var("i", flat[0]);
+        b.compute(o, {i}, in(i));
+      }
       program_.calls.push_back(KernelCall{b.finish(), {src, out}});
     }
     return Status::ok();
@@ -228,8 +283,11 @@ void planArena(Program& program, bool in_place) {
   // in the same elementwise kernel (in place), or else the lowest gap among
   // the buffers still alive at that point.
   std::vector<int> order;
-  for (int b = 0; b < n; ++b)
-    if (isIntermediate(b)) order.push_back(b);
+  for (int b = 0; b < n; ++b) {
+    if (!isIntermediate(b)) continue;
+    if (program.buffers[b].isDynamic()) program.buffers[b].workspace_offset = -1;  // allocated at run time
+    else order.push_back(b);
+  }
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return first[a] < first[b]; });
   for (int b : order) {
     ProgramBuffer& buffer = program.buffers[b];

@@ -12,6 +12,12 @@ int64_t ProgramBuffer::elementCount() const {
 
 int64_t ProgramBuffer::byteSize() const { return elementCount() * ir::byteSize(dtype); }
 
+bool ProgramBuffer::isDynamic() const {
+  for (int s : dim_slots)
+    if (s >= 0) return true;
+  return false;
+}
+
 int Program::addBuffer(ProgramBuffer buffer) {
   buffers.push_back(std::move(buffer));
   return static_cast<int>(buffers.size() - 1);
@@ -28,7 +34,8 @@ Status Program::verify() const {
       if (arg < 0 || arg >= static_cast<int>(buffers.size()))
         return internalError("kernel " + k.name + ": argument " + std::to_string(i) + " is not a buffer");
       const ProgramBuffer& b = buffers[arg];
-      if (b.dtype != k.params[i].dtype || b.elementCount() != k.params[i].elementCount())
+      bool dynamic = b.isDynamic() || k.params[i].isDynamic();
+      if (b.dtype != k.params[i].dtype || (!dynamic && b.elementCount() != k.params[i].elementCount()))
         return internalError("kernel " + k.name + ": param '" + k.params[i].name + "' does not match buffer '" +
                              b.name + "'");
       if (k.params[i].written && (b.kind == ProgramBuffer::Kind::kConstant || b.kind == ProgramBuffer::Kind::kInput))
@@ -36,7 +43,7 @@ Status Program::verify() const {
     }
   }
   for (const ProgramBuffer& b : buffers) {
-    if (b.kind != ProgramBuffer::Kind::kIntermediate) continue;
+    if (b.kind != ProgramBuffer::Kind::kIntermediate || b.isDynamic()) continue;
     if (b.workspace_offset < 0 || b.workspace_offset + b.byteSize() > workspace_bytes)
       return internalError("buffer '" + b.name + "' is not placed inside the arena");
   }
@@ -46,12 +53,22 @@ Status Program::verify() const {
 std::string toString(const Program& program) {
   static constexpr const char* kKinds[] = {"input", "output", "const", "temp"};
   std::ostringstream os;
-  os << "program: " << program.calls.size() << " kernels, arena " << program.workspace_bytes << " bytes\n";
+  os << "program: " << program.calls.size() << " kernels, arena " << program.workspace_bytes << " bytes";
+  if (program.isDynamic()) os << ", " << program.num_slots << " dim slots";
+  os << "\n";
+  for (size_t i = 0; i < program.checks.size(); ++i) os << "  check #" << i << ": " << program.checks[i] << "\n";
   for (size_t i = 0; i < program.buffers.size(); ++i) {
     const ProgramBuffer& b = program.buffers[i];
     os << "  %" << i << " " << kKinds[static_cast<int>(b.kind)] << " '" << b.name << "' " << ir::name(b.dtype)
-       << "[" << ir::toString(ir::makeShape(b.dims)) << "]";
-    if (b.kind == ProgramBuffer::Kind::kIntermediate) os << " @" << b.workspace_offset;
+       << "[";
+    for (size_t d = 0; d < b.dims.size(); ++d) {
+      os << (d ? "x" : "");
+      if (d < b.dim_slots.size() && b.dim_slots[d] >= 0) os << '$' << b.dim_slots[d];
+      else os << b.dims[d];
+    }
+    os << "]";
+    if (b.kind == ProgramBuffer::Kind::kIntermediate)
+      os << (b.isDynamic() ? " @run-time" : " @" + std::to_string(b.workspace_offset));
     os << "\n";
   }
   for (const KernelCall& call : program.calls) {

@@ -12,6 +12,10 @@
 
 namespace kiln::lower {
 
+// While a node is lowered, the dim slot of an output dim its op has yet to
+// compute (lowering refuses a node that leaves one).
+inline constexpr int kPendingDim = -2;
+
 struct ProgramBuffer {
   enum class Kind { kInput, kOutput, kConstant, kIntermediate };
   std::string name;
@@ -20,10 +24,16 @@ struct ProgramBuffer {
   Kind kind = Kind::kIntermediate;
   int io_index = -1;                    // position among inputs or outputs
   std::optional<ir::Tensor> constant;   // kConstant: the data, already in kernel layout
-  int64_t workspace_offset = -1;        // kIntermediate: byte offset in the arena
+  int64_t workspace_offset = -1;        // kIntermediate: byte offset in the arena; -1 when dynamic
+  // Empty when `dims` are exact; else one per dim: the dim slot holding its
+  // size at run time, or -1 where `dims` is exact. A dynamic intermediate is
+  // allocated at run time when its first kernel runs, a dynamic output is
+  // allocated (or checked against the caller's buffer) then.
+  std::vector<int> dim_slots;
 
   int64_t elementCount() const;
   int64_t byteSize() const;
+  bool isDynamic() const;
 };
 
 // One kernel invocation; args[i] is the program buffer bound to kernel param i.
@@ -45,7 +55,19 @@ struct Program {
   std::vector<TensorSignature> outputs;
   std::vector<int> input_buffers;   // buffer index of each input
   std::vector<int> output_buffers;  // buffer index of each output
-  int64_t workspace_bytes = 0;      // arena size for intermediates
+  int64_t workspace_bytes = 0;      // arena size for intermediates (the static ones)
+  // Dynamic programs: the number of dim slots (slot 0 is the error slot, so
+  // 0 or >= 2), and the message of each run-time check (kCheck stages), in
+  // which "{$k}" stands for slot k's value when the check failed.
+  int num_slots = 0;
+  std::vector<std::string> checks;
+
+  bool isDynamic() const { return num_slots > 0; }
+  int addSlot() { return num_slots == 0 ? (num_slots = 2) - 1 : num_slots++; }
+  int addCheck(std::string message) {
+    checks.push_back(std::move(message));
+    return static_cast<int>(checks.size() - 1);
+  }
 
   int addBuffer(ProgramBuffer buffer);
   // Every kernel param bound to a buffer of the same dtype and element count,

@@ -13,6 +13,7 @@
 #include "compiler/lower/lower_context.h"
 #include "compiler/ops/infer_checks.h"
 #include "compiler/ops/kernel_exprs.h"
+#include "compiler/ops/run_time_shapes.h"
 
 namespace kiln::ops {
 namespace {
@@ -320,8 +321,7 @@ Status lowerScatter(LowerContext& ctx, TargetFn target) {
   Buffer y = ctx.output(0);
   std::vector<kir::IterVar> copy_axes = kb.vars(y.shape(), "c");
   kb.compute(y, copy_axes, data.load(asExprs(copy_axes)));
-  kir::BufferParam out{"", y.dtype(), y.shape()};
-  if (out.elementCount() == 0) return Status::ok();  // nowhere to write
+  if (std::count(y.shape().begin(), y.shape().end(), int64_t{0}) > 0) return Status::ok();  // nowhere to write
   std::vector<kir::IterVar> axes = kb.vars(updates.shape(), "u");
   std::vector<Expr> at = asExprs(axes);
   ScatterTarget where = target(ctx, indices, y, at);
@@ -342,7 +342,8 @@ Status lowerScatterND(LowerContext& ctx) {
 // ---- OneHot --------------------------------------------------------------------
 //   y[.., k, ..] = values[indices[..] == k ? 1 : 0], k on `axis`, with
 // negative indices counting from depth; any other out-of-range index gives a
-// row of off values. depth is the new dim's size, so it must be a constant.
+// row of off values. depth is the new dim's size: a constant, or read at
+// run time into a dim slot (float depths truncated, as the spec says).
 
 Expected<int64_t> oneHotDepth(const NodeView& ctx) {
   const ir::Tensor* depth = ctx.constantInput(1);
@@ -361,30 +362,50 @@ Status inferOneHot(InferContext& ctx) {
   KILN_ASSIGN_OR_RETURN(ir::Shape values, inputShapeOfRank(ctx, 2, "values", 1));
   if (values[0].isKnown() && values[0].value != 2)
     return ctx.error("values must hold [off_value, on_value], got shape " + ir::toString(values) + " (input 2)");
-  KILN_ASSIGN_OR_RETURN(int64_t depth, oneHotDepth(ctx));
+  ir::Dim depth_dim;  // unknown when read at run time
+  if (ctx.constantInput(1)) {
+    KILN_ASSIGN_OR_RETURN(int64_t depth, oneHotDepth(ctx));
+    depth_dim = ir::Dim::known(depth);
+  }
   KILN_ASSIGN_OR_RETURN(int64_t axis,
                         normalizeAxis(ctx, ctx.attrInt("axis", -1), static_cast<int64_t>(indices.size() + 1)));
   ir::Shape out = indices;
-  out.insert(out.begin() + axis, ir::Dim::known(depth));
+  out.insert(out.begin() + axis, depth_dim);
   ctx.setOutputType(0, {ctx.inputType(2).dtype, out});
   return Status::ok();
 }
 
 Status lowerOneHot(LowerContext& ctx) {
-  KILN_ASSIGN_OR_RETURN(int64_t depth, oneHotDepth(ctx));
+  int64_t axis = ctx.attrInt("axis", -1);
+  size_t rank = ctx.outputDims(0).size();
+  size_t a = static_cast<size_t>(axis < 0 ? axis + static_cast<int64_t>(rank) : axis);
+  Expr depth;
+  if (ctx.constantInput(1)) {
+    KILN_ASSIGN_OR_RETURN(int64_t d, oneHotDepth(ctx));
+    depth = Expr::index(d);
+  } else {
+    if (ctx.isDynamicInput(0)) return ctx.unsupportedError("indices (input 0) have a run-time shape as well");
+    ctx.newKernel("shape");
+    Buffer given = ctx.input(1, {1});
+    std::vector<Expr> sizes;
+    for (int64_t d : ctx.inputDims(0)) sizes.push_back(Expr::index(d));
+    sizes.insert(sizes.begin() + static_cast<int64_t>(a), kir::cast(ir::DType::kInt64, given(Expr::index(0))));
+    std::vector<int> slots = setOutputDims(ctx, 0, sizes);
+    depth = kir::slotValue(slots[a]);
+    ctx.builder().check(ctx.addCheck("depth (input 1) is {$" + std::to_string(slots[a]) + "}, it must be positive"),
+                        depth > Expr::index(0));
+  }
   kir::KernelBuilder& kb = ctx.newKernel();
   Buffer indices = ctx.input(0);
   Buffer values = ctx.input(2);
   Buffer y = ctx.output(0);
-  std::vector<kir::IterVar> axes = kb.vars(y.shape());
-  int64_t axis = ctx.attrInt("axis", -1);
-  size_t a = static_cast<size_t>(axis < 0 ? axis + static_cast<int64_t>(y.rank()) : axis);
+  std::vector<kir::IterVar> axes = ctx.outputVars(0);
   std::vector<Expr> at = asExprs(axes);
   Expr k = at[a];
   at.erase(at.begin() + static_cast<int64_t>(a));
   // Float indices are truncated toward zero (a saturating cast) before wrapping.
   Expr i = kir::cast(ir::DType::kInt64, indices.load(at));
-  i = kir::select(i < Expr::index(0), i + Expr::index(depth), i);
+  i = kir::select(i < Expr::index(0), i + depth, i);
   Expr hot = eq(i, k);
   kb.compute(y, axes, kir::select(hot, values(Expr::index(1)), values(Expr::index(0))));
   return Status::ok();

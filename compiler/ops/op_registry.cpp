@@ -51,6 +51,14 @@ Status checkAttributes(const ir::Node& node, const OpSchema& schema, int64_t ops
   return Status::ok();
 }
 
+// The random ops, left out on purpose (the error says why).
+bool isRandomOp(const ir::Node& node) {
+  static const std::string_view kRandomOps[] = {"Bernoulli",     "Multinomial",      "RandomNormal",
+                                                "RandomUniform", "RandomNormalLike", "RandomUniformLike"};
+  return canonicalDomain(node.domain).empty() &&
+         std::find(std::begin(kRandomOps), std::end(kRandomOps), node.op_type) != std::end(kRandomOps);
+}
+
 }  // namespace
 
 const ir::Tensor* NodeView::constantInput(size_t i) const {
@@ -94,7 +102,14 @@ Status NodeView::unsupportedError(const std::string& message) const {
   return unsupported(node_.describe() + ": " + message);
 }
 
+void InferContext::checkOutputShape(size_t i, const ir::TensorType& type) {
+  if (!output_status_.isOk() || !type.shape) return;
+  if (auto problem = ir::tensorSizeProblem(type.dtype, *type.shape))
+    output_status_ = error("output " + std::to_string(i) + " would have shape " + ir::toString(*type.shape) + *problem);
+}
+
 void InferContext::setOutputType(size_t i, ir::TensorType type) {
+  checkOutputShape(i, type);
   if (i < mutable_node_.outputs.size() && mutable_node_.outputs[i]) mutable_node_.outputs[i]->type = std::move(type);
 }
 
@@ -124,6 +139,17 @@ const OpRegistry& OpRegistry::global() {
     registerIndexingOps(r);
     registerReshapingOps(r);
     registerSlicingOps(r);
+    registerResizeOps(r);
+    registerSamplingOps(r);
+    registerRearrangeOps(r);
+    registerEinsumOps(r);
+    registerLinalgOps(r);
+    registerSignalOps(r);
+    registerTextOps(r);
+    registerQuantizeOps(r);
+    registerQuantizedLinearOps(r);
+    registerTopKOps(r);
+    registerRecurrentOps(r);
     return r;
   }();
   return registry;
@@ -152,6 +178,8 @@ Expected<const OpSchema*> OpRegistry::resolve(const ir::Node& node, int64_t opse
   const OpSchema* schema = find(node.domain, node.op_type);
   std::string where = " (domain '" + displayDomain(canonicalDomain(node.domain)) + "', opset " +
                       std::to_string(opset) + ") at node '" + node.name + "'";
+  if (!schema && isRandomOp(node))
+    return unsupported(node.describe() + ": random sampling is not supported; Kiln compiles deterministic inference");
   if (!schema) return unsupported("unsupported op '" + node.op_type + "'" + where);
   // Versions are since_versions: the entry in force at `opset` is the newest
   // one not after it. Older opsets predate the op entirely.

@@ -60,13 +60,23 @@ class NodeView {
 class InferContext : public NodeView {
  public:
   InferContext(ir::Node& node, int opset) : NodeView(node, opset), mutable_node_(node) {}
+  // Sets output i's type. Every op's output shape passes through here, so
+  // this is where hostile shapes are caught for all of them: a negative
+  // dimension, or known dimensions whose size overflows or passes
+  // ir::kMaxTensorBytes, becomes the error that `outputStatus` returns.
   void setOutputType(size_t i, ir::TensorType type);
   // Sets output i's type and its compile-time value (Constant and other ops
   // whose result is known during inference).
   void setOutputConstant(size_t i, ir::Tensor value);
+  // The first bad output shape set, naming the node and output; ok otherwise.
+  // Shape inference checks it after every op's infer function.
+  const Status& outputStatus() const { return output_status_; }
 
  private:
+  void checkOutputShape(size_t i, const ir::TensorType& type);
+
   ir::Node& mutable_node_;
+  Status output_status_;
 };
 
 class LowerContext;
@@ -118,5 +128,16 @@ void registerNormOps(OpRegistry& registry);
 void registerIndexingOps(OpRegistry& registry);
 void registerReshapingOps(OpRegistry& registry);
 void registerSlicingOps(OpRegistry& registry);
+void registerResizeOps(OpRegistry& registry);
+void registerSamplingOps(OpRegistry& registry);
+void registerRearrangeOps(OpRegistry& registry);
+void registerEinsumOps(OpRegistry& registry);
+void registerLinalgOps(OpRegistry& registry);
+void registerSignalOps(OpRegistry& registry);
+void registerTextOps(OpRegistry& registry);
+void registerQuantizeOps(OpRegistry& registry);
+void registerQuantizedLinearOps(OpRegistry& registry);
+void registerTopKOps(OpRegistry& registry);
+void registerRecurrentOps(OpRegistry& registry);
 
 }  // namespace kiln::ops

@@ -12,6 +12,7 @@
 #include "compiler/ops/axes.h"
 #include "compiler/ops/infer_checks.h"
 #include "compiler/ops/kernel_exprs.h"
+#include "compiler/ops/run_time_shapes.h"
 
 namespace kiln::ops {
 namespace {
@@ -93,8 +94,8 @@ Expected<std::vector<bool>> reducedDims(const NodeView& ctx, const ReduceDef& de
       const ir::Tensor* value = ctx.constantInput(1);
       if (!value)
         return ctx.unsupportedError(
-            "axes (input 1) is computed at run time; Kiln needs it to be a constant "
-            "(it decides the output shape)");
+            "axes (input 1) is computed at run time; Kiln reads it at run time only for ReduceSum, ReduceMax, "
+            "ReduceMin, ReduceProd, ReduceL1 and ReduceSumSquare");
       if (ir::isFloat(value->dtype()) || value->dims().size() > 1)
         return ctx.error("axes must be a 1-D int64 tensor, got " + value->type().toString() + " (input 1)");
       axes = value->toInts();
@@ -121,9 +122,104 @@ Status checkReduceInputs(const NodeView& ctx, const ReduceDef& def) {
   return expectDType(ctx, 0, "data", DTypeClass::kNumeric);
 }
 
+// Axes computed at run time (a 1-D integer tensor of known length k > 0),
+// for the ops whose result does not depend on the reduced count. The rank is
+// static (the input's, less k without keepdims); which dims are reduced is
+// read into dim slots.
+bool runTimeAxes(const NodeView& ctx, const ReduceDef& def) {
+  return ctx.opset() >= def.axes_input_since && ctx.numInputs() > 1 && ctx.hasInput(1) && !ctx.constantInput(1) &&
+         !hasNoElements(ctx.inputType(1)) && def.finish == keep && std::string_view(def.name) != "ReduceLogSumExp";
+}
+
+Expected<int64_t> runTimeAxesCount(const NodeView& ctx, size_t rank) {
+  KILN_ASSIGN_OR_RETURN(ir::Shape axes, inputShapeOfRank(ctx, 1, "axes", 1));
+  if (!axes[0].isKnown() || ir::isFloat(ctx.inputType(1).dtype) || static_cast<size_t>(axes[0].value) > rank)
+    return ctx.error("axes (input 1) must be a 1-D integer tensor of known length at most the rank " +
+                     std::to_string(rank));
+  return axes[0].value;
+}
+
+DType reduceComputeDType(DType in, bool float_math);
+
+Status lowerRunTimeAxes(LowerContext& ctx, const ReduceDef& def) {
+  if (ctx.isDynamicInput(0)) return ctx.unsupportedError("data (input 0) has a run-time shape as well");
+  std::vector<int64_t> dims = ctx.inputDims(0);
+  auto rank = static_cast<int64_t>(dims.size());
+  KILN_ASSIGN_OR_RETURN(int64_t k, runTimeAxesCount(ctx, dims.size()));
+  bool keepdims = ctx.attrInt("keepdims", 1) != 0;
+  ctx.newKernel("axes");
+  std::vector<int> axes = readIntoSlots(ctx, ctx.input(1), k);
+  std::vector<Expr> reduced;  // per input dim
+  Expr valid = Expr::constant(DType::kBool, 1), picked = Expr::index(0);
+  for (int64_t d = 0; d < rank; ++d) {
+    Expr hit = Expr::constant(DType::kBool, 0);
+    for (int s : axes) {
+      Expr a = kir::slotValue(s);
+      hit = hit || kir::eq(kir::select(a < Expr::index(0), a + Expr::index(rank), a), Expr::index(d));
+    }
+    reduced.push_back(hit);
+    picked = picked + kir::select(hit, Expr::index(1), Expr::index(0));
+  }
+  for (int s : axes) valid = valid && (kir::slotValue(s) >= Expr::index(-rank)) && (kir::slotValue(s) < Expr::index(rank));
+  ctx.builder().check(ctx.addCheck("axes " + slotsShape(axes) + " (input 1) are out of range or repeated for rank " +
+                                   std::to_string(rank)),
+                      valid && kir::eq(picked, Expr::index(k)));
+  // Per input dim: the extent of its reduction (the dim, or 1), in a slot;
+  // its position among the output dims (keepdims=0) likewise.
+  std::vector<int> extent(dims.size()), position(dims.size());
+  Expr before = Expr::index(0);
+  for (size_t d = 0; d < dims.size(); ++d) {
+    extent[d] = ctx.newSlot();
+    ctx.builder().setSlot(extent[d], kir::select(reduced[d], Expr::index(dims[d]), Expr::index(1)));
+    position[d] = ctx.newSlot();
+    ctx.builder().setSlot(position[d], Expr::index(static_cast<int64_t>(d)) - before);
+    before = before + kir::select(reduced[d], Expr::index(1), Expr::index(0));
+  }
+  std::vector<Expr> sizes;
+  for (int64_t o = 0; o < (keepdims ? rank : rank - k); ++o) {
+    if (keepdims) {
+      sizes.push_back(kir::select(reduced[static_cast<size_t>(o)], Expr::index(1), Expr::index(dims[static_cast<size_t>(o)])));
+      continue;
+    }
+    Expr size = Expr::index(0);
+    for (size_t d = 0; d < dims.size(); ++d)
+      size = size + kir::select(kir::unary(kir::UnaryOp::kNot, reduced[d]) &&
+                                    kir::eq(kir::slotValue(position[d]), Expr::index(o)),
+                                Expr::index(dims[d]), Expr::index(0));
+    sizes.push_back(size);
+  }
+  setOutputDims(ctx, 0, sizes);
+  kir::KernelBuilder& kb = ctx.newKernel();
+  LowerContext::Buffer x = ctx.input(0);
+  LowerContext::Buffer y = ctx.output(0);
+  DType dtype = reduceComputeDType(x.dtype(), def.float_math);
+  std::vector<IterVar> out = ctx.outputVars(0);
+  std::vector<IterVar> row;
+  std::vector<Expr> index;
+  for (size_t d = 0; d < dims.size(); ++d) {
+    IterVar r = kb.var("r" + std::to_string(d), dims[d]);
+    r.extent_slot = extent[d];
+    row.push_back(r);
+    Expr kept = keepdims ? Expr(out[d]) : Expr::index(0);
+    if (!keepdims)
+      for (size_t o = 0; o < out.size(); ++o)
+        kept = kir::select(kir::eq(kir::slotValue(position[d]), Expr::index(static_cast<int64_t>(o))), Expr(out[o]), kept);
+    index.push_back(kir::select(reduced[d], Expr(r), kept));
+  }
+  Expr element = def.element(kir::cast(dtype, x.load(index)));
+  kb.compute(y, out, kir::cast(y.dtype(), kir::reduce(def.op, row, element)));
+  return Status::ok();
+}
+
 Status inferReduce(InferContext& ctx, const ReduceDef& def) {
   KILN_RETURN_IF_ERROR(checkReduceInputs(ctx, def));
   KILN_ASSIGN_OR_RETURN(ir::Shape in, inputShape(ctx, 0, "data"));
+  if (runTimeAxes(ctx, def)) {
+    KILN_ASSIGN_OR_RETURN(int64_t k, runTimeAxesCount(ctx, in.size()));
+    bool keepdims = ctx.attrInt("keepdims", 1) != 0;
+    ctx.setOutputType(0, {ctx.inputType(0).dtype, ir::Shape(keepdims ? in.size() : in.size() - static_cast<size_t>(k), ir::Dim{})});
+    return Status::ok();
+  }
   KILN_ASSIGN_OR_RETURN(std::vector<bool> reduced, reducedDims(ctx, def, in.size()));
   bool keepdims = ctx.attrInt("keepdims", 1) != 0;
   ir::Shape out;
@@ -173,6 +269,7 @@ Status lowerReduceLogSumExp(LowerContext& ctx, const std::vector<bool>& reduced)
 }
 
 Status lowerReduce(LowerContext& ctx, const ReduceDef& def) {
+  if (runTimeAxes(ctx, def)) return lowerRunTimeAxes(ctx, def);
   std::vector<int64_t> dims = ctx.inputDims(0);
   KILN_ASSIGN_OR_RETURN(std::vector<bool> reduced, reducedDims(ctx, def, dims.size()));
   if (std::string_view(def.name) == "ReduceLogSumExp") return lowerReduceLogSumExp(ctx, reduced);
@@ -259,7 +356,9 @@ std::vector<AttrSpec> argAttributes() {
 //   y[.., i, ..] = sum of x[.., j, ..] over j <= i (j < i with exclusive=1;
 //   j >= i / j > i with reverse=1).
 // The axis (input 1, a scalar or 1-element tensor) picks the kernel's
-// structure, so it must be known at compile time.
+// structure: a constant one gives one definition; one computed at run time
+// gives a definition per possible axis, the run picking one by the axis's
+// value (held in a dim slot, range-checked first).
 
 Expected<int64_t> cumSumAxis(const NodeView& ctx, int64_t rank) {
   const ir::Tensor* axis = ctx.constantInput(1);
@@ -273,31 +372,65 @@ Status inferCumSum(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 2, 2));
   KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "x", DTypeClass::kNumeric));
   KILN_ASSIGN_OR_RETURN(ir::Shape in, inputShapeOfMinRank(ctx, 0, "x", 1));
+  if (!ctx.constantInput(1)) {
+    KILN_ASSIGN_OR_RETURN(ir::Shape axis, inputShape(ctx, 1, "axis"));
+    if (ir::isFloat(ctx.inputType(1).dtype) || axis.size() > 1 || (axis.size() == 1 && axis[0].value != 1))
+      return ctx.error("axis must be an int32/int64 scalar (input 1)");
+    ctx.setOutputType(0, ctx.inputType(0));
+    return Status::ok();
+  }
   Expected<int64_t> axis = cumSumAxis(ctx, static_cast<int64_t>(in.size()));
   if (!axis) return axis.status();
   ctx.setOutputType(0, ctx.inputType(0));
   return Status::ok();
 }
 
-Status lowerCumSum(LowerContext& ctx) {
-  std::vector<int64_t> dims = ctx.inputDims(0);
-  KILN_ASSIGN_OR_RETURN(int64_t axis, cumSumAxis(ctx, static_cast<int64_t>(dims.size())));
+// The running sum along axis `a` at the element `axes`.
+Expr cumSumAlong(kir::KernelBuilder& kb, const LowerContext& ctx, const LowerContext::Buffer& x,
+                 const std::vector<IterVar>& axes, size_t a) {
   bool exclusive = ctx.attrInt("exclusive", 0) != 0;
   bool reverse = ctx.attrInt("reverse", 0) != 0;
-  size_t a = static_cast<size_t>(axis);
-
-  kir::KernelBuilder& kb = ctx.newKernel();
-  LowerContext::Buffer x = ctx.input(0);
-  LowerContext::Buffer y = ctx.output(0);
   DType dtype = computeDType(x.dtype());
-  std::vector<IterVar> axes = kb.vars(dims);
-  IterVar j = kb.var("j", dims[a]);
+  IterVar j = kb.var("j" + std::to_string(a), x.dim(a));
   Expr i = axes[a];
   Expr included = reverse ? (exclusive ? Expr(j) > i : Expr(j) >= i) : (exclusive ? Expr(j) < i : Expr(j) <= i);
   std::vector<Expr> index = asExprs(axes);
   index[a] = j;
   Expr term = kir::select(included, kir::cast(dtype, x.load(index)), Expr::constant(dtype, 0));
-  kb.compute(y, axes, kir::cast(y.dtype(), kir::reduce(ReduceOp::kSum, {j}, term)));
+  return kir::reduce(ReduceOp::kSum, {j}, term);
+}
+
+Status lowerCumSum(LowerContext& ctx) {
+  std::vector<int64_t> dims = ctx.inputDims(0);
+  auto rank = static_cast<int64_t>(dims.size());
+  Expr axis_value;
+  if (!ctx.constantInput(1)) {
+    ctx.newKernel("axis");
+    LowerContext::Buffer given = ctx.input(1, {1});
+    int raw = ctx.newSlot(), normalized = ctx.newSlot();
+    ctx.builder().setSlot(raw, kir::cast(DType::kInt64, given(Expr::index(0))));
+    Expr a = kir::slotValue(raw);
+    ctx.builder().setSlot(normalized, kir::select(a < Expr::index(0), a + Expr::index(rank), a));
+    ctx.builder().check(ctx.addCheck("axis {$" + std::to_string(raw) + "} (input 1) is out of range for rank " +
+                                     std::to_string(rank)),
+                        (a >= Expr::index(-rank)) && (a < Expr::index(rank)));
+    axis_value = kir::slotValue(normalized);
+  }
+  kir::KernelBuilder& kb = ctx.newKernel();
+  LowerContext::Buffer x = ctx.input(0);
+  LowerContext::Buffer y = ctx.output(0);
+  std::vector<IterVar> axes = kb.vars(dims);
+  Expr value;
+  if (axis_value.valid()) {
+    for (size_t a = dims.size(); a-- > 0;) {
+      Expr along = cumSumAlong(kb, ctx, x, axes, a);
+      value = value.valid() ? kir::select(kir::eq(axis_value, Expr::index(static_cast<int64_t>(a))), along, value) : along;
+    }
+  } else {
+    KILN_ASSIGN_OR_RETURN(int64_t axis, cumSumAxis(ctx, rank));
+    value = cumSumAlong(kb, ctx, x, axes, static_cast<size_t>(axis));
+  }
+  kb.compute(y, axes, kir::cast(y.dtype(), value));
   return Status::ok();
 }
 

@@ -2,10 +2,11 @@
 // Unsqueeze, Expand, Tile, DepthToSpace, SpaceToDepth, ConstantOfShape, Range,
 // EyeLike, Trilu. Slice, Pad and Split are in slicing.cpp.
 //
-// Kiln compiles static shapes: where an output's SHAPE depends on an input's
-// VALUE (axes, starts/ends, pads, repeats, a target shape), that input must be
-// known at compile time, and a run-time one is reported as unsupported. Values
-// that only change elements (Pad's constant_value, Trilu's k) may be run-time.
+// Where an output's SHAPE depends on an input's VALUE (a target shape,
+// repeats, Range's bounds) and that input is computed at run time, the
+// run-time variant in run_time_reshaping.cpp computes the shape in the
+// artifact (for Squeeze/Unsqueeze: which dims are 1).
+// Values that only change elements (Trilu's k) may be run-time.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -16,6 +17,7 @@
 #include "compiler/ops/broadcast.h"
 #include "compiler/ops/infer_checks.h"
 #include "compiler/ops/kernel_exprs.h"
+#include "compiler/ops/run_time_shapes.h"
 
 namespace kiln::ops {
 namespace {
@@ -101,7 +103,8 @@ Status lowerSize(LowerContext& ctx) {
 }
 
 // ---- Squeeze, Unsqueeze --------------------------------------------------------
-// axes is an attribute before opset 13 and input 1 from 13 (a constant).
+// axes is an attribute before opset 13 and input 1 from 13 (a constant, or
+// read at run time by run_time_reshaping.cpp).
 
 Expected<std::optional<std::vector<int64_t>>> axesOperand(const NodeView& ctx) {
   if (ctx.opset() < 13) {
@@ -114,10 +117,21 @@ Expected<std::optional<std::vector<int64_t>>> axesOperand(const NodeView& ctx) {
   return std::optional<std::vector<int64_t>>(std::move(axes));
 }
 
+bool runTimeAxes(const NodeView& ctx) { return ctx.opset() >= 13 && ctx.hasInput(1) && !ctx.constantInput(1); }
+
+Status lowerSqueeze(LowerContext& ctx) {
+  return runTimeAxes(ctx) ? lowerRunTimeSqueeze(ctx, true) : lowerViewCopy(ctx);
+}
+
+Status lowerUnsqueeze(LowerContext& ctx) {
+  return runTimeAxes(ctx) ? lowerRunTimeSqueeze(ctx, false) : lowerViewCopy(ctx);
+}
+
 Status inferSqueeze(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 1, ctx.opset() < 13 ? 1 : 2));
   KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "data", DTypeClass::kAnyKernel));
   KILN_ASSIGN_OR_RETURN(ir::Shape in, inputShape(ctx, 0, "data"));
+  if (runTimeAxes(ctx)) return inferRunTimeSqueeze(ctx, in, true);
   KILN_ASSIGN_OR_RETURN(std::optional<std::vector<int64_t>> axes, axesOperand(ctx));
   std::vector<bool> drop(in.size(), false);
   if (axes) {
@@ -148,6 +162,7 @@ Status inferUnsqueeze(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, ctx.opset() < 13 ? 1 : 2, ctx.opset() < 13 ? 1 : 2));
   KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "data", DTypeClass::kAnyKernel));
   KILN_ASSIGN_OR_RETURN(ir::Shape in, inputShape(ctx, 0, "data"));
+  if (runTimeAxes(ctx)) return inferRunTimeSqueeze(ctx, in, false);
   KILN_ASSIGN_OR_RETURN(std::optional<std::vector<int64_t>> axes, axesOperand(ctx));
   if (!axes) return ctx.error("axes are required");
   int64_t out_rank = static_cast<int64_t>(in.size() + axes->size());
@@ -168,6 +183,7 @@ Status inferExpand(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 2, 2));
   KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "input", DTypeClass::kAnyKernel));
   KILN_ASSIGN_OR_RETURN(ir::Shape in, inputShape(ctx, 0, "input"));
+  if (!ctx.constantInput(1)) return inferRunTimeExpand(ctx, in);
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> shape, constantInts(ctx, 1, "shape"));
   for (int64_t d : shape)
     if (d < 0) return ctx.error("shape has negative dim " + std::to_string(d) + " (input 1)");
@@ -179,6 +195,7 @@ Status inferExpand(InferContext& ctx) {
 }
 
 Status lowerExpand(LowerContext& ctx) {
+  if (!ctx.constantInput(1)) return lowerRunTimeExpand(ctx);
   kir::KernelBuilder& kb = ctx.newKernel();
   Buffer x = ctx.input(0);
   Buffer y = ctx.output(0);
@@ -194,6 +211,7 @@ Status inferTile(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 2, 2));
   KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "input", DTypeClass::kAnyKernel));
   KILN_ASSIGN_OR_RETURN(ir::Shape in, inputShape(ctx, 0, "input"));
+  if (!ctx.constantInput(1)) return inferRunTimeTile(ctx, in);
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> repeats, constantInts(ctx, 1, "repeats"));
   if (repeats.size() != in.size())
     return ctx.error("repeats has " + std::to_string(repeats.size()) + " entries for input of rank " +
@@ -212,6 +230,7 @@ Status inferTile(InferContext& ctx) {
 }
 
 Status lowerTile(LowerContext& ctx) {
+  if (!ctx.constantInput(1)) return lowerRunTimeTile(ctx);
   kir::KernelBuilder& kb = ctx.newKernel();
   Buffer x = ctx.input(0);
   Buffer y = ctx.output(0);
@@ -300,26 +319,28 @@ Status lowerSpaceToDepth(LowerContext& ctx) {
 
 Status inferConstantOfShape(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 1, 1));
-  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> shape, constantInts(ctx, 0, "input"));
-  for (int64_t d : shape)
-    if (d < 0) return ctx.error("shape has negative dim " + std::to_string(d) + " (input 0)");
   ir::DType dtype = ir::DType::kFloat32;
   if (const ir::Tensor* value = ctx.attrTensor("value")) {
     if (value->elementCount() != 1) return ctx.error("value must hold exactly one element");
     if (value->dtype() == ir::DType::kString) return ctx.unsupportedError("string values are not supported");
     dtype = value->dtype();
   }
+  if (!ctx.constantInput(0)) return inferRunTimeConstantOfShape(ctx, dtype);
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> shape, constantInts(ctx, 0, "input"));
+  for (int64_t d : shape)
+    if (d < 0) return ctx.error("shape has negative dim " + std::to_string(d) + " (input 0)");
   ctx.setOutputType(0, {dtype, ir::makeShape(shape)});
   return Status::ok();
 }
 
 Status lowerConstantOfShape(LowerContext& ctx) {
-  kir::KernelBuilder& kb = ctx.newKernel();
-  Buffer y = ctx.output(0);
-  ir::DType dtype = computeDType(y.dtype());
   double fill = 0;
   if (const ir::Tensor* value = ctx.attrTensor("value"))
     fill = ir::isFloat(value->dtype()) ? value->floatAt(0) : static_cast<double>(value->intAt(0));
+  if (!ctx.constantInput(0)) return lowerRunTimeConstantOfShape(ctx, fill);
+  kir::KernelBuilder& kb = ctx.newKernel();
+  Buffer y = ctx.output(0);
+  ir::DType dtype = computeDType(y.dtype());
   std::vector<kir::IterVar> axes = kb.vars(y.shape());
   kb.compute(y, axes, Expr::constant(dtype, fill));
   return Status::ok();
@@ -339,6 +360,7 @@ Status inferRange(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectSameDType(ctx, 0, 1, "limit"));
   KILN_RETURN_IF_ERROR(expectSameDType(ctx, 0, 2, "delta"));
   const ir::Tensor* in[3];
+  if (!ctx.constantInput(0) || !ctx.constantInput(1) || !ctx.constantInput(2)) return inferRunTimeRange(ctx);
   for (size_t i = 0; i < 3; ++i) {
     in[i] = ctx.constantInput(i);
     if (!in[i])
@@ -385,10 +407,6 @@ Status inferRange(InferContext& ctx) {
   }
   ctx.setOutputConstant(0, ir::Tensor::fromBytes(dtype, {count}, std::move(bytes)));
   return Status::ok();
-}
-
-Status lowerFolded(LowerContext& ctx) {
-  return internalError(ctx.node().describe() + ": its output is computed during inference and needs no kernel");
 }
 
 // ---- EyeLike, Trilu ------------------------------------------------------------
@@ -455,8 +473,8 @@ void registerReshapingOps(OpRegistry& registry) {
   registry.add(
       OpSchema{"", "Shape", {1, 13, 15, 19, 21}, {{"start", Kind::kInt}, {"end", Kind::kInt}}, inferShape, lowerShape});
   registry.add(OpSchema{"", "Size", {1, 13, 19, 21}, {}, inferSize, lowerSize});
-  registry.add(OpSchema{"", "Squeeze", {1, 11, 13, 21}, {{"axes", Kind::kInts}}, inferSqueeze, lowerViewCopy});
-  registry.add(OpSchema{"", "Unsqueeze", {1, 11, 13, 21}, {{"axes", Kind::kInts}}, inferUnsqueeze, lowerViewCopy});
+  registry.add(OpSchema{"", "Squeeze", {1, 11, 13, 21}, {{"axes", Kind::kInts}}, inferSqueeze, lowerSqueeze});
+  registry.add(OpSchema{"", "Unsqueeze", {1, 11, 13, 21}, {{"axes", Kind::kInts}}, inferUnsqueeze, lowerUnsqueeze});
   registry.add(OpSchema{"", "Expand", {8, 13}, {}, inferExpand, lowerExpand});
   registry.add(OpSchema{"", "Tile", {1, 6, 13}, {}, inferTile, lowerTile});
   registry.add(OpSchema{"",
@@ -473,7 +491,7 @@ void registerReshapingOps(OpRegistry& registry) {
                         lowerSpaceToDepth});
   registry.add(OpSchema{
       "", "ConstantOfShape", {9, 20, 21}, {{"value", Kind::kTensor}}, inferConstantOfShape, lowerConstantOfShape});
-  registry.add(OpSchema{"", "Range", {11}, {}, inferRange, lowerFolded});
+  registry.add(OpSchema{"", "Range", {11}, {}, inferRange, lowerRunTimeRange});
   registry.add(OpSchema{"", "EyeLike", {9}, {{"dtype", Kind::kInt}, {"k", Kind::kInt}}, inferEyeLike, lowerEyeLike});
   registry.add(OpSchema{"", "Trilu", {14}, {{"upper", Kind::kInt}}, inferTrilu, lowerTrilu});
 }

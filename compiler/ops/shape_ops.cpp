@@ -7,6 +7,7 @@
 #include "compiler/lower/lower_context.h"
 #include "compiler/ops/infer_checks.h"
 #include "compiler/ops/kernel_exprs.h"
+#include "compiler/ops/run_time_shapes.h"
 
 namespace kiln::ops {
 namespace {
@@ -66,10 +67,24 @@ Expected<ir::Dim> inferredDim(const NodeView& ctx, const ir::Shape& in, const ir
   return ir::Dim::known(total.value / others);
 }
 
+// A target shape computed at run time has a static length: the output's rank.
+Expected<size_t> runTimeTargetRank(const NodeView& ctx) {
+  KILN_ASSIGN_OR_RETURN(ir::Shape shape, inputShapeOfRank(ctx, 1, "shape", 1));
+  if (!shape[0].isKnown() || ctx.inputType(1).dtype != ir::DType::kInt64)
+    return ctx.unsupportedError("the target shape (input 1) is computed at run time and is not a 1-D int64 tensor "
+                                "of known length: the output's rank would be unknown");
+  return static_cast<size_t>(shape[0].value);
+}
+
 Status inferReshape(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, ctx.opset() < 5 ? 1 : 2, ctx.opset() < 5 ? 1 : 2));
   KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "data", DTypeClass::kAnyKernel));
   KILN_ASSIGN_OR_RETURN(ir::Shape in, inputShape(ctx, 0, "data"));
+  if (ctx.opset() >= 5 && !ctx.constantInput(1)) {
+    KILN_ASSIGN_OR_RETURN(size_t rank, runTimeTargetRank(ctx));
+    ctx.setOutputType(0, {ctx.inputType(0).dtype, unknownDims(rank)});
+    return Status::ok();
+  }
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> target, reshapeTarget(ctx));
   bool allow_zero = ctx.attrInt("allowzero", 0) != 0;
   ir::Shape out;
@@ -102,6 +117,58 @@ Status inferReshape(InferContext& ctx) {
                      ": element counts differ");
   ctx.setOutputType(0, {ctx.inputType(0).dtype, out});
   return Status::ok();
+}
+
+// A target computed at run time: a shape step resolves its 0 and -1 entries
+// from the input's (static) dims and checks the element count.
+Status lowerRunTimeReshape(LowerContext& ctx) {
+  if (ctx.isDynamicInput(0)) return ctx.unsupportedError("data (input 0) and the target shape both have run-time shapes");
+  std::vector<int64_t> in = ctx.inputDims(0);
+  int64_t count = 1;
+  for (int64_t d : in) count *= d;
+  bool allow_zero = ctx.attrInt("allowzero", 0) != 0;
+  size_t rank = static_cast<size_t>(ctx.inputDims(1)[0]);
+  kir::KernelBuilder& kb = ctx.newKernel("shape");
+  LowerContext::Buffer target = ctx.input(1);
+  // Entry k as given, with 0 copying the input's dim k (unless allowzero).
+  std::vector<Expr> given;
+  Expr minus_ones = Expr::index(0), bad = Expr::constant(ir::DType::kBool, 0);
+  for (size_t k = 0; k < rank; ++k) {
+    Expr t = indexAt(target, static_cast<int64_t>(k));
+    Expr copy = Expr::index(k < in.size() ? in[k] : -1);  // -1: past the input's rank, refused below
+    if (!allow_zero) {
+      bad = bad || (kir::eq(t, Expr::index(0)) && Expr::constant(ir::DType::kBool, k >= in.size()));
+      t = kir::select(kir::eq(t, Expr::index(0)), copy, t);
+    }
+    bad = bad || (t < Expr::index(-1));
+    minus_ones = minus_ones + kir::select(kir::eq(t, Expr::index(-1)), Expr::index(1), Expr::index(0));
+    given.push_back(t);
+  }
+  Expr known = Expr::index(1);  // product of the entries other than -1
+  for (const Expr& t : given) known = known * kir::select(kir::eq(t, Expr::index(-1)), Expr::index(1), t);
+  std::vector<Expr> sizes;
+  for (const Expr& t : given)
+    sizes.push_back(kir::select(kir::eq(t, Expr::index(-1)), Expr::index(count) / max(known, Expr::index(1)), t));
+  std::vector<int> raw;
+  for (const Expr& t : given) {
+    raw.push_back(ctx.newSlot());
+    kb.setSlot(raw.back(), indexAt(target, static_cast<int64_t>(raw.size() - 1)));
+  }
+  kb.check(ctx.addCheck("target shape " + slotsShape(raw) + " has an entry below -1, more than one -1, or a 0 past " +
+                        "the input's rank " + std::to_string(in.size())),
+           kir::unary(kir::UnaryOp::kNot, bad || (minus_ones > Expr::index(1))));
+  std::vector<int> slots = setOutputDims(ctx, 0, sizes);
+  std::string in_shape = ir::toString(ir::makeShape(in));
+  kb.check(ctx.addCheck("target shape " + slotsShape(raw) + " gives " + slotsShape(slots) + ", which does not hold the " +
+                        std::to_string(count) + " elements of the input [" + in_shape + "]"),
+           productIs(slots, count));
+  lowerRunTimeView(ctx, 0, 0);
+  return Status::ok();
+}
+
+Status lowerReshape(LowerContext& ctx) {
+  if (ctx.opset() >= 5 && !ctx.constantInput(1)) return lowerRunTimeReshape(ctx);
+  return lowerViewCopy(ctx);
 }
 
 // ---- Flatten -------------------------------------------------------------------
@@ -291,7 +358,7 @@ Status lowerConstant(LowerContext& ctx) {
 void registerShapeOps(OpRegistry& registry) {
   registry.add(OpSchema{"", "Reshape", {1, 5, 13, 14},
                         {{"shape", Kind::kInts}, {"allowzero", Kind::kInt}, {"consumed_inputs", Kind::kInts}},
-                        inferReshape, lowerViewCopy});
+                        inferReshape, lowerReshape});
   registry.add(OpSchema{"", "Flatten", {1, 9, 11, 13}, {{"axis", Kind::kInt}}, inferFlatten, lowerViewCopy});
   registry.add(OpSchema{"", "Transpose", {1, 13}, {{"perm", Kind::kInts}}, inferTranspose, lowerTranspose});
   registry.add(OpSchema{"", "Concat", {1, 4, 11, 13}, {{"axis", Kind::kInt}}, inferConcat, lowerConcat});

@@ -10,6 +10,7 @@
 #include "compiler/lower/lower_context.h"
 #include "compiler/ops/infer_checks.h"
 #include "compiler/ops/kernel_exprs.h"
+#include "compiler/ops/run_time_shapes.h"
 
 namespace kiln::ops {
 namespace {
@@ -90,6 +91,15 @@ Expected<std::vector<SliceAxis>> sliceAxes(const NodeView& ctx, const std::vecto
   return result;
 }
 
+// From opset 10, any of starts/ends/axes/steps may be computed at run time
+// (run_time_slicing.cpp).
+bool runTimeSlice(const NodeView& ctx) {
+  if (ctx.opset() < 10) return false;
+  for (size_t i = 1; i < 5 && i < ctx.numInputs(); ++i)
+    if (ctx.hasInput(i) && !ctx.constantInput(i)) return true;
+  return false;
+}
+
 Status inferSlice(InferContext& ctx) {
   bool inputs = ctx.opset() >= 10;
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, inputs ? 3 : 1, inputs ? 5 : 1));
@@ -98,6 +108,7 @@ Status inferSlice(InferContext& ctx) {
   if (!inputs && (!ctx.hasAttr("starts") || !ctx.hasAttr("ends")))
     return ctx.error("attributes 'starts' and 'ends' are required before opset 10");
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> dims, knownInputDims(ctx, 0, "data"));
+  if (runTimeSlice(ctx)) return inferRunTimeSlice(ctx, dims.size());
   KILN_ASSIGN_OR_RETURN(std::vector<SliceAxis> axes, sliceAxes(ctx, dims));
   ir::Shape out;
   for (const SliceAxis& a : axes) out.push_back(ir::Dim::known(a.count));
@@ -106,6 +117,7 @@ Status inferSlice(InferContext& ctx) {
 }
 
 Status lowerSlice(LowerContext& ctx) {
+  if (runTimeSlice(ctx)) return lowerRunTimeSlice(ctx);
   KILN_ASSIGN_OR_RETURN(std::vector<SliceAxis> slices, sliceAxes(ctx, ctx.inputDims(0)));
   kir::KernelBuilder& kb = ctx.newKernel();
   Buffer x = ctx.input(0);
@@ -161,6 +173,51 @@ Expected<PadSpec> padSpec(const NodeView& ctx, size_t rank) {
   return spec;
 }
 
+// From opset 11, pads may be computed at run time; the axes (opset 18)
+// must then be constants.
+bool runTimePads(const NodeView& ctx) { return ctx.opset() >= 11 && !ctx.constantInput(1); }
+
+Expected<std::vector<int64_t>> runTimePadAxes(const NodeView& ctx, size_t rank) {
+  std::vector<int64_t> axes(rank);
+  std::iota(axes.begin(), axes.end(), 0);
+  if (ctx.numInputs() > 3 && ctx.hasInput(3)) {
+    KILN_ASSIGN_OR_RETURN(axes, constantInts(ctx, 3, "axes"));
+    KILN_ASSIGN_OR_RETURN(axes, normalizeAxes(ctx, axes, static_cast<int64_t>(rank)));
+  }
+  KILN_ASSIGN_OR_RETURN(ir::Shape pads, inputShapeOfRank(ctx, 1, "pads", 1));
+  if (!pads[0].isKnown() || pads[0].value != static_cast<int64_t>(2 * axes.size()))
+    return ctx.error("pads (input 1) has shape " + ir::toString(pads) + ", expected [" + std::to_string(2 * axes.size()) +
+                     "] (two per padded axis)");
+  std::string mode = ctx.attrString("mode", "constant");
+  if (mode != "constant" && mode != "reflect" && mode != "edge" && !(mode == "wrap" && ctx.opset() >= 19))
+    return ctx.error("unknown mode '" + mode + "' (opset " + std::to_string(ctx.opset()) + ")");
+  return axes;
+}
+
+// Pads read at run time: a kernel of shape steps stores them in slots and
+// sets the output dims; returns each dim's begin pad.
+Expected<std::vector<Expr>> lowerRunTimePads(LowerContext& ctx) {
+  if (ctx.isDynamicInput(0)) return ctx.unsupportedError("data (input 0) has a run-time shape as well");
+  std::vector<int64_t> dims = ctx.inputDims(0);
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> axes, runTimePadAxes(ctx, dims.size()));
+  ctx.newKernel("shape");
+  std::vector<int> pads = readIntoSlots(ctx, ctx.input(1), static_cast<int64_t>(2 * axes.size()));
+  std::vector<Expr> begin(dims.size(), Expr::index(0)), sizes;
+  std::vector<Expr> end(dims.size(), Expr::index(0));
+  for (size_t k = 0; k < axes.size(); ++k) {
+    begin[static_cast<size_t>(axes[k])] = kir::slotValue(pads[k]);
+    end[static_cast<size_t>(axes[k])] = kir::slotValue(pads[k + axes.size()]);
+  }
+  for (size_t d = 0; d < dims.size(); ++d) sizes.push_back(Expr::index(dims[d]) + begin[d] + end[d]);
+  std::vector<int> out = setOutputDims(ctx, 0, sizes);
+  std::string mode = ctx.attrString("mode", "constant");
+  for (size_t d = 0; d < dims.size(); ++d)
+    if (mode != "constant" && dims[d] == 0)
+      ctx.builder().check(ctx.addCheck("mode '" + mode + "' cannot pad the empty dim " + std::to_string(d)),
+                          kir::eq(kir::slotValue(out[d]), Expr::index(0)));
+  return begin;
+}
+
 Status inferPad(InferContext& ctx) {
   bool inputs = ctx.opset() >= 11;
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, inputs ? 2 : 1, inputs ? (ctx.opset() >= 18 ? 4 : 3) : 1));
@@ -170,6 +227,11 @@ Status inferPad(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "data", DTypeClass::kAnyKernel));
   KILN_ASSIGN_OR_RETURN(ir::Shape in, inputShape(ctx, 0, "data"));
   if (inputs && ctx.hasInput(2)) KILN_RETURN_IF_ERROR(expectSameDType(ctx, 0, 2, "constant_value"));
+  if (runTimePads(ctx)) {
+    KILN_RETURN_IF_ERROR(runTimePadAxes(ctx, in.size()).status());
+    ctx.setOutputType(0, {ctx.inputType(0).dtype, ir::Shape(in.size(), ir::Dim{})});
+    return Status::ok();
+  }
   KILN_ASSIGN_OR_RETURN(PadSpec spec, padSpec(ctx, in.size()));
   ir::Shape out;
   for (size_t i = 0; i < in.size(); ++i) {
@@ -200,7 +262,14 @@ Expr padSource(const std::string& mode, Expr src, int64_t d) {
 }
 
 Status lowerPad(LowerContext& ctx) {
-  KILN_ASSIGN_OR_RETURN(PadSpec spec, padSpec(ctx, ctx.inputDims(0).size()));
+  std::string mode = ctx.attrString("mode", "constant");
+  std::vector<Expr> begin;
+  if (runTimePads(ctx)) {
+    KILN_ASSIGN_OR_RETURN(begin, lowerRunTimePads(ctx));
+  } else {
+    KILN_ASSIGN_OR_RETURN(PadSpec spec, padSpec(ctx, ctx.inputDims(0).size()));
+    for (int64_t b : spec.begin) begin.push_back(Expr::index(b));
+  }
   kir::KernelBuilder& kb = ctx.newKernel();
   Buffer x = ctx.input(0);
   Buffer y = ctx.output(0);
@@ -210,20 +279,21 @@ Status lowerPad(LowerContext& ctx) {
     Buffer value = ctx.input(2);
     fill = toCompute(value.load(std::vector<Expr>(value.rank(), Expr::index(0))));
   }
-  std::vector<kir::IterVar> axes = kb.vars(y.shape());
+  std::vector<kir::IterVar> axes = ctx.outputVars(0);
   std::vector<Expr> index;
   Expr inside = Expr::constant(ir::DType::kBool, 1);
   for (size_t d = 0; d < axes.size(); ++d) {
-    Expr src = spec.begin[d] == 0 ? Expr(axes[d]) : Expr(axes[d]) - static_cast<double>(spec.begin[d]);
-    if (spec.mode == "constant" || x.dim(d) == 0) {
+    bool none = begin[d]->kind == kir::ExprNode::Kind::kConst && begin[d]->value == 0;
+    Expr src = none ? Expr(axes[d]) : Expr(axes[d]) - begin[d];
+    if (mode == "constant" || x.dim(d) == 0) {
       inside = inside && kir::inRange(src, x.dim(d));
       index.push_back(src);
     } else {
-      index.push_back(padSource(spec.mode, src, x.dim(d)));
+      index.push_back(padSource(mode, src, x.dim(d)));
     }
   }
   Expr value = toCompute(x.load(index));
-  if (spec.mode == "constant") value = kir::select(inside, value, fill);
+  if (mode == "constant") value = kir::select(inside, value, fill);
   kb.compute(y, axes, value);
   return Status::ok();
 }
@@ -277,6 +347,8 @@ Expected<int64_t> splitAxis(const NodeView& ctx, int64_t rank) {
   return normalizeAxis(ctx, ctx.attrInt("axis", 0), rank);
 }
 
+bool runTimeSplit(const NodeView& ctx) { return ctx.opset() >= 13 && ctx.hasInput(1) && !ctx.constantInput(1); }
+
 Status inferSplit(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 1, ctx.opset() >= 13 || ctx.opset() < 2 ? 2 : 1));
   KILN_RETURN_IF_ERROR(rejectMovedAttributes(ctx, 13, {"split"}));
@@ -287,6 +359,18 @@ Status inferSplit(InferContext& ctx) {
   KILN_ASSIGN_OR_RETURN(int64_t axis, splitAxis(ctx, static_cast<int64_t>(in.size())));
   const ir::Dim& d = in[static_cast<size_t>(axis)];
   if (!d.isKnown()) return ctx.unsupportedError("the split axis " + std::to_string(axis) + " has no static size");
+  if (runTimeSplit(ctx)) {
+    KILN_ASSIGN_OR_RETURN(ir::Shape split, inputShapeOfRank(ctx, 1, "split", 1));
+    if (!split[0].isKnown() || static_cast<size_t>(split[0].value) != ctx.numOutputs())
+      return ctx.error("split (input 1) has shape " + ir::toString(split) + " for " + std::to_string(ctx.numOutputs()) +
+                       " outputs");
+    for (size_t i = 0; i < ctx.numOutputs(); ++i) {
+      ir::Shape out = in;
+      out[static_cast<size_t>(axis)] = ir::Dim{};
+      ctx.setOutputType(i, {ctx.inputType(0).dtype, out});
+    }
+    return Status::ok();
+  }
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> sizes, splitSizes(ctx, d.value));
   for (size_t i = 0; i < sizes.size(); ++i) {
     ir::Shape out = in;
@@ -296,25 +380,62 @@ Status inferSplit(InferContext& ctx) {
   return Status::ok();
 }
 
+// Split sizes read at run time: a kernel of shape steps stores them as the
+// outputs' dims along the axis, checks they add up to the dim, and keeps
+// each part's offset in a slot.
+Expected<std::vector<Expr>> lowerRunTimeSplitOffsets(LowerContext& ctx, size_t axis) {
+  if (ctx.isDynamicInput(0)) return ctx.unsupportedError("input 0 has a run-time shape as well");
+  std::vector<int64_t> dims = ctx.inputDims(0);
+  ctx.newKernel("shape");
+  std::vector<int> sizes = readIntoSlots(ctx, ctx.input(1), static_cast<int64_t>(ctx.numOutputs()));
+  std::vector<Expr> offsets;
+  Expr total = Expr::index(0), valid = Expr::constant(ir::DType::kBool, 1);
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    offsets.push_back(total);
+    Expr size = kir::slotValue(sizes[i]);
+    valid = valid && (size >= Expr::index(0)) && (size <= Expr::index(dims[axis]));
+    total = total + size;
+    if (!ctx.hasOutput(i)) continue;
+    std::vector<Expr> out_dims;
+    for (size_t d = 0; d < dims.size(); ++d) out_dims.push_back(d == axis ? size : Expr::index(dims[d]));
+    setOutputDims(ctx, i, out_dims);
+  }
+  ctx.builder().check(ctx.addCheck("split " + slotsShape(sizes) + " (input 1) has a negative size or does not add up "
+                                   "to the size " + std::to_string(dims[axis]) + " of axis " + std::to_string(axis)),
+                      valid && kir::eq(total, Expr::index(dims[axis])));
+  for (Expr& offset : offsets) {  // sums of slots, kept in slots for the part kernels
+    int slot = ctx.newSlot();
+    ctx.builder().setSlot(slot, offset);
+    offset = kir::slotValue(slot);
+  }
+  return offsets;
+}
+
 Status lowerSplit(LowerContext& ctx) {
   std::vector<int64_t> dims = ctx.inputDims(0);
   KILN_ASSIGN_OR_RETURN(int64_t axis, splitAxis(ctx, static_cast<int64_t>(dims.size())));
   size_t a = static_cast<size_t>(axis);
-  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> sizes, splitSizes(ctx, dims[a]));
-  int64_t offset = 0;
-  for (size_t i = 0; i < sizes.size(); ++i) {
-    if (!ctx.hasOutput(i)) {
-      offset += sizes[i];
-      continue;
+  std::vector<Expr> offsets;
+  if (runTimeSplit(ctx)) {
+    KILN_ASSIGN_OR_RETURN(offsets, lowerRunTimeSplitOffsets(ctx, a));
+  } else {
+    KILN_ASSIGN_OR_RETURN(std::vector<int64_t> sizes, splitSizes(ctx, dims[a]));
+    int64_t offset = 0;
+    for (int64_t size : sizes) {
+      offsets.push_back(Expr::index(offset));
+      offset += size;
     }
+  }
+  for (size_t i = 0; i < offsets.size(); ++i) {
+    if (!ctx.hasOutput(i)) continue;
     kir::KernelBuilder& kb = ctx.newKernel("part" + std::to_string(i));
     Buffer x = ctx.input(0);
     Buffer y = ctx.output(i);
-    std::vector<kir::IterVar> axes = kb.vars(y.shape());
+    std::vector<kir::IterVar> axes = ctx.outputVars(i);
     std::vector<Expr> index = asExprs(axes);
-    if (offset != 0) index[a] = index[a] + static_cast<double>(offset);
+    bool zero = offsets[i]->kind == kir::ExprNode::Kind::kConst && offsets[i]->value == 0;
+    if (!zero) index[a] = index[a] + offsets[i];
     kb.compute(y, axes, x.load(index));
-    offset += sizes[i];
   }
   return Status::ok();
 }

@@ -37,7 +37,14 @@ typedef enum kiln_status {
 } kiln_status;
 
 /* Element types; values are ONNX TensorProto codes. */
+/* In C++ the type is fixed at int32_t (the size C gives it), so every value
+   a caller stores in a kiln_tensor is a valid kiln_dtype and the runtime can
+   reject unknown ones by value. */
+#ifdef __cplusplus
+typedef enum kiln_dtype : int32_t {
+#else
 typedef enum kiln_dtype {
+#endif
   KILN_FLOAT32 = 1, KILN_UINT8 = 2, KILN_INT8 = 3, KILN_UINT16 = 4, KILN_INT16 = 5,
   KILN_INT32 = 6, KILN_INT64 = 7, KILN_STRING = 8, KILN_BOOL = 9, KILN_FLOAT16 = 10,
   KILN_FLOAT64 = 11, KILN_UINT32 = 12, KILN_UINT64 = 13, KILN_BFLOAT16 = 16
@@ -61,13 +68,18 @@ size_t kiln_dtype_size(kiln_dtype dtype);
 kiln_status kiln_model_load(const char* path, kiln_model** model, kiln_error** error);
 void kiln_model_free(kiln_model* model);
 
-/* A description of one input or output. Pointers stay valid while the model lives. */
+/* A description of one input or output. Pointers stay valid while the model
+ * lives. A symbolic dimension (-1) of an input takes its size from the
+ * tensor each run passes (an input symbol such as "N" used twice must have
+ * one size per run); one of an output is computed by the run: from the
+ * inputs' symbols (its name is then their polynomial, "N", "N*S") or from
+ * input data (a Reshape's target, a Range's bounds; its name is then ""). */
 typedef struct kiln_tensor_info {
   const char* name;
   kiln_dtype dtype;
   int32_t rank;
   const int64_t* dims;          /* -1 where the dimension is symbolic */
-  const char* const* dim_names; /* symbol per dimension, "" where static */
+  const char* const* dim_names; /* symbol per dimension, "" where static or computed from data */
 } kiln_tensor_info;
 
 size_t kiln_model_num_inputs(const kiln_model* model);
@@ -94,7 +106,10 @@ void kiln_session_free(kiln_session* session);
  * dtype elements with shape dims[0..rank). For outputs, either set `data` to
  * a buffer of `bytes` bytes to receive the result, or set it to NULL and the
  * run allocates one that the caller releases with kiln_free. The run fills in
- * an output's dtype, rank, dims and bytes either way. */
+ * an output's dtype, rank, dims and bytes either way. For an output whose
+ * shape the run computes, a caller buffer is used when it holds at least the
+ * computed size, and the run fails (naming the output and the size needed)
+ * when it does not. */
 typedef struct kiln_tensor {
   kiln_dtype dtype;
   int32_t rank;
@@ -107,8 +122,12 @@ typedef struct kiln_tensor {
 void kiln_free(void* data);
 
 /* Runs the model. Inputs are checked against the model (count, dtype, shape,
- * byte size, non-null data) and outputs against their buffers' sizes before
- * anything runs. */
+ * byte size, non-null data) and static outputs against their buffers' sizes
+ * before anything runs. Shapes computed from input data are checked as the
+ * run computes them: a value that makes no valid shape (a Reshape target
+ * that does not hold the input's elements, a negative size, sizes whose
+ * product overflows) stops the run with KILN_ERROR_RUNTIME and a message
+ * naming the node; nothing is written past any buffer. */
 kiln_status kiln_session_run(kiln_session* session, const kiln_tensor* inputs, size_t num_inputs,
                              kiln_tensor* outputs, size_t num_outputs, kiln_error** error);
 

@@ -22,6 +22,7 @@ class Writer {
     for (size_t d = 0; d < t.dims.size(); ++d) {
       i64(t.dims[d]);
       str(d < t.dim_names.size() ? t.dim_names[d] : std::string());
+      u32(static_cast<uint32_t>(d < t.dim_slots.size() ? t.dim_slots[d] : -1));
     }
   }
   std::vector<uint8_t> bytes;
@@ -56,6 +57,7 @@ class Reader {
     for (uint32_t d = 0; d < rank; ++d) {
       t.dims.push_back(i64());
       t.dim_names.push_back(str());
+      t.dim_slots.push_back(static_cast<int32_t>(u32()));
     }
     return ok_;
   }
@@ -108,6 +110,9 @@ std::vector<uint8_t> serialize(const ModelDesc& desc) {
     payload.str(k.origin);
     payload.u64(k.flops);
   }
+  payload.u32(desc.slot_count);
+  payload.u32(static_cast<uint32_t>(desc.checks.size()));
+  for (const std::string& c : desc.checks) payload.str(c);
   Writer out;
   out.bytes.assign(kMagic, kMagic + 8);
   out.u32(kFormatVersion);
@@ -162,6 +167,8 @@ std::optional<ModelDesc> parse(std::span<const uint8_t> section, std::string* er
     k.flops = in.u64();
     desc.kernels.push_back(std::move(k));
   }
+  desc.slot_count = in.u32();
+  for (uint32_t n = in.count(4); n > 0 && in.ok(); --n) desc.checks.push_back(in.str());
   if (!in.ok()) {
     *error = "the model description is malformed";
     return std::nullopt;

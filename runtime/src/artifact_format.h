@@ -27,10 +27,16 @@ namespace kiln::artifact {
 
 inline constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'D', 'S', 'C', '\0'};
 // 2: the per-kernel list (name, origin, FLOPs) after the outputs.
-inline constexpr uint32_t kFormatVersion = 2;
+// 3: run-time shapes: a dim slot per symbolic dim of the inputs and outputs,
+// the slot count and the run-time checks' messages after the kernels.
+inline constexpr uint32_t kFormatVersion = 3;
 // Version of the calling convention between runtime and generated code
 // (kiln_exec_context and the entry point's signature). 2: the profiling hook.
-inline constexpr uint32_t kAbiVersion = 2;
+// 3: the dim slot table and the allocator for run-time-shaped buffers.
+inline constexpr uint32_t kAbiVersion = 3;
+// Limits the runtime checks a description against.
+inline constexpr uint32_t kMaxSlots = 1u << 16;
+inline constexpr uint32_t kMaxChecks = 1u << 16;
 inline constexpr const char* kDescSection = ".kiln.desc";
 inline constexpr size_t kHeaderBytes = 32;
 inline constexpr size_t kContentHashOffset = 24;
@@ -40,6 +46,9 @@ struct TensorDesc {
   int32_t dtype = 0;                   // ONNX TensorProto code (= kiln_dtype)
   std::vector<int64_t> dims;           // -1 where symbolic
   std::vector<std::string> dim_names;  // symbol per dim, "" where static
+  // Per dim: the dim slot that holds its size at run time (dims[d] == -1),
+  // or -1 where static. Inputs' slots are filled from the caller's shapes.
+  std::vector<int32_t> dim_slots;
 };
 
 // One kernel of the artifact, in execution order: what `kiln profile` names
@@ -65,6 +74,8 @@ struct ModelDesc {
   std::vector<TensorDesc> inputs;
   std::vector<TensorDesc> outputs;
   std::vector<KernelDesc> kernels;  // kernel_count entries, in execution order
+  uint32_t slot_count = 0;          // dim slots of a run (0: static shapes)
+  std::vector<std::string> checks;  // run-time check messages; "{$k}" is slot k's value
   uint64_t content_hash = 0;  // filled in after linking
 };
 

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <thread>
 
 #include "model.h"
@@ -32,29 +33,150 @@ std::string shapeString(int32_t rank, const int64_t* dims) {
   return s + "]";
 }
 
-kiln_status checkTensor(const kiln::artifact::TensorDesc& want, const kiln_tensor& got, const char* role, size_t index,
-                        bool output, size_t* bytes_needed, kiln_error** error) {
-  std::string where = std::string(role) + " " + std::to_string(index) + " '" + want.name + "'";
-  std::string want_shape = shapeString(static_cast<int32_t>(want.dims.size()), want.dims.data());
-  size_t elems = 1;
-  for (int64_t d : want.dims) elems *= static_cast<size_t>(d);
-  *bytes_needed = elems * kiln_dtype_size(static_cast<kiln_dtype>(want.dtype));
-  if (output) return KILN_OK;
+// Largest tensor a run-time shape may ask for (the description's static
+// shapes are held to the same bound when the artifact is loaded).
+constexpr uint64_t kMaxRunBytes = uint64_t{1} << 48;
+
+// Element bytes times the dims, or nullopt when a dim is negative or the
+// product passes kMaxRunBytes.
+std::optional<size_t> checkedBytes(const int64_t* dims, size_t rank, size_t element_bytes) {
+  uint64_t bytes = element_bytes;
+  for (size_t d = 0; d < rank; ++d) {
+    if (dims[d] < 0 || (dims[d] > 0 && bytes > kMaxRunBytes / static_cast<uint64_t>(dims[d]))) return std::nullopt;
+    bytes *= static_cast<uint64_t>(dims[d]);
+  }
+  return static_cast<size_t>(bytes);
+}
+
+// The dims of `t` in this run: static ones from the description, run-time
+// ones from their slots.
+std::vector<int64_t> runDims(const kiln::artifact::TensorDesc& t, const std::vector<int64_t>& slots) {
+  std::vector<int64_t> dims = t.dims;
+  for (size_t d = 0; d < dims.size(); ++d)
+    if (t.dim_slots[d] > 0) dims[d] = slots[static_cast<size_t>(t.dim_slots[d])];
+  return dims;
+}
+
+// Checks an input against the description; its symbolic dims fill their
+// slots (a symbol seen before must have the same size).
+kiln_status checkInput(const kiln::artifact::TensorDesc& want, const kiln_tensor& got, size_t index,
+                       std::vector<int64_t>& slots, std::vector<bool>& bound, kiln_error** error) {
+  std::string where = "input " + std::to_string(index) + " '" + want.name + "'";
   if (got.dtype != want.dtype)
     return fail(error, KILN_ERROR_INVALID_ARGUMENT,
                 where + ": dtype " + kiln_dtype_name(got.dtype) + ", expected " +
                     kiln_dtype_name(static_cast<kiln_dtype>(want.dtype)));
-  if (got.rank < 0 || got.rank > KILN_MAX_RANK || static_cast<size_t>(got.rank) != want.dims.size() ||
-      !std::equal(want.dims.begin(), want.dims.end(), got.dims))
+  bool rank_ok = got.rank >= 0 && got.rank <= KILN_MAX_RANK && static_cast<size_t>(got.rank) == want.dims.size();
+  auto shapeError = [&](const std::string& why) {
+    std::string want_shape = "[";
+    for (size_t d = 0; d < want.dims.size(); ++d)
+      want_shape += (d ? "x" : "") + (want.dims[d] >= 0 ? std::to_string(want.dims[d]) : want.dim_names[d]);
     return fail(error, KILN_ERROR_INVALID_ARGUMENT,
                 where + ": shape " + (got.rank >= 0 && got.rank <= KILN_MAX_RANK ? shapeString(got.rank, got.dims) : "<bad rank>") +
-                    ", expected " + want_shape);
-  if (got.bytes != *bytes_needed)
+                    ", expected " + want_shape + "]" + why);
+  };
+  if (!rank_ok) return shapeError("");
+  for (size_t d = 0; d < want.dims.size(); ++d) {
+    int32_t slot = want.dim_slots[d];
+    if (slot <= 0) {
+      if (got.dims[d] != want.dims[d]) return shapeError("");
+      continue;
+    }
+    if (got.dims[d] < 0) return shapeError(" (a negative size)");
+    auto s = static_cast<size_t>(slot);
+    if (bound[s] && slots[s] != got.dims[d])
+      return shapeError(" (" + want.dim_names[d] + " is " + std::to_string(slots[s]) + " in an earlier input)");
+    slots[s] = got.dims[d];
+    bound[s] = true;
+  }
+  std::optional<size_t> bytes =
+      checkedBytes(got.dims, want.dims.size(), kiln_dtype_size(static_cast<kiln_dtype>(want.dtype)));
+  if (!bytes) return shapeError(" (too large)");
+  if (got.bytes != *bytes)
     return fail(error, KILN_ERROR_INVALID_ARGUMENT,
-                where + ": " + std::to_string(got.bytes) + " bytes, expected " + std::to_string(*bytes_needed));
-  if (!got.data && *bytes_needed > 0)
-    return fail(error, KILN_ERROR_INVALID_ARGUMENT, where + ": data is NULL");
+                where + ": " + std::to_string(got.bytes) + " bytes, expected " + std::to_string(*bytes));
+  if (!got.data && *bytes > 0) return fail(error, KILN_ERROR_INVALID_ARGUMENT, where + ": data is NULL");
   return KILN_OK;
+}
+
+// Memory for buffers whose size the run computes (ctx->alloc): outputs go
+// to the caller's buffer when it is large enough, else to a new one;
+// intermediates live until the run ends.
+struct RunAllocator {
+  const kiln::artifact::ModelDesc* desc = nullptr;
+  const kiln_tensor* caller_outputs = nullptr;
+  std::vector<void*>* out_ptrs = nullptr;
+  std::vector<std::unique_ptr<void, void (*)(void*)>>* owned_outputs = nullptr;
+  std::vector<std::unique_ptr<void, void (*)(void*)>> scratch;
+  std::string error;
+
+  static void* alloc(void* self, int32_t output_index, const int64_t* dims, int32_t rank, int32_t element_bytes,
+                     const char* name) {
+    auto* a = static_cast<RunAllocator*>(self);
+    try {
+      return a->allocate(output_index, dims, rank, element_bytes, name);
+    } catch (const std::exception&) {
+      a->error = "out of memory";
+      return nullptr;
+    }
+  }
+
+  void* allocate(int32_t output_index, const int64_t* dims, int32_t rank, int32_t element_bytes, const char* name) {
+    std::string what = output_index >= 0 ? "output " + std::to_string(output_index) + " '" + name + "'"
+                                         : "intermediate '" + std::string(name) + "'";
+    bool valid_index = output_index < static_cast<int32_t>(desc->outputs.size());
+    std::optional<size_t> bytes;
+    if (rank >= 0 && rank <= KILN_MAX_RANK && element_bytes > 0 && valid_index)
+      bytes = checkedBytes(dims, static_cast<size_t>(rank), static_cast<size_t>(element_bytes));
+    if (!bytes) {
+      error = what + " would have shape " + shapeString(std::clamp(rank, 0, KILN_MAX_RANK), dims) +
+              (std::any_of(dims, dims + std::clamp(rank, 0, KILN_MAX_RANK), [](int64_t d) { return d < 0; })
+                   ? ": a negative size"
+                   : ": too large");
+      return nullptr;
+    }
+    if (output_index >= 0) {
+      const kiln_tensor& caller = caller_outputs[output_index];
+      if (caller.data) {
+        if (caller.bytes < *bytes) {
+          error = what + ": buffer of " + std::to_string(caller.bytes) + " bytes, this run's shape " +
+                  shapeString(rank, dims) + " needs " + std::to_string(*bytes);
+          return nullptr;
+        }
+        return (*out_ptrs)[static_cast<size_t>(output_index)] = caller.data;
+      }
+    }
+    void* p = std::aligned_alloc(64, (*bytes + 63) / 64 * 64 + 64);
+    if (!p) {
+      error = "out of memory for " + what + " (" + std::to_string(*bytes) + " bytes)";
+      return nullptr;
+    }
+    if (output_index >= 0) {
+      owned_outputs->emplace_back(p, std::free);
+      (*out_ptrs)[static_cast<size_t>(output_index)] = p;
+    } else {
+      scratch.emplace_back(p, std::free);
+    }
+    return p;
+  }
+};
+
+// The message of failed check `index`, each "{$k}" replaced by slot k.
+std::string checkMessage(const kiln::artifact::ModelDesc& desc, size_t index, const std::vector<int64_t>& slots) {
+  if (index >= desc.checks.size()) return "run-time check " + std::to_string(index) + " failed";
+  const std::string& message = desc.checks[index];
+  std::string out;
+  for (size_t i = 0; i < message.size(); ++i) {
+    size_t end = message.compare(i, 2, "{$") == 0 ? message.find('}', i) : std::string::npos;
+    if (end == std::string::npos) {
+      out += message[i];
+      continue;
+    }
+    size_t k = std::strtoull(message.c_str() + i + 2, nullptr, 10);
+    out += k < slots.size() ? std::to_string(slots[k]) : "?";
+    i = end;
+  }
+  return out;
 }
 
 struct ArenaLease {
@@ -178,6 +300,13 @@ kiln_status kiln_session_create(kiln_model* model, const kiln_session_options* o
     if (threads == 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     auto s = std::make_unique<kiln_session>();
     s->model = model;
+    if (model->cuda) {  // a CUDA artifact: device memory and a stream instead of a thread pool
+      std::string message;
+      if (kiln_status st = kiln::runtime::CudaSession::create(*model->cuda, s->cuda, message); st != KILN_OK)
+        return fail(error, st, message);
+      *session = s.release();
+      return KILN_OK;
+    }
     s->pool = std::make_unique<kiln::runtime::ThreadPool>(threads);
     s->context.abi_version = kiln::artifact::kAbiVersion;
     s->context.num_threads = static_cast<uint32_t>(threads);
@@ -210,6 +339,27 @@ struct KernelTimer {
   }
 };
 
+// A CUDA artifact's run (static shapes only): the session's device memory
+// and launch plan, host buffers in and out.
+kiln_status runCuda(kiln_session* session, const std::vector<void*>& in_ptrs, const std::vector<void*>& out_ptrs,
+                    kiln_tensor* outputs, KernelTimer* timer, kiln_error** error) {
+  if (timer) timer->last = std::chrono::steady_clock::now();
+  std::string message;
+  kiln_status s = session->cuda->run(in_ptrs.data(), out_ptrs.data(), timer ? &KernelTimer::kernelDone : nullptr, timer,
+                                     message);
+  if (s != KILN_OK) return fail(error, s, message);
+  const kiln::artifact::ModelDesc& desc = session->model->desc;
+  for (size_t i = 0; i < desc.outputs.size(); ++i) {
+    const auto& want = desc.outputs[i];
+    outputs[i].dtype = static_cast<kiln_dtype>(want.dtype);
+    outputs[i].rank = static_cast<int32_t>(want.dims.size());
+    std::copy(want.dims.begin(), want.dims.end(), outputs[i].dims);
+    outputs[i].data = out_ptrs[i];
+    outputs[i].bytes = *checkedBytes(want.dims.data(), want.dims.size(), kiln_dtype_size(static_cast<kiln_dtype>(want.dtype)));
+  }
+  return KILN_OK;
+}
+
 // kiln_session_run, with per-kernel timing when `timer` is not NULL.
 kiln_status runSession(kiln_session* session, const kiln_tensor* inputs, size_t num_inputs, kiln_tensor* outputs,
                        size_t num_outputs, KernelTimer* timer, kiln_error** error) {
@@ -222,48 +372,69 @@ kiln_status runSession(kiln_session* session, const kiln_tensor* inputs, size_t 
     return fail(error, KILN_ERROR_INVALID_ARGUMENT,
                 "got " + std::to_string(num_outputs) + " outputs, the model produces " + std::to_string(desc.outputs.size()));
   return guarded(error, [&] {
-    std::vector<void*> in_ptrs(num_inputs), out_ptrs(num_outputs);
-    size_t needed = 0;
+    std::vector<void*> in_ptrs(num_inputs), out_ptrs(num_outputs, nullptr);
+    std::vector<int64_t> slots(desc.slot_count, 0);
+    std::vector<bool> bound(desc.slot_count, false);
     for (size_t i = 0; i < num_inputs; ++i) {
-      if (kiln_status s = checkTensor(desc.inputs[i], inputs[i], "input", i, false, &needed, error); s != KILN_OK) return s;
+      if (kiln_status s = checkInput(desc.inputs[i], inputs[i], i, slots, bound, error); s != KILN_OK) return s;
       in_ptrs[i] = inputs[i].data;
     }
-    std::vector<size_t> out_bytes(num_outputs);
-    for (size_t i = 0; i < num_outputs; ++i) {
-      checkTensor(desc.outputs[i], outputs[i], "output", i, true, &out_bytes[i], error);
-      if (outputs[i].data && outputs[i].bytes < out_bytes[i])
-        return fail(error, KILN_ERROR_INVALID_ARGUMENT,
-                    "output " + std::to_string(i) + " '" + desc.outputs[i].name + "': buffer of " +
-                        std::to_string(outputs[i].bytes) + " bytes, needs " + std::to_string(out_bytes[i]));
-    }
+    // Outputs of static shape are checked and placed now; the others when
+    // the run knows their shape (RunAllocator).
     std::vector<std::unique_ptr<void, void (*)(void*)>> allocated;
     for (size_t i = 0; i < num_outputs; ++i) {
+      const auto& want = desc.outputs[i];
+      if (std::count(want.dims.begin(), want.dims.end(), -1)) continue;
+      size_t bytes = *checkedBytes(want.dims.data(), want.dims.size(), kiln_dtype_size(static_cast<kiln_dtype>(want.dtype)));
+      if (outputs[i].data && outputs[i].bytes < bytes)
+        return fail(error, KILN_ERROR_INVALID_ARGUMENT,
+                    "output " + std::to_string(i) + " '" + want.name + "': buffer of " +
+                        std::to_string(outputs[i].bytes) + " bytes, needs " + std::to_string(bytes));
       out_ptrs[i] = outputs[i].data;
       if (!out_ptrs[i]) {
-        out_ptrs[i] = std::aligned_alloc(64, (out_bytes[i] + 63) / 64 * 64 + 64);
+        out_ptrs[i] = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
         if (!out_ptrs[i]) return fail(error, KILN_ERROR_RUNTIME, "out of memory for output " + std::to_string(i));
         allocated.emplace_back(out_ptrs[i], std::free);
       }
     }
+    if (session->cuda) {
+      kiln_status s = runCuda(session, in_ptrs, out_ptrs, outputs, timer, error);
+      if (s == KILN_OK)
+        for (auto& a : allocated) a.release();
+      return s;
+    }
     ArenaLease lease(session);
     if (!lease.arena) return fail(error, KILN_ERROR_RUNTIME, "out of memory for the workspace");
-    // A profiled run gets its own copy of the context: concurrent runs of the
-    // session stay unprofiled.
+    // A run gets its own copy of the context: its slots, its allocator, and
+    // the profiler of a profiled run (concurrent runs stay unprofiled).
     kiln_exec_context context = session->context;
+    RunAllocator allocator;
+    allocator.desc = &desc;
+    allocator.caller_outputs = outputs;
+    allocator.out_ptrs = &out_ptrs;
+    allocator.owned_outputs = &allocated;
+    context.slots = slots.empty() ? nullptr : slots.data();
+    context.alloc = &RunAllocator::alloc;
+    context.allocator = &allocator;
     if (timer) {
       context.kernel_done = &KernelTimer::kernelDone;
       context.profiler = timer;
       timer->last = std::chrono::steady_clock::now();
     }
     int32_t rc = session->model->entry(&context, in_ptrs.data(), out_ptrs.data(), lease.arena.get());
+    if (rc > 0) return fail(error, KILN_ERROR_RUNTIME, checkMessage(desc, static_cast<size_t>(rc - 1), slots));
+    if (rc == -1) return fail(error, KILN_ERROR_RUNTIME, allocator.error);
     if (rc != 0) return fail(error, KILN_ERROR_RUNTIME, "the model's code reported error " + std::to_string(rc));
     for (size_t i = 0; i < num_outputs; ++i) {
       const auto& want = desc.outputs[i];
+      std::vector<int64_t> dims = runDims(want, slots);
+      if (!out_ptrs[i])  // an output no kernel wrote (a run-time size of zero elements never allocated)
+        return fail(error, KILN_ERROR_RUNTIME, "output " + std::to_string(i) + " '" + want.name + "' was not produced");
       outputs[i].dtype = static_cast<kiln_dtype>(want.dtype);
-      outputs[i].rank = static_cast<int32_t>(want.dims.size());
-      std::copy(want.dims.begin(), want.dims.end(), outputs[i].dims);
+      outputs[i].rank = static_cast<int32_t>(dims.size());
+      std::copy(dims.begin(), dims.end(), outputs[i].dims);
       outputs[i].data = out_ptrs[i];
-      outputs[i].bytes = out_bytes[i];
+      outputs[i].bytes = *checkedBytes(dims.data(), dims.size(), kiln_dtype_size(static_cast<kiln_dtype>(want.dtype)));
     }
     for (auto& a : allocated) a.release();
     return KILN_OK;

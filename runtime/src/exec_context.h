@@ -5,7 +5,9 @@
 // Entry point of every artifact (its name is in the model description):
 //   int32_t entry(const kiln_exec_context* ctx, void* const* inputs,
 //                 void* const* outputs, void* workspace);
-// `workspace` is 64-byte aligned and workspace_bytes long; 0 means success.
+// `workspace` is 64-byte aligned and workspace_bytes long; 0 means success,
+// k > 0 that run-time check k - 1 failed (its message is in the description),
+// -1 that `alloc` refused a buffer.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +16,8 @@ extern "C" {
 
 typedef void (*kiln_task_fn)(void* closure, int64_t begin, int64_t end);
 typedef void (*kiln_kernel_done_fn)(void* profiler, int32_t kernel_index);
+typedef void* (*kiln_alloc_fn)(void* allocator, int32_t output_index, const int64_t* dims, int32_t rank,
+                                int32_t element_bytes, const char* name);
 
 struct kiln_exec_context {
   uint32_t abi_version;
@@ -28,6 +32,18 @@ struct kiln_exec_context {
   // NULL for ordinary runs, which then pay one predicted branch per kernel.
   kiln_kernel_done_fn kernel_done;
   void* profiler;
+  // Run-time shapes (ABI 3), per run. `slots`: the dim slot table
+  // (slot_count int64s of the description; NULL when 0): the runtime fills
+  // the input symbols' slots, generated code the rest; slot 0 receives
+  // check + 1 when a run-time check fails, and the entry point returns it.
+  // `alloc` gives memory to a buffer whose dims are known only now: an
+  // output (output_index >= 0: the caller's buffer if large enough, else
+  // a new one) or an intermediate (-1, freed after the run). It checks the
+  // size and returns NULL, keeping the reason, to refuse; the entry point
+  // then returns -1.
+  int64_t* slots;
+  kiln_alloc_fn alloc;
+  void* allocator;
 };
 
 typedef int32_t (*kiln_entry_fn)(const kiln_exec_context* ctx, void* const* inputs, void* const* outputs,

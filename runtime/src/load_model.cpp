@@ -98,6 +98,11 @@ kiln_status checkDescription(const artifact::ModelDesc& desc, std::string& messa
     message = "the model description asks for a " + std::to_string(desc.workspace_bytes) + "-byte workspace";
     return KILN_ERROR_INVALID_ARTIFACT;
   }
+  if (desc.slot_count > artifact::kMaxSlots || desc.slot_count == 1 || desc.checks.size() > artifact::kMaxChecks) {
+    message = "the model description has " + std::to_string(desc.slot_count) + " dim slots and " +
+              std::to_string(desc.checks.size()) + " run-time checks";
+    return KILN_ERROR_INVALID_ARTIFACT;
+  }
   for (const auto* list : {&desc.inputs, &desc.outputs}) {
     const char* role = list == &desc.inputs ? "input" : "output";
     for (size_t i = 0; i < list->size(); ++i) {
@@ -108,10 +113,20 @@ kiln_status checkDescription(const artifact::ModelDesc& desc, std::string& messa
         message = where + " has unknown dtype " + std::to_string(t.dtype);
         return KILN_ERROR_INVALID_ARTIFACT;
       }
-      if (t.dims.size() > KILN_MAX_RANK || t.dim_names.size() != t.dims.size()) {
+      if (t.dims.size() > KILN_MAX_RANK || t.dim_names.size() != t.dims.size() || t.dim_slots.size() != t.dims.size()) {
         message = where + " has rank " + std::to_string(t.dims.size()) + " (at most " + std::to_string(KILN_MAX_RANK) +
                   ")";
         return KILN_ERROR_INVALID_ARTIFACT;
+      }
+      for (size_t k = 0; k < t.dims.size(); ++k) {
+        // A run-time dim (-1) names a slot other than the error slot; a static one none.
+        int32_t slot = t.dim_slots[k];
+        if ((t.dims[k] == -1) != (slot >= 0) || slot < -1 || slot == 0 ||
+            (slot > 0 && static_cast<uint32_t>(slot) >= desc.slot_count)) {
+          message = where + " has dimension " + std::to_string(k) + " in dim slot " + std::to_string(slot) + " of " +
+                    std::to_string(desc.slot_count);
+          return KILN_ERROR_INVALID_ARTIFACT;
+        }
       }
       for (int64_t d : t.dims) {
         if (d < -1 || (d > 0 && bytes > kMaxBytes / static_cast<uint64_t>(d))) {
@@ -187,7 +202,8 @@ kiln_status checkArtifact(std::span<const uint8_t> bytes, artifact::ModelDesc& d
     return KILN_ERROR_INVALID_ARTIFACT;
   }
   if (kiln_status s = checkDescription(*parsed, message); s != KILN_OK) return s;
-  if (kiln_status s = checkHost(*parsed, message); s != KILN_OK) return s;
+  kiln_status host = parsed->target == "cuda" ? checkCudaArtifact(bytes, *parsed, message) : checkHost(*parsed, message);
+  if (host != KILN_OK) return host;
   desc = std::move(*parsed);
   return KILN_OK;
 }
@@ -204,6 +220,14 @@ kiln_status loadModel(const char* path, std::unique_ptr<kiln_model>& model, std:
   }
   model = std::make_unique<kiln_model>();
   model->desc = std::move(desc);
+  if (model->desc.target == "cuda") {  // GPU kernels from the checked bytes; no host code to map
+    if (kiln_status s = CudaModel::load(bytes, model->desc, model->cuda, error); s != KILN_OK) {
+      message = where + error;
+      return s;
+    }
+    buildViews(*model);
+    return KILN_OK;
+  }
   model->library = openChecked(bytes, error);
   if (!model->library) {
     message = where + error;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "artifact_format.h"
+#include "cuda_session.h"
 #include "exec_context.h"
 #include "kiln_runtime.h"
 #include "thread_pool.h"
@@ -21,6 +22,7 @@ struct kiln_model {
   kiln::artifact::ModelDesc desc;
   void* library = nullptr;  // dlopen handle
   kiln_entry_fn entry = nullptr;
+  std::unique_ptr<kiln::runtime::CudaModel> cuda;  // CUDA artifacts (no library, no entry)
   // C views of the description for kiln_model_input/output.
   struct TensorView {
     std::vector<int64_t> dims;
@@ -34,6 +36,7 @@ struct kiln_model {
 
 struct kiln_session {
   kiln_model* model = nullptr;
+  std::unique_ptr<kiln::runtime::CudaSession> cuda;  // CUDA artifacts: device memory, stream
   std::unique_ptr<kiln::runtime::ThreadPool> pool;
   kiln_exec_context context{};
   // Arenas not in use; a run takes one (or makes one) and gives it back, so

@@ -195,5 +195,35 @@ class BindingTest(unittest.TestCase):
             np.testing.assert_array_equal(got, exp)
 
 
+class RunTimeShapeTest(unittest.TestCase):
+    """One artifact with a symbolic batch dim, run at several batch sizes."""
+
+    def test_symbolic_batch(self):
+        try:
+            import onnx
+        except ImportError:
+            self.skipTest("the onnx package is not installed (needed to write the model)")
+        with tempfile.TemporaryDirectory() as tmp:
+            model = onnx.load(os.path.join(TINY, "tiny_cnn.onnx"))
+            for v in (model.graph.input[0], model.graph.output[0]):
+                v.type.tensor_type.shape.dim[0].dim_param = "N"
+            path = os.path.join(tmp, "batch.onnx")
+            onnx.save(model, path)
+            artifact = os.path.join(tmp, "batch.so")
+            subprocess.run([KILN, "compile", "-q", path, "-o", artifact], check=True)
+            m = kiln.load(artifact)
+            self.assertEqual(m.inputs[0].shape, ("N", 3, 32, 32))
+            self.assertEqual(m.outputs[0].shape, ("N", 10))
+            x = np.random.RandomState(1).rand(4, 3, 32, 32).astype(np.float32)
+            (all4,) = m([x])
+            self.assertEqual(all4.shape, (4, 10))
+            for n in (1, 2):
+                (part,) = m([x[:n]])
+                self.assertEqual(part.shape, (n, 10))
+                np.testing.assert_allclose(part, all4[:n], rtol=1e-5, atol=1e-6)
+            with self.assertRaises(kiln.Error):
+                m([x[:, :2]])  # the static channel dim must still match
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -80,5 +80,34 @@ expect "--report" 0 "" -- "$kiln" compile "$examples/tiny_cnn/tiny_cnn.onnx" -o 
 /usr/bin/python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert r['kernels'] > 0 and r['weight_bytes'] > 0 and r['passes']" "$work/report.json" &&
   echo "PASS --report writes the JSON fields" && passed=$((passed + 1)) || { echo "FAIL --report JSON"; failed=$((failed + 1)); }
 
+# A symbolic batch dim: compiled once, run at two batch sizes; sample 1 of
+# the batch of 3 must give what the batch of 1 gives.
+/usr/bin/python3 - "$examples/tiny_cnn/tiny_cnn.onnx" "$work" <<'PY'
+import sys, numpy as np, onnx
+m = onnx.load(sys.argv[1])
+for v in (m.graph.input[0], m.graph.output[0]):
+    v.type.tensor_type.shape.dim[0].dim_param = "N"
+onnx.save(m, sys.argv[2] + "/batch.onnx")
+x = np.random.RandomState(0).rand(3, 3, 32, 32).astype(np.float32)
+np.save(sys.argv[2] + "/x3.npy", x)
+np.save(sys.argv[2] + "/x1.npy", x[1:2])
+PY
+expect "compile a symbolic batch dim once" 0 "" -- "$kiln" compile "$work/batch.onnx" -o "$work/batch.so"
+expect "run it at batch 3" 0 "" -- "$kiln" run "$work/batch.so" --input "$work/x3.npy" --output-dir "$work/b3"
+expect "run it at batch 1" 0 "" -- "$kiln" run "$work/batch.so" --input "$work/x1.npy" --output-dir "$work/b1"
+/usr/bin/python3 -c "
+import sys, numpy as np
+y3, y1 = np.load(sys.argv[1]), np.load(sys.argv[2])
+assert y3.shape == (3, 10) and y1.shape == (1, 10), (y3.shape, y1.shape)
+assert np.allclose(y3[1], y1[0], rtol=1e-5, atol=1e-6), (y3[1], y1[0])" "$work/b3/output_0.npy" "$work/b1/output_0.npy" &&
+  echo "PASS batch outputs have the run's shape and agree" && passed=$((passed + 1)) ||
+  { echo "FAIL batch outputs"; failed=$((failed + 1)); }
+expect "inspect names the symbol" 0 "" -- "$kiln" inspect "$work/batch.so"
+grep -q "Nx3x32x32" "$work/out" && echo "PASS inspect shows Nx3x32x32" && passed=$((passed + 1)) ||
+  { echo "FAIL inspect shows Nx3x32x32"; sed 's/^/  | /' "$work/out"; failed=$((failed + 1)); }
+expect "--shape pins the symbol" 0 "" -- "$kiln" compile "$work/batch.onnx" -o "$work/b2.so" --shape image=2x3x32x32
+expect "a pinned artifact refuses another batch" 2 "input 0 'image': shape \[3x3x32x32\], expected \[2x3x32x32\]" -- \
+  "$kiln" run "$work/b2.so" --input "$work/x3.npy"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
