@@ -234,6 +234,12 @@ def main():
         *efficiency,
         "",
     ]
+    gemm = read(os.path.join(a.out, "gemm", "table.txt"))
+    if gemm:
+        out += ["## GEMM sweep", "",
+                "`bench/gemm.sh`: one MatMul (activation [M,K] x constant weight [K,N]) per shape, Kiln at -O2, "
+                f"{a.threads} threads; GFLOP/s = 2*M*K*N per run over the median.", "",
+                "```", gemm.rstrip(), "```", ""]
     if notes:
         out += ["## Failures and timeouts", "", *notes, ""]
     print("\n".join(out))

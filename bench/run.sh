@@ -107,7 +107,13 @@ for m in "${names[@]}"; do
   done
 done
 
-# --- 3. the report ----------------------------------------------------------------
+# --- 3. the GEMM sweep (square and BERT's shapes) against the peak -----------------
+mkdir -p "$out/gemm"
+log "gemm sweep"
+KILN=$kiln timeout --kill-after=10 "$time_limit" bash "$bench/gemm.sh" --threads "$threads" --out "$out/gemm" \
+  >"$out/gemm/table.txt" 2>"$out/gemm/table.err" || log "  gemm sweep failed: $(tail -n 1 "$out/gemm/table.err")"
+
+# --- 4. the report ----------------------------------------------------------------
 $py "$bench/report.py" --out "$out" --models "$models" --kiln "$kiln" --threads "$threads" \
   --command "$command_line" >"$results" || { echo "bench/run.sh: writing the report failed" >&2; exit 1; }
 log "wrote $results"

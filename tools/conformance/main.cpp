@@ -41,6 +41,7 @@ struct Args {
   std::string expected;
   std::string write_expected;
   std::string markdown;
+  std::string side_by_side;
   bool strict = false;
   RunOptions run;
 };
@@ -94,6 +95,7 @@ std::string reproducingCommand(const Args& args, bool default_roots) {
     for (const std::string& root : args.roots) command += " --root " + root;
   if (!args.filter.empty()) command += " --filter '" + args.filter + "'";
   if (args.run.target != "cpu") command += " --target " + args.run.target;
+  if (!args.side_by_side.empty()) command += " --side-by-side " + args.side_by_side;
   return command + " --markdown " + args.markdown;
 }
 
@@ -186,7 +188,7 @@ int runConformance(Args args) {
             << " s with --jobs " << args.run.jobs << "\n";
   printSummary(std::cout, results);
   if (!args.markdown.empty())
-    if (Status s = writeMarkdown(args.markdown, results, reproducingCommand(args, default_roots)); !s)
+    if (Status s = writeMarkdown(args.markdown, results, reproducingCommand(args, default_roots), args.side_by_side); !s)
       return usageError(s.message());
   if (!args.write_expected.empty())
     if (Status s = writeExpected(args.write_expected, results); !s) return usageError(s.message());
@@ -223,6 +225,9 @@ int main(int argc, char** argv) {
                  "cases (FOLDER/CASE a line, # comments) that must pass; exit 1 if one does not");
   app.add_option("--write-expected", args.write_expected, "write the passing cases here, sorted, for --expected");
   app.add_option("--markdown", args.markdown, "write the results as markdown here (docs/conformance.md)");
+  app.add_option("--side-by-side", args.side_by_side,
+                 "with --markdown: a peer's totals to include (docs/conformance-onnxruntime.md, written by "
+                 "bench/ort_conformance.py)");
   app.add_flag("--strict", args.strict, "exit 1 on any failing case, not only on --expected regressions");
 #ifdef KILN_CONFORMANCE_RUN_ONLY
   // The runtime-only runner: runs artifacts compiled elsewhere by

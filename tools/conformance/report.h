@@ -18,7 +18,10 @@ void printSummary(std::ostream& out, const std::vector<CaseResult>& results);
 // Deterministic (sorted, no times or dates), so that regenerating without a
 // change in results gives no diff. `command` is the command line to show as
 // the page's source.
-Status writeMarkdown(const std::string& path, const std::vector<CaseResult>& results, const std::string& command);
+// `side_by_side`, when not empty, is a markdown file of a peer's totals
+// (bench/ort_conformance.py --out) placed after Kiln's totals.
+Status writeMarkdown(const std::string& path, const std::vector<CaseResult>& results, const std::string& command,
+                     const std::string& side_by_side);
 
 // The passing cases' ids, sorted, one a line.
 Status writeExpected(const std::string& path, const std::vector<CaseResult>& results);
