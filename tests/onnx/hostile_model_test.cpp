@@ -141,6 +141,23 @@ TEST(HostileModelTest, GraphInputWhoseElementCountOverflowsInt64) {
                                     "count overflows 64 bits");
 }
 
+// A ConstantOfShape node filling a side x side float output from a constant shape.
+onnx::ModelProto constantOfShapeModel(int64_t side) {
+  onnx::ModelProto model = reluModel();
+  auto* graph = model.mutable_graph();
+  graph->clear_node();
+  graph->clear_output();
+  auto* shape = graph->add_initializer();
+  shape->set_name("shape");
+  shape->set_data_type(onnx::TensorProto::INT64);
+  shape->add_dims(2);
+  shape->add_int64_data(side);
+  shape->add_int64_data(side);
+  addNode(graph, "ConstantOfShape", "fill", {"shape"}, {"y"});
+  setType(graph->add_output(), "y", onnx::TensorProto::FLOAT, {});
+  return model;
+}
+
 // 2^62 floats count fine in int64 but are 2^64 bytes: beyond ir::kMaxTensorBytes,
 // refused before any arena size is computed from them.
 TEST(HostileModelTest, GraphInputOfMoreThanTheByteLimit) {
@@ -153,19 +170,7 @@ TEST(HostileModelTest, GraphInputOfMoreThanTheByteLimit) {
 
 // Every op's output shape is checked in one place (InferContext::setOutputType).
 TEST(HostileModelTest, OutputOfMoreThanTheByteLimit) {
-  onnx::ModelProto model = reluModel();
-  auto* graph = model.mutable_graph();
-  graph->clear_node();
-  graph->clear_output();
-  auto* shape = graph->add_initializer();
-  shape->set_name("shape");
-  shape->set_data_type(onnx::TensorProto::INT64);
-  shape->add_dims(2);
-  shape->add_int64_data(int64_t{1} << 25);
-  shape->add_int64_data(int64_t{1} << 25);
-  addNode(graph, "ConstantOfShape", "fill", {"shape"}, {"y"});
-  setType(graph->add_output(), "y", onnx::TensorProto::FLOAT, {});
-  auto imported = importProto(model);
+  auto imported = importProto(constantOfShapeModel(int64_t{1} << 25));
   ASSERT_TRUE(imported.isOk()) << imported.status().message();
   Status status = passes::inferShapes(**imported);
   ASSERT_FALSE(status.isOk());
@@ -195,19 +200,7 @@ TEST(HostileModelTest, ReshapeTargetWhoseProductOverflows) {
 }
 
 TEST(HostileModelTest, ConstantOfShapeBeyondFoldLimitsIsNotMaterialized) {
-  onnx::ModelProto model = reluModel();
-  auto* graph = model.mutable_graph();
-  graph->clear_node();
-  graph->clear_output();
-  auto* shape = graph->add_initializer();
-  shape->set_name("shape");
-  shape->set_data_type(onnx::TensorProto::INT64);
-  shape->add_dims(2);
-  shape->add_int64_data(int64_t{1} << 20);
-  shape->add_int64_data(int64_t{1} << 20);
-  addNode(graph, "ConstantOfShape", "fill", {"shape"}, {"y"});
-  setType(graph->add_output(), "y", onnx::TensorProto::FLOAT, {});
-  auto imported = importProto(model);
+  auto imported = importProto(constantOfShapeModel(int64_t{1} << 20));
   ASSERT_TRUE(imported.isOk()) << imported.status().message();
   ASSERT_TRUE(passes::inferShapes(**imported).isOk());
   const ir::Value* y = (*imported)->graph.outputs[0];
