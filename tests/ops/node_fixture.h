@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <concepts>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,18 @@
 #include "passes/infer_shapes.h"
 
 namespace kiln::testing {
+
+template <typename T>
+ir::Tensor tensorOf(ir::DType dtype, std::vector<int64_t> dims, const std::vector<T>& values) {
+  return ir::Tensor::fromValues<T>(dtype, std::move(dims), std::span<const T>(values));
+}
+
+template <typename T>
+std::vector<T> valuesOf(const ir::Tensor& t) {
+  std::vector<T> out(static_cast<size_t>(t.elementCount()));
+  if (!out.empty()) std::memcpy(out.data(), t.bytes().data(), out.size() * sizeof(T));
+  return out;
+}
 
 // "1x3x?xbatch" style shapes: numbers are known dims, other words symbols.
 inline ir::Shape parseShape(const std::string& text) {
@@ -196,6 +209,29 @@ class OneNodeModel {
   std::vector<float> runFloat(const std::vector<std::vector<float>>& inputs) {
     std::vector<std::vector<float>> all = runFloat(1, inputs);
     return all.empty() ? std::vector<float>{} : all[0];
+  }
+
+  // Any number of outputs of any dtype, as tensors (TopK, the recurrent
+  // layers, DynamicQuantizeLinear); inputs are the run-time inputs in order.
+  std::vector<ir::Tensor> runTensors(size_t outputs, const std::vector<ir::Tensor>& inputs) {
+    Expected<lower::Program> program = inferAndLower(outputs);
+    if (!program) return {};
+    std::vector<std::vector<std::byte>> storage;
+    std::vector<void*> out_ptrs;
+    for (size_t i = 0; i < outputs; ++i) {
+      const lower::ProgramBuffer& b = program->buffers[program->output_buffers[i]];
+      storage.emplace_back(static_cast<size_t>(b.elementCount() * ir::byteSize(b.dtype)));
+    }
+    for (auto& bytes : storage) out_ptrs.push_back(bytes.data());
+    std::vector<const void*> in_ptrs;
+    for (const ir::Tensor& t : inputs) in_ptrs.push_back(t.bytes().data());
+    evaluate(*program, in_ptrs, out_ptrs);
+    std::vector<ir::Tensor> results;
+    for (size_t i = 0; i < outputs; ++i) {
+      const lower::ProgramBuffer& b = program->buffers[program->output_buffers[i]];
+      results.push_back(ir::Tensor::fromBytes(b.dtype, b.dims, std::move(storage[i])));
+    }
+    return results;
   }
 
  private:

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "tests/ops/multi_output_model.h"
 #include "tests/ops/node_fixture.h"
 
 namespace kiln::ops {
@@ -16,7 +15,7 @@ namespace {
 
 using ir::DType;
 using testing::messageOf;
-using testing::MultiOutputModel;
+using testing::OneNodeModel;
 using testing::OneNodeGraph;
 using testing::tensorOf;
 using testing::valuesOf;
@@ -120,9 +119,9 @@ TEST(QuantizeEvalTest, RoundsHalfToEvenAndSaturates) {
   std::vector<float> x = {0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, 1000.f, -1000.f, 3.2f, -3.7f};
   float scale = 0.5f;
   int8_t zp = 3;
-  MultiOutputModel m("QuantizeLinear", 13);
+  OneNodeModel m("QuantizeLinear", 13);
   m.input(f32, {10}).input(f32, {}).input(i8, {});
-  auto out = m.run(1, {tensorOf(f32, {10}, x), tensorOf(f32, {}, std::vector<float>{scale}),
+  auto out = m.runTensors(1, {tensorOf(f32, {10}, x), tensorOf(f32, {}, std::vector<float>{scale}),
                        tensorOf(i8, {}, std::vector<int8_t>{zp})});
   ASSERT_EQ(out.size(), 1u);
   std::vector<int8_t> got = valuesOf<int8_t>(out[0]);
@@ -135,16 +134,16 @@ TEST(QuantizeEvalTest, PerAxisQuantizeAndDequantizeRoundTrip) {
   std::vector<float> x = {-1.f, 0.25f, 7.f, 3.f, -0.75f, 100.f};
   std::vector<float> scale = {0.5f, 0.25f, 2.f};
   std::vector<uint8_t> zp = {10, 128, 0};
-  MultiOutputModel q("QuantizeLinear", 13);
+  OneNodeModel q("QuantizeLinear", 13);
   q.input(f32, {2, 3}).input(f32, {3}).input(u8, {3});
-  auto quantized = q.run(1, {tensorOf(f32, {2, 3}, x), tensorOf(f32, {3}, scale), tensorOf(u8, {3}, zp)});
+  auto quantized = q.runTensors(1, {tensorOf(f32, {2, 3}, x), tensorOf(f32, {3}, scale), tensorOf(u8, {3}, zp)});
   ASSERT_EQ(quantized.size(), 1u);
   std::vector<uint8_t> qv = valuesOf<uint8_t>(quantized[0]);
   for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(qv[i], quantizeRef(x[i] / scale[i % 3], zp[i % 3], 0, 255));
 
-  MultiOutputModel dq("DequantizeLinear", 13);
+  OneNodeModel dq("DequantizeLinear", 13);
   dq.input(u8, {2, 3}).input(f32, {3}).input(u8, {3});
-  auto real = dq.run(1, {quantized[0], tensorOf(f32, {3}, scale), tensorOf(u8, {3}, zp)});
+  auto real = dq.runTensors(1, {quantized[0], tensorOf(f32, {3}, scale), tensorOf(u8, {3}, zp)});
   ASSERT_EQ(real.size(), 1u);
   std::vector<float> rv = valuesOf<float>(real[0]);
   for (size_t i = 0; i < x.size(); ++i)
@@ -156,9 +155,9 @@ TEST(QuantizeEvalTest, BlockedDequantizeUsesOneScalePerBlock) {
   std::vector<int8_t> x = {-128, -1, 0, 1, 127, 5, 6, 7, 8, 9};
   std::vector<float> scale = {1.f, 2.f, 4.f, 0.5f, 0.25f, 8.f};
   std::vector<int8_t> zp = {0, 1, -1, 2, 3, -4};
-  MultiOutputModel m("DequantizeLinear", 21);
-  m.input(i8, {2, 5}).input(f32, {2, 3}).input(i8, {2, 3}).intAttr("axis", 1).intAttr("block_size", 2);
-  auto out = m.run(1, {tensorOf(i8, {2, 5}, x), tensorOf(f32, {2, 3}, scale), tensorOf(i8, {2, 3}, zp)});
+  OneNodeModel m("DequantizeLinear", 21);
+  m.input(i8, {2, 5}).input(f32, {2, 3}).input(i8, {2, 3}).attr("axis", 1).attr("block_size", 2);
+  auto out = m.runTensors(1, {tensorOf(i8, {2, 5}, x), tensorOf(f32, {2, 3}, scale), tensorOf(i8, {2, 3}, zp)});
   ASSERT_EQ(out.size(), 1u);
   std::vector<float> got = valuesOf<float>(out[0]);
   for (size_t r = 0; r < 2; ++r)
@@ -171,9 +170,9 @@ TEST(QuantizeEvalTest, BlockedDequantizeUsesOneScalePerBlock) {
 TEST(QuantizeEvalTest, Int32DequantizeHasNoOverflow) {
   std::vector<int32_t> x = {2147483647, -2147483647 - 1};
   std::vector<int32_t> zp = {-2};
-  MultiOutputModel m("DequantizeLinear", 13);
+  OneNodeModel m("DequantizeLinear", 13);
   m.input(DType::kInt32, {2}).input(f32, {}).input(DType::kInt32, {});
-  auto out = m.run(1, {tensorOf(DType::kInt32, {2}, x), tensorOf(f32, {}, std::vector<float>{1.f}),
+  auto out = m.runTensors(1, {tensorOf(DType::kInt32, {2}, x), tensorOf(f32, {}, std::vector<float>{1.f}),
                        tensorOf(DType::kInt32, {}, std::vector<int32_t>{zp[0]})});
   ASSERT_EQ(out.size(), 1u);
   std::vector<float> got = valuesOf<float>(out[0]);
@@ -183,9 +182,9 @@ TEST(QuantizeEvalTest, Int32DequantizeHasNoOverflow) {
 
 TEST(QuantizeEvalTest, DynamicQuantizeFollowsTheFormula) {
   std::vector<float> x = {1.f, 2.5f, -3.25f, 0.1f, 7.f, -0.4f};
-  MultiOutputModel m("DynamicQuantizeLinear", 11);
+  OneNodeModel m("DynamicQuantizeLinear", 11);
   m.input(f32, {6});
-  auto out = m.run(3, {tensorOf(f32, {6}, x)});
+  auto out = m.runTensors(3, {tensorOf(f32, {6}, x)});
   ASSERT_EQ(out.size(), 3u);
   float lo = std::min(0.f, *std::min_element(x.begin(), x.end()));
   float hi = std::max(0.f, *std::max_element(x.begin(), x.end()));
@@ -205,9 +204,9 @@ TEST(QuantizeEvalTest, MatMulIntegerAccumulatesExactlyWithPerRowAndColumnZeroPoi
   for (int i = 0; i < K * N; ++i) b[i] = static_cast<int8_t>((i * 53 + 7) % 256 - 128);
   std::vector<uint8_t> a_zp = {0, 255, 17};
   std::vector<int8_t> b_zp = {-128, 5};
-  MultiOutputModel m("MatMulInteger", 10);
+  OneNodeModel m("MatMulInteger", 10);
   m.input(u8, {M, K}).input(i8, {K, N}).input(u8, {M}).input(i8, {N});
-  auto out = m.run(1, {tensorOf(u8, {M, K}, a), tensorOf(i8, {K, N}, b), tensorOf(u8, {M}, a_zp),
+  auto out = m.runTensors(1, {tensorOf(u8, {M, K}, a), tensorOf(i8, {K, N}, b), tensorOf(u8, {M}, a_zp),
                        tensorOf(i8, {N}, b_zp)});
   ASSERT_EQ(out.size(), 1u);
   std::vector<int32_t> got = valuesOf<int32_t>(out[0]);
@@ -226,11 +225,11 @@ TEST(QuantizeEvalTest, QLinearMatMulRequantizes) {
   float a_scale = 0.05f, b_scale = 0.02f, y_scale = 0.3f;
   int8_t a_zp = -3, y_zp = 4;
   uint8_t b_zp = 128;
-  MultiOutputModel m("QLinearMatMul", 10);
+  OneNodeModel m("QLinearMatMul", 10);
   m.input(i8, {M, K}).input(f32, {}).input(i8, {}).input(u8, {K, N}).input(f32, {}).input(u8, {});
   m.input(f32, {}).input(i8, {});
   auto scalar = [](float v) { return tensorOf(f32, {}, std::vector<float>{v}); };
-  auto out = m.run(1, {tensorOf(i8, {M, K}, a), scalar(a_scale), tensorOf(i8, {}, std::vector<int8_t>{a_zp}),
+  auto out = m.runTensors(1, {tensorOf(i8, {M, K}, a), scalar(a_scale), tensorOf(i8, {}, std::vector<int8_t>{a_zp}),
                        tensorOf(u8, {K, N}, b), scalar(b_scale), tensorOf(u8, {}, std::vector<uint8_t>{b_zp}),
                        scalar(y_scale), tensorOf(i8, {}, std::vector<int8_t>{y_zp})});
   ASSERT_EQ(out.size(), 1u);
@@ -256,7 +255,7 @@ TEST(QuantizeEvalTest, QLinearConvPerChannelWithPaddingAndBias) {
   std::vector<int8_t> w_zp = {0, 0, 0};
   std::vector<int32_t> bias = {100, -2000, 5};
   uint8_t x_zp = 120, y_zp = 128;
-  MultiOutputModel m("QLinearConv", 10);
+  OneNodeModel m("QLinearConv", 10);
   m.input(u8, {1, C, H, W}).input(f32, {}).input(u8, {}).input(i8, {M, C, 3, 3}).input(f32, {M}).input(i8, {M});
   m.input(f32, {}).input(u8, {}).input(DType::kInt32, {M});
   m.attr("pads", [] {
@@ -265,7 +264,7 @@ TEST(QuantizeEvalTest, QLinearConvPerChannelWithPaddingAndBias) {
     a.ints = {1, 1, 1, 1};
     return a;
   }());
-  auto out = m.run(1, {tensorOf(u8, {1, C, H, W}, x), tensorOf(f32, {}, std::vector<float>{x_scale}),
+  auto out = m.runTensors(1, {tensorOf(u8, {1, C, H, W}, x), tensorOf(f32, {}, std::vector<float>{x_scale}),
                        tensorOf(u8, {}, std::vector<uint8_t>{x_zp}), tensorOf(i8, {M, C, 3, 3}, w),
                        tensorOf(f32, {M}, w_scale), tensorOf(i8, {M}, w_zp),
                        tensorOf(f32, {}, std::vector<float>{y_scale}), tensorOf(u8, {}, std::vector<uint8_t>{y_zp}),

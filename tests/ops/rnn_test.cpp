@@ -9,7 +9,6 @@
 #include <cmath>
 #include <string>
 
-#include "tests/ops/multi_output_model.h"
 #include "tests/ops/node_fixture.h"
 
 namespace kiln::ops {
@@ -17,7 +16,7 @@ namespace {
 
 using ir::DType;
 using testing::messageOf;
-using testing::MultiOutputModel;
+using testing::OneNodeModel;
 using testing::OneNodeGraph;
 using testing::tensorOf;
 using testing::valuesOf;
@@ -239,7 +238,7 @@ void check(const Case& k) {
   for (int b = 0; b < k.B; ++b) in.lens.push_back(std::max(0, k.T - b));
   bool lstm = k.op == "LSTM";
 
-  MultiOutputModel m(k.op, 14);
+  OneNodeModel m(k.op, 14);
   std::vector<ir::Tensor> inputs;
   auto add = [&](bool use, std::vector<int64_t> dims, const std::vector<float>& v) {
     if (!use) return void(m.omittedInput());
@@ -261,10 +260,10 @@ void check(const Case& k) {
   add(k.init, s_dims, in.h0);
   if (lstm) add(k.init, s_dims, in.c0);
   if (lstm && k.peep) add(true, {D, 3 * k.H}, in.p);
-  m.intAttr("hidden_size", k.H).stringAttr("direction", k.direction).intAttr("layout", k.layout);
-  if (k.clip > 0) m.floatAttr("clip", k.clip);
-  if (k.op == "GRU") m.intAttr("linear_before_reset", k.linear_before_reset);
-  if (lstm) m.intAttr("input_forget", k.input_forget);
+  m.attr("hidden_size", k.H).attr("direction", k.direction).attr("layout", k.layout);
+  if (k.clip > 0) m.attr("clip", k.clip);
+  if (k.op == "GRU") m.attr("linear_before_reset", k.linear_before_reset);
+  if (lstm) m.attr("input_forget", k.input_forget);
   if (!k.acts.empty()) {
     ir::Attribute names, alphas, betas;
     names.kind = ir::Attribute::Kind::kStrings;
@@ -276,7 +275,7 @@ void check(const Case& k) {
     if (!k.alphas.empty()) m.attr("activation_alpha", alphas);
     if (!k.betas.empty()) m.attr("activation_beta", betas);
   }
-  std::vector<ir::Tensor> out = m.run(lstm ? 3 : 2, inputs);
+  std::vector<ir::Tensor> out = m.runTensors(lstm ? 3 : 2, inputs);
   ASSERT_EQ(out.size(), lstm ? 3u : 2u);
   std::vector<std::vector<double>> want = reference(k, in);
   for (size_t o = 0; o < out.size(); ++o) {

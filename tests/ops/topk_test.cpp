@@ -9,7 +9,6 @@
 #include <limits>
 #include <numeric>
 
-#include "tests/ops/multi_output_model.h"
 #include "tests/ops/node_fixture.h"
 
 namespace kiln::ops {
@@ -18,7 +17,7 @@ namespace {
 using ir::DType;
 using testing::int64Tensor;
 using testing::messageOf;
-using testing::MultiOutputModel;
+using testing::OneNodeModel;
 using testing::OneNodeGraph;
 using testing::tensorOf;
 using testing::valuesOf;
@@ -77,9 +76,9 @@ std::vector<int64_t> expectedIndices(const std::vector<float>& x, int rows, int 
 }
 
 void checkTopK(const std::vector<float>& x, int rows, int n, int k, bool largest) {
-  MultiOutputModel m("TopK", 11);
-  m.input(f32, {rows, n}).constantInput(int64Tensor({k})).intAttr("axis", -1).intAttr("largest", largest ? 1 : 0);
-  std::vector<ir::Tensor> out = m.run(2, {tensorOf(f32, {rows, n}, x)});
+  OneNodeModel m("TopK", 11);
+  m.input(f32, {rows, n}).constantInput(int64Tensor({k})).attr("axis", -1).attr("largest", largest ? 1 : 0);
+  std::vector<ir::Tensor> out = m.runTensors(2, {tensorOf(f32, {rows, n}, x)});
   ASSERT_EQ(out.size(), 2u);
   std::vector<int64_t> want = expectedIndices(x, rows, n, k, largest);
   std::vector<int64_t> got = valuesOf<int64_t>(out[1]);
@@ -105,9 +104,9 @@ TEST(TopKEvalTest, NanIsOrderedAndKZeroIsEmpty) {
   std::vector<float> x = {1, nan, -2, nan, 7, 0.5f};
   checkTopK(x, 1, 6, 3, true);
   checkTopK(x, 1, 6, 5, false);
-  MultiOutputModel m("TopK", 11);
+  OneNodeModel m("TopK", 11);
   m.input(f32, {2, 3}).constantInput(int64Tensor({0}));
-  std::vector<ir::Tensor> out = m.run(2, {tensorOf(f32, {2, 3}, std::vector<float>(6, 1.f))});
+  std::vector<ir::Tensor> out = m.runTensors(2, {tensorOf(f32, {2, 3}, std::vector<float>(6, 1.f))});
   ASSERT_EQ(out.size(), 2u);
   EXPECT_EQ(out[0].elementCount(), 0);
 }
@@ -117,9 +116,9 @@ TEST(TopKEvalTest, MiddleAxisOfARank3Input) {
   const int A = 2, N = 5, Bd = 3;
   std::vector<float> x(A * N * Bd);
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 7) % 5);
-  MultiOutputModel m("TopK", 1);
-  m.input(f32, {A, N, Bd}).intAttr("k", 2).intAttr("axis", 1);
-  std::vector<ir::Tensor> out = m.run(2, {tensorOf(f32, {A, N, Bd}, x)});
+  OneNodeModel m("TopK", 1);
+  m.input(f32, {A, N, Bd}).attr("k", 2).attr("axis", 1);
+  std::vector<ir::Tensor> out = m.runTensors(2, {tensorOf(f32, {A, N, Bd}, x)});
   ASSERT_EQ(out.size(), 2u);
   std::vector<int64_t> got = valuesOf<int64_t>(out[1]);
   for (int a = 0; a < A; ++a)
