@@ -285,12 +285,12 @@ __attribute__((target("avx512f,fma"))) float fmaLoopAvx512(long iters) { return 
 __attribute__((target("avx2,fma"))) float fmaLoopAvx2(long iters) { return fmaChains<Float8>(iters); }
 
 // GFLOP/s of `threads` threads running the widest FMA loop at once; the best
-// of a few short trials, so a brief disturbance does not lower it.
+// of ten short trials (~0.2 s in all), so a disturbance on a shared machine does not lower it.
 double measureFmaGflops(int threads, int lanes) {
   const long iters = 2'000'000;  // ~15-30 ms per trial at 3 GHz
   const double flops = static_cast<double>(iters) * kChains * lanes * 2 * threads;
   double best = 0;
-  for (int trial = 0; trial < 3; ++trial) {
+  for (int trial = 0; trial < 10; ++trial) {
     std::vector<std::thread> workers;
     std::vector<float> sink(threads);
     auto t0 = std::chrono::steady_clock::now();

@@ -99,8 +99,9 @@ LatencyStats summarize(std::vector<double> times_ms);
 // cpuinfo_max_freq and /proc/cpuinfo's "cpu MHz", FLOPs per cycle following
 // the widest FMA the CPU has: AVX-512 2 FMA ports x 16 lanes x 2 = 64,
 // AVX2+FMA 32, otherwise 8) and the rate measured by running independent FMA
-// chains on that many threads for ~0.1 s (the kernel often reports the base
-// clock while the FMA units run at turbo clocks). `how` says which.
+// chains on that many threads, best of ten ~20 ms trials (the kernel often
+// reports the base clock while the FMA units run at turbo clocks). `how` says
+// which.
 struct MachinePeak {
   double gflops = 0;
   int cores = 0;
