@@ -21,6 +21,10 @@ struct TargetOptions {
   std::string features;  // "+avx512f,-amx-tile"; added to the CPU's own
   int opt_level = 2;     // 0..3
   std::string cuda_arch;  // "sm_90" (the default when empty); --target cuda only
+  // --target cuda only: the arithmetic of contractions (MatMul, Gemm, Conv):
+  // "fp32" (exact, the default when empty), or tensor-core "tf32", "fp16",
+  // "bf16" (inputs rounded to that type, products accumulated in fp32).
+  std::string cuda_precision;
 };
 
 class Backend {

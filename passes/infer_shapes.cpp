@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "compiler/lower/lower_graph.h"
+#include "compiler/ops/containers.h"
 #include "compiler/ops/op_registry.h"
 
 namespace kiln::passes {
@@ -55,7 +56,8 @@ Status inferShapes(ir::Model& model) {
                             "' has no known type");
     }
     ops::InferContext ctx(*node, static_cast<int>(opset));
-    KILN_RETURN_IF_ERROR(schema->infer(ctx));
+    KILN_ASSIGN_OR_RETURN(bool passed_through, ops::inferContainerPassThrough(ctx));
+    if (!passed_through) KILN_RETURN_IF_ERROR(schema->infer(ctx));
     KILN_RETURN_IF_ERROR(ctx.outputStatus());
     propagateConstants(*node, opset);
   }

@@ -5,6 +5,7 @@
 #include <ostream>
 
 #include "compiler/ir/printer.h"
+#include "passes/expand_containers.h"
 #include "passes/infer_shapes.h"
 #include "passes/pass.h"
 
@@ -14,18 +15,22 @@ std::unique_ptr<Pass> createEliminateDeadNodes();
 std::unique_ptr<Pass> createFoldConstants();
 std::unique_ptr<Pass> createEliminateCommonSubexpressions();
 std::unique_ptr<Pass> createRemoveNoOps();
-std::unique_ptr<Pass> createFoldConvAffine();
+std::unique_ptr<Pass> createFoldAffine();
+std::unique_ptr<Pass> createInlineConstantIf();
 
 const std::vector<PassInfo>& allPasses() {
   static const std::vector<PassInfo> kPasses = {
+      {"inline-constant-if", "replace an If whose condition is a compile-time constant by the branch it takes",
+       createInlineConstantIf},
       {"fold-constants", "drop nodes whose outputs are all compile-time constants; share identical constants",
        createFoldConstants},
       {"eliminate-common-subexpressions", "merge nodes computing the same op on the same inputs",
        createEliminateCommonSubexpressions},
       {"remove-no-ops", "drop nodes that return their input unchanged (Identity, same-shape Reshape, ...)",
        createRemoveNoOps},
-      {"fold-conv-affine", "fold BatchNormalization and per-channel Mul/Add into Conv weights and bias",
-       createFoldConvAffine},
+      {"fold-affine",
+       "fold BatchNormalization and per-channel Mul/Add/Sub/Div into Conv, ConvTranspose, Gemm and MatMul weights",
+       createFoldAffine},
       {"eliminate-dead-nodes", "remove nodes whose results are never used", createEliminateDeadNodes},
   };
   return kPasses;
@@ -51,7 +56,7 @@ const PassInfo* findPass(std::string_view name) {
 // (driver/compile.cpp).
 std::vector<std::string> pipelineFor(int opt_level) {
   if (opt_level <= 0) return {};
-  return {"fold-constants", "eliminate-common-subexpressions", "remove-no-ops", "fold-conv-affine",
+  return {"inline-constant-if", "fold-constants", "eliminate-common-subexpressions", "remove-no-ops", "fold-affine",
           "eliminate-dead-nodes", "fuse-kernels", "plan-in-place"};
 }
 
@@ -60,7 +65,7 @@ Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOp
   for (const std::string& n : options.disabled)
     if (!findPass(n) && !isProgramPass(n)) return invalidInput("--disable-pass: unknown pass '" + n + "'");
   for (const std::string& n : options.print_after)
-    if (n != "all" && n != "infer-shapes" && !findPass(n) && !isProgramPass(n))
+    if (n != "all" && n != "infer-shapes" && n != "expand-containers" && !findPass(n) && !isProgramPass(n))
       return invalidInput("--print-after: unknown pass '" + n + "'");
   bool print_all = options.print_after.count("all") > 0;
 
@@ -85,6 +90,12 @@ Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOp
     KILN_RETURN_IF_ERROR(inferShapes(model));
     return false;
   }));
+  // Lowering takes tensors only: sequences and optionals are expanded at every level.
+  if (hasContainers(model.graph))
+    KILN_RETURN_IF_ERROR(timed("expand-containers", [&]() -> Expected<bool> {
+      KILN_RETURN_IF_ERROR(expandContainers(model));
+      return true;
+    }));
   for (const std::string& name : names) {
     if (isProgramPass(name)) continue;  // runs after lowering, in the driver
     const PassInfo* info = findPass(name);

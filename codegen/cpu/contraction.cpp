@@ -107,11 +107,39 @@ bool storesAtAxes(const kir::Stage& stage) {
 }
 
 // Register tile: rows x vectors accumulators plus the V vectors and one
-// broadcast must fit AVX-512's 32 registers.
+// broadcast must fit AVX-512's 32 registers. Rows that load their own V
+// (rows_read_vector) hold a row's V vectors, and for stride-2 reads both
+// halves of each, besides the accumulators.
 void chooseTile(ContractionPlan& plan, int64_t extent_v, int64_t extent_row) {
   static constexpr int kRowsForVectors[] = {0, 14, 12, 8, 6};
+  static constexpr int kRowsReadingVector[] = {0, 8, 6, 4, 4};
   plan.vectors = static_cast<int>(std::clamp<int64_t>((extent_v + kVectorLanes - 1) / kVectorLanes, 1, 4));
-  plan.rows = static_cast<int>(std::min<int64_t>(kRowsForVectors[plan.vectors], extent_row));
+  const int* table = plan.rows_read_vector ? kRowsReadingVector : kRowsForVectors;
+  plan.rows = static_cast<int>(std::min<int64_t>(table[plan.vectors], extent_row));
+}
+
+// The extent of iteration variable `id` among the stage's axes and the
+// reduction's variables; 0 when it is neither.
+int64_t extentOf(const kir::Stage& stage, const ExprNode& reduce, int id) {
+  for (const kir::IterVar& x : stage.axes)
+    if (x.id == id) return x.extent;
+  for (const kir::IterVar& x : reduce.reduce_vars)
+    if (x.id == id) return x.extent;
+  return 0;
+}
+
+// True when `a` stays within int32 over the whole iteration space (with
+// headroom for a vector's lane offsets).
+bool fitsInt32(const Affine& a, const kir::Stage& stage, const ExprNode& reduce) {
+  constexpr int64_t kLimit = int64_t{1} << 30;
+  int64_t lo = a.offset, hi = a.offset;
+  for (auto [var, c] : a.coeff) {
+    int64_t extent = extentOf(stage, reduce, var);
+    if (extent <= 0 || extent >= kLimit || c >= kLimit || c <= -kLimit) return false;
+    (c < 0 ? lo : hi) += c * (extent - 1);
+    if (lo <= -kLimit || hi >= kLimit) return false;
+  }
+  return true;
 }
 
 constexpr int64_t kMinVectorExtent = 8;  // below this most lanes would idle
@@ -229,6 +257,11 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
       }
       plan.flat_index = affineExpr(*flat);
       plan.v_stride = flat->of(v_id);
+      plan.narrow_guard = stage.axes[plan.v_axis].extent < (int64_t{1} << 30);
+      for (const ContractionPlan::LaneCondition& c : plan.guard) {
+        std::optional<Affine> d = affine(c.difference);
+        plan.narrow_guard = plan.narrow_guard && d && fitsInt32(*d, stage, reduce);
+      }
     } else {
       for (int a : v_axes)
         if (flat->of(stage.axes[a].id) == 1 && !dependsOn(s_expr, stage.axes[a].id)) plan.v_axis = a;
@@ -242,6 +275,19 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
       int id = stage.axes[a].id;
       if (static_cast<int>(a) != plan.v_axis && flat->of(id) == 0 && !dependsOn(v_expr, id) && dependsOn(s_expr, id))
         plan.row_axis = static_cast<int>(a);
+    }
+    // No axis that only S reads along (a depthwise convolution: its weight
+    // depends on the channel, which V reads too): rows over the innermost
+    // other axis V reads along, so S's broadcast and the per-lane part of
+    // the guard serve several output rows.
+    if (plan.row_axis < 0 && !plan.packed) {
+      for (size_t a = 0; a < stage.axes.size(); ++a) {
+        int id = stage.axes[a].id;
+        if (static_cast<int>(a) != plan.v_axis && stage.axes[a].extent > 1 && dependsOn(v_expr, id) &&
+            !dependsOn(s_expr, id))
+          plan.row_axis = static_cast<int>(a);
+      }
+      plan.rows_read_vector = plan.row_axis >= 0;
     }
     for (size_t a = 0; a < stage.axes.size(); ++a)
       if (static_cast<int>(a) != plan.v_axis && static_cast<int>(a) != plan.row_axis)

@@ -56,6 +56,14 @@ struct ContractionPlan {
   const kir::ExprNode* guarded_load = nullptr;  // V's load when guarded
   kir::Expr flat_index;                         // its element offset, affine
   int64_t v_stride = 1;                         // flat_index's coefficient of v
+  // Every guard difference and the vector axis's extent fit int32, so lane
+  // masks are computed on 16 x i32 (one register) rather than 16 x i64.
+  bool narrow_guard = false;
+  // Rows index V rather than S (a depthwise convolution, whose weight does
+  // not depend on any output axis but the channel): S is broadcast once per
+  // reduction step and every row loads its own V vectors. Rows are output
+  // rows, so a guard's per-lane part is the same for all of them.
+  bool rows_read_vector = false;
   int vectors = 1;  // accumulator vectors per row (block = vectors * kVectorLanes)
   int rows = 1;     // rows per register tile
 

@@ -71,13 +71,53 @@ class ContractionEmitter {
   // V's j-th vector when V is select(guard, load, 0): lanes past the axis or
   // outside the guard are masked off and read nothing (a padded window's
   // edge), so the first lane's address may lie outside the buffer. Unit
-  // stride loads contiguously, others gather.
+  // stride loads contiguously, stride 2 loads two contiguous vectors and
+  // keeps the even elements, others gather.
   llvm::Value* loadGuarded(int j) {
     llvm::Value* v = b_.CreateAdd(v0_, b_.getInt64(j * kVectorLanes), "", true, true);
     e_.bind(v_id_, v);
-    llvm::Value* lane_ids = llvm::ConstantDataVector::get(b_.getContext(), laneIds());
-    auto splat = [&](llvm::Value* x) { return b_.CreateVectorSplat(kVectorLanes, x); };
-    llvm::Value* mask = b_.CreateICmpSLT(lane_ids, splat(b_.CreateSub(b_.getInt64(extent_v_), v)));
+    const kir::ExprNode& load = *plan_.guarded_load;
+    std::vector<kir::Expr> origin(load.operands.size(), kir::Expr::index(0));
+    llvm::Value* base = e_.address(load.buffer, origin);
+    llvm::Value* offset = e_.emit(plan_.flat_index);
+    llvm::Value* zero = llvm::Constant::getNullValue(vec_);
+    std::vector<int64_t> lanes(kVectorLanes);
+    if (plan_.v_stride == 2) {
+      // Element e of the two loads is lane e / 2 when e is even; odd
+      // elements are masked off. The masks come from the lanes' guards
+      // directly rather than by spreading a lane mask (mask shuffles are
+      // slow).
+      std::vector<int> evens(kVectorLanes);
+      for (int i = 0; i < kVectorLanes; ++i) evens[static_cast<size_t>(i)] = 2 * i;
+      llvm::Value* first = b_.CreateGEP(f32_, base, offset);
+      llvm::Value* halves[2];
+      for (int h = 0; h < 2; ++h) {
+        for (int e = 0; e < kVectorLanes; ++e) lanes[static_cast<size_t>(e)] = (h * kVectorLanes + e) / 2;
+        llvm::Value* mask = b_.CreateAnd(laneMask(lanes, v), evenElements());
+        halves[h] = b_.CreateMaskedLoad(vec_, b_.CreateGEP(f32_, first, b_.getInt64(h * kVectorLanes)), llvm::Align(4),
+                                        mask, zero);
+      }
+      return b_.CreateShuffleVector(halves[0], halves[1], evens);
+    }
+    for (int i = 0; i < kVectorLanes; ++i) lanes[static_cast<size_t>(i)] = i;
+    llvm::Value* mask = laneMask(lanes, v);
+    if (plan_.v_stride == 1)
+      return b_.CreateMaskedLoad(vec_, b_.CreateGEP(f32_, base, offset), llvm::Align(4), mask, zero);
+    llvm::Value* offsets = b_.CreateAdd(b_.CreateVectorSplat(kVectorLanes, offset),
+                                        b_.CreateMul(laneConstants(lanes, b_.getInt64Ty()),
+                                                     b_.CreateVectorSplat(kVectorLanes, b_.getInt64(plan_.v_stride))));
+    return b_.CreateMaskedGather(vec_, b_.CreateGEP(f32_, base, offsets), llvm::Align(4), mask, zero);
+  }
+
+  // Which of 16 elements read inside the axis and the guard, element e
+  // standing for lane lanes[e] of the vector that starts at v. Computed on
+  // i32 when the plan says every difference fits.
+  llvm::Value* laneMask(const std::vector<int64_t>& lanes, llvm::Value* v) {
+    llvm::Type* index_type = plan_.narrow_guard ? b_.getInt32Ty() : b_.getInt64Ty();
+    llvm::Value* ids = laneConstants(lanes, index_type);
+    auto splat = [&](llvm::Value* x) { return b_.CreateVectorSplat(kVectorLanes, b_.CreateSExtOrTrunc(x, index_type)); };
+    llvm::Value* vzero = llvm::Constant::getNullValue(ids->getType());
+    llvm::Value* mask = b_.CreateICmpSLT(ids, splat(b_.CreateSub(b_.getInt64(extent_v_), v)));
     llvm::Value* uniform = nullptr;  // the conditions that do not vary across lanes
     for (const ContractionPlan::LaneCondition& c : plan_.guard) {
       llvm::CmpInst::Predicate pred = predicate(c.op);
@@ -87,34 +127,24 @@ class ContractionEmitter {
         uniform = uniform ? b_.CreateAnd(uniform, ok) : ok;
         continue;
       }
-      llvm::Value* d = b_.CreateAdd(splat(d0), b_.CreateMul(lane_ids, splat(b_.getInt64(c.v_coeff))));
-      mask = b_.CreateAnd(mask, b_.CreateICmp(pred, d, llvm::Constant::getNullValue(d->getType())));
+      llvm::Value* coeff = splat(b_.getInt64(c.v_coeff));
+      llvm::Value* d = b_.CreateAdd(splat(d0), b_.CreateMul(ids, coeff));
+      mask = b_.CreateAnd(mask, b_.CreateICmp(pred, d, vzero));
     }
     if (uniform) mask = b_.CreateSelect(uniform, mask, llvm::Constant::getNullValue(mask->getType()));
-    const kir::ExprNode& load = *plan_.guarded_load;
-    std::vector<kir::Expr> origin(load.operands.size(), kir::Expr::index(0));
-    llvm::Value* base = e_.address(load.buffer, origin);
-    llvm::Value* offset = e_.emit(plan_.flat_index);
-    llvm::Value* zero = llvm::Constant::getNullValue(vec_);
-    if (plan_.v_stride == 1)
-      return b_.CreateMaskedLoad(vec_, b_.CreateGEP(f32_, base, offset), llvm::Align(4), mask, zero);
-    if (plan_.v_stride == 2) {
-      // Two contiguous masked loads and the even lanes of both: cheaper
-      // than a gather for a stride-2 window.
-      std::vector<int> spread(2 * kVectorLanes), evens(kVectorLanes);
-      for (int i = 0; i < 2 * kVectorLanes; ++i) spread[static_cast<size_t>(i)] = i % 2 == 0 ? i / 2 : kVectorLanes;
-      for (int i = 0; i < kVectorLanes; ++i) evens[static_cast<size_t>(i)] = 2 * i;
-      llvm::Value* wide = b_.CreateShuffleVector(mask, llvm::Constant::getNullValue(mask->getType()), spread);
-      std::vector<int> low(kVectorLanes), high(kVectorLanes);
-      for (int i = 0; i < kVectorLanes; ++i) low[static_cast<size_t>(i)] = i, high[static_cast<size_t>(i)] = i + kVectorLanes;
-      llvm::Value* first = b_.CreateGEP(f32_, base, offset);
-      llvm::Value* a = b_.CreateMaskedLoad(vec_, first, llvm::Align(4), b_.CreateShuffleVector(wide, low), zero);
-      llvm::Value* c = b_.CreateMaskedLoad(vec_, b_.CreateGEP(f32_, first, b_.getInt64(kVectorLanes)), llvm::Align(4),
-                                           b_.CreateShuffleVector(wide, high), zero);
-      return b_.CreateShuffleVector(a, c, evens);
-    }
-    llvm::Value* offsets = b_.CreateAdd(splat(offset), b_.CreateMul(lane_ids, splat(b_.getInt64(plan_.v_stride))));
-    return b_.CreateMaskedGather(vec_, b_.CreateGEP(f32_, base, offsets), llvm::Align(4), mask, zero);
+    return mask;
+  }
+
+  llvm::Value* laneConstants(const std::vector<int64_t>& lanes, llvm::Type* type) {
+    std::vector<llvm::Constant*> c;
+    for (int64_t lane : lanes) c.push_back(llvm::ConstantInt::get(type, static_cast<uint64_t>(lane)));
+    return llvm::ConstantVector::get(c);
+  }
+
+  llvm::Value* evenElements() {
+    std::vector<llvm::Constant*> c;
+    for (int e = 0; e < kVectorLanes; ++e) c.push_back(b_.getInt1(e % 2 == 0));
+    return llvm::ConstantVector::get(c);
   }
 
   static llvm::CmpInst::Predicate predicate(kir::BinaryOp op) {
@@ -172,6 +202,18 @@ class ContractionEmitter {
   }
 
   void multiplyAccumulate(int rows, llvm::Value* r0, llvm::Value* k_flat) {
+    if (plan_.rows_read_vector) {
+      // S does not depend on the row: one broadcast, each row its own V.
+      llvm::Value* s = b_.CreateVectorSplat(kVectorLanes, e_.emit(plan_.scalar));
+      for (int i = 0; i < rows; ++i) {
+        bindRow(r0, i);
+        for (int j = 0; j < plan_.vectors; ++j) {
+          llvm::Value* sum = b_.CreateLoad(vec_, acc(i, j));
+          b_.CreateStore(b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {vec_}, {s, loadVector(j, k_flat), sum}), acc(i, j));
+        }
+      }
+      return;
+    }
     std::vector<llvm::Value*> v;
     for (int j = 0; j < plan_.vectors; ++j) v.push_back(loadVector(j, k_flat));
     for (int i = 0; i < rows; ++i) {

@@ -16,10 +16,6 @@ using kir::UnaryOp;
 
 namespace {
 
-bool isUnsigned(DType t) {
-  return t == DType::kUInt8 || t == DType::kUInt16 || t == DType::kUInt32 || t == DType::kUInt64 || t == DType::kBool;
-}
-
 bool containsLoadOrDivision(const kir::Expr& e) {
   const ExprNode& n = *e;
   if (n.kind == ExprNode::Kind::kLoad || n.kind == ExprNode::Kind::kReduce) return true;
@@ -156,8 +152,33 @@ llvm::Value* ExprEmitter::emit(const kir::Expr& e) {
     case ExprNode::Kind::kSelect: return emitSelect(n);
     case ExprNode::Kind::kCast: return emitCast(n.operands[0].dtype(), n.dtype, emit(n.operands[0]));
     case ExprNode::Kind::kReduce: return emitReduce(n);
+    case ExprNode::Kind::kStringCall: return emitStringCall(n);
   }
   return nullptr;
+}
+
+// A call through the run's kiln_string_fns table, whose function pointers
+// are in kir::StringFn order. Strings travel as i64 (the pointer's bits: the
+// same registers as a pointer in the C calling convention), numbers as
+// double or i64 as the lowering built them; `equal` returns an i32 flag.
+llvm::Value* ExprEmitter::emitStringCall(const ExprNode& n) {
+  auto fn = static_cast<kir::StringFn>(n.op);
+  llvm::Type* ptr = llvm::PointerType::get(b_.getContext(), 0);
+  std::vector<llvm::Value*> args = {string_pool_};
+  std::vector<llvm::Type*> types = {ptr};
+  for (const kir::Expr& operand : n.operands) {
+    llvm::Value* v = emit(operand);
+    if (v->getType()->isIntegerTy() && v->getType()->getIntegerBitWidth() < 64) v = b_.CreateZExt(v, b_.getInt64Ty());
+    args.push_back(v);
+    types.push_back(v->getType());
+  }
+  bool is_equal = fn == kir::StringFn::kEqual;
+  llvm::Type* ret = is_equal ? b_.getInt32Ty() : valueType(n.dtype);
+  llvm::Value* entry = b_.CreateConstGEP1_64(ptr, string_fns_, static_cast<uint64_t>(fn));
+  llvm::Value* callee = b_.CreateLoad(ptr, entry);
+  llvm::CallInst* call = b_.CreateCall(llvm::FunctionType::get(ret, types, false), callee, args);
+  call->setDoesNotThrow();
+  return is_equal ? b_.CreateICmpNE(call, b_.getInt32(0)) : call;
 }
 
 llvm::Value* ExprEmitter::emitConst(const ExprNode& n) {
@@ -245,7 +266,7 @@ llvm::Value* ExprEmitter::emitBinary(BinaryOp op, DType t, llvm::Value* a, llvm:
       default: return nullptr;
     }
   }
-  bool u = isUnsigned(t);
+  bool u = ir::isUnsigned(t);
   switch (op) {
     case BinaryOp::kAdd: return b_.CreateAdd(a, b);
     case BinaryOp::kSub: return b_.CreateSub(a, b);
@@ -286,7 +307,7 @@ llvm::Value* ExprEmitter::emitIntDivision(BinaryOp op, DType t, llvm::Value* a, 
   llvm::Value* zero = llvm::ConstantInt::get(ty, 0);
   llvm::Value* is_zero = b_.CreateICmpEQ(b, zero);
   bool div = op == BinaryOp::kDiv;
-  if (isUnsigned(t)) {
+  if (ir::isUnsigned(t)) {
     llvm::Value* safe_b = b_.CreateSelect(is_zero, llvm::ConstantInt::get(ty, 1), b);
     llvm::Value* r = div ? b_.CreateUDiv(a, safe_b) : b_.CreateURem(a, safe_b);
     return b_.CreateSelect(is_zero, zero, r);
@@ -347,11 +368,11 @@ llvm::Value* ExprEmitter::emitCast(DType from, DType to, llvm::Value* v) {
                                                                                      : b_.CreateFPTrunc(v, target);
   }
   if (from_float) {
-    auto id = isUnsigned(to) ? llvm::Intrinsic::fptoui_sat : llvm::Intrinsic::fptosi_sat;
+    auto id = ir::isUnsigned(to) ? llvm::Intrinsic::fptoui_sat : llvm::Intrinsic::fptosi_sat;
     return b_.CreateIntrinsic(id, {target, v->getType()}, {v});
   }
-  if (to_float) return isUnsigned(from) ? b_.CreateUIToFP(v, target) : b_.CreateSIToFP(v, target);
-  return isUnsigned(from) ? b_.CreateZExtOrTrunc(v, target) : b_.CreateSExtOrTrunc(v, target);
+  if (to_float) return ir::isUnsigned(from) ? b_.CreateUIToFP(v, target) : b_.CreateSIToFP(v, target);
+  return ir::isUnsigned(from) ? b_.CreateZExtOrTrunc(v, target) : b_.CreateSExtOrTrunc(v, target);
 }
 
 // A float reduction's combining step, in a form LLVM's loop vectorizer
@@ -384,7 +405,7 @@ llvm::Value* ExprEmitter::emitReduce(const ExprNode& n) {
   llvm::Value* init = nullptr;
   bool fl = ir::isFloat(n.dtype);
   unsigned bits = t->getPrimitiveSizeInBits();
-  bool u = isUnsigned(n.dtype);
+  bool u = ir::isUnsigned(n.dtype);
   switch (op) {
     case kir::ReduceOp::kSum: init = fl ? llvm::ConstantFP::get(t, 0.0) : llvm::ConstantInt::get(t, 0); break;
     case kir::ReduceOp::kProd: init = fl ? llvm::ConstantFP::get(t, 1.0) : llvm::ConstantInt::get(t, 1); break;

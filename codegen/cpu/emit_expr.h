@@ -37,6 +37,12 @@ class ExprEmitter {
   void setSlots(llvm::Value* slots);
   llvm::Value* slot(int index);
   llvm::Value* extent(const kir::IterVar& v);  // a constant unless the extent is a slot
+  // Kernels with string calls: the run's kiln_string_fns table and string
+  // pool (runtime/src/string_fns.h), loaded at the stage's entry.
+  void setStrings(llvm::Value* functions, llvm::Value* pool) {
+    string_fns_ = functions;
+    string_pool_ = pool;
+  }
 
   // The LLVM type of a dtype in registers (bool is i1) and in memory (bool is i8).
   llvm::Type* valueType(kir::DType dtype) const;
@@ -50,6 +56,7 @@ class ExprEmitter {
   llvm::Value* emitSelect(const kir::ExprNode& n);
   llvm::Value* emitCast(kir::DType from, kir::DType to, llvm::Value* v);
   llvm::Value* emitReduce(const kir::ExprNode& n);
+  llvm::Value* emitStringCall(const kir::ExprNode& n);
   llvm::Value* combineFloat(kir::ReduceOp op, llvm::Value* acc, llvm::Value* x);
   llvm::Value* callLibm(const char* f32_name, const char* f64_name, llvm::Value* v);
   llvm::Value* intrinsic(llvm::Intrinsic::ID id, std::vector<llvm::Value*> args);
@@ -60,6 +67,8 @@ class ExprEmitter {
   std::vector<llvm::Value*> buffers_;
   std::vector<std::vector<int64_t>> strides_;
   llvm::Value* slots_ = nullptr;
+  llvm::Value* string_fns_ = nullptr;
+  llvm::Value* string_pool_ = nullptr;
   std::vector<std::vector<llvm::Value*>> dynamic_strides_;  // per param; empty where static
   std::unordered_map<int, llvm::Value*> vars_;
   std::unordered_map<const kir::ExprNode*, llvm::Value*> substitutes_;

@@ -25,7 +25,32 @@ struct ContextLayout {
   static constexpr unsigned kSlots = 6;
   static constexpr unsigned kAlloc = 7;
   static constexpr unsigned kAllocator = 8;
+  static constexpr unsigned kStrings = 9;
+  static constexpr unsigned kStringPool = 10;
 };
+
+// A run-time-sized buffer, as locals of the entry point: its address, the
+// bytes it holds (-1 before the first allocation), the dims passed to alloc.
+struct RunTimeBuffer {
+  llvm::Value* address;
+  llvm::Value* bytes;
+  llvm::Value* dims;
+};
+
+bool callsStringFunctions(const kir::Expr& e) {
+  if (!e.valid()) return false;
+  if (e->kind == kir::ExprNode::Kind::kStringCall) return true;
+  for (const kir::Expr& operand : e->operands)
+    if (callsStringFunctions(operand)) return true;
+  return false;
+}
+
+bool callsStringFunctions(const kir::Stage& stage) {
+  if (callsStringFunctions(stage.value)) return true;
+  for (const kir::Expr& e : stage.store_index)
+    if (callsStringFunctions(e)) return true;
+  return false;
+}
 
 // Contractions below this much work run on the calling thread.
 constexpr int64_t kMinParallelFlops = 1 << 17;
@@ -35,9 +60,11 @@ class ModuleEmitter {
   ModuleEmitter(llvm::LLVMContext& c, const lower::Program& program)
       : c_(c), program_(program), module_(std::make_unique<llvm::Module>("kiln_model", c)), ptr_(llvm::PointerType::get(c, 0)) {
     context_type_ = llvm::StructType::create(
-        c, {llvm::Type::getInt32Ty(c), llvm::Type::getInt32Ty(c), ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_},
+        c, {llvm::Type::getInt32Ty(c), llvm::Type::getInt32Ty(c), ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_},
         "kiln_exec_context");
     module_->setSourceFileName("kiln_model");
+    for (const lower::KernelCall& call : program.calls)
+      for (const kir::Stage& stage : call.kernel.stages) calls_string_functions_ |= callsStringFunctions(stage);
   }
 
   std::unique_ptr<llvm::Module> run(const std::vector<uint8_t>& description) {
@@ -105,6 +132,10 @@ class ModuleEmitter {
         constants_[i] = llvm::ConstantPointerNull::get(ptr_);
         continue;
       }
+      if (b.dtype == ir::DType::kString) {
+        constants_[i] = emitStringConstant(*b.constant, i);
+        continue;
+      }
       auto bytes = b.constant->bytes();
       llvm::ArrayRef<uint8_t> data(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
       llvm::Constant* init = data.empty() ? llvm::ConstantAggregateZero::get(llvm::ArrayType::get(llvm::Type::getInt8Ty(c_), 1))
@@ -116,12 +147,33 @@ class ModuleEmitter {
     }
   }
 
+  // A string tensor: an array of pointers to NUL-terminated constants, which
+  // the linker relocates.
+  llvm::GlobalVariable* emitStringConstant(const ir::Tensor& t, size_t index) {
+    std::vector<llvm::Constant*> pointers;
+    for (size_t k = 0; k < t.strings().size(); ++k) {
+      llvm::Constant* text = llvm::ConstantDataArray::getString(c_, t.strings()[k], true);
+      auto* g = new llvm::GlobalVariable(*module_, text->getType(), true, llvm::GlobalValue::PrivateLinkage, text,
+                                         "string_" + std::to_string(index) + "_" + std::to_string(k));
+      pointers.push_back(g);
+    }
+    auto* type = llvm::ArrayType::get(ptr_, std::max<size_t>(pointers.size(), 1));
+    llvm::Constant* init = pointers.empty() ? llvm::ConstantAggregateZero::get(type) : llvm::ConstantArray::get(type, pointers);
+    auto* g = new llvm::GlobalVariable(*module_, type, true, llvm::GlobalValue::PrivateLinkage, init,
+                                       "weight_" + std::to_string(index));
+    g->setAlignment(llvm::Align(64));
+    return g;
+  }
+
   llvm::Function* makeFunction(const std::string& name, llvm::Type* ret, std::vector<llvm::Type*> params) {
     auto* type = llvm::FunctionType::get(ret, params, false);
     auto* f = llvm::Function::Create(type, llvm::GlobalValue::InternalLinkage, name, module_.get());
     f->addFnAttr(llvm::Attribute::NoUnwind);
-    f->addFnAttr(llvm::Attribute::NoFree);
-    f->addFnAttr(llvm::Attribute::NoSync);
+    // The string functions allocate and lock: a model that calls them is free of neither.
+    if (!calls_string_functions_) {
+      f->addFnAttr(llvm::Attribute::NoFree);
+      f->addFnAttr(llvm::Attribute::NoSync);
+    }
     return f;
   }
 
@@ -153,6 +205,11 @@ class ModuleEmitter {
     if (kir::isDynamic(kernel)) {
       llvm::Value* ctx = f->getArg(0);
       emitter.setSlots(b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kSlots), "slots"));
+    }
+    if (callsStringFunctions(stage)) {
+      llvm::Value* ctx = f->getArg(0);
+      emitter.setStrings(b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kStrings), "strings"),
+                         b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kStringPool), "pool"));
     }
     if (stage.kind != kir::Stage::Kind::kStore) {
       emitShapeStep(b, emitter, stage);
@@ -290,46 +347,89 @@ class ModuleEmitter {
     f->setVisibility(llvm::GlobalValue::DefaultVisibility);
     f->addFnAttr(llvm::Attribute::NoUnwind);
     llvm::IRBuilder<> b(llvm::BasicBlock::Create(c_, "entry", f));
+    // The profiling hook, read once: when set, it is called after every kernel.
+    llvm::Value* ctx = f->getArg(0);
+    kernel_done_ = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kKernelDone));
+    profiler_ = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kProfiler));
+    profiling_ = b.CreateIsNotNull(kernel_done_, "profiling");
+    // Run-time-sized buffers: their address and the bytes it holds, in
+    // locals, since control flow may reach a use from several places.
+    run_time_buffers_.clear();
+    for (const lower::KernelCall& call : program_.calls)
+      for (int buffer : call.args) {
+        const lower::ProgramBuffer& pb = program_.buffers[buffer];
+        if (!pb.isDynamic() || pb.kind == lower::ProgramBuffer::Kind::kInput || run_time_buffers_.count(buffer))
+          continue;
+        llvm::Value* address = b.CreateAlloca(ptr_, nullptr, "buffer_" + std::to_string(buffer));
+        llvm::Value* bytes = b.CreateAlloca(b.getInt64Ty(), nullptr, "bytes_" + std::to_string(buffer));
+        b.CreateStore(llvm::ConstantPointerNull::get(ptr_), address);
+        b.CreateStore(b.getInt64(-1), bytes);
+        llvm::Value* dims = b.CreateAlloca(b.getInt64Ty(), b.getInt64(std::max<int64_t>(pb.dims.size(), 1)));
+        run_time_buffers_[buffer] = {address, bytes, dims};
+      }
+    size_t next_region = 0;
+    emitCalls(b, f, kernels, 0, static_cast<int>(kernels.size()), next_region);
+    b.CreateRet(b.getInt32(0));
+  }
+
+  // Calls [first, end), the control-flow regions among them as branches
+  // and loops on their dim slot (see lower::CallRegion).
+  void emitCalls(llvm::IRBuilder<>& b, llvm::Function* f, const std::vector<llvm::Function*>& kernels, int first,
+                 int end, size_t& next) {
+    const std::vector<lower::CallRegion>& regions = program_.regions;
+    for (int k = first; k < end;) {
+      if (next < regions.size() && regions[next].first == k) {
+        const lower::CallRegion& region = regions[next++];
+        auto* test = llvm::BasicBlock::Create(c_, region.repeat ? "loop" : "if", f);
+        auto* body = llvm::BasicBlock::Create(c_, region.repeat ? "loop_body" : "then", f);
+        auto* after = llvm::BasicBlock::Create(c_, region.repeat ? "loop_end" : "end_if", f);
+        b.CreateBr(test);
+        b.SetInsertPoint(test);
+        llvm::Value* slot = b.CreateLoad(b.getInt64Ty(), b.CreateConstGEP1_64(b.getInt64Ty(), slotsOf(b, f), region.cond_slot));
+        b.CreateCondBr(b.CreateICmpNE(slot, b.getInt64(0)), body, after);
+        b.SetInsertPoint(body);
+        emitCalls(b, f, kernels, region.first, region.end, next);
+        b.CreateBr(region.repeat ? test : after);
+        b.SetInsertPoint(after);
+        k = region.end;
+        continue;
+      }
+      emitCall(b, f, kernels, static_cast<size_t>(k));
+      ++k;
+    }
+  }
+
+  void emitCall(llvm::IRBuilder<>& b, llvm::Function* f, const std::vector<llvm::Function*>& kernels, size_t k) {
     auto pointerAt = [&](llvm::Value* array, int index) {
       return b.CreateLoad(ptr_, b.CreateConstGEP1_64(ptr_, array, static_cast<uint64_t>(index)));
     };
-    // The profiling hook, read once: when set, it is called after every kernel.
-    llvm::Value* ctx = f->getArg(0);
-    llvm::Value* kernel_done = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kKernelDone));
-    llvm::Value* profiler = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kProfiler));
-    llvm::Value* profiling = b.CreateIsNotNull(kernel_done, "profiling");
+    std::vector<llvm::Value*> args = {f->getArg(0)};
+    for (int buffer : program_.calls[k].args) {
+      const lower::ProgramBuffer& pb = program_.buffers[buffer];
+      if (run_time_buffers_.count(buffer)) {
+        args.push_back(emitAllocation(b, f, pb, run_time_buffers_[buffer]));
+        continue;
+      }
+      switch (pb.kind) {
+        case lower::ProgramBuffer::Kind::kInput: args.push_back(pointerAt(f->getArg(1), pb.io_index)); break;
+        case lower::ProgramBuffer::Kind::kOutput: args.push_back(pointerAt(f->getArg(2), pb.io_index)); break;
+        case lower::ProgramBuffer::Kind::kConstant: args.push_back(constants_[buffer]); break;
+        case lower::ProgramBuffer::Kind::kIntermediate:
+          args.push_back(b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), f->getArg(3), static_cast<uint64_t>(pb.workspace_offset)));
+          break;
+      }
+    }
+    b.CreateCall(kernels[k], args);
+    if (hasChecks(program_.calls[k].kernel)) emitCheckReturn(b, f);
     auto* done_type = llvm::FunctionType::get(llvm::Type::getVoidTy(c_), {ptr_, b.getInt32Ty()}, false);
     llvm::MDNode* rarely = llvm::MDBuilder(c_).createBranchWeights(1, 1000);
-    std::map<int, llvm::Value*> run_time_buffers;  // dynamic buffers, allocated at first use
-    for (size_t k = 0; k < kernels.size(); ++k) {
-      std::vector<llvm::Value*> args = {f->getArg(0)};
-      for (int buffer : program_.calls[k].args) {
-        const lower::ProgramBuffer& pb = program_.buffers[buffer];
-        if (pb.isDynamic() && pb.kind != lower::ProgramBuffer::Kind::kInput) {
-          if (!run_time_buffers.count(buffer)) run_time_buffers[buffer] = emitAllocation(b, f, pb);
-          args.push_back(run_time_buffers[buffer]);
-          continue;
-        }
-        switch (pb.kind) {
-          case lower::ProgramBuffer::Kind::kInput: args.push_back(pointerAt(f->getArg(1), pb.io_index)); break;
-          case lower::ProgramBuffer::Kind::kOutput: args.push_back(pointerAt(f->getArg(2), pb.io_index)); break;
-          case lower::ProgramBuffer::Kind::kConstant: args.push_back(constants_[buffer]); break;
-          case lower::ProgramBuffer::Kind::kIntermediate:
-            args.push_back(b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), f->getArg(3), static_cast<uint64_t>(pb.workspace_offset)));
-            break;
-        }
-      }
-      b.CreateCall(kernels[k], args);
-      if (hasChecks(program_.calls[k].kernel)) emitCheckReturn(b, f);
-      auto* report = llvm::BasicBlock::Create(c_, "kernel_done", f);
-      auto* next = llvm::BasicBlock::Create(c_, "next", f);
-      b.CreateCondBr(profiling, report, next, rarely);
-      b.SetInsertPoint(report);
-      b.CreateCall(done_type, kernel_done, {profiler, b.getInt32(static_cast<int32_t>(k))});
-      b.CreateBr(next);
-      b.SetInsertPoint(next);
-    }
-    b.CreateRet(b.getInt32(0));
+    auto* report = llvm::BasicBlock::Create(c_, "kernel_done", f);
+    auto* next = llvm::BasicBlock::Create(c_, "next", f);
+    b.CreateCondBr(profiling_, report, next, rarely);
+    b.SetInsertPoint(report);
+    b.CreateCall(done_type, kernel_done_, {profiler_, b.getInt32(static_cast<int32_t>(k))});
+    b.CreateBr(next);
+    b.SetInsertPoint(next);
   }
 
   static bool hasChecks(const kir::Kernel& kernel) {
@@ -351,20 +451,31 @@ class ModuleEmitter {
   }
 
   // A buffer whose dims are slots: ctx->alloc(allocator, output index or -1,
-  // dims, rank, element bytes, name) once they are known. The runtime checks
-  // the size and returns NULL (with its message kept) when it is refused;
-  // the entry point then returns -1.
-  llvm::Value* emitAllocation(llvm::IRBuilder<>& b, llvm::Function* f, const lower::ProgramBuffer& pb) {
+  // dims, rank, element bytes, name) when a kernel is about to use it and its
+  // size in this run (from the slots) is more than it holds — the first use,
+  // or a loop iteration where it grew. The runtime checks the size and
+  // returns NULL (with its message kept) when it is refused; the entry point
+  // then returns -1.
+  llvm::Value* emitAllocation(llvm::IRBuilder<>& b, llvm::Function* f, const lower::ProgramBuffer& pb,
+                              const RunTimeBuffer& local) {
     llvm::Value* ctx = f->getArg(0);
     llvm::Value* slots = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kSlots));
     const auto rank = static_cast<int64_t>(pb.dims.size());
-    llvm::Value* dims = b.CreateAlloca(b.getInt64Ty(), b.getInt64(std::max<int64_t>(rank, 1)));
+    llvm::Value* dims = local.dims;
+    llvm::Value* bytes = b.getInt64(ir::byteSize(pb.dtype));
     for (int64_t d = 0; d < rank; ++d) {
       int slot = static_cast<size_t>(d) < pb.dim_slots.size() ? pb.dim_slots[d] : -1;
       llvm::Value* value = b.getInt64(pb.dims[d]);
       if (slot >= 0) value = b.CreateLoad(b.getInt64Ty(), b.CreateConstGEP1_64(b.getInt64Ty(), slots, slot));
       b.CreateStore(value, b.CreateConstGEP1_64(b.getInt64Ty(), dims, static_cast<uint64_t>(d)));
+      bytes = b.CreateMul(bytes, value);  // a wrapped or negative size reallocates; the runtime refuses it
     }
+    auto* grow = llvm::BasicBlock::Create(c_, "alloc", f);
+    auto* refused = llvm::BasicBlock::Create(c_, "alloc_refused", f);
+    auto* next = llvm::BasicBlock::Create(c_, "allocated", f);
+    llvm::Value* held = b.CreateLoad(b.getInt64Ty(), local.bytes);
+    b.CreateCondBr(b.CreateOr(b.CreateICmpSLT(bytes, b.getInt64(0)), b.CreateICmpSGT(bytes, held)), grow, next);
+    b.SetInsertPoint(grow);
     llvm::Value* alloc = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kAlloc));
     llvm::Value* allocator = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kAllocator));
     auto* type = llvm::FunctionType::get(ptr_, {ptr_, b.getInt32Ty(), ptr_, b.getInt32Ty(), b.getInt32Ty(), ptr_}, false);
@@ -373,24 +484,29 @@ class ModuleEmitter {
     llvm::Value* p = b.CreateCall(type, alloc,
                                   {allocator, b.getInt32(io), dims, b.getInt32(static_cast<int32_t>(rank)),
                                    b.getInt32(static_cast<int32_t>(ir::byteSize(pb.dtype))), name});
-    auto* refused = llvm::BasicBlock::Create(c_, "alloc_refused", f);
-    auto* next = llvm::BasicBlock::Create(c_, "allocated", f);
+    b.CreateStore(p, local.address);
+    b.CreateStore(bytes, local.bytes);
     b.CreateCondBr(b.CreateIsNull(p), refused, next);
     b.SetInsertPoint(refused);
     b.CreateRet(b.getInt32(-1));
     b.SetInsertPoint(next);
-    return p;
+    return b.CreateLoad(ptr_, local.address);
   }
 
   llvm::LLVMContext& c_;
   const lower::Program& program_;
   std::unique_ptr<llvm::Module> module_;
   llvm::PointerType* ptr_;
+  bool calls_string_functions_ = false;
   llvm::StructType* context_type_;
   std::vector<llvm::Constant*> constants_;
   std::vector<std::vector<std::optional<ContractionPlan>>> plans_;  // per call, per stage
   std::set<int> packed_only_;
   int panel_count_ = 0;
+  std::map<int, RunTimeBuffer> run_time_buffers_;
+  llvm::Value* kernel_done_ = nullptr;
+  llvm::Value* profiler_ = nullptr;
+  llvm::Value* profiling_ = nullptr;
 };
 
 }  // namespace

@@ -24,25 +24,11 @@ int64_t exprCost(const kir::Expr& e) {
   return cost;
 }
 
-// True when every iteration writes its own element: each store index is a
-// distinct axis variable. Only such stages may be split across threads; a
-// scatter (indices from data) may write one element from many iterations,
-// and runs serially so later updates win as the algorithm says.
-bool writesDistinctElements(const kir::Stage& stage) {
-  std::vector<int> seen;
-  for (const kir::Expr& index : stage.store_index) {
-    if (index->kind != kir::ExprNode::Kind::kVar) return false;
-    if (std::find(seen.begin(), seen.end(), index->var_id) != seen.end()) return false;
-    seen.push_back(index->var_id);
-  }
-  return seen.size() == stage.axes.size();
-}
-
 }  // namespace
 
 StageSchedule scheduleStage(const kir::Stage& stage) {
   StageSchedule schedule;
-  if (!writesDistinctElements(stage)) return schedule;
+  if (!kir::writesDistinctElements(stage)) return schedule;
   int64_t points = 1;
   for (const kir::IterVar& v : stage.axes) points *= v.extent;
   if (points * exprCost(stage.value) < kMinParallelWork) return schedule;

@@ -27,23 +27,34 @@ Status checkStaticSignature(const artifact::ModelDesc& desc) {
   return Status::ok();
 }
 
+// String tensors live in host memory as pointers and go through the run's
+// string functions, which only the CPU runtime provides.
+Status checkNoStrings(const lower::Program& program) {
+  for (const lower::ProgramBuffer& b : program.buffers)
+    if (b.dtype == ir::DType::kString)
+      return unsupported("'" + b.name + "' is a string tensor; --target cuda computes numbers only (compile models "
+                         "with strings for --target cpu)");
+  return Status::ok();
+}
+
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(cuda::CudaTarget target) : target_(std::move(target)) {}
 
   std::string_view target() const override { return "cuda"; }
-  std::string describeTarget() const override { return "cuda " + target_.arch; }
+  std::string describeTarget() const override { return "cuda " + target_.arch + " " + target_.precision_name; }
 
   Status emit(const lower::Program& program, artifact::ModelDesc desc, EmitKind kind, const std::string& path) override {
     KILN_RETURN_IF_ERROR(checkStaticSignature(desc));
+    KILN_RETURN_IF_ERROR(checkNoStrings(program));
     desc.target = "cuda";
     desc.cuda_arch = target_.arch;
     desc.entry_symbol.clear();  // no host code: the runtime launches from the plan
     desc.kernel_count = program.calls.size();
     for (const lower::KernelCall& call : program.calls)
       desc.kernels.push_back({call.kernel.name, call.kernel.origin, static_cast<uint64_t>(kir::countFlops(call.kernel))});
-    desc.workspace_bytes = static_cast<uint64_t>(program.workspace_bytes);
-    KILN_ASSIGN_OR_RETURN(cuda::CudaModule module, cuda::emitModule(program));
+    KILN_ASSIGN_OR_RETURN(cuda::CudaModule module, cuda::emitModule(program, target_.precision));
+    desc.workspace_bytes = module.workspace_bytes;
     // --emit llvm|obj stop before the container: CUDA C and PTX are their
     // counterparts here.
     if (kind == EmitKind::kLlvmIr) return writeFile(path, module.source.data(), module.source.size());

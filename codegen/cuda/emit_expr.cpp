@@ -16,11 +16,25 @@ using kir::UnaryOp;
 
 namespace {
 
-bool isUnsigned(DType t) {
-  return t == DType::kUInt8 || t == DType::kUInt16 || t == DType::kUInt32 || t == DType::kUInt64 || t == DType::kBool;
+// float16 and bfloat16: 16-bit patterns in memory, float in registers,
+// rounded to their own precision after every operation.
+struct NarrowFloat {
+  const char* load;   // pattern -> float
+  const char* store;  // float -> pattern, rounding to nearest even
+  const char* round;  // float -> float of the narrow type's precision
+  float (*roundOnHost)(float);
+};
+
+const NarrowFloat* narrowFloat(DType t) {
+  static const NarrowFloat kHalf{"kiln_h2f", "kiln_f2h", "kiln_rh", [](float f) { return halfToFloat(floatToHalf(f)); }};
+  static const NarrowFloat kBfloat16{"kiln_bf2f", "kiln_f2bf", "kiln_rbf",
+                                     [](float f) { return bfloat16ToFloat(floatToBfloat16(f)); }};
+  if (t == DType::kFloat16) return &kHalf;
+  if (t == DType::kBFloat16) return &kBfloat16;
+  return nullptr;
 }
 
-bool isNarrowFloat(DType t) { return t == DType::kFloat16 || t == DType::kBFloat16; }
+std::string applied(const char* function, const std::string& arg) { return std::string(function) + "(" + arg + ")"; }
 
 bool containsLoad(const kir::Expr& e) {
   const ExprNode& n = *e;
@@ -140,7 +154,7 @@ Expected<std::string> registerType(DType t) {
 }
 
 Expected<std::string> memoryType(DType t) {
-  if (isNarrowFloat(t)) return std::string("unsigned short");
+  if (narrowFloat(t)) return std::string("unsigned short");
   if (t == DType::kBool) return std::string("unsigned char");
   return registerType(t);
 }
@@ -178,9 +192,8 @@ std::string ExprEmitter::define(DType dtype, const std::string& value) {
 }
 
 std::string ExprEmitter::rounded(DType dtype, const std::string& value) {
-  if (dtype == DType::kFloat16) return "kiln_rh(" + value + ")";
-  if (dtype == DType::kBFloat16) return "kiln_rbf(" + value + ")";
-  return value;
+  const NarrowFloat* narrow = narrowFloat(dtype);
+  return narrow ? applied(narrow->round, value) : value;
 }
 
 void ExprEmitter::loop(int var_id, int64_t extent, const std::function<void()>& body) {
@@ -222,8 +235,7 @@ std::string ExprEmitter::emitNode(const ExprNode& n) {
     case ExprNode::Kind::kLoad: {
       std::string element = "p" + std::to_string(n.buffer) + "[" + offset(n.buffer, n.operands) + "]";
       if (n.dtype == DType::kBool) return define(n.dtype, "(" + element + " != 0)");
-      if (n.dtype == DType::kFloat16) return define(n.dtype, "kiln_h2f(" + element + ")");
-      if (n.dtype == DType::kBFloat16) return define(n.dtype, "kiln_bf2f(" + element + ")");
+      if (const NarrowFloat* narrow = narrowFloat(n.dtype)) return define(n.dtype, applied(narrow->load, element));
       return define(n.dtype, element);
     }
     case ExprNode::Kind::kUnary: return emitUnary(n);
@@ -244,8 +256,8 @@ std::string ExprEmitter::emitNode(const ExprNode& n) {
 std::string ExprEmitter::emitConst(DType dtype, double value) {
   switch (dtype) {
     case DType::kFloat32: return floatLiteral(static_cast<float>(value));
-    case DType::kFloat16: return floatLiteral(halfToFloat(floatToHalf(static_cast<float>(value))));
-    case DType::kBFloat16: return floatLiteral(bfloat16ToFloat(floatToBfloat16(static_cast<float>(value))));
+    case DType::kFloat16:
+    case DType::kBFloat16: return floatLiteral(narrowFloat(dtype)->roundOnHost(static_cast<float>(value)));
     case DType::kFloat64: return doubleLiteral(value);
     case DType::kBool: return value != 0 ? "true" : "false";
     default: break;
@@ -362,7 +374,7 @@ std::string ExprEmitter::emitBinary(BinaryOp op, DType t, const std::string& a, 
     }
   }
   std::string ty = type(t), w = wrapType(t);
-  bool u = isUnsigned(t);
+  bool u = ir::isUnsigned(t);
   auto wrapped = [&](const char* o) { return "(" + ty + ")((" + w + ")" + a + " " + o + " (" + w + ")" + b + ")"; };
   int bits = 8 * ir::byteSize(t);
   // Shifts on the bit pattern (logical right shift); by >= the width gives 0.
@@ -426,7 +438,7 @@ std::string ExprEmitter::emitCast(DType from, DType to, const std::string& v) {
   if (to == DType::kBool) return "(" + v + " != 0)";
   if (to_float) {
     std::string wide = "(" + target + ")" + v;
-    if (isNarrowFloat(to)) wide = rounded(to, "(float)" + v);
+    if (narrowFloat(to)) wide = rounded(to, "(float)" + v);
     return wide;
   }
   if (from_float) {
@@ -438,13 +450,49 @@ std::string ExprEmitter::emitCast(DType from, DType to, const std::string& v) {
   return "(" + target + ")" + v;  // integer <-> integer: extends by the source's signedness, truncates
 }
 
-std::string ExprEmitter::emitReduce(const ExprNode& n) {
+namespace {
+constexpr BinaryOp kCombine[] = {BinaryOp::kAdd, BinaryOp::kMul, BinaryOp::kMax, BinaryOp::kMin};
+}  // namespace
+
+void ExprEmitter::warpReduce(const ExprNode& n, const std::string& lane) {
+  DType t = n.dtype;
+  BinaryOp combine = kCombine[n.op];
+  std::string acc = fresh("acc");
+  line(type(t) + " " + acc + " = " + reduceInit(n) + ";");
+  int64_t length = 1;
+  for (const kir::IterVar& v : n.reduce_vars) length *= v.extent;
+  std::string r = fresh("wr");
+  line("for (long long " + r + " = " + lane + "; " + r + " < " + std::to_string(length) + "LL; " + r + " += 32) {");
+  ++indent_;
+  scopes_.emplace_back();
+  std::string rest = fresh("rest");
+  line("long long " + rest + " = " + r + ";");
+  std::map<int, std::string> saved;
+  for (size_t d = n.reduce_vars.size(); d-- > 0;) {
+    const kir::IterVar& v = n.reduce_vars[d];
+    std::string name = fresh("r");
+    line("const long long " + name + " = " + rest + " % " + std::to_string(v.extent) + "LL; " + rest + " /= " +
+         std::to_string(v.extent) + "LL;");
+    saved[v.id] = vars_.count(v.id) ? vars_[v.id] : std::string();
+    vars_[v.id] = name;
+  }
+  std::string body = emit(n.operands[0]);
+  line(acc + " = " + emitBinary(combine, t, acc, body) + ";");
+  for (auto& [id, name] : saved) vars_[id] = name;
+  scopes_.pop_back();
+  --indent_;
+  line("}");
+  std::string other = fresh("lane_value");
+  line("for (int off = 16; off > 0; off >>= 1) {");
+  line("  const " + type(t) + " " + other + " = __shfl_xor_sync(0xffffffffu, " + acc + ", off);");
+  line("  " + acc + " = " + emitBinary(combine, t, acc, other) + ";");
+  line("}");
+  scopes_.back()[&n] = acc;
+}
+
+std::string ExprEmitter::reduceInit(const ExprNode& n) {
   auto op = static_cast<kir::ReduceOp>(n.op);
   DType t = n.dtype;
-  if (t == DType::kBool) {
-    fail(unsupported("a reduction over bool has no CUDA form"));
-    return "false";
-  }
   std::string init;
   bool fl = ir::isFloat(t);
   std::string inf = t == DType::kFloat64 ? doubleLiteral(INFINITY) : floatLiteral(INFINITY);
@@ -456,9 +504,18 @@ std::string ExprEmitter::emitReduce(const ExprNode& n) {
     case kir::ReduceOp::kMin: init = fl ? inf : "(" + type(t) + ")" + tmax; break;
     case kir::ReduceOp::kCount: break;
   }
+  return init;
+}
+
+std::string ExprEmitter::emitReduce(const ExprNode& n) {
+  auto op = static_cast<kir::ReduceOp>(n.op);
+  DType t = n.dtype;
+  if (t == DType::kBool) {
+    fail(unsupported("a reduction over bool has no CUDA form"));
+    return "false";
+  }
   std::string acc = fresh("acc");
-  line(type(t) + " " + acc + " = " + init + ";");
-  static constexpr BinaryOp kCombine[] = {BinaryOp::kAdd, BinaryOp::kMul, BinaryOp::kMax, BinaryOp::kMin};
+  line(type(t) + " " + acc + " = " + reduceInit(n) + ";");
   std::function<void(size_t)> nest = [&](size_t d) {
     if (d == n.reduce_vars.size()) {
       std::string body = emit(n.operands[0]);
@@ -487,8 +544,7 @@ void ExprEmitter::store(int buffer, const std::vector<kir::Expr>& indices, const
   DType t = kernel_.params[buffer].dtype;
   std::string v = value;
   if (t == DType::kBool) v = "(unsigned char)(" + value + ")";
-  if (t == DType::kFloat16) v = "kiln_f2h(" + value + ")";
-  if (t == DType::kBFloat16) v = "kiln_f2bf(" + value + ")";
+  if (const NarrowFloat* narrow = narrowFloat(t)) v = applied(narrow->store, value);
   line("p" + std::to_string(buffer) + "[" + offset(buffer, indices) + "] = " + v + ";");
 }
 

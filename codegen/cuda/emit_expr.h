@@ -37,6 +37,11 @@ class ExprEmitter {
   // for (long long NAME = 0; NAME < extent; ++NAME) { body }, with `var_id` bound to NAME.
   void loop(int var_id, int64_t extent, const std::function<void()>& body);
   void bind(int var_id, std::string name) { vars_[var_id] = std::move(name); }
+  // The reduction `n` computed by the 32 lanes of a warp together: lane
+  // `lane` folds iterations lane, lane + 32, ... of its flattened space, then
+  // the lanes combine by shuffles, so every lane holds the result, which
+  // later uses of `n` in this scope read.
+  void warpReduce(const kir::ExprNode& n, const std::string& lane);
   void line(const std::string& text);
   const Status& status() const { return status_; }
 
@@ -48,6 +53,7 @@ class ExprEmitter {
   std::string emitSelect(const kir::ExprNode& n);
   std::string emitCast(kir::DType from, kir::DType to, const std::string& v);
   std::string emitReduce(const kir::ExprNode& n);
+  std::string reduceInit(const kir::ExprNode& n);
   std::string offset(int buffer, const std::vector<kir::Expr>& indices);
   std::string fresh(const char* prefix);
   std::string define(kir::DType dtype, const std::string& value);

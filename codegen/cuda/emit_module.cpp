@@ -4,6 +4,7 @@
 #include <functional>
 #include <sstream>
 
+#include "codegen/cuda/contraction.h"
 #include "codegen/cuda/emit_expr.h"
 #include "codegen/cuda/schedule.h"
 
@@ -26,14 +27,21 @@ Status checkStatic(const lower::KernelCall& call) {
   return Status::ok();
 }
 
+uint64_t alignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
 class ModuleEmitter {
  public:
-  explicit ModuleEmitter(const lower::Program& program) : program_(program) {}
+  ModuleEmitter(const lower::Program& program, artifact::CudaPrecision precision)
+      : program_(program), precision_(precision) {}
 
   Expected<CudaModule> run() {
+    for (const lower::CallRegion& region : program_.regions)
+      return unsupported(region.origin + ": control flow (If, Loop, Scan) is compiled for --target cpu only");
     for (const lower::KernelCall& call : program_.calls) KILN_RETURN_IF_ERROR(checkStatic(call));
     out_ << cudaPrelude();
     placeBuffers();
+    scratch_at_ = alignUp(static_cast<uint64_t>(program_.workspace_bytes), artifact::kCudaWeightAlignment);
+    module_.workspace_bytes = static_cast<uint64_t>(program_.workspace_bytes);
     for (size_t c = 0; c < program_.calls.size(); ++c) KILN_RETURN_IF_ERROR(emitCall(c));
     module_.source = out_.str();
     return std::move(module_);
@@ -69,9 +77,9 @@ class ModuleEmitter {
     module_.plan.weights_bytes = module_.weights.size();
   }
 
-  Status emitCall(size_t call_index) {
-    const lower::KernelCall& call = program_.calls[call_index];
-    const kir::Kernel& kernel = call.kernel;
+  // The parameter list of a __global__ function over `kernel`'s parameters
+  // bound to plan buffers `args`.
+  Expected<std::string> paramList(const kir::Kernel& kernel, const std::vector<uint32_t>& args) {
     std::string params;
     for (size_t i = 0; i < kernel.params.size(); ++i) {
       const kir::BufferParam& p = kernel.params[i];
@@ -80,36 +88,92 @@ class ModuleEmitter {
       // compiler may read it through the non-coherent cache.
       bool read_only = !p.written;
       for (size_t j = 0; j < kernel.params.size() && read_only; ++j)
-        if (kernel.params[j].written && call.args[j] == call.args[i]) read_only = false;
+        if (kernel.params[j].written && args[j] == args[i]) read_only = false;
       params += (i ? ", " : "") + (read_only ? "const " + type + "* __restrict__ p" : type + "* p") + std::to_string(i);
     }
+    return params;
+  }
+
+  // One generated __global__ function computing `stage`, and its launch.
+  Status emitLaunch(const kir::Kernel& kernel, const kir::Stage& stage, const std::string& function,
+                    const std::vector<uint32_t>& args, size_t call_index) {
+    KILN_ASSIGN_OR_RETURN(std::string params, paramList(kernel, args));
+    LaunchSchedule schedule = scheduleStage(stage);
+    KILN_RETURN_IF_ERROR(emitStage(kernel, stage, function, params, schedule));
+    if (stagePoints(stage) == 0) return Status::ok();  // nothing to compute: no launch
+    artifact::CudaLaunch launch;
+    launch.function = function;
+    launch.kernel = static_cast<uint32_t>(call_index);
+    launch.grid = schedule.grid;
+    launch.block = schedule.block;
+    launch.args = args;
+    module_.plan.launches.push_back(std::move(launch));
+    return Status::ok();
+  }
+
+  Status emitCall(size_t call_index) {
+    const lower::KernelCall& call = program_.calls[call_index];
+    const kir::Kernel& kernel = call.kernel;
+    std::vector<uint32_t> args(call.args.begin(), call.args.end());
+    auto aliases = [&](int i, int j) { return args[static_cast<size_t>(i)] == args[static_cast<size_t>(j)]; };
     for (size_t s = 0; s < kernel.stages.size(); ++s) {
       std::string function = kernel.name + "_s" + std::to_string(s);
-      LaunchSchedule schedule = scheduleStage(kernel.stages[s]);
-      Status emitted = emitStage(kernel, s, function, params, schedule);
+      std::optional<GemmStage> gemm = planGemm(kernel, kernel.stages[s], precision_, aliases);
+      Status emitted = gemm ? emitGemm(kernel, *gemm, function, args, call_index)
+                            : emitLaunch(kernel, kernel.stages[s], function, args, call_index);
       if (!emitted) return emitted.withContext("kernel '" + kernel.name + "' (from " + kernel.origin + ")");
-      if (stagePoints(kernel.stages[s]) == 0) continue;  // nothing to compute: no launch
-      artifact::CudaLaunch launch{function, static_cast<uint32_t>(call_index), schedule.grid, schedule.block, {}};
-      for (int arg : call.args) launch.args.push_back(static_cast<uint32_t>(arg));
-      module_.plan.launches.push_back(std::move(launch));
     }
+    return Status::ok();
+  }
+
+  // A contraction: packing kernels, the cuBLASLt GEMM, the epilogue kernel.
+  // Scratch matrices live past the program's arena; every stage reuses the
+  // same region (launches run in order on one stream).
+  Status emitGemm(const kir::Kernel& kernel, const GemmStage& gemm, const std::string& function,
+                  std::vector<uint32_t> args, size_t call_index) {
+    kir::Kernel extended = kernel;
+    uint64_t at = scratch_at_;
+    for (const kir::BufferParam& p : gemm.scratch) {
+      extended.params.push_back(p);
+      artifact::CudaBuffer b;
+      b.kind = artifact::CudaBuffer::kWorkspace;
+      b.offset = at;
+      b.bytes = static_cast<uint64_t>(p.elementCount()) * 4;
+      at = alignUp(at + b.bytes, artifact::kCudaWeightAlignment);
+      args.push_back(static_cast<uint32_t>(module_.plan.buffers.size()));
+      module_.plan.buffers.push_back(b);
+    }
+    module_.workspace_bytes = std::max(module_.workspace_bytes, at);
+    for (size_t i = 0; i < gemm.packs.size(); ++i)
+      KILN_RETURN_IF_ERROR(emitLaunch(extended, gemm.packs[i], function + "_pack" + std::to_string(i), args, call_index));
+    artifact::CudaLaunch launch;
+    launch.function = function + "_gemm";
+    launch.kernel = static_cast<uint32_t>(call_index);
+    for (int p : {gemm.a, gemm.b, gemm.c}) launch.args.push_back(args[static_cast<size_t>(p)]);
+    launch.kind = artifact::CudaLaunch::kGemm;
+    launch.gemm = gemm.gemm;
+    module_.plan.launches.push_back(std::move(launch));
+    if (gemm.epilogue) KILN_RETURN_IF_ERROR(emitLaunch(extended, *gemm.epilogue, function + "_epilogue", args, call_index));
     return Status::ok();
   }
 
   // The stage's threads: a grid-stride loop over the flat index of its
   // parallel axes, split back into axis values innermost first; serial axes
   // become loops inside the thread.
-  Status emitStage(const kir::Kernel& kernel, size_t s, const std::string& function, const std::string& params,
-                   const LaunchSchedule& schedule) {
-    const kir::Stage& stage = kernel.stages[s];
+  Status emitStage(const kir::Kernel& kernel, const kir::Stage& stage, const std::string& function,
+                   const std::string& params, const LaunchSchedule& schedule) {
     out_ << "\nextern \"C\" __global__ void __launch_bounds__(" << std::max<uint32_t>(schedule.block, 1) << ") "
          << function << "(" << params << ") {\n";
     ExprEmitter emitter(kernel, out_, 2);
     std::string index = schedule.index32 ? "int" : "long long";
+    // A warp per point: the flat index counts warps, and the whole warp
+    // iterates together (the shuffles need every lane).
+    const char* per_point = schedule.warp_reduce ? " >> 5" : "";
+    if (schedule.warp_reduce) out_ << "  const int lane = threadIdx.x & 31;\n";
     if (schedule.parallel_axes > 0) {
-      out_ << "  for (" << index << " flat = (" << index << ")blockIdx.x * blockDim.x + threadIdx.x; flat < "
-           << schedule.threads << (schedule.index32 ? "" : "LL") << "; flat += (" << index
-           << ")gridDim.x * blockDim.x) {\n";
+      out_ << "  for (" << index << " flat = ((" << index << ")blockIdx.x * blockDim.x + threadIdx.x)" << per_point
+           << "; flat < " << schedule.threads / (schedule.warp_reduce ? 32 : 1) << (schedule.index32 ? "" : "LL")
+           << "; flat += ((" << index << ")gridDim.x * blockDim.x)" << per_point << ") {\n";
       out_ << "    " << index << " rest = flat;\n";
       for (int d = schedule.parallel_axes - 1; d >= 0; --d) {
         const kir::IterVar& axis = stage.axes[static_cast<size_t>(d)];
@@ -125,6 +189,14 @@ class ModuleEmitter {
       out_ << "  if (blockIdx.x == 0 && threadIdx.x == 0) {\n";
     }
     std::function<void(size_t)> nest = [&](size_t d) {
+      if (d == stage.axes.size() && schedule.warp_reduce) {
+        emitter.warpReduce(*schedule.warp_reduce, "lane");
+        std::string value = emitter.emit(stage.value);
+        emitter.line("if (lane == 0) {");
+        emitter.store(stage.buffer, stage.store_index, value);
+        emitter.line("}");
+        return;
+      }
       if (d == stage.axes.size()) {
         emitter.store(stage.buffer, stage.store_index, emitter.emit(stage.value));
         return;
@@ -137,12 +209,16 @@ class ModuleEmitter {
   }
 
   const lower::Program& program_;
+  artifact::CudaPrecision precision_;
+  uint64_t scratch_at_ = 0;  // where GEMM scratch matrices start in the workspace
   std::ostringstream out_;
   CudaModule module_;
 };
 
 }  // namespace
 
-Expected<CudaModule> emitModule(const lower::Program& program) { return ModuleEmitter(program).run(); }
+Expected<CudaModule> emitModule(const lower::Program& program, artifact::CudaPrecision precision) {
+  return ModuleEmitter(program, precision).run();
+}
 
 }  // namespace kiln::codegen::cuda

@@ -1,6 +1,7 @@
 #include "codegen/cuda/schedule.h"
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 namespace kiln::codegen::cuda {
@@ -10,19 +11,35 @@ constexpr int64_t kBlockThreads = 256;
 // Past this many blocks a grid-stride loop covers the rest: 16 waves of full
 // blocks on a 132-SM H100 is far beyond what keeps every SM busy.
 constexpr int64_t kMaxBlocks = 1 << 16;
+// A reduction at least this long is split across a warp's lanes: a thread
+// looping over it alone leaves too few threads to hide memory latency (128
+// rows of LayerNorm statistics are 128 threads).
+constexpr int64_t kMinWarpReduction = 64;
 
-// True when every iteration writes its own element (each store index is a
-// distinct axis variable). Only such stages get a thread per point: a scatter
-// (indices from data) may write one element from many iterations, and runs on
-// one thread so that later updates win as the algorithm says.
-bool writesDistinctElements(const kir::Stage& stage) {
-  std::vector<int> seen;
-  for (const kir::Expr& index : stage.store_index) {
-    if (index->kind != kir::ExprNode::Kind::kVar) return false;
-    if (std::find(seen.begin(), seen.end(), index->var_id) != seen.end()) return false;
-    seen.push_back(index->var_id);
+void collectReduces(const kir::Expr& e, bool under_select, std::vector<std::pair<const kir::ExprNode*, bool>>& out) {
+  const kir::ExprNode& n = *e;
+  if (n.kind == kir::ExprNode::Kind::kReduce) {
+    out.emplace_back(&n, under_select);
+    return;
   }
-  return seen.size() == stage.axes.size();
+  for (size_t i = 0; i < n.operands.size(); ++i)
+    collectReduces(n.operands[i], under_select || (n.kind == kir::ExprNode::Kind::kSelect && i > 0), out);
+}
+
+// The stage's one float32 reduction, when it is long enough to share across
+// a warp and always evaluated (not inside a select arm, which may guard its
+// loads).
+const kir::ExprNode* warpReduction(const kir::Stage& stage) {
+  std::vector<std::pair<const kir::ExprNode*, bool>> reduces;
+  collectReduces(stage.value, false, reduces);
+  if (reduces.empty()) return nullptr;
+  const kir::ExprNode* first = reduces[0].first;
+  for (const auto& [node, under_select] : reduces)
+    if (node != first || under_select) return nullptr;
+  if (first->dtype != ir::DType::kFloat32) return nullptr;
+  int64_t length = 1;
+  for (const kir::IterVar& v : first->reduce_vars) length *= v.extent;
+  return length >= kMinWarpReduction ? first : nullptr;
 }
 
 }  // namespace
@@ -35,10 +52,11 @@ int64_t stagePoints(const kir::Stage& stage) {
 
 LaunchSchedule scheduleStage(const kir::Stage& stage) {
   LaunchSchedule schedule;
-  if (!writesDistinctElements(stage) || stage.axes.empty()) return schedule;
+  if (!kir::writesDistinctElements(stage) || stage.axes.empty()) return schedule;
   // A thread per output element: every axis is parallel.
   schedule.parallel_axes = static_cast<int>(stage.axes.size());
   schedule.threads = stagePoints(stage);
+  if ((schedule.warp_reduce = warpReduction(stage))) schedule.threads *= 32;
   // Whole warps; an empty stage (0 points) keeps one warp and is never launched.
   int64_t block = std::clamp<int64_t>((schedule.threads + 31) / 32 * 32, 32, kBlockThreads);
   schedule.block = static_cast<uint32_t>(block);

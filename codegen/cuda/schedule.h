@@ -20,6 +20,10 @@ struct LaunchSchedule {
   // The flat index fits in 32 bits (cheaper division when splitting it back
   // into axes).
   bool index32 = true;
+  // A warp per output element instead of a thread: the 32 lanes split the
+  // stage's one reduction `warp_reduce` (a row's sum, max, mean...) and
+  // combine by shuffles; lane 0 stores. `threads` counts lanes.
+  const kir::ExprNode* warp_reduce = nullptr;
 };
 
 LaunchSchedule scheduleStage(const kir::Stage& stage);

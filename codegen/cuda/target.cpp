@@ -15,6 +15,19 @@ Expected<CudaTarget> resolveTarget(const TargetOptions& options) {
   if (!std::regex_match(arch, m, kArch))
     return invalidInput("--cuda-arch '" + arch + "' is not a GPU architecture like sm_90");
   CudaTarget target{arch, std::stoi(m[1].str()), std::stoi(m[2].str())};
+  static const std::pair<const char*, artifact::CudaPrecision> kPrecisions[] = {
+      {"fp32", artifact::CudaPrecision::kFp32},
+      {"tf32", artifact::CudaPrecision::kTf32},
+      {"fp16", artifact::CudaPrecision::kFp16},
+      {"bf16", artifact::CudaPrecision::kBf16}};
+  if (!options.cuda_precision.empty()) {
+    auto it = std::find_if(std::begin(kPrecisions), std::end(kPrecisions),
+                           [&](const auto& p) { return options.cuda_precision == p.first; });
+    if (it == std::end(kPrecisions))
+      return invalidInput("--cuda-precision '" + options.cuda_precision + "' is not one of fp32, tf32, fp16, bf16");
+    target.precision = it->second;
+    target.precision_name = it->first;
+  }
   int count = 0;
   std::vector<int> supported;
   if (nvrtcGetNumSupportedArchs(&count) == NVRTC_SUCCESS && count > 0) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <optional>
+#include <set>
+#include <unordered_set>
 #include <span>
 #include <cstdio>
 #include <fstream>
@@ -15,7 +17,9 @@
 #include "compiler/lower/lower_graph.h"
 #include "compiler/onnx/importer.h"
 #include "compiler/onnx/writer.h"
+#include "compiler/ops/op_registry.h"
 #include "passes/infer_shapes.h"
+#include "passes/value_uses.h"
 
 namespace kiln::driver {
 namespace {
@@ -40,6 +44,8 @@ std::string describeOptions(const CompileOptions& options) {
   if (!options.codegen.cpu.empty()) os << " cpu=" << options.codegen.cpu;
   if (!options.codegen.features.empty()) os << " features=" << options.codegen.features;
   if (options.target == "cuda") os << " cuda_arch=" << (options.codegen.cuda_arch.empty() ? "sm_90" : options.codegen.cuda_arch);
+  if (options.target == "cuda" && !options.codegen.cuda_precision.empty() && options.codegen.cuda_precision != "fp32")
+    os << " cuda_precision=" << options.codegen.cuda_precision;
   for (const auto& [name, dims] : options.shapes) os << " shape:" << name << "=" << ir::toString(ir::makeShape(dims));
   if (!options.pipeline.passes.empty()) {
     os << " passes=";
@@ -62,6 +68,30 @@ artifact::TensorDesc describeTensor(const lower::TensorSignature& sig, const low
     t.dim_slots.push_back(slot);
   }
   return t;
+}
+
+// Graph inputs whose every reader takes only their dtype
+// (OpSchema::dtype_only_inputs, such as CastLike's target_type), or that
+// nothing reads (a CastLike expanded into a Cast leaves its target unused):
+// neither their data nor their shape matters, so the artifact accepts any
+// shape for them. Asked of the imported graph, before passes remove readers.
+std::set<std::string> dtypeOnlyInputs(const ir::Model& model) {
+  std::set<std::string> names;
+  std::unordered_set<const ir::Value*> captured = passes::capturedBySubgraphs(model.graph);
+  for (const ir::Value* v : model.graph.inputs) {
+    if (captured.count(v) || passes::isGraphOutput(model.graph, v)) continue;
+    std::vector<ir::Node*> readers = model.graph.usersOf(v);
+    bool dtype_only = true;
+    for (const ir::Node* n : readers) {
+      const ops::OpSchema* schema = ops::OpRegistry::global().find(n->domain, n->op_type);
+      for (size_t i = 0; i < n->inputs.size(); ++i)
+        if (n->inputs[i] == v && (!schema || std::count(schema->dtype_only_inputs.begin(),
+                                                        schema->dtype_only_inputs.end(), i) == 0))
+          dtype_only = false;
+    }
+    if (dtype_only) names.insert(v->name);
+  }
+  return names;
 }
 
 Status writeText(const std::string& path, const std::string& text) {
@@ -226,6 +256,7 @@ Expected<CompileSummary> compileFile(const std::string& input, const std::string
     else KILN_RETURN_IF_ERROR(writeText(output, ir::printModel(*model)));
     return summary;
   }
+  std::set<std::string> dtype_only = dtypeOnlyInputs(*model);
   KILN_ASSIGN_OR_RETURN(lower::Program program, buildProgram(*model, options, log, &summary));
   if (options.emit == Stage::kKernels) {
     KILN_RETURN_IF_ERROR(writeText(output, lower::toString(program)));
@@ -238,8 +269,10 @@ Expected<CompileSummary> compileFile(const std::string& input, const std::string
   desc.producer = "kiln " KILN_VERSION;
   KILN_ASSIGN_OR_RETURN(desc.model_hash, modelHash(input));
   desc.options = describeOptions(options);
-  for (size_t i = 0; i < program.inputs.size(); ++i)
+  for (size_t i = 0; i < program.inputs.size(); ++i) {
     desc.inputs.push_back(describeTensor(program.inputs[i], program.buffers[program.input_buffers[i]]));
+    desc.inputs.back().any_shape = dtype_only.count(program.inputs[i].name) > 0;
+  }
   for (size_t i = 0; i < program.outputs.size(); ++i)
     desc.outputs.push_back(describeTensor(program.outputs[i], program.buffers[program.output_buffers[i]]));
   desc.slot_count = static_cast<uint32_t>(program.num_slots);

@@ -14,7 +14,7 @@ constexpr std::array<DTypeInfo, 15> kTable = {{
     {DType::kInt16, "int16", 2, false, true},
     {DType::kInt32, "int32", 4, false, true},
     {DType::kInt64, "int64", 8, false, true},
-    {DType::kString, "string", 0, false, false},
+    {DType::kString, "string", 8, false, false},
     {DType::kBool, "bool", 1, false, false},
     {DType::kFloat16, "float16", 2, true, true},
     {DType::kFloat64, "float64", 8, true, true},

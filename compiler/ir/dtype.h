@@ -30,7 +30,7 @@ enum class DType : int32_t {
 struct DTypeInfo {
   DType dtype;
   std::string_view name;  // numpy-style: "float32", "int64", "bool"
-  int32_t bytes;          // 0 for string
+  int32_t bytes;          // string: 8, the pointer a kernel buffer holds per element
   bool is_float;
   bool is_signed;
 };
@@ -40,6 +40,9 @@ inline std::string_view name(DType dtype) { return info(dtype).name; }
 inline int32_t byteSize(DType dtype) { return info(dtype).bytes; }
 inline bool isFloat(DType dtype) { return info(dtype).is_float; }
 inline bool isInteger(DType dtype) { return !info(dtype).is_float && dtype != DType::kBool && dtype != DType::kString && dtype != DType::kUndefined; }
+// Integers without a sign, and bool (0 or 1): zero-extended when widened,
+// compared and divided as unsigned.
+inline bool isUnsigned(DType dtype) { return (isInteger(dtype) || dtype == DType::kBool) && !info(dtype).is_signed; }
 
 // Maps an ONNX TensorProto data type code; nullopt for codes Kiln does not know.
 std::optional<DType> dtypeFromOnnx(int32_t code);

@@ -150,7 +150,7 @@ size_t Graph::removeDeadNodes() {
                             [&](const Value* v) { return v && live.count(v); });
     if (!used) continue;
     keep[i] = true;
-    for (const Value* in : node.inputs) live.insert(in);
+    for (const Value* in : dependencies(node)) live.insert(in);  // subgraph captures keep their producers
   }
   size_t removed = 0;
   std::vector<std::unique_ptr<Node>> kept;
@@ -171,7 +171,8 @@ void Graph::removeUnusedValues() {
   std::unordered_set<const Value*> used(inputs.begin(), inputs.end());
   used.insert(outputs.begin(), outputs.end());
   for (const auto& node : nodes_) {
-    used.insert(node->inputs.begin(), node->inputs.end());
+    std::vector<Value*> deps = dependencies(*node);  // inputs and subgraph captures
+    used.insert(deps.begin(), deps.end());
     used.insert(node->outputs.begin(), node->outputs.end());
   }
   std::erase_if(values_, [&](const auto& v) {

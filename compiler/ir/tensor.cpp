@@ -65,11 +65,27 @@ std::optional<std::string> tensorSizeProblem(DType dtype, const Shape& shape) {
   return std::nullopt;
 }
 
+const char* kindName(ValueKind kind) {
+  switch (kind) {
+    case ValueKind::kTensor: return "tensor";
+    case ValueKind::kSequence: return "sequence";
+    case ValueKind::kOptionalTensor: return "optional tensor";
+    case ValueKind::kOptionalSequence: return "optional sequence";
+  }
+  return "unknown";
+}
+
 std::string TensorType::toString() const {
   std::string out(name(dtype));
   out += '[';
   out += shape ? ir::toString(*shape) : "?";
   out += ']';
+  switch (kind) {
+    case ValueKind::kTensor: return out;
+    case ValueKind::kSequence: return "seq(" + out + ")";
+    case ValueKind::kOptionalTensor: return "optional(" + out + ")";
+    case ValueKind::kOptionalSequence: return "optional(seq(" + out + "))";
+  }
   return out;
 }
 

@@ -45,12 +45,23 @@ constexpr int64_t kMaxTensorBytes = int64_t{1} << 48;
 // 2^48 bytes" — judged on the known dims; nullopt when it can.
 std::optional<std::string> tensorSizeProblem(DType dtype, const Shape& shape);
 
+// What a value holds: a tensor, a sequence of tensors (SequenceConstruct,
+// SplitToSequence...) or an optional (Optional, OptionalGetElement) of a
+// tensor or of a sequence.
+enum class ValueKind : uint8_t { kTensor, kSequence, kOptionalTensor, kOptionalSequence };
+const char* kindName(ValueKind kind);  // "tensor", "sequence", "optional tensor", "optional sequence"
+
 struct TensorType {
   DType dtype = DType::kUndefined;
   std::optional<Shape> shape;  // nullopt: rank unknown
+  // For a container, dtype and shape describe the tensors inside it (a
+  // sequence's shape: what all its elements share, unknown dims where they
+  // differ).
+  ValueKind kind = ValueKind::kTensor;
 
   bool hasKnownShape() const { return shape && knownDims(*shape).has_value(); }
-  std::string toString() const;  // "float32[1x3x224x224]"
+  bool isTensor() const { return kind == ValueKind::kTensor; }
+  std::string toString() const;  // "float32[1x3x224x224]", "seq(float32[?])", "optional(float32[4])"
   bool operator==(const TensorType&) const = default;
 };
 

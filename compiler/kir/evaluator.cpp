@@ -5,11 +5,13 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <unordered_map>
 #include <vector>
 
 #include "compiler/support/half.h"
+#include "string_fns.h"
 
 namespace kiln::kir {
 namespace {
@@ -18,10 +20,6 @@ struct Scalar {
   double f = 0;
   int64_t i = 0;
 };
-
-bool isUnsigned(DType t) {
-  return t == DType::kUInt8 || t == DType::kUInt16 || t == DType::kUInt32 || t == DType::kUInt64 || t == DType::kBool;
-}
 
 // Wraps an integer to the width of `t`, as the generated code's iN arithmetic does.
 int64_t wrap(DType t, int64_t v) {
@@ -74,7 +72,8 @@ Scalar loadScalar(DType t, const std::byte* p) {
     case DType::kInt32: return {0, loadAs<int32_t>(p)};
     case DType::kUInt32: return {0, loadAs<uint32_t>(p)};
     case DType::kInt64:
-    case DType::kUInt64: return {0, loadAs<int64_t>(p)};
+    case DType::kUInt64:
+    case DType::kString: return {0, loadAs<int64_t>(p)};  // a string: its pointer's bits
     default: return {};
   }
 }
@@ -93,7 +92,8 @@ void storeScalar(DType t, std::byte* p, Scalar v) {
     case DType::kInt32:
     case DType::kUInt32: storeAs<uint32_t>(p, static_cast<uint32_t>(v.i)); return;
     case DType::kInt64:
-    case DType::kUInt64: storeAs<int64_t>(p, v.i); return;
+    case DType::kUInt64:
+    case DType::kString: storeAs<int64_t>(p, v.i); return;
     default: return;
   }
 }
@@ -196,7 +196,7 @@ double binaryFloat(BinaryOp op, double a, double b) {
 // Integer semantics as generated: wrapping arithmetic, division truncates, and
 // division by zero gives 0 rather than trapping (untrusted run-time inputs).
 int64_t binaryInt(BinaryOp op, DType t, int64_t a, int64_t b) {
-  bool u = isUnsigned(t);
+  bool u = ir::isUnsigned(t);
   uint64_t ua = static_cast<uint64_t>(a), ub = static_cast<uint64_t>(b);
   switch (op) {
     case BinaryOp::kAdd: return static_cast<int64_t>(ua + ub);
@@ -242,10 +242,10 @@ Scalar reduceInit(ReduceOp op, DType t) {
     case ReduceOp::kProd: return fl ? Scalar{1, 0} : Scalar{0, 1};
     case ReduceOp::kMax:
       if (fl) return {-std::numeric_limits<double>::infinity(), 0};
-      return {0, isUnsigned(t) ? 0 : wrap(t, std::numeric_limits<int64_t>::min() >> (64 - 8 * ir::byteSize(t)))};
+      return {0, ir::isUnsigned(t) ? 0 : wrap(t, std::numeric_limits<int64_t>::min() >> (64 - 8 * ir::byteSize(t)))};
     case ReduceOp::kMin:
       if (fl) return {std::numeric_limits<double>::infinity(), 0};
-      return {0, isUnsigned(t) ? wrap(t, -1) : wrap(t, std::numeric_limits<int64_t>::max() >> (64 - 8 * ir::byteSize(t)))};
+      return {0, ir::isUnsigned(t) ? wrap(t, -1) : wrap(t, std::numeric_limits<int64_t>::max() >> (64 - 8 * ir::byteSize(t)))};
     case ReduceOp::kCount: break;
   }
   return {};
@@ -333,6 +333,24 @@ class Interpreter {
       case ExprNode::Kind::kSelect: return eval(n.operands[0]).i ? eval(n.operands[1]) : eval(n.operands[2]);
       case ExprNode::Kind::kCast: return castScalar(n.operands[0].dtype(), n.dtype, eval(n.operands[0]));
       case ExprNode::Kind::kReduce: return evalReduce(n);
+      case ExprNode::Kind::kStringCall: return evalStringCall(n);
+    }
+    return {};
+  }
+
+  Scalar evalStringCall(const ExprNode& n) {
+    std::vector<Scalar> args;
+    for (const Expr& operand : n.operands) args.push_back(eval(operand));
+    auto text = [&](size_t i) { return reinterpret_cast<const char*>(args[i].i); };
+    auto pooled = [](std::string s) { return Scalar{0, reinterpret_cast<int64_t>(stringPool().add(std::move(s)))}; };
+    switch (static_cast<StringFn>(n.op)) {
+      case StringFn::kFormatFloat: return pooled(strings::formatFloat(args[0].f, static_cast<int>(args[1].i)));
+      case StringFn::kFormatInt: return pooled(strings::formatInt(args[0].i, args[1].i != 0));
+      case StringFn::kParseFloat: return {strings::parseFloat(text(0), static_cast<int>(args[1].i)), 0};
+      case StringFn::kParseInt: return {0, strings::parseInt(text(0), args[1].i != 0)};
+      case StringFn::kChangeCase: return pooled(strings::changeCase(text(0), args[1].i != 0));
+      case StringFn::kEqual: return {0, strings::equal(text(0), text(1), args[2].i != 0) ? 1 : 0};
+      case StringFn::kCount: break;
     }
     return {};
   }
@@ -377,6 +395,24 @@ class Interpreter {
 
 }  // namespace
 
+namespace {
+thread_local strings::StringPool* current_pool = nullptr;
+}  // namespace
+
+strings::StringPool& stringPool() {
+  static strings::StringPool unscoped;
+  return current_pool ? *current_pool : unscoped;
+}
+
+StringPoolScope::StringPoolScope() : previous_(current_pool) { current_pool = &pool_; }
+StringPoolScope::~StringPoolScope() { current_pool = previous_; }
+
+std::vector<const char*> stringPointers(const ir::Tensor& t) {
+  std::vector<const char*> pointers;
+  for (const std::string& s : t.strings()) pointers.push_back(s.c_str());
+  return pointers;
+}
+
 void evaluate(const Kernel& kernel, std::span<void* const> buffers, std::span<int64_t> slots) {
   Interpreter(kernel, buffers, slots).run();
 }
@@ -394,12 +430,18 @@ Status evaluateProgram(const Program& program, std::span<const void* const> inpu
   // 64-byte granules, as the generated code's arena.
   std::vector<std::byte> arena(static_cast<size_t>(program.workspace_bytes) + 64);
   std::vector<void*> addresses(program.buffers.size(), nullptr);
+  std::vector<std::vector<const char*>> string_constants(program.buffers.size());
   for (size_t b = 0; b < program.buffers.size(); ++b) {
     const ProgramBuffer& buffer = program.buffers[b];
     switch (buffer.kind) {
       case ProgramBuffer::Kind::kInput: addresses[b] = const_cast<void*>(inputs[buffer.io_index]); break;
       case ProgramBuffer::Kind::kOutput: addresses[b] = outputs[buffer.io_index]; break;
       case ProgramBuffer::Kind::kConstant:
+        if (buffer.dtype == ir::DType::kString) {
+          string_constants[b] = kir::stringPointers(*buffer.constant);
+          addresses[b] = string_constants[b].data();
+          break;
+        }
         addresses[b] = const_cast<std::byte*>(buffer.constant->bytes().data());
         break;
       case ProgramBuffer::Kind::kIntermediate: addresses[b] = arena.data() + buffer.workspace_offset; break;
@@ -495,23 +537,35 @@ Expected<std::vector<ir::Tensor>> evaluateProgram(const Program& program, const 
   std::vector<std::byte> arena(static_cast<size_t>(program.workspace_bytes) + 64);
   std::vector<std::vector<std::byte>> owned(program.buffers.size());
   std::vector<void*> addresses(program.buffers.size(), nullptr);
-  std::vector<bool> ready(program.buffers.size(), false);
+  std::vector<bool> fixed(program.buffers.size(), false);
+  // String inputs and constants as the pointer arrays kernels read; strings
+  // the run makes live in this scope's pool until the outputs are copied.
+  kir::StringPoolScope string_scope;
+  std::vector<std::vector<const char*>> string_arrays(program.buffers.size());
+  auto stringArray = [&](size_t b, const ir::Tensor& t) {
+    string_arrays[b] = kir::stringPointers(t);
+    return static_cast<void*>(string_arrays[b].data());
+  };
   for (size_t b = 0; b < program.buffers.size(); ++b) {
     const ProgramBuffer& buffer = program.buffers[b];
+    bool is_string = buffer.dtype == ir::DType::kString;
     if (buffer.kind == ProgramBuffer::Kind::kInput) {
-      addresses[b] = const_cast<std::byte*>(inputs[buffer.io_index].bytes().data());
-      ready[b] = true;
+      const ir::Tensor& input = inputs[buffer.io_index];
+      addresses[b] = is_string ? stringArray(b, input) : const_cast<std::byte*>(input.bytes().data());
+      fixed[b] = true;
     } else if (buffer.kind == ProgramBuffer::Kind::kConstant) {
-      addresses[b] = const_cast<std::byte*>(buffer.constant->bytes().data());
-      ready[b] = true;
+      addresses[b] = is_string ? stringArray(b, *buffer.constant) : const_cast<std::byte*>(buffer.constant->bytes().data());
+      fixed[b] = true;
     } else if (buffer.kind == ProgramBuffer::Kind::kIntermediate && !buffer.isDynamic()) {
       addresses[b] = arena.data() + buffer.workspace_offset;
-      ready[b] = true;
+      fixed[b] = true;
     }
   }
-  // Outputs and dynamic intermediates get memory when their first kernel
-  // runs, when the slots that size them are known.
+  // Outputs and dynamic intermediates get memory when a kernel is about to
+  // use them, once the slots that size them are known, and again whenever
+  // their size in the run outgrows what they have (a loop body's values).
   auto allocate = [&](int b) -> Status {
+    if (fixed[b]) return Status::ok();
     const ProgramBuffer& buffer = program.buffers[b];
     std::vector<int64_t> dims = runDims(buffer, slots);
     int64_t bytes = ir::byteSize(buffer.dtype);
@@ -521,16 +575,16 @@ Expected<std::vector<ir::Tensor>> evaluateProgram(const Program& program, const 
                             (d < 0 ? ", a negative size" : ", too large"));
       bytes *= d;
     }
+    if (addresses[b] && owned[b].size() >= static_cast<size_t>(bytes) + 64) return Status::ok();
     owned[b].assign(static_cast<size_t>(bytes) + 64, std::byte{0});
     addresses[b] = owned[b].data();
-    ready[b] = true;
     return Status::ok();
   };
   std::vector<void*> args;
-  for (const KernelCall& call : program.calls) {
+  auto runCall = [&](const KernelCall& call) -> Status {
     args.clear();
     for (int a : call.args) {
-      if (!ready[a]) KILN_RETURN_IF_ERROR(allocate(a).withContext(call.kernel.origin));
+      KILN_RETURN_IF_ERROR(allocate(a).withContext(call.kernel.origin));
       args.push_back(addresses[a]);
     }
     kir::evaluate(call.kernel, args, slots);
@@ -539,15 +593,51 @@ Expected<std::vector<ir::Tensor>> evaluateProgram(const Program& program, const 
       return invalidInput(check < program.checks.size() ? formatCheck(program.checks[check], slots)
                                                         : "run-time check " + std::to_string(check) + " failed");
     }
-  }
+    return Status::ok();
+  };
+  // Calls [first, end); `next` is the first region not yet met. A region
+  // runs while its slot is nonzero (once at most unless it repeats); the
+  // regions nested in it follow it in the list.
+  std::function<Status(int, int, size_t&)> runRange = [&](int first, int end, size_t& next) -> Status {
+    for (int c = first; c < end;) {
+      if (next < program.regions.size() && program.regions[next].first == c) {
+        const CallRegion& region = program.regions[next];
+        size_t inner = next + 1, after = inner;
+        while (after < program.regions.size() && program.regions[after].first < region.end) ++after;
+        while (slots[region.cond_slot] != 0) {
+          size_t k = inner;
+          KILN_RETURN_IF_ERROR(runRange(region.first, region.end, k));
+          if (!region.repeat) break;
+        }
+        next = after;
+        c = region.end;
+        continue;
+      }
+      KILN_RETURN_IF_ERROR(runCall(program.calls[c]));
+      ++c;
+    }
+    return Status::ok();
+  };
+  size_t first_region = 0;
+  KILN_RETURN_IF_ERROR(runRange(0, static_cast<int>(program.calls.size()), first_region));
   std::vector<ir::Tensor> results;
   for (int b : program.output_buffers) {
-    if (!ready[b]) KILN_RETURN_IF_ERROR(allocate(b));
+    KILN_RETURN_IF_ERROR(allocate(b));
     const ProgramBuffer& buffer = program.buffers[b];
     std::vector<int64_t> dims = runDims(buffer, slots);
     int64_t bytes = ir::byteSize(buffer.dtype);
     for (int64_t d : dims) bytes *= d;
     auto* p = static_cast<std::byte*>(addresses[b]);
+    if (buffer.dtype == ir::DType::kString) {
+      std::vector<std::string> strings;
+      for (int64_t i = 0; i < bytes / 8; ++i) {
+        const char* s = nullptr;
+        std::memcpy(&s, p + i * 8, sizeof(s));
+        strings.emplace_back(s ? s : "");
+      }
+      results.push_back(ir::Tensor::fromStrings(dims, std::move(strings)));
+      continue;
+    }
     results.push_back(ir::Tensor::fromBytes(buffer.dtype, dims, std::vector<std::byte>(p, p + bytes)));
   }
   return results;

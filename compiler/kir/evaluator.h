@@ -4,11 +4,32 @@
 #pragma once
 
 #include <span>
+#include <vector>
 
 #include "compiler/kir/kir.h"
 #include "compiler/lower/program.h"
+#include "string_fns.h"
 
 namespace kiln::kir {
+
+// Strings the evaluator makes (kString values are pointers) live in the
+// pool of the innermost StringPoolScope on this thread; without one, in a
+// pool that lives as long as the process. evaluateProgram opens a scope
+// for inputs and intermediates and copies string outputs out of it.
+strings::StringPool& stringPool();
+class StringPoolScope {
+ public:
+  StringPoolScope();
+  ~StringPoolScope();
+  StringPoolScope(const StringPoolScope&) = delete;
+  StringPoolScope& operator=(const StringPoolScope&) = delete;
+
+ private:
+  strings::StringPool pool_;
+  strings::StringPool* previous_;
+};
+// The pointer array a kernel buffer holds for a string tensor; valid while `t` lives.
+std::vector<const char*> stringPointers(const ir::Tensor& t);
 
 // Runs `kernel` over `buffers` (one pointer per param, dense row-major data of
 // the param's dtype and shape), with `slots` the run's dim slot table (empty

@@ -1,6 +1,8 @@
 #include "compiler/kir/kir.h"
 
+#include <algorithm>
 #include <cassert>
+#include <set>
 #include <sstream>
 
 namespace kiln::kir {
@@ -12,9 +14,12 @@ constexpr const char* kUnaryNames[] = {"neg",  "abs",  "exp",  "log",  "sqrt", "
 constexpr const char* kBinaryNames[] = {"add", "sub", "mul", "div", "mod", "max", "min", "pow", "and", "or",
                                         "xor", "shl", "shr", "eq",  "ne",  "lt",  "le",  "gt",  "ge"};
 constexpr const char* kReduceNames[] = {"sum", "prod", "max", "min"};
+constexpr const char* kStringFnNames[] = {"format_float", "format_int", "parse_float", "parse_int", "change_case",
+                                          "string_equal"};
 static_assert(std::size(kUnaryNames) == static_cast<size_t>(UnaryOp::kCount));
 static_assert(std::size(kBinaryNames) == static_cast<size_t>(BinaryOp::kCount));
 static_assert(std::size(kReduceNames) == static_cast<size_t>(ReduceOp::kCount));
+static_assert(std::size(kStringFnNames) == static_cast<size_t>(StringFn::kCount));
 
 Expr make(ExprNode node) { return Expr(std::make_shared<const ExprNode>(std::move(node))); }
 
@@ -23,6 +28,7 @@ Expr make(ExprNode node) { return Expr(std::make_shared<const ExprNode>(std::mov
 const char* opName(UnaryOp op) { return kUnaryNames[static_cast<int>(op)]; }
 const char* opName(BinaryOp op) { return kBinaryNames[static_cast<int>(op)]; }
 const char* opName(ReduceOp op) { return kReduceNames[static_cast<int>(op)]; }
+const char* opName(StringFn fn) { return kStringFnNames[static_cast<int>(fn)]; }
 bool isComparison(BinaryOp op) { return op >= BinaryOp::kEq && op <= BinaryOp::kGe; }
 
 Expr::Expr(const IterVar& var) {
@@ -98,6 +104,23 @@ Expr slotValue(int slot) {
   return make(std::move(node));
 }
 
+Expr stringCall(StringFn fn, std::vector<Expr> args) {
+  ExprNode node;
+  node.kind = ExprNode::Kind::kStringCall;
+  switch (fn) {
+    case StringFn::kFormatFloat:
+    case StringFn::kFormatInt:
+    case StringFn::kChangeCase: node.dtype = DType::kString; break;
+    case StringFn::kParseFloat: node.dtype = DType::kFloat64; break;
+    case StringFn::kParseInt: node.dtype = DType::kInt64; break;
+    case StringFn::kEqual:
+    case StringFn::kCount: node.dtype = DType::kBool; break;
+  }
+  node.op = static_cast<int>(fn);
+  node.operands = std::move(args);
+  return make(std::move(node));
+}
+
 Expr operator+(Expr a, Expr b) { return binary(BinaryOp::kAdd, std::move(a), std::move(b)); }
 Expr operator-(Expr a, Expr b) { return binary(BinaryOp::kSub, std::move(a), std::move(b)); }
 Expr operator*(Expr a, Expr b) { return binary(BinaryOp::kMul, std::move(a), std::move(b)); }
@@ -167,6 +190,16 @@ bool isDynamic(const Kernel& kernel) {
   for (const Stage& stage : kernel.stages)
     if (isDynamic(kernel, stage)) return true;
   return false;
+}
+
+bool writesDistinctElements(const Stage& stage) {
+  std::vector<int> seen;
+  for (const Expr& index : stage.store_index) {
+    if (index->kind != ExprNode::Kind::kVar) return false;
+    if (std::find(seen.begin(), seen.end(), index->var_id) != seen.end()) return false;
+    seen.push_back(index->var_id);
+  }
+  return seen.size() == stage.axes.size();
 }
 
 KernelBuilder::KernelBuilder(std::string name, std::string origin) {
@@ -264,6 +297,11 @@ class Printer {
         return;
       case ExprNode::Kind::kSelect: os << "select("; list(os, n.operands); os << ')'; return;
       case ExprNode::Kind::kCast: os << ir::name(n.dtype) << '('; expr(os, n.operands[0]); os << ')'; return;
+      case ExprNode::Kind::kStringCall:
+        os << opName(static_cast<StringFn>(n.op)) << '(';
+        list(os, n.operands);
+        os << ')';
+        return;
       case ExprNode::Kind::kReduce:
         os << opName(static_cast<ReduceOp>(n.op)) << '[';
         for (size_t i = 0; i < n.reduce_vars.size(); ++i)
@@ -293,13 +331,15 @@ std::string extentString(const IterVar& v) {
 
 namespace {
 
-int64_t exprFlops(const Expr& e) {
+// A node that several operands share (a fused SiLU's one sum) counts once.
+int64_t exprFlops(const Expr& e, std::set<const ExprNode*>& seen) {
   const ExprNode& n = *e;
+  if (!seen.insert(&n).second) return 0;
   int64_t own = 0;
   if (ir::isFloat(n.dtype) && (n.kind == ExprNode::Kind::kBinary || n.kind == ExprNode::Kind::kUnary)) own = 1;
   int64_t children = 0;
   if (n.kind != ExprNode::Kind::kLoad)  // index arithmetic is not counted
-    for (const Expr& operand : n.operands) children += exprFlops(operand);
+    for (const Expr& operand : n.operands) children += exprFlops(operand, seen);
   if (n.kind == ExprNode::Kind::kReduce) {
     int64_t trip = 1;
     for (const IterVar& v : n.reduce_vars) trip *= v.extent;
@@ -360,7 +400,8 @@ int64_t countFlops(const Kernel& kernel) {
     if (stage.kind != Stage::Kind::kStore) continue;
     int64_t points = 1;
     for (const IterVar& v : stage.axes) points *= v.extent;
-    total += points * exprFlops(stage.value);
+    std::set<const ExprNode*> seen;
+    total += points * exprFlops(stage.value, seen);
   }
   return total;
 }

@@ -32,10 +32,25 @@ enum class BinaryOp {
   kCount
 };
 enum class ReduceOp { kSum, kProd, kMax, kMin, kCount };
+// String primitives. A kString value is a pointer to NUL-terminated UTF-8
+// (held as a 64-bit value); strings made during a run belong to the run.
+// Generated code calls the run's string functions for these (see
+// runtime/src/string_fns.h); everything else done to strings (copies,
+// gathers, selects) is ordinary loads and stores of the pointers.
+enum class StringFn {
+  kFormatFloat,  // {float64 x, int64 bits (32 or 64)} -> string: shortest round-trip decimal
+  kFormatInt,    // {int64 x, int64 is_unsigned} -> string
+  kParseFloat,   // {string s, int64 bits} -> float64 (strtof for 32, strtod for 64)
+  kParseInt,     // {string s, int64 is_unsigned} -> int64
+  kChangeCase,   // {string s, int64 upper} -> string
+  kEqual,        // {string a, string b, int64 ignore_case} -> bool
+  kCount
+};
 
 const char* opName(UnaryOp op);
 const char* opName(BinaryOp op);
 const char* opName(ReduceOp op);
+const char* opName(StringFn fn);
 bool isComparison(BinaryOp op);
 
 // An iteration variable ranging over [0, extent). When `extent_slot` >= 0
@@ -81,14 +96,14 @@ class Expr {
 };
 
 struct ExprNode {
-  enum class Kind { kConst, kVar, kLoad, kUnary, kBinary, kSelect, kCast, kReduce, kSlot };
+  enum class Kind { kConst, kVar, kLoad, kUnary, kBinary, kSelect, kCast, kReduce, kSlot, kStringCall };
   Kind kind = Kind::kConst;
   DType dtype = DType::kFloat32;
   double value = 0;          // kConst (integers are exact up to 2^53)
   int var_id = -1;           // kVar; kSlot: the slot read (int64)
   int buffer = -1;           // kLoad: parameter index
-  int op = 0;                // UnaryOp / BinaryOp / ReduceOp
-  std::vector<Expr> operands;  // load indices; unary {a}; binary {a,b}; select {cond,a,b}; cast {a}; reduce {body}
+  int op = 0;                // UnaryOp / BinaryOp / ReduceOp / StringFn
+  std::vector<Expr> operands;  // load indices; unary {a}; binary {a,b}; select {cond,a,b}; cast {a}; reduce {body}; string call: its arguments
   std::vector<IterVar> reduce_vars;  // kReduce
 };
 
@@ -99,6 +114,8 @@ Expr cast(DType dtype, Expr a);
 Expr reduce(ReduceOp op, std::vector<IterVar> vars, Expr body);
 // The run-time value of dim slot `slot` (int64).
 Expr slotValue(int slot);
+// A string primitive's result (its dtype is fixed by `fn`, see StringFn).
+Expr stringCall(StringFn fn, std::vector<Expr> args);
 
 Expr operator+(Expr a, Expr b);
 Expr operator-(Expr a, Expr b);
@@ -176,6 +193,11 @@ struct Kernel {
 bool isDynamic(const Kernel& kernel, const Stage& stage);
 bool isDynamic(const Kernel& kernel);
 bool usesSlots(const Expr& e);
+// True when every iteration writes its own element: each store index is a
+// distinct axis variable covering all the axes. Only such stages may be split
+// across threads; a scatter (indices from data) may write one element from
+// many iterations and runs serially, so later updates win as the algorithm says.
+bool writesDistinctElements(const Stage& stage);
 
 // Builds a Kernel. A parameter handle loads with `x(i, j)`.
 class KernelBuilder {

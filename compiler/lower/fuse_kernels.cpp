@@ -69,6 +69,7 @@ struct ReadProfile {
   bool in_reduce = false;   // some load sits inside a reduction (or a store index)
   bool at_own_axes = true;  // every load indexes exactly its stage's axes
   int64_t max_points = 0;   // largest iteration space of a reading stage
+  int reading_stages = 0;   // stages with at least one load
 };
 
 void profileLoads(const kir::Kernel& kernel, const kir::Stage& stage, const Expr& e, const std::set<int>& params,
@@ -96,6 +97,7 @@ ReadProfile profileReads(const kir::Kernel& kernel, const std::set<int>& params)
     int64_t points = 1;
     for (const kir::IterVar& v : stage.axes) points *= v.extent;
     if (reads) profile.max_points = std::max(profile.max_points, points);
+    if (reads) ++profile.reading_stages;
   }
   return profile;
 }
@@ -217,15 +219,31 @@ class KernelFuser {
 
   void run() {
     removed_.assign(program_.calls.size(), false);
-    for (int p = 0; p < static_cast<int>(program_.calls.size()); ++p) {
-      int c = fusableConsumer(p);
-      if (c < 0) continue;
-      inlineProducer(p, c);
+    // Until nothing changes: inlining one producer can leave an earlier one
+    // with a single consumer (Conv -> Sigmoid -> Mul(conv, sigmoid): once
+    // Sigmoid is inlined, Mul is the Conv's only reader).
+    for (bool changed = true; changed;) {
+      changed = false;
+      for (int p = 0; p < static_cast<int>(program_.calls.size()); ++p) {
+        if (removed_[p]) continue;
+        int c = fusableConsumer(p);
+        if (c < 0) continue;
+        inlineProducer(p, c);
+        changed = true;
+      }
     }
     std::vector<KernelCall> kept;
-    for (size_t i = 0; i < program_.calls.size(); ++i)
+    std::vector<int> kept_before(program_.calls.size() + 1, 0);  // new index of call i
+    for (size_t i = 0; i < program_.calls.size(); ++i) {
+      kept_before[i] = static_cast<int>(kept.size());
       if (!removed_[i]) kept.push_back(std::move(program_.calls[i]));
+    }
+    kept_before[program_.calls.size()] = static_cast<int>(kept.size());
     program_.calls = std::move(kept);
+    for (CallRegion& r : program_.regions) {
+      r.first = kept_before[r.first];
+      r.end = kept_before[r.end];
+    }
   }
 
  private:
@@ -257,6 +275,8 @@ class KernelFuser {
     const std::set<int>& users = users_[b];
     if (users.size() != 2 || *users.begin() != p) return -1;
     int c = *users.rbegin();
+    // Both run under the same control flow (an If branch, a loop body).
+    if (program_.innermostRegion(p) != program_.innermostRegion(c)) return -1;
     const KernelCall& consumer = program_.calls[c];
     if (kir::isDynamic(consumer.kernel)) return -1;
     std::set<int> params = paramsBoundTo(consumer, b);
@@ -271,7 +291,12 @@ class KernelFuser {
     ReadProfile reads = profileReads(consumer.kernel, params);
     if (reads.loads == 0 || reads.in_reduce) return -1;
     if (containsReduce(stage->value)) {
-      if (reads.loads != 1 || !reads.at_own_axes) return -1;
+      // Read once, or twice at the same element of one float32 stage (SiLU:
+      // `x * sigmoid(x)`): both reads then share one inlined sum (see
+      // inlineProducer), which codegen tiles like any other epilogue(sum).
+      bool shared = reads.loads <= kMaxLoadsPerElement && reads.reading_stages == 1 &&
+                    stage->value.dtype() == ir::DType::kFloat32;
+      if ((reads.loads != 1 && !shared) || !reads.at_own_axes) return -1;
       // One reduction per stage: two (a residual Add of two convolutions)
       // would leave neither in the `epilogue(sum)` form codegen tiles.
       for (const kir::Stage& s : consumer.kernel.stages)
@@ -319,13 +344,20 @@ class KernelFuser {
     int next_var = kir::maxVarId(consumer.kernel) + 1;
     // Each inlined copy gets fresh ids for the producer's variables, so ids
     // stay unique within the merged kernel.
+    // A reduction producer read at its own axes (fusableConsumer) is
+    // inlined once; every load of it shares that copy, so the merged stage
+    // holds one sum.
+    const bool share_copy = containsReduce(pstage.value);
+    Expr shared_copy;
     auto inlineLoad = [&](const Expr& load) {
+      if (share_copy && shared_copy.valid()) return shared_copy;
       std::vector<Expr> index =
           translateIndex(load->operands, consumer.kernel.params[load->buffer].shape, pshape, consumer_extents);
       std::map<int, Expr> axes;
       for (size_t d = 0; d < pstage.axes.size(); ++d) axes[pstage.axes[d].id + next_var] = index[d];
       Expr copy = kir::substitute(kir::shiftVarIds(pvalue, next_var), axes);
       next_var += producer_vars;
+      if (share_copy) shared_copy = copy;
       return copy;
     };
     auto fix = [&](const Expr& n) {

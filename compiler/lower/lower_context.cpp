@@ -73,6 +73,21 @@ LowerContext::Buffer LowerContext::temp(const std::string& name, ir::DType dtype
   return param;
 }
 
+LowerContext::Buffer LowerContext::constant(const std::string& name, ir::Tensor value) {
+  lower::ProgramBuffer buffer;
+  buffer.name = node().name + "/" + name;
+  buffer.dtype = value.dtype();
+  buffer.dims = value.dims();
+  buffer.kind = lower::ProgramBuffer::Kind::kConstant;
+  buffer.constant = std::move(value);
+  std::vector<int64_t> shape = buffer.dims;
+  ir::DType dtype = buffer.dtype;
+  int index = program_.addBuffer(std::move(buffer));
+  Buffer param = builder().input(name, dtype, std::move(shape));
+  kernels_.back().second.push_back(index);
+  return param;
+}
+
 bool LowerContext::isDynamicInput(size_t i) const {
   return program_.buffers[bufferOf(node().inputs[i])].isDynamic();
 }
@@ -99,6 +114,8 @@ int LowerContext::newSlot() {
 
 int LowerContext::addCheck(const std::string& message) {
   dynamic_aware_ = true;
+  // A failed check is reported through the error slot: make sure the run has a slot table.
+  if (!program_.isDynamic()) program_.addSlot();
   return program_.addCheck(node().describe() + ": " + message);
 }
 

@@ -13,6 +13,22 @@
 
 namespace kiln::ops {
 
+// What the graph lowering offers a control-flow op (If, Loop, Scan): the
+// nodes of its subgraphs lowered as calls of the same program, their values
+// bound to program buffers. Outer-scope values a subgraph reads are already
+// bound, so captures need nothing.
+class SubgraphLowering {
+ public:
+  virtual ~SubgraphLowering() = default;
+  // The program buffer holding `value` (a bound value, or a constant, bound
+  // on first use).
+  virtual Expected<int> bufferOf(const ir::Value& value) = 0;
+  // Makes `value` (a subgraph input) read program buffer `buffer`.
+  virtual void bind(const ir::Value& value, int buffer) = 0;
+  // Appends the calls of every node of `graph`, in order.
+  virtual Status lowerNodes(const ir::Graph& graph) = 0;
+};
+
 class LowerContext : public NodeView {
  public:
   using Buffer = kir::KernelBuilder::Buffer;
@@ -39,6 +55,9 @@ class LowerContext : public NodeView {
   Buffer output(size_t i, std::vector<int64_t> view);
   // Scratch space in the arena, written by one stage and read by later ones.
   Buffer temp(const std::string& name, ir::DType dtype, std::vector<int64_t> shape);
+  // A constant of the op's own (from its attributes, such as
+  // StringNormalizer's stopwords), read-only in the artifact.
+  Buffer constant(const std::string& name, ir::Tensor value);
 
   // ---- Run-time shapes ----
   // A value whose dims are not all known at compile time has a dynamic
@@ -66,6 +85,15 @@ class LowerContext : public NodeView {
   // Moves the built kernels into the program. Called by the lowering driver.
   void flush();
 
+  // ---- Control flow ----
+  // Null where the caller lowers a single node (compile-time evaluation).
+  SubgraphLowering* subgraphs() const { return subgraphs_; }
+  void setSubgraphs(SubgraphLowering* subgraphs) { subgraphs_ = subgraphs; }
+  lower::Program& program() { return program_; }
+  // Program buffers of the node's input and output i.
+  int inputBuffer(size_t i) const { return bufferOf(node().inputs[i]); }
+  int outputBuffer(size_t i) const { return bufferOf(node().outputs[i]); }
+
  private:
   int bufferOf(const ir::Value* value) const;
 
@@ -74,6 +102,7 @@ class LowerContext : public NodeView {
   std::string kernel_prefix_;
   std::vector<std::pair<std::unique_ptr<kir::KernelBuilder>, std::vector<int>>> kernels_;
   bool dynamic_aware_ = false;
+  SubgraphLowering* subgraphs_ = nullptr;
 };
 
 }  // namespace kiln::ops

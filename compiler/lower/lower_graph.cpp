@@ -16,7 +16,16 @@ std::string symbolName(const std::string& text) {
   return out;
 }
 
+// Programs hold tensors only: containers are expanded before lowering
+// (passes/expand_containers.cpp), and what is left at the graph boundary is refused here.
+Status expectTensor(const ir::Value& value, const std::string& role) {
+  if (value.type.isTensor()) return Status::ok();
+  return unsupported(role + " '" + value.name + "' is " + (value.type.kind == ir::ValueKind::kSequence ? "a " : "an ") +
+                     ir::kindName(value.type.kind) + "; compiled programs take and return tensors only");
+}
+
 Expected<std::vector<int64_t>> staticDims(const ir::Value& value, const std::string& role) {
+  KILN_RETURN_IF_ERROR(expectTensor(value, role));
   if (!value.type.shape) return unsupported(role + " '" + value.name + "' has an unknown rank");
   for (const ir::Dim& d : *value.type.shape)
     if (!d.isKnown())
@@ -33,6 +42,7 @@ Expected<std::vector<int64_t>> staticDims(const ir::Value& value, const std::str
 // 0 in place of the others, and the slots marking them pending (to be set by
 // the producing op's lowering); `slots` stays empty when all dims are known.
 Expected<std::vector<int64_t>> dimsOrPending(const ir::Value& value, const std::string& role, std::vector<int>& slots) {
+  KILN_RETURN_IF_ERROR(expectTensor(value, role));
   if (!value.type.shape) return unsupported(role + " '" + value.name + "' has an unknown rank");
   const ir::Shape& shape = *value.type.shape;
   bool all_known = std::all_of(shape.begin(), shape.end(), [](const ir::Dim& d) { return d.isKnown(); });
@@ -50,17 +60,26 @@ bool hasPendingDims(const ProgramBuffer& b) {
   return std::count(b.dim_slots.begin(), b.dim_slots.end(), kPendingDim) > 0;
 }
 
-class GraphLowering {
+class GraphLowering final : public ops::SubgraphLowering {
  public:
   explicit GraphLowering(const ir::Model& model) : model_(model), graph_(model.graph) {}
 
   Expected<Program> run() {
     KILN_RETURN_IF_ERROR(bindInputs());
     KILN_RETURN_IF_ERROR(bindOutputs());
+    KILN_RETURN_IF_ERROR(lowerNodes(graph_));
+    KILN_RETURN_IF_ERROR(copyAliasedOutputs());
+    planArena(program_);
+    KILN_RETURN_IF_ERROR(program_.verify());
+    return std::move(program_);
+  }
+
+  // Subgraph nodes (If/Loop/Scan bodies) come here too, through their op's
+  // lowering: their values get buffers of the same program.
+  Status lowerNodes(const ir::Graph& graph) override {
     const auto& registry = ops::OpRegistry::global();
-    int index = 0;
-    for (const auto& node : graph_.nodes()) {
-      ++index;
+    for (const auto& node : graph.nodes()) {
+      int index = ++node_count_;
       if (std::all_of(node->outputs.begin(), node->outputs.end(),
                       [](const ir::Value* v) { return !v || v->isConstant(); }))
         continue;  // folded (e.g. Constant): its values become program constants where read
@@ -72,6 +91,7 @@ class GraphLowering {
         if (out) KILN_RETURN_IF_ERROR(bindIntermediate(*out));
       ops::LowerContext ctx(*node, static_cast<int>(opset), program_, buffers_,
                             "k" + std::to_string(index) + "_" + symbolName(node->op_type));
+      ctx.setSubgraphs(this);
       std::string dynamic = runTimeShaped(*node);
       Status lowered = schema->lower(ctx);
       if (!lowered.isOk()) return lowered;
@@ -83,11 +103,18 @@ class GraphLowering {
           return internalError(node->describe() + ": lowering left the shape of '" + out->name + "' undecided");
       ctx.flush();
     }
-    KILN_RETURN_IF_ERROR(copyAliasedOutputs());
-    planArena(program_);
-    KILN_RETURN_IF_ERROR(program_.verify());
-    return std::move(program_);
+    return Status::ok();
   }
+
+  Expected<int> bufferOf(const ir::Value& value) override {
+    if (!buffers_.count(&value)) {
+      if (value.isConstant()) KILN_RETURN_IF_ERROR(bindRead(value, ir::Node{}));
+      else KILN_RETURN_IF_ERROR(bindIntermediate(value));
+    }
+    return buffers_.at(&value);
+  }
+
+  void bind(const ir::Value& value, int buffer) override { buffers_[&value] = buffer; }
 
  private:
   Status bindInputs() {
@@ -125,9 +152,7 @@ class GraphLowering {
     if (buffers_.count(&value)) return Status::ok();
     if (!value.isConstant())
       return internalError(reader.describe() + " reads '" + value.name + "' before it is produced");
-    const ir::Tensor& t = *value.constant;
-    if (t.dtype() == ir::DType::kString)
-      return unsupported(reader.describe() + ": string tensors are not supported ('" + value.name + "')");
+    const ir::Tensor& t = *value.constant;  // a string tensor's buffer is its pointer array (codegen builds it)
     ProgramBuffer buffer{value.name, t.dtype(), t.dims(), ProgramBuffer::Kind::kConstant, -1, t, -1, {}};
     buffers_[&value] = program_.addBuffer(std::move(buffer));
     return Status::ok();
@@ -188,6 +213,7 @@ class GraphLowering {
   Program program_;
   std::map<const ir::Value*, int> buffers_;
   std::vector<std::pair<const ir::Value*, int>> copies_;
+  int node_count_ = 0;
 };
 
 }  // namespace
@@ -275,6 +301,18 @@ void planArena(Program& program, bool in_place) {
       if (first[b] < 0) first[b] = c;
       last[b] = c;
     }
+  // A buffer used inside a loop and outside it lives through the whole
+  // loop: every iteration reads it (an outer value a body captures) or
+  // carries it to the next (loop state).
+  for (const CallRegion& r : program.regions) {
+    if (!r.repeat) continue;
+    for (int b = 0; b < n; ++b) {
+      bool inside = first[b] >= 0 && first[b] < r.end && last[b] >= r.first;
+      if (!inside || (first[b] >= r.first && last[b] < r.end)) continue;
+      first[b] = std::min(first[b], r.first);
+      last[b] = std::max(last[b], r.end - 1);
+    }
+  }
   struct Placed { int64_t offset, bytes; int last; int buffer; };
   std::vector<Placed> live;
   int64_t arena = 0;

@@ -23,7 +23,34 @@ int Program::addBuffer(ProgramBuffer buffer) {
   return static_cast<int>(buffers.size() - 1);
 }
 
+int Program::innermostRegion(int call) const {
+  int inner = -1;
+  for (size_t r = 0; r < regions.size(); ++r)
+    if (regions[r].first <= call && call < regions[r].end) inner = static_cast<int>(r);
+  return inner;
+}
+
+// Regions inside the calls, ordered by start, properly nested, each testing a slot.
+static Status verifyRegions(const Program& program) {
+  std::vector<const CallRegion*> open;
+  int previous = 0;
+  for (const CallRegion& r : program.regions) {
+    std::string name = "control-flow region of " + r.origin;
+    if (r.first < previous || r.first >= r.end || r.end > static_cast<int>(program.calls.size()))
+      return internalError(name + " has calls [" + std::to_string(r.first) + ", " + std::to_string(r.end) +
+                           ") out of order, empty or out of range");
+    if (r.cond_slot <= kir::kErrorSlot || r.cond_slot >= program.num_slots)
+      return internalError(name + " tests slot " + std::to_string(r.cond_slot) + ", which the program lacks");
+    while (!open.empty() && open.back()->end <= r.first) open.pop_back();
+    if (!open.empty() && r.end > open.back()->end) return internalError(name + " overlaps the region around it");
+    open.push_back(&r);
+    previous = r.first;
+  }
+  return Status::ok();
+}
+
 Status Program::verify() const {
+  KILN_RETURN_IF_ERROR(verifyRegions(*this));
   for (const KernelCall& call : calls) {
     const kir::Kernel& k = call.kernel;
     if (call.args.size() != k.params.size())
@@ -71,6 +98,9 @@ std::string toString(const Program& program) {
       os << (b.isDynamic() ? " @run-time" : " @" + std::to_string(b.workspace_offset));
     os << "\n";
   }
+  for (const CallRegion& r : program.regions)
+    os << "  " << (r.repeat ? "while" : "if") << " $" << r.cond_slot << ": kernels [" << r.first << ", " << r.end
+       << ") of " << r.origin << "\n";
   for (const KernelCall& call : program.calls) {
     os << kir::toString(call.kernel) << "  args:";
     for (int a : call.args) os << " %" << a;

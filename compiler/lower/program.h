@@ -42,6 +42,20 @@ struct KernelCall {
   std::vector<int> args;
 };
 
+// Control flow (If, Loop, Scan): calls [first, end) run only while dim slot
+// `cond_slot` is nonzero, tested before each pass; a region that does not
+// repeat runs at most once (a guarded branch). The kernels inside a region
+// keep its slots up to date (a loop's body recomputes its condition).
+// Regions nest properly and are listed by `first`, an enclosing region
+// before the regions inside it.
+struct CallRegion {
+  int first = 0;
+  int end = 0;
+  int cond_slot = -1;
+  bool repeat = false;
+  std::string origin;  // the graph node it came from, for errors and listings
+};
+
 struct TensorSignature {
   std::string name;
   ir::DType dtype = ir::DType::kFloat32;
@@ -61,6 +75,7 @@ struct Program {
   // which "{$k}" stands for slot k's value when the check failed.
   int num_slots = 0;
   std::vector<std::string> checks;
+  std::vector<CallRegion> regions;
 
   bool isDynamic() const { return num_slots > 0; }
   int addSlot() { return num_slots == 0 ? (num_slots = 2) - 1 : num_slots++; }
@@ -70,6 +85,8 @@ struct Program {
   }
 
   int addBuffer(ProgramBuffer buffer);
+  // The innermost region holding call `call`, or -1 at the top level.
+  int innermostRegion(int call) const;
   // Every kernel param bound to a buffer of the same dtype and element count,
   // every intermediate placed in the arena.
   Status verify() const;

@@ -43,7 +43,8 @@ Expected<ir::Tensor> convertTensor(const onnx::TensorProto& proto, TensorSource&
 Expected<ir::Tensor> convertSparseTensor(const onnx::SparseTensorProto& proto, TensorSource& source,
                                          const std::string& what);
 
-// A TypeProto of a tensor value. Other kinds (sequence, map, optional, sparse)
+// A TypeProto of a tensor, a sequence of tensors or an optional of either
+// (TensorType::kind). Other kinds (maps, sparse tensors, nested sequences)
 // are kUnsupported errors.
 Expected<ir::TensorType> convertType(const onnx::TypeProto& proto, const std::string& what);
 

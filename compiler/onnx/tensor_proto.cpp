@@ -272,15 +272,46 @@ Expected<ir::Tensor> convertSparseTensor(const onnx::SparseTensorProto& proto, T
   return ir::Tensor::fromBytes(values.dtype(), std::move(dims), std::move(dense));
 }
 
+namespace {
+
+// A sequence or optional TypeProto: its kind and the tensor type inside.
+// Containers of maps, sequences of sequences and the like are unsupported.
+Expected<std::pair<ir::ValueKind, const onnx::TypeProto*>> containerType(const onnx::TypeProto& proto,
+                                                                          const std::string& what) {
+  const onnx::TypeProto* elem = nullptr;
+  ir::ValueKind kind = ir::ValueKind::kTensor;
+  if (proto.has_sequence_type()) {
+    elem = &proto.sequence_type().elem_type();
+    kind = ir::ValueKind::kSequence;
+  } else if (proto.has_optional_type()) {
+    elem = &proto.optional_type().elem_type();
+    kind = ir::ValueKind::kOptionalTensor;
+    if (elem->has_sequence_type()) {
+      elem = &elem->sequence_type().elem_type();
+      kind = ir::ValueKind::kOptionalSequence;
+    }
+  }
+  if (!elem || !elem->has_tensor_type()) {
+    const char* kind_name = proto.has_sequence_type()         ? "a sequence of non-tensors"
+                            : proto.has_map_type()            ? "a map"
+                            : proto.has_optional_type()       ? "an optional of a non-tensor"
+                            : proto.has_sparse_tensor_type()  ? "a sparse tensor"
+                                                              : "not a tensor";
+    return unsupported(what + " is " + kind_name +
+                       "; Kiln handles tensors, sequences of tensors and optionals of those");
+  }
+  return std::pair{kind, elem};
+}
+
+}  // namespace
+
 Expected<ir::TensorType> convertType(const onnx::TypeProto& proto, const std::string& what) {
   if (proto.value_case() == onnx::TypeProto::VALUE_NOT_SET) return ir::TensorType{};
   if (!proto.has_tensor_type()) {
-    const char* kind = proto.has_sequence_type()       ? "a sequence"
-                       : proto.has_map_type()          ? "a map"
-                       : proto.has_optional_type()     ? "an optional"
-                       : proto.has_sparse_tensor_type() ? "a sparse tensor"
-                                                        : "not a tensor";
-    return unsupported(what + " is " + kind + "; Kiln handles tensor values only");
+    KILN_ASSIGN_OR_RETURN(auto container, containerType(proto, what));
+    KILN_ASSIGN_OR_RETURN(ir::TensorType type, convertType(*container.second, what));
+    type.kind = container.first;
+    return type;
   }
   const auto& tensor = proto.tensor_type();
   ir::TensorType type;

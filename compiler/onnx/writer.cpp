@@ -59,7 +59,12 @@ void writeTensor(const ir::Tensor& tensor, const std::string& name, onnx::Tensor
 }
 
 void writeType(const ir::TensorType& type, onnx::TypeProto& proto) {
-  auto* tensor = proto.mutable_tensor_type();
+  onnx::TypeProto* inner = &proto;  // containers wrap the tensor type
+  if (type.kind == ir::ValueKind::kOptionalTensor || type.kind == ir::ValueKind::kOptionalSequence)
+    inner = inner->mutable_optional_type()->mutable_elem_type();
+  if (type.kind == ir::ValueKind::kSequence || type.kind == ir::ValueKind::kOptionalSequence)
+    inner = inner->mutable_sequence_type()->mutable_elem_type();
+  auto* tensor = inner->mutable_tensor_type();
   tensor->set_elem_type(static_cast<int32_t>(type.dtype));
   if (!type.shape) return;
   auto* shape = tensor->mutable_shape();

@@ -8,6 +8,7 @@
 #include "compiler/ops/infer_checks.h"
 #include "compiler/ops/kernel_exprs.h"
 #include "compiler/ops/math_exprs.h"
+#include "compiler/ops/run_time_shapes.h"
 
 namespace kiln::ops {
 namespace {
@@ -48,6 +49,14 @@ Status inferBinary(InferContext& ctx) {
 }
 
 Status lowerBinary(LowerContext& ctx, kir::BinaryOp op) {
+  if (hasRunTimeShape(ctx)) {
+    if (ctx.opset() < 7)
+      return ctx.unsupportedError("inputs with shapes computed at run time take numpy broadcasting only (opset " +
+                                  std::to_string(ctx.opset()) + ")");
+    return lowerRunTimeElementwise(ctx, {0, 1}, 1, [op](std::span<const Expr> v) {
+      return std::vector<Expr>{kir::binary(op, v[0], v[1])};
+    });
+  }
   std::vector<int64_t> out_dims = ctx.outputDims(0);
   std::vector<int64_t> b_dims = ctx.inputDims(1);
   if (ctx.opset() < 7) {
@@ -110,7 +119,7 @@ const std::vector<UnarySpec>& unaryOps() {
        }},
       // Versions 14 and 16 add sequence and optional types; for tensors all
       // versions are the same copy.
-      {"Identity", {1, 13, 14, 16}, DTypeClass::kAnyKernel, {}, [](Expr x, const NodeView&) { return x; }},
+      {"Identity", {1, 13, 14, 16}, DTypeClass::kAnyData, {}, [](Expr x, const NodeView&) { return x; }},
   };
   return ops;
 }
@@ -124,6 +133,9 @@ Status inferUnary(InferContext& ctx, DTypeClass dtypes) {
 }
 
 Status lowerUnary(LowerContext& ctx, UnaryFn fn) {
+  if (hasRunTimeShape(ctx))
+    return lowerRunTimeElementwise(ctx, {0}, 1,
+                                   [&](std::span<const Expr> v) { return std::vector<Expr>{fn(v[0], ctx)}; });
   kir::KernelBuilder& kb = ctx.newKernel();
   LowerContext::Buffer x = ctx.input(0);
   LowerContext::Buffer y = ctx.output(0);
@@ -175,6 +187,15 @@ std::optional<Expr> clipBound(LowerContext& ctx, const ClipBound& bound, ir::DTy
 }
 
 Status lowerClip(LowerContext& ctx) {
+  if (hasRunTimeShape(ctx)) {
+    // The bounds are scalars: loaded by the element kernel, not broadcast.
+    return lowerRunTimeElementwise(ctx, {0}, 1, [&](std::span<const Expr> v) {
+      Expr value = v[0];
+      if (std::optional<Expr> lo = clipBound(ctx, kClipBounds[0], value.dtype())) value = kir::max(value, *lo);
+      if (std::optional<Expr> hi = clipBound(ctx, kClipBounds[1], value.dtype())) value = kir::min(value, *hi);
+      return std::vector<Expr>{value};
+    });
+  }
   kir::KernelBuilder& kb = ctx.newKernel();
   LowerContext::Buffer x = ctx.input(0);
   LowerContext::Buffer y = ctx.output(0);

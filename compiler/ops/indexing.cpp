@@ -60,7 +60,7 @@ size_t loweredAxis(const NodeView& ctx, size_t rank) {
 
 Status inferGather(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 2, 2));
-  KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "data", DTypeClass::kAnyKernel));
+  KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "data", DTypeClass::kAnyData));
   KILN_RETURN_IF_ERROR(expectIndexDType(ctx, 1));
   KILN_ASSIGN_OR_RETURN(ir::Shape data, inputShapeOfMinRank(ctx, 0, "data", 1));
   KILN_ASSIGN_OR_RETURN(ir::Shape indices, inputShape(ctx, 1, "indices"));

@@ -15,11 +15,13 @@ bool inClass(ir::DType dtype, DTypeClass allowed) {
     case DTypeClass::kFloat: return ir::isFloat(dtype);
     case DTypeClass::kNumeric: return ir::isFloat(dtype) || ir::isInteger(dtype);
     case DTypeClass::kAnyKernel: return dtype != ir::DType::kString && dtype != ir::DType::kUndefined;
+    case DTypeClass::kAnyData: return dtype != ir::DType::kUndefined;
   }
   return false;
 }
 
-constexpr const char* kClassNames[] = {"a float type", "a numeric type", "a numeric or bool type"};
+constexpr const char* kClassNames[] = {"a float type", "a numeric type", "a numeric or bool type",
+                                       "a numeric, bool or string type"};
 
 }  // namespace
 

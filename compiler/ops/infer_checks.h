@@ -16,7 +16,8 @@ namespace kiln::ops {
 enum class DTypeClass {
   kFloat,    // float16, bfloat16, float32, float64
   kNumeric,  // floats and integers; not bool or string
-  kAnyKernel,  // anything the kernel IR can hold (not string)
+  kAnyKernel,  // anything the kernel IR computes with (not string)
+  kAnyData,    // kAnyKernel and string: ops that only move elements (Identity, Reshape, Gather, Concat...)
 };
 
 // Between `min` and `max` inputs listed (omitted optional inputs count as listed).

@@ -283,33 +283,69 @@ Expr variadic(std::span<const Expr> v, kir::BinaryOp combine, bool mean) {
 
 // ---- Dropout ---------------------------------------------------------------------
 
-// Kiln compiles inference: Dropout passes its input through and its optional
-// mask is all true (all ones before opset 10, when the mask had the data's
-// dtype). Opset 12 made training a run-time input; a model that asks for
-// training, or decides it at run time, is not one Kiln can compile. The old
-// `is_test` attribute is ignored: inference is the only mode there is.
+// Kiln compiles deterministic inference: Dropout passes its input through
+// and its optional mask is all true (all ones before opset 10, when the mask
+// had the data's dtype). Opset 12 made ratio and training_mode inputs; the
+// op stays deterministic unless training_mode is true and ratio > 0 (then it
+// draws a random mask). A constant true training_mode with a constant
+// nonzero ratio (or the default 0.5) is refused at compile time; any other
+// mix of run-time values compiles, and a run that sets training_mode with
+// ratio > 0 stops with a check naming the node. The old `is_test`
+// attribute is ignored.
+
+// ratio and training_mode are scalars (one element: a [1] tensor is accepted).
+Status expectOneElement(const NodeView& ctx, size_t i, std::string_view role) {
+  const std::optional<ir::Shape>& shape = ctx.inputType(i).shape;
+  if (!shape) return Status::ok();
+  ir::Dim count = productDim(*shape, 0, shape->size());
+  if (count.isKnown() && count.value != 1)
+    return ctx.error(std::string(role) + " must be a scalar, got shape " + ir::toString(*shape) + " (input " +
+                     std::to_string(i) + ")");
+  return Status::ok();
+}
+
+// Whether ratio (input 1, default 0.5) is known to be 0.
+bool ratioIsZero(const NodeView& ctx) {
+  if (!ctx.hasInput(1)) return false;
+  const ir::Tensor* ratio = ctx.constantInput(1);
+  return ratio && ratio->elementCount() == 1 && ratio->floatAt(0) == 0;
+}
+
+// Whether ratio is known to be above 0: absent (0.5) or a nonzero constant.
+bool ratioIsNonZero(const NodeView& ctx) {
+  if (!ctx.hasInput(1)) return true;
+  const ir::Tensor* ratio = ctx.constantInput(1);
+  return ratio && ratio->elementCount() == 1 && ratio->floatAt(0) != 0;
+}
+
+// Whether a run may ask for random dropout: training_mode not a constant
+// false and ratio not a constant 0.
+bool needsTrainingCheck(const NodeView& ctx) {
+  if (ctx.opset() < 12 || !ctx.hasInput(2) || ratioIsZero(ctx)) return false;
+  const ir::Tensor* training = ctx.constantInput(2);
+  return !training || training->intAt(0) != 0;
+}
+
 Status inferDropout(InferContext& ctx) {
   bool has_inputs = ctx.opset() >= 12;
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 1, has_inputs ? 3 : 1));
   KILN_RETURN_IF_ERROR(expectOutputCount(ctx, 2));
   KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "data", DTypeClass::kFloat));
   KILN_ASSIGN_OR_RETURN(ir::Shape shape, inputShape(ctx, 0, "data"));
-  if (has_inputs && ctx.hasInput(1)) KILN_RETURN_IF_ERROR(expectDType(ctx, 1, "ratio", DTypeClass::kFloat));
+  if (has_inputs && ctx.hasInput(1)) {
+    KILN_RETURN_IF_ERROR(expectDType(ctx, 1, "ratio", DTypeClass::kFloat));
+    KILN_RETURN_IF_ERROR(expectOneElement(ctx, 1, "ratio"));
+  }
   if (has_inputs && ctx.hasInput(2)) {
     if (ctx.inputType(2).dtype != ir::DType::kBool)
       return ctx.error("training_mode has dtype " + std::string(ir::name(ctx.inputType(2).dtype)) +
                        ", expected bool (input 2)");
+    KILN_RETURN_IF_ERROR(expectOneElement(ctx, 2, "training_mode"));
     const ir::Tensor* training = ctx.constantInput(2);
-    if (!training)
+    if (training && training->intAt(0) != 0 && ratioIsNonZero(ctx))
       return ctx.unsupportedError(
-          "training_mode (input 2) is computed at run time; Kiln compiles inference "
-          "and needs it to be a constant false");
-    if (training->elementCount() != 1)
-      return ctx.error("training_mode must be a scalar, got shape " + ir::toString(training->type().shape.value()));
-    if (training->intAt(0) != 0)
-      return ctx.unsupportedError(
-          "training_mode (input 2) is true; Kiln compiles inference only, where Dropout "
-          "is the identity");
+          "training_mode (input 2) is true and ratio is not 0: dropout draws a random mask; Kiln compiles "
+          "deterministic inference");
   }
   ctx.setOutputType(0, {ctx.inputType(0).dtype, shape});
   ir::DType mask = ctx.opset() >= 10 ? ir::DType::kBool : ctx.inputType(0).dtype;
@@ -317,7 +353,27 @@ Status inferDropout(InferContext& ctx) {
   return Status::ok();
 }
 
+// A kernel that stops the run when training_mode is true and ratio > 0.
+void lowerTrainingCheck(LowerContext& ctx) {
+  kir::KernelBuilder& kb = ctx.newKernel("check");
+  Expr training = ctx.input(2, {1})(Expr::index(0));
+  Expr random = training;
+  if (ctx.hasInput(1)) {
+    Expr ratio = kir::cast(ir::DType::kFloat64, ctx.input(1, {1})(Expr::index(0)));
+    random = training && ratio > Expr::constant(ir::DType::kFloat64, 0);
+  }
+  kb.check(ctx.addCheck("training_mode (input 2) is true and ratio is above 0: dropout would draw a random mask; "
+                        "Kiln compiles deterministic inference, run with training_mode false"),
+           kir::unary(kir::UnaryOp::kNot, random));
+}
+
 Status lowerDropout(LowerContext& ctx) {
+  if (needsTrainingCheck(ctx)) lowerTrainingCheck(ctx);
+  if (hasRunTimeShape(ctx)) {
+    return lowerRunTimeElementwise(ctx, {0}, 2, [](std::span<const Expr> v) {
+      return std::vector<Expr>{v[0], Expr::constant(ir::DType::kBool, 1)};
+    });
+  }
   kir::KernelBuilder& kb = ctx.newKernel();
   LowerContext::Buffer x = ctx.input(0);
   LowerContext::Buffer y = ctx.output(0);

@@ -15,6 +15,7 @@
 #include "compiler/ops/broadcast.h"
 #include "compiler/ops/infer_checks.h"
 #include "compiler/ops/kernel_exprs.h"
+#include "compiler/ops/run_time_shapes.h"
 
 namespace kiln::ops {
 
@@ -114,7 +115,25 @@ inline Status inferBroadcastOutput(InferContext& ctx, ir::DType dtype, Broadcast
 // result to the output's dtype.
 using ElementFn = std::function<kir::Expr(std::span<const kir::Expr> x, const NodeView& node)>;
 
+// Inputs with run-time dims take numpy broadcasting (checked at run time);
+// the opset-dependent views are refused there.
+inline Status lowerRunTimeBroadcastElementwise(LowerContext& ctx, const ElementFn& fn, BroadcastRule rule) {
+  bool numpy = rule == BroadcastRule::kNumpy || (rule == BroadcastRule::kLegacyBefore7 && ctx.opset() >= 7) ||
+               (rule == BroadcastRule::kChannelsBefore7 && ctx.opset() >= 7) ||
+               (rule == BroadcastRule::kSameBefore8 && ctx.opset() >= 8);
+  if (!numpy && ctx.numInputs() > 1)
+    return ctx.unsupportedError("inputs with shapes computed at run time take numpy broadcasting only (opset " +
+                                std::to_string(ctx.opset()) + " broadcasts differently)");
+  std::vector<size_t> inputs;
+  for (size_t i = 0; i < ctx.numInputs(); ++i) inputs.push_back(i);
+  const NodeView& node = ctx;
+  return lowerRunTimeElementwise(ctx, inputs, 1, [&](std::span<const kir::Expr> x) {
+    return std::vector<kir::Expr>{fn(x, node)};
+  });
+}
+
 inline Status lowerBroadcastElementwise(LowerContext& ctx, const ElementFn& fn, BroadcastRule rule) {
+  if (hasRunTimeShape(ctx)) return lowerRunTimeBroadcastElementwise(ctx, fn, rule);
   std::vector<ir::Shape> inputs;
   for (size_t i = 0; i < ctx.numInputs(); ++i) inputs.push_back(ir::makeShape(ctx.inputDims(i)));
   KILN_ASSIGN_OR_RETURN(std::vector<ir::Shape> views, broadcastOperandShapes(ctx, inputs, rule));

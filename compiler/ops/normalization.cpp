@@ -1,4 +1,6 @@
-// Normalizations: BatchNormalization (inference form) and Softmax/LogSoftmax.
+// Normalizations: BatchNormalization (inference and training mode) and Softmax/LogSoftmax.
+#include <optional>
+
 #include "compiler/lower/lower_context.h"
 #include "compiler/ops/axes.h"
 #include "compiler/ops/infer_checks.h"
@@ -12,18 +14,30 @@ using kir::Expr;
 
 // ---- BatchNormalization --------------------------------------------------------
 //   Y[n, c, ...] = (X[n, c, ...] - mean[c]) / sqrt(var[c] + epsilon) * scale[c] + B[c]
-// with the running statistics of a trained model. Training (batch statistics
-// and their outputs) is a different computation and not supported.
+// In inference, mean and var are the running statistics of a trained model
+// (inputs 3 and 4). With training_mode=1 (opset 14 on) they are this batch's
+// statistics over every dim but the channel (the population variance), and
+// the optional outputs 1 and 2 are the updated running statistics,
+//   running = input * momentum + batch * (1 - momentum)   (momentum 0.9).
+// The training outputs of opsets 1-13 (saved mean and variance, chosen by
+// the number of outputs) are not supported.
 
 constexpr const char* kBatchNormParams[] = {"scale", "B", "input_mean", "input_var"};
 
-Status checkInferenceMode(const NodeView& ctx) {
-  if (ctx.attrInt("training_mode", 0) != 0)
-    return ctx.unsupportedError("training_mode=1 is not supported; export the model in inference (eval) mode");
+bool trainingMode(const NodeView& ctx) { return ctx.opset() >= 14 && ctx.attrInt("training_mode", 0) != 0; }
+
+Status checkBatchNormMode(const NodeView& ctx) {
+  bool training = trainingMode(ctx);
+  if (ctx.attrInt("training_mode", 0) != 0 && !training)
+    return ctx.error("training_mode is an attribute of opset 14 on; this model imports opset " +
+                     std::to_string(ctx.opset()));
   for (size_t i = 1; i < ctx.numOutputs(); ++i)
-    if (ctx.hasOutput(i))
-      return ctx.unsupportedError("output " + std::to_string(i) +
-                                  " (batch statistics) is only computed in training mode, which is not supported");
+    if (ctx.hasOutput(i) && !(training && i <= 2))
+      return ctx.unsupportedError(
+          "output " + std::to_string(i) +
+          (training ? " is not an output of BatchNormalization in training mode"
+                    : " (batch statistics) is only computed in training mode; set training_mode=1 (opset 14 on) "
+                      "for the running statistics"));
   // Opsets 1-7: spatial=0 means per-activation statistics of shape C x D1 x ...
   if (ctx.attrInt("spatial", 1) == 0) return ctx.unsupportedError("spatial=0 (per-activation statistics) is not supported");
   return Status::ok();
@@ -31,7 +45,7 @@ Status checkInferenceMode(const NodeView& ctx) {
 
 Status inferBatchNorm(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 5, 5));
-  KILN_RETURN_IF_ERROR(checkInferenceMode(ctx));
+  KILN_RETURN_IF_ERROR(checkBatchNormMode(ctx));
   KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "X", DTypeClass::kFloat));
   KILN_ASSIGN_OR_RETURN(ir::Shape x, inputShapeOfMinRank(ctx, 0, "X", 2));
   for (size_t i = 1; i < 5; ++i) {
@@ -46,7 +60,39 @@ Status inferBatchNorm(InferContext& ctx) {
                        std::to_string(i) + ")");
   }
   ctx.setOutputType(0, {ctx.inputType(0).dtype, x});
+  // running_mean and running_var have the type of input_mean and input_var.
+  for (size_t i = 1; i <= 2 && i < ctx.numOutputs(); ++i)
+    if (ctx.hasOutput(i)) ctx.setOutputType(i, {ctx.inputType(i + 2).dtype, ir::Shape{x[1]}});
   return Status::ok();
+}
+
+// The batch's per-channel mean and population variance, in temps of the
+// statistics' shape (1, C, 1, ...).
+struct BatchStats {
+  LowerContext::Buffer mean;
+  LowerContext::Buffer var;
+  std::vector<bool> reduced;
+};
+
+BatchStats lowerBatchStats(LowerContext& ctx, kir::KernelBuilder& kb, const LowerContext::Buffer& x) {
+  std::vector<int64_t> dims = ctx.inputDims(0);
+  std::vector<bool> reduced(dims.size(), true);
+  reduced[1] = false;
+  RowShape shape = rowShape(dims, reduced);
+  ir::DType dtype = computeDType(x.dtype());
+  auto count = static_cast<double>(shape.count);
+  BatchStats stats{ctx.temp("batch_mean", dtype, shape.stat), ctx.temp("batch_var", dtype, shape.stat), reduced};
+
+  std::vector<kir::IterVar> mean_axes = kb.vars(shape.stat, "m");
+  std::vector<kir::IterVar> mean_row = kb.vars(shape.row, "r");
+  Expr sum = kir::reduce(kir::ReduceOp::kSum, mean_row, toCompute(x.load(rowIndex(reduced, mean_axes, mean_row))));
+  kb.compute(stats.mean, mean_axes, sum / count);
+
+  std::vector<kir::IterVar> var_axes = kb.vars(shape.stat, "v");
+  std::vector<kir::IterVar> var_row = kb.vars(shape.row, "r");
+  Expr centered = toCompute(x.load(rowIndex(reduced, var_axes, var_row))) - stats.mean.load(asExprs(var_axes));
+  kb.compute(stats.var, var_axes, kir::reduce(kir::ReduceOp::kSum, var_row, centered * centered) / count);
+  return stats;
 }
 
 Status lowerBatchNorm(LowerContext& ctx) {
@@ -57,13 +103,33 @@ Status lowerBatchNorm(LowerContext& ctx) {
   LowerContext::Buffer bias = ctx.input(2);
   LowerContext::Buffer mean = ctx.input(3);
   LowerContext::Buffer var = ctx.input(4);
+  ir::DType dtype = computeDType(x.dtype());
+  auto param = [&](const LowerContext::Buffer& b, Expr c) { return kir::cast(dtype, b(c)); };
+  bool training = trainingMode(ctx);
+  std::optional<BatchStats> stats;
+  if (training) stats = lowerBatchStats(ctx, kb, x);
+
   LowerContext::Buffer y = ctx.output(0);
   std::vector<kir::IterVar> axes = kb.vars(y.shape());
   Expr c = axes[1];
-  ir::DType dtype = computeDType(x.dtype());
-  auto param = [&](const LowerContext::Buffer& b) { return kir::cast(dtype, b(c)); };
-  Expr normalized = (toCompute(x.load(asExprs(axes))) - param(mean)) / kir::sqrt(param(var) + epsilon);
-  kb.compute(y, axes, kir::cast(y.dtype(), normalized * param(scale) + param(bias)));
+  Expr mean_c = training ? stats->mean.load(statIndex(stats->reduced, axes)) : param(mean, c);
+  Expr var_c = training ? stats->var.load(statIndex(stats->reduced, axes)) : param(var, c);
+  Expr normalized = (toCompute(x.load(asExprs(axes))) - mean_c) / kir::sqrt(var_c + epsilon);
+  kb.compute(y, axes, kir::cast(y.dtype(), normalized * param(scale, c) + param(bias, c)));
+  if (!training) return Status::ok();
+
+  double momentum = ctx.attrFloat("momentum", 0.9f);
+  const LowerContext::Buffer* running[] = {&mean, &var};
+  const LowerContext::Buffer* batch[] = {&stats->mean, &stats->var};
+  for (size_t i = 1; i <= 2 && i < ctx.numOutputs(); ++i) {
+    if (!ctx.hasOutput(i)) continue;
+    LowerContext::Buffer out = ctx.output(i);
+    kir::IterVar channel = kb.var("c", out.dim(0));
+    std::vector<Expr> stat(y.rank(), Expr::index(0));
+    stat[1] = channel;
+    Expr updated = param(*running[i - 1], channel) * momentum + batch[i - 1]->load(stat) * (1 - momentum);
+    kb.compute(out, {channel}, kir::cast(out.dtype(), updated));
+  }
   return Status::ok();
 }
 

@@ -119,6 +119,11 @@ void InferContext::setOutputConstant(size_t i, ir::Tensor value) {
   mutable_node_.outputs[i]->constant = std::move(value);
 }
 
+// Families whose output sizes depend on input data (nonzero.cpp, unique.cpp, nms.cpp).
+void registerNonZeroOps(OpRegistry& registry);
+void registerUniqueOps(OpRegistry& registry);
+void registerNmsOps(OpRegistry& registry);
+
 // The one place op families are listed.
 const OpRegistry& OpRegistry::global() {
   static const OpRegistry registry = [] {
@@ -149,7 +154,13 @@ const OpRegistry& OpRegistry::global() {
     registerQuantizeOps(r);
     registerQuantizedLinearOps(r);
     registerTopKOps(r);
+    registerNonZeroOps(r);
+    registerUniqueOps(r);
+    registerNmsOps(r);
     registerRecurrentOps(r);
+    registerControlFlowOps(r);
+    registerSequenceOps(r);
+    registerOptionalOps(r);
     return r;
   }();
   return registry;

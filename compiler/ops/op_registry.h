@@ -90,6 +90,9 @@ struct OpSchema {
   std::vector<AttrSpec> attributes;
   InferFn infer;
   LowerFn lower;
+  // Inputs the op reads only for their dtype (CastLike's target_type): a
+  // graph input used only there may come with any shape at run time.
+  std::vector<size_t> dtype_only_inputs = {};
 };
 
 class OpRegistry {
@@ -139,5 +142,8 @@ void registerQuantizeOps(OpRegistry& registry);
 void registerQuantizedLinearOps(OpRegistry& registry);
 void registerTopKOps(OpRegistry& registry);
 void registerRecurrentOps(OpRegistry& registry);
+void registerControlFlowOps(OpRegistry& registry);
+void registerSequenceOps(OpRegistry& registry);
+void registerOptionalOps(OpRegistry& registry);
 
 }  // namespace kiln::ops

@@ -6,6 +6,7 @@
 #include "compiler/lower/lower_context.h"
 #include "compiler/ops/infer_checks.h"
 #include "compiler/ops/kernel_exprs.h"
+#include "compiler/ops/run_time_shapes.h"
 #include "compiler/ops/window.h"
 
 namespace kiln::ops {
@@ -102,7 +103,16 @@ Status inferMaxUnpool(InferContext& ctx) {
   if (!same) return ctx.error("I " + ir::toString(indices) + " must have the shape of X " + ir::toString(x) + " (input 1)");
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> spatial, unpoolSpatialSizes(ctx, x));
   ir::Shape out = {x[0], x[1]};
-  if (ctx.hasInput(2)) {
+  if (ctx.hasInput(2) && !ctx.constantInput(2)) {  // read at run time: the rank is known, N and C too
+    KILN_ASSIGN_OR_RETURN(ir::Shape given, inputShapeOfRank(ctx, 2, "output_shape", 1));
+    if (ctx.inputType(2).dtype != ir::DType::kInt64 ||
+        conflictingDims(given[0], ir::Dim::known(static_cast<int64_t>(x.size()))))
+      return ctx.error("output_shape must be an int64 tensor of " + std::to_string(x.size()) + " values, got " +
+                       ir::toString(given) + " (input 2)");
+    out = unknownDims(x.size());
+    out[0] = x[0];
+    out[1] = x[1];
+  } else if (ctx.hasInput(2)) {
     KILN_ASSIGN_OR_RETURN(std::vector<int64_t> shape, constantInts(ctx, 2, "output_shape"));
     if (shape.size() != x.size())
       return ctx.error("output_shape has " + std::to_string(shape.size()) + " values, expected " +
@@ -129,14 +139,42 @@ Status lowerMaxUnpool(LowerContext& ctx) {
   unpooled.insert(unpooled.end(), spatial.begin(), spatial.end());
   int64_t total = 1;
   for (int64_t d : unpooled) total *= d;
+  bool run_time = ctx.hasInput(2) && !ctx.constantInput(2);
+  std::vector<int> y_slots;  // output_shape read at run time: each dim's slot
+  if (run_time) {
+    if (ctx.isDynamicInput(0) || ctx.isDynamicInput(1))
+      return ctx.unsupportedError("X and I must have static shapes when output_shape is computed at run time");
+    ctx.newKernel("shape");
+    y_slots = readIntoSlots(ctx, ctx.input(2, {static_cast<int64_t>(unpooled.size())}),
+                            static_cast<int64_t>(unpooled.size()));
+    Expr ok = Expr::constant(ir::DType::kBool, 1);
+    for (size_t d = 0; d < unpooled.size(); ++d) {
+      Expr size = kir::slotValue(y_slots[d]);
+      ok = ok && (d < 2 ? kir::eq(size, Expr::index(unpooled[d])) : size >= Expr::index(unpooled[d]));
+    }
+    ctx.builder().check(ctx.addCheck("output_shape " + slotsShape(y_slots) + " is smaller than the unpooled shape [" +
+                                     ir::toString(ir::makeShape(unpooled)) + "] or changes N or C (input 2)"),
+                        ok);
+    std::vector<Expr> sizes;
+    for (int slot : y_slots) sizes.push_back(kir::slotValue(slot));
+    y_slots = setOutputDims(ctx, 0, sizes);
+  }
   kir::KernelBuilder& kb = ctx.newKernel();
   Buffer x = ctx.input(0);
   Buffer indices = ctx.input(1);
   Buffer y = ctx.output(0);
-  std::vector<kir::IterVar> all = kb.vars(y.shape(), "c");
+  std::vector<kir::IterVar> all = run_time ? ctx.outputVars(0, "c") : kb.vars(y.shape(), "c");
   kb.compute(y, all, kir::cast(y.dtype(), Expr::constant(computeDType(y.dtype()), 0)));
   const std::vector<int64_t>& y_dims = y.shape();
-  if (total == 0 || std::count(y_dims.begin(), y_dims.end(), 0) > 0) return Status::ok();
+  if (total == 0 || (!run_time && std::count(y_dims.begin(), y_dims.end(), 0) > 0)) return Status::ok();
+  // Y's dim d, and whether a coordinate lies inside it (the run-time sizes
+  // are at least the unpooled ones, so every coordinate does; kept for safety).
+  auto inside = [&](const Expr& c, size_t d) {
+    return run_time ? c < kir::slotValue(y_slots[d]) && c >= Expr::index(0) : kir::inRange(c, y.dim(d));
+  };
+  auto last = [&](size_t d) {
+    return run_time ? kir::slotValue(y_slots[d]) - Expr::index(1) : Expr::index(y.dim(d) - 1);
+  };
   std::vector<kir::IterVar> axes = kb.vars(x.shape(), "u");
   std::vector<Expr> at = asExprs(axes);
   Expr raw = indices.load(at);
@@ -146,8 +184,8 @@ Status lowerMaxUnpool(LowerContext& ctx) {
   int64_t stride = 1;
   for (size_t d = unpooled.size(); d-- > 0;) {
     Expr coordinate = (flat / Expr::index(stride)) % Expr::index(unpooled[d]);
-    valid = valid && kir::inRange(coordinate, y.dim(d));
-    position[d] = kir::min(coordinate, Expr::index(y.dim(d) - 1));
+    valid = valid && inside(coordinate, d);
+    position[d] = kir::min(coordinate, last(d));
     stride *= unpooled[d];
   }
   kb.computeAt(y, axes, position, kir::select(valid, x.load(at), y.load(position)));

@@ -129,7 +129,7 @@ Status lowerUnsqueeze(LowerContext& ctx) {
 
 Status inferSqueeze(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 1, ctx.opset() < 13 ? 1 : 2));
-  KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "data", DTypeClass::kAnyKernel));
+  KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "data", DTypeClass::kAnyData));
   KILN_ASSIGN_OR_RETURN(ir::Shape in, inputShape(ctx, 0, "data"));
   if (runTimeAxes(ctx)) return inferRunTimeSqueeze(ctx, in, true);
   KILN_ASSIGN_OR_RETURN(std::optional<std::vector<int64_t>> axes, axesOperand(ctx));
@@ -160,7 +160,7 @@ Status inferSqueeze(InferContext& ctx) {
 
 Status inferUnsqueeze(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, ctx.opset() < 13 ? 1 : 2, ctx.opset() < 13 ? 1 : 2));
-  KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "data", DTypeClass::kAnyKernel));
+  KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "data", DTypeClass::kAnyData));
   KILN_ASSIGN_OR_RETURN(ir::Shape in, inputShape(ctx, 0, "data"));
   if (runTimeAxes(ctx)) return inferRunTimeSqueeze(ctx, in, false);
   KILN_ASSIGN_OR_RETURN(std::optional<std::vector<int64_t>> axes, axesOperand(ctx));

@@ -10,14 +10,17 @@
 // antialias or exclude_outside renormalize. tf_crop_and_resize reads its roi
 // at run time and gives extrapolation_value where x falls outside X.
 //
-// Output sizes come from scales or sizes, which must be compile-time
-// constants; roi may be run-time data.
+// Output sizes come from scales or sizes, constants or read at run time
+// (then each resized dim's size is a dim slot and the coordinate transforms
+// read the scale from the tensor, or divide the run-time size; antialias
+// needs them constant); roi may be run-time data.
 #include <algorithm>
 #include <cmath>
 
 #include "compiler/lower/lower_context.h"
 #include "compiler/ops/infer_checks.h"
 #include "compiler/ops/kernel_exprs.h"
+#include "compiler/ops/run_time_shapes.h"
 
 namespace kiln::ops {
 namespace {
@@ -79,6 +82,12 @@ struct ResizeSpec {
   std::vector<int64_t> axes;    // the dims scales/sizes/roi describe
   std::vector<double> scales;   // per dim of X
   std::vector<int64_t> out;     // per dim of X; -1 where unknown
+  // The input (1, 2 or 3) whose values decide the output sizes when they are
+  // computed at run time (then `scales` stay 1 and `out` is -1 on the axes),
+  // and whether it holds sizes rather than scales.
+  int run_time_input = -1;
+  bool from_sizes = false;
+  std::string policy = "stretch";  // keep_aspect_ratio_policy, for sizes
 };
 
 bool isUpsample(const NodeView& ctx) { return ctx.node().op_type == "Upsample"; }
@@ -176,6 +185,33 @@ Status fromSizes(const NodeView& ctx, const std::vector<int64_t>& in, ResizeSpec
   return Status::ok();
 }
 
+// Scales or sizes read at run time: checked for what can be checked now
+// (dtype, length); the output dims on the axes are left to the run.
+Status runTimeGiven(const NodeView& ctx, size_t i, bool from_sizes, ResizeSpec& spec) {
+  const char* role = from_sizes ? "sizes" : "scales";
+  std::string where = " (input " + std::to_string(i) + ")";
+  ir::DType dtype = ctx.inputType(i).dtype;
+  if (from_sizes ? dtype != ir::DType::kInt64 : !ir::isFloat(dtype))
+    return ctx.error(std::string(role) + " has dtype " + std::string(ir::name(dtype)) + ", expected " +
+                     (from_sizes ? "int64" : "a float type") + where);
+  KILN_ASSIGN_OR_RETURN(ir::Shape shape, inputShapeOfRank(ctx, i, role, 1));
+  if (!shape[0].isKnown())
+    return ctx.unsupportedError(std::string(role) + " is computed at run time and its length is not static" + where);
+  if (static_cast<size_t>(shape[0].value) != spec.axes.size())
+    return ctx.error(std::string(role) + " has " + std::to_string(shape[0].value) + " values, expected " +
+                     std::to_string(spec.axes.size()) + where);
+  if (from_sizes) {
+    spec.policy = ctx.attrString("keep_aspect_ratio_policy", "stretch");
+    if (spec.policy != "stretch" && spec.policy != "not_larger" && spec.policy != "not_smaller")
+      return ctx.error("unknown keep_aspect_ratio_policy '" + spec.policy +
+                       "' (expected stretch, not_larger or not_smaller)");
+  }
+  spec.run_time_input = static_cast<int>(i);
+  spec.from_sizes = from_sizes;
+  for (int64_t d : spec.axes) spec.out[d] = -1;
+  return Status::ok();
+}
+
 // The whole geometry; `in` holds X's dims (-1 where unknown).
 Expected<ResizeSpec> resizeSpec(const NodeView& ctx, const std::vector<int64_t>& in) {
   ResizeSpec spec;
@@ -195,10 +231,18 @@ Expected<ResizeSpec> resizeSpec(const NodeView& ctx, const std::vector<int64_t>&
       return ctx.error("scales has " + std::to_string(s.size()) + " values, expected " + std::to_string(rank));
     spec.scales.assign(s.begin(), s.end());
   } else if (isLegacy(ctx)) {
+    if (!ctx.constantInput(1)) {
+      KILN_RETURN_IF_ERROR(runTimeGiven(ctx, 1, false, spec));
+      return spec;
+    }
     KILN_ASSIGN_OR_RETURN(spec.scales, constantScales(ctx, 1, in.size()));
   } else {
     bool scales = carriesValues(ctx, 2), sizes = carriesValues(ctx, 3);
     if (scales == sizes) return ctx.error("exactly one of scales (input 2) and sizes (input 3) must be given");
+    if (!ctx.constantInput(sizes ? 3 : 2)) {
+      KILN_RETURN_IF_ERROR(runTimeGiven(ctx, sizes ? 3 : 2, sizes, spec));
+      return spec;
+    }
     if (sizes) {
       KILN_RETURN_IF_ERROR(fromSizes(ctx, in, spec));
       return spec;
@@ -236,7 +280,7 @@ Status inferResize(InferContext& ctx) {
   }
   ir::Shape out = x;
   for (size_t d = 0; d < x.size(); ++d)
-    if (spec.scales[d] != 1.0 || spec.out[d] != (x[d].isKnown() ? x[d].value : -1))
+    if (spec.scales[d] != 1.0 || spec.out[d] != (x[d].isKnown() ? x[d].value : -1) || spec.run_time_input >= 0)
       out[d] = spec.out[d] < 0 ? ir::Dim{} : ir::Dim::known(spec.out[d]);
   ctx.setOutputType(0, {ctx.inputType(0).dtype, out});
   return Status::ok();
@@ -248,10 +292,45 @@ struct AxisGeometry {
   int64_t in = 0, out = 0;
   double scale = 1;
   Expr roi_start, roi_end;  // float64, tf_crop_and_resize only
+  // Scales or sizes read at run time: the scale and the output size as
+  // float64 expressions (then `scale` and `out` are unused).
+  Expr run_time_scale, run_time_out;
 };
+
+// sourceCoordinate with the scale known only at run time: the same
+// arithmetic, in the same order, on float64 expressions.
+Expr runTimeSourceCoordinate(const ResizeSpec& spec, const AxisGeometry& g, Expr o) {
+  double in = static_cast<double>(g.in);
+  Expr s = g.run_time_scale, out_f = g.run_time_scale * in;
+  Expr x = kir::cast(ir::DType::kFloat64, std::move(o));
+  Expr one = Expr::constant(ir::DType::kFloat64, 1);
+  switch (spec.transform) {
+    case Transform::kHalfPixel:
+      return (x + 0.5) / s - 0.5;
+    case Transform::kHalfPixelSymmetric: {
+      Expr offset = (in / 2) * (1.0 - g.run_time_out / out_f);
+      return offset + (x + 0.5) / s - 0.5;
+    }
+    case Transform::kPytorchHalfPixel:
+      return kir::select(kir::eq(out_f, one), Expr::constant(ir::DType::kFloat64, -0.5), (x + 0.5) / s - 0.5);
+    case Transform::kAlignCorners:
+      return kir::select(kir::eq(out_f, one), Expr::constant(ir::DType::kFloat64, 0), x * (in - 1) / (out_f - 1.0));
+    case Transform::kAsymmetric:
+      return x / s;
+    case Transform::kTfHalfPixelForNN:
+      return (x + 0.5) / s;
+    case Transform::kTfCropAndResize: {
+      Expr span = (g.roi_end - g.roi_start) * (in - 1);
+      Expr base = g.roi_start * (in - 1);
+      return kir::select(kir::eq(out_f, one), span / 2.0 + base, x * span / (out_f - 1.0) + base);
+    }
+  }
+  return x;
+}
 
 // The input coordinate of output position o (float64).
 Expr sourceCoordinate(const ResizeSpec& spec, const AxisGeometry& g, Expr o) {
+  if (g.run_time_scale.valid()) return runTimeSourceCoordinate(spec, g, std::move(o));
   double in = static_cast<double>(g.in), s = g.scale, out_f = s * in;
   Expr x = kir::cast(ir::DType::kFloat64, std::move(o));
   switch (spec.transform) {
@@ -283,7 +362,13 @@ Expr nearestIndex(const ResizeSpec& spec, const AxisGeometry& g, Expr x) {
     case Rounding::kRoundPreferCeil: r = kir::unary(UnaryOp::kFloor, x + 0.5); break;
     case Rounding::kFloor: r = kir::unary(UnaryOp::kFloor, x); break;
     case Rounding::kCeil: r = kir::unary(UnaryOp::kCeil, x); break;
-    case Rounding::kSimple: r = kir::unary(g.scale < 1 ? UnaryOp::kCeil : UnaryOp::kFloor, x); break;
+    case Rounding::kSimple:
+      if (g.run_time_scale.valid())
+        r = kir::select(g.run_time_scale < Expr::constant(ir::DType::kFloat64, 1), kir::unary(UnaryOp::kCeil, x),
+                        kir::unary(UnaryOp::kFloor, x));
+      else
+        r = kir::unary(g.scale < 1 ? UnaryOp::kCeil : UnaryOp::kFloor, x);
+      break;
   }
   return kir::min(kir::max(kir::cast(ir::DType::kInt64, r), Expr::index(0)), Expr::index(g.in - 1));
 }
@@ -327,25 +412,107 @@ Expr tapWeight(const ResizeSpec& spec, const Filter& f, const AxisGeometry& g, E
   return w;
 }
 
+// ---- Scales or sizes read at run time ----------------------------------------------
+// A kernel of shape steps reads them and stores each resized dim's output
+// size in a slot (checked: scales positive, at least 1 for Upsample, sizes
+// not negative); the element kernel reads the scales again (or divides the
+// sizes) for its coordinate transforms.
+
+struct RunTimeGeometry {
+  Buffer given;                // scales or sizes, bound in the current kernel
+  std::vector<int> out_slots;  // per dim of X
+};
+
+// The scale of axis k (dim d) as float64, in the kernel `given` is bound in.
+Expr runTimeScale(const ResizeSpec& spec, const RunTimeGeometry& rt, const std::vector<int64_t>& in, size_t k) {
+  using ir::DType;
+  if (!spec.from_sizes)
+    return kir::cast(DType::kFloat64, kir::cast(DType::kFloat32, rt.given(Expr::index(static_cast<int64_t>(k)))));
+  auto ratio = [&](size_t j) {
+    int64_t from = in[spec.axes[j]];
+    Expr size = kir::cast(DType::kFloat64, kir::cast(DType::kInt64, rt.given(Expr::index(static_cast<int64_t>(j)))));
+    return from > 0 ? size / static_cast<double>(from) : Expr();
+  };
+  if (spec.policy == "stretch") {
+    Expr r = ratio(k);
+    return r.valid() ? r : Expr::constant(DType::kFloat64, 1);
+  }
+  Expr common;
+  for (size_t j = 0; j < spec.axes.size(); ++j) {
+    Expr r = ratio(j);
+    if (!r.valid()) continue;
+    common = !common.valid() ? r : spec.policy == "not_larger" ? kir::min(common, r) : kir::max(common, r);
+  }
+  return common.valid() ? common : Expr::constant(DType::kFloat64, 1);
+}
+
+Expected<std::vector<int>> runTimeOutputDims(LowerContext& ctx, const ResizeSpec& spec,
+                                             const std::vector<int64_t>& in) {
+  using ir::DType;
+  ctx.newKernel("shape");
+  RunTimeGeometry rt{ctx.input(static_cast<size_t>(spec.run_time_input), {static_cast<int64_t>(spec.axes.size())}), {}};
+  std::vector<Expr> sizes;
+  for (int64_t d : in) sizes.push_back(Expr::index(d));
+  Expr ok = Expr::constant(DType::kBool, 1);
+  for (size_t k = 0; k < spec.axes.size(); ++k) {
+    int64_t d = spec.axes[k];
+    Expr scale = runTimeScale(spec, rt, in, k);
+    double from = static_cast<double>(in[d]);
+    if (!spec.from_sizes) {
+      ok = ok &&
+           (isUpsample(ctx) ? scale >= Expr::constant(DType::kFloat64, 1) : scale > Expr::constant(DType::kFloat64, 0));
+      sizes[d] = kir::cast(DType::kInt64, kir::unary(kir::UnaryOp::kFloor, scale * from));
+    } else if (spec.policy == "stretch") {
+      sizes[d] = kir::cast(DType::kInt64, rt.given(Expr::index(static_cast<int64_t>(k))));
+    } else {
+      sizes[d] = kir::cast(DType::kInt64, scale * from + 0.5);
+    }
+  }
+  if (!spec.from_sizes)
+    ctx.builder().check(ctx.addCheck(std::string("scales (input ") + std::to_string(spec.run_time_input) +
+                                     ") must be " + (isUpsample(ctx) ? "at least 1" : "positive")),
+                        ok);
+  return setOutputDims(ctx, 0, sizes);
+}
+
 Status lowerResize(LowerContext& ctx) {
   std::vector<int64_t> in = ctx.inputDims(0);
   KILN_ASSIGN_OR_RETURN(ResizeSpec spec, resizeSpec(ctx, in));
+  RunTimeGeometry rt;
+  bool run_time = spec.run_time_input >= 0;
+  if (run_time) {
+    if (ctx.isDynamicInput(0)) return ctx.unsupportedError("X (input 0) has a run-time shape as well");
+    if (spec.antialias)
+      return ctx.unsupportedError(
+          "antialias with scales or sizes computed at run time (the filter's width depends "
+          "on the scale); give them as constants");
+    KILN_ASSIGN_OR_RETURN(rt.out_slots, runTimeOutputDims(ctx, spec, in));
+  }
   kir::KernelBuilder& kb = ctx.newKernel();
   Buffer x = ctx.input(0);
+  if (run_time)
+    rt.given = ctx.input(static_cast<size_t>(spec.run_time_input), {static_cast<int64_t>(spec.axes.size())});
   Buffer roi;
   bool crop = spec.transform == Transform::kTfCropAndResize;
   if (crop) roi = ctx.input(1);
   Buffer y = ctx.output(0);
-  std::vector<kir::IterVar> axes = kb.vars(y.shape(), "o");
+  std::vector<kir::IterVar> axes = run_time ? ctx.outputVars(0, "o") : kb.vars(y.shape(), "o");
   std::vector<Expr> index = asExprs(axes);
   ir::DType ct = ir::isFloat(x.dtype()) ? computeDType(x.dtype()) : ir::DType::kFloat32;
   Expr outside = Expr::constant(ir::DType::kBool, 0);
   std::vector<kir::IterVar> taps;
   Expr weight, norm;
   for (size_t d = 0; d < in.size(); ++d) {
-    AxisGeometry g{in[d], y.dim(d), spec.scales[d], {}, {}};
-    if (!crop && g.scale == 1.0 && g.in == g.out) continue;  // this dim is copied
-    if (g.in == 0 || g.out == 0) continue;
+    AxisGeometry g{in[d], y.dim(d), spec.scales[d], {}, {}, {}, {}};
+    if (run_time) {
+      auto k = std::find(spec.axes.begin(), spec.axes.end(), static_cast<int64_t>(d));
+      if (k == spec.axes.end() || g.in == 0) continue;  // copied, or nothing to read
+      g.run_time_scale = runTimeScale(spec, rt, in, static_cast<size_t>(k - spec.axes.begin()));
+      g.run_time_out = kir::cast(ir::DType::kFloat64, kir::slotValue(rt.out_slots[d]));
+    } else {
+      if (!crop && g.scale == 1.0 && g.in == g.out) continue;  // this dim is copied
+      if (g.in == 0 || g.out == 0) continue;
+    }
     if (crop) {
       auto slot = std::find(spec.axes.begin(), spec.axes.end(), static_cast<int64_t>(d));
       if (slot == spec.axes.end()) continue;
@@ -361,7 +528,7 @@ Status lowerResize(LowerContext& ctx) {
       index[d] = nearestIndex(spec, g, src);
       continue;
     }
-    Filter f = filterFor(spec, g.scale);
+    Filter f = filterFor(spec, g.scale);  // antialias, the one use of the scale here, is refused at run time
     kir::IterVar t = kb.var("t" + std::to_string(d), f.count);
     taps.push_back(t);
     Expr w = tapWeight(spec, f, g, src, t, &index[d]);

@@ -75,4 +75,33 @@ void lowerRunTimeView(LowerContext& ctx, size_t in, size_t out) {
 
 ir::Shape unknownDims(size_t rank) { return ir::Shape(rank, ir::Dim{}); }
 
+LowerContext::Buffer prefixCount(LowerContext& ctx, const std::string& name, int64_t n, const IndexFn& flag) {
+  kir::KernelBuilder& kb = ctx.builder();
+  LowerContext::Buffer pos = ctx.temp(name, ir::DType::kInt64, {n + 1});
+  kir::IterVar first = kb.var("p0", 1);
+  kb.compute(pos, {first}, Expr::index(0));
+  kir::IterVar i = kb.var("p", n);
+  Expr step = kir::select(flag(Expr(i)), Expr::index(1), Expr::index(0));
+  kb.computeAt(pos, {i}, {Expr(i) + Expr::index(1)}, pos(i) + step);
+  return pos;
+}
+
+LowerContext::Buffer scatterIndices(LowerContext& ctx, const std::string& name, int64_t n, const IndexFn& flag,
+                                    const IndexFn& position) {
+  kir::KernelBuilder& kb = ctx.builder();
+  LowerContext::Buffer src = ctx.temp(name, ir::DType::kInt64, {n + 1});
+  kir::IterVar i = kb.var("s", n);
+  Expr at = kir::select(flag(Expr(i)), kir::min(kir::max(position(Expr(i)), Expr::index(0)), Expr::index(n)),
+                        Expr::index(n));
+  kb.computeAt(src, {i}, {at}, Expr(i));
+  return src;
+}
+
+Expr isNonZero(Expr value) {
+  if (value.dtype() == ir::DType::kBool) return value;
+  ir::DType t = value.dtype() == ir::DType::kFloat16 || value.dtype() == ir::DType::kBFloat16 ? ir::DType::kFloat32
+                                                                                               : value.dtype();
+  return kir::binary(kir::BinaryOp::kNe, kir::cast(t, std::move(value)), Expr::constant(t, 0));
+}
+
 }  // namespace kiln::ops

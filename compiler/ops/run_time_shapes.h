@@ -7,6 +7,8 @@
 // "Run-time shapes".
 #pragma once
 
+#include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -56,5 +58,40 @@ Status lowerRunTimeSqueeze(LowerContext& ctx, bool squeeze);
 // Slice's (run_time_slicing.cpp): `rank` is the data's.
 Status inferRunTimeSlice(InferContext& ctx, size_t rank);
 Status lowerRunTimeSlice(LowerContext& ctx);
+
+// ---- Data-dependent sizes (NonZero, Compress, Unique, NonMaxSuppression) ----
+// Such an op's output size is a count over its data. Its first kernel
+// computes the count into a dim slot; the output, sized by that slot, is
+// allocated when the next kernel starts, and that kernel recomputes the
+// scratch it needs (a kernel's scratch buffers are its own) and writes the
+// output. Both sequential steps below are scatters (their store index is
+// not the bare axis), which every backend runs serially and in order.
+
+// A predicate or position of element i, as an expression of i (int64).
+using IndexFn = std::function<kir::Expr(kir::Expr)>;
+
+// In the current kernel: scratch pos (int64 [n + 1]) with pos[i] the number
+// of i' < i for which `flag(i')` holds; pos[n] is the total.
+LowerContext::Buffer prefixCount(LowerContext& ctx, const std::string& name, int64_t n, const IndexFn& flag);
+
+// In the current kernel: scratch src (int64 [n + 1]) with src[position(i)] = i
+// for each i in [0, n) where `flag(i)` holds. The positions of flagged
+// elements must be distinct and in [0, n); entry n absorbs the others' writes.
+LowerContext::Buffer scatterIndices(LowerContext& ctx, const std::string& name, int64_t n, const IndexFn& flag,
+                                    const IndexFn& position);
+
+// `value` != 0 as a bool (NaN counts as nonzero; bool passes through).
+kir::Expr isNonZero(kir::Expr value);
+
+// Elementwise ops whose inputs or outputs have run-time dims
+// (run_time_elementwise.cpp). Whether the node has any:
+bool hasRunTimeShape(const LowerContext& ctx);
+// One value per output from the node inputs `inputs` (numpy-broadcast, the
+// broadcasting checked at run time where the dims are run-time ones), each
+// loaded in its compute dtype; results are cast to the outputs' dtypes.
+// Outputs [0, num_outputs) take the broadcast shape.
+using RunTimeElementFn = std::function<std::vector<kir::Expr>(std::span<const kir::Expr> x)>;
+Status lowerRunTimeElementwise(LowerContext& ctx, const std::vector<size_t>& inputs, size_t num_outputs,
+                               const RunTimeElementFn& fn);
 
 }  // namespace kiln::ops

@@ -78,7 +78,7 @@ Expected<size_t> runTimeTargetRank(const NodeView& ctx) {
 
 Status inferReshape(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, ctx.opset() < 5 ? 1 : 2, ctx.opset() < 5 ? 1 : 2));
-  KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "data", DTypeClass::kAnyKernel));
+  KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "data", DTypeClass::kAnyData));
   KILN_ASSIGN_OR_RETURN(ir::Shape in, inputShape(ctx, 0, "data"));
   if (ctx.opset() >= 5 && !ctx.constantInput(1)) {
     KILN_ASSIGN_OR_RETURN(size_t rank, runTimeTargetRank(ctx));
@@ -176,7 +176,7 @@ Status lowerReshape(LowerContext& ctx) {
 
 Status inferFlatten(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 1, 1));
-  KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "input", DTypeClass::kAnyKernel));
+  KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "input", DTypeClass::kAnyData));
   KILN_ASSIGN_OR_RETURN(ir::Shape in, inputShape(ctx, 0, "input"));
   int64_t rank = static_cast<int64_t>(in.size());
   int64_t axis = ctx.attrInt("axis", 1);
@@ -207,7 +207,7 @@ Expected<std::vector<int64_t>> permutation(const NodeView& ctx, size_t rank) {
 
 Status inferTranspose(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 1, 1));
-  KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "data", DTypeClass::kAnyKernel));
+  KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "data", DTypeClass::kAnyData));
   KILN_ASSIGN_OR_RETURN(ir::Shape in, inputShape(ctx, 0, "data"));
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> perm, permutation(ctx, in.size()));
   ir::Shape out;
@@ -240,7 +240,7 @@ Expected<int64_t> concatAxis(const NodeView& ctx, int64_t rank) {
 
 Status inferConcat(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 1, SIZE_MAX));
-  KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "input 0", DTypeClass::kAnyKernel));
+  KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "input 0", DTypeClass::kAnyData));
   KILN_ASSIGN_OR_RETURN(ir::Shape out, inputShapeOfMinRank(ctx, 0, "input 0", 1));
   KILN_ASSIGN_OR_RETURN(int64_t axis, concatAxis(ctx, static_cast<int64_t>(out.size())));
   size_t a = static_cast<size_t>(axis);

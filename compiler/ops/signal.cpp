@@ -4,14 +4,17 @@
 //   DFT  Y[.., k, .., c] = (1/L if inverse) sum_n X[.., n, ..] e^(-+2 pi i k n / L)
 //   STFT Y[b, f, k, c]   = sum_n w[n] X[b, f*step + n] e^(-2 pi i k n / L)
 // Twiddle angles are reduced exactly in integers ((k n) mod L) and taken in
-// float64. Sizes that shape the output (window size, dft_length, frame_step,
-// frame_length, num_mel_bins) must be compile-time constants.
+// float64. Sizes that shape the output may be read at run time for the
+// windows (size), STFT (frame_step, frame_length) and MelWeightMatrix
+// (num_mel_bins, dft_length): the output dims are then dim slots; DFT's
+// dft_length and axis must be constants.
 #include <cmath>
 #include <numbers>
 
 #include "compiler/lower/lower_context.h"
 #include "compiler/ops/infer_checks.h"
 #include "compiler/ops/kernel_exprs.h"
+#include "compiler/ops/run_time_shapes.h"
 
 namespace kiln::ops {
 namespace {
@@ -33,6 +36,23 @@ Expected<int64_t> constantScalar(const NodeView& ctx, size_t i, std::string_view
   return t->intAt(0);
 }
 
+// An integer scalar input computed at run time (one element, any rank).
+Status expectRunTimeScalar(const NodeView& ctx, size_t i, std::string_view role) {
+  ir::DType dtype = ctx.inputType(i).dtype;
+  if (!ir::isInteger(dtype))
+    return ctx.error(std::string(role) + " must be an integer, got " + std::string(ir::name(dtype)) + " (input " +
+                     std::to_string(i) + ")");
+  KILN_ASSIGN_OR_RETURN(ir::Shape shape, inputShape(ctx, i, std::string(role)));
+  ir::Dim count = productDim(shape, 0, shape.size());
+  if (!count.isKnown() || count.value != 1)
+    return ctx.error(std::string(role) + " must be one integer, got shape " + ir::toString(shape) + " (input " +
+                     std::to_string(i) + ")");
+  return Status::ok();
+}
+
+// Its value as int64, read in the current kernel.
+Expr runTimeScalar(LowerContext& ctx, size_t i) { return indexAt(ctx.input(i, {1}), 0); }
+
 Expected<ir::DType> outputDatatype(const NodeView& ctx) {
   int64_t code = ctx.attrInt("output_datatype", 1);
   ir::DType dtype = static_cast<ir::DType>(code);
@@ -42,8 +62,13 @@ Expected<ir::DType> outputDatatype(const NodeView& ctx) {
   return dtype;
 }
 
-// Angle 2 pi ((k n) mod L) / L in float64, for int64 k and n.
-Expr twiddleAngle(Expr k, Expr n, int64_t length) {
+// Angle 2 pi ((k n) mod L) / L in float64, for int64 k and n; L is the
+// value of `length_slot` when that is a slot (>= 0).
+Expr twiddleAngle(Expr k, Expr n, int64_t length, int length_slot = -1) {
+  if (length_slot >= 0) {
+    Expr turns = (std::move(k) * std::move(n)) % kir::slotValue(length_slot);
+    return kir::cast(f64, turns) * ((2 * std::numbers::pi) / kir::cast(f64, kir::slotValue(length_slot)));
+  }
   Expr turns = (std::move(k) * std::move(n)) % Expr::index(length);
   return kir::cast(f64, turns) * (2 * std::numbers::pi / static_cast<double>(length));
 }
@@ -57,13 +82,40 @@ struct Cosines {
 Status inferWindow(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 1, 1));
   KILN_ASSIGN_OR_RETURN(ir::DType dtype, outputDatatype(ctx));
+  if (!ctx.constantInput(0)) {
+    KILN_RETURN_IF_ERROR(expectRunTimeScalar(ctx, 0, "size"));
+    ctx.setOutputType(0, {dtype, unknownDims(1)});
+    return Status::ok();
+  }
   KILN_ASSIGN_OR_RETURN(int64_t size, constantScalar(ctx, 0, "size"));
   if (size < 0) return ctx.error("size must not be negative, got " + std::to_string(size) + " (input 0)");
   ctx.setOutputType(0, {dtype, ir::Shape{ir::Dim::known(size)}});
   return Status::ok();
 }
 
+// The size read at run time: the span is a slot, the phase step divided at
+// run time (the same float64 division the constant case does at compile time).
+Status lowerRunTimeWindow(LowerContext& ctx, Cosines c) {
+  bool periodic = ctx.attrInt("periodic", 1) != 0;
+  ctx.newKernel("shape");
+  Expr size = runTimeScalar(ctx, 0);
+  ctx.builder().check(ctx.addCheck("size (input 0) is negative"), size >= Expr::index(0));
+  std::vector<int> dims = setOutputDims(ctx, 0, {size});
+  kir::KernelBuilder& kb = ctx.newKernel();
+  Buffer y = ctx.output(0);
+  std::vector<kir::IterVar> n = ctx.outputVars(0, "n");
+  Expr span = kir::cast(f64, kir::slotValue(dims[0]) - Expr::index(periodic ? 0 : 1));
+  Expr zero = Expr::constant(f64, 0);
+  Expr step = kir::select(span > zero, (2 * std::numbers::pi) / span, zero);
+  Expr phase = kir::cast(f64, Expr(n[0])) * step;
+  Expr w = c.a0 - c.a1 * kir::unary(kir::UnaryOp::kCos, phase);
+  if (c.a2 != 0) w = w + c.a2 * kir::unary(kir::UnaryOp::kCos, phase * 2.0);
+  kb.compute(y, n, kir::cast(y.dtype(), w));
+  return Status::ok();
+}
+
 Status lowerWindow(LowerContext& ctx, Cosines c) {
+  if (!ctx.constantInput(0)) return lowerRunTimeWindow(ctx, c);
   KILN_ASSIGN_OR_RETURN(int64_t size, constantScalar(ctx, 0, "size"));
   bool periodic = ctx.attrInt("periodic", 1) != 0;
   double span = static_cast<double>(periodic ? size : size - 1);
@@ -138,13 +190,16 @@ Status inferDft(InferContext& ctx) {
 // two stages storing Y[.., 0] and Y[.., 1]. `sample(n, part)` loads part 0/1
 // of the n-th term (part 1 is 0 for real signals) already multiplied by any
 // window; `axes` excludes the complex dim.
+// `length_slot` >= 0: terms and length are both that slot's value (an STFT
+// frame length read at run time).
 template <typename Sample>
 void emitComplexSum(kir::KernelBuilder& kb, const Buffer& y, const std::vector<kir::IterVar>& axes, Expr bin,
-                    int64_t terms, int64_t length, double sign, double scale, Sample sample) {
+                    int64_t terms, int64_t length, double sign, double scale, Sample sample, int length_slot = -1) {
   ir::DType ct = computeDType(y.dtype());
   for (int part = 0; part < 2; ++part) {
     kir::IterVar n = kb.var("n", terms);
-    Expr angle = twiddleAngle(bin, n, length);
+    n.extent_slot = length_slot;
+    Expr angle = twiddleAngle(bin, n, length, length_slot);
     Expr cosine = kir::cast(ct, kir::unary(kir::UnaryOp::kCos, angle));
     Expr sine = kir::cast(ct, kir::unary(kir::UnaryOp::kSin, angle)) * sign;
     Expr re = sample(Expr(n), 0), im = sample(Expr(n), 1);
@@ -220,12 +275,82 @@ Expected<StftSpec> stftSpec(const NodeView& ctx, const ir::Shape& signal) {
   return spec;
 }
 
+// frame_step or frame_length computed at run time: the number of frames
+// (and, for a run-time frame_length, the bins and the sum's length) are dim
+// slots, checked as stftSpec checks the constants.
+bool runTimeStft(const NodeView& ctx) {
+  bool has_length = ctx.numInputs() > 3 && ctx.hasInput(3);
+  return !ctx.constantInput(1) || (has_length && !ctx.constantInput(3));
+}
+
+Status inferRunTimeStft(InferContext& ctx, const ir::Shape& x) {
+  bool window = ctx.numInputs() > 2 && ctx.hasInput(2), has_length = ctx.numInputs() > 3 && ctx.hasInput(3);
+  if (!window && !has_length) return ctx.error("needs window (input 2) or frame_length (input 3)");
+  if (!ctx.constantInput(1)) KILN_RETURN_IF_ERROR(expectRunTimeScalar(ctx, 1, "frame_step"));
+  if (has_length && !ctx.constantInput(3)) KILN_RETURN_IF_ERROR(expectRunTimeScalar(ctx, 3, "frame_length"));
+  if (!x[1].isKnown()) return ctx.unsupportedError("the signal's length is not static (input 0)");
+  ir::Dim bins;
+  if (window) {
+    KILN_ASSIGN_OR_RETURN(ir::Shape w, inputShapeOfRank(ctx, 2, "window", 1));
+    if (!w[0].isKnown()) return ctx.unsupportedError("the window's length (input 2) is not static");
+    bins = ir::Dim::known(ctx.attrInt("onesided", 1) != 0 ? w[0].value / 2 + 1 : w[0].value);
+  }
+  ctx.setOutputType(0, {ctx.inputType(0).dtype, ir::Shape{x[0], ir::Dim{}, bins, ir::Dim::known(2)}});
+  return Status::ok();
+}
+
+Status lowerRunTimeStft(LowerContext& ctx) {
+  if (ctx.isDynamicInput(0)) return ctx.unsupportedError("the signal (input 0) has a run-time shape");
+  std::vector<int64_t> in = ctx.inputDims(0);
+  bool window = ctx.numInputs() > 2 && ctx.hasInput(2), has_length = ctx.numInputs() > 3 && ctx.hasInput(3);
+  ctx.newKernel("shape");
+  auto scalar = [&](size_t i) {
+    const ir::Tensor* t = ctx.constantInput(i);
+    return t ? Expr::index(t->intAt(0)) : runTimeScalar(ctx, i);
+  };
+  int64_t window_length = window ? ctx.inputDims(2)[0] : 0;
+  Expr step = scalar(1);
+  Expr length = has_length ? scalar(3) : Expr::index(window_length);
+  Expr ok = step >= Expr::index(1) && length >= Expr::index(1) && length <= Expr::index(in[1]);
+  if (window && has_length) ok = ok && kir::eq(length, Expr::index(window_length));
+  int step_slot = ctx.newSlot(), length_slot = ctx.newSlot();
+  ctx.builder().setSlot(step_slot, step);
+  ctx.builder().setSlot(length_slot, length);
+  ctx.builder().check(
+      ctx.addCheck("frame_step {$" + std::to_string(step_slot) + "} must be positive and the frame length {$" +
+                   std::to_string(length_slot) + "} in [1, " + std::to_string(in[1]) +
+                   "] (the signal's length) and equal to the window's where both are given"),
+      ok);
+  Expr frames = (Expr::index(in[1]) - kir::slotValue(length_slot)) / kir::slotValue(step_slot) + Expr::index(1);
+  Expr bins = ctx.attrInt("onesided", 1) != 0 ? kir::slotValue(length_slot) / Expr::index(2) + Expr::index(1)
+                                              : kir::slotValue(length_slot);
+  setOutputDims(ctx, 0, {Expr::index(in[0]), frames, bins, Expr::index(2)});
+  kir::KernelBuilder& kb = ctx.newKernel();
+  Buffer x = ctx.input(0);
+  Buffer w;
+  if (window) w = ctx.input(2);
+  Buffer y = ctx.output(0);
+  std::vector<kir::IterVar> axes = ctx.outputVars(0, "o");
+  axes.pop_back();
+  bool complex = in[2] == 2;
+  ir::DType ct = computeDType(y.dtype());
+  auto sample = [&](Expr n, int part) {
+    if (part == 1 && !complex) return Expr::constant(ct, 0);
+    Expr t = kir::min(Expr(axes[1]) * kir::slotValue(step_slot) + n, Expr::index(in[1] - 1));
+    Expr v = toCompute(x(axes[0], t, Expr::index(part)));
+    return window ? v * toCompute(w(n)) : v;
+  };
+  emitComplexSum(kb, y, axes, Expr(axes[2]), 0, 0, -1.0, 1.0, sample, length_slot);
+  return Status::ok();
+}
+
 Status inferStft(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 2, 4));
   KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "signal", DTypeClass::kFloat));
   KILN_ASSIGN_OR_RETURN(ir::Shape x, inputShapeOfRank(ctx, 0, "signal", 3));
   KILN_RETURN_IF_ERROR(expectComplexDim(ctx, x, "signal"));
   if (ctx.numInputs() > 2 && ctx.hasInput(2)) KILN_RETURN_IF_ERROR(expectSameDType(ctx, 0, 2, "window"));
+  if (runTimeStft(ctx)) return inferRunTimeStft(ctx, x);
   KILN_ASSIGN_OR_RETURN(StftSpec spec, stftSpec(ctx, x));
   ctx.setOutputType(0, {ctx.inputType(0).dtype,
                         ir::Shape{x[0], ir::Dim::known(spec.frames), ir::Dim::known(spec.bins), ir::Dim::known(2)}});
@@ -233,6 +358,7 @@ Status inferStft(InferContext& ctx) {
 }
 
 Status lowerStft(LowerContext& ctx) {
+  if (runTimeStft(ctx)) return lowerRunTimeStft(ctx);
   KILN_ASSIGN_OR_RETURN(StftSpec spec, stftSpec(ctx, ir::makeShape(ctx.inputDims(0))));
   kir::KernelBuilder& kb = ctx.newKernel();
   Buffer x = ctx.input(0);
@@ -266,27 +392,76 @@ Status lowerStft(LowerContext& ctx) {
 Status inferMelWeightMatrix(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 5, 5));
   KILN_ASSIGN_OR_RETURN(ir::DType dtype, outputDatatype(ctx));
-  KILN_ASSIGN_OR_RETURN(int64_t mels, constantScalar(ctx, 0, "num_mel_bins"));
-  KILN_ASSIGN_OR_RETURN(int64_t length, constantScalar(ctx, 1, "dft_length"));
-  if (mels < 1) return ctx.error("num_mel_bins must be positive (input 0)");
-  if (length < 1) return ctx.error("dft_length must be positive (input 1)");
+  ir::Shape out = unknownDims(2);
+  if (ctx.constantInput(0)) {
+    KILN_ASSIGN_OR_RETURN(int64_t mels, constantScalar(ctx, 0, "num_mel_bins"));
+    if (mels < 1) return ctx.error("num_mel_bins must be positive (input 0)");
+    out[1] = ir::Dim::known(mels);
+  } else {
+    KILN_RETURN_IF_ERROR(expectRunTimeScalar(ctx, 0, "num_mel_bins"));
+  }
+  if (ctx.constantInput(1)) {
+    KILN_ASSIGN_OR_RETURN(int64_t length, constantScalar(ctx, 1, "dft_length"));
+    if (length < 1) return ctx.error("dft_length must be positive (input 1)");
+    out[0] = ir::Dim::known(length / 2 + 1);
+  } else {
+    KILN_RETURN_IF_ERROR(expectRunTimeScalar(ctx, 1, "dft_length"));
+  }
   if (ir::isFloat(ctx.inputType(2).dtype)) return ctx.error("sample_rate must be an integer (input 2)");
   KILN_RETURN_IF_ERROR(expectDType(ctx, 3, "lower_edge_hertz", DTypeClass::kFloat));
   KILN_RETURN_IF_ERROR(expectDType(ctx, 4, "upper_edge_hertz", DTypeClass::kFloat));
-  ctx.setOutputType(0, {dtype, ir::Shape{ir::Dim::known(length / 2 + 1), ir::Dim::known(mels)}});
+  ctx.setOutputType(0, {dtype, out});
   return Status::ok();
 }
 
+// The sizes as float64 expressions: mels + 2 and dft_length + 1 (constants
+// when known at compile time), and the iteration variables over the output.
+struct MelSizes {
+  Expr mels_plus_two, length_plus_one;
+  kir::IterVar j, i;
+};
+
+Expected<MelSizes> melSizes(LowerContext& ctx) {
+  MelSizes sizes;
+  if (ctx.constantInput(0) && ctx.constantInput(1)) {
+    KILN_ASSIGN_OR_RETURN(int64_t mels, constantScalar(ctx, 0, "num_mel_bins"));
+    KILN_ASSIGN_OR_RETURN(int64_t length, constantScalar(ctx, 1, "dft_length"));
+    sizes.mels_plus_two = Expr::constant(f64, static_cast<double>(mels + 2));
+    sizes.length_plus_one = Expr::constant(f64, static_cast<double>(length) + 1.0);
+    kir::KernelBuilder& kb = ctx.newKernel();
+    sizes.j = kb.var("j", ctx.outputDims(0)[0]);
+    sizes.i = kb.var("i", mels);
+    return sizes;
+  }
+  ctx.newKernel("shape");
+  auto scalar = [&](size_t i) {
+    const ir::Tensor* t = ctx.constantInput(i);
+    return t ? Expr::index(t->intAt(0)) : runTimeScalar(ctx, i);
+  };
+  int mels = ctx.newSlot(), length = ctx.newSlot();
+  ctx.builder().setSlot(mels, scalar(0));
+  ctx.builder().setSlot(length, scalar(1));
+  ctx.builder().check(ctx.addCheck("num_mel_bins {$" + std::to_string(mels) + "} and dft_length {$" +
+                                   std::to_string(length) + "} must be positive (inputs 0 and 1)"),
+                      kir::slotValue(mels) >= Expr::index(1) && kir::slotValue(length) >= Expr::index(1));
+  setOutputDims(ctx, 0, {kir::slotValue(length) / Expr::index(2) + Expr::index(1), kir::slotValue(mels)});
+  sizes.mels_plus_two = kir::cast(f64, kir::slotValue(mels) + Expr::index(2));
+  sizes.length_plus_one = kir::cast(f64, kir::slotValue(length) + Expr::index(1));
+  ctx.newKernel();
+  std::vector<kir::IterVar> vars = ctx.outputVars(0, "m");
+  sizes.j = vars[0];
+  sizes.i = vars[1];
+  return sizes;
+}
+
 Status lowerMelWeightMatrix(LowerContext& ctx) {
-  KILN_ASSIGN_OR_RETURN(int64_t mels, constantScalar(ctx, 0, "num_mel_bins"));
-  KILN_ASSIGN_OR_RETURN(int64_t length, constantScalar(ctx, 1, "dft_length"));
-  kir::KernelBuilder& kb = ctx.newKernel();
+  KILN_ASSIGN_OR_RETURN(MelSizes sizes, melSizes(ctx));
+  kir::KernelBuilder& kb = ctx.builder();
   Buffer rate = ctx.input(2, {1});
   Buffer lower = ctx.input(3, {1});
   Buffer upper = ctx.input(4, {1});
   Buffer y = ctx.output(0);
-  kir::IterVar j = kb.var("j", y.dim(0));
-  kir::IterVar i = kb.var("i", mels);
+  kir::IterVar j = sizes.j, i = sizes.i;
   Expr zero = Expr::index(0);
   // The mel-scale edges in float32, as the reference computes them.
   auto toMel = [](Expr hz) {
@@ -294,12 +469,12 @@ Status lowerMelWeightMatrix(LowerContext& ctx) {
     return kir::cast(f64, 2595.0 * kir::log(1.0 + f / 700.0) / std::log(10.0));
   };
   Expr low = toMel(lower(zero)), high = toMel(upper(zero));
-  Expr step = kir::cast(f64, kir::cast(ir::DType::kFloat32, (high - low) / static_cast<double>(mels + 2)));
+  Expr step = kir::cast(f64, kir::cast(ir::DType::kFloat32, (high - low) / sizes.mels_plus_two));
   Expr sr = kir::cast(f64, rate(zero));
   auto point = [&](Expr m) {
     Expr mel = kir::cast(f64, std::move(m)) * step + low;
     Expr hz = 700.0 * (kir::exp(mel / 2595.0 * std::log(10.0)) - 1.0);
-    return kir::cast(ir::DType::kInt64, kir::unary(kir::UnaryOp::kFloor, (static_cast<double>(length) + 1.0) * hz / sr));
+    return kir::cast(ir::DType::kInt64, kir::unary(kir::UnaryOp::kFloor, sizes.length_plus_one * hz / sr));
   };
   Expr l = point(i), c = point(Expr(i) + 1.0), h = point(Expr(i) + 2.0);
   Expr jj = Expr(j);

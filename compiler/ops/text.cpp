@@ -1,5 +1,6 @@
-// TfIdfVectorizer over integer tokens.
+// Text ops: TfIdfVectorizer over integer tokens, and StringNormalizer.
 //
+// TfIdfVectorizer:
 // The pool of n-grams is an attribute, so its tokens become constants of the
 // kernel: one stage per pool n-gram p of length n adds its count
 //   count_p[b] = sum_{s, i} prod_{t<n} (X[b, i + t*(s+1)] == pool_p[t])
@@ -12,6 +13,7 @@
 #include "compiler/lower/lower_context.h"
 #include "compiler/ops/infer_checks.h"
 #include "compiler/ops/kernel_exprs.h"
+#include "compiler/ops/run_time_shapes.h"
 
 namespace kiln::ops {
 namespace {
@@ -141,10 +143,119 @@ const std::vector<AttrSpec> kTfIdfAttrs = {
     {"mode", Kind::kString, true},         {"ngram_counts", Kind::kInts, true},   {"ngram_indexes", Kind::kInts, true},
     {"pool_int64s", Kind::kInts},          {"pool_strings", Kind::kStrings},      {"weights", Kind::kFloats}};
 
+// ---- StringNormalizer ------------------------------------------------------------
+// X is [C] or [1, C] strings. Stopwords (compared case-sensitively or not)
+// are removed, then case_change_action maps the rest to LOWER or UPPER case
+// (NONE keeps them). The output keeps X's rank; when every string is a
+// stopword it is one empty string. With stopwords the output size is a
+// count over the data, lowered as NonZero's (run_time_shapes.h): a count
+// kernel, then a kernel that gathers the kept strings. Comparison and case
+// mapping are the run's string functions (kir::StringFn): simple Unicode
+// case mapping of Latin, Greek and Cyrillic, the same in every locale, so a
+// locale whose rules differ (Turkish, Azeri, Lithuanian) is refused.
+
+enum class CaseChange { kNone, kLower, kUpper };
+
+Expected<CaseChange> caseChange(const NodeView& ctx) {
+  std::string action = ctx.attrString("case_change_action", "NONE");
+  if (action == "NONE") return CaseChange::kNone;
+  if (action == "LOWER") return CaseChange::kLower;
+  if (action == "UPPER") return CaseChange::kUpper;
+  return ctx.error("case_change_action '" + action + "' is not LOWER, UPPER or NONE");
+}
+
+Status checkLocale(const NodeView& ctx) {
+  std::string locale = ctx.attrString("locale", "");
+  std::string language = locale.substr(0, locale.find_first_of("_.@"));
+  if (language == "tr" || language == "az" || language == "lt")
+    return ctx.unsupportedError("locale '" + locale +
+                                "' is not supported: its case rules differ from the locale-independent mapping Kiln "
+                                "uses (Latin, Greek, Cyrillic)");
+  return Status::ok();
+}
+
+std::vector<std::string> stopwords(const NodeView& ctx) {
+  const ir::Attribute* a = ctx.node().attribute("stopwords");
+  return a ? a->strings : std::vector<std::string>{};
+}
+
+Status inferStringNormalizer(InferContext& ctx) {
+  KILN_RETURN_IF_ERROR(expectInputCount(ctx, 1, 1));
+  if (ctx.inputType(0).dtype != ir::DType::kString)
+    return ctx.error("X has dtype " + std::string(ir::name(ctx.inputType(0).dtype)) + ", expected string (input 0)");
+  KILN_ASSIGN_OR_RETURN(ir::Shape x, inputShape(ctx, 0, "X"));
+  if (x.empty() || x.size() > 2 || (x.size() == 2 && x[0].isKnown() && x[0].value != 1))
+    return ctx.error("X has shape " + ir::toString(x) + ", expected [C] or [1, C] (input 0)");
+  KILN_ASSIGN_OR_RETURN(CaseChange change, caseChange(ctx));
+  (void)change;
+  KILN_RETURN_IF_ERROR(checkLocale(ctx));
+  if (!stopwords(ctx).empty()) x.back() = ir::Dim{};  // how many remain depends on the data
+  ctx.setOutputType(0, {ir::DType::kString, x});
+  return Status::ok();
+}
+
+Status lowerStringNormalizer(LowerContext& ctx) {
+  if (ctx.isDynamicInput(0)) return ctx.unsupportedError("X (input 0) has a run-time shape; Kiln needs it static");
+  std::vector<int64_t> dims = ctx.inputDims(0);
+  int64_t n = dims.back();
+  KILN_ASSIGN_OR_RETURN(CaseChange change, caseChange(ctx));
+  auto flag = [](bool on) { return Expr::index(on ? 1 : 0); };
+  auto normalize = [&](Expr s) {
+    if (change == CaseChange::kNone) return s;
+    return kir::stringCall(kir::StringFn::kChangeCase, {s, flag(change == CaseChange::kUpper)});
+  };
+  std::vector<std::string> words = stopwords(ctx);
+  if (words.empty()) {
+    kir::KernelBuilder& kb = ctx.newKernel();
+    Buffer x = ctx.input(0, {n});
+    Buffer y = ctx.output(0, {n});
+    kir::IterVar i = kb.var("i", n);
+    kb.compute(y, {i}, normalize(x(i)));
+    return Status::ok();
+  }
+  // The stopwords, then the empty string an all-stopword input gives.
+  auto m = static_cast<int64_t>(words.size());
+  words.emplace_back();
+  ir::Tensor table = ir::Tensor::fromStrings({m + 1}, words);
+  bool ignore_case = ctx.attrInt("is_case_sensitive", 0) == 0;
+  Buffer x, stop;
+  auto kept = [&](Expr i) {
+    kir::IterVar k = ctx.builder().var("k", m);
+    Expr same = kir::stringCall(kir::StringFn::kEqual, {x(i), stop(k), flag(ignore_case)});
+    return kir::eq(kir::reduce(kir::ReduceOp::kSum, {k}, kir::cast(ir::DType::kInt64, same)), Expr::index(0));
+  };
+
+  ctx.newKernel("count");
+  x = ctx.input(0, {n});
+  stop = ctx.constant("stopwords", table);
+  Buffer pos = prefixCount(ctx, "pos", n, kept);
+  Expr count = kir::max(pos(Expr::index(n)), Expr::index(1));
+  setOutputDims(ctx, 0, dims.size() == 2 ? std::vector<Expr>{Expr::index(1), count} : std::vector<Expr>{count});
+
+  kir::KernelBuilder& kb = ctx.newKernel();
+  x = ctx.input(0, {n});
+  stop = ctx.constant("stopwords", table);
+  pos = prefixCount(ctx, "pos", n, kept);
+  Buffer src = scatterIndices(ctx, "src", n, kept, [&pos](Expr i) { return pos(i); });
+  Buffer y = ctx.output(0);
+  std::vector<kir::IterVar> axes = ctx.outputVars(0);
+  Expr source = kir::min(kir::max(src(axes.back()), Expr::index(0)), Expr::index(n - 1));
+  Expr none_kept = kir::eq(pos(Expr::index(n)), Expr::index(0));
+  kb.compute(y, axes, kir::select(none_kept, stop(Expr::index(m)), normalize(x(source))));
+  return Status::ok();
+}
+
+const std::vector<AttrSpec> kStringNormalizerAttrs = {{"case_change_action", Kind::kString},
+                                                      {"is_case_sensitive", Kind::kInt},
+                                                      {"locale", Kind::kString},
+                                                      {"stopwords", Kind::kStrings}};
+
 }  // namespace
 
 void registerTextOps(OpRegistry& registry) {
   registry.add(OpSchema{"", "TfIdfVectorizer", {9}, kTfIdfAttrs, inferTfIdf, lowerTfIdf});
+  registry.add(OpSchema{"", "StringNormalizer", {10}, kStringNormalizerAttrs, inferStringNormalizer,
+                        lowerStringNormalizer});
 }
 
 }  // namespace kiln::ops

@@ -60,7 +60,7 @@ void kiln_error_free(kiln_error* error);
 
 /* Name of a dtype ("float32"), or "unknown". */
 const char* kiln_dtype_name(kiln_dtype dtype);
-/* Bytes per element, 0 for unknown types and strings. */
+/* Bytes per element, 0 for unknown types; for KILN_STRING, sizeof(const char*). */
 size_t kiln_dtype_size(kiln_dtype dtype);
 
 /* Reads and checks the artifact (magic, format version, checksum, CPU
@@ -69,7 +69,8 @@ kiln_status kiln_model_load(const char* path, kiln_model** model, kiln_error** e
 void kiln_model_free(kiln_model* model);
 
 /* A description of one input or output. Pointers stay valid while the model
- * lives. A symbolic dimension (-1) of an input takes its size from the
+ * lives. An input the model reads only for its dtype (CastLike's target
+ * type) accepts any shape; its info shows the shape the model declared. A symbolic dimension (-1) of an input takes its size from the
  * tensor each run passes (an input symbol such as "N" used twice must have
  * one size per run); one of an output is computed by the run: from the
  * inputs' symbols (its name is then their polynomial, "N", "N*S") or from
@@ -109,7 +110,16 @@ void kiln_session_free(kiln_session* session);
  * an output's dtype, rank, dims and bytes either way. For an output whose
  * shape the run computes, a caller buffer is used when it holds at least the
  * computed size, and the run fails (naming the output and the size needed)
- * when it does not. */
+ * when it does not.
+ *
+ * Strings (KILN_STRING): an element is a `const char*` to NUL-terminated
+ * UTF-8, and `bytes` counts the pointers (elements * sizeof(const char*)).
+ * For inputs, every pointer must be non-NULL and its text valid UTF-8 (the
+ * run refuses the input otherwise, naming it); the run only reads them. A
+ * string output's `data` must be NULL: the run allocates one block holding
+ * the pointer array followed by the characters, so the strings live exactly
+ * as long as the block and one kiln_free(data) releases everything. Nothing
+ * a run returns points into its inputs, the model or the session. */
 typedef struct kiln_tensor {
   kiln_dtype dtype;
   int32_t rank;

@@ -3,18 +3,13 @@
 #include <cstring>
 #include <elf.h>
 
+#include "byte_io.h"
+
 namespace kiln::artifact {
 namespace {
 
-class Writer {
+class Writer : public ByteWriter {
  public:
-  void u32(uint32_t v) { raw(&v, 4); }
-  void u64(uint64_t v) { raw(&v, 8); }
-  void i64(int64_t v) { raw(&v, 8); }
-  void str(const std::string& s) {
-    u32(static_cast<uint32_t>(s.size()));
-    raw(s.data(), s.size());
-  }
   void tensor(const TensorDesc& t) {
     str(t.name);
     u32(static_cast<uint32_t>(t.dtype));
@@ -25,63 +20,23 @@ class Writer {
       u32(static_cast<uint32_t>(d < t.dim_slots.size() ? t.dim_slots[d] : -1));
     }
   }
-  std::vector<uint8_t> bytes;
-
- private:
-  void raw(const void* p, size_t n) {
-    auto b = static_cast<const uint8_t*>(p);
-    bytes.insert(bytes.end(), b, b + n);
-  }
 };
 
-// Bounds-checked reads; after the first failure every read fails.
-class Reader {
+class Reader : public ByteReader {
  public:
-  explicit Reader(std::span<const uint8_t> bytes) : bytes_(bytes) {}
-  bool ok() const { return ok_; }
-  uint32_t u32() { uint32_t v = 0; raw(&v, 4); return v; }
-  uint64_t u64() { uint64_t v = 0; raw(&v, 8); return v; }
-  int64_t i64() { int64_t v = 0; raw(&v, 8); return v; }
-  std::string str() {
-    uint32_t n = u32();
-    if (!ok_ || n > bytes_.size() - pos_) return fail(), std::string();
-    std::string s(reinterpret_cast<const char*>(bytes_.data() + pos_), n);
-    pos_ += n;
-    return s;
-  }
+  using ByteReader::ByteReader;
   bool tensor(TensorDesc& t) {
     t.name = str();
     t.dtype = static_cast<int32_t>(u32());
     uint32_t rank = u32();
-    if (!ok_ || rank > 64) return fail(), false;
+    if (!ok() || rank > 64) return fail(), false;
     for (uint32_t d = 0; d < rank; ++d) {
       t.dims.push_back(i64());
       t.dim_names.push_back(str());
       t.dim_slots.push_back(static_cast<int32_t>(u32()));
     }
-    return ok_;
+    return ok();
   }
-  // Reads a count and checks it against what is left (each item >= `min_item` bytes).
-  uint32_t count(size_t min_item) {
-    uint32_t n = u32();
-    if (!ok_ || static_cast<uint64_t>(n) * min_item > bytes_.size() - pos_) return fail(), 0u;
-    return n;
-  }
-
- private:
-  void fail() { ok_ = false; }
-  void raw(void* p, size_t n) {
-    if (!ok_ || n > bytes_.size() - pos_) {
-      ok_ = false;
-      std::memset(p, 0, n);
-      return;
-    }
-    std::memcpy(p, bytes_.data() + pos_, n);
-    pos_ += n;
-  }
-  std::span<const uint8_t> bytes_;
-  size_t pos_ = 0;
-  bool ok_ = true;
 };
 
 uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
@@ -113,6 +68,12 @@ std::vector<uint8_t> serialize(const ModelDesc& desc) {
   payload.u32(desc.slot_count);
   payload.u32(static_cast<uint32_t>(desc.checks.size()));
   for (const std::string& c : desc.checks) payload.str(c);
+  // The inputs whose shape the run does not check (TensorDesc::any_shape).
+  std::vector<uint32_t> any_shape;
+  for (size_t i = 0; i < desc.inputs.size(); ++i)
+    if (desc.inputs[i].any_shape) any_shape.push_back(static_cast<uint32_t>(i));
+  payload.u32(static_cast<uint32_t>(any_shape.size()));
+  for (uint32_t i : any_shape) payload.u32(i);
   Writer out;
   out.bytes.assign(kMagic, kMagic + 8);
   out.u32(kFormatVersion);
@@ -169,6 +130,15 @@ std::optional<ModelDesc> parse(std::span<const uint8_t> section, std::string* er
   }
   desc.slot_count = in.u32();
   for (uint32_t n = in.count(4); n > 0 && in.ok(); --n) desc.checks.push_back(in.str());
+  for (uint32_t n = in.count(4); n > 0 && in.ok(); --n) {
+    uint32_t i = in.u32();
+    if (i >= desc.inputs.size()) {
+      *error = "the model description is malformed (input " + std::to_string(i) + " of " +
+               std::to_string(desc.inputs.size()) + " takes any shape)";
+      return std::nullopt;
+    }
+    desc.inputs[i].any_shape = true;
+  }
   if (!in.ok()) {
     *error = "the model description is malformed";
     return std::nullopt;

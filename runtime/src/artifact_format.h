@@ -29,11 +29,13 @@ inline constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'D', 'S', 'C', '\0'};
 // 2: the per-kernel list (name, origin, FLOPs) after the outputs.
 // 3: run-time shapes: a dim slot per symbolic dim of the inputs and outputs,
 // the slot count and the run-time checks' messages after the kernels.
-inline constexpr uint32_t kFormatVersion = 3;
+// 4: the inputs read only for their dtype (any shape) after the checks.
+inline constexpr uint32_t kFormatVersion = 4;
 // Version of the calling convention between runtime and generated code
 // (kiln_exec_context and the entry point's signature). 2: the profiling hook.
 // 3: the dim slot table and the allocator for run-time-shaped buffers.
-inline constexpr uint32_t kAbiVersion = 3;
+// 4: the string functions and the run's string pool.
+inline constexpr uint32_t kAbiVersion = 4;
 // Limits the runtime checks a description against.
 inline constexpr uint32_t kMaxSlots = 1u << 16;
 inline constexpr uint32_t kMaxChecks = 1u << 16;
@@ -49,6 +51,9 @@ struct TensorDesc {
   // Per dim: the dim slot that holds its size at run time (dims[d] == -1),
   // or -1 where static. Inputs' slots are filled from the caller's shapes.
   std::vector<int32_t> dim_slots;
+  // An input the model reads only for its dtype (CastLike's target_type):
+  // the run accepts it at any shape. Listed after the checks.
+  bool any_shape = false;
 };
 
 // One kernel of the artifact, in execution order: what `kiln profile` names

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "model.h"
+#include "string_fns.h"
 
 namespace {
 
@@ -57,6 +58,37 @@ std::vector<int64_t> runDims(const kiln::artifact::TensorDesc& t, const std::vec
   return dims;
 }
 
+// Every element of a string input: a pointer to NUL-terminated UTF-8.
+kiln_status checkStrings(const kiln_tensor& got, const std::string& where, kiln_error** error) {
+  size_t count = got.bytes / sizeof(const char*);
+  auto* strings = static_cast<const char* const*>(got.data);
+  for (size_t k = 0; k < count; ++k) {
+    if (!strings[k]) return fail(error, KILN_ERROR_INVALID_ARGUMENT, where + ": string " + std::to_string(k) + " is NULL");
+    if (!kiln::strings::isValidUtf8(strings[k]))
+      return fail(error, KILN_ERROR_INVALID_ARGUMENT, where + ": string " + std::to_string(k) + " is not valid UTF-8");
+  }
+  return KILN_OK;
+}
+
+// String outputs: the pointer array the run wrote (into inputs, constants
+// and the run's pool) becomes one block the caller owns, the pointers
+// followed by the characters. NULL when memory runs out.
+void* packStrings(const void* array, size_t count) {
+  auto* strings = static_cast<const char* const*>(array);
+  size_t bytes = count * sizeof(const char*);
+  for (size_t k = 0; k < count; ++k) bytes += std::strlen(strings[k]) + 1;
+  auto* block = static_cast<char*>(std::malloc(std::max<size_t>(bytes, 1)));
+  if (!block) return nullptr;
+  char* chars = block + count * sizeof(const char*);
+  for (size_t k = 0; k < count; ++k) {
+    size_t n = std::strlen(strings[k]) + 1;
+    std::memcpy(chars, strings[k], n);
+    std::memcpy(block + k * sizeof(const char*), &chars, sizeof(chars));
+    chars += n;
+  }
+  return block;
+}
+
 // Checks an input against the description; its symbolic dims fill their
 // slots (a symbol seen before must have the same size).
 kiln_status checkInput(const kiln::artifact::TensorDesc& want, const kiln_tensor& got, size_t index,
@@ -75,8 +107,12 @@ kiln_status checkInput(const kiln::artifact::TensorDesc& want, const kiln_tensor
                 where + ": shape " + (got.rank >= 0 && got.rank <= KILN_MAX_RANK ? shapeString(got.rank, got.dims) : "<bad rank>") +
                     ", expected " + want_shape + "]" + why);
   };
+  if (want.any_shape) {  // read only for its dtype: any rank and dims
+    rank_ok = got.rank >= 0 && got.rank <= KILN_MAX_RANK;
+    if (!rank_ok) return shapeError("");
+  }
   if (!rank_ok) return shapeError("");
-  for (size_t d = 0; d < want.dims.size(); ++d) {
+  for (size_t d = 0; d < want.dims.size() && !want.any_shape; ++d) {
     int32_t slot = want.dim_slots[d];
     if (slot <= 0) {
       if (got.dims[d] != want.dims[d]) return shapeError("");
@@ -90,12 +126,13 @@ kiln_status checkInput(const kiln::artifact::TensorDesc& want, const kiln_tensor
     bound[s] = true;
   }
   std::optional<size_t> bytes =
-      checkedBytes(got.dims, want.dims.size(), kiln_dtype_size(static_cast<kiln_dtype>(want.dtype)));
+      checkedBytes(got.dims, static_cast<size_t>(got.rank), kiln_dtype_size(static_cast<kiln_dtype>(want.dtype)));
   if (!bytes) return shapeError(" (too large)");
   if (got.bytes != *bytes)
     return fail(error, KILN_ERROR_INVALID_ARGUMENT,
                 where + ": " + std::to_string(got.bytes) + " bytes, expected " + std::to_string(*bytes));
   if (!got.data && *bytes > 0) return fail(error, KILN_ERROR_INVALID_ARGUMENT, where + ": data is NULL");
+  if (want.dtype == KILN_STRING && !want.any_shape) return checkStrings(got, where, error);
   return KILN_OK;
 }
 
@@ -236,7 +273,7 @@ size_t kiln_dtype_size(kiln_dtype dtype) {
     case KILN_UINT16: case KILN_INT16: case KILN_FLOAT16: case KILN_BFLOAT16: return 2;
     case KILN_FLOAT32: case KILN_INT32: case KILN_UINT32: return 4;
     case KILN_INT64: case KILN_UINT64: case KILN_FLOAT64: return 8;
-    case KILN_STRING: return 0;
+    case KILN_STRING: return sizeof(const char*);
   }
   return 0;
 }
@@ -384,6 +421,10 @@ kiln_status runSession(kiln_session* session, const kiln_tensor* inputs, size_t 
     std::vector<std::unique_ptr<void, void (*)(void*)>> allocated;
     for (size_t i = 0; i < num_outputs; ++i) {
       const auto& want = desc.outputs[i];
+      if (want.dtype == KILN_STRING && outputs[i].data)
+        return fail(error, KILN_ERROR_INVALID_ARGUMENT,
+                    "output " + std::to_string(i) + " '" + want.name +
+                        "': string outputs are allocated by the run (set data to NULL, release with kiln_free)");
       if (std::count(want.dims.begin(), want.dims.end(), -1)) continue;
       size_t bytes = *checkedBytes(want.dims.data(), want.dims.size(), kiln_dtype_size(static_cast<kiln_dtype>(want.dtype)));
       if (outputs[i].data && outputs[i].bytes < bytes)
@@ -416,6 +457,9 @@ kiln_status runSession(kiln_session* session, const kiln_tensor* inputs, size_t 
     context.slots = slots.empty() ? nullptr : slots.data();
     context.alloc = &RunAllocator::alloc;
     context.allocator = &allocator;
+    kiln::strings::StringPool string_pool;  // the strings this run makes
+    context.strings = &kiln::strings::stringFunctions();
+    context.string_pool = &string_pool;
     if (timer) {
       context.kernel_done = &KernelTimer::kernelDone;
       context.profiler = timer;
@@ -425,6 +469,7 @@ kiln_status runSession(kiln_session* session, const kiln_tensor* inputs, size_t 
     if (rc > 0) return fail(error, KILN_ERROR_RUNTIME, checkMessage(desc, static_cast<size_t>(rc - 1), slots));
     if (rc == -1) return fail(error, KILN_ERROR_RUNTIME, allocator.error);
     if (rc != 0) return fail(error, KILN_ERROR_RUNTIME, "the model's code reported error " + std::to_string(rc));
+    if (string_pool.failed()) return fail(error, KILN_ERROR_RUNTIME, "out of memory for the run's strings");
     for (size_t i = 0; i < num_outputs; ++i) {
       const auto& want = desc.outputs[i];
       std::vector<int64_t> dims = runDims(want, slots);
@@ -433,8 +478,17 @@ kiln_status runSession(kiln_session* session, const kiln_tensor* inputs, size_t 
       outputs[i].dtype = static_cast<kiln_dtype>(want.dtype);
       outputs[i].rank = static_cast<int32_t>(dims.size());
       std::copy(dims.begin(), dims.end(), outputs[i].dims);
-      outputs[i].data = out_ptrs[i];
       outputs[i].bytes = *checkedBytes(dims.data(), dims.size(), kiln_dtype_size(static_cast<kiln_dtype>(want.dtype)));
+      if (want.dtype == KILN_STRING) {
+        void* packed = packStrings(out_ptrs[i], outputs[i].bytes / sizeof(const char*));
+        if (!packed) return fail(error, KILN_ERROR_RUNTIME, "out of memory for output " + std::to_string(i));
+        // The run's pointer array is not the caller's: free it, hand over the block.
+        for (auto& a : allocated)
+          if (a.get() == out_ptrs[i]) a.reset();
+        allocated.emplace_back(packed, std::free);
+        out_ptrs[i] = packed;
+      }
+      outputs[i].data = out_ptrs[i];
     }
     for (auto& a : allocated) a.release();
     return KILN_OK;

@@ -51,6 +51,12 @@ Loaded load() {
   bind(library, "cuStreamDestroy_v2", d.cuStreamDestroy, missing);
   bind(library, "cuStreamSynchronize", d.cuStreamSynchronize, missing);
   bind(library, "cuLaunchKernel", d.cuLaunchKernel, missing);
+  bind(library, "cuStreamBeginCapture_v2", d.cuStreamBeginCapture, missing);
+  bind(library, "cuStreamEndCapture", d.cuStreamEndCapture, missing);
+  bind(library, "cuGraphInstantiateWithFlags", d.cuGraphInstantiateWithFlags, missing);
+  bind(library, "cuGraphLaunch", d.cuGraphLaunch, missing);
+  bind(library, "cuGraphExecDestroy", d.cuGraphExecDestroy, missing);
+  bind(library, "cuGraphDestroy", d.cuGraphDestroy, missing);
   bind(library, "cuGetErrorName", d.cuGetErrorName, missing);
   bind(library, "cuGetErrorString", d.cuGetErrorString, missing);
   if (!missing.empty()) {

@@ -2,78 +2,74 @@
 
 #include <cstring>
 
+#include "byte_io.h"
+
 namespace kiln::artifact {
 namespace {
 
-void putU32(std::vector<uint8_t>& out, uint32_t v) {
-  auto b = reinterpret_cast<const uint8_t*>(&v);
-  out.insert(out.end(), b, b + 4);
-}
-void putU64(std::vector<uint8_t>& out, uint64_t v) {
-  auto b = reinterpret_cast<const uint8_t*>(&v);
-  out.insert(out.end(), b, b + 8);
+// The last element (+1) a batched column-major rows x cols matrix touches.
+// Saturates at UINT64_MAX (a hostile plan cannot wrap it into range).
+uint64_t matrixEnd(uint64_t offset, uint64_t rows, uint64_t cols, int64_t ld, uint32_t batch, int64_t stride) {
+  if (rows == 0 || cols == 0 || batch == 0) return offset;
+  if (ld < 0 || stride < 0) return UINT64_MAX;
+  using Wide = unsigned __int128;
+  Wide end = Wide{offset} + Wide{batch - 1} * static_cast<uint64_t>(stride) + Wide{cols - 1} * static_cast<uint64_t>(ld) + rows;
+  return end > UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(end);
 }
 
-// Bounds-checked reads; after the first failure every read fails.
-class PlanReader {
- public:
-  explicit PlanReader(std::span<const uint8_t> bytes) : bytes_(bytes) {}
-  bool ok() const { return ok_; }
-  uint32_t u32() { uint32_t v = 0; raw(&v, 4); return v; }
-  uint64_t u64() { uint64_t v = 0; raw(&v, 8); return v; }
-  std::string str() {
-    uint32_t n = u32();
-    if (!ok_ || n > bytes_.size() - pos_) return ok_ = false, std::string();
-    std::string s(reinterpret_cast<const char*>(bytes_.data() + pos_), n);
-    pos_ += n;
-    return s;
-  }
-  // A count checked against what is left (each item >= `min_item` bytes).
-  uint32_t count(size_t min_item) {
-    uint32_t n = u32();
-    if (!ok_ || static_cast<uint64_t>(n) * min_item > bytes_.size() - pos_) return ok_ = false, 0u;
-    return n;
-  }
+void writeGemm(ByteWriter& out, const CudaGemm& g) {
+  for (uint32_t v : {g.trans_a, g.trans_b, static_cast<uint32_t>(g.precision), g.batch}) out.u32(v);
+  for (uint64_t v : {g.m, g.n, g.k}) out.u64(v);
+  for (int64_t v : {g.lda, g.ldb, g.ldc, g.stride_a, g.stride_b, g.stride_c}) out.i64(v);
+  for (uint64_t v : {g.offset_a, g.offset_b, g.offset_c}) out.u64(v);
+}
 
- private:
-  void raw(void* p, size_t n) {
-    if (!ok_ || n > bytes_.size() - pos_) {
-      ok_ = false;
-      std::memset(p, 0, n);
-      return;
-    }
-    std::memcpy(p, bytes_.data() + pos_, n);
-    pos_ += n;
-  }
-  std::span<const uint8_t> bytes_;
-  size_t pos_ = 0;
-  bool ok_ = true;
-};
+CudaGemm readGemm(ByteReader& in) {
+  CudaGemm g;
+  g.trans_a = in.u32();
+  g.trans_b = in.u32();
+  g.precision = static_cast<CudaPrecision>(in.u32());
+  g.batch = in.u32();
+  for (uint64_t* v : {&g.m, &g.n, &g.k}) *v = in.u64();
+  for (int64_t* v : {&g.lda, &g.ldb, &g.ldc, &g.stride_a, &g.stride_b, &g.stride_c}) *v = in.i64();
+  for (uint64_t* v : {&g.offset_a, &g.offset_b, &g.offset_c}) *v = in.u64();
+  return g;
+}
 
 }  // namespace
 
+GemmExtents gemmExtents(const CudaGemm& g) {
+  GemmExtents e;
+  e.a = matrixEnd(g.offset_a, g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, g.lda, g.batch, g.stride_a);
+  e.b = matrixEnd(g.offset_b, g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, g.ldb, g.batch, g.stride_b);
+  e.c = matrixEnd(g.offset_c, g.m, g.n, g.ldc, g.batch, g.stride_c);
+  return e;
+}
+
 std::vector<uint8_t> serializeCudaPlan(const CudaPlan& plan) {
-  std::vector<uint8_t> out(kCudaPlanMagic, kCudaPlanMagic + 8);
-  putU32(out, kCudaPlanVersion);
-  putU64(out, plan.weights_bytes);
-  putU32(out, static_cast<uint32_t>(plan.buffers.size()));
+  ByteWriter out;
+  out.raw(kCudaPlanMagic, 8);
+  out.u32(kCudaPlanVersion);
+  out.u64(plan.weights_bytes);
+  out.u32(static_cast<uint32_t>(plan.buffers.size()));
   for (const CudaBuffer& b : plan.buffers) {
-    putU32(out, b.kind);
-    putU32(out, b.io_index);
-    putU64(out, b.offset);
-    putU64(out, b.bytes);
+    out.u32(b.kind);
+    out.u32(b.io_index);
+    out.u64(b.offset);
+    out.u64(b.bytes);
   }
-  putU32(out, static_cast<uint32_t>(plan.launches.size()));
+  out.u32(static_cast<uint32_t>(plan.launches.size()));
   for (const CudaLaunch& l : plan.launches) {
-    putU32(out, static_cast<uint32_t>(l.function.size()));
-    out.insert(out.end(), l.function.begin(), l.function.end());
-    putU32(out, l.kernel);
-    putU32(out, l.grid);
-    putU32(out, l.block);
-    putU32(out, static_cast<uint32_t>(l.args.size()));
-    for (uint32_t a : l.args) putU32(out, a);
+    out.str(l.function);
+    out.u32(l.kernel);
+    out.u32(l.grid);
+    out.u32(l.block);
+    out.u32(static_cast<uint32_t>(l.args.size()));
+    for (uint32_t a : l.args) out.u32(a);
+    out.u32(l.kind);
+    if (l.kind == CudaLaunch::kGemm) writeGemm(out, l.gemm);
   }
-  return out;
+  return std::move(out.bytes);
 }
 
 std::optional<CudaPlan> parseCudaPlan(std::span<const uint8_t> section, std::string* error) {
@@ -81,7 +77,7 @@ std::optional<CudaPlan> parseCudaPlan(std::span<const uint8_t> section, std::str
     *error = std::string("the CUDA launch plan (") + kCudaPlanSection + ") is missing or damaged";
     return std::nullopt;
   }
-  PlanReader in(section.subspan(8));
+  ByteReader in(section.subspan(8));
   uint32_t version = in.u32();
   if (version != kCudaPlanVersion) {
     *error = "CUDA launch plan version " + std::to_string(version) + " is not supported (this runtime reads version " +
@@ -98,13 +94,15 @@ std::optional<CudaPlan> parseCudaPlan(std::span<const uint8_t> section, std::str
     b.bytes = in.u64();
     plan.buffers.push_back(b);
   }
-  for (uint32_t n = in.count(20); n > 0 && in.ok(); --n) {
+  for (uint32_t n = in.count(24); n > 0 && in.ok(); --n) {
     CudaLaunch l;
     l.function = in.str();
     l.kernel = in.u32();
     l.grid = in.u32();
     l.block = in.u32();
     for (uint32_t a = in.count(4); a > 0 && in.ok(); --a) l.args.push_back(in.u32());
+    l.kind = in.u32();
+    if (l.kind == CudaLaunch::kGemm) l.gemm = readGemm(in);
     plan.launches.push_back(std::move(l));
   }
   if (!in.ok()) {

@@ -15,8 +15,10 @@
 // Plan layout (little-endian): magic "KILNCUDA", u32 version, then the
 // payload: u64 weights bytes, u32 buffer count, buffers (u32 kind, u32 io
 // index, u64 offset, u64 bytes), u32 launch count, launches (string function,
-// u32 kernel index, u32 grid, u32 block, u32 arg count, u32 buffer per arg).
-// Strings are u32 length + bytes.
+// u32 kernel index, u32 grid, u32 block, u32 arg count, u32 buffer per arg,
+// u32 launch kind, and for a GEMM its CudaGemm fields in declaration order:
+// u32 for the enums and batch, u64/i64 for the rest). Strings are u32 length
+// + bytes.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +30,7 @@
 namespace kiln::artifact {
 
 inline constexpr char kCudaPlanMagic[8] = {'K', 'I', 'L', 'N', 'C', 'U', 'D', 'A'};
-inline constexpr uint32_t kCudaPlanVersion = 1;
+inline constexpr uint32_t kCudaPlanVersion = 2;
 inline constexpr const char* kCudaPlanSection = ".kiln.cuda";
 inline constexpr const char* kCubinSection = ".kiln.cubin";
 inline constexpr const char* kPtxSection = ".kiln.ptx";
@@ -43,14 +45,44 @@ struct CudaBuffer {
   uint64_t bytes = 0;
 };
 
-// One launch of a generated __global__ function (one kernel-IR stage).
+// The arithmetic a GEMM may use: exact fp32, or tensor cores on inputs
+// rounded to tf32, fp16 or bf16, always accumulating in fp32.
+enum class CudaPrecision : uint32_t { kFp32 = 0, kTf32 = 1, kFp16 = 2, kBf16 = 3 };
+
+// One float32 matrix product through cuBLASLt, in its column-major terms:
+// for each of `batch` problems, D (m x n, ldc) = op(A) (m x k) * op(B) (k x n),
+// where op transposes a stored column-major matrix when trans_* is set. A, B
+// and D are the launch's three buffers, starting `offset_*` elements in, each
+// problem `stride_*` elements after the previous one (0: the same matrix).
+struct CudaGemm {
+  uint32_t trans_a = 0, trans_b = 0;
+  CudaPrecision precision = CudaPrecision::kFp32;
+  uint32_t batch = 1;
+  uint64_t m = 1, n = 1, k = 1;
+  int64_t lda = 1, ldb = 1, ldc = 1;
+  int64_t stride_a = 0, stride_b = 0, stride_c = 0;
+  uint64_t offset_a = 0, offset_b = 0, offset_c = 0;
+};
+
+// One step of the plan: a generated __global__ function (one kernel-IR
+// stage, or a stage's packing or epilogue part), or a cuBLASLt GEMM.
 struct CudaLaunch {
-  std::string function;  // extern "C" name in the cubin
+  enum Kind : uint32_t { kKernel = 0, kGemm = 1 };
+  std::string function;  // extern "C" name in the cubin; a GEMM's label
   uint32_t kernel = 0;   // index into the description's kernel list
   uint32_t grid = 1;     // blocks (x only)
   uint32_t block = 1;    // threads per block
-  std::vector<uint32_t> args;  // buffer index per kernel parameter
+  std::vector<uint32_t> args;  // buffer index per kernel parameter; A, B, D for a GEMM
+  uint32_t kind = kKernel;
+  CudaGemm gemm;  // kGemm
 };
+
+// The element ranges a GEMM reads and writes (one past the last element of
+// A, B and D, counted from each buffer's start), for bounds checks.
+struct GemmExtents {
+  uint64_t a = 0, b = 0, c = 0;
+};
+GemmExtents gemmExtents(const CudaGemm& g);
 
 struct CudaPlan {
   uint64_t weights_bytes = 0;

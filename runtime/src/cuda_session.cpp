@@ -43,6 +43,53 @@ class ContextScope {
   bool ok_;
 };
 
+// What is wrong with a GEMM launch, or "" when it reads and writes only
+// inside its buffers (a float32 product: 4 bytes per element).
+std::string checkGemm(const artifact::CudaLaunch& l, const std::vector<CudaBuffer>& buffers) {
+  const artifact::CudaGemm& g = l.gemm;
+  if (l.args.size() != 3) return "has " + std::to_string(l.args.size()) + " buffers, not 3";
+  for (uint32_t a : l.args)
+    if (a >= buffers.size()) return "names buffer " + std::to_string(a);
+  if (g.m == 0 || g.n == 0 || g.k == 0 || g.batch == 0 || g.m > INT32_MAX || g.n > INT32_MAX || g.k > INT32_MAX)
+    return "has an empty or oversized shape";
+  if (g.trans_a > 1 || g.trans_b > 1 || static_cast<uint32_t>(g.precision) > 3) return "has an unknown mode";
+  if (g.lda < static_cast<int64_t>(g.trans_a ? g.k : g.m) || g.ldb < static_cast<int64_t>(g.trans_b ? g.n : g.k) ||
+      g.ldc < static_cast<int64_t>(g.m))
+    return "has a leading dimension below its rows";
+  const CudaBuffer& d = buffers[l.args[2]];
+  if (d.kind == CudaBuffer::kConstant || d.kind == CudaBuffer::kInput) return "writes a constant or an input";
+  artifact::GemmExtents e = artifact::gemmExtents(g);
+  const uint64_t ends[3] = {e.a, e.b, e.c};
+  for (int i = 0; i < 3; ++i)
+    if (ends[i] > buffers[l.args[i]].bytes / 4) return "reaches past buffer " + std::to_string(l.args[i]);
+  return "";
+}
+
+int computeType(artifact::CudaPrecision p) {
+  switch (p) {
+    case artifact::CudaPrecision::kTf32: return cuda::CUBLAS_COMPUTE_32F_FAST_TF32;
+    case artifact::CudaPrecision::kFp16: return cuda::CUBLAS_COMPUTE_32F_FAST_16F;
+    case artifact::CudaPrecision::kBf16: return cuda::CUBLAS_COMPUTE_32F_FAST_16BF;
+    default: return cuda::CUBLAS_COMPUTE_32F;
+  }
+}
+
+// The alignment of a device address, as cuBLASLt's preferences count it.
+uint32_t alignmentOf(cuda::CUdeviceptr p) {
+  uint32_t a = 256;
+  while (a > 4 && p % a != 0) a /= 2;
+  return a;
+}
+
+bool envOff(const char* name) {
+  const char* v = std::getenv(name);
+  return v && std::strcmp(v, "0") == 0;
+}
+
+// cuBLASLt's workspace per session, when the plan has GEMMs: what its
+// fastest Hopper kernels ask for.
+constexpr uint64_t kGemmWorkspaceBytes = 32ull << 20;
+
 }  // namespace
 
 kiln_status checkCudaArtifact(std::span<const uint8_t> bytes, const artifact::ModelDesc& desc, std::string& message) {
@@ -85,6 +132,11 @@ kiln_status checkCudaArtifact(std::span<const uint8_t> bytes, const artifact::Mo
   }
   for (const artifact::CudaLaunch& l : plan->launches) {
     if (l.function.empty() || l.kernel >= desc.kernels.size()) return bad("a launch names no kernel");
+    if (l.kind == artifact::CudaLaunch::kGemm) {
+      if (std::string why = checkGemm(l, plan->buffers); !why.empty()) return bad("GEMM '" + l.function + "' " + why);
+      continue;
+    }
+    if (l.kind != artifact::CudaLaunch::kKernel) return bad("launch '" + l.function + "' has unknown kind " + std::to_string(l.kind));
     if (l.block == 0 || l.block > 1024 || l.grid == 0 || l.grid > 0x7fffffffu)
       return bad("launch '" + l.function + "' has a grid of " + std::to_string(l.grid) + " x " + std::to_string(l.block));
     for (uint32_t a : l.args)
@@ -156,11 +208,21 @@ kiln_status CudaModel::load(std::span<const uint8_t> bytes, const artifact::Mode
   }
   for (const artifact::CudaLaunch& l : m->plan.launches) {
     cuda::CUfunction f = nullptr;
+    if (l.kind == artifact::CudaLaunch::kGemm) {
+      m->functions.push_back(nullptr);
+      continue;
+    }
     if (cuda::CUresult r = d.cuModuleGetFunction(&f, m->module, l.function.c_str()); r != cuda::CUDA_SUCCESS) {
       message = "kernel '" + l.function + "' is missing from the artifact's cubin: " + d.describe(r);
       return KILN_ERROR_INVALID_ARTIFACT;
     }
     m->functions.push_back(f);
+  }
+  bool has_gemm = std::any_of(m->plan.launches.begin(), m->plan.launches.end(),
+                              [](const artifact::CudaLaunch& l) { return l.kind == artifact::CudaLaunch::kGemm; });
+  if (has_gemm && !(m->blas = cuda::openBlas(why))) {
+    message = why;
+    return KILN_ERROR_UNSUPPORTED;
   }
   m->kernels = desc.kernels;
   for (const auto& t : desc.inputs) m->input_bytes.push_back(tensorBytes(t));
@@ -190,6 +252,10 @@ kiln_status CudaSession::create(const CudaModel& model, std::unique_ptr<CudaSess
   for (uint64_t b : model.output_bytes) s->output_at_.push_back(total), total += alignUp(b);
   s->workspace_at_ = total;
   total += alignUp(model.workspace_bytes);
+  s->gemm_workspace_at_ = total;
+  s->gemm_workspace_bytes_ = model.blas ? kGemmWorkspaceBytes : 0;
+  total += s->gemm_workspace_bytes_;
+  s->use_graph_ = !envOff("KILN_CUDA_GRAPHS");
   ContextScope scope(d, model.context);
   if (!scope.ok()) {
     message = "cannot make the CUDA context current";
@@ -213,14 +279,100 @@ kiln_status CudaSession::create(const CudaModel& model, std::unique_ptr<CudaSess
       return KILN_ERROR_RUNTIME;
     }
   }
+  if (kiln_status status = s->prepareGemms(message); status != KILN_OK) return status;
   session = std::move(s);
+  return KILN_OK;
+}
+
+kiln_status CudaSession::prepareGemms(std::string& message) {
+  const cuda::Blas* blas = model_.blas;
+  if (!blas) return KILN_OK;
+  if (cuda::cublasStatus r = blas->cublasLtCreate(&blas_); r != cuda::CUBLAS_STATUS_SUCCESS) {
+    blas_ = nullptr;
+    message = "cannot start cuBLASLt: " + blas->describe(r);
+    return KILN_ERROR_RUNTIME;
+  }
+  const auto& launches = model_.plan.launches;
+  gemms_.resize(launches.size());
+  for (size_t i = 0; i < launches.size(); ++i) {
+    const artifact::CudaLaunch& l = launches[i];
+    if (l.kind != artifact::CudaLaunch::kGemm) continue;
+    const artifact::CudaGemm& g = l.gemm;
+    Gemm& call = gemms_[i];
+    std::string failed;
+    auto check = [&](cuda::cublasStatus r, const char* what) {
+      if (r != cuda::CUBLAS_STATUS_SUCCESS && failed.empty()) failed = std::string(what) + ": " + blas->describe(r);
+    };
+    check(blas->cublasLtMatmulDescCreate(&call.desc, computeType(g.precision), cuda::CUDA_R_32F), "creating the GEMM");
+    if (failed.empty()) {
+      int32_t ta = static_cast<int32_t>(g.trans_a), tb = static_cast<int32_t>(g.trans_b);
+      check(blas->cublasLtMatmulDescSetAttribute(call.desc, cuda::CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta), "setting transa");
+      check(blas->cublasLtMatmulDescSetAttribute(call.desc, cuda::CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb), "setting transb");
+    }
+    struct Layout {
+      cuda::cublasLtMatrixLayout* layout;
+      uint64_t rows, cols;
+      int64_t ld, stride;
+    };
+    for (const Layout& m : {Layout{&call.a, g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, g.lda, g.stride_a},
+                            Layout{&call.b, g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, g.ldb, g.stride_b},
+                            Layout{&call.c, g.m, g.n, g.ldc, g.stride_c}}) {
+      if (!failed.empty()) break;
+      check(blas->cublasLtMatrixLayoutCreate(m.layout, cuda::CUDA_R_32F, m.rows, m.cols, m.ld), "describing a matrix");
+      if (!failed.empty() || g.batch == 1) continue;
+      int32_t batch = static_cast<int32_t>(g.batch);
+      check(blas->cublasLtMatrixLayoutSetAttribute(*m.layout, cuda::CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch, sizeof batch),
+            "setting the batch");
+      check(blas->cublasLtMatrixLayoutSetAttribute(*m.layout, cuda::CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &m.stride,
+                                                   sizeof m.stride),
+            "setting the batch stride");
+    }
+    if (failed.empty()) {
+      cuda::cublasLtMatmulPreference pref = nullptr;
+      check(blas->cublasLtMatmulPreferenceCreate(&pref), "creating a preference");
+      if (failed.empty()) {
+        check(blas->cublasLtMatmulPreferenceSetAttribute(pref, cuda::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                         &gemm_workspace_bytes_, sizeof gemm_workspace_bytes_),
+              "setting the workspace");
+        const cuda::CUdeviceptr addresses[4] = {address(l.args[0]) + g.offset_a * 4, address(l.args[1]) + g.offset_b * 4,
+                                                address(l.args[2]) + g.offset_c * 4, address(l.args[2]) + g.offset_c * 4};
+        for (int m = 0; m < 4; ++m) {
+          uint32_t align = alignmentOf(addresses[m]);
+          check(blas->cublasLtMatmulPreferenceSetAttribute(pref, cuda::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES + m, &align,
+                                                           sizeof align),
+                "setting an alignment");
+        }
+        cuda::cublasLtMatmulHeuristicResult result{};
+        int found = 0;
+        check(blas->cublasLtMatmulAlgoGetHeuristic(blas_, call.desc, call.a, call.b, call.c, call.c, pref, 1, &result, &found),
+              "choosing an algorithm");
+        if (failed.empty() && found == 0) failed = "cuBLASLt has no algorithm for this shape";
+        call.algo = result.algo;
+        blas->cublasLtMatmulPreferenceDestroy(pref);
+      }
+    }
+    if (!failed.empty()) {
+      message = "GEMM '" + l.function + "' (from " + model_.kernels[l.kernel].origin + "): " + failed;
+      return KILN_ERROR_RUNTIME;
+    }
+  }
   return KILN_OK;
 }
 
 CudaSession::~CudaSession() {
   const cuda::Driver& d = *model_.driver;
   ContextScope scope(d, model_.context);
-  if (stream_) d.cuStreamSynchronize(stream_), d.cuStreamDestroy(stream_);
+  if (stream_) d.cuStreamSynchronize(stream_);
+  if (graph_) d.cuGraphExecDestroy(graph_);
+  if (const cuda::Blas* blas = model_.blas) {
+    for (Gemm& g : gemms_) {
+      for (cuda::cublasLtMatrixLayout m : {g.a, g.b, g.c})
+        if (m) blas->cublasLtMatrixLayoutDestroy(m);
+      if (g.desc) blas->cublasLtMatmulDescDestroy(g.desc);
+    }
+    if (blas_) blas->cublasLtDestroy(blas_);
+  }
+  if (stream_) d.cuStreamDestroy(stream_);
   if (memory_) d.cuMemFree(memory_);
 }
 
@@ -232,6 +384,81 @@ cuda::CUdeviceptr CudaSession::address(uint32_t buffer) const {
     case CudaBuffer::kConstant: return memory_ + weights_at_ + b.offset;
     default: return memory_ + workspace_at_ + b.offset;
   }
+}
+
+kiln_status CudaSession::enqueue(kiln_kernel_done_fn kernel_done, void* profiler, std::string& message) {
+  const cuda::Driver& d = *model_.driver;
+  std::vector<cuda::CUdeviceptr> args;
+  std::vector<void*> arg_ptrs;
+  const float one = 1.0f, zero = 0.0f;
+  const auto& launches = model_.plan.launches;
+  for (size_t i = 0; i < launches.size(); ++i) {
+    const artifact::CudaLaunch& l = launches[i];
+    args.clear();
+    arg_ptrs.clear();
+    for (uint32_t a : l.args) args.push_back(address(a));
+    const artifact::KernelDesc& k = model_.kernels[l.kernel];
+    auto failed = [&](const char* when, cuda::CUresult r) {
+      message = std::string("CUDA error ") + when + " kernel '" + l.function + "' (from " + k.origin + "): " + d.describe(r);
+      return KILN_ERROR_RUNTIME;
+    };
+    cuda::CUresult r = cuda::CUDA_SUCCESS;
+    if (l.kind == artifact::CudaLaunch::kGemm) {
+      const artifact::CudaGemm& g = l.gemm;
+      const Gemm& call = gemms_[i];
+      cuda::CUdeviceptr dst = args[2] + g.offset_c * 4;
+      cuda::cublasStatus s = model_.blas->cublasLtMatmul(
+          blas_, call.desc, &one, reinterpret_cast<const void*>(args[0] + g.offset_a * 4), call.a,
+          reinterpret_cast<const void*>(args[1] + g.offset_b * 4), call.b, &zero, reinterpret_cast<const void*>(dst), call.c,
+          reinterpret_cast<void*>(dst), call.c, &call.algo, reinterpret_cast<void*>(memory_ + gemm_workspace_at_),
+          gemm_workspace_bytes_, stream_);
+      if (s != cuda::CUBLAS_STATUS_SUCCESS) {
+        message = "cuBLASLt error in GEMM '" + l.function + "' (from " + k.origin + "): " + model_.blas->describe(s);
+        return KILN_ERROR_RUNTIME;
+      }
+    } else {
+      for (cuda::CUdeviceptr& p : args) arg_ptrs.push_back(&p);
+      r = d.cuLaunchKernel(model_.functions[i], l.grid, 1, 1, l.block, 1, 1, 0, stream_, arg_ptrs.data(), nullptr);
+      if (r != cuda::CUDA_SUCCESS) return failed("launching", r);
+    }
+    bool last_of_kernel = i + 1 == launches.size() || launches[i + 1].kernel != l.kernel;
+    if (launch_blocking_ || (kernel_done && last_of_kernel)) {
+      if ((r = d.cuStreamSynchronize(stream_)) != cuda::CUDA_SUCCESS) return failed("running", r);
+    }
+    if (kernel_done && last_of_kernel) kernel_done(profiler, static_cast<int32_t>(l.kernel));
+  }
+  return KILN_OK;
+}
+
+// The first call captures the plan into a graph; every call launches it.
+// Where capture fails (an old driver), the session launches one by one.
+kiln_status CudaSession::replayGraph(std::string& message) {
+  const cuda::Driver& d = *model_.driver;
+  if (!graph_) {
+    if (d.cuStreamBeginCapture(stream_, cuda::CU_STREAM_CAPTURE_MODE_RELAXED) != cuda::CUDA_SUCCESS) {
+      use_graph_ = false;
+      return enqueue(nullptr, nullptr, message);
+    }
+    kiln_status enqueued = enqueue(nullptr, nullptr, message);
+    cuda::CUgraph graph = nullptr;
+    cuda::CUresult ended = d.cuStreamEndCapture(stream_, &graph);
+    if (enqueued != KILN_OK) {
+      if (graph) d.cuGraphDestroy(graph);
+      return enqueued;
+    }
+    cuda::CUresult made = ended == cuda::CUDA_SUCCESS ? d.cuGraphInstantiateWithFlags(&graph_, graph, 0) : ended;
+    if (graph) d.cuGraphDestroy(graph);
+    if (made != cuda::CUDA_SUCCESS) {
+      graph_ = nullptr;
+      use_graph_ = false;
+      return enqueue(nullptr, nullptr, message);
+    }
+  }
+  if (cuda::CUresult r = d.cuGraphLaunch(graph_, stream_); r != cuda::CUDA_SUCCESS) {
+    message = "CUDA error launching the model's graph: " + d.describe(r);
+    return KILN_ERROR_RUNTIME;
+  }
+  return KILN_OK;
 }
 
 kiln_status CudaSession::run(void* const* inputs, void* const* outputs, kiln_kernel_done_fn kernel_done,
@@ -251,27 +478,12 @@ kiln_status CudaSession::run(void* const* inputs, void* const* outputs, kiln_ker
       return KILN_ERROR_RUNTIME;
     }
   }
-  std::vector<cuda::CUdeviceptr> args;
-  std::vector<void*> arg_ptrs;
-  const auto& launches = model_.plan.launches;
-  for (size_t i = 0; i < launches.size(); ++i) {
-    const artifact::CudaLaunch& l = launches[i];
-    args.clear();
-    arg_ptrs.clear();
-    for (uint32_t a : l.args) args.push_back(address(a));
-    for (cuda::CUdeviceptr& p : args) arg_ptrs.push_back(&p);
-    const artifact::KernelDesc& k = model_.kernels[l.kernel];
-    auto failed = [&](const char* when, cuda::CUresult r) {
-      message = std::string("CUDA error ") + when + " kernel '" + l.function + "' (from " + k.origin + "): " + d.describe(r);
-      return KILN_ERROR_RUNTIME;
-    };
-    cuda::CUresult r = d.cuLaunchKernel(model_.functions[i], l.grid, 1, 1, l.block, 1, 1, 0, stream_, arg_ptrs.data(), nullptr);
-    if (r != cuda::CUDA_SUCCESS) return failed("launching", r);
-    bool last_of_kernel = i + 1 == launches.size() || launches[i + 1].kernel != l.kernel;
-    if (launch_blocking_ || (kernel_done && last_of_kernel)) {
-      if ((r = d.cuStreamSynchronize(stream_)) != cuda::CUDA_SUCCESS) return failed("running", r);
-    }
-    if (kernel_done && last_of_kernel) kernel_done(profiler, static_cast<int32_t>(l.kernel));
+  kiln_status launched = KILN_OK;
+  if (use_graph_ && !kernel_done && !launch_blocking_) launched = replayGraph(message);
+  else launched = enqueue(kernel_done, profiler, message);
+  if (launched != KILN_OK) {
+    d.cuStreamSynchronize(stream_);
+    return launched;
   }
   for (size_t i = 0; i < model_.output_bytes.size(); ++i) {
     if (model_.output_bytes[i] == 0) continue;

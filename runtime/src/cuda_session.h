@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "artifact_format.h"
+#include "cuda_blas.h"
 #include "cuda_driver.h"
 #include "cuda_plan.h"
 #include "exec_context.h"
@@ -31,6 +32,7 @@ class CudaModel {
   ~CudaModel();
 
   const cuda::Driver* driver = nullptr;
+  const cuda::Blas* blas = nullptr;  // opened when the plan has GEMMs
   cuda::CUdevice device = 0;
   cuda::CUcontext context = nullptr;
   cuda::CUmodule module = nullptr;
@@ -51,22 +53,40 @@ class CudaSession {
   static kiln_status create(const CudaModel& model, std::unique_ptr<CudaSession>& session, std::string& message);
   ~CudaSession();
 
-  // Copies the host inputs in, launches every kernel in order, copies the
-  // outputs back. With `kernel_done`, synchronizes after each kernel and
-  // reports it (kiln_session_run_profiled).
+  // Copies the host inputs in, runs the plan, copies the outputs back. The
+  // first run captures the plan's launches as a CUDA graph and every run
+  // replays it (KILN_CUDA_GRAPHS=0: launch one by one). With `kernel_done`,
+  // launches one by one, synchronizes after each kernel and reports it
+  // (kiln_session_run_profiled).
   kiln_status run(void* const* inputs, void* const* outputs, kiln_kernel_done_fn kernel_done, void* profiler,
                   std::string& message);
 
  private:
+  // A GEMM launch's cuBLASLt objects, made once per session (the algorithm
+  // depends on the operands' addresses' alignment, fixed per session).
+  struct Gemm {
+    cuda::cublasLtMatmulDesc desc = nullptr;
+    cuda::cublasLtMatrixLayout a = nullptr, b = nullptr, c = nullptr;
+    cuda::cublasLtMatmulAlgo algo{};
+  };
+
   explicit CudaSession(const CudaModel& model) : model_(model) {}
   cuda::CUdeviceptr address(uint32_t buffer) const;
+  kiln_status prepareGemms(std::string& message);
+  // Enqueues every launch of the plan on the session's stream.
+  kiln_status enqueue(kiln_kernel_done_fn kernel_done, void* profiler, std::string& message);
+  kiln_status replayGraph(std::string& message);
 
   const CudaModel& model_;
   std::mutex mutex_;
   cuda::CUstream stream_ = nullptr;
   cuda::CUdeviceptr memory_ = 0;
-  uint64_t weights_at_ = 0, workspace_at_ = 0;
+  uint64_t weights_at_ = 0, workspace_at_ = 0, gemm_workspace_at_ = 0, gemm_workspace_bytes_ = 0;
   std::vector<uint64_t> input_at_, output_at_;
+  cuda::cublasLtHandle blas_ = nullptr;
+  std::vector<Gemm> gemms_;  // per launch; empty for kernels
+  cuda::CUgraphExec graph_ = nullptr;
+  bool use_graph_ = true;
   bool launch_blocking_ = false;
 };
 

@@ -44,6 +44,11 @@ struct kiln_exec_context {
   int64_t* slots;
   kiln_alloc_fn alloc;
   void* allocator;
+  // Strings (ABI 4; models with KILN_STRING values): the functions generated code
+  // calls for string primitives (string_fns.h; NULL for other models) and
+  // the run's pool, which owns every string they return until the run ends.
+  const struct kiln_string_fns* strings;
+  void* string_pool;
 };
 
 typedef int32_t (*kiln_entry_fn)(const kiln_exec_context* ctx, void* const* inputs, void* const* outputs,

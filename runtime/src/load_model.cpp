@@ -85,6 +85,7 @@ uint64_t dtypeBytes(int32_t dtype) {
     case KILN_UINT16: case KILN_INT16: case KILN_FLOAT16: case KILN_BFLOAT16: return 2;
     case KILN_FLOAT32: case KILN_INT32: case KILN_UINT32: return 4;
     case KILN_INT64: case KILN_UINT64: case KILN_FLOAT64: return 8;
+    case KILN_STRING: return sizeof(const char*);  // a pointer per element
     default: return 0;
   }
 }
@@ -140,8 +141,11 @@ kiln_status checkDescription(const artifact::ModelDesc& desc, std::string& messa
   return KILN_OK;
 }
 
-// dlopen()s the checked bytes from an anonymous memory file.
-void* openChecked(const std::vector<uint8_t>& bytes, std::string& message) {
+// dlopen()s the checked bytes from an anonymous memory file. The file stays
+// open while the library is loaded: the loader knows a library by its path,
+// /proc/self/fd/N, and would hand a later model whose memory file got the
+// same descriptor number the first model's code.
+void* openChecked(const std::vector<uint8_t>& bytes, int& fd_out, std::string& message) {
   int fd = memfd_create("kiln-artifact", MFD_CLOEXEC);
   if (fd < 0) {
     message = std::string("memfd_create failed: ") + std::strerror(errno);
@@ -159,8 +163,12 @@ void* openChecked(const std::vector<uint8_t>& bytes, std::string& message) {
   }
   std::string proc_path = "/proc/self/fd/" + std::to_string(fd);
   void* handle = dlopen(proc_path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!handle) message = std::string("the dynamic loader refused the artifact: ") + dlerror();
-  close(fd);
+  if (!handle) {
+    message = std::string("the dynamic loader refused the artifact: ") + dlerror();
+    close(fd);
+    return nullptr;
+  }
+  fd_out = fd;
   return handle;
 }
 
@@ -228,7 +236,7 @@ kiln_status loadModel(const char* path, std::unique_ptr<kiln_model>& model, std:
     buildViews(*model);
     return KILN_OK;
   }
-  model->library = openChecked(bytes, error);
+  model->library = openChecked(bytes, model->library_fd, error);
   if (!model->library) {
     message = where + error;
     return KILN_ERROR_INVALID_ARTIFACT;
@@ -246,4 +254,5 @@ kiln_status loadModel(const char* path, std::unique_ptr<kiln_model>& model, std:
 
 kiln_model::~kiln_model() {
   if (library) dlclose(library);
+  if (library_fd >= 0) close(library_fd);
 }

@@ -21,6 +21,7 @@ struct kiln_error {
 struct kiln_model {
   kiln::artifact::ModelDesc desc;
   void* library = nullptr;  // dlopen handle
+  int library_fd = -1;       // the memory file it was mapped from, open while it is loaded
   kiln_entry_fn entry = nullptr;
   std::unique_ptr<kiln::runtime::CudaModel> cuda;  // CUDA artifacts (no library, no entry)
   // C views of the description for kiln_model_input/output.

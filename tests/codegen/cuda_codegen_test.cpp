@@ -11,6 +11,7 @@
 #include "artifact_format.h"
 #include "cuda_plan.h"
 #include "kiln_runtime.h"
+#include "tests/codegen/cuda_test_models.h"
 #include "tests/testing/artifact_fixture.h"
 
 namespace kiln {
@@ -69,8 +70,9 @@ void expectCubinFor(const Sections& s, const std::string& arch) {
   // Every launch names a kernel of the PTX (and so of the cubin built from the same source).
   ASSERT_FALSE(s.plan.launches.empty());
   for (const artifact::CudaLaunch& l : s.plan.launches) {
-    EXPECT_NE(s.ptx.find(".entry " + l.function), std::string::npos) << l.function;
     EXPECT_LT(l.kernel, s.desc.kernels.size());
+    if (l.kind == artifact::CudaLaunch::kGemm) continue;  // cuBLASLt, not the cubin
+    EXPECT_NE(s.ptx.find(".entry " + l.function), std::string::npos) << l.function;
   }
 }
 
@@ -106,6 +108,62 @@ TEST(CudaCodegen, NodeCasesCompileForCuda) {
     ASSERT_NO_FATAL_FAILURE(readSections(path, s));
     expectCubinFor(s, "sm_90");
   }
+}
+
+// Each contraction becomes one cuBLASLt GEMM of the model's shape, with
+// packing and epilogue kernels only where the operands or the output need them.
+TEST(CudaCodegen, ContractionsBecomeGemms) {
+  TempDir dir;
+  ASSERT_TRUE(testing::writeContractionModel(dir.file("m.onnx")));
+  driver::CompileOptions options = cudaOptions();
+  options.codegen.cuda_precision = "fp16";
+  testing::compileOrFail(dir.file("m.onnx"), dir.file("m.so"), options);
+  Sections s;
+  ASSERT_NO_FATAL_FAILURE(readSections(dir.file("m.so"), s));
+  expectCubinFor(s, "sm_90");
+  EXPECT_NE(s.desc.options.find("cuda_precision=fp16"), std::string::npos) << s.desc.options;
+  // case output name -> {batch * m * n, k, packs, epilogues}
+  struct Want {
+    const char* origin;
+    uint64_t mn, k;
+    int packs, epilogues;
+  };
+  const Want wants[] = {{"mm0", 2 * 96 * 80, 128, 0, 1},
+                        {"y1", 4 * 64 * 72, 96, 0, 0},
+                        {"conv2", 2 * 32 * 20 * 20, 16 * 9, 1, 1},
+                        {"y3", 2 * 48 * 14 * 14, 64, 0, 0},
+                        {"y4", 64 * 120, 200, 0, 1}};
+  for (const Want& want : wants) {
+    SCOPED_TRACE(want.origin);
+    int gemms = 0, packs = 0, epilogues = 0;
+    for (const artifact::CudaLaunch& l : s.plan.launches) {
+      if (s.desc.kernels[l.kernel].origin.find(want.origin) == std::string::npos) continue;
+      packs += l.function.find("_pack") != std::string::npos;
+      epilogues += l.function.find("_epilogue") != std::string::npos;
+      if (l.kind != artifact::CudaLaunch::kGemm) continue;
+      ++gemms;
+      EXPECT_EQ(l.gemm.batch * l.gemm.m * l.gemm.n, want.mn);
+      EXPECT_EQ(l.gemm.k, want.k);
+      EXPECT_EQ(l.gemm.precision, artifact::CudaPrecision::kFp16);
+      artifact::GemmExtents e = artifact::gemmExtents(l.gemm);
+      EXPECT_LE(e.a, s.plan.buffers[l.args[0]].bytes / 4);
+      EXPECT_LE(e.b, s.plan.buffers[l.args[1]].bytes / 4);
+      EXPECT_LE(e.c, s.plan.buffers[l.args[2]].bytes / 4);
+    }
+    EXPECT_EQ(gemms, 1);
+    EXPECT_EQ(packs, want.packs);
+    EXPECT_EQ(epilogues, want.epilogues);
+  }
+}
+
+TEST(CudaCodegen, UnknownPrecisionIsAClearError) {
+  TempDir dir;
+  driver::CompileOptions options = cudaOptions();
+  options.codegen.cuda_precision = "fp8";
+  std::ostringstream log;
+  auto bad = driver::compileFile(testing::exampleModel(), dir.file("x.so"), options, log);
+  ASSERT_FALSE(bad.isOk());
+  EXPECT_NE(bad.status().message().find("--cuda-precision 'fp8'"), std::string::npos) << bad.status().message();
 }
 
 // A stage over an empty axis (a 0-row Trilu) is compiled but never launched.

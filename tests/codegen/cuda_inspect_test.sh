@@ -8,10 +8,8 @@ set -uo pipefail
 kiln=$1
 tiny=$2
 data=$3
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
+# shellcheck source=../tools/lib.sh
+source "$(dirname "$0")/../tools/lib.sh"
 
 # expect NAME WANT_RC WANT_REGEX(stdout+stderr) -- command...
 expect() {
@@ -19,14 +17,9 @@ expect() {
   shift 4
   "$@" >"$work/out" 2>&1
   local rc=$?
-  if [ "$rc" -ne "$want_rc" ]; then
-    echo "FAIL $name: exit $rc, expected $want_rc"; sed 's/^/  | /' "$work/out"; failed=$((failed + 1)); return
-  fi
-  if [ -n "$want" ] && ! grep -qE -- "$want" "$work/out"; then
-    echo "FAIL $name: output does not match /$want/"; sed 's/^/  | /' "$work/out"; failed=$((failed + 1)); return
-  fi
-  echo "PASS $name"
-  passed=$((passed + 1))
+  if [ "$rc" -ne "$want_rc" ]; then fail "$name: exit $rc, expected $want_rc" "$work/out"; return; fi
+  if [ -n "$want" ] && ! grep -qE -- "$want" "$work/out"; then fail "$name: output does not match /$want/" "$work/out"; return; fi
+  pass "$name"
 }
 
 expect "compile tiny_cnn for cuda" 0 "" -- "$kiln" compile "$tiny" --target cuda -o "$work/tiny.so" -q
@@ -40,12 +33,16 @@ expect "--cuda-arch sm_80" 0 "" -- "$kiln" compile "$tiny" --target cuda --cuda-
 expect "inspect says cuda sm_80" 0 "^  target +cuda sm_80$" -- "$kiln" inspect "$work/sm80.so"
 expect "--cuda-arch needs --target cuda" 2 "^kiln: error: .*--cuda-arch sm_80 needs --target cuda" -- \
   "$kiln" compile "$tiny" --cuda-arch sm_80 -o "$work/x.so"
+expect "--cuda-precision fp16" 0 "" -- "$kiln" compile "$tiny" --target cuda --cuda-precision fp16 -o "$work/fp16.so" -q
+expect "inspect records the precision" 0 "cuda_precision=fp16" -- "$kiln" inspect "$work/fp16.so"
+expect "--cuda-precision needs --target cuda" 2 "^kiln: error: .*--cuda-precision tf32 needs --target cuda" -- \
+  "$kiln" compile "$tiny" --cuda-precision tf32 -o "$work/x.so"
+expect "an unknown precision is refused" 2 "fp8" -- "$kiln" compile "$tiny" --target cuda --cuda-precision fp8 -o "$work/x.so"
 expect "a bad arch is one line" 2 "^kiln: error: .*'sm90' is not a GPU architecture" -- \
   "$kiln" compile "$tiny" --target cuda --cuda-arch sm90 -o "$work/x.so"
 expect "an unknown target is refused" 2 "" -- "$kiln" compile "$tiny" --target tpu -o "$work/x.so"
 expect "--emit llvm writes CUDA C" 0 "" -- "$kiln" compile "$tiny" --target cuda --emit llvm -o "$work/tiny.cu" -q
-grep -q '__global__' "$work/tiny.cu" && { echo "PASS the CUDA C has kernels"; passed=$((passed + 1)); } ||
-  { echo "FAIL the CUDA C has kernels"; failed=$((failed + 1)); }
+check "the CUDA C has kernels" grep -q '__global__' "$work/tiny.cu"
 
 # Running: refused cleanly without a GPU.
 "$kiln" run "$work/tiny.so" --input "$(dirname "$tiny")/input.npy" >"$work/out" 2>&1
@@ -54,11 +51,9 @@ if [ "$rc" -eq 0 ]; then
   echo "SKIP run without a GPU: this machine ran the CUDA artifact (it has a GPU)"
 elif [ "$rc" -eq 3 ] && grep -qE "^kiln: error: .*runs on an NVIDIA GPU \(sm_90\), but" "$work/out" &&
      [ "$(wc -l <"$work/out")" -eq 1 ]; then
-  echo "PASS run without a GPU is one clear line: $(cat "$work/out")"
-  passed=$((passed + 1))
+  pass "run without a GPU is one clear line: $(cat "$work/out")"
 else
-  echo "FAIL run without a GPU: exit $rc"; sed 's/^/  | /' "$work/out"; failed=$((failed + 1))
+  fail "run without a GPU: exit $rc" "$work/out"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish cuda_inspect_test

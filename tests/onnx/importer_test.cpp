@@ -334,9 +334,17 @@ TEST(ImporterErrorTest, DataLengthDisagreesWithShape) {
 TEST(ImporterErrorTest, NonTensorGraphInput) {
   onnx::ModelProto model = reluModel();
   auto* input = model.mutable_graph()->add_input();
-  input->set_name("seq");
-  input->mutable_type()->mutable_sequence_type()->mutable_elem_type()->mutable_tensor_type()->set_elem_type(1);
-  expectError(importProto(model), {"graph input 'seq' is a sequence", "tensor values only"});
+  input->set_name("m");
+  input->mutable_type()->mutable_map_type()->set_key_type(onnx::TensorProto::INT64);
+  expectError(importProto(model), {"graph input 'm' is a map", "sequences of tensors and optionals"});
+}
+
+TEST(ImporterErrorTest, SequenceOfSequencesGraphInput) {
+  onnx::ModelProto model = reluModel();
+  auto* input = model.mutable_graph()->add_input();
+  input->set_name("seqs");
+  input->mutable_type()->mutable_sequence_type()->mutable_elem_type()->mutable_sequence_type();
+  expectError(importProto(model), {"graph input 'seqs' is a sequence of non-tensors"});
 }
 
 TEST(ImporterErrorTest, ErrorInsideSubgraphNamesTheNode) {

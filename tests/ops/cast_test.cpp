@@ -1,7 +1,8 @@
 // The cast family (compiler/ops/cast.cpp): target dtypes and the unsupported
 // ones, and on the reference evaluator the conversions ONNX leaves to the
 // implementation: float -> integer saturates (NaN -> 0), integers wrap,
-// anything -> bool is `!= 0`, half and bfloat16 in both directions.
+// anything -> bool is `!= 0`, half and bfloat16 in both directions. The
+// string conversions are tested in string_test.cpp.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -50,20 +51,34 @@ TEST(CastInferTest, ToIsRequired) {
   EXPECT_NE(messageOf(g.infer()).find("missing required attribute 'to'"), std::string::npos);
 }
 
-TEST(CastInferTest, Float8AndStringsAreUnsupported) {
+TEST(CastInferTest, Float8IsUnsupported) {
   OneNodeGraph f8("Cast", "c");
   f8.input(f32, "2").integer("to", 17).integer("saturate", 0);
   Status status = f8.infer(19);
   EXPECT_EQ(status.kind(), ErrorKind::kUnsupported);
   EXPECT_EQ(messageOf(status),
             "Cast 'c': casting to float8e4m3fn (to=17) is not supported; Kiln casts between numeric types and bool");
-  OneNodeGraph to_string("Cast", "c");
+}
+
+TEST(CastInferTest, StringsConvertToAndFromNumbersOnly) {
+  OneNodeGraph to_string("Cast");
   to_string.input(f32, "2").integer("to", 8);
-  EXPECT_EQ(to_string.infer().kind(), ErrorKind::kUnsupported);
-  OneNodeGraph from_string("CastLike", "c");
-  from_string.input(DType::kString, "2").input(f32, "1");
-  EXPECT_EQ(messageOf(from_string.infer(15)),
-            "CastLike 'c': casting from string is not supported (input 0); Kiln casts between numeric types and bool");
+  ASSERT_EQ(messageOf(to_string.infer(13)), "ok");
+  EXPECT_EQ(to_string.outputType().dtype, DType::kString);
+  OneNodeGraph from_string("CastLike");
+  from_string.input(DType::kString, "2").input(DType::kInt32, "1");
+  ASSERT_EQ(messageOf(from_string.infer(15)), "ok");
+  EXPECT_EQ(from_string.outputType().dtype, DType::kInt32);
+  OneNodeGraph from_bool("Cast", "c");
+  from_bool.input(DType::kBool, "2").integer("to", 8);
+  Status status = from_bool.infer(13);
+  EXPECT_EQ(status.kind(), ErrorKind::kUnsupported);
+  EXPECT_EQ(messageOf(status),
+            "Cast 'c': casting bool to string is not supported; strings convert to and from float32, float64 and "
+            "integers");
+  OneNodeGraph to_half("Cast", "c");
+  to_half.input(DType::kString, "2").integer("to", static_cast<int64_t>(DType::kFloat16));
+  EXPECT_EQ(to_half.infer(13).kind(), ErrorKind::kUnsupported);
 }
 
 TEST(CastInferTest, UnknownTypeCodeIsAnError) {

@@ -124,18 +124,24 @@ TEST(MathInferTest, DropoutMaskIsBoolSinceOpset10) {
   EXPECT_EQ(g.outputShape(1), "2x3");
 }
 
-TEST(MathInferTest, DropoutTrainingModeMustBeConstantFalse) {
-  OneNodeGraph runtime("Dropout", "d");
-  runtime.input(f32, "2").omittedInput().input(DType::kBool, "scalar");
-  EXPECT_EQ(messageOf(runtime.infer(13)),
-            "Dropout 'd': training_mode (input 2) is computed at run time; Kiln compiles inference and needs it to "
-            "be a constant false");
+TEST(MathInferTest, DropoutRefusesAConstantTrueTrainingModeUnlessRatioIsZero) {
   OneNodeGraph on("Dropout", "d");
   on.input(f32, "2").omittedInput().constantInput(boolScalar(true));
-  EXPECT_NE(messageOf(on.infer(13)).find("training_mode (input 2) is true"), std::string::npos);
+  EXPECT_EQ(messageOf(on.infer(13)),
+            "Dropout 'd': training_mode (input 2) is true and ratio is not 0: dropout draws a random mask; Kiln "
+            "compiles deterministic inference");
+  OneNodeGraph zero("Dropout");
+  zero.input(f32, "2").constantInput(testing::tensorOf<float>(f32, {}, {0.0f})).constantInput(boolScalar(true));
+  EXPECT_EQ(messageOf(zero.infer(13)), "ok");
   OneNodeGraph off("Dropout");
   off.input(f32, "2").omittedInput().constantInput(boolScalar(false));
   EXPECT_EQ(messageOf(off.infer(13)), "ok");
+  OneNodeGraph runtime("Dropout");
+  runtime.input(f32, "2").input(f32, "scalar").input(DType::kBool, "scalar");
+  EXPECT_EQ(messageOf(runtime.infer(13)), "ok");
+  OneNodeGraph vector("Dropout", "d");
+  vector.input(f32, "2").input(f32, "2").input(DType::kBool, "scalar");
+  EXPECT_EQ(messageOf(vector.infer(13)), "Dropout 'd': ratio must be a scalar, got shape 2 (input 1)");
 }
 
 // ---- Evaluation ------------------------------------------------------------------

@@ -234,6 +234,14 @@ class OneNodeModel {
     return results;
   }
 
+  // Any program, run-time shapes and strings included, through the
+  // evaluator's tensor interface: outputs with this run's shapes, or the
+  // run's error (a failed run-time check).
+  Expected<std::vector<ir::Tensor>> evaluateTensors(size_t outputs, const std::vector<ir::Tensor>& inputs) {
+    KILN_ASSIGN_OR_RETURN(lower::Program program, inferAndLower(outputs));
+    return lower::evaluateProgram(program, inputs);
+  }
+
  private:
   // Adds `outputs` graph outputs, infers shapes and lowers; a failure fails the test.
   Expected<lower::Program> inferAndLower(size_t outputs) {

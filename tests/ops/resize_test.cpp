@@ -117,11 +117,20 @@ TEST(ResizeTest, Errors) {
   antialias.input(f32, "1x1x2x2").omittedInput().constantInput(floats({1, 1, 2, 2})).integer("antialias", 1);
   EXPECT_EQ(messageOf(antialias.infer(13)), "Resize 'r': attribute 'antialias' needs Resize at opset 18 or later");
 
+  // Scales read at run time: the resized dims are left to the run; their
+  // count must be known.
   OneNodeGraph runtime("Resize", "r");
   runtime.input(f32, "1x1x2x2").omittedInput().input(f32, "4");
-  Status s = runtime.infer(13);
+  ASSERT_TRUE(runtime.infer(13).isOk());
+  EXPECT_EQ(runtime.outputShape(), "?x?x?x?");
+  OneNodeGraph unknown_count("Resize", "r");
+  unknown_count.input(f32, "1x1x2x2").omittedInput().input(f32, "k");
+  Status s = unknown_count.infer(13);
   EXPECT_EQ(s.kind(), ErrorKind::kUnsupported);
-  EXPECT_EQ(messageOf(s), "Resize 'r': scales (input 2) is computed at run time; Kiln needs it to be a constant");
+  EXPECT_EQ(messageOf(s), "Resize 'r': scales is computed at run time and its length is not static (input 2)");
+  OneNodeGraph wrong_count("Resize", "r");
+  wrong_count.input(f32, "1x1x2x2").omittedInput().input(f32, "3");
+  EXPECT_EQ(messageOf(wrong_count.infer(13)), "Resize 'r': scales has 3 values, expected 4 (input 2)");
 
   OneNodeGraph upsample("Upsample", "u");
   upsample.input(f32, "1x1x2x2").constantInput(floats({1, 1, 0.5f, 0.5f}));

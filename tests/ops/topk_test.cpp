@@ -1,7 +1,8 @@
-// TopK (compiler/ops/topk.cpp): k as attribute (opset 1) and constant input
-// (opset 10+), validation messages, and on the reference evaluator the order
-// ONNX asks for — ties by the lower index, NaN ordered, largest and smallest —
-// checked against std::stable_sort of each row.
+// TopK (compiler/ops/topk.cpp): k as attribute (opset 1), constant input
+// (opset 10+) and input computed at run time, validation messages, and the
+// order ONNX asks for — ties by the lower index, NaN ordered, largest and
+// smallest — checked against std::stable_sort of each row (on the reference
+// evaluator; a run-time k also as a compiled artifact).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <limits>
 #include <numeric>
 
+#include "tests/ops/data_dependent_model.h"
 #include "tests/ops/node_fixture.h"
 
 namespace kiln::ops {
@@ -43,9 +45,12 @@ TEST(TopKInferTest, RejectsBadKAndAttributes) {
   EXPECT_EQ(messageOf(big.infer(11)), "TopK 't': k 5 exceeds X's 4 elements along axis 1");
   OneNodeGraph runtime("TopK", "t");
   runtime.input(f32, "3x4").input(DType::kInt64, "1").outputs(2);
-  Status status = runtime.infer(11);
-  EXPECT_EQ(status.kind(), ErrorKind::kUnsupported);
-  EXPECT_EQ(messageOf(status), "TopK 't': K (input 1) is computed at run time; Kiln needs it to be a constant");
+  ASSERT_EQ(messageOf(runtime.infer(11)), "ok");
+  EXPECT_EQ(runtime.outputShape(0), "3x?");  // k is read at run time
+  EXPECT_EQ(runtime.outputShape(1), "3x?");
+  OneNodeGraph wide("TopK", "t");
+  wide.input(f32, "3x4").input(DType::kInt64, "2").outputs(2);
+  EXPECT_EQ(messageOf(wide.infer(11)), "TopK 't': K must be a 1-element int64 tensor, got int64[2] (input 1)");
   OneNodeGraph moved("TopK", "t");
   moved.input(f32, "3x4").constantInput(int64Tensor({1})).integer("k", 1).outputs(2);
   EXPECT_EQ(messageOf(moved.infer(10)), "TopK 't': attribute 'k' is an input since opset 10");
@@ -128,6 +133,43 @@ TEST(TopKEvalTest, MiddleAxisOfARank3Input) {
       std::vector<int64_t> want = expectedIndices(column, 1, N, 2, true);
       for (int j = 0; j < 2; ++j) EXPECT_EQ(got[(a * 2 + j) * Bd + b], want[j]) << a << "," << b << "," << j;
     }
+}
+
+// K as a graph input: one artifact serves every k in [0, n]; values and
+// indices come back k wide. A k outside [0, n] is a run-time error naming
+// the node.
+TEST(TopKRunTimeTest, KReadAtRunTime) {
+  float nan = std::numeric_limits<float>::quiet_NaN();
+  const int rows = 3, n = 5;
+  std::vector<float> x = {4, 1, 4, -2, 0.5f, nan, 3, -1, 3, nan, 2, 2, 2, 2, 2};
+  for (bool largest : {true, false}) {
+    testing::DataDependentModel m("TopK", 11);
+    m.input("x", f32, {rows, n}).input("k", DType::kInt64, {1}).outputs({"values", "indices"});
+    m.attr("largest", largest ? 1 : 0).attr("axis", 1);
+    ASSERT_TRUE(m.compile().isOk());
+    for (int64_t k : {int64_t{0}, int64_t{1}, int64_t{3}, int64_t{n}}) {
+      auto out = m.run({tensorOf(f32, {rows, n}, x), int64Tensor({k})});
+      ASSERT_TRUE(out.isOk()) << out.status().message();
+      ASSERT_EQ(out->size(), 2u);
+      EXPECT_EQ((*out)[0].dims(), (std::vector<int64_t>{rows, k}));
+      EXPECT_EQ((*out)[1].dims(), (std::vector<int64_t>{rows, k}));
+      std::vector<int64_t> want = expectedIndices(x, rows, n, static_cast<int>(k), largest);
+      EXPECT_EQ(valuesOf<int64_t>((*out)[1]), want) << "k=" << k;
+      std::vector<float> values = valuesOf<float>((*out)[0]);
+      for (size_t i = 0; i < want.size(); ++i) {
+        float v = x[(i / static_cast<size_t>(k)) * n + static_cast<size_t>(want[i])];
+        EXPECT_TRUE(values[i] == v || (std::isnan(v) && std::isnan(values[i]))) << "k=" << k << " element " << i;
+      }
+    }
+    for (int64_t k : {int64_t{n + 1}, int64_t{-1}}) {
+      auto out = m.run({tensorOf(f32, {rows, n}, x), int64Tensor({k})});
+      ASSERT_FALSE(out.isOk()) << "k=" << k;
+      EXPECT_NE(out.status().message().find("TopK 'n': K " + std::to_string(k) +
+                                            " (input 1) is outside [0, 5], the number of elements along axis 1"),
+                std::string::npos)
+          << out.status().message();
+    }
+  }
 }
 
 }  // namespace

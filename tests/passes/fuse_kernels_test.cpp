@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 
 #include "compiler/kir/substitute.h"
 #include "compiler/lower/fuse_kernels.h"
@@ -120,6 +121,38 @@ TEST(FuseKernelsTest, AtMostOneReductionPerStage) {
   ASSERT_EQ(c.fused.calls.size(), 2u) << kernelsText(c.fused);
   for (const lower::KernelCall& call : c.fused.calls)
     for (const kir::Stage& s : call.kernel.stages) EXPECT_EQ(countReductions(s.value), 1) << kernelsText(c.fused);
+  EXPECT_TRUE(sameOutputs(c.fused, c.unfused));
+}
+
+// EfficientNet's Conv -> SiLU: y = c * Sigmoid(c). Once Sigmoid is inlined
+// into the Mul, the Mul is the Conv's only reader, with both reads at the
+// same element: the Conv joins it as one shared sum.
+std::unique_ptr<ir::Model> convSilu() {
+  TestGraph g;
+  ir::Value* x = g.input("x", {1, 4, 6, 6});
+  ir::Node* conv = g.node("Conv", {x, g.randomConstant("w", {8, 4, 3, 3}), g.randomConstant("b", {8})}, "conv");
+  setInts(conv, "pads", {1, 1, 1, 1});
+  ir::Value* c = conv->outputs[0];
+  g.output(g.op("Mul", {c, g.op("Sigmoid", {c}, "s")}, "y"));
+  return g.take();
+}
+
+TEST(FuseKernelsTest, ConvSiluSharesOneSum) {
+  Compiled c = compileBoth(convSilu);
+  EXPECT_EQ(c.unfused.calls.size(), 3u) << kernelsText(c.unfused);
+  ASSERT_EQ(c.fused.calls.size(), 1u) << kernelsText(c.fused);
+  const kir::Kernel& k = c.fused.calls[0].kernel;
+  ASSERT_EQ(k.stages.size(), 1u);
+  // Two uses of one reduce node: the tree counts it twice, the DAG once.
+  EXPECT_EQ(countReductions(k.stages[0].value), 2) << kernelsText(c.fused);
+  std::vector<const kir::ExprNode*> reduces;
+  std::function<void(const kir::Expr&)> collect = [&](const kir::Expr& e) {
+    if (e->kind == kir::ExprNode::Kind::kReduce) reduces.push_back(e.node().get());
+    for (const kir::Expr& op : e->operands) collect(op);
+  };
+  collect(k.stages[0].value);
+  ASSERT_EQ(reduces.size(), 2u);
+  EXPECT_EQ(reduces[0], reduces[1]) << "both reads share one sum";
   EXPECT_TRUE(sameOutputs(c.fused, c.unfused));
 }
 

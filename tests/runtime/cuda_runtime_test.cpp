@@ -2,11 +2,13 @@
 // ONNX test data, profiling, and the arch check. Every test skips, printing
 // why, where there is no usable NVIDIA GPU (CI).
 #include <cmath>
+#include <cstdlib>
 #include <random>
 
 #include <gtest/gtest.h>
 
 #include "kiln_runtime.hpp"
+#include "tests/codegen/cuda_test_models.h"
 #include "tests/testing/artifact_fixture.h"
 #include "tools/common/run_artifact.h"
 #include "tools/common/test_case.h"
@@ -78,6 +80,68 @@ TEST(CudaRuntime, TinyCnnMatchesTheCpuArtifact) {
       auto mismatch = tools::compareTensors((*got)[i], (*want)[i], {1e-4, 1e-5});
       EXPECT_FALSE(mismatch.has_value()) << *mismatch;
     }
+  }
+}
+
+void expectOutputsMatch(const std::vector<ir::Tensor>& got, const std::vector<ir::Tensor>& want, tools::Tolerance tol) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    auto mismatch = tools::compareTensors(got[i], want[i], tol);
+    EXPECT_FALSE(mismatch.has_value()) << testing::contractionCases()[i].name << " ("
+                                       << testing::contractionCases()[i].what << "): " << *mismatch;
+  }
+}
+
+// The GEMM path (cuBLASLt, packing and epilogue kernels) in each precision,
+// against the fp32 CPU artifact. Tolerances follow the inputs' rounding:
+// tf32 and fp16 keep 10 mantissa bits, bf16 7; sums run over <= 200 terms.
+TEST(CudaRuntime, ContractionsMatchTheCpuArtifactInEveryPrecision) {
+  TempDir dir;
+  ASSERT_TRUE(testing::writeContractionModel(dir.file("m.onnx")));
+  testing::compileOrFail(dir.file("m.onnx"), dir.file("cpu.so"), target("cpu"));
+  Model cpu(dir.file("cpu.so"));
+  Session cpu_session(cpu, 1);
+  std::vector<ir::Tensor> inputs = randomInputs(cpu, 11);
+  auto want = tools::runArtifact(cpu, cpu_session, inputs);
+  ASSERT_TRUE(want.isOk()) << want.status().message();
+  const std::pair<const char*, tools::Tolerance> modes[] = {
+      {"fp32", {1e-4, 1e-5}}, {"tf32", {1e-2, 2e-2}}, {"fp16", {1e-2, 2e-2}}, {"bf16", {4e-2, 1e-1}}};
+  for (const auto& [precision, tol] : modes) {
+    SCOPED_TRACE(precision);
+    driver::CompileOptions options = target("cuda");
+    options.codegen.cuda_precision = precision;
+    std::string path = dir.file(std::string(precision) + ".so");
+    testing::compileOrFail(dir.file("m.onnx"), path, options);
+    LOAD_CUDA_OR_SKIP(gpu, path);
+    Session session(*gpu);
+    auto got = tools::runArtifact(*gpu, session, inputs);
+    ASSERT_TRUE(got.isOk()) << got.status().message();
+    expectOutputsMatch(*got, *want, tol);
+  }
+}
+
+// A session captures its launches once and replays the graph on every run:
+// new inputs give new, correct outputs, the same as launching one by one.
+TEST(CudaRuntime, GraphReplayFollowsNewInputs) {
+  TempDir dir;
+  ASSERT_TRUE(testing::writeContractionModel(dir.file("m.onnx")));
+  testing::compileOrFail(dir.file("m.onnx"), dir.file("gpu.so"), target("cuda"));
+  LOAD_CUDA_OR_SKIP(gpu, dir.file("gpu.so"));
+  testing::compileOrFail(dir.file("m.onnx"), dir.file("cpu.so"), target("cpu"));
+  Model cpu(dir.file("cpu.so"));
+  Session cpu_session(cpu, 1), graphed(*gpu);
+  setenv("KILN_CUDA_GRAPHS", "0", 1);
+  Session one_by_one(*gpu);
+  unsetenv("KILN_CUDA_GRAPHS");
+  for (uint32_t seed : {21u, 22u, 23u}) {
+    SCOPED_TRACE(seed);
+    std::vector<ir::Tensor> inputs = randomInputs(cpu, seed);
+    auto want = tools::runArtifact(cpu, cpu_session, inputs);
+    auto replayed = tools::runArtifact(*gpu, graphed, inputs);
+    auto launched = tools::runArtifact(*gpu, one_by_one, inputs);
+    ASSERT_TRUE(want.isOk() && replayed.isOk() && launched.isOk());
+    expectOutputsMatch(*replayed, *want, {1e-4, 1e-5});
+    expectOutputsMatch(*launched, *replayed, {1e-5, 1e-6});
   }
 }
 

@@ -229,6 +229,29 @@ TEST(Artifact, SameModelAndFlagsGiveIdenticalBytes) {
   EXPECT_EQ(testing::readBytes(dir.file("a.so")), testing::readBytes(dir.file("b.so")));
 }
 
+// Two different models alive at once each run their own code: the runtime
+// maps each artifact from its own memory file, and a second load must not be
+// taken for the first one by the dynamic loader.
+TEST(Artifact, TwoModelsLoadedAtOnceRunTheirOwnCode) {
+  TempDir dir;
+  const std::vector<std::string> cases = {"test_relu", "test_neg", "test_abs"};
+  std::vector<std::unique_ptr<kiln::Model>> models;
+  for (const std::string& name : cases) {
+    testing::compileOrFail(testing::nodeCase(name) + "/model.onnx", dir.file(name + ".so"));
+    models.push_back(std::make_unique<kiln::Model>(dir.file(name + ".so")));
+  }
+  for (size_t i = 0; i < cases.size(); ++i) {
+    std::string data = testing::nodeCase(cases[i]) + "/test_data_set_0/";
+    auto input = tools::readTensorFile(data + "input_0.pb");
+    auto expected = tools::readTensorFile(data + "output_0.pb");
+    ASSERT_TRUE(input.isOk() && expected.isOk()) << cases[i];
+    kiln::Session session(*models[i], 1);
+    auto out = tools::runArtifact(*models[i], session, {*input});
+    ASSERT_TRUE(out.isOk()) << cases[i] << ": " << out.status().message();
+    EXPECT_FALSE(tools::compareTensors((*out)[0], *expected, {0, 0})) << cases[i] << " ran another model's code";
+  }
+}
+
 TEST(Artifact, ConcurrentRunsFromEightThreadsAgree) {
   TempDir dir;
   testing::compileOrFail(testing::exampleModel(), dir.file("cnn.so"));

@@ -51,6 +51,25 @@ expect "run with an unknown input name" 2 "no input named 'nope'" -- \
 expect "run with a wrong shape" 2 "input 0 'x': shape" -- \
   "$kiln" run "$work/c.so" --input "$case_dir/test_data_set_0/input_1.pb" --input "$case_dir/test_data_set_0/input_1.pb"
 
+strnorm=$data/test_strnormalizer_export_monday_casesensintive_upper
+expect "compile a string model" 0 "" -- "$kiln" compile "$strnorm/model.onnx" -o "$work/s.so"
+expect "run prints strings" 0 "" -- "$kiln" run "$work/s.so" --input "$strnorm/test_data_set_0/input_0.pb" \
+  --output-dir "$work/s_out"
+grep -q 'y: string\[3\] = \["TUESDAY", "WEDNESDAY", "THURSDAY"\]' "$work/out" &&
+  echo "PASS run prints strings quoted" && passed=$((passed + 1)) ||
+  { echo "FAIL run prints strings quoted"; sed 's/^/  | /' "$work/out"; failed=$((failed + 1)); }
+[ -f "$work/s_out/output_0.npy" ] && echo "PASS run writes strings as .npy" && passed=$((passed + 1)) ||
+  { echo "FAIL run writes strings as .npy"; failed=$((failed + 1)); }
+same=$data/test_strnormalizer_nostopwords_nochangecase
+expect "compile a string model of one shape" 0 "" -- "$kiln" compile "$same/model.onnx" -o "$work/same.so"
+expect "write strings" 0 "" -- "$kiln" run "$work/same.so" --input "$same/test_data_set_0/input_0.pb" \
+  --output-dir "$work/same_out"
+expect "strings round-trip through .npy" 0 "" -- "$kiln" run "$work/same.so" --input "$work/same_out/output_0.npy"
+grep -q 'y: string\[2\] = \["monday", "tuesday"\]' "$work/out" &&
+  echo "PASS .npy strings read back" && passed=$((passed + 1)) ||
+  { echo "FAIL .npy strings read back"; sed 's/^/  | /' "$work/out"; failed=$((failed + 1)); }
+expect "check a string model" 0 "" -- "$kiln" check "$work/s.so" --test-dir "$strnorm"
+
 printf 'not a model' >"$work/corrupt.onnx"
 expect "corrupt ONNX file" 2 "^kiln: error: '.*corrupt.onnx' is not a valid ONNX model" -- \
   "$kiln" compile "$work/corrupt.onnx" -o "$work/x.so"

@@ -12,6 +12,7 @@ Expected<std::vector<ir::Tensor>> runArtifact(const kiln::Model& model, kiln::Se
     return invalidInput("the model takes " + std::to_string(model.numInputs()) + " inputs, got " +
                         std::to_string(inputs.size()));
   std::vector<kiln_tensor> in(inputs.size());
+  std::vector<std::vector<const char*>> string_inputs(inputs.size());  // string tensors as the runtime takes them
   for (size_t i = 0; i < inputs.size(); ++i) {
     const ir::Tensor& t = inputs[i];
     // numpy has no bfloat16: ONNX's test data and .npy files carry its bits as uint16.
@@ -22,6 +23,11 @@ Expected<std::vector<ir::Tensor>> runArtifact(const kiln::Model& model, kiln::Se
     std::copy(t.dims().begin(), t.dims().end(), in[i].dims);
     in[i].data = const_cast<std::byte*>(t.bytes().data());
     in[i].bytes = t.bytes().size();
+    if (t.dtype() == ir::DType::kString) {
+      for (const std::string& s : t.strings()) string_inputs[i].push_back(s.c_str());
+      in[i].data = string_inputs[i].data();
+      in[i].bytes = string_inputs[i].size() * sizeof(const char*);
+    }
   }
   std::vector<kiln_tensor> out(model.numOutputs());
   for (kiln_tensor& o : out) o.data = nullptr;  // the runtime allocates
@@ -32,6 +38,14 @@ Expected<std::vector<ir::Tensor>> runArtifact(const kiln::Model& model, kiln::Se
   }
   std::vector<ir::Tensor> results;
   for (kiln_tensor& o : out) {
+    std::vector<int64_t> dims(o.dims, o.dims + o.rank);
+    if (o.dtype == KILN_STRING) {  // one block: the pointers, then the characters they point to
+      auto* strings = static_cast<const char* const*>(o.data);
+      results.push_back(ir::Tensor::fromStrings(std::move(dims), std::vector<std::string>(
+                                                                     strings, strings + o.bytes / sizeof(const char*))));
+      kiln_free(o.data);
+      continue;
+    }
     std::vector<std::byte> bytes(o.bytes);
     if (o.bytes) std::memcpy(bytes.data(), o.data, o.bytes);
     kiln_free(o.data);
@@ -68,6 +82,13 @@ std::optional<std::string> compareTensors(const ir::Tensor& got, const ir::Tenso
   if (got.dims() != want.dims())
     return "shape " + ir::toString(ir::makeShape(got.dims())) + ", expected " + ir::toString(ir::makeShape(want.dims()));
   int64_t n = want.elementCount();
+  if (want.dtype() == ir::DType::kString) {
+    for (size_t i = 0; i < want.strings().size(); ++i)
+      if (got.strings()[i] != want.strings()[i])
+        return "element " + indexString(static_cast<int64_t>(i), want.dims()) + " is \"" + got.strings()[i] +
+               "\", expected \"" + want.strings()[i] + "\"";
+    return std::nullopt;
+  }
   bool exact = !ir::isFloat(want.dtype());
   for (int64_t i = 0; i < n; ++i) {
     std::ostringstream os;

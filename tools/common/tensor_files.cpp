@@ -155,6 +155,77 @@ Expected<ir::DType> npyDType(const std::string& descr) {
   return unsupported("dtype '" + descr + "' is not supported (expected a little-endian bool, integer or float)");
 }
 
+// ---- Strings: numpy's fixed-width '<U<n>' (UTF-32) and '|S<n>' (bytes) ----
+// Each element is n characters, shorter strings padded with NULs. Object
+// arrays ('|O') are pickles and are refused.
+
+// n of "<U12" / "|S12", or 0 when `descr` is neither.
+size_t stringWidth(const std::string& descr, char kind) {
+  if (descr.size() < 3 || (descr[0] != '<' && descr[0] != '|') || descr[1] != kind) return 0;
+  size_t n = 0;
+  auto [end, ec] = std::from_chars(descr.data() + 2, descr.data() + descr.size(), n);
+  return ec == std::errc() && end == descr.data() + descr.size() ? n : 0;
+}
+
+void appendUtf8(char32_t c, std::string& out) {
+  if (c < 0x80) {
+    out += static_cast<char>(c);
+  } else if (c < 0x800) {
+    out += static_cast<char>(0xC0 | (c >> 6));
+    out += static_cast<char>(0x80 | (c & 0x3F));
+  } else if (c < 0x10000) {
+    out += static_cast<char>(0xE0 | (c >> 12));
+    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (c & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (c >> 18));
+    out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (c & 0x3F));
+  }
+}
+
+// The code points of valid UTF-8 (the strings Kiln produces and checks).
+std::u32string utf32(const std::string& s) {
+  std::u32string out;
+  for (size_t i = 0; i < s.size();) {
+    auto b = static_cast<unsigned char>(s[i]);
+    size_t n = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+    char32_t c = n == 1 ? b : b & (0x7F >> n);
+    for (size_t k = 1; k < n && i + k < s.size(); ++k) c = (c << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    out += c;
+    i += n;
+  }
+  return out;
+}
+
+Expected<ir::Tensor> parseNpyStrings(std::span<const std::byte> data, const NpyHeader& header) {
+  size_t unicode = stringWidth(header.descr, 'U'), bytes = stringWidth(header.descr, 'S');
+  size_t width = unicode ? unicode * 4 : bytes;
+  KILN_ASSIGN_OR_RETURN(int64_t count, ir::elementCount(header.shape));
+  if (width == 0 || static_cast<uint64_t>(count) > data.size() / width || static_cast<uint64_t>(count) * width != data.size())
+    return invalidInput("data is " + std::to_string(data.size()) + " bytes, which does not hold " +
+                        std::to_string(count) + " strings of dtype '" + header.descr + "'");
+  std::vector<std::string> strings;
+  for (int64_t e = 0; e < count; ++e) {
+    const std::byte* p = data.data() + static_cast<size_t>(e) * width;
+    std::string s;
+    if (unicode) {
+      for (size_t k = 0; k < unicode; ++k) {
+        char32_t c = static_cast<char32_t>(readLittleEndian(std::span<const std::byte>(p + 4 * k, 4)));
+        if (c == 0) break;
+        if (c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+          return invalidInput("string " + std::to_string(e) + " holds an invalid code point");
+        appendUtf8(c, s);
+      }
+    } else {
+      for (size_t k = 0; k < bytes && p[k] != std::byte{0}; ++k) s += static_cast<char>(p[k]);
+    }
+    strings.push_back(std::move(s));
+  }
+  return ir::Tensor::fromStrings(header.shape, std::move(strings));
+}
+
 // Borrows the data from `owner` when it is given (and keeps the bytes alive);
 // copies it otherwise.
 Expected<ir::Tensor> parseNpy(std::span<const std::byte> bytes, std::shared_ptr<const void> owner) {
@@ -171,6 +242,10 @@ Expected<ir::Tensor> parseNpy(std::span<const std::byte> bytes, std::shared_ptr<
   KILN_ASSIGN_OR_RETURN(NpyHeader header, NpyHeaderParser(text).parse());
   if (header.fortran_order)
     return unsupported("Fortran-ordered arrays are not supported; save with np.ascontiguousarray(x)");
+  if (stringWidth(header.descr, 'U') || stringWidth(header.descr, 'S'))
+    return parseNpyStrings(bytes.subspan(prefix + header_len), header);
+  if (header.descr == "|O")
+    return unsupported("object arrays (dtype 'O') are not supported; save strings as np.str_ ('<U') arrays");
   KILN_ASSIGN_OR_RETURN(ir::DType dtype, npyDType(header.descr));
   KILN_ASSIGN_OR_RETURN(int64_t count, ir::elementCount(header.shape));
   size_t payload = bytes.size() - prefix - header_len;
@@ -254,9 +329,28 @@ ir::Tensor widenBfloat16(const ir::Tensor& tensor) {
 
 }  // namespace
 
+// Strings as '<U<n>': n code points each (at least 1), NUL-padded.
+std::string npyStringPayload(const ir::Tensor& tensor, size_t& width) {
+  std::vector<std::u32string> texts;
+  width = 1;
+  for (const std::string& s : tensor.strings()) {
+    texts.push_back(utf32(s));
+    width = std::max(width, texts.back().size());
+  }
+  std::string payload(texts.size() * width * 4, '\0');
+  for (size_t e = 0; e < texts.size(); ++e)
+    for (size_t k = 0; k < texts[e].size(); ++k)
+      for (size_t b = 0; b < 4; ++b) payload[(e * width + k) * 4 + b] = static_cast<char>((texts[e][k] >> (8 * b)) & 0xFF);
+  return payload;
+}
+
 Status writeNpy(const std::string& path, const ir::Tensor& input) {
   const ir::Tensor tensor = input.dtype() == ir::DType::kBFloat16 ? widenBfloat16(input) : input;
-  auto descr = npyDescr(tensor.dtype());
+  std::string string_payload;
+  size_t string_width = 0;
+  if (tensor.dtype() == ir::DType::kString) string_payload = npyStringPayload(tensor, string_width);
+  auto descr = tensor.dtype() == ir::DType::kString ? Expected<std::string>("<U" + std::to_string(string_width))
+                                                     : npyDescr(tensor.dtype());
   if (!descr) return descr.status().withContext("cannot write '" + path + "'");
   std::string header = npyHeader(*descr, tensor.dims());
   // The data starts 64-byte aligned; the header ends with '\n'.
@@ -275,6 +369,7 @@ Status writeNpy(const std::string& path, const ir::Tensor& input) {
   file.write(out.data(), static_cast<std::streamsize>(out.size()));
   auto bytes = tensor.bytes();
   file.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  file.write(string_payload.data(), static_cast<std::streamsize>(string_payload.size()));
   file.close();
   if (!file) return ioError("cannot write '" + path + "'");
   return Status::ok();

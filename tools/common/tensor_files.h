@@ -25,7 +25,8 @@ Expected<ir::Tensor> parseTensorProtoBytes(std::span<const std::byte> bytes, con
 
 // Writes NumPy format 1.0 (2.0 for headers too long for it). bfloat16 has no
 // NumPy dtype code; it is written as float32, which holds every bfloat16 value
-// exactly. String tensors are refused.
+// exactly. Strings are written as fixed-width unicode ('<U<n>'), and read
+// from '<U<n>' or '|S<n>' arrays; object arrays are refused.
 Status writeNpy(const std::string& path, const ir::Tensor& tensor);
 
 }  // namespace kiln::tools

@@ -7,6 +7,7 @@
 #include <ostream>
 #include <regex>
 #include <sstream>
+#include <string_view>
 
 namespace kiln::conformance {
 namespace {
@@ -70,9 +71,33 @@ void writeTotalsTable(std::ostream& out, const std::vector<CaseResult>& results)
   row("**total**", grandTotal(results));
 }
 
+// Failures whose cause is understood and kept on purpose, with the reason
+// the report prints after the mismatch.
+struct KnownFailure {
+  std::string_view test;
+  std::string_view reason;
+};
+constexpr KnownFailure kKnownFailures[] = {
+    {"test_cast_FLOAT_to_BFLOAT16",
+     "the test data (ONNX 1.12) truncates float32 to bfloat16, which Cast-13 leaves unspecified; Kiln rounds to "
+     "nearest even, as IEEE conversion, PyTorch, ONNX Runtime and onnx.helper.float32_to_bfloat16 do"},
+    {"test_castlike_FLOAT_to_BFLOAT16", "the same truncating test data as test_cast_FLOAT_to_BFLOAT16"},
+    {"test_castlike_FLOAT_to_BFLOAT16_expanded", "the same truncating test data as test_cast_FLOAT_to_BFLOAT16"},
+    {"test_training_dropout", "training_mode is true with ratio above 0: a random mask, which the run refuses"},
+    {"test_training_dropout_default", "training_mode is true with ratio above 0: a random mask, which the run refuses"},
+    {"test_training_dropout_default_mask",
+     "training_mode is true with ratio above 0: a random mask, which the run refuses"},
+    {"test_training_dropout_mask", "training_mode is true with ratio above 0: a random mask, which the run refuses"},
+};
+
 void writeFailing(std::ostream& out, const std::vector<const CaseResult*>& failing) {
   out << "### Failing (" << failing.size() << ")\n\n";
-  for (const CaseResult* r : failing) out << "- `" << r->test.name << "`: " << markdownText(r->reason) << "\n";
+  for (const CaseResult* r : failing) {
+    out << "- `" << r->test.name << "`: " << markdownText(r->reason);
+    for (const KnownFailure& known : kKnownFailures)
+      if (known.test == r->test.name) out << " (known: " << markdownText(std::string(known.reason)) << ")";
+    out << "\n";
+  }
   out << "\n";
 }
 

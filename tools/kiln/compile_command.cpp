@@ -22,6 +22,7 @@ struct CompileArgs {
   std::string cpu;
   std::string features;
   std::string cuda_arch;
+  std::string cuda_precision;
   std::string emit = "so";
   std::vector<std::string> passes;
   std::vector<std::string> disabled;
@@ -47,6 +48,7 @@ std::string describeArgs(const CompileArgs& a) {
   if (!a.cpu.empty()) out += " --cpu " + a.cpu;
   if (!a.features.empty()) out += " --features " + a.features;
   if (!a.cuda_arch.empty()) out += " --cuda-arch " + a.cuda_arch;
+  if (!a.cuda_precision.empty()) out += " --cuda-precision " + a.cuda_precision;
   if (!a.passes.empty()) {
     out += " --passes ";
     for (size_t i = 0; i < a.passes.size(); ++i) out += (i ? "," : "") + a.passes[i];
@@ -63,6 +65,9 @@ Expected<driver::CompileOptions> toOptions(const CompileArgs& args) {
   options.codegen.cuda_arch = args.cuda_arch;
   if (!args.cuda_arch.empty() && args.target != "cuda")
     return invalidInput("--cuda-arch " + args.cuda_arch + " needs --target cuda");
+  options.codegen.cuda_precision = args.cuda_precision;
+  if (!args.cuda_precision.empty() && args.target != "cuda")
+    return invalidInput("--cuda-precision " + args.cuda_precision + " needs --target cuda");
   options.codegen.opt_level = args.opt_level;
   options.pipeline.opt_level = args.opt_level;
   options.pipeline.passes = args.passes;
@@ -164,6 +169,10 @@ void addCompileCommand(CLI::App& app, int& exit_code) {
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
   cmd->add_option("--cuda-arch", args->cuda_arch, "GPU architecture for --target cuda (default: sm_90)");
+  cmd->add_option("--cuda-precision", args->cuda_precision,
+                  "arithmetic of MatMul/Gemm/Conv for --target cuda: fp32 (exact, default), or tensor cores with "
+                  "tf32, fp16 or bf16 inputs and fp32 accumulation")
+      ->check(CLI::IsMember({"fp32", "tf32", "fp16", "bf16"}));
   cmd->add_option("-O", args->opt_level, "optimization level 0..3 (-O0 .. -O3)")
       ->check(CLI::Range(0, 3))
       ->capture_default_str();

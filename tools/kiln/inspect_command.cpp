@@ -222,6 +222,7 @@ std::vector<TensorRow> valueRows(const std::vector<ir::Value*>& values) {
   std::vector<TensorRow> rows;
   for (const ir::Value* v : values) {
     TensorRow row{v->name, std::string(ir::name(v->type.dtype)), {}};
+    if (!v->type.isTensor()) row.dtype = std::string(ir::kindName(v->type.kind)) + " of " + row.dtype;
     if (v->type.shape)
       for (const ir::Dim& d : *v->type.shape)
         row.dims.push_back(d.isKnown() ? std::to_string(d.value) : d.symbol.empty() ? "?" : d.symbol);

@@ -33,7 +33,8 @@ void printTensor(std::ostream& os, const std::string& name, const ir::Tensor& t)
   int64_t n = t.elementCount(), shown = std::min<int64_t>(n, 8);
   for (int64_t i = 0; i < shown; ++i) {
     os << (i ? ", " : "");
-    if (ir::isFloat(t.dtype())) os << std::setprecision(6) << t.floatAt(i);
+    if (t.dtype() == ir::DType::kString) os << std::quoted(t.strings()[static_cast<size_t>(i)]);
+    else if (ir::isFloat(t.dtype())) os << std::setprecision(6) << t.floatAt(i);
     else os << t.intAt(i);
   }
   os << (n > shown ? ", ...]" : "]") << "\n";

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# On the GPU machine, from the repository root: unpacks the bundle made by
+# bench/gpu/bundle.sh, then runs what is asked:
+#   bench/gpu/device.sh BUNDLE.tar.xz OUT_DIR test      # cuda_runtime_test
+#   bench/gpu/device.sh BUNDLE.tar.xz OUT_DIR bench [gpu_bench.py options]
+#   bench/gpu/device.sh BUNDLE.tar.xz OUT_DIR conformance
+set -euo pipefail
+bundle=$1
+out=$2
+what=$3
+shift 3
+kiln_root=/tmp/kiln-gpu
+mkdir -p "$kiln_root" "$out"
+[ -x "$kiln_root/bin/kiln" ] || tar -C "$kiln_root" -xJf "$bundle"
+cuda_lib=$(dirname "$(find /usr/local/cuda*/ /usr/lib -name 'libnvrtc.so.13' 2>/dev/null | head -1)")
+export LD_LIBRARY_PATH="$kiln_root/lib:$cuda_lib:${LD_LIBRARY_PATH:-}"
+kiln=$kiln_root/bin/kiln
+case $what in
+  test)
+    # The test finds the ONNX test data and the sources where the build machine had them.
+    mkdir -p /usr/share/libonnx-testdata /work
+    [ -e /usr/share/libonnx-testdata/data ] || ln -s "$kiln_root/data" /usr/share/libonnx-testdata/data
+    [ -e /work/main ] || ln -s "$PWD" /work/main
+    "$kiln_root/bin/cuda_runtime_test" "$@" 2>&1 | tee "$out/cuda_runtime_test.txt"
+    ;;
+  bench)
+    python3 bench/gpu/gpu_bench.py --kiln "$kiln" --runtime "$kiln_root/lib/libkiln_rt.so" --out "$out" "$@"
+    ;;
+  conformance)
+    "$kiln_root/bin/kiln-conformance" --target cuda --root "$kiln_root/data/node" \
+      --expected tests/conformance/expected_pass.txt "$@" | tee "$out/conformance.txt"
+    ;;
+  *)
+    echo "device.sh: unknown step '$what' (bench, conformance)" >&2
+    exit 2
+    ;;
+esac

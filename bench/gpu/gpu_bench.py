@@ -1,0 +1,225 @@
+"""The GPU benchmark: Kiln's CUDA artifacts against PyTorch (eager,
+torch.compile, torch.compile with CUDA graphs) and ONNX Runtime's CUDA
+provider where the machine's onnxruntime has it, on the same GPU, in one
+process, interleaved. Runs on the GPU machine (bench/gpu/run.sh prepares it).
+
+    python3 bench/gpu/gpu_bench.py --kiln KILN --runtime LIBKILN_RT --out DIR \
+        [--models resnet50,bert_base] [--iters 50] [--no-compile]
+
+For each model (bench/models.py: the CPU benchmark's definitions, same seed):
+exports ONNX (opset 17, batch 1), compiles it with `kiln compile --target
+cuda` in fp32 and with `--cuda-precision fp16`, and times every engine on the
+same input. Kiln runs through libkiln_rt's C API (ctypes): each run copies the
+input from host memory, replays the session's CUDA graph and copies the output
+back, so its times include both copies; PyTorch's inputs and outputs stay on
+the GPU. Medians of wall-clock time per run, after a synchronize. Writes
+DIR/results.md (the table) and DIR/results.json, and prints the table.
+"""
+import argparse
+import ctypes
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import models  # noqa: E402
+
+MAX_RANK = 16
+DTYPES = {np.dtype("float32"): 1, np.dtype("int64"): 7}
+
+
+class KilnTensor(ctypes.Structure):
+    _fields_ = [("dtype", ctypes.c_int32), ("rank", ctypes.c_int32), ("dims", ctypes.c_int64 * MAX_RANK),
+                ("data", ctypes.c_void_p), ("bytes", ctypes.c_size_t)]
+
+
+class KilnModel:
+    """One artifact and one session, through the C API."""
+
+    def __init__(self, lib, path, output_shape):
+        self.lib = lib
+        self.model, self.session = ctypes.c_void_p(), ctypes.c_void_p()
+        err = ctypes.c_void_p()
+        if lib.kiln_model_load(path.encode(), ctypes.byref(self.model), ctypes.byref(err)) != 0:
+            raise RuntimeError(lib.kiln_error_message(err).decode())
+        if lib.kiln_session_create(self.model, None, ctypes.byref(self.session), ctypes.byref(err)) != 0:
+            raise RuntimeError(lib.kiln_error_message(err).decode())
+        self.output = np.empty(output_shape, dtype=np.float32)
+
+    def run(self, x):
+        inp, out = KilnTensor(), KilnTensor()
+        inp.dtype, inp.rank = DTYPES[x.dtype], x.ndim
+        for i, d in enumerate(x.shape):
+            inp.dims[i] = d
+        inp.data, inp.bytes = x.ctypes.data, x.nbytes
+        out.data, out.bytes = self.output.ctypes.data, self.output.nbytes
+        err = ctypes.c_void_p()
+        if self.lib.kiln_session_run(self.session, ctypes.byref(inp), 1, ctypes.byref(out), 1, ctypes.byref(err)) != 0:
+            raise RuntimeError(self.lib.kiln_error_message(err).decode())
+        return self.output
+
+
+def load_runtime(path):
+    lib = ctypes.CDLL(path)
+    lib.kiln_error_message.restype = ctypes.c_char_p
+    lib.kiln_error_message.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+def export(name, folder):
+    path = os.path.join(folder, "model.onnx")
+    x = models.make_input(name)
+    if not os.path.exists(path):
+        model = models.build(name)
+        common = dict(opset_version=17, input_names=[models.MODELS[name][1]], output_names=["output"])
+        with torch.no_grad():
+            try:  # the TorchScript exporter, as bench/export_models.py uses on the CPU side
+                torch.onnx.export(model, (torch.from_numpy(x),), path, do_constant_folding=True, dynamo=False, **common)
+            except Exception as e:  # noqa: BLE001  (a PyTorch without it)
+                print(f"TorchScript export failed ({e}); using the dynamo exporter", flush=True)
+                torch.onnx.export(model, (torch.from_numpy(x),), path, dynamo=True, **common)
+    return path, x
+
+
+def compile_kiln(kiln, onnx_path, out, precision):
+    cmd = [kiln, "compile", onnx_path, "--target", "cuda", "-o", out, "-q"]
+    if precision != "fp32":
+        cmd += ["--cuda-precision", precision]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    return time.perf_counter() - start
+
+
+def timed(fn, sync):
+    start = time.perf_counter()
+    fn()
+    sync()
+    return (time.perf_counter() - start) * 1e3
+
+
+def bench_model(name, args, lib, out_dir):
+    folder = os.path.join(out_dir, name)
+    os.makedirs(folder, exist_ok=True)
+    onnx_path, x = export(name, folder)
+    model = models.build(name).cuda()
+    xt = torch.from_numpy(x).cuda()
+    with torch.no_grad():
+        want = model(xt).float().cpu().numpy()
+    engines, notes, compile_s = {}, {}, {}
+    sync = torch.cuda.synchronize
+
+    for precision in ("fp32", "fp16"):
+        art = os.path.join(folder, f"kiln_{precision}.so")
+        compile_s[f"kiln {precision}"] = compile_kiln(args.kiln, onnx_path, art, precision)
+        k = KilnModel(lib, art, want.shape)
+        got = k.run(x).copy()
+        notes[f"kiln {precision}"] = float(np.max(np.abs(got - want)))
+        engines[f"kiln {precision}"] = (lambda k=k: k.run(x))
+
+    def torch_engine(label, m, inp):
+        with torch.no_grad():
+            got = m(inp).float().cpu().numpy()
+        notes[label] = float(np.max(np.abs(got - want)))
+        engines[label] = lambda: m(inp)
+
+    half = models.build(name).cuda().half()
+    xh = xt if xt.dtype == torch.int64 else xt.half()
+    with torch.no_grad():
+        torch_engine("torch eager fp32", model, xt)
+        torch_engine("torch eager fp16", half, xh)
+        if not args.no_compile:
+            for mode in ("default", "reduce-overhead"):
+                label = f"torch.compile {mode} fp16"
+                start = time.perf_counter()
+                compiled = torch.compile(half, mode=None if mode == "default" else mode)
+                for _ in range(3):
+                    compiled(xh)
+                sync()
+                compile_s[label] = time.perf_counter() - start
+                torch_engine(label, compiled, xh)
+    try:
+        import onnxruntime as ort
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            sess = ort.InferenceSession(onnx_path, providers=["CUDAExecutionProvider"])
+            feed = {sess.get_inputs()[0].name: x}
+            notes["onnxruntime cuda fp32"] = float(np.max(np.abs(sess.run(None, feed)[0] - want)))
+            engines["onnxruntime cuda fp32"] = lambda: sess.run(None, feed)
+        else:
+            notes["onnxruntime"] = "no CUDAExecutionProvider in this onnxruntime (" + ort.get_device() + ")"
+    except ImportError:
+        notes["onnxruntime"] = "not installed"
+
+    times = {label: [] for label in engines}
+    with torch.no_grad():
+        for fn in engines.values():  # warm-up
+            for _ in range(5):
+                fn()
+        sync()
+        for _ in range(args.iters):  # interleaved: one run of each engine per round
+            for label, fn in engines.items():
+                times[label].append(timed(fn, sync))
+    return {"model": models.MODELS[name][3], "median_ms": {k: statistics.median(v) for k, v in times.items()},
+            "max_abs_diff_vs_torch_fp32": notes, "compile_s": compile_s}
+
+
+def table(results, device):
+    lines = ["# GPU benchmark results", "",
+             "Written by `bench/gpu/device.sh BUNDLE OUT bench " + " ".join(results["argv"]) + "` (bench/gpu/README.md); "
+             "not edited by hand.", "",
+             f"GPU: {device}; PyTorch {results['torch']}. Median ms per batch-1 run, {results['iters']} interleaved "
+             "runs per engine; ratio = Kiln fp16 time / engine time (below 1: Kiln is faster). Kiln's times include "
+             "copying the input from and the output to host memory; PyTorch's tensors stay on the GPU.", ""]
+    for name, r in results["models"].items():
+        med = r["median_ms"]
+        base = med.get("kiln fp16")
+        lines += [f"## {r['model']}", "", "| engine | median ms | Kiln fp16 / engine | max abs diff vs torch fp32 |",
+                  "| --- | --- | --- | --- |"]
+        for label, ms in med.items():
+            diff = r["max_abs_diff_vs_torch_fp32"].get(label, "")
+            diff = f"{diff:.2e}" if isinstance(diff, float) else diff
+            lines.append(f"| {label} | {ms:.3f} | {base / ms:.2f} | {diff} |")
+        extra = {k: v for k, v in r["max_abs_diff_vs_torch_fp32"].items() if k not in med}
+        for k, v in extra.items():
+            lines.append(f"| {k} | - | - | {v} |")
+        compile_s = ", ".join(f"{k} {v:.1f} s" for k, v in r["compile_s"].items())
+        lines += ["", f"Compile times: {compile_s}.", ""]
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--kiln", required=True)
+    p.add_argument("--runtime", required=True, help="path to libkiln_rt.so")
+    p.add_argument("--out", required=True)
+    p.add_argument("--models", default="resnet50,bert_base")
+    p.add_argument("--iters", type=int, default=50)
+    p.add_argument("--no-compile", action="store_true", help="skip torch.compile (it takes minutes)")
+    args = p.parse_args()
+    lib = load_runtime(args.runtime)
+    device = torch.cuda.get_device_name(0)
+    argv = [a for a in sys.argv[1:]]
+    for flag in ("--kiln", "--runtime", "--out"):  # paths of one machine
+        if flag in argv:
+            i = argv.index(flag)
+            del argv[i:i + 2]
+    results = {"device": device, "iters": args.iters, "torch": torch.__version__, "argv": argv, "models": {}}
+    for name in args.models.split(","):
+        print(f"== {name}", flush=True)
+        results["models"][name] = bench_model(name, args, lib, args.out)
+        print(json.dumps(results["models"][name], indent=1), flush=True)
+    text = table(results, device)
+    with open(os.path.join(args.out, "results.md"), "w") as f:
+        f.write(text + "\n")
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,336 @@
+#include "codegen/cuda/contraction.h"
+
+#include <algorithm>
+
+#include "compiler/kir/affine.h"
+#include "compiler/kir/substitute.h"
+
+namespace kiln::codegen::cuda {
+namespace {
+
+using kir::ExprNode;
+using kir::IterVar;
+
+// Variables collapsed into one matrix dimension: `extent` points, `stride`
+// elements apart.
+struct Dim {
+  int64_t extent = 1;
+  int64_t stride = 0;
+};
+
+// A batched matrix over (batch, rows, cols) variable groups: where its
+// elements lie in parameter `param`.
+struct Matrix {
+  int param = -1;
+  int64_t offset = 0;
+  Dim batch, rows, cols;
+};
+
+struct Groups {
+  std::vector<IterVar> batch, m, n, k;
+};
+
+int64_t product(const std::vector<IterVar>& vars) {
+  int64_t p = 1;
+  for (const IterVar& v : vars) p *= v.extent;
+  return p;
+}
+
+// The variables (outermost first) as one dimension, when their
+// coefficients nest as a row-major layout does.
+std::optional<Dim> collapse(const kir::Affine& flat, const std::vector<IterVar>& vars) {
+  Dim d;
+  bool first = true;
+  int64_t next = 0;
+  for (size_t i = vars.size(); i-- > 0;) {
+    const IterVar& v = vars[i];
+    if (v.extent == 1) continue;
+    int64_t c = flat.of(v.id);
+    if (!first && c != next) return std::nullopt;
+    if (first) d.stride = c;
+    first = false;
+    next = c * v.extent;
+    d.extent *= v.extent;
+  }
+  return d;
+}
+
+bool contains(const std::vector<IterVar>& vars, int id) {
+  return std::any_of(vars.begin(), vars.end(), [&](const IterVar& v) { return v.id == id; });
+}
+
+// `flat` as a batched matrix over the groups, when every variable it reads
+// belongs to one of them and each group is strided; `elements` bounds what
+// it may touch.
+std::optional<Matrix> asMatrix(int param, const kir::Affine& flat, const std::vector<IterVar>& batch,
+                               const std::vector<IterVar>& rows, const std::vector<IterVar>& cols, int64_t elements) {
+  int64_t lo = flat.offset, hi = flat.offset;
+  for (auto [var, c] : flat.coeff) {
+    if (c == 0) continue;
+    const std::vector<IterVar>* group = contains(batch, var) ? &batch : contains(rows, var) ? &rows
+                                        : contains(cols, var)  ? &cols
+                                                               : nullptr;
+    if (!group) return std::nullopt;
+    int64_t extent = std::find_if(group->begin(), group->end(), [&](const IterVar& v) { return v.id == var; })->extent;
+    (c < 0 ? lo : hi) += c * (extent - 1);
+  }
+  if (lo < 0 || hi >= elements) return std::nullopt;
+  auto b = collapse(flat, batch), r = collapse(flat, rows), c = collapse(flat, cols);
+  if (!b || !r || !c) return std::nullopt;
+  return Matrix{param, flat.offset, *b, *r, *c};
+}
+
+// A column-major rows x cols matrix whose element (i, j) lies at
+// i * rs + j * cs: its leading dimension, when it is one.
+std::optional<int64_t> leadingDim(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
+  if (rows > 1 && rs != 1) return std::nullopt;
+  int64_t ld = cols > 1 ? cs : rows;
+  if (ld < rows || ld < 1) return std::nullopt;
+  return ld;
+}
+
+struct Factor {
+  uint32_t trans = 0;
+  int64_t ld = 1;
+};
+
+// op(X) = the p x q matrix with (i, j) at i * sp + j * sq: X itself stored
+// column-major, or its transpose.
+std::optional<Factor> factor(int64_t p, int64_t q, int64_t sp, int64_t sq) {
+  if (auto ld = leadingDim(p, q, sp, sq)) return Factor{0, *ld};
+  if (auto ld = leadingDim(q, p, sq, sp)) return Factor{1, *ld};
+  return std::nullopt;
+}
+
+// The row-major layout of a scratch matrix over `vars` (outermost first).
+kir::Affine denseLayout(const std::vector<IterVar>& vars) {
+  kir::Affine flat;
+  int64_t stride = 1;
+  for (size_t i = vars.size(); i-- > 0;) {
+    flat.coeff[vars[i].id] = stride;
+    stride *= vars[i].extent;
+  }
+  return flat;
+}
+
+std::vector<IterVar> concat(std::initializer_list<const std::vector<IterVar>*> lists) {
+  std::vector<IterVar> out;
+  for (const auto* l : lists) out.insert(out.end(), l->begin(), l->end());
+  return out;
+}
+
+std::vector<int64_t> extents(const std::vector<IterVar>& vars) {
+  std::vector<int64_t> out;
+  for (const IterVar& v : vars) out.push_back(v.extent);
+  return out;
+}
+
+std::vector<kir::Expr> indices(const std::vector<IterVar>& vars) {
+  std::vector<kir::Expr> out;
+  for (const IterVar& v : vars) out.emplace_back(v);
+  return out;
+}
+
+bool containsReduce(const kir::Expr& e) {
+  if (e->kind == ExprNode::Kind::kReduce) return true;
+  return std::any_of(e->operands.begin(), e->operands.end(), containsReduce);
+}
+
+void collectReduces(const kir::Expr& e, std::vector<const ExprNode*>& out) {
+  if (e->kind == ExprNode::Kind::kReduce) {
+    if (std::find(out.begin(), out.end(), &*e) == out.end()) out.push_back(&*e);
+    return;
+  }
+  for (const kir::Expr& op : e->operands) collectReduces(op, out);
+}
+
+bool storesAtAxes(const kir::Stage& stage) {
+  if (stage.store_index.size() != stage.axes.size()) return false;
+  for (size_t d = 0; d < stage.axes.size(); ++d)
+    if (stage.store_index[d]->kind != ExprNode::Kind::kVar || stage.store_index[d]->var_id != stage.axes[d].id)
+      return false;
+  return true;
+}
+
+class GemmPlanner {
+ public:
+  GemmPlanner(const kir::Kernel& kernel, const kir::Stage& stage, const ExprNode& reduce, artifact::CudaPrecision precision,
+              const std::function<bool(int, int)>& aliases)
+      : kernel_(kernel), stage_(stage), reduce_(reduce), aliases_(aliases) {
+    plan_.gemm.precision = precision;
+    s_ = reduce.operands[0]->operands[0];
+    v_ = reduce.operands[0]->operands[1];
+  }
+
+  std::optional<GemmStage> run() {
+    // D is laid out as the output is, so the epilogue reads it coalesced, or
+    // is the output itself. Leading output axes may join the batch: an NCHW
+    // output is then a batch of (pixels x channels) column-major matrices.
+    for (size_t lead = 0; lead <= stage_.axes.size(); ++lead) {
+      group(lead);
+      auto c = asMatrix(-1, denseLayout(stage_.axes), groups_.batch, groups_.m, groups_.n, INT64_MAX);
+      if (!c || !layoutFor(*c)) continue;
+      if (writesOutputDirectly()) {
+        c->param = stage_.buffer;
+        return finish(*c);
+      }
+      c_layout_ = stage_.axes;
+      return finish(scratchMatrix(c_layout_, groups_.batch, groups_.m, groups_.n));
+    }
+    group(0);
+    c_layout_ = concat({&groups_.batch, &groups_.m, &groups_.n});
+    return finish(scratchMatrix(c_layout_, groups_.batch, groups_.m, groups_.n));
+  }
+
+ private:
+  // Batch axes: read by both operands (or among the first `lead` axes);
+  // rows: read by S (or by neither); columns: read by V only.
+  void group(size_t lead) {
+    groups_ = Groups{};
+    for (size_t a = 0; a < stage_.axes.size(); ++a) {
+      const IterVar& v = stage_.axes[a];
+      bool in_s = kir::dependsOn(s_, v.id), in_v = kir::dependsOn(v_, v.id);
+      if (a < lead || (in_s && in_v)) groups_.batch.push_back(v);
+      else if (in_v) groups_.n.push_back(v);
+      else groups_.m.push_back(v);
+    }
+    groups_.k = reduce_.reduce_vars;
+  }
+
+  // The GEMM may write the output when the sum is the whole value and no
+  // operand reads the output's buffer.
+  bool writesOutputDirectly() const {
+    if (&*stage_.value != &reduce_) return false;
+    return !readsParam(s_, stage_.buffer) && !readsParam(v_, stage_.buffer);
+  }
+
+  bool readsParam(const kir::Expr& e, int param) const {
+    if (e->kind == ExprNode::Kind::kLoad && (e->buffer == param || aliases_(e->buffer, param))) return true;
+    return std::any_of(e->operands.begin(), e->operands.end(), [&](const kir::Expr& op) { return readsParam(op, param); });
+  }
+
+  // Option B (D = C transposed: columns of C are D's rows) when C is
+  // row-major in (m, n); option A (D = C) when column-major.
+  std::optional<bool> layoutFor(const Matrix& c) const {
+    if (leadingDim(c.cols.extent, c.rows.extent, c.cols.stride, c.rows.stride)) return true;
+    if (leadingDim(c.rows.extent, c.cols.extent, c.rows.stride, c.cols.stride)) return false;
+    return std::nullopt;
+  }
+
+  Matrix scratchMatrix(const std::vector<IterVar>& layout, const std::vector<IterVar>& batch,
+                       const std::vector<IterVar>& rows, const std::vector<IterVar>& cols) {
+    int param = static_cast<int>(kernel_.params.size() + plan_.scratch.size());
+    kir::BufferParam p;
+    p.name = "gemm_scratch" + std::to_string(plan_.scratch.size());
+    p.dtype = ir::DType::kFloat32;
+    p.shape = extents(layout);
+    if (p.shape.empty()) p.shape = {1};
+    p.written = true;
+    plan_.scratch.push_back(p);
+    return *asMatrix(param, denseLayout(layout), batch, rows, cols, p.elementCount());
+  }
+
+  // An operand read in place when it is a strided load, else packed into a
+  // scratch matrix (k innermost, or rows innermost when the operand reads
+  // along the output's innermost axis: coalesced reads for the packing).
+  Matrix operand(const kir::Expr& e, const std::vector<IterVar>& rows, bool left) {
+    if (e->kind == ExprNode::Kind::kLoad && e->dtype == ir::DType::kFloat32) {
+      if (auto flat = kir::flatIndex(kernel_, *e)) {
+        int64_t elements = kernel_.params[static_cast<size_t>(e->buffer)].elementCount();
+        auto m = asMatrix(e->buffer, *flat, groups_.batch, rows, groups_.k, elements);
+        if (m && factorOf(*m, left)) return *m;
+      }
+    }
+    bool rows_inner = !stage_.axes.empty() && contains(rows, stage_.axes.back().id);
+    std::vector<IterVar> layout = rows_inner ? concat({&groups_.batch, &groups_.k, &rows})
+                                             : concat({&groups_.batch, &rows, &groups_.k});
+    Matrix m = scratchMatrix(layout, groups_.batch, rows, groups_.k);
+    kir::Stage pack;
+    pack.buffer = m.param;
+    pack.axes = layout;
+    pack.store_index = indices(layout);
+    pack.value = e;
+    plan_.packs.push_back(std::move(pack));
+    return m;
+  }
+
+  // op(X) as the left factor (rows x k) or the right one (k x rows).
+  static std::optional<Factor> factorOf(const Matrix& x, bool left) {
+    return left ? factor(x.rows.extent, x.cols.extent, x.rows.stride, x.cols.stride)
+                : factor(x.cols.extent, x.rows.extent, x.cols.stride, x.rows.stride);
+  }
+
+  GemmStage finish(const Matrix& c) {
+    // Option B: D (n x m) = V (n x k) * S^T (k x m); option A: D (m x n) = S (m x k) * V^T (k x n).
+    const bool transposed = *layoutFor(c);
+    Matrix left = transposed ? operand(v_, groups_.n, true) : operand(s_, groups_.m, true);
+    Matrix right = transposed ? operand(s_, groups_.m, false) : operand(v_, groups_.n, false);
+    Factor fa = *factorOf(left, true), fb = *factorOf(right, false);
+    const int64_t m = product(groups_.m), n = product(groups_.n), k = product(groups_.k);
+    artifact::CudaGemm& g = plan_.gemm;
+    g.trans_a = fa.trans;
+    g.trans_b = fb.trans;
+    g.m = static_cast<uint64_t>(transposed ? n : m);
+    g.n = static_cast<uint64_t>(transposed ? m : n);
+    g.k = static_cast<uint64_t>(k);
+    g.lda = fa.ld;
+    g.ldb = fb.ld;
+    g.ldc = transposed ? *leadingDim(c.cols.extent, c.rows.extent, c.cols.stride, c.rows.stride)
+                       : *leadingDim(c.rows.extent, c.cols.extent, c.rows.stride, c.cols.stride);
+    g.batch = static_cast<uint32_t>(product(groups_.batch));
+    g.stride_a = left.batch.stride;
+    g.stride_b = right.batch.stride;
+    g.stride_c = c.batch.stride;
+    g.offset_a = static_cast<uint64_t>(left.offset);
+    g.offset_b = static_cast<uint64_t>(right.offset);
+    g.offset_c = static_cast<uint64_t>(c.offset);
+    plan_.a = left.param;
+    plan_.b = right.param;
+    plan_.c = c.param;
+    if (c.param != stage_.buffer) {
+      const kir::BufferParam& scratch = plan_.scratch[static_cast<size_t>(c.param) - kernel_.params.size()];
+      kir::Expr product = kir::KernelBuilder::Buffer(c.param, ir::DType::kFloat32, scratch.shape)
+                              .load(c_layout_.empty() ? std::vector<kir::Expr>{kir::Expr::index(0)} : indices(c_layout_));
+      kir::Stage epilogue = stage_;
+      epilogue.value = kir::rewrite(stage_.value, [&](const kir::Expr& e) { return &*e == &reduce_ ? product : e; });
+      plan_.epilogue = std::move(epilogue);
+    }
+    return std::move(plan_);
+  }
+
+  const kir::Kernel& kernel_;
+  const kir::Stage& stage_;
+  const ExprNode& reduce_;
+  const std::function<bool(int, int)>& aliases_;
+  kir::Expr s_, v_;
+  Groups groups_;
+  std::vector<IterVar> c_layout_;  // a scratch D's variables, outermost first
+  GemmStage plan_;
+};
+
+}  // namespace
+
+std::optional<GemmStage> planGemm(const kir::Kernel& kernel, const kir::Stage& stage, artifact::CudaPrecision precision,
+                                  const std::function<bool(int, int)>& aliases) {
+  if (stage.kind != kir::Stage::Kind::kStore || stage.axes.empty() || !storesAtAxes(stage)) return std::nullopt;
+  // The output's layout is the axes' row-major layout (D may be the output).
+  if (kernel.params[static_cast<size_t>(stage.buffer)].shape != extents(stage.axes)) return std::nullopt;
+  if (!kir::writesDistinctElements(stage) || kir::isDynamic(kernel, stage)) return std::nullopt;
+  std::vector<const ExprNode*> reduces;
+  collectReduces(stage.value, reduces);
+  if (reduces.size() != 1) return std::nullopt;
+  const ExprNode& reduce = *reduces[0];
+  if (static_cast<kir::ReduceOp>(reduce.op) != kir::ReduceOp::kSum || reduce.dtype != ir::DType::kFloat32)
+    return std::nullopt;
+  const ExprNode& body = *reduce.operands[0];
+  if (body.kind != ExprNode::Kind::kBinary || static_cast<kir::BinaryOp>(body.op) != kir::BinaryOp::kMul ||
+      body.dtype != ir::DType::kFloat32)
+    return std::nullopt;
+  if (containsReduce(body.operands[0]) || containsReduce(body.operands[1])) return std::nullopt;
+  int64_t flops = 2 * product(reduce.reduce_vars);
+  for (const IterVar& v : stage.axes) flops *= v.extent;
+  if (flops < kMinGemmFlops) return std::nullopt;
+  return GemmPlanner(kernel, stage, reduce, precision, aliases).run();
+}
+
+}  // namespace kiln::codegen::cuda

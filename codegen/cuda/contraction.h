@@ -1,0 +1,53 @@
+// Contractions on the GPU: stages of the form
+//
+//   out[axes] = epilogue( sum_k S(axes, k) * V(axes, k) )
+//
+// (what MatMul, Gemm and Conv lower to, with any fused bias, activation or
+// residual around the sum) run as one cuBLASLt matrix product. The output
+// axes split into batch axes (S and V both read them), rows (S only) and
+// columns (V only); the reduction variables are the inner dimension. An
+// operand that is a plain load whose index is a strided matrix in those
+// groups is read in place (weights, MatMul inputs, transposed views);
+// anything else (a padded convolution's input windows, a computed operand)
+// is first packed into a scratch matrix by a generated kernel that evaluates
+// the operand's own definition. The product lands in the output itself when
+// the epilogue is the bare sum and the output's layout is a strided matrix,
+// else in a scratch matrix that a generated epilogue kernel reads in place of
+// the sum.
+//
+// This is a schedule: it changes how the definition is computed, never what.
+// Stages that do not fit (another reduction, a non-float32 sum, a scatter)
+// take the thread-per-element path.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "compiler/kir/kir.h"
+#include "cuda_plan.h"
+
+namespace kiln::codegen::cuda {
+
+// A matrix product of fewer floating-point operations than this runs faster
+// as the plain thread-per-element kernel than as pack + GEMM + epilogue
+// launches (each launch costs a few microseconds).
+inline constexpr int64_t kMinGemmFlops = int64_t{1} << 18;
+
+struct GemmStage {
+  // Scratch matrices, as parameters appended after the kernel's own
+  // (parameter kernel.params.size() + i is scratch[i]).
+  std::vector<kir::BufferParam> scratch;
+  std::vector<kir::Stage> packs;        // fill scratch operands before the GEMM
+  artifact::CudaGemm gemm;              // offsets in elements of each buffer
+  int a = -1, b = -1, c = -1;           // parameters read as A, B and written as D
+  std::optional<kir::Stage> epilogue;   // writes the stage's output from the product
+};
+
+// A plan when `stage` is a float32 contraction worth a GEMM; `aliases(i, j)`
+// says whether parameters i and j are bound to the same buffer.
+std::optional<GemmStage> planGemm(const kir::Kernel& kernel, const kir::Stage& stage, artifact::CudaPrecision precision,
+                                  const std::function<bool(int, int)>& aliases);
+
+}  // namespace kiln::codegen::cuda

@@ -1,0 +1,59 @@
+#include "compiler/kir/affine.h"
+
+namespace kiln::kir {
+
+std::optional<Affine> affine(const Expr& e) {
+  const ExprNode& n = *e;
+  if (ir::isFloat(n.dtype) || n.dtype == ir::DType::kBool) return std::nullopt;
+  switch (n.kind) {
+    case ExprNode::Kind::kConst: return Affine{static_cast<int64_t>(n.value), {}};
+    case ExprNode::Kind::kVar: return Affine{0, {{n.var_id, 1}}};
+    case ExprNode::Kind::kCast: return affine(n.operands[0]);
+    case ExprNode::Kind::kBinary: {
+      auto op = static_cast<BinaryOp>(n.op);
+      std::optional<Affine> a = affine(n.operands[0]);
+      std::optional<Affine> b = affine(n.operands[1]);
+      if (!a || !b) return std::nullopt;
+      if (op == BinaryOp::kAdd || op == BinaryOp::kSub) {
+        int64_t sign = op == BinaryOp::kAdd ? 1 : -1;
+        a->offset += sign * b->offset;
+        for (auto [var, c] : b->coeff) a->coeff[var] += sign * c;
+        return a;
+      }
+      if (op == BinaryOp::kDiv && b->coeff.empty() && b->offset == 1) return a;
+      if (op == BinaryOp::kMul) {
+        if (!a->coeff.empty() && !b->coeff.empty()) return std::nullopt;
+        if (a->coeff.empty()) std::swap(a, b);
+        for (auto& [var, c] : a->coeff) c *= b->offset;
+        a->offset *= b->offset;
+        return a;
+      }
+      return std::nullopt;
+    }
+    default: return std::nullopt;
+  }
+}
+
+std::optional<Affine> flatIndex(const Kernel& kernel, const ExprNode& load) {
+  const std::vector<int64_t>& shape = kernel.params[static_cast<size_t>(load.buffer)].shape;
+  Affine flat;
+  int64_t stride = 1;
+  for (size_t d = shape.size(); d-- > 0;) {
+    std::optional<Affine> index = affine(load.operands[d]);
+    if (!index) return std::nullopt;
+    flat.offset += index->offset * stride;
+    for (auto [var, c] : index->coeff) flat.coeff[var] += c * stride;
+    stride *= shape[d];
+  }
+  return flat;
+}
+
+bool dependsOn(const Expr& e, int var_id) {
+  const ExprNode& n = *e;
+  if (n.kind == ExprNode::Kind::kVar) return n.var_id == var_id;
+  for (const Expr& op : n.operands)
+    if (dependsOn(op, var_id)) return true;
+  return false;
+}
+
+}  // namespace kiln::kir

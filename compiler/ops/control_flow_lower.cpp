@@ -1,0 +1,378 @@
+// Lowering of If, Loop and Scan to regions of the program (lower::CallRegion):
+// see control_flow.cpp for the scheme. The kernels built here are appended
+// to the program directly, between the subgraphs' calls.
+#include <algorithm>
+
+#include "compiler/ops/control_flow.h"
+
+namespace kiln::ops {
+namespace {
+
+using kir::Expr;
+using lower::Program;
+using lower::ProgramBuffer;
+
+// Loops without a trip count run "forever": until the condition ends them.
+constexpr int64_t kUnboundedTrips = int64_t{1} << 62;
+
+// A kernel appended to the program: parameters bound to program buffers
+// with their dims and dim slots.
+class CallBuilder {
+ public:
+  CallBuilder(Program& program, const std::string& suffix, const std::string& origin)
+      : program_(program),
+        builder_("cf" + std::to_string(program.calls.size()) + "_" + suffix, origin) {}
+
+  kir::KernelBuilder::Buffer in(int buffer) { return bind(buffer, false); }
+  kir::KernelBuilder::Buffer out(int buffer) { return bind(buffer, true); }
+  kir::KernelBuilder& b() { return builder_; }
+  void finish() { program_.calls.push_back(lower::KernelCall{builder_.finish(), std::move(args_)}); }
+
+  // One iteration variable per dim of `buffer` (a slot's value where dynamic).
+  std::vector<kir::IterVar> vars(int buffer) {
+    const ProgramBuffer& pb = program_.buffers[buffer];
+    std::vector<kir::IterVar> axes = builder_.vars(pb.dims);
+    for (size_t d = 0; d < axes.size() && d < pb.dim_slots.size(); ++d) axes[d].extent_slot = pb.dim_slots[d];
+    return axes;
+  }
+
+ private:
+  kir::KernelBuilder::Buffer bind(int buffer, bool written) {
+    const ProgramBuffer& pb = program_.buffers[buffer];
+    std::string name = "b" + std::to_string(args_.size());
+    auto param = written ? builder_.output(name, pb.dtype, pb.dims) : builder_.input(name, pb.dtype, pb.dims);
+    builder_.kernel().params.back().dim_slots = pb.dim_slots;
+    args_.push_back(buffer);
+    return param;
+  }
+
+  Program& program_;
+  kir::KernelBuilder builder_;
+  std::vector<int> args_;
+};
+
+int addTemp(Program& program, const std::string& name, ir::DType dtype, std::vector<int64_t> dims,
+            std::vector<int> dim_slots = {}) {
+  ProgramBuffer b;
+  b.name = name;
+  b.dtype = dtype;
+  b.dims = std::move(dims);
+  b.dim_slots = std::move(dim_slots);
+  return program.addBuffer(std::move(b));
+}
+
+// Regions are kept in order of their first call, an enclosing region before
+// the ones inside it (which the subgraph's lowering added already).
+void addRegion(Program& program, lower::CallRegion region) {
+  if (region.first == region.end) return;
+  auto at = std::find_if(program.regions.begin(), program.regions.end(),
+                         [&](const lower::CallRegion& r) { return r.first >= region.first; });
+  program.regions.insert(at, std::move(region));
+}
+
+// Element 0 of a one-element buffer as an int64 (a condition or a count).
+Expr firstElement(const kir::KernelBuilder::Buffer& b) {
+  return kir::cast(ir::DType::kInt64, b.load(std::vector<Expr>(b.rank(), Expr::index(0))));
+}
+
+// dst = src element by element over dst's dims (run-time ones included);
+// src has the same dims in this run, perhaps through other slots, or more
+// rows (a scan accumulator read for the iterations that ran).
+void copyWhole(Program& program, int src, int dst, const std::string& origin) {
+  if (src == dst) return;
+  CallBuilder cb(program, "copy", origin);
+  auto in = cb.in(src);
+  auto out = cb.out(dst);
+  std::vector<kir::IterVar> axes = cb.vars(dst);
+  cb.b().compute(out, axes, in.load(std::vector<Expr>(axes.begin(), axes.end())));
+  cb.finish();
+}
+
+// One step of a scan: `step`[i...] and `whole`[i... with `fixed` indices
+// inserted at their axes] (ascending axes), copied into the step or out
+// of it.
+void copyStep(Program& program, int step, int whole, const std::vector<std::pair<int64_t, Expr>>& fixed,
+              bool into_whole, const std::string& origin) {
+  CallBuilder cb(program, into_whole ? "scan_out" : "scan_in", origin);
+  auto s = into_whole ? cb.in(step) : cb.out(step);
+  auto w = into_whole ? cb.out(whole) : cb.in(whole);
+  std::vector<kir::IterVar> axes = cb.vars(step);
+  std::vector<Expr> index(axes.begin(), axes.end());
+  for (const auto& [axis, e] : fixed) index.insert(index.begin() + axis, e);
+  std::vector<Expr> own(axes.begin(), axes.end());
+  if (into_whole) cb.b().computeAt(w, axes, index, s.load(own));
+  else cb.b().compute(s, axes, w.load(index));
+  cb.finish();
+}
+
+// The buffer a subgraph output reads, through the graph lowering.
+Expected<int> bufferOf(LowerContext& ctx, const ir::Value& value) { return ctx.subgraphs()->bufferOf(value); }
+
+Status needSubgraphs(LowerContext& ctx) {
+  if (!ctx.subgraphs())
+    return ctx.unsupportedError("control flow is lowered only as part of a whole graph");
+  return Status::ok();
+}
+
+// ---------------------------------------------------------------- If
+
+// One branch: its calls, then its results copied into the If's outputs
+// (setting the dims the branches disagree on), guarded by `slot`.
+Status lowerBranch(LowerContext& ctx, const std::string& attr, int slot) {
+  Program& program = ctx.program();
+  const ir::Graph& branch = *ctx.node().attribute(attr)->graphs.at(0);
+  int first = static_cast<int>(program.calls.size());
+  KILN_RETURN_IF_ERROR(ctx.subgraphs()->lowerNodes(branch));
+  for (size_t i = 0; i < ctx.numOutputs(); ++i) {
+    if (!ctx.hasOutput(i)) continue;
+    KILN_ASSIGN_OR_RETURN(int src, bufferOf(ctx, *branch.outputs[i]));
+    int dst = ctx.outputBuffer(i);
+    const ProgramBuffer& out = program.buffers[dst];
+    if (out.isDynamic()) {
+      const ProgramBuffer& in = program.buffers[src];
+      CallBuilder cb(program, "branch_dims", ctx.node().describe());
+      for (size_t d = 0; d < out.dims.size(); ++d) {
+        if (out.dim_slots[d] < 0) continue;
+        int from = d < in.dim_slots.size() ? in.dim_slots[d] : -1;
+        cb.b().setSlot(out.dim_slots[d], from >= 0 ? kir::slotValue(from) : Expr::index(in.dims[d]));
+      }
+      cb.finish();
+    }
+    copyWhole(program, src, dst, ctx.node().describe() + " " + attr);
+  }
+  addRegion(program, {first, static_cast<int>(program.calls.size()), slot, false, ctx.node().describe() + " " + attr});
+  return Status::ok();
+}
+
+}  // namespace
+
+Status lowerIf(LowerContext& ctx) {
+  KILN_RETURN_IF_ERROR(needSubgraphs(ctx));
+  int then_slot = ctx.newSlot(), else_slot = ctx.newSlot();
+  // Outputs whose dims the branches disagree on take them from slots that
+  // the branch taken sets.
+  for (size_t i = 0; i < ctx.numOutputs(); ++i)
+    for (size_t d = 0; ctx.hasOutput(i) && d < ctx.outputDims(i).size(); ++d)
+      if (ctx.outputDimPending(i, d)) ctx.setOutputDimSlot(i, d, ctx.newSlot());
+  auto& b = ctx.newKernel("cond");
+  Expr cond = kir::binary(kir::BinaryOp::kNe, firstElement(ctx.input(0, {1})), Expr::index(0));
+  b.setSlot(then_slot, kir::cast(ir::DType::kInt64, cond));
+  b.setSlot(else_slot, Expr::index(1) - kir::slotValue(then_slot));
+  ctx.flush();
+  KILN_RETURN_IF_ERROR(lowerBranch(ctx, "then_branch", then_slot));
+  return lowerBranch(ctx, "else_branch", else_slot);
+}
+
+namespace {
+
+// ---------------------------------------------------------------- Loop and Scan
+
+// What Loop and Scan share: the state buffers, the slots and the kernels
+// around the body.
+struct LoopFrame {
+  int trip_slot = -1, iter_slot = -1, run_slot = -1;
+  std::vector<int> state;  // one buffer per loop-carried value
+  std::string origin;
+};
+
+// Before the loop: the trip count (`trip`, or a constant), iteration 0, and
+// whether to run at all (`cond` and 0 < trip).
+void emitLoopStart(LowerContext& ctx, LoopFrame& f, std::optional<size_t> trip_input, std::optional<int64_t> trips,
+                   std::optional<size_t> cond_input) {
+  f.trip_slot = ctx.newSlot();
+  f.iter_slot = ctx.newSlot();
+  f.run_slot = ctx.newSlot();
+  auto& b = ctx.newKernel("loop_start");
+  Expr trip = trip_input ? firstElement(ctx.input(*trip_input, {1})) : Expr::index(*trips);
+  b.setSlot(f.trip_slot, kir::max(trip, Expr::index(0)));  // a negative M runs no iteration
+  b.setSlot(f.iter_slot, Expr::index(0));
+  Expr run = kir::slotValue(f.trip_slot) > Expr::index(0);
+  if (cond_input) run = run && kir::binary(kir::BinaryOp::kNe, firstElement(ctx.input(*cond_input, {1})), Expr::index(0));
+  b.setSlot(f.run_slot, kir::cast(ir::DType::kInt64, run));
+  ctx.flush();
+}
+
+// End of an iteration: loop-carried results into the state (through a
+// temporary where a result is another state value, so swaps work), then
+// the next iteration number and whether to go on.
+Status emitLoopEnd(LowerContext& ctx, LoopFrame& f, const std::vector<int>& carried, std::optional<int> cond_buffer) {
+  Program& program = ctx.program();
+  std::vector<int> sources = carried;
+  for (size_t k = 0; k < carried.size(); ++k) {
+    if (carried[k] == f.state[k] || std::count(f.state.begin(), f.state.end(), carried[k]) == 0) continue;
+    const ProgramBuffer& s = program.buffers[carried[k]];
+    sources[k] = addTemp(program, ctx.node().name + "/carried" + std::to_string(k), s.dtype, s.dims);
+    copyWhole(program, carried[k], sources[k], f.origin);
+  }
+  for (size_t k = 0; k < carried.size(); ++k) copyWhole(program, sources[k], f.state[k], f.origin);
+  CallBuilder cb(program, "loop_next", f.origin);
+  cb.b().setSlot(f.iter_slot, kir::slotValue(f.iter_slot) + Expr::index(1));
+  Expr go_on = kir::slotValue(f.iter_slot) < kir::slotValue(f.trip_slot);
+  if (cond_buffer)
+    go_on = go_on && kir::binary(kir::BinaryOp::kNe, firstElement(cb.in(*cond_buffer)), Expr::index(0));
+  cb.b().setSlot(f.run_slot, kir::cast(ir::DType::kInt64, go_on));
+  cb.finish();
+  return Status::ok();
+}
+
+// State buffers: the node's outputs (a temporary where one is omitted),
+// holding the initial values before the loop.
+void bindState(LowerContext& ctx, LoopFrame& f, size_t count, size_t first_input) {
+  Program& program = ctx.program();
+  for (size_t k = 0; k < count; ++k) {
+    int init = ctx.inputBuffer(first_input + k);
+    int state = ctx.hasOutput(k) ? ctx.outputBuffer(k)
+                                 : addTemp(program, ctx.node().name + "/state" + std::to_string(k),
+                                           program.buffers[init].dtype, program.buffers[init].dims);
+    f.state.push_back(state);
+    copyWhole(program, init, state, f.origin);
+  }
+}
+
+}  // namespace
+
+Status lowerLoop(LowerContext& ctx) {
+  KILN_RETURN_IF_ERROR(needSubgraphs(ctx));
+  Program& program = ctx.program();
+  const ir::Graph& body = *ctx.node().attribute("body")->graphs.at(0);
+  size_t carried = ctx.numInputs() - 2;
+  size_t scans = ctx.numOutputs() - carried;
+  const ir::Tensor* m = ctx.hasInput(0) ? ctx.constantInput(0) : nullptr;
+  if (!ctx.hasInput(0) && scans > 0)
+    return ctx.unsupportedError("scan outputs need a trip count (input 0 'M') to size them");
+  LoopFrame f;
+  f.origin = ctx.node().describe();
+  std::optional<size_t> trip_input = ctx.hasInput(0) && !m ? std::optional<size_t>(0) : std::nullopt;
+  std::optional<int64_t> trips = m ? m->intAt(0) : kUnboundedTrips;
+  emitLoopStart(ctx, f, trip_input, trips, ctx.hasInput(1) ? std::optional<size_t>(1) : std::nullopt);
+  bindState(ctx, f, carried, 2);
+  // Scan outputs accumulate `trip count` rows (static when M is constant).
+  std::vector<int> accumulators;
+  for (size_t k = 0; k < scans; ++k) {
+    const ir::Value& step = *body.outputs[1 + carried + k];
+    std::vector<int64_t> dims = *ir::knownDims(*step.type.shape);
+    std::vector<int> slots;
+    if (m) {
+      dims.insert(dims.begin(), std::max<int64_t>(m->intAt(0), 0));
+    } else {
+      dims.insert(dims.begin(), 0);
+      slots.assign(dims.size(), -1);
+      slots[0] = f.trip_slot;
+    }
+    accumulators.push_back(addTemp(program, ctx.node().name + "/scan" + std::to_string(k), step.type.dtype, dims, slots));
+  }
+  // The body: the iteration number and the condition (true whenever the
+  // body runs) as its first inputs, the state as the others.
+  int first = static_cast<int>(program.calls.size());
+  int iter = addTemp(program, ctx.node().name + "/iteration", ir::DType::kInt64, {});
+  int cond_in = addTemp(program, ctx.node().name + "/cond_in", ir::DType::kBool, {});
+  {
+    CallBuilder cb(program, "loop_iteration", f.origin);
+    cb.b().compute(cb.out(iter), {}, kir::slotValue(f.iter_slot));
+    cb.b().compute(cb.out(cond_in), {}, Expr::constant(ir::DType::kBool, 1));
+    cb.finish();
+  }
+  ctx.subgraphs()->bind(*body.inputs[0], iter);
+  ctx.subgraphs()->bind(*body.inputs[1], cond_in);
+  for (size_t k = 0; k < carried; ++k) ctx.subgraphs()->bind(*body.inputs[2 + k], f.state[k]);
+  KILN_RETURN_IF_ERROR(ctx.subgraphs()->lowerNodes(body));
+  KILN_ASSIGN_OR_RETURN(int cond_out, bufferOf(ctx, *body.outputs[0]));
+  for (size_t k = 0; k < scans; ++k) {
+    KILN_ASSIGN_OR_RETURN(int step, bufferOf(ctx, *body.outputs[1 + carried + k]));
+    copyStep(program, step, accumulators[k], {{0, kir::slotValue(f.iter_slot)}}, true, f.origin);
+  }
+  std::vector<int> results;
+  for (size_t k = 0; k < carried; ++k) {
+    KILN_ASSIGN_OR_RETURN(int r, bufferOf(ctx, *body.outputs[1 + k]));
+    results.push_back(r);
+  }
+  KILN_RETURN_IF_ERROR(emitLoopEnd(ctx, f, results, cond_out));
+  addRegion(program, {first, static_cast<int>(program.calls.size()), f.run_slot, true, f.origin});
+  // After the loop: the rows of the iterations that ran.
+  for (size_t k = 0; k < scans; ++k) {
+    if (!ctx.hasOutput(carried + k)) continue;
+    if (ctx.outputDimPending(carried + k, 0)) ctx.setOutputDimSlot(carried + k, 0, f.iter_slot);
+    copyWhole(program, accumulators[k], ctx.outputBuffer(carried + k), f.origin);
+  }
+  return Status::ok();
+}
+
+Status lowerScan(LowerContext& ctx) {
+  KILN_RETURN_IF_ERROR(needSubgraphs(ctx));
+  KILN_ASSIGN_OR_RETURN(ScanLayout s, scanLayout(ctx));
+  Program& program = ctx.program();
+  const ir::Graph& body = *ctx.node().attribute("body")->graphs.at(0);
+  bool batched = ctx.opset() < 9;
+  LoopFrame f;
+  f.origin = ctx.node().describe();
+  // Opset 8 runs batch x length iterations: b = i / length, t = i % length,
+  // the state of batch b copied in and out of the body around each step.
+  emitLoopStart(ctx, f, std::nullopt, s.batch * s.length, std::nullopt);
+  bindState(ctx, f, s.state, s.first_input);
+  int first = static_cast<int>(program.calls.size());
+  Expr i = kir::slotValue(f.iter_slot);
+  Expr batch = batched ? i / Expr::index(s.length) : Expr::index(0);
+  Expr t = batched ? i % Expr::index(s.length) : i;
+  auto step = [&](bool reverse) { return reverse ? Expr::index(s.length - 1) - t : t; };
+  std::vector<int> body_state = f.state;
+  if (batched) {
+    for (size_t k = 0; k < s.state; ++k) {
+      const ProgramBuffer& st = program.buffers[f.state[k]];
+      std::vector<int64_t> dims(st.dims.begin() + 1, st.dims.end());
+      body_state[k] = addTemp(program, ctx.node().name + "/batch_state" + std::to_string(k), st.dtype, dims);
+      copyStep(program, body_state[k], f.state[k], {{0, batch}}, false, f.origin);
+    }
+  }
+  for (size_t k = 0; k < s.state; ++k) ctx.subgraphs()->bind(*body.inputs[k], body_state[k]);
+  for (size_t j = 0; j < s.scan_inputs; ++j) {
+    int whole = ctx.inputBuffer(s.first_input + s.state + j);
+    const ProgramBuffer& w = program.buffers[whole];
+    std::vector<int64_t> dims = w.dims;
+    dims.erase(dims.begin() + s.input_axes[j]);
+    std::vector<std::pair<int64_t, Expr>> fixed;
+    if (batched) {
+      dims.erase(dims.begin());
+      fixed.push_back({0, batch});
+    }
+    fixed.push_back({s.input_axes[j], step(s.input_reverse[j] != 0)});
+    int slice = addTemp(program, ctx.node().name + "/scan_in" + std::to_string(j), w.dtype, dims);
+    copyStep(program, slice, whole, fixed, false, f.origin);
+    ctx.subgraphs()->bind(*body.inputs[s.state + j], slice);
+  }
+  KILN_RETURN_IF_ERROR(ctx.subgraphs()->lowerNodes(body));
+  for (size_t k = 0; k < s.scan_outputs; ++k) {
+    if (!ctx.hasOutput(s.state + k)) continue;
+    KILN_ASSIGN_OR_RETURN(int value, bufferOf(ctx, *body.outputs[s.state + k]));
+    int out = ctx.outputBuffer(s.state + k);
+    int64_t axis = normalizedAxis(s.output_axes[k], ctx.outputDims(s.state + k).size());
+    std::vector<std::pair<int64_t, Expr>> fixed;
+    if (batched) fixed.push_back({0, batch});
+    fixed.push_back({axis, step(s.output_reverse[k] != 0)});
+    copyStep(program, value, out, fixed, true, f.origin);
+  }
+  std::vector<int> results;
+  for (size_t k = 0; k < s.state; ++k) {
+    KILN_ASSIGN_OR_RETURN(int r, bufferOf(ctx, *body.outputs[k]));
+    results.push_back(r);
+  }
+  if (batched) {
+    // Results go to this batch's row of the state; a result that is a
+    // state input of the body is copied first.
+    for (size_t k = 0; k < s.state; ++k) {
+      int src = results[k];
+      if (std::count(body_state.begin(), body_state.end(), src)) {
+        const ProgramBuffer& r = program.buffers[src];
+        int tmp = addTemp(program, ctx.node().name + "/carried" + std::to_string(k), r.dtype, r.dims);
+        copyWhole(program, src, tmp, f.origin);
+        results[k] = tmp;
+      }
+    }
+    for (size_t k = 0; k < s.state; ++k) copyStep(program, results[k], f.state[k], {{0, batch}}, true, f.origin);
+    results = f.state;  // nothing left to carry: the rows are written
+  }
+  KILN_RETURN_IF_ERROR(emitLoopEnd(ctx, f, results, std::nullopt));
+  addRegion(program, {first, static_cast<int>(program.calls.size()), f.run_slot, true, f.origin});
+  return Status::ok();
+}
+
+}  // namespace kiln::ops

@@ -1,0 +1,98 @@
+// Models whose contractions take the CUDA backend's GEMM path (large enough
+// for cuBLASLt, codegen/cuda/contraction.h): one model, one input and output
+// per case, written as ONNX. Shared by cuda_codegen_test (the plan) and
+// cuda_runtime_test (the numbers).
+#pragma once
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "compiler/ir/graph.h"
+#include "compiler/onnx/writer.h"
+
+namespace kiln::testing {
+
+struct ContractionCase {
+  const char* name;
+  const char* what;  // what the GEMM path must handle
+};
+
+// Output i of contractionModel() is case i.
+inline const std::vector<ContractionCase>& contractionCases() {
+  static const std::vector<ContractionCase> kCases = {
+      {"matmul_bias_relu", "weights read in place, bias and Relu in the epilogue"},
+      {"batched_matmul", "both operands run-time inputs, batched, the output written by the GEMM"},
+      {"conv3x3_bias_relu", "padded windows packed, NCHW output as a batch of column-major matrices"},
+      {"conv1x1", "a 1x1 convolution read in place"},
+      {"gemm_transb", "Gemm with transB and a bias"},
+  };
+  return kCases;
+}
+
+inline ir::Tensor randomTensor(std::vector<int64_t> dims, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-0.5f, 0.5f);
+  int64_t n = 1;
+  for (int64_t d : dims) n *= d;
+  std::vector<float> values(static_cast<size_t>(n));
+  for (float& v : values) v = dist(rng);
+  return ir::Tensor::fromValues<float>(ir::DType::kFloat32, std::move(dims), std::span<const float>(values));
+}
+
+inline Status writeContractionModel(const std::string& path) {
+  ir::Model model;
+  model.ir_version = 8;
+  model.opset_imports[""] = 13;
+  ir::Graph& g = model.graph;
+  uint32_t seed = 1;
+  auto input = [&](const std::string& name, std::vector<int64_t> dims) {
+    ir::Value* v = g.addValue(name, {ir::DType::kFloat32, ir::makeShape(dims)});
+    g.inputs.push_back(v);
+    return v;
+  };
+  auto constant = [&](const std::string& name, std::vector<int64_t> dims) {
+    ir::Tensor t = randomTensor(std::move(dims), seed++);
+    ir::Value* v = g.addValue(name, t.type());
+    v->constant = std::move(t);
+    return v;
+  };
+  auto node = [&](const std::string& op, std::vector<ir::Value*> inputs, const std::string& out) {
+    ir::Node* n = g.addNode(op, out);
+    n->inputs = std::move(inputs);
+    ir::Value* v = g.addValue(out);
+    v->producer = n;
+    v->producer_output = 0;
+    n->outputs.push_back(v);
+    return n;
+  };
+  auto ints = [](std::vector<int64_t> values) {
+    ir::Attribute a;
+    a.kind = ir::Attribute::Kind::kInts;
+    a.ints = std::move(values);
+    return a;
+  };
+  auto output = [&](ir::Node* n) { g.outputs.push_back(n->outputs[0]); };
+
+  ir::Node* mm = node("MatMul", {input("x0", {2, 96, 128}), constant("w0", {128, 80})}, "mm0");
+  ir::Node* add = node("Add", {mm->outputs[0], constant("b0", {80})}, "add0");
+  output(node("Relu", {add->outputs[0]}, "y0"));
+
+  output(node("MatMul", {input("x1", {4, 64, 96}), input("x1b", {4, 96, 72})}, "y1"));
+
+  ir::Node* conv = node("Conv", {input("x2", {2, 16, 20, 20}), constant("w2", {32, 16, 3, 3}), constant("b2", {32})}, "conv2");
+  conv->attributes["pads"] = ints({1, 1, 1, 1});
+  output(node("Relu", {conv->outputs[0]}, "y2"));
+
+  output(node("Conv", {input("x3", {2, 64, 14, 14}), constant("w3", {48, 64, 1, 1})}, "y3"));
+
+  ir::Node* gemm = node("Gemm", {input("x4", {64, 200}), constant("w4", {120, 200}), constant("b4", {120})}, "y4");
+  ir::Attribute trans;
+  trans.kind = ir::Attribute::Kind::kInt;
+  trans.i = 1;
+  gemm->attributes["transB"] = trans;
+  output(gemm);
+  return frontend::writeOnnxFile(model, path);
+}
+
+}  // namespace kiln::testing
