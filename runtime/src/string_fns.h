@@ -61,6 +61,8 @@ int64_t parseInt(std::string_view s, bool is_unsigned);
 std::string changeCase(std::string_view s, bool upper);
 bool equal(std::string_view a, std::string_view b, bool ignore_case);
 bool isValidUtf8(std::string_view s);
+// Appends code point `c` (at most U+10FFFF) to `out` as UTF-8.
+void appendUtf8(char32_t c, std::string& out);
 
 // The table the runtime puts in kiln_exec_context; its pool argument is a StringPool.
 const kiln_string_fns& stringFunctions();

@@ -14,6 +14,7 @@
 #include "compiler/onnx/importer.h"
 #include "compiler/onnx/mapped_file.h"
 #include "compiler/support/half.h"
+#include "string_fns.h"
 
 namespace kiln::tools {
 namespace {
@@ -167,23 +168,6 @@ size_t stringWidth(const std::string& descr, char kind) {
   return ec == std::errc() && end == descr.data() + descr.size() ? n : 0;
 }
 
-void appendUtf8(char32_t c, std::string& out) {
-  if (c < 0x80) {
-    out += static_cast<char>(c);
-  } else if (c < 0x800) {
-    out += static_cast<char>(0xC0 | (c >> 6));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else if (c < 0x10000) {
-    out += static_cast<char>(0xE0 | (c >> 12));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (c >> 18));
-    out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  }
-}
 
 // The code points of valid UTF-8 (the strings Kiln produces and checks).
 std::u32string utf32(const std::string& s) {
@@ -216,7 +200,7 @@ Expected<ir::Tensor> parseNpyStrings(std::span<const std::byte> data, const NpyH
         if (c == 0) break;
         if (c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
           return invalidInput("string " + std::to_string(e) + " holds an invalid code point");
-        appendUtf8(c, s);
+        strings::appendUtf8(c, s);
       }
     } else {
       for (size_t k = 0; k < bytes && p[k] != std::byte{0}; ++k) s += static_cast<char>(p[k]);
