@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (clang-14, ASan + UBSan) into build-fuzz/ and
-# runs each for SECONDS (default 60) on seed corpora generated from the ONNX
-# test data and freshly compiled artifacts. Exits non-zero when any target
-# crashed, leaked, hung or blew its memory limit; the input that did it is
-# left in build-fuzz/fuzz-crashes/. See docs/security.md.
+# Builds the libFuzzer targets and runs each for SECONDS (default 60) on seed
+# corpora generated from the ONNX test data and freshly compiled artifacts.
+# The targets live in the ASan+UBSan tree of scripts/sanitize.sh (build-asan/,
+# clang-14, every library compiled with libFuzzer's coverage), so one build
+# serves the sanitized test suite and the fuzzers. Exits non-zero when any
+# target crashed, leaked, hung or blew its memory limit; the input that did it
+# is left in build-asan/fuzz-crashes/. See docs/security.md.
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
-# Environment: KILN_FUZZ_BUILD_DIR (default build-fuzz), KILN_JOBS.
+# Environment: KILN_JOBS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -13,24 +15,14 @@ shift || true
 all_targets=(fuzz_onnx_import fuzz_onnx_infer fuzz_npy fuzz_tensor_proto fuzz_artifact)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
-build=${KILN_FUZZ_BUILD_DIR:-build-fuzz}
-jobs=${KILN_JOBS:-$(nproc)}
+build="build-asan"
 
-bash scripts/install-deps.sh
-export CCACHE_BASEDIR="$(pwd)"
-if [ ! -f "$build/build.ninja" ]; then
-  CC=clang-14 CXX=clang++-14 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_FUZZ=ON >/dev/null
-fi
 echo "fuzz: building ${targets[*]} in $build/"
-cmake --build "$build" -j "$jobs" --target "${targets[@]}"
+# The artifact seeds are compiled by the same tree's kiln.
+bash scripts/sanitize.sh asan-build "${targets[@]}" kiln
 
-# The artifact seeds are compiled by the ordinary build's kiln.
-if [ ! -x build/bin/kiln ]; then
-  [ -f build/build.ninja ] || cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=${KILN_BUILD_TYPE:-RelWithDebInfo} >/dev/null
-  cmake --build build -j "$jobs" --target kiln
-fi
 echo "fuzz: generating seed corpora"
-/usr/bin/python3 tests/fuzz/make_corpus.py "$build/fuzz-seeds" build/bin/kiln
+/usr/bin/python3 tests/fuzz/make_corpus.py "$build/fuzz-seeds" "$build/bin/kiln"
 
 # Any sanitizer report is fatal; leaks are reported per input by libFuzzer.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Sanitizer runs of the test suite (see docs/security.md):
-#   asan: the whole suite built with AddressSanitizer (+ LeakSanitizer) and
-#         UndefinedBehaviorSanitizer in build-asan/, run by ctest;
-#   tsan: the runtime's tests built with ThreadSanitizer in build-tsan/.
+#   asan:  the whole tree built with clang-14, AddressSanitizer (+ LeakSanitizer)
+#          and UndefinedBehaviorSanitizer in build-asan/, and every test run by
+#          ctest there. The same build holds the libFuzzer targets
+#          (scripts/fuzz.sh).
+#   tsan:  the runtime built with ThreadSanitizer in build-tsan/, and the
+#          runtime's threading and load tests linked against it alone (their
+#          models compiled by a `kiln` from another build: $KILN_CLI, else
+#          build-asan/bin/kiln, else build/bin/kiln, built if missing).
+#   asan-build [TARGET...]: configure and build build-asan/ only.
 # Any report fails the run. Code generated into artifacts is not instrumented.
 #   scripts/sanitize.sh [asan|tsan|all] [extra ctest arguments for asan...]
 # Environment: KILN_JOBS; KILN_SANITIZE_EXCLUDE, a ctest -E regex of more tests
-# to skip; CC/CXX pick the compiler (default: the system's g++).
+# to skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-all}
@@ -19,14 +25,41 @@ bash scripts/install-deps.sh
 # ASan-built module, and building programs (the embedding examples, the
 # --emit-header checks) against the sanitized runtime without the sanitizer
 # runtime.
-not_sanitizable='^(python_binding_test|install_embed_test|toolchain_test)$'
+# bench_test compares kernel times with whole-run times, which ASan's
+# overhead in the runtime between kernels skews.
+not_sanitizable='^(python_binding_test|install_embed_test|toolchain_test|bench_test)$'
 [ -z "${KILN_SANITIZE_EXCLUDE:-}" ] || not_sanitizable="$not_sanitizable|$KILN_SANITIZE_EXCLUDE"
-runtime_tests=(runtime_test hostile_artifact_test load_stress_test)
+tsan_tests=(runtime_threads_test_tsan load_stress_test_tsan hostile_artifact_test_tsan)
 
-configure() {  # DIR SANITIZERS
-  if [ ! -f "$1/build.ninja" ]; then
-    cmake -S . -B "$1" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_SANITIZE="$2" >/dev/null
+configure() {  # DIR CMAKE-ARGS...: clang-14, as libFuzzer needs; a folder set up otherwise is redone
+  local dir=$1
+  shift
+  if [ -f "$dir/CMakeCache.txt" ] && ! grep -q '^CMAKE_CXX_COMPILER:[A-Z]*=.*clang++-14$' "$dir/CMakeCache.txt"; then
+    echo "sanitize: $dir/ was configured with another compiler; configuring it afresh"
+    rm -rf "$dir"
   fi
+  if [ ! -f "$dir/build.ninja" ]; then
+    CC=clang-14 CXX=clang++-14 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  fi
+}
+
+build_asan() {  # [TARGET...]
+  configure build-asan -DKILN_SANITIZE=address,undefined -DKILN_FUZZ=ON
+  if [ $# -gt 0 ]; then
+    cmake --build build-asan -j "$jobs" --target "$@"
+  else
+    cmake --build build-asan -j "$jobs"
+  fi
+}
+
+kiln_cli() {  # prints the path of a kiln binary to compile the TSan tests' models
+  local cli
+  for cli in "${KILN_CLI:-}" build-asan/bin/kiln build/bin/kiln; do
+    if [ -n "$cli" ] && [ -x "$cli" ]; then realpath "$cli"; return; fi
+  done
+  [ -f build/build.ninja ] || cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build build -j "$jobs" --target kiln >&2
+  realpath build/bin/kiln
 }
 
 # Leaks fail the run; UB stops it with a stack trace.
@@ -34,20 +67,25 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:detect
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 
+if [ "$mode" = asan-build ]; then
+  build_asan "$@"
+  exit 0
+fi
+
 if [ "$mode" = asan ] || [ "$mode" = all ]; then
   echo "sanitize: ASan+UBSan build of the test suite in build-asan/"
-  configure build-asan address,undefined
-  cmake --build build-asan -j "$jobs"
+  build_asan
   echo "sanitize: ctest under ASan+UBSan (skipping $not_sanitizable)"
   ctest --test-dir build-asan --output-on-failure -j "$jobs" -E "$not_sanitizable" "$@"
 fi
 
 if [ "$mode" = tsan ] || [ "$mode" = all ]; then
-  echo "sanitize: TSan build of the runtime tests in build-tsan/"
-  configure build-tsan thread
-  cmake --build build-tsan -j "$jobs" --target "${runtime_tests[@]}"
-  echo "sanitize: runtime tests under TSan: ${runtime_tests[*]}"
-  for t in "${runtime_tests[@]}"; do
-    KILN_BUILD_DIR="$(pwd)/build-tsan" KILN_SOURCE_DIR="$(pwd)" "build-tsan/tests/$t" --gtest_brief=1
+  echo "sanitize: TSan build of the runtime and its threading tests in build-tsan/"
+  configure build-tsan -DKILN_SANITIZE=thread
+  cmake --build build-tsan -j "$jobs" --target "${tsan_tests[@]}"
+  cli=$(kiln_cli)
+  echo "sanitize: runtime tests under TSan (models compiled by $cli): ${tsan_tests[*]}"
+  for t in "${tsan_tests[@]}"; do
+    KILN_CLI="$cli" KILN_BUILD_DIR="$(pwd)/build-tsan" KILN_SOURCE_DIR="$(pwd)" "build-tsan/tests/$t" --gtest_brief=1
   done
 fi
