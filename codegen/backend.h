@@ -25,6 +25,11 @@ struct TargetOptions {
   // "fp32" (exact, the default when empty), or tensor-core "tf32", "fp16",
   // "bf16" (inputs rounded to that type, products accumulated in fp32).
   std::string cuda_precision;
+  // --target cpu only: the arithmetic of float32 contractions against
+  // constant weights: "fp32" (exact, the default when empty) or "bf16"
+  // (AVX512-BF16 dot products: weights and activations rounded to bfloat16,
+  // products accumulated in fp32).
+  std::string precision;
 };
 
 class Backend {

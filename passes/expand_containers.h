@@ -18,8 +18,9 @@ Expected<bool> expandContainersOnce(ir::Model& model);
 // then checkContainersExpanded.
 Status expandContainers(ir::Model& model);
 
-// An error naming the graph input, output or node where a container is left
-// (its length, positions or presence known only at run time).
+// An error naming the node where a container is left inside a subgraph
+// (If/Loop/Scan bodies carry tensors only). Containers at the graph
+// boundary are compiled over run-time values (ops/run_time_containers.cpp).
 Status checkContainersExpanded(const ir::Graph& graph);
 
 }  // namespace kiln::passes

@@ -48,12 +48,17 @@ bool isProgramPass(std::string_view name);
 // and not disabled.
 bool programPassEnabled(const PipelineOptions& options, std::string_view name);
 
+struct QuantizeSpec;  // passes/quantize.h
+
 struct PipelineOptions {
   int opt_level = 2;
   std::vector<std::string> passes;        // replaces the -O pipeline when non-empty
   std::set<std::string> disabled;         // --disable-pass
   std::set<std::string> print_after;      // --print-after (or "all")
   bool time_passes = false;
+  // --quantize: run as the "quantize" step (after fold-affine at -O1 and
+  // above; first at -O0 or when --passes leaves it out).
+  std::shared_ptr<const QuantizeSpec> quantize;
 };
 
 struct PassRecord {

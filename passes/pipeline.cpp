@@ -6,8 +6,10 @@
 
 #include "compiler/ir/printer.h"
 #include "passes/expand_containers.h"
+#include "passes/expand_gradient.h"
 #include "passes/infer_shapes.h"
 #include "passes/pass.h"
+#include "passes/quantize.h"
 
 namespace kiln::passes {
 
@@ -17,6 +19,7 @@ std::unique_ptr<Pass> createEliminateCommonSubexpressions();
 std::unique_ptr<Pass> createRemoveNoOps();
 std::unique_ptr<Pass> createFoldAffine();
 std::unique_ptr<Pass> createInlineConstantIf();
+std::unique_ptr<Pass> createFoldQdq();
 
 const std::vector<PassInfo>& allPasses() {
   static const std::vector<PassInfo> kPasses = {
@@ -31,10 +34,18 @@ const std::vector<PassInfo>& allPasses() {
       {"fold-affine",
        "fold BatchNormalization and per-channel Mul/Add/Sub/Div into Conv, ConvTranspose, Gemm and MatMul weights",
        createFoldAffine},
+      {"fold-qdq",
+       "fold DequantizeLinear -> Conv/MatMul/Gemm [-> Relu] -> QuantizeLinear into QLinearConv, QLinearMatMul, "
+       "ConvInteger or MatMulInteger",
+       createFoldQdq},
       {"eliminate-dead-nodes", "remove nodes whose results are never used", createEliminateDeadNodes},
   };
   return kPasses;
 }
+
+// The step that applies --quantize (passes/quantize.h); it is a pass name on
+// the command line but needs the options' QuantizeSpec, so runPipeline runs it.
+constexpr std::string_view kQuantizeStep = "quantize";
 
 bool isProgramPass(std::string_view name) { return name == "fuse-kernels" || name == "plan-in-place"; }
 
@@ -56,16 +67,22 @@ const PassInfo* findPass(std::string_view name) {
 // (driver/compile.cpp).
 std::vector<std::string> pipelineFor(int opt_level) {
   if (opt_level <= 0) return {};
-  return {"inline-constant-if", "fold-constants", "eliminate-common-subexpressions", "remove-no-ops", "fold-affine",
-          "eliminate-dead-nodes", "fuse-kernels", "plan-in-place"};
+  // fold-qdq runs twice: before fold-constants, which would otherwise turn an
+  // imported model's DequantizeLinear(int8 weight) into a float weight, and
+  // after the quantize step, on the QDQ graph it wrote.
+  return {"inline-constant-if", "fold-qdq", "fold-constants", "eliminate-common-subexpressions", "remove-no-ops",
+          "fold-affine", std::string(kQuantizeStep), "fold-qdq", "eliminate-dead-nodes", "fuse-kernels",
+          "plan-in-place"};
 }
 
 Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOptions& options, std::ostream& log) {
   std::vector<std::string> names = options.passes.empty() ? pipelineFor(options.opt_level) : options.passes;
+  if (options.quantize && std::find(names.begin(), names.end(), kQuantizeStep) == names.end())
+    names.insert(names.begin(), std::string(kQuantizeStep));
   for (const std::string& n : options.disabled)
-    if (!findPass(n) && !isProgramPass(n)) return invalidInput("--disable-pass: unknown pass '" + n + "'");
+    if (!findPass(n) && !isProgramPass(n) && n != kQuantizeStep) return invalidInput("--disable-pass: unknown pass '" + n + "'");
   for (const std::string& n : options.print_after)
-    if (n != "all" && n != "infer-shapes" && n != "expand-containers" && !findPass(n) && !isProgramPass(n))
+    if (n != "all" && n != "infer-shapes" && n != "expand-containers" && n != "expand-gradient" && !findPass(n) && !isProgramPass(n) && n != kQuantizeStep)
       return invalidInput("--print-after: unknown pass '" + n + "'");
   bool print_all = options.print_after.count("all") > 0;
 
@@ -90,6 +107,12 @@ Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOp
     KILN_RETURN_IF_ERROR(inferShapes(model));
     return false;
   }));
+  // Gradient has no lowering: its backward nodes replace it at every level.
+  if (hasGradient(model.graph))
+    KILN_RETURN_IF_ERROR(timed("expand-gradient", [&]() -> Expected<bool> {
+      KILN_RETURN_IF_ERROR(expandGradients(model));
+      return true;
+    }));
   // Lowering takes tensors only: sequences and optionals are expanded at every level.
   if (hasContainers(model.graph))
     KILN_RETURN_IF_ERROR(timed("expand-containers", [&]() -> Expected<bool> {
@@ -98,6 +121,15 @@ Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOp
     }));
   for (const std::string& name : names) {
     if (isProgramPass(name)) continue;  // runs after lowering, in the driver
+    if (name == kQuantizeStep) {
+      if (!options.quantize || options.disabled.count(name)) continue;
+      KILN_RETURN_IF_ERROR(timed(name, [&]() -> Expected<bool> {
+        KILN_ASSIGN_OR_RETURN(bool changed, runQuantize(model, *options.quantize));
+        if (changed) KILN_RETURN_IF_ERROR(inferShapes(model));
+        return changed;
+      }));
+      continue;
+    }
     const PassInfo* info = findPass(name);
     if (!info) return invalidInput("--passes: unknown pass '" + name + "'");
     if (options.disabled.count(name)) continue;

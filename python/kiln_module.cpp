@@ -4,6 +4,9 @@
 //   outputs = m([x])                  # or m({"image": x}), or m(x) for one input
 //   outputs = m([x], return_dict=True)
 //
+// A sequence input is a list of arrays (each its own shape), an absent
+// optional is None; a sequence output comes back as a list of arrays, an
+// empty optional as None.
 // Inputs that are C-contiguous, aligned NumPy arrays of the model's dtype are
 // passed to the generated code without copying. Any other array (a slice, a
 // transposed view, Fortran order) is copied into a C-contiguous one first;
@@ -129,53 +132,43 @@ class PyModel {
     std::vector<py::object> values = orderInputs(feed);
     // Arrays kept alive (and their pointers valid) until the run returns.
     std::vector<py::array> arrays;
-    std::vector<kiln_tensor> inputs(values.size());
+    std::vector<kiln_value> inputs(values.size());
+    std::vector<std::vector<kiln_tensor>> elements(values.size());
     std::vector<std::string> copied;
     for (size_t i = 0; i < values.size(); ++i) {
-      const TensorInfo& info = inputs_[i];
-      py::array array;
-      if (py::isinstance<py::array>(values[i])) {
-        array = py::reinterpret_borrow<py::array>(values[i]);
-        if (!array.dtype().is(info.dtype) && !array.dtype().equal(info.dtype))
-          throw kiln::Error(KILN_ERROR_INVALID_ARGUMENT, describeInput(i, info.name) + ": dtype " +
-                                                             dtypeName(array.dtype()) + ", the model expects " +
-                                                             dtypeName(info.dtype) + " (convert with .astype(numpy." +
-                                                             dtypeName(info.dtype) + "))");
-        constexpr int kZeroCopy =
-            static_cast<int>(py::array::c_style) | static_cast<int>(py::detail::npy_api::NPY_ARRAY_ALIGNED_);
-        if ((array.flags() & kZeroCopy) != kZeroCopy) {
-          array = py::array::ensure(array, py::array::c_style | py::array::forcecast);
-          copied.push_back(info.name);
-        }
-      } else {
-        // Lists, tuples, scalars: converted to the model's dtype (a copy).
-        py::object converted = py::module_::import("numpy").attr("ascontiguousarray")(values[i], info.dtype);
-        array = py::reinterpret_borrow<py::array>(converted);
-        copied.push_back(info.name);
+      kiln_value& v = inputs[i];
+      v.kind = model_.inputKind(i);
+      v.present = values[i].is_none() ? 0 : 1;
+      bool optional = v.kind == KILN_KIND_OPTIONAL_TENSOR || v.kind == KILN_KIND_OPTIONAL_SEQUENCE;
+      if (!v.present && !optional)
+        throw kiln::Error(KILN_ERROR_INVALID_ARGUMENT, describeInput(i, inputs_[i].name) + " is not optional: None given");
+      if (!v.present) continue;
+      if (v.kind == KILN_KIND_SEQUENCE || v.kind == KILN_KIND_OPTIONAL_SEQUENCE) {
+        // A sequence: a list or tuple of arrays, each with its own shape.
+        if (!py::isinstance<py::list>(values[i]) && !py::isinstance<py::tuple>(values[i]))
+          throw kiln::Error(KILN_ERROR_INVALID_ARGUMENT,
+                            describeInput(i, inputs_[i].name) + " is a sequence: pass a list of arrays");
+        size_t k = 0;
+        for (auto item : values[i])
+          elements[i].push_back(toTensor(i, py::reinterpret_borrow<py::object>(item), arrays, copied,
+                                         " element " + std::to_string(k++)));
+        v.count = elements[i].size();
+        v.elements = elements[i].data();
+        continue;
       }
-      if (array.ndim() > KILN_MAX_RANK)
-        throw kiln::Error(KILN_ERROR_INVALID_ARGUMENT, describeInput(i, info.name) + ": rank " +
-                                                           std::to_string(array.ndim()) + " is over the limit of " +
-                                                           std::to_string(KILN_MAX_RANK));
-      kiln_tensor& t = inputs[i];
-      t.dtype = model_.input(i).dtype;
-      t.rank = static_cast<int32_t>(array.ndim());
-      for (py::ssize_t d = 0; d < array.ndim(); ++d) t.dims[d] = array.shape(d);
-      t.data = const_cast<void*>(array.data());
-      t.bytes = static_cast<size_t>(array.nbytes());
-      arrays.push_back(std::move(array));
+      v.tensor = toTensor(i, values[i], arrays, copied, "");
     }
     {
       std::lock_guard lock(copies_mutex_);
       last_copied_ = copied;
     }
-    std::vector<kiln_tensor> outputs(outputs_.size());  // data NULL: the run allocates
+    std::vector<kiln_value> outputs(outputs_.size());  // data NULL: the run allocates
     {
       py::gil_scoped_release release;
-      session_->run(inputs, outputs);
+      session_->runValues(inputs, outputs);
     }
     py::list results;
-    for (size_t i = 0; i < outputs.size(); ++i) results.append(wrapOutput(outputs[i]));
+    for (size_t i = 0; i < outputs.size(); ++i) results.append(wrapValue(outputs[i]));
     if (!return_dict) return results;
     py::dict named;
     for (size_t i = 0; i < outputs.size(); ++i) named[py::str(outputs_[i].name)] = results[i];
@@ -221,6 +214,55 @@ class PyModel {
       throw kiln::Error(KILN_ERROR_INVALID_ARGUMENT, "the model takes " + std::to_string(inputs_.size()) +
                                                          " input(s), " + std::to_string(values.size()) + " given");
     return values;
+  }
+
+  // One array for input i (or an element of it: `what`), zero-copy when it
+  // is C-contiguous and aligned; lists and scalars are converted.
+  kiln_tensor toTensor(size_t i, const py::object& value, std::vector<py::array>& arrays,
+                       std::vector<std::string>& copied, const std::string& what) {
+    const TensorInfo& info = inputs_[i];
+    std::string where = describeInput(i, info.name) + what;
+    py::array array;
+    if (py::isinstance<py::array>(value)) {
+      array = py::reinterpret_borrow<py::array>(value);
+      if (!array.dtype().is(info.dtype) && !array.dtype().equal(info.dtype))
+        throw kiln::Error(KILN_ERROR_INVALID_ARGUMENT, where + ": dtype " + dtypeName(array.dtype()) +
+                                                           ", the model expects " + dtypeName(info.dtype) +
+                                                           " (convert with .astype(numpy." + dtypeName(info.dtype) + "))");
+      constexpr int kZeroCopy =
+          static_cast<int>(py::array::c_style) | static_cast<int>(py::detail::npy_api::NPY_ARRAY_ALIGNED_);
+      if ((array.flags() & kZeroCopy) != kZeroCopy) {
+        array = py::array::ensure(array, py::array::c_style | py::array::forcecast);
+        copied.push_back(info.name);
+      }
+    } else {
+      // Lists, tuples, scalars: converted to the model's dtype (a copy).
+      py::object converted = py::module_::import("numpy").attr("ascontiguousarray")(value, info.dtype);
+      array = py::reinterpret_borrow<py::array>(converted);
+      copied.push_back(info.name);
+    }
+    if (array.ndim() > KILN_MAX_RANK)
+      throw kiln::Error(KILN_ERROR_INVALID_ARGUMENT, where + ": rank " + std::to_string(array.ndim()) +
+                                                         " is over the limit of " + std::to_string(KILN_MAX_RANK));
+    kiln_tensor t{};
+    t.dtype = model_.input(i).dtype;
+    t.rank = static_cast<int32_t>(array.ndim());
+    for (py::ssize_t d = 0; d < array.ndim(); ++d) t.dims[d] = array.shape(d);
+    t.data = const_cast<void*>(array.data());
+    t.bytes = static_cast<size_t>(array.nbytes());
+    arrays.push_back(std::move(array));
+    return t;
+  }
+
+  // A tensor as an array, a sequence as a list of arrays, an empty optional as None.
+  py::object wrapValue(kiln_value& v) const {
+    if (!v.present) return py::none();
+    if (v.kind != KILN_KIND_SEQUENCE && v.kind != KILN_KIND_OPTIONAL_SEQUENCE) return wrapOutput(v.tensor);
+    py::list items;
+    for (size_t k = 0; k < v.count; ++k) items.append(wrapOutput(v.elements[k]));
+    kiln_free(v.elements);  // the element data now belongs to the arrays
+    v.elements = nullptr;
+    return items;
   }
 
   py::array wrapOutput(kiln_tensor& t) const {

@@ -197,10 +197,102 @@ bool streamingBeatsPacked(const kir::Stage& stage, const ContractionPlan& packed
   return hasSelect(packed.scalar) || strided_stores;
 }
 
+// cast<i32>(load) of an 8-bit buffer: the load, else nullptr.
+const ExprNode* widenedByteLoad(const kir::Expr& e) {
+  if (e->kind != ExprNode::Kind::kCast || e->dtype != ir::DType::kInt32) return nullptr;
+  const ExprNode& load = *e->operands[0];
+  if (load.kind != ExprNode::Kind::kLoad) return nullptr;
+  return load.dtype == ir::DType::kInt8 || load.dtype == ir::DType::kUInt8 ? &load : nullptr;
+}
+
+// Weights vpdpbusd can take as its signed operand: int8, or uint8 that all
+// lie below 128 (the same values).
+bool signedBytes(const ir::Tensor& weights) {
+  if (weights.dtype() == ir::DType::kInt8) return true;
+  if (weights.dtype() != ir::DType::kUInt8) return false;
+  for (std::byte b : weights.bytes())
+    if (static_cast<uint8_t>(b) >= 128) return false;
+  return true;
+}
+
+// True when every (v, k) of `flat` reads inside `count` elements.
+bool readsInside(const Affine& flat, const kir::Stage& stage, const ExprNode& reduce, int64_t count) {
+  int64_t lo = flat.offset, hi = flat.offset;
+  for (auto [var, c] : flat.coeff) (c < 0 ? lo : hi) += c * (extentOf(stage, reduce, var) - 1);
+  return lo >= 0 && hi < count;
+}
+
+// sum_k cast<i32>(S) * cast<i32>(V) with V a constant int8 weight read along
+// one output axis and S an 8-bit load contiguous along the one reduction
+// variable: the VNNI plan (dot_group 4).
+std::optional<ContractionPlan> planInt8Contraction(const kir::Kernel& kernel, const kir::Stage& stage,
+                                                   const ExprNode& reduce, const ConstantOf& constant_of) {
+  if (reduce.reduce_vars.size() != 1) return std::nullopt;
+  const ExprNode& body = *reduce.operands[0];
+  if (body.kind != ExprNode::Kind::kBinary || static_cast<kir::BinaryOp>(body.op) != kir::BinaryOp::kMul)
+    return std::nullopt;
+  const kir::IterVar& k = reduce.reduce_vars[0];
+  for (int vi : {1, 0}) {
+    const ExprNode* v_load = widenedByteLoad(body.operands[vi]);
+    const ExprNode* s_load = widenedByteLoad(body.operands[1 - vi]);
+    if (!v_load || !s_load) continue;
+    const ir::Tensor* weights = constant_of(v_load->buffer);
+    if (!weights || !signedBytes(*weights)) continue;
+    std::optional<Affine> v_flat = flatIndex(kernel, *v_load);
+    std::optional<Affine> s_flat = flatIndex(kernel, *s_load);
+    if (!v_flat || !s_flat || s_flat->of(k.id) != 1) continue;
+    ContractionPlan plan;
+    for (size_t a = 0; a < stage.axes.size(); ++a) {
+      if (v_flat->of(stage.axes[a].id) == 0) continue;
+      if (plan.v_axis >= 0) plan.v_axis = -2;  // V reads along two output axes
+      if (plan.v_axis == -1) plan.v_axis = static_cast<int>(a);
+    }
+    if (plan.v_axis < 0 || s_flat->of(stage.axes[plan.v_axis].id) != 0) continue;
+    const kir::IterVar& v = stage.axes[plan.v_axis];
+    if (v.extent < kMinVectorExtent || !readsInside(*v_flat, stage, reduce, weights->elementCount())) continue;
+    for (size_t a = 0; a < stage.axes.size(); ++a)
+      if (static_cast<int>(a) != plan.v_axis && s_flat->of(stage.axes[a].id) != 0) plan.row_axis = static_cast<int>(a);
+    for (size_t a = 0; a < stage.axes.size(); ++a)
+      if (static_cast<int>(a) != plan.v_axis && static_cast<int>(a) != plan.row_axis)
+        plan.outer_axes.push_back(static_cast<int>(a));
+    plan.k_order = reduce.reduce_vars;
+    plan.packed = true;
+    plan.pack_offset = v_flat->offset;
+    plan.pack_v_stride = v_flat->of(v.id);
+    plan.pack_k_strides = {v_flat->of(k.id)};
+    plan.dot_group = 4;
+    plan.scalar_signed = s_load->dtype == ir::DType::kInt8;
+    plan.reduce = &reduce;
+    plan.scalar = body.operands[1 - vi]->operands[0];
+    plan.vector = body.operands[vi]->operands[0];
+    chooseTile(plan, v.extent, plan.row_axis < 0 ? 1 : stage.axes[plan.row_axis].extent);
+    return plan;
+  }
+  return std::nullopt;
+}
+
+// A packed plan whose S is a plain float32 load contiguous along its one
+// reduction variable becomes a bf16 dot-product plan (dot_group 2).
+void useBf16Dot(const kir::Kernel& kernel, ContractionPlan& plan) {
+  if (!plan.packed || plan.guarded_load || plan.rows_read_vector || plan.k_order.size() != 1) return;
+  const ExprNode& s = *plan.scalar;
+  if (s.kind != ExprNode::Kind::kLoad || s.dtype != ir::DType::kFloat32) return;
+  std::optional<Affine> flat = flatIndex(kernel, s);
+  if (!flat || flat->of(plan.k_order[0].id) != 1) return;
+  plan.dot_group = 2;
+}
+
 }  // namespace
 
 std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const kir::Stage& stage,
-                                               const ConstantOf& constant_of) {
+                                               const ConstantOf& constant_of, const ContractionIsa& isa) {
+  if (isa.int8_dot && !stage.axes.empty() && storesAtAxes(stage)) {
+    std::vector<const ExprNode*> reduces;
+    collectReduces(stage.value, reduces);
+    if (reduces.size() == 1 && static_cast<kir::ReduceOp>(reduces[0]->op) == kir::ReduceOp::kSum &&
+        reduces[0]->dtype == ir::DType::kInt32)
+      return planInt8Contraction(kernel, stage, *reduces[0], constant_of);
+  }
   if (stage.value.dtype() != ir::DType::kFloat32 || kernel.params[stage.buffer].dtype != ir::DType::kFloat32)
     return std::nullopt;
   if (stage.axes.empty() || !storesAtAxes(stage)) return std::nullopt;
@@ -322,6 +414,7 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
     chooseTile(plan, v.extent, plan.row_axis < 0 ? 1 : stage.axes[plan.row_axis].extent);
     best = std::move(plan);
   }
+  if (best && isa.bf16_dot) useBf16Dot(kernel, *best);
   return best;
 }
 
@@ -347,6 +440,70 @@ std::vector<float> packPanels(const ContractionPlan& plan, const kir::Stage& sta
     }
   }
   return panels;
+}
+
+int64_t dotPanelsHeaderBytes(const ContractionPlan& plan, const kir::Stage& stage) {
+  if (plan.dot_group != 4) return 0;
+  const int64_t block = plan.blockLanes();
+  const int64_t blocks = (stage.axes[plan.v_axis].extent + block - 1) / block;
+  return blocks * block * 4;
+}
+
+namespace {
+
+// float32 -> bfloat16, rounded to nearest even; NaNs stay (quiet) NaNs.
+uint16_t toBf16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+std::vector<uint8_t> packBf16Panels(const ContractionPlan& plan, const kir::Stage& stage, const ir::Tensor& weights) {
+  const int64_t extent_v = stage.axes[plan.v_axis].extent;
+  const int64_t block = plan.blockLanes();
+  const int64_t blocks = (extent_v + block - 1) / block;
+  const int64_t depth = plan.k_order[0].extent;
+  const int64_t pairs = (depth + 1) / 2;
+  std::vector<uint16_t> packed(static_cast<size_t>(blocks * pairs * block * 2), 0);
+  const auto* src = reinterpret_cast<const float*>(weights.bytes().data());
+  for (int64_t v = 0; v < extent_v; ++v)
+    for (int64_t k = 0; k < depth; ++k) {
+      float w = src[plan.pack_offset + plan.pack_v_stride * v + plan.pack_k_strides[0] * k];
+      packed[static_cast<size_t>((((v / block) * pairs + k / 2) * block + v % block) * 2 + k % 2)] = toBf16(w);
+    }
+  std::vector<uint8_t> out(packed.size() * 2);
+  std::memcpy(out.data(), packed.data(), out.size());
+  return out;
+}
+
+}  // namespace
+
+std::vector<uint8_t> packDotPanels(const ContractionPlan& plan, const kir::Stage& stage, const ir::Tensor& weights) {
+  if (plan.dot_group == 2) return packBf16Panels(plan, stage, weights);
+  const int64_t extent_v = stage.axes[plan.v_axis].extent;
+  const int64_t block = plan.blockLanes();
+  const int64_t blocks = (extent_v + block - 1) / block;
+  const int64_t depth = plan.k_order[0].extent;
+  const int64_t groups = (depth + 3) / 4;
+  const int64_t header = dotPanelsHeaderBytes(plan, stage);
+  std::vector<uint8_t> out(static_cast<size_t>(header + blocks * groups * block * 4), 0);
+  const auto* src = reinterpret_cast<const int8_t*>(weights.bytes().data());
+  auto* initial = reinterpret_cast<int32_t*>(out.data());
+  for (int64_t v = 0; v < extent_v; ++v) {
+    int32_t column_sum = 0;
+    for (int64_t k = 0; k < depth; ++k) {
+      int8_t w = src[plan.pack_offset + plan.pack_v_stride * v + plan.pack_k_strides[0] * k];
+      column_sum += w;
+      int64_t dst = (((v / block) * groups + k / 4) * block + v % block) * 4 + k % 4;
+      out[static_cast<size_t>(header + dst)] = static_cast<uint8_t>(w);
+    }
+    // S + 128 adds 128 * sum_k V to every sum.
+    int32_t start = plan.scalar_signed ? -128 * column_sum : 0;
+    std::memcpy(initial + v, &start, sizeof start);
+  }
+  return out;
 }
 
 }  // namespace kiln::codegen::cpu

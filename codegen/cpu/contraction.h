@@ -12,6 +12,22 @@
 // [v-block][k][lanes] so the inner loop reads it sequentially, and the original
 // layout is dropped from the artifact when nothing else reads it.
 //
+// Integer contractions, sum_k cast<i32>(S) * cast<i32>(V) with V a constant
+// int8 weight and S an 8-bit activation read contiguously along k, run as
+// dot products of four along k (AVX512-VNNI vpdpbusd: u8 x s8 -> i32, the
+// "dot group" 4). V is packed as [v-block][ceil(K/4)][lanes][4] bytes, zero
+// padded in k, so one 32-bit word per lane holds its four k values; S is
+// broadcast four bytes at a time. vpdpbusd's activation operand is unsigned:
+// an int8 S is fed as S + 128 (a xor of the sign bits) and the accumulators
+// start at -128 * sum_k V, stored ahead of the panels.
+//
+// Under --precision bf16, float32 contractions of the same MatMul shape (V a
+// constant weight, S a float32 load contiguous along the one reduction
+// variable) run as bfloat16 dot products of pairs along k with float32
+// accumulation (AVX512-BF16 vdpbf16ps, dot group 2): V is rounded to bf16
+// (nearest even) and packed as [v-block][ceil(K/2)][lanes][2]; S is converted
+// 32 values at a time (vcvtne2ps2bf16) and each pair broadcast.
+//
 // This is a schedule: it changes how the definition is computed, never what.
 // Stages that do not fit take the generic loop-nest path.
 #pragma once
@@ -64,10 +80,23 @@ struct ContractionPlan {
   // reduction step and every row loads its own V vectors. Rows are output
   // rows, so a guard's per-lane part is the same for all of them.
   bool rows_read_vector = false;
+  // Products per accumulator lane per instruction, consecutive along k: 1 is
+  // a float32 FMA; 2 a bfloat16 dot product (AVX512-BF16); 4 an int8 dot
+  // product (VNNI). With a group above 1 the
+  // plan has one reduction variable, `vector` and `scalar` are V's and S's
+  // loads, and S is contiguous along k.
+  int dot_group = 1;
+  bool scalar_signed = false;  // dot_group 4: S is int8 (fed as S + 128)
   int vectors = 1;  // accumulator vectors per row (block = vectors * kVectorLanes)
   int rows = 1;     // rows per register tile
 
   int64_t blockLanes() const { return int64_t{vectors} * kVectorLanes; }
+};
+
+// The dot-product instructions the target offers the planner.
+struct ContractionIsa {
+  bool int8_dot = false;  // AVX512-VNNI
+  bool bf16_dot = false;  // AVX512-BF16, chosen by --precision bf16
 };
 
 // The constant data bound to a kernel parameter, or nullptr.
@@ -75,9 +104,17 @@ using ConstantOf = std::function<const ir::Tensor*(int param)>;
 
 // A plan when `stage` is a float32 contraction worth vectorizing.
 std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const kir::Stage& stage,
-                                               const ConstantOf& constant_of);
+                                               const ConstantOf& constant_of, const ContractionIsa& isa = {});
 
 // V's weights in panel layout [ceil(extent_v / block)][K][block], zero padded.
 std::vector<float> packPanels(const ContractionPlan& plan, const kir::Stage& stage, const ir::Tensor& weights);
+
+// Panels of a plan with dot_group > 1, as bytes: for 4, the accumulators'
+// initial values (int32 [blocks][block]) then [blocks][ceil(K/4)][block][4]
+// int8 weights; for 2, [blocks][ceil(K/2)][block][2] bfloat16 weights.
+std::vector<uint8_t> packDotPanels(const ContractionPlan& plan, const kir::Stage& stage, const ir::Tensor& weights);
+
+// Bytes of packDotPanels' output before the panels themselves.
+int64_t dotPanelsHeaderBytes(const ContractionPlan& plan, const kir::Stage& stage);
 
 }  // namespace kiln::codegen::cpu

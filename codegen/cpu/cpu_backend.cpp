@@ -1,4 +1,5 @@
 // The CPU backend: Program -> LLVM IR -> object -> linked, sealed artifact.
+#include <algorithm>
 #include <fstream>
 
 #include <llvm/Support/raw_ostream.h>
@@ -13,7 +14,8 @@ namespace {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(cpu::CpuTarget target, int opt_level) : target_(std::move(target)), opt_level_(opt_level) {}
+  CpuBackend(cpu::CpuTarget target, int opt_level, bool bf16)
+      : target_(std::move(target)), opt_level_(opt_level), bf16_(bf16) {}
 
   std::string_view target() const override { return "cpu"; }
 
@@ -33,7 +35,7 @@ class CpuBackend final : public Backend {
       desc.kernels.push_back({call.kernel.name, call.kernel.origin, static_cast<uint64_t>(kir::countFlops(call.kernel))});
     desc.workspace_bytes = static_cast<uint64_t>(program.workspace_bytes);
     llvm::LLVMContext context;
-    std::unique_ptr<llvm::Module> module = cpu::emitModule(context, program, artifact::serialize(desc));
+    std::unique_ptr<llvm::Module> module = cpu::emitModule(context, program, artifact::serialize(desc), contractionIsa());
     KILN_RETURN_IF_ERROR(cpu::optimizeModule(*module, *target_.machine, opt_level_));
     if (kind == EmitKind::kLlvmIr) {
       std::error_code ec;
@@ -53,15 +55,35 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  // Dot-product instructions the contraction microkernels may use: those the
+  // target has (an artifact records the target's features, so a CPU without
+  // them refuses it).
+  cpu::ContractionIsa contractionIsa() const {
+    auto has = [&](std::string_view f) {
+      return std::find(target_.required.begin(), target_.required.end(), f) != target_.required.end();
+    };
+    cpu::ContractionIsa isa;
+    isa.int8_dot = has("avx512vnni") && has("avx512bw");
+    isa.bf16_dot = bf16_;
+    return isa;
+  }
+
   cpu::CpuTarget target_;
   int opt_level_;
+  bool bf16_;  // --precision bf16
 };
 
 }  // namespace
 
 Expected<std::unique_ptr<Backend>> createCpuBackend(const TargetOptions& options) {
+  if (!options.precision.empty() && options.precision != "fp32" && options.precision != "bf16")
+    return invalidInput("--precision '" + options.precision + "' is not one of fp32, bf16");
   KILN_ASSIGN_OR_RETURN(cpu::CpuTarget target, cpu::resolveTarget(options));
-  return std::unique_ptr<Backend>(std::make_unique<CpuBackend>(std::move(target), options.opt_level));
+  bool bf16 = options.precision == "bf16";
+  if (bf16 && std::find(target.required.begin(), target.required.end(), "avx512bf16") == target.required.end())
+    return invalidInput("--precision bf16 needs the avx512bf16 CPU feature, which the target CPU '" + target.cpu +
+                        "' lacks; target a CPU that has it (--cpu, --features=+avx512bf16) or use --precision fp32");
+  return std::unique_ptr<Backend>(std::make_unique<CpuBackend>(std::move(target), options.opt_level, bf16));
 }
 
 }  // namespace kiln::codegen

@@ -1,11 +1,16 @@
 #include "codegen/cpu/emit_contraction.h"
 
+#include <algorithm>
 #include <functional>
 
 #include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/IntrinsicsX86.h>
 
 namespace kiln::codegen::cpu {
 namespace {
+
+// k values of S converted to bf16 at a time: two float32 vectors.
+constexpr int kBf16Chunk = 2 * kVectorLanes;
 
 int64_t vectorBlocks(const kir::Stage& stage, const ContractionPlan& plan) {
   int64_t block = plan.blockLanes();
@@ -24,6 +29,8 @@ class ContractionEmitter {
                      llvm::Value* panels)
       : b_(b), e_(emitter), stage_(stage), plan_(plan), panels_(panels),
         f32_(b.getFloatTy()), vec_(llvm::FixedVectorType::get(b.getFloatTy(), kVectorLanes)),
+        lane_(plan.dot_group == 4 ? b.getInt32Ty() : b.getFloatTy()),
+        acc_vec_(llvm::FixedVectorType::get(lane_, kVectorLanes)),
         extent_v_(stage.axes[plan.v_axis].extent), v_id_(stage.axes[plan.v_axis].id) {}
 
   void run(llvm::Value* begin, llvm::Value* end) {
@@ -38,7 +45,9 @@ class ContractionEmitter {
         if (i > 0) rest = b_.CreateUDiv(rest, b_.getInt64(axis.extent));
       }
       v0_ = b_.CreateMul(block, b_.getInt64(plan_.blockLanes()), "", true, true);
-      if (plan_.packed)
+      if (plan_.dot_group > 1) {
+        locateDotPanels(block);
+      } else if (plan_.packed)
         panel_ = b_.CreateInBoundsGEP(f32_, panels_, b_.CreateMul(block, b_.getInt64(reductionSize(plan_) * plan_.blockLanes())));
       int64_t extent_row = plan_.row_axis < 0 ? 1 : stage_.axes[plan_.row_axis].extent;
       int64_t full = extent_row / plan_.rows;
@@ -57,9 +66,13 @@ class ContractionEmitter {
   void allocateScratch() {
     llvm::Function* f = b_.GetInsertBlock()->getParent();
     llvm::IRBuilder<> entry(&f->getEntryBlock(), f->getEntryBlock().begin());
-    for (int i = 0; i < plan_.rows * plan_.vectors; ++i) acc_.push_back(entry.CreateAlloca(vec_));
-    lanes_ = entry.CreateAlloca(llvm::ArrayType::get(f32_, static_cast<uint64_t>(plan_.blockLanes())));
+    for (int i = 0; i < plan_.rows * plan_.vectors; ++i) acc_.push_back(entry.CreateAlloca(acc_vec_));
+    lanes_ = entry.CreateAlloca(llvm::ArrayType::get(lane_, static_cast<uint64_t>(plan_.blockLanes())));
     lanes_->setAlignment(llvm::Align(64));
+    if (plan_.dot_group == 2) {
+      pairs_ = entry.CreateAlloca(llvm::ArrayType::get(b_.getInt32Ty(), static_cast<uint64_t>(plan_.rows * kVectorLanes)));
+      pairs_->setAlignment(llvm::Align(64));
+    }
   }
 
   llvm::AllocaInst* acc(int row, int vector) { return acc_[static_cast<size_t>(row * plan_.vectors + vector)]; }
@@ -186,9 +199,33 @@ class ContractionEmitter {
     return ids;
   }
 
+  // This task's block of the byte panels: the accumulators' initial values
+  // (int32) and the weights.
+  void locateDotPanels(llvm::Value* block) {
+    const int64_t block_bytes = plan_.blockLanes() * 4;
+    const int64_t groups = (reductionSize(plan_) + plan_.dot_group - 1) / plan_.dot_group;
+    llvm::Type* i8 = b_.getInt8Ty();
+    if (dotPanelsHeaderBytes(plan_, stage_) > 0)
+      initial_ = b_.CreateInBoundsGEP(i8, panels_, b_.CreateMul(block, b_.getInt64(block_bytes)));
+    llvm::Value* start = b_.CreateMul(block, b_.getInt64(groups * block_bytes));
+    panel_ = b_.CreateInBoundsGEP(i8, panels_, b_.CreateAdd(start, b_.getInt64(dotPanelsHeaderBytes(plan_, stage_))));
+  }
+
   void tileAt(int rows, llvm::Value* r0) {
     for (int i = 0; i < rows; ++i)
-      for (int j = 0; j < plan_.vectors; ++j) b_.CreateStore(llvm::Constant::getNullValue(vec_), acc(i, j));
+      for (int j = 0; j < plan_.vectors; ++j) {
+        llvm::Value* start = llvm::Constant::getNullValue(acc_vec_);
+        if (initial_)
+          start = b_.CreateAlignedLoad(acc_vec_, b_.CreateConstInBoundsGEP1_64(lane_, initial_, j * kVectorLanes),
+                                       llvm::Align(64));
+        b_.CreateStore(start, acc(i, j));
+      }
+    if (plan_.dot_group > 1) {
+      if (plan_.dot_group == 4) int8Reduction(rows, r0);
+      else bf16Reduction(rows, r0);
+      epilogue(rows, r0);
+      return;
+    }
     // Reduction loops; k_flat counts points in loop order (the panel's k).
     std::function<void(size_t, llvm::Value*)> nest = [&](size_t d, llvm::Value* k_flat) {
       if (d == plan_.k_order.size()) return multiplyAccumulate(rows, r0, k_flat);
@@ -226,6 +263,130 @@ class ContractionEmitter {
     }
   }
 
+  // Full groups of four k, then the ragged rest (K % 4 values, the panel's
+  // zero-padded bytes cancelling whatever the rest of S's word holds).
+  void int8Reduction(int rows, llvm::Value* r0) {
+    const int64_t depth = plan_.k_order[0].extent;
+    const int64_t full = depth / 4;
+    if (full > 0)
+      e_.loop(-1, b_.getInt64(0), b_.getInt64(full), [&](llvm::Value* g) { int8Step(rows, r0, g, 4); });
+    if (depth % 4 != 0) int8Step(rows, r0, b_.getInt64(full), static_cast<int>(depth % 4));
+  }
+
+  // One group of k: V's four bytes per lane from the panel, S's (count)
+  // bytes per row as one broadcast word, vpdpbusd into each accumulator.
+  void int8Step(int rows, llvm::Value* r0, llvm::Value* group, int count) {
+    llvm::Type* i32 = b_.getInt32Ty();
+    const int k_id = plan_.k_order[0].id;
+    llvm::Value* k0 = b_.CreateMul(group, b_.getInt64(4), "", true, true);
+    std::vector<llvm::Value*> v;
+    for (int j = 0; j < plan_.vectors; ++j) {
+      llvm::Value* word = b_.CreateAdd(b_.CreateMul(group, b_.getInt64(plan_.blockLanes())), b_.getInt64(j * kVectorLanes));
+      v.push_back(b_.CreateAlignedLoad(acc_vec_, b_.CreateInBoundsGEP(i32, panel_, word), llvm::Align(64)));
+    }
+    const kir::ExprNode& load = *plan_.scalar;
+    for (int i = 0; i < rows; ++i) {
+      bindRow(r0, i);
+      llvm::Value* word = nullptr;
+      if (count == 4) {
+        e_.bind(k_id, k0);
+        word = b_.CreateAlignedLoad(i32, e_.address(load.buffer, load.operands), llvm::Align(1));
+      } else {
+        word = b_.getInt32(0);
+        for (int t = 0; t < count; ++t) {
+          e_.bind(k_id, b_.CreateAdd(k0, b_.getInt64(t), "", true, true));
+          llvm::Value* byte = b_.CreateLoad(b_.getInt8Ty(), e_.address(load.buffer, load.operands));
+          word = b_.CreateOr(word, b_.CreateShl(b_.CreateZExt(byte, i32), 8 * t));
+        }
+      }
+      if (plan_.scalar_signed) word = b_.CreateXor(word, b_.getInt32(0x80808080u));
+      llvm::Value* s = b_.CreateVectorSplat(kVectorLanes, word);
+      for (int j = 0; j < plan_.vectors; ++j) {
+        llvm::Value* sum = b_.CreateLoad(acc_vec_, acc(i, j));
+        b_.CreateStore(vnniDot(sum, s, v[static_cast<size_t>(j)]), acc(i, j));
+      }
+    }
+  }
+
+  // Chunks of 32 k: each row's S converted to 16 bf16 pairs in one
+  // instruction, parked in a small buffer, then broadcast pair by pair.
+  void bf16Reduction(int rows, llvm::Value* r0) {
+    const int64_t depth = plan_.k_order[0].extent;
+    const int64_t full = depth / kBf16Chunk;
+    if (full > 0)
+      e_.loop(-1, b_.getInt64(0), b_.getInt64(full), [&](llvm::Value* c) { bf16Chunk(rows, r0, c, kBf16Chunk); });
+    if (depth % kBf16Chunk != 0) bf16Chunk(rows, r0, b_.getInt64(full), static_cast<int>(depth % kBf16Chunk));
+  }
+
+  void bf16Chunk(int rows, llvm::Value* r0, llvm::Value* chunk, int count) {
+    llvm::Type* i32 = b_.getInt32Ty();
+    auto* words = llvm::FixedVectorType::get(i32, kVectorLanes);
+    const int k_id = plan_.k_order[0].id;
+    const kir::ExprNode& load = *plan_.scalar;
+    e_.bind(k_id, b_.CreateMul(chunk, b_.getInt64(kBf16Chunk), "", true, true));
+    for (int i = 0; i < rows; ++i) {
+      bindRow(r0, i);
+      llvm::Value* first = e_.address(load.buffer, load.operands);
+      llvm::Value* halves[2];
+      for (int h = 0; h < 2; ++h) {
+        llvm::Value* at = b_.CreateConstInBoundsGEP1_64(f32_, first, static_cast<uint64_t>(h * kVectorLanes));
+        int valid = std::clamp(count - h * kVectorLanes, 0, kVectorLanes);
+        if (valid == kVectorLanes) {
+          halves[h] = b_.CreateAlignedLoad(vec_, at, llvm::Align(4));
+          continue;
+        }
+        std::vector<llvm::Constant*> mask;
+        for (int e = 0; e < kVectorLanes; ++e) mask.push_back(b_.getInt1(e < valid));
+        // Lanes past K read nothing and count as 0 (the panel's padding is 0
+        // too, and 0 * 0 keeps NaN out of the sum).
+        halves[h] = b_.CreateMaskedLoad(vec_, at, llvm::Align(4), llvm::ConstantVector::get(mask),
+                                        llvm::Constant::getNullValue(vec_));
+      }
+      llvm::Function* cvt = declaration(llvm::Intrinsic::x86_avx512bf16_cvtne2ps2bf16_512);
+      // The second operand fills the low half: pair p of the result is S[2p], S[2p+1].
+      llvm::Value* pairs = b_.CreateCall(cvt, {halves[1], halves[0]});
+      b_.CreateAlignedStore(b_.CreateBitCast(pairs, words),
+                            b_.CreateConstInBoundsGEP1_64(i32, pairs_, static_cast<uint64_t>(i * kVectorLanes)),
+                            llvm::Align(64));
+    }
+    llvm::Value* pair0 = b_.CreateMul(chunk, b_.getInt64(kBf16Chunk / 2));
+    for (int p = 0; p < (count + 1) / 2; ++p) {
+      llvm::Value* pair = b_.CreateAdd(pair0, b_.getInt64(p));
+      std::vector<llvm::Value*> v;
+      for (int j = 0; j < plan_.vectors; ++j) {
+        llvm::Value* word = b_.CreateAdd(b_.CreateMul(pair, b_.getInt64(plan_.blockLanes())), b_.getInt64(j * kVectorLanes));
+        v.push_back(b_.CreateAlignedLoad(words, b_.CreateInBoundsGEP(i32, panel_, word), llvm::Align(64)));
+      }
+      for (int i = 0; i < rows; ++i) {
+        llvm::Value* s = b_.CreateLoad(i32, b_.CreateConstInBoundsGEP1_64(i32, pairs_, static_cast<uint64_t>(i * kVectorLanes + p)));
+        s = b_.CreateVectorSplat(kVectorLanes, s);
+        for (int j = 0; j < plan_.vectors; ++j) {
+          llvm::Value* sum = b_.CreateLoad(acc_vec_, acc(i, j));
+          b_.CreateStore(bf16Dot(sum, s, v[static_cast<size_t>(j)]), acc(i, j));
+        }
+      }
+    }
+  }
+
+  // sum + a.even * b.even + a.odd * b.odd per float32 lane (vdpbf16ps).
+  llvm::Value* bf16Dot(llvm::Value* sum, llvm::Value* a, llvm::Value* b) {
+    llvm::Function* f = declaration(llvm::Intrinsic::x86_avx512bf16_dpbf16ps_512);
+    llvm::FunctionType* type = f->getFunctionType();
+    return b_.CreateCall(f, {sum, b_.CreateBitCast(a, type->getParamType(1)), b_.CreateBitCast(b, type->getParamType(2))});
+  }
+
+  llvm::Function* declaration(llvm::Intrinsic::ID id) {
+    return llvm::Intrinsic::getDeclaration(b_.GetInsertBlock()->getModule(), id);
+  }
+
+  // sum + dot4(u8 a, s8 b) per int32 lane (vpdpbusd).
+  llvm::Value* vnniDot(llvm::Value* sum, llvm::Value* a, llvm::Value* b) {
+    llvm::Function* f = declaration(llvm::Intrinsic::x86_avx512_vpdpbusd_512);
+    llvm::FunctionType* type = f->getFunctionType();
+    return b_.CreateCall(f, {b_.CreateBitCast(sum, type->getParamType(0)), b_.CreateBitCast(a, type->getParamType(1)),
+                             b_.CreateBitCast(b, type->getParamType(2))});
+  }
+
   // The stage's own value with the accumulator standing in for the sum, one
   // element at a time over the block's valid lanes.
   void epilogue(int rows, llvm::Value* r0) {
@@ -235,12 +396,12 @@ class ContractionEmitter {
     for (int i = 0; i < rows; ++i) {
       bindRow(r0, i);
       for (int j = 0; j < plan_.vectors; ++j)
-        b_.CreateAlignedStore(b_.CreateLoad(vec_, acc(i, j)),
-                              b_.CreateConstInBoundsGEP1_64(f32_, lanes_, static_cast<uint64_t>(j * kVectorLanes)),
+        b_.CreateAlignedStore(b_.CreateLoad(acc_vec_, acc(i, j)),
+                              b_.CreateConstInBoundsGEP1_64(lane_, lanes_, static_cast<uint64_t>(j * kVectorLanes)),
                               llvm::Align(64));
       e_.loop(-1, b_.getInt64(0), lanes, [&](llvm::Value* lane) {
         e_.bind(v_id_, b_.CreateAdd(v0_, lane, "", true, true));
-        e_.substitute(plan_.reduce, b_.CreateLoad(f32_, b_.CreateInBoundsGEP(f32_, lanes_, lane)));
+        e_.substitute(plan_.reduce, b_.CreateLoad(lane_, b_.CreateInBoundsGEP(lane_, lanes_, lane)));
         e_.store(stage_.buffer, stage_.store_index, e_.emit(stage_.value));
       });
     }
@@ -253,12 +414,16 @@ class ContractionEmitter {
   llvm::Value* panels_;
   llvm::Type* f32_;
   llvm::FixedVectorType* vec_;
+  llvm::Type* lane_;               // an accumulator lane: float32, or int32 for int8 dot products
+  llvm::FixedVectorType* acc_vec_;
   int64_t extent_v_;
   int v_id_;
   std::vector<llvm::AllocaInst*> acc_;
   llvm::AllocaInst* lanes_ = nullptr;
   llvm::Value* v0_ = nullptr;
   llvm::Value* panel_ = nullptr;
+  llvm::Value* initial_ = nullptr;  // dot panels: the block's initial accumulators
+  llvm::AllocaInst* pairs_ = nullptr;  // bf16: each row's current chunk of S as 16 pairs
 };
 
 }  // namespace

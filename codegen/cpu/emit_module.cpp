@@ -57,8 +57,8 @@ constexpr int64_t kMinParallelFlops = 1 << 17;
 
 class ModuleEmitter {
  public:
-  ModuleEmitter(llvm::LLVMContext& c, const lower::Program& program)
-      : c_(c), program_(program), module_(std::make_unique<llvm::Module>("kiln_model", c)), ptr_(llvm::PointerType::get(c, 0)) {
+  ModuleEmitter(llvm::LLVMContext& c, const lower::Program& program, const ContractionIsa& isa)
+      : c_(c), program_(program), isa_(isa), module_(std::make_unique<llvm::Module>("kiln_model", c)), ptr_(llvm::PointerType::get(c, 0)) {
     context_type_ = llvm::StructType::create(
         c, {llvm::Type::getInt32Ty(c), llvm::Type::getInt32Ty(c), ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_},
         "kiln_exec_context");
@@ -99,7 +99,7 @@ class ModuleEmitter {
       };
       std::vector<std::optional<ContractionPlan>> plans;
       for (const kir::Stage& stage : kernel.stages)
-        plans.push_back(kir::isDynamic(kernel, stage) ? std::nullopt : planContraction(kernel, stage, constant_of));
+        plans.push_back(kir::isDynamic(kernel, stage) ? std::nullopt : planContraction(kernel, stage, constant_of, isa_));
       // A param is still needed unless its only load is a packed plan's V.
       for (size_t p = 0; p < kernel.params.size(); ++p) {
         int loads = 0, packed = 0;
@@ -283,8 +283,13 @@ class ModuleEmitter {
   // Packed weight panels of a contraction, as a private global.
   llvm::GlobalVariable* emitPanels(const lower::KernelCall& call, const kir::Stage& stage, const ContractionPlan& plan) {
     const ir::Tensor& weights = *program_.buffers[call.args[plan.vector->buffer]].constant;
-    std::vector<float> panels = packPanels(plan, stage, weights);
-    auto* init = llvm::ConstantDataArray::get(c_, llvm::ArrayRef<float>(panels));
+    llvm::Constant* init = nullptr;
+    if (plan.dot_group > 1) {
+      init = llvm::ConstantDataArray::get(c_, llvm::ArrayRef<uint8_t>(packDotPanels(plan, stage, weights)));
+    } else {
+      std::vector<float> panels = packPanels(plan, stage, weights);
+      init = llvm::ConstantDataArray::get(c_, llvm::ArrayRef<float>(panels));
+    }
     auto* g = new llvm::GlobalVariable(*module_, init->getType(), true, llvm::GlobalValue::PrivateLinkage, init,
                                        "panels_" + std::to_string(panel_count_++));
     g->setAlignment(llvm::Align(64));
@@ -367,8 +372,12 @@ class ModuleEmitter {
         llvm::Value* dims = b.CreateAlloca(b.getInt64Ty(), b.getInt64(std::max<int64_t>(pb.dims.size(), 1)));
         run_time_buffers_[buffer] = {address, bytes, dims};
       }
+    emitSequenceLocals(b, f);
+    next_step_ = 0;
     size_t next_region = 0;
     emitCalls(b, f, kernels, 0, static_cast<int>(kernels.size()), next_region);
+    emitStepsBefore(b, f, static_cast<int>(kernels.size()));
+    emitSequenceResults(b, f);
     b.CreateRet(b.getInt32(0));
   }
 
@@ -378,6 +387,7 @@ class ModuleEmitter {
                  int end, size_t& next) {
     const std::vector<lower::CallRegion>& regions = program_.regions;
     for (int k = first; k < end;) {
+      emitStepsBefore(b, f, k);
       if (next < regions.size() && regions[next].first == k) {
         const lower::CallRegion& region = regions[next++];
         auto* test = llvm::BasicBlock::Create(c_, region.repeat ? "loop" : "if", f);
@@ -399,26 +409,26 @@ class ModuleEmitter {
     }
   }
 
-  void emitCall(llvm::IRBuilder<>& b, llvm::Function* f, const std::vector<llvm::Function*>& kernels, size_t k) {
+  // Where program buffer `buffer` is in this run (allocating a
+  // run-time-sized one first if it needs more room).
+  llvm::Value* bufferAddress(llvm::IRBuilder<>& b, llvm::Function* f, int buffer) {
     auto pointerAt = [&](llvm::Value* array, int index) {
       return b.CreateLoad(ptr_, b.CreateConstGEP1_64(ptr_, array, static_cast<uint64_t>(index)));
     };
-    std::vector<llvm::Value*> args = {f->getArg(0)};
-    for (int buffer : program_.calls[k].args) {
-      const lower::ProgramBuffer& pb = program_.buffers[buffer];
-      if (run_time_buffers_.count(buffer)) {
-        args.push_back(emitAllocation(b, f, pb, run_time_buffers_[buffer]));
-        continue;
-      }
-      switch (pb.kind) {
-        case lower::ProgramBuffer::Kind::kInput: args.push_back(pointerAt(f->getArg(1), pb.io_index)); break;
-        case lower::ProgramBuffer::Kind::kOutput: args.push_back(pointerAt(f->getArg(2), pb.io_index)); break;
-        case lower::ProgramBuffer::Kind::kConstant: args.push_back(constants_[buffer]); break;
-        case lower::ProgramBuffer::Kind::kIntermediate:
-          args.push_back(b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), f->getArg(3), static_cast<uint64_t>(pb.workspace_offset)));
-          break;
-      }
+    const lower::ProgramBuffer& pb = program_.buffers[buffer];
+    if (run_time_buffers_.count(buffer)) return emitAllocation(b, f, pb, run_time_buffers_[buffer]);
+    switch (pb.kind) {
+      case lower::ProgramBuffer::Kind::kInput: return pointerAt(f->getArg(1), pb.io_index);
+      case lower::ProgramBuffer::Kind::kOutput: return pointerAt(f->getArg(2), pb.io_index);
+      case lower::ProgramBuffer::Kind::kConstant: return constants_[buffer];
+      case lower::ProgramBuffer::Kind::kIntermediate: break;
     }
+    return b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), f->getArg(3), static_cast<uint64_t>(pb.workspace_offset));
+  }
+
+  void emitCall(llvm::IRBuilder<>& b, llvm::Function* f, const std::vector<llvm::Function*>& kernels, size_t k) {
+    std::vector<llvm::Value*> args = {f->getArg(0)};
+    for (int buffer : program_.calls[k].args) args.push_back(bufferAddress(b, f, buffer));
     b.CreateCall(kernels[k], args);
     if (hasChecks(program_.calls[k].kernel)) emitCheckReturn(b, f);
     auto* done_type = llvm::FunctionType::get(llvm::Type::getVoidTy(c_), {ptr_, b.getInt32Ty()}, false);
@@ -493,8 +503,139 @@ class ModuleEmitter {
     return b.CreateLoad(ptr_, local.address);
   }
 
+
+  // ---- Containers at the graph boundary (lower::ContainerStep) ----
+  // kiln_sequence_element {ptr data; ptr dims; i64 rank} and kiln_sequence
+  // {i64 count; ptr elements}, as runtime/src/exec_context.h lays them out.
+  static constexpr uint64_t kElementBytes = 24;
+  static constexpr uint64_t kSequenceBytes = 16;
+
+  static bool isSequence(const lower::ProgramBuffer& pb) {
+    return pb.container == ir::ValueKind::kSequence || pb.container == ir::ValueKind::kOptionalSequence;
+  }
+
+  // A local per sequence buffer holding its kiln_sequence pointer: an
+  // input's from `inputs`, the others NULL until a step sets them.
+  void emitSequenceLocals(llvm::IRBuilder<>& b, llvm::Function* f) {
+    sequences_.clear();
+    for (size_t i = 0; i < program_.buffers.size(); ++i) {
+      const lower::ProgramBuffer& pb = program_.buffers[i];
+      if (!isSequence(pb)) continue;
+      llvm::Value* local = b.CreateAlloca(ptr_, nullptr, "sequence_" + std::to_string(i));
+      llvm::Value* init = llvm::ConstantPointerNull::get(ptr_);
+      if (pb.kind == lower::ProgramBuffer::Kind::kInput)
+        init = b.CreateLoad(ptr_, b.CreateConstGEP1_64(ptr_, f->getArg(1), static_cast<uint64_t>(pb.io_index)));
+      b.CreateStore(init, local);
+      sequences_[static_cast<int>(i)] = local;
+    }
+  }
+
+  // A sequence output's `outputs` entry points to where its table goes.
+  void emitSequenceResults(llvm::IRBuilder<>& b, llvm::Function* f) {
+    for (auto [buffer, local] : sequences_) {
+      const lower::ProgramBuffer& pb = program_.buffers[buffer];
+      if (pb.kind != lower::ProgramBuffer::Kind::kOutput) continue;
+      llvm::Value* slot = b.CreateLoad(ptr_, b.CreateConstGEP1_64(ptr_, f->getArg(2), static_cast<uint64_t>(pb.io_index)));
+      b.CreateStore(b.CreateLoad(ptr_, local), slot);
+    }
+  }
+
+  void emitStepsBefore(llvm::IRBuilder<>& b, llvm::Function* f, int call) {
+    const std::vector<lower::ContainerStep>& steps = program_.container_steps;
+    for (; next_step_ < steps.size() && steps[next_step_].before_call <= call; ++next_step_) {
+      const lower::ContainerStep& step = steps[next_step_];
+      llvm::Value* table = b.CreateLoad(ptr_, sequences_.at(step.sequence));
+      switch (step.kind) {
+        case lower::ContainerStep::Kind::kAlias: b.CreateStore(table, sequences_.at(step.result)); break;
+        case lower::ContainerStep::Kind::kLength:
+          b.CreateStore(emitCount(b, table), bufferAddress(b, f, step.result));
+          break;
+        case lower::ContainerStep::Kind::kInsert: emitInsert(b, f, step, table); break;
+      }
+    }
+  }
+
+  llvm::Value* emitCount(llvm::IRBuilder<>& b, llvm::Value* table) {
+    return b.CreateSelect(b.CreateIsNull(table), b.getInt64(0), b.CreateLoad(b.getInt64Ty(), table));
+  }
+
+  // A new table: the old elements with `tensor` at the position (checked
+  // against the count), then the tensor's dims, in one block from `alloc`.
+  void emitInsert(llvm::IRBuilder<>& b, llvm::Function* f, const lower::ContainerStep& step, llvm::Value* table) {
+    llvm::Type* i64 = b.getInt64Ty();
+    llvm::Value* count = emitCount(b, table);
+    llvm::Value* position = count;
+    if (step.position >= 0) {
+      const lower::ProgramBuffer& pb = program_.buffers[step.position];
+      llvm::Type* type = ir::byteSize(pb.dtype) == 4 ? b.getInt32Ty() : i64;
+      llvm::Value* raw = b.CreateSExt(b.CreateLoad(type, bufferAddress(b, f, step.position)), i64);
+      position = b.CreateSelect(b.CreateICmpSLT(raw, b.getInt64(0)), b.CreateAdd(raw, count), raw);
+      auto* bad = llvm::BasicBlock::Create(c_, "position_out_of_range", f);
+      auto* good = llvm::BasicBlock::Create(c_, "position_ok", f);
+      llvm::Value* in_range = b.CreateAnd(b.CreateICmpSGE(position, b.getInt64(0)), b.CreateICmpSLE(position, count));
+      b.CreateCondBr(in_range, good, bad);
+      b.SetInsertPoint(bad);
+      llvm::Value* slots = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, f->getArg(0), ContextLayout::kSlots));
+      b.CreateStore(raw, b.CreateConstGEP1_64(i64, slots, static_cast<uint64_t>(step.position_slot)));
+      b.CreateStore(count, b.CreateConstGEP1_64(i64, slots, static_cast<uint64_t>(step.count_slot)));
+      b.CreateStore(b.getInt64(step.check + 1), slots);
+      b.CreateRet(b.getInt32(step.check + 1));
+      b.SetInsertPoint(good);
+    }
+    const lower::ProgramBuffer& tensor = program_.buffers[step.tensor];
+    const auto rank = static_cast<uint64_t>(tensor.dims.size());
+    llvm::Value* new_count = b.CreateAdd(count, b.getInt64(1));
+    llvm::Value* elements_bytes = b.CreateMul(new_count, b.getInt64(kElementBytes));
+    llvm::Value* bytes = b.CreateAdd(elements_bytes, b.getInt64(kSequenceBytes + rank * 8));
+    llvm::Value* block = emitScratch(b, f, bytes, step.origin);
+    llvm::Value* elements = b.CreateConstGEP1_64(b.getInt8Ty(), block, kSequenceBytes);
+    llvm::Value* dims = b.CreateGEP(b.getInt8Ty(), elements, elements_bytes);
+    for (uint64_t d = 0; d < rank; ++d) {
+      int slot = d < tensor.dim_slots.size() ? tensor.dim_slots[d] : -1;
+      llvm::Value* value = b.getInt64(tensor.dims[d]);
+      if (slot >= 0) value = b.CreateLoad(i64, b.CreateConstGEP1_64(i64, slotsOf(b, f), static_cast<uint64_t>(slot)));
+      b.CreateStore(value, b.CreateConstGEP1_64(i64, dims, d));
+    }
+    llvm::Value* old_elements =
+        b.CreateSelect(b.CreateIsNull(table), llvm::ConstantPointerNull::get(ptr_),
+                       b.CreateLoad(ptr_, b.CreateConstGEP1_64(b.getInt8Ty(), table, 8)));
+    llvm::Value* front = b.CreateMul(position, b.getInt64(kElementBytes));
+    b.CreateMemCpy(elements, llvm::MaybeAlign(8), old_elements, llvm::MaybeAlign(8), front);
+    llvm::Value* inserted = b.CreateGEP(b.getInt8Ty(), elements, front);
+    b.CreateStore(bufferAddress(b, f, step.tensor), inserted);
+    b.CreateStore(dims, b.CreateConstGEP1_64(b.getInt8Ty(), inserted, 8));
+    b.CreateStore(b.getInt64(static_cast<int64_t>(rank)), b.CreateConstGEP1_64(b.getInt8Ty(), inserted, 16));
+    b.CreateMemCpy(b.CreateConstGEP1_64(b.getInt8Ty(), inserted, kElementBytes), llvm::MaybeAlign(8),
+                   b.CreateGEP(b.getInt8Ty(), old_elements, front), llvm::MaybeAlign(8),
+                   b.CreateMul(b.CreateSub(count, position), b.getInt64(kElementBytes)));
+    b.CreateStore(new_count, block);
+    b.CreateStore(elements, b.CreateConstGEP1_64(b.getInt8Ty(), block, 8));
+    b.CreateStore(block, sequences_.at(step.result));
+  }
+
+  // `bytes` of memory alive until the run ends (ctx->alloc for an
+  // intermediate); the entry point returns -1 when it is refused.
+  llvm::Value* emitScratch(llvm::IRBuilder<>& b, llvm::Function* f, llvm::Value* bytes, const std::string& name) {
+    llvm::Value* ctx = f->getArg(0);
+    llvm::Value* dims = b.CreateAlloca(b.getInt64Ty());
+    b.CreateStore(bytes, dims);
+    llvm::Value* alloc = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kAlloc));
+    llvm::Value* allocator = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kAllocator));
+    auto* type = llvm::FunctionType::get(ptr_, {ptr_, b.getInt32Ty(), ptr_, b.getInt32Ty(), b.getInt32Ty(), ptr_}, false);
+    llvm::Value* p = b.CreateCall(type, alloc, {allocator, b.getInt32(-1), dims, b.getInt32(1), b.getInt32(1),
+                                                b.CreateGlobalStringPtr(name, "sequence_name")});
+    auto* refused = llvm::BasicBlock::Create(c_, "alloc_refused", f);
+    auto* next = llvm::BasicBlock::Create(c_, "allocated", f);
+    b.CreateCondBr(b.CreateIsNull(p), refused, next);
+    b.SetInsertPoint(refused);
+    b.CreateRet(b.getInt32(-1));
+    b.SetInsertPoint(next);
+    return p;
+  }
+
   llvm::LLVMContext& c_;
   const lower::Program& program_;
+  ContractionIsa isa_;
   std::unique_ptr<llvm::Module> module_;
   llvm::PointerType* ptr_;
   bool calls_string_functions_ = false;
@@ -504,6 +645,8 @@ class ModuleEmitter {
   std::set<int> packed_only_;
   int panel_count_ = 0;
   std::map<int, RunTimeBuffer> run_time_buffers_;
+  std::map<int, llvm::Value*> sequences_;  // sequence buffer -> local holding its kiln_sequence*
+  size_t next_step_ = 0;
   llvm::Value* kernel_done_ = nullptr;
   llvm::Value* profiler_ = nullptr;
   llvm::Value* profiling_ = nullptr;
@@ -512,8 +655,8 @@ class ModuleEmitter {
 }  // namespace
 
 std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext& context, const lower::Program& program,
-                                         const std::vector<uint8_t>& description) {
-  return ModuleEmitter(context, program).run(description);
+                                         const std::vector<uint8_t>& description, const ContractionIsa& isa) {
+  return ModuleEmitter(context, program, isa).run(description);
 }
 
 }  // namespace kiln::codegen::cpu

@@ -9,6 +9,7 @@
 #include <llvm/IR/Module.h>
 
 #include "artifact_format.h"
+#include "codegen/cpu/contraction.h"
 #include "compiler/lower/program.h"
 
 namespace kiln::codegen::cpu {
@@ -16,6 +17,6 @@ namespace kiln::codegen::cpu {
 inline constexpr const char* kEntrySymbol = "kiln_model_run";
 
 std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext& context, const lower::Program& program,
-                                         const std::vector<uint8_t>& description);
+                                         const std::vector<uint8_t>& description, const ContractionIsa& isa = {});
 
 }  // namespace kiln::codegen::cpu

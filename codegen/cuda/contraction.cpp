@@ -71,7 +71,7 @@ std::optional<Matrix> asMatrix(int param, const kir::Affine& flat, const std::ve
                                         : contains(cols, var)  ? &cols
                                                                : nullptr;
     if (!group) return std::nullopt;
-    int64_t extent = std::find_if(group->begin(), group->end(), [&](const IterVar& v) { return v.id == var; })->extent;
+    int64_t extent = std::find_if(group->begin(), group->end(), [id = var](const IterVar& v) { return v.id == id; })->extent;
     (c < 0 ? lo : hi) += c * (extent - 1);
   }
   if (lo < 0 || hi >= elements) return std::nullopt;

@@ -46,6 +46,8 @@ std::string describeOptions(const CompileOptions& options) {
   if (options.target == "cuda") os << " cuda_arch=" << (options.codegen.cuda_arch.empty() ? "sm_90" : options.codegen.cuda_arch);
   if (options.target == "cuda" && !options.codegen.cuda_precision.empty() && options.codegen.cuda_precision != "fp32")
     os << " cuda_precision=" << options.codegen.cuda_precision;
+  if (!options.codegen.precision.empty() && options.codegen.precision != "fp32")
+    os << " precision=" << options.codegen.precision;
   for (const auto& [name, dims] : options.shapes) os << " shape:" << name << "=" << ir::toString(ir::makeShape(dims));
   if (!options.pipeline.passes.empty()) {
     os << " passes=";
@@ -61,6 +63,17 @@ artifact::TensorDesc describeTensor(const lower::TensorSignature& sig, const low
   artifact::TensorDesc t;
   t.name = sig.name;
   t.dtype = static_cast<int32_t>(sig.dtype);
+  t.kind = static_cast<uint8_t>(sig.kind);
+  t.present_slot = buffer.present_slot;
+  if (sig.kind == ir::ValueKind::kSequence || sig.kind == ir::ValueKind::kOptionalSequence) {
+    // Each element has its own dims: the description keeps the declared ones.
+    for (const ir::Dim& dim : sig.shape) {
+      t.dims.push_back(dim.isKnown() ? dim.value : -1);
+      t.dim_names.push_back(dim.isKnown() ? std::string() : dim.symbol);
+      t.dim_slots.push_back(-1);
+    }
+    return t;
+  }
   for (size_t d = 0; d < buffer.dims.size(); ++d) {
     int slot = d < buffer.dim_slots.size() ? buffer.dim_slots[d] : -1;
     t.dims.push_back(slot >= 0 ? -1 : buffer.dims[d]);
@@ -137,12 +150,17 @@ Expected<std::unique_ptr<ir::Model>> importModel(const std::string& path) { retu
 
 namespace {
 
+bool isSequence(const ir::Value& v) {
+  return v.type.kind == ir::ValueKind::kSequence || v.type.kind == ir::ValueKind::kOptionalSequence;
+}
+
 // The symbols of the inputs' dims not pinned by --shape, in order of first
 // appearance; an unknown dim without a name gets its own ("x:0" for dim 0
 // of input x). nullopt when an input's rank is unknown.
 std::optional<std::vector<std::string>> inputSymbols(ir::Model& model) {
   std::vector<std::string> symbols;
   for (ir::Value* v : model.graph.inputs) {
+    if (isSequence(*v)) continue;  // each element has its own dims, read at run time
     if (!v->type.shape) return std::nullopt;
     for (size_t i = 0; i < v->type.shape->size(); ++i) {
       ir::Dim& d = (*v->type.shape)[i];
@@ -158,6 +176,7 @@ std::optional<std::vector<std::string>> inputSymbols(ir::Model& model) {
 Status pinSymbols(ir::Model& model, const lower::ShapeSamples& samples, size_t sample) {
   std::map<std::string, std::vector<int64_t>> shapes;
   for (const ir::Value* v : model.graph.inputs) {
+    if (isSequence(*v)) continue;
     std::vector<int64_t> dims;
     for (const ir::Dim& d : *v->type.shape) {
       auto it = std::find(samples.symbols.begin(), samples.symbols.end(), d.symbol);
@@ -207,6 +226,12 @@ Expected<lower::Program> lowerSymbolic(ir::Model& model, const std::vector<std::
                                           " (or pin them with --shape)");
     }
     if (i == 0) records = std::move(sample_records);
+    bool containers = std::any_of(program->buffers.begin(), program->buffers.end(), [](const lower::ProgramBuffer& b) {
+      return b.container != ir::ValueKind::kTensor;
+    });
+    if (containers)
+      return unsupported("sequences or optionals at the graph boundary with symbolic tensor dims are not compiled "
+                         "yet; pin " + symbols[0] + " with --shape");
     programs.push_back(std::move(*program));
   }
   return lower::generalizeShapes(std::move(programs), samples, passes::programPassEnabled(options.pipeline, "plan-in-place"));
@@ -262,6 +287,12 @@ Expected<CompileSummary> compileFile(const std::string& input, const std::string
     KILN_RETURN_IF_ERROR(writeText(output, lower::toString(program)));
     return summary;
   }
+  if (options.target == "cuda")
+    for (const auto* list : {&program.input_buffers, &program.output_buffers})
+      for (int b : *list)
+        if (program.buffers[b].container != ir::ValueKind::kTensor)
+          return unsupported("'" + program.buffers[b].name + "' is " + ir::kindName(program.buffers[b].container) +
+                             ": the CUDA backend takes and returns tensors only");
   if (options.on_stage) options.on_stage("codegen");
   KILN_ASSIGN_OR_RETURN(auto backend, createBackend(options));
   summary.target = backend->describeTarget();

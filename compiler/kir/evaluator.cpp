@@ -422,8 +422,8 @@ void evaluate(const Kernel& kernel, std::span<void* const> buffers, std::span<in
 namespace kiln::lower {
 
 Status evaluateProgram(const Program& program, std::span<const void* const> inputs, std::span<void* const> outputs) {
-  if (program.isDynamic())
-    return unsupported("evaluateProgram: the program has run-time shapes; pass input tensors instead");
+  if (program.isDynamic() || !program.container_steps.empty())
+    return unsupported("evaluateProgram: the program has run-time shapes or containers; pass input tensors instead");
   if (inputs.size() != program.input_buffers.size() || outputs.size() != program.output_buffers.size())
     return invalidInput("evaluateProgram: expected " + std::to_string(program.input_buffers.size()) + " inputs and " +
                         std::to_string(program.output_buffers.size()) + " outputs");
@@ -527,6 +527,11 @@ Status bindInputDims(const Program& program, const std::vector<std::vector<int64
 }
 
 Expected<std::vector<ir::Tensor>> evaluateProgram(const Program& program, const std::vector<ir::Tensor>& inputs) {
+  for (const auto* list : {&program.input_buffers, &program.output_buffers})
+    for (int b : *list)
+      if (program.buffers[b].container != ir::ValueKind::kTensor)
+        return unsupported("'" + program.buffers[b].name + "' is " + ir::kindName(program.buffers[b].container) +
+                           "; the reference evaluator runs programs with tensor inputs and outputs only");
   if (inputs.size() != program.input_buffers.size())
     return invalidInput("expected " + std::to_string(program.input_buffers.size()) + " inputs, got " +
                         std::to_string(inputs.size()));

@@ -413,6 +413,10 @@ void dropDeadBuffers(Program& program) {
 FusionStats fuseKernels(Program& program) {
   FusionStats stats;
   stats.kernels_before = program.calls.size();
+  stats.kernels_after = program.calls.size();
+  // Container steps name buffers and calls by index, and read tensors no
+  // kernel's reader count shows: programs with them are left unfused.
+  if (!program.container_steps.empty()) return stats;
   KernelFuser(program).run();
   dropDeadBuffers(program);
   planArena(program);

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "compiler/lower/lower_context.h"
+#include "compiler/ops/containers.h"
 #include "compiler/ops/op_registry.h"
 
 namespace kiln::lower {
@@ -16,10 +17,10 @@ std::string symbolName(const std::string& text) {
   return out;
 }
 
-// Programs hold tensors only: containers are expanded before lowering
-// (passes/expand_containers.cpp), and what is left at the graph boundary is refused here.
+// Tensor buffers: an optional tensor is one (with a present slot); a
+// sequence gets a container buffer (bindContainer) and never comes here.
 Status expectTensor(const ir::Value& value, const std::string& role) {
-  if (value.type.isTensor()) return Status::ok();
+  if (value.type.isTensor() || value.type.kind == ir::ValueKind::kOptionalTensor) return Status::ok();
   return unsupported(role + " '" + value.name + "' is " + (value.type.kind == ir::ValueKind::kSequence ? "a " : "an ") +
                      ir::kindName(value.type.kind) + "; compiled programs take and return tensors only");
 }
@@ -69,6 +70,12 @@ class GraphLowering final : public ops::SubgraphLowering {
     KILN_RETURN_IF_ERROR(bindOutputs());
     KILN_RETURN_IF_ERROR(lowerNodes(graph_));
     KILN_RETURN_IF_ERROR(copyAliasedOutputs());
+    for (int b : program_.output_buffers) {
+      const ProgramBuffer& out = program_.buffers[b];
+      bool optional = out.container == ir::ValueKind::kOptionalTensor || out.container == ir::ValueKind::kOptionalSequence;
+      if (optional && out.present_slot < 0)
+        return unsupported("graph output '" + out.name + "' is an optional whose presence its producer does not give");
+    }
     planArena(program_);
     KILN_RETURN_IF_ERROR(program_.verify());
     return std::move(program_);
@@ -93,7 +100,7 @@ class GraphLowering final : public ops::SubgraphLowering {
                             "k" + std::to_string(index) + "_" + symbolName(node->op_type));
       ctx.setSubgraphs(this);
       std::string dynamic = runTimeShaped(*node);
-      Status lowered = schema->lower(ctx);
+      Status lowered = ops::isContainerIdentity(*node) ? ops::lowerContainerIdentity(ctx) : schema->lower(ctx);
       if (!lowered.isOk()) return lowered;
       if (!dynamic.empty() && !ctx.handlesDynamicShapes())
         return unsupported(node->describe() + ": " + dynamic +
@@ -117,12 +124,36 @@ class GraphLowering final : public ops::SubgraphLowering {
   void bind(const ir::Value& value, int buffer) override { buffers_[&value] = buffer; }
 
  private:
+  static bool isSequence(const ir::Value& v) {
+    return v.type.kind == ir::ValueKind::kSequence || v.type.kind == ir::ValueKind::kOptionalSequence;
+  }
+
+  // A sequence's buffer holds a kiln_sequence pointer, not tensor data (see
+  // ProgramBuffer::container); an input optional's presence is a slot the
+  // runtime fills, any other optional's is the slot its producer names.
+  int bindContainer(const ir::Value& v, ProgramBuffer::Kind kind, int io_index) {
+    ProgramBuffer buffer{v.name, v.type.dtype, {}, kind, io_index, {}, -1, {}};
+    buffer.container = v.type.kind;
+    bool optional = v.type.kind == ir::ValueKind::kOptionalSequence || v.type.kind == ir::ValueKind::kOptionalTensor;
+    if (optional && kind == ProgramBuffer::Kind::kInput) buffer.present_slot = program_.addSlot();
+    int b = program_.addBuffer(std::move(buffer));
+    buffers_[&v] = b;
+    return b;
+  }
+
   Status bindInputs() {
     for (size_t i = 0; i < graph_.inputs.size(); ++i) {
       const ir::Value& v = *graph_.inputs[i];
+      if (isSequence(v)) {
+        program_.inputs.push_back(TensorSignature{v.name, v.type.dtype, v.type.shape.value_or(ir::Shape{}), v.type.kind});
+        program_.input_buffers.push_back(bindContainer(v, ProgramBuffer::Kind::kInput, static_cast<int>(i)));
+        continue;
+      }
       KILN_ASSIGN_OR_RETURN(auto dims, staticDims(v, "input"));
-      program_.inputs.push_back(TensorSignature{v.name, v.type.dtype, *v.type.shape});
+      program_.inputs.push_back(TensorSignature{v.name, v.type.dtype, *v.type.shape, v.type.kind});
       ProgramBuffer buffer{v.name, v.type.dtype, dims, ProgramBuffer::Kind::kInput, static_cast<int>(i), {}, -1, {}};
+      buffer.container = v.type.kind;
+      if (v.type.kind == ir::ValueKind::kOptionalTensor) buffer.present_slot = program_.addSlot();
       int b = program_.addBuffer(std::move(buffer));
       program_.input_buffers.push_back(b);
       buffers_[&v] = b;
@@ -135,10 +166,22 @@ class GraphLowering final : public ops::SubgraphLowering {
   Status bindOutputs() {
     for (size_t i = 0; i < graph_.outputs.size(); ++i) {
       const ir::Value& v = *graph_.outputs[i];
+      if (isSequence(v)) {
+        program_.outputs.push_back(TensorSignature{v.name, v.type.dtype, v.type.shape.value_or(ir::Shape{}), v.type.kind});
+        bool direct = v.producer && !buffers_.count(&v);
+        int b = direct ? bindContainer(v, ProgramBuffer::Kind::kOutput, static_cast<int>(i))
+                       : program_.addBuffer(ProgramBuffer{v.name, v.type.dtype, {}, ProgramBuffer::Kind::kOutput,
+                                                          static_cast<int>(i), {}, -1, {}});
+        program_.buffers[b].container = v.type.kind;
+        program_.output_buffers.push_back(b);
+        if (!direct) copies_.push_back({&v, b});
+        continue;
+      }
       std::vector<int> slots;
       KILN_ASSIGN_OR_RETURN(auto dims, dimsOrPending(v, "output", slots));
-      program_.outputs.push_back(TensorSignature{v.name, v.type.dtype, *v.type.shape});
+      program_.outputs.push_back(TensorSignature{v.name, v.type.dtype, *v.type.shape, v.type.kind});
       ProgramBuffer buffer{v.name, v.type.dtype, dims, ProgramBuffer::Kind::kOutput, static_cast<int>(i), {}, -1, slots};
+      buffer.container = v.type.kind;
       int b = program_.addBuffer(std::move(buffer));
       program_.output_buffers.push_back(b);
       bool direct = v.producer && !v.isConstant() && !buffers_.count(&v);
@@ -160,9 +203,14 @@ class GraphLowering final : public ops::SubgraphLowering {
 
   Status bindIntermediate(const ir::Value& value) {
     if (buffers_.count(&value)) return Status::ok();
+    if (isSequence(value)) {
+      bindContainer(value, ProgramBuffer::Kind::kIntermediate, -1);
+      return Status::ok();
+    }
     std::vector<int> slots;
     KILN_ASSIGN_OR_RETURN(auto dims, dimsOrPending(value, "value", slots));
     ProgramBuffer buffer{value.name, value.type.dtype, dims, ProgramBuffer::Kind::kIntermediate, -1, {}, -1, slots};
+    buffer.container = value.type.kind;
     buffers_[&value] = program_.addBuffer(std::move(buffer));
     return Status::ok();
   }
@@ -184,6 +232,16 @@ class GraphLowering final : public ops::SubgraphLowering {
       KILN_RETURN_IF_ERROR(bindRead(*value, ir::Node{}));
       int src = buffers_.at(value);
       ProgramBuffer& dst = program_.buffers[out];
+      if (dst.container != ir::ValueKind::kTensor) dst.present_slot = program_.buffers[src].present_slot;
+      if (dst.container == ir::ValueKind::kSequence || dst.container == ir::ValueKind::kOptionalSequence) {
+        ContainerStep alias;
+        alias.before_call = static_cast<int>(program_.calls.size());
+        alias.result = out;
+        alias.sequence = src;
+        alias.origin = "graph output '" + dst.name + "'";
+        program_.container_steps.push_back(std::move(alias));
+        continue;
+      }
       if (hasPendingDims(dst)) {  // the copy of a run-time-shaped value has its shape
         dst.dims = program_.buffers[src].dims;
         dst.dim_slots = program_.buffers[src].dim_slots;
@@ -300,6 +358,17 @@ void planArena(Program& program, bool in_place) {
     for (int b : program.calls[c].args) {
       if (first[b] < 0) first[b] = c;
       last[b] = c;
+    }
+  // Container steps run before call `before_call`; a tensor put into a
+  // sequence is referenced until the run ends (the runtime copies sequence
+  // outputs after the last kernel).
+  const int end_of_run = static_cast<int>(program.calls.size());
+  for (const ContainerStep& step : program.container_steps)
+    for (int b : {step.result, step.position, step.tensor}) {
+      if (b < 0) continue;
+      int at = std::min(step.before_call, end_of_run - 1);
+      if (first[b] < 0 || first[b] > at) first[b] = std::max(at, 0);
+      last[b] = std::max(last[b], b == step.tensor ? end_of_run : at);
     }
   // A buffer used inside a loop and outside it lives through the whole
   // loop: every iteration reads it (an outer value a body captures) or

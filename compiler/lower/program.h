@@ -30,6 +30,14 @@ struct ProgramBuffer {
   // allocated at run time when its first kernel runs, a dynamic output is
   // allocated (or checked against the caller's buffer) then.
   std::vector<int> dim_slots;
+  // Containers at the graph boundary. A sequence (or optional sequence)
+  // buffer holds no tensor data: in generated code it is a pointer to a
+  // `kiln_sequence` (exec_context.h), NULL when an optional is absent; only
+  // container steps read or write it. An optional tensor is a tensor
+  // buffer of its declared dims. An optional's `present_slot` holds 1 when
+  // it has a value: filled by the runtime for inputs, read by it for outputs.
+  ir::ValueKind container = ir::ValueKind::kTensor;
+  int present_slot = -1;
 
   int64_t elementCount() const;
   int64_t byteSize() const;
@@ -59,7 +67,29 @@ struct CallRegion {
 struct TensorSignature {
   std::string name;
   ir::DType dtype = ir::DType::kFloat32;
-  ir::Shape shape;
+  ir::Shape shape;  // for a container: the shape of its tensors (per element for a sequence)
+  ir::ValueKind kind = ir::ValueKind::kTensor;
+};
+
+// A step on sequences, run by the entry point between kernels (generated
+// code, not a kernel: it moves element references, never element data).
+// Sequences are immutable: each step that changes one makes a new table.
+struct ContainerStep {
+  enum class Kind {
+    kAlias,   // result = sequence (Identity, OptionalGetElement)
+    kInsert,  // result = sequence with `tensor` inserted at `position` (the end when -1)
+    kLength,  // result (an int64 scalar buffer) = the element count
+  };
+  Kind kind = Kind::kAlias;
+  int before_call = 0;  // runs before call `before_call` (after the last call when equal to calls.size())
+  int result = -1;
+  int sequence = -1;
+  int tensor = -1;
+  int position = -1;    // an int32 or int64 scalar or 1-element buffer; negative values count from the end
+  int check = -1;       // kInsert: the run-time check failed by a position out of range,
+  int position_slot = -1;  // which reads the position from this slot
+  int count_slot = -1;     // and the sequence's length from this one
+  std::string origin;   // the graph node, for listings
 };
 
 struct Program {
@@ -76,6 +106,7 @@ struct Program {
   int num_slots = 0;
   std::vector<std::string> checks;
   std::vector<CallRegion> regions;
+  std::vector<ContainerStep> container_steps;  // in execution order
 
   bool isDynamic() const { return num_slots > 0; }
   int addSlot() { return num_slots == 0 ? (num_slots = 2) - 1 : num_slots++; }

@@ -145,7 +145,8 @@ void OnnxWriter::writeGraph(const ir::Graph& graph, onnx::GraphProto& proto, boo
   listed.insert(graph.outputs.begin(), graph.outputs.end());
   for (const ir::Value* in : graph.inputs) writeValueInfo(in, *proto.add_input());
   for (const auto& value : graph.values()) {
-    if (!value->isConstant()) continue;
+    // A node's output that inference evaluated stays the node's output.
+    if (!value->isConstant() || value->producer) continue;
     writeTensor(*value->constant, nameOf(value.get()), *proto.add_initializer());
     // Before IR version 4 an initializer had to be a graph input as well (only
     // in the main graph: subgraph inputs are positional).

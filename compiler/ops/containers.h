@@ -61,4 +61,17 @@ std::string withArticle(ir::ValueKind kind);
 // Whether `op_type` (default domain) is one of the container ops.
 bool isContainerOp(const ir::Node& node);
 
+// ---- Containers at run time (a graph input or output, sequence.cpp) ----
+// Whether `node` is an Identity of a sequence or optional.
+bool isContainerIdentity(const ir::Node& node);
+// Identity of a container: the output shares the input's table and presence.
+Status lowerContainerIdentity(LowerContext& ctx);
+// The container ops compiled over run-time containers (run_time_containers.cpp).
+Status lowerSequenceEmpty(LowerContext& ctx);
+Status lowerSequenceConstruct(LowerContext& ctx);
+Status lowerSequenceInsert(LowerContext& ctx);
+Status lowerSequenceLength(LowerContext& ctx);
+Status lowerOptionalHasElement(LowerContext& ctx);
+Status lowerOptionalGetElement(LowerContext& ctx);
+
 }  // namespace kiln::ops

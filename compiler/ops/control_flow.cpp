@@ -169,6 +169,50 @@ bool conditionStaysTrue(const ir::Graph& body) {
   return out == body.inputs[1];
 }
 
+// A loop-carried value may change shape between iterations (an
+// accumulator that broadcasts to a larger shape in the first iteration, a
+// slice whose bounds depend on the iteration): the state's type is what entry and every
+// iteration agree on, dims that differ unknown (dim slots at run time, set
+// on entry and after each iteration). The body is inferred again with the
+// merged types until they stop changing; each round only forgets dims, so
+// it ends. The rank and dtype must stay.
+Status inferLoopBody(InferContext& ctx, std::vector<ir::TensorType>& state) {
+  const ir::Graph& body = subgraph(ctx, "body");
+  size_t max_rounds = 2;
+  for (const ir::TensorType& t : state) max_rounds += t.shape ? t.shape->size() : 0;
+  for (size_t round = 0; round < max_rounds; ++round) {
+    std::vector<ir::TensorType> body_inputs = {scalarType(ir::DType::kInt64), scalarType(ir::DType::kBool)};
+    body_inputs.insert(body_inputs.end(), state.begin(), state.end());
+    KILN_RETURN_IF_ERROR(inferSubgraph(ctx, "body", body_inputs));
+    if (body.outputs.size() < 1 + state.size())
+      return ctx.error("body has " + std::to_string(body.outputs.size()) + " outputs, expected the condition, " +
+                       std::to_string(state.size()) + " loop-carried values and any scan outputs");
+    bool changed = false;
+    for (size_t k = 0; k < state.size(); ++k) {
+      const ir::Value& out = *body.outputs[1 + k];
+      if (out.type.dtype != state[k].dtype)
+        return ctx.error("loop-carried value " + std::to_string(k) + " enters the body as " +
+                         std::string(ir::name(state[k].dtype)) + " but leaves it as '" + out.name + "' of type " +
+                         std::string(ir::name(out.type.dtype)));
+      if (!state[k].shape || !out.type.shape || state[k].shape->size() != out.type.shape->size())
+        return ctx.unsupportedError("loop-carried value " + std::to_string(k) + " has shape " +
+                                    (state[k].shape ? ir::toString(*state[k].shape) : "of unknown rank") +
+                                    " on entry and " +
+                                    (out.type.shape ? ir::toString(*out.type.shape) : "of unknown rank") +
+                                    " after an iteration; its rank must be known and stay the same");
+      for (size_t d = 0; d < state[k].shape->size(); ++d) {
+        ir::Dim& dim = (*state[k].shape)[d];
+        if (dim != (*out.type.shape)[d] && dim != ir::Dim{}) {
+          dim = ir::Dim{};
+          changed = true;
+        }
+      }
+    }
+    if (!changed) return Status::ok();
+  }
+  return internalError(ctx.node().describe() + ": loop-carried shapes did not settle");
+}
+
 Status inferLoop(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(checkScalarInput(ctx, 0, ir::DType::kInt64, "trip count M"));
   KILN_RETURN_IF_ERROR(checkScalarInput(ctx, 1, ir::DType::kBool, "condition"));
@@ -179,19 +223,13 @@ Status inferLoop(InferContext& ctx) {
     if (!ctx.hasInput(k + 2)) return ctx.error("loop-carried input " + std::to_string(k + 2) + " is missing");
     state.push_back(ctx.inputType(k + 2));
   }
-  std::vector<ir::TensorType> body_inputs = {scalarType(ir::DType::kInt64), scalarType(ir::DType::kBool)};
-  body_inputs.insert(body_inputs.end(), state.begin(), state.end());
-  KILN_RETURN_IF_ERROR(inferSubgraph(ctx, "body", body_inputs));
+  KILN_RETURN_IF_ERROR(inferLoopBody(ctx, state));
   const ir::Graph& body = subgraph(ctx, "body");
-  if (body.outputs.size() < 1 + carried)
-    return ctx.error("body has " + std::to_string(body.outputs.size()) + " outputs, expected the condition, " +
-                     std::to_string(carried) + " loop-carried values and any scan outputs");
   if (body.outputs.size() - 1 != ctx.numOutputs())
     return ctx.error("body has " + std::to_string(body.outputs.size() - 1) +
                      " outputs after the condition, but the node has " + std::to_string(ctx.numOutputs()));
   if (body.outputs[0]->type.dtype != ir::DType::kBool)
     return ctx.error("body's first output '" + body.outputs[0]->name + "' (the condition) is not bool");
-  KILN_RETURN_IF_ERROR(checkCarried(ctx, body, 1, state));
   for (size_t k = 0; k < carried; ++k) ctx.setOutputType(k, state[k]);
   // Scan outputs stack one value per iteration: their count is the trip
   // count when nothing else can end the loop, else known at run time.
@@ -199,10 +237,12 @@ Status inferLoop(InferContext& ctx) {
   const ir::Tensor* cond = ctx.hasInput(1) ? ctx.constantInput(1) : nullptr;
   bool counted = m && (!ctx.hasInput(1) || (cond && cond->intAt(0) != 0)) && conditionStaysTrue(body);
   for (size_t k = carried; k < ctx.numOutputs(); ++k) {
+    // Dims known only at run time must be the same in every iteration
+    // (checked when the loop runs).
     const ir::TensorType& per_iteration = body.outputs[1 + k]->type;
-    if (!per_iteration.hasKnownShape())
+    if (!per_iteration.shape)
       return ctx.unsupportedError("scan output " + std::to_string(k - carried) + " ('" + body.outputs[1 + k]->name +
-                                  "') has a shape known only at run time; only static shapes are supported");
+                                  "') has an unknown rank");
     ir::TensorType type = per_iteration;
     type.shape->insert(type.shape->begin(), counted ? ir::Dim::known(std::max<int64_t>(m->intAt(0), 0)) : ir::Dim{});
     ctx.setOutputType(k, type);

@@ -2,6 +2,7 @@
 // see control_flow.cpp for the scheme. The kernels built here are appended
 // to the program directly, between the subgraphs' calls.
 #include <algorithm>
+#include <set>
 
 #include "compiler/ops/control_flow.h"
 
@@ -88,6 +89,22 @@ void copyWhole(Program& program, int src, int dst, const std::string& origin) {
   cb.finish();
 }
 
+// Sets the dim slots of `dst` to the dims `src` has in this run (a slot's
+// value or a static size), before a copy into `dst` allocates it.
+void copyDims(Program& program, int src, int dst, const std::string& origin) {
+  const ProgramBuffer& to = program.buffers[dst];
+  const ProgramBuffer& from = program.buffers[src];
+  if (src == dst || !to.isDynamic()) return;
+  CallBuilder cb(program, "dims", origin);
+  for (size_t d = 0; d < to.dims.size(); ++d) {
+    int slot = to.dim_slots[d];
+    int from_slot = d < from.dim_slots.size() ? from.dim_slots[d] : -1;
+    if (slot < 0 || slot == from_slot) continue;
+    cb.b().setSlot(slot, from_slot >= 0 ? kir::slotValue(from_slot) : Expr::index(from.dims[d]));
+  }
+  cb.finish();
+}
+
 // One step of a scan: `step`[i...] and `whole`[i... with `fixed` indices
 // inserted at their axes] (ascending axes), copied into the step or out
 // of it.
@@ -127,17 +144,7 @@ Status lowerBranch(LowerContext& ctx, const std::string& attr, int slot) {
     if (!ctx.hasOutput(i)) continue;
     KILN_ASSIGN_OR_RETURN(int src, bufferOf(ctx, *branch.outputs[i]));
     int dst = ctx.outputBuffer(i);
-    const ProgramBuffer& out = program.buffers[dst];
-    if (out.isDynamic()) {
-      const ProgramBuffer& in = program.buffers[src];
-      CallBuilder cb(program, "branch_dims", ctx.node().describe());
-      for (size_t d = 0; d < out.dims.size(); ++d) {
-        if (out.dim_slots[d] < 0) continue;
-        int from = d < in.dim_slots.size() ? in.dim_slots[d] : -1;
-        cb.b().setSlot(out.dim_slots[d], from >= 0 ? kir::slotValue(from) : Expr::index(in.dims[d]));
-      }
-      cb.finish();
-    }
+    copyDims(program, src, dst, ctx.node().describe() + " " + attr);
     copyWhole(program, src, dst, ctx.node().describe() + " " + attr);
   }
   addRegion(program, {first, static_cast<int>(program.calls.size()), slot, false, ctx.node().describe() + " " + attr});
@@ -197,14 +204,32 @@ void emitLoopStart(LowerContext& ctx, LoopFrame& f, std::optional<size_t> trip_i
 // the next iteration number and whether to go on.
 Status emitLoopEnd(LowerContext& ctx, LoopFrame& f, const std::vector<int>& carried, std::optional<int> cond_buffer) {
   Program& program = ctx.program();
+  std::set<int> state_slots;  // dims of states whose shape changes between iterations
+  for (int state : f.state)
+    for (int slot : program.buffers[state].dim_slots)
+      if (slot >= 0) state_slots.insert(slot);
+  // A result read from another state, or sized by a state's dim slot, is
+  // copied aside first (with slots of its own), so that updating one state
+  // does not change what another reads.
   std::vector<int> sources = carried;
   for (size_t k = 0; k < carried.size(); ++k) {
-    if (carried[k] == f.state[k] || std::count(f.state.begin(), f.state.end(), carried[k]) == 0) continue;
-    const ProgramBuffer& s = program.buffers[carried[k]];
-    sources[k] = addTemp(program, ctx.node().name + "/carried" + std::to_string(k), s.dtype, s.dims);
+    if (carried[k] == f.state[k]) continue;
+    ProgramBuffer s = program.buffers[carried[k]];
+    bool reads_state = std::count(f.state.begin(), f.state.end(), carried[k]) > 0;
+    bool sized_by_state = std::any_of(s.dim_slots.begin(), s.dim_slots.end(),
+                                      [&](int slot) { return state_slots.count(slot) > 0; });
+    if (!reads_state && !sized_by_state) continue;
+    std::vector<int> slots = s.dim_slots;
+    for (int& slot : slots)
+      if (slot >= 0) slot = ctx.newSlot();
+    sources[k] = addTemp(program, ctx.node().name + "/carried" + std::to_string(k), s.dtype, s.dims, slots);
+    copyDims(program, carried[k], sources[k], f.origin);
     copyWhole(program, carried[k], sources[k], f.origin);
   }
-  for (size_t k = 0; k < carried.size(); ++k) copyWhole(program, sources[k], f.state[k], f.origin);
+  for (size_t k = 0; k < carried.size(); ++k) {
+    copyDims(program, sources[k], f.state[k], f.origin);
+    copyWhole(program, sources[k], f.state[k], f.origin);
+  }
   CallBuilder cb(program, "loop_next", f.origin);
   cb.b().setSlot(f.iter_slot, kir::slotValue(f.iter_slot) + Expr::index(1));
   Expr go_on = kir::slotValue(f.iter_slot) < kir::slotValue(f.trip_slot);
@@ -217,16 +242,97 @@ Status emitLoopEnd(LowerContext& ctx, LoopFrame& f, const std::vector<int>& carr
 
 // State buffers: the node's outputs (a temporary where one is omitted),
 // holding the initial values before the loop.
-void bindState(LowerContext& ctx, LoopFrame& f, size_t count, size_t first_input) {
+// A state whose shape changes between iterations (`state_types`, the types
+// the body's inputs got) has a dim slot per changing dim, set from the
+// initial value here and from the body's result after each iteration.
+void bindState(LowerContext& ctx, LoopFrame& f, size_t count, size_t first_input,
+               const std::vector<ir::TensorType>& state_types) {
   Program& program = ctx.program();
   for (size_t k = 0; k < count; ++k) {
     int init = ctx.inputBuffer(first_input + k);
-    int state = ctx.hasOutput(k) ? ctx.outputBuffer(k)
-                                 : addTemp(program, ctx.node().name + "/state" + std::to_string(k),
-                                           program.buffers[init].dtype, program.buffers[init].dims);
+    const ir::Shape& shape = *state_types[k].shape;
+    std::vector<int> slots;
+    for (size_t d = 0; d < shape.size(); ++d)
+      if (!shape[d].isKnown()) {
+        slots.resize(shape.size(), -1);
+        slots[d] = ctx.newSlot();
+      }
+    int state;
+    if (ctx.hasOutput(k)) {
+      state = ctx.outputBuffer(k);
+      for (size_t d = 0; d < slots.size(); ++d)
+        if (slots[d] >= 0) ctx.setOutputDimSlot(k, d, slots[d]);
+    } else {
+      std::vector<int64_t> dims;
+      for (const ir::Dim& dim : shape) dims.push_back(dim.isKnown() ? dim.value : 0);
+      state = addTemp(program, ctx.node().name + "/state" + std::to_string(k), program.buffers[init].dtype, dims,
+                      slots);
+    }
     f.state.push_back(state);
+    copyDims(program, init, state, f.origin);
     copyWhole(program, init, state, f.origin);
   }
+}
+
+std::vector<ir::TensorType> inputTypes(const ir::Graph& body, size_t first, size_t count) {
+  std::vector<ir::TensorType> types;
+  for (size_t k = 0; k < count; ++k) types.push_back(body.inputs[first + k]->type);
+  return types;
+}
+
+// Scan outputs of a Loop accumulate one row per iteration, in a buffer of
+// `trip count` rows. A dim of the per-iteration value known only at run
+// time takes its size in the first iteration, and every later iteration
+// is checked to agree (the rows must stack).
+struct ScanAccumulator {
+  int buffer = -1;
+  std::vector<int> step_slots;  // per dim of one row: the slot holding its size, or -1
+};
+
+ScanAccumulator addScanAccumulator(LowerContext& ctx, const LoopFrame& f, const ir::Value& step, size_t k,
+                                   const ir::Tensor* m) {
+  ScanAccumulator acc;
+  std::vector<int64_t> dims{m ? std::max<int64_t>(m->intAt(0), 0) : 0};
+  std::vector<int> slots{m ? -1 : f.trip_slot};
+  for (const ir::Dim& dim : *step.type.shape) {
+    dims.push_back(dim.isKnown() ? dim.value : 0);
+    slots.push_back(dim.isKnown() ? -1 : ctx.newSlot());
+    acc.step_slots.push_back(slots.back());
+  }
+  bool dynamic = std::any_of(slots.begin(), slots.end(), [](int slot) { return slot >= 0; });
+  acc.buffer = addTemp(ctx.program(), ctx.node().name + "/scan" + std::to_string(k), step.type.dtype, dims,
+                       dynamic ? slots : std::vector<int>{});
+  return acc;
+}
+
+// In the body's region, before row `iteration` is written: the row's run-time
+// dims, taken in iteration 0 and checked in the others.
+void emitScanRowDims(LowerContext& ctx, const LoopFrame& f, const ScanAccumulator& acc, int step, size_t k) {
+  Program& program = ctx.program();
+  if (std::none_of(acc.step_slots.begin(), acc.step_slots.end(), [](int slot) { return slot >= 0; })) return;
+  const ProgramBuffer row = program.buffers[step];
+  std::vector<std::pair<int, Expr>> checks;
+  for (size_t d = 0; d < acc.step_slots.size(); ++d) {
+    if (acc.step_slots[d] < 0) continue;
+    int row_slot = d < row.dim_slots.size() ? row.dim_slots[d] : -1;
+    Expr size = row_slot >= 0 ? kir::slotValue(row_slot) : Expr::index(row.dims[d]);
+    std::string now = row_slot >= 0 ? "{$" + std::to_string(row_slot) + "}" : std::to_string(row.dims[d]);
+    int check = ctx.addCheck("scan output " + std::to_string(k) + " has dim " + std::to_string(d) + " = " + now +
+                             " in iteration {$" + std::to_string(f.iter_slot) + "} but {$" +
+                             std::to_string(acc.step_slots[d]) +
+                             "} in the first; the values of a scan output must have the same shape in every iteration");
+    checks.push_back({check, kir::eq(size, kir::slotValue(acc.step_slots[d]))});
+  }
+  CallBuilder cb(program, "scan_row_dims", f.origin);
+  Expr first = kir::eq(kir::slotValue(f.iter_slot), Expr::index(0));
+  for (size_t d = 0; d < acc.step_slots.size(); ++d) {
+    if (acc.step_slots[d] < 0) continue;
+    int row_slot = d < row.dim_slots.size() ? row.dim_slots[d] : -1;
+    Expr size = row_slot >= 0 ? kir::slotValue(row_slot) : Expr::index(row.dims[d]);
+    cb.b().setSlot(acc.step_slots[d], kir::select(first, size, kir::slotValue(acc.step_slots[d])));
+  }
+  for (auto& [check, ok] : checks) cb.b().check(check, ok);
+  cb.finish();
 }
 
 }  // namespace
@@ -245,22 +351,11 @@ Status lowerLoop(LowerContext& ctx) {
   std::optional<size_t> trip_input = ctx.hasInput(0) && !m ? std::optional<size_t>(0) : std::nullopt;
   std::optional<int64_t> trips = m ? m->intAt(0) : kUnboundedTrips;
   emitLoopStart(ctx, f, trip_input, trips, ctx.hasInput(1) ? std::optional<size_t>(1) : std::nullopt);
-  bindState(ctx, f, carried, 2);
+  bindState(ctx, f, carried, 2, inputTypes(body, 2, carried));
   // Scan outputs accumulate `trip count` rows (static when M is constant).
-  std::vector<int> accumulators;
-  for (size_t k = 0; k < scans; ++k) {
-    const ir::Value& step = *body.outputs[1 + carried + k];
-    std::vector<int64_t> dims = *ir::knownDims(*step.type.shape);
-    std::vector<int> slots;
-    if (m) {
-      dims.insert(dims.begin(), std::max<int64_t>(m->intAt(0), 0));
-    } else {
-      dims.insert(dims.begin(), 0);
-      slots.assign(dims.size(), -1);
-      slots[0] = f.trip_slot;
-    }
-    accumulators.push_back(addTemp(program, ctx.node().name + "/scan" + std::to_string(k), step.type.dtype, dims, slots));
-  }
+  std::vector<ScanAccumulator> accumulators;
+  for (size_t k = 0; k < scans; ++k)
+    accumulators.push_back(addScanAccumulator(ctx, f, *body.outputs[1 + carried + k], k, m));
   // The body: the iteration number and the condition (true whenever the
   // body runs) as its first inputs, the state as the others.
   int first = static_cast<int>(program.calls.size());
@@ -279,7 +374,8 @@ Status lowerLoop(LowerContext& ctx) {
   KILN_ASSIGN_OR_RETURN(int cond_out, bufferOf(ctx, *body.outputs[0]));
   for (size_t k = 0; k < scans; ++k) {
     KILN_ASSIGN_OR_RETURN(int step, bufferOf(ctx, *body.outputs[1 + carried + k]));
-    copyStep(program, step, accumulators[k], {{0, kir::slotValue(f.iter_slot)}}, true, f.origin);
+    emitScanRowDims(ctx, f, accumulators[k], step, k);
+    copyStep(program, step, accumulators[k].buffer, {{0, kir::slotValue(f.iter_slot)}}, true, f.origin);
   }
   std::vector<int> results;
   for (size_t k = 0; k < carried; ++k) {
@@ -292,7 +388,10 @@ Status lowerLoop(LowerContext& ctx) {
   for (size_t k = 0; k < scans; ++k) {
     if (!ctx.hasOutput(carried + k)) continue;
     if (ctx.outputDimPending(carried + k, 0)) ctx.setOutputDimSlot(carried + k, 0, f.iter_slot);
-    copyWhole(program, accumulators[k], ctx.outputBuffer(carried + k), f.origin);
+    const std::vector<int>& row_slots = accumulators[k].step_slots;
+    for (size_t d = 0; d < row_slots.size(); ++d)
+      if (row_slots[d] >= 0) ctx.setOutputDimSlot(carried + k, d + 1, row_slots[d]);
+    copyWhole(program, accumulators[k].buffer, ctx.outputBuffer(carried + k), f.origin);
   }
   return Status::ok();
 }
@@ -308,7 +407,9 @@ Status lowerScan(LowerContext& ctx) {
   // Opset 8 runs batch x length iterations: b = i / length, t = i % length,
   // the state of batch b copied in and out of the body around each step.
   emitLoopStart(ctx, f, std::nullopt, s.batch * s.length, std::nullopt);
-  bindState(ctx, f, s.state, s.first_input);
+  std::vector<ir::TensorType> state_types;
+  for (size_t k = 0; k < s.state; ++k) state_types.push_back(ctx.inputType(s.first_input + k));
+  bindState(ctx, f, s.state, s.first_input, state_types);
   int first = static_cast<int>(program.calls.size());
   Expr i = kir::slotValue(f.iter_slot);
   Expr batch = batched ? i / Expr::index(s.length) : Expr::index(0);

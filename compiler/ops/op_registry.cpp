@@ -123,6 +123,8 @@ void InferContext::setOutputConstant(size_t i, ir::Tensor value) {
 void registerNonZeroOps(OpRegistry& registry);
 void registerUniqueOps(OpRegistry& registry);
 void registerNmsOps(OpRegistry& registry);
+// The ai.onnx.preview.training domain (training.cpp).
+void registerTrainingOps(OpRegistry& registry);
 
 // The one place op families are listed.
 const OpRegistry& OpRegistry::global() {
@@ -161,6 +163,7 @@ const OpRegistry& OpRegistry::global() {
     registerControlFlowOps(r);
     registerSequenceOps(r);
     registerOptionalOps(r);
+    registerTrainingOps(r);
     return r;
   }();
   return registry;

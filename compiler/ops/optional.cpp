@@ -4,9 +4,10 @@
 // (sequence.cpp), optionals are resolved at compile time: where an optional
 // is made by an Optional node, whether it holds a value is known, so
 // OptionalHasElement is a constant and OptionalGetElement is the value
-// (passes/expand_containers.cpp). An optional whose presence is known only at
-// run time (a graph input, a Loop result) reaches lowering, which refuses it
-// naming the node.
+// (passes/expand_containers.cpp). An optional graph input's presence is a
+// run-time flag (run_time_containers.cpp lowers OptionalHasElement and
+// OptionalGetElement over it); any other optional known only at run time
+// (a Loop result) is refused at lowering naming the node.
 #include <string>
 
 #include "compiler/lower/lower_context.h"
@@ -88,8 +89,8 @@ Status refuseRunTimeOptional(LowerContext& ctx) {
 
 void registerOptionalOps(OpRegistry& registry) {
   registry.add(OpSchema{"", "Optional", {15}, {}, inferOptional, refuseRunTimeOptional});
-  registry.add(OpSchema{"", "OptionalHasElement", {15, 18}, {}, inferOptionalHasElement, refuseRunTimeOptional});
-  registry.add(OpSchema{"", "OptionalGetElement", {15, 18}, {}, inferOptionalGetElement, refuseRunTimeOptional});
+  registry.add(OpSchema{"", "OptionalHasElement", {15, 18}, {}, inferOptionalHasElement, lowerOptionalHasElement});
+  registry.add(OpSchema{"", "OptionalGetElement", {15, 18}, {}, inferOptionalGetElement, lowerOptionalGetElement});
 }
 
 }  // namespace kiln::ops

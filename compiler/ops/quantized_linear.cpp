@@ -9,6 +9,8 @@
 // Zero points and scales are per tensor or, where ONNX allows it, per row of
 // A / per column of B (MatMul) and per output channel (the weight's).
 // Conv padding reads the input's zero point, so it adds nothing to the sum.
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "compiler/ops/broadcast.h"
@@ -112,6 +114,56 @@ std::vector<int64_t> batchDims(const std::vector<int64_t>& dims) {
   return std::vector<int64_t>(dims.begin(), dims.end() - std::min<size_t>(dims.size(), 2));
 }
 
+// True when input i is absent or a compile-time constant of zeros (the
+// zero point of a symmetric quantization): its correction term vanishes.
+bool knownZero(const NodeView& ctx, size_t i) {
+  if (!present(ctx, i)) return true;
+  const ir::Tensor* t = ctx.constantInput(i);
+  if (t == nullptr) return false;
+  for (std::byte b : t->bytes())
+    if (b != std::byte{0}) return false;
+  return true;
+}
+
+// Sums along dim `kd` of an 8-bit operand, kept as a dim of size 1 (so they
+// are indexed like the operand with k = 0): computed here when the operand is
+// a constant (a weight), else by a stage of the current kernel.
+LowerContext::Buffer operandSums(LowerContext& ctx, kir::KernelBuilder& kb, size_t input,
+                                 const LowerContext::Buffer& operand, size_t kd, const std::string& name) {
+  std::vector<int64_t> dims = operand.shape();
+  const int64_t depth = dims[kd];
+  dims[kd] = 1;
+  if (const ir::Tensor* t = ctx.constantInput(input)) {
+    int64_t outer = 1, inner = 1;
+    for (size_t d = 0; d < kd; ++d) outer *= dims[d];
+    for (size_t d = kd + 1; d < dims.size(); ++d) inner *= dims[d];
+    const auto* bytes = reinterpret_cast<const uint8_t*>(t->bytes().data());
+    bool is_signed = t->dtype() == DType::kInt8;
+    std::vector<int32_t> sums(static_cast<size_t>(outer * inner), 0);
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t k = 0; k < depth; ++k)
+        for (int64_t i = 0; i < inner; ++i) {
+          uint8_t v = bytes[(o * depth + k) * inner + i];
+          sums[static_cast<size_t>(o * inner + i)] += is_signed ? static_cast<int8_t>(v) : v;
+        }
+    return ctx.constant(name, ir::Tensor::fromValues<int32_t>(DType::kInt32, dims, sums));
+  }
+  LowerContext::Buffer sums = ctx.temp(name, DType::kInt32, dims);
+  std::vector<kir::IterVar> axes = kb.vars(dims, "s");
+  kir::IterVar k = kb.var("k", depth);
+  std::vector<Expr> index = asExprs(axes);
+  index[kd] = k;
+  kb.compute(sums, axes, kir::reduce(kir::ReduceOp::kSum, {k}, widened(operand.load(index))));
+  return sums;
+}
+
+// The sum is formed over raw products, sum_k a*b, with the zero points
+// applied outside it:
+//   sum_k (a - za)(b - zb) = sum_k a*b - za*sum_k b - zb*sum_k a + K*za*zb
+// (an identity in int32's wrapping arithmetic too). With a constant B the
+// column sums are compile-time constants, and with a symmetric B (zb = 0)
+// the row sums of A vanish, so the contraction itself is a plain 8-bit dot
+// product that the CPU's int8 microkernels run (codegen/cpu/contraction.h).
 Status lowerIntegerMatMul(LowerContext& ctx, const MatMulInputs& in) {
   std::vector<int64_t> a_dims = ctx.inputDims(in.a);
   std::vector<int64_t> b_dims = ctx.inputDims(in.b);
@@ -120,6 +172,12 @@ Status lowerIntegerMatMul(LowerContext& ctx, const MatMulInputs& in) {
   kir::KernelBuilder& kb = ctx.newKernel();
   LowerContext::Buffer a = ctx.input(in.a);
   LowerContext::Buffer b = ctx.input(in.b);
+  bool a_offset = !knownZero(ctx, in.a_zp);
+  bool b_offset = !knownZero(ctx, in.b_zp);
+  const size_t b_kd = b_dims.size() - (b_is_matrix ? 2 : 1);
+  LowerContext::Buffer b_sums, a_sums;
+  if (a_offset) b_sums = operandSums(ctx, kb, in.b, b, b_kd, "b_column_sums");
+  if (b_offset) a_sums = operandSums(ctx, kb, in.a, a, a_dims.size() - 1, "a_row_sums");
   LowerContext::Buffer y = ctx.output(0);
   std::vector<kir::IterVar> axes = kb.vars(y.shape());
   std::vector<Expr> out_index = asExprs(axes);
@@ -129,18 +187,24 @@ Status lowerIntegerMatMul(LowerContext& ctx, const MatMulInputs& in) {
   Expr col = b_is_matrix ? out_index.back() : Expr::index(0);
   kir::IterVar k = kb.var("k", a_dims.back());
 
-  std::vector<Expr> a_index = broadcastIndex(batch, batchDims(a_dims));
-  if (a_is_matrix) a_index.push_back(row);
-  a_index.push_back(k);
-  std::vector<Expr> b_index = broadcastIndex(batch, batchDims(b_dims));
-  b_index.push_back(k);
-  if (b_is_matrix) b_index.push_back(col);
-
-  Expr a_term = widened(a.load(a_index));
-  if (present(ctx, in.a_zp)) a_term = a_term - widened(paramAt(ctx.input(in.a_zp), row));
-  Expr b_term = widened(b.load(b_index));
-  if (present(ctx, in.b_zp)) b_term = b_term - widened(paramAt(ctx.input(in.b_zp), col));
-  Expr acc = kir::reduce(kir::ReduceOp::kSum, {k}, a_term * b_term);
+  auto a_index = [&](Expr at_k) {
+    std::vector<Expr> index = broadcastIndex(batch, batchDims(a_dims));
+    if (a_is_matrix) index.push_back(row);
+    index.push_back(std::move(at_k));
+    return index;
+  };
+  auto b_index = [&](Expr at_k) {
+    std::vector<Expr> index = broadcastIndex(batch, batchDims(b_dims));
+    index.push_back(std::move(at_k));
+    if (b_is_matrix) index.push_back(col);
+    return index;
+  };
+  Expr acc = kir::reduce(kir::ReduceOp::kSum, {k}, widened(a.load(a_index(k))) * widened(b.load(b_index(k))));
+  Expr za = a_offset ? widened(paramAt(ctx.input(in.a_zp), row)) : Expr();
+  Expr zb = b_offset ? widened(paramAt(ctx.input(in.b_zp), col)) : Expr();
+  if (a_offset) acc = acc - za * b_sums.load(b_index(Expr::index(0)));
+  if (b_offset) acc = acc - zb * a_sums.load(a_index(Expr::index(0)));
+  if (a_offset && b_offset) acc = acc + Expr::constant(DType::kInt32, static_cast<double>(a_dims.back())) * za * zb;
   if (in.y_scale == kNone) {
     kb.compute(y, axes, acc);
     return Status::ok();

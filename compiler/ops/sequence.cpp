@@ -8,8 +8,11 @@
 // value, SequenceAt is that value, ConcatFromSequence a Concat and
 // SequenceLength a constant. The inference here follows a sequence back to
 // its elements (staticSequence) so that those values have exact types before
-// the expansion runs. A sequence whose content is known only at run time
-// reaches lowering, which refuses it naming the node.
+// the expansion runs. A sequence graph input is compiled over its run-time
+// table (run_time_containers.cpp: Identity, SequenceEmpty, SequenceConstruct,
+// SequenceInsert, SequenceLength);
+// the other ops over a sequence known only at run time are refused at
+// lowering naming the node.
 #include <algorithm>
 #include <string>
 
@@ -432,19 +435,20 @@ Status inferSequenceMap(InferContext& ctx) {
 // position is known only at run time.
 Status refuseRunTimeSequence(LowerContext& ctx) {
   return ctx.unsupportedError(
-      "the sequence's length or a position is known only at run time; Kiln expands sequences at compile time "
-      "(constant lengths and positions)");
+      "the sequence's length or a position is known only at run time; over such sequences Kiln compiles Identity, "
+      "SequenceEmpty, SequenceConstruct, SequenceInsert and SequenceLength, and expands the other sequence ops at "
+      "compile time (constant lengths and positions)");
 }
 
 }  // namespace
 
 void registerSequenceOps(OpRegistry& registry) {
-  registry.add(OpSchema{"", "SequenceEmpty", {11}, {{"dtype", Kind::kInt}}, inferSequenceEmpty, refuseRunTimeSequence});
-  registry.add(OpSchema{"", "SequenceConstruct", {11}, {}, inferSequenceConstruct, refuseRunTimeSequence});
-  registry.add(OpSchema{"", "SequenceInsert", {11}, {}, inferSequenceInsert, refuseRunTimeSequence});
+  registry.add(OpSchema{"", "SequenceEmpty", {11}, {{"dtype", Kind::kInt}}, inferSequenceEmpty, lowerSequenceEmpty});
+  registry.add(OpSchema{"", "SequenceConstruct", {11}, {}, inferSequenceConstruct, lowerSequenceConstruct});
+  registry.add(OpSchema{"", "SequenceInsert", {11}, {}, inferSequenceInsert, lowerSequenceInsert});
   registry.add(OpSchema{"", "SequenceErase", {11}, {}, inferSequenceErase, refuseRunTimeSequence});
   registry.add(OpSchema{"", "SequenceAt", {11}, {}, inferSequenceAt, refuseRunTimeSequence});
-  registry.add(OpSchema{"", "SequenceLength", {11}, {}, inferSequenceLength, refuseRunTimeSequence});
+  registry.add(OpSchema{"", "SequenceLength", {11}, {}, inferSequenceLength, lowerSequenceLength});
   registry.add(OpSchema{"",
                         "SplitToSequence",
                         {11},

@@ -141,6 +141,48 @@ void kiln_free(void* data);
 kiln_status kiln_session_run(kiln_session* session, const kiln_tensor* inputs, size_t num_inputs,
                              kiln_tensor* outputs, size_t num_outputs, kiln_error** error);
 
+/* Sequences and optionals at the graph boundary. A model input or output
+ * is a tensor, a sequence of tensors, or an optional tensor or sequence;
+ * kiln_session_run takes only models whose inputs and outputs are all
+ * tensors, kiln_session_run_values takes every model. For a container,
+ * kiln_model_input/output describe its tensors (dtype; rank 0 with no
+ * dims when a sequence's elements may have any rank). */
+typedef enum kiln_value_kind {
+  KILN_KIND_TENSOR = 0,
+  KILN_KIND_SEQUENCE = 1,
+  KILN_KIND_OPTIONAL_TENSOR = 2,
+  KILN_KIND_OPTIONAL_SEQUENCE = 3
+} kiln_value_kind;
+
+/* The kind of input or output `index`, or -1 when out of range. */
+int32_t kiln_model_input_kind(const kiln_model* model, size_t index);
+int32_t kiln_model_output_kind(const kiln_model* model, size_t index);
+
+/* One input or output of any kind. A tensor uses `tensor` (as in
+ * kiln_session_run). A sequence is `count` tensors at `elements`, each with
+ * its own dims (all of the model's dtype; `elements` may be NULL only when
+ * count is 0). An optional sets `present` to 1 and fills `tensor` or
+ * `count`/`elements`, or sets `present` to 0 and nothing else. Outputs: set
+ * `tensor.data` to NULL or to a buffer as in kiln_session_run; the run fills
+ * in kind, present, tensor or count/elements. A sequence output's element
+ * array and each element's data are allocated by the run: release them,
+ * and any tensor data the run allocated, with kiln_value_release. */
+typedef struct kiln_value {
+  kiln_value_kind kind;
+  int32_t present;
+  kiln_tensor tensor;
+  size_t count;
+  kiln_tensor* elements;
+} kiln_value;
+
+kiln_status kiln_session_run_values(kiln_session* session, const kiln_value* inputs, size_t num_inputs,
+                                    kiln_value* outputs, size_t num_outputs, kiln_error** error);
+
+/* Frees what a run allocated for output `value` (a sequence's elements and
+ * their data, or tensor data) and clears it. Do not call it for a tensor
+ * output whose buffer the caller supplied. */
+void kiln_value_release(kiln_value* value);
+
 /* Profiling. An artifact is a sequence of kernels (one or more fused graph
  * nodes each), run in the order listed here. */
 typedef struct kiln_kernel_info {

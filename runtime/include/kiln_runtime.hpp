@@ -48,6 +48,9 @@ class Model {
   size_t numOutputs() const { return kiln_model_num_outputs(get()); }
   kiln_tensor_info input(size_t i) const { return info(i, false); }
   kiln_tensor_info output(size_t i) const { return info(i, true); }
+  // Tensor, sequence or optional (kiln_value_kind).
+  kiln_value_kind inputKind(size_t i) const { return static_cast<kiln_value_kind>(kiln_model_input_kind(get(), i)); }
+  kiln_value_kind outputKind(size_t i) const { return static_cast<kiln_value_kind>(kiln_model_output_kind(get(), i)); }
   std::string metadata(const char* key) const {
     const char* v = kiln_model_metadata(get(), key);
     return v ? v : "";
@@ -93,6 +96,15 @@ class Session {
   void run(const std::vector<kiln_tensor>& inputs, std::vector<kiln_tensor>& outputs) {
     kiln_error* error = nullptr;
     kiln_status status = kiln_session_run(get(), inputs.data(), inputs.size(), outputs.data(), outputs.size(), &error);
+    detail::check(status, error);
+  }
+
+  // Runs a model whose inputs or outputs may be sequences or optionals;
+  // release each output with kiln_value_release.
+  void runValues(const std::vector<kiln_value>& inputs, std::vector<kiln_value>& outputs) {
+    kiln_error* error = nullptr;
+    kiln_status status =
+        kiln_session_run_values(get(), inputs.data(), inputs.size(), outputs.data(), outputs.size(), &error);
     detail::check(status, error);
   }
 

@@ -74,6 +74,11 @@ std::vector<uint8_t> serialize(const ModelDesc& desc) {
     if (desc.inputs[i].any_shape) any_shape.push_back(static_cast<uint32_t>(i));
   payload.u32(static_cast<uint32_t>(any_shape.size()));
   for (uint32_t i : any_shape) payload.u32(i);
+  for (const auto* list : {&desc.inputs, &desc.outputs})
+    for (const TensorDesc& t : *list) {
+      payload.u32(t.kind);
+      payload.u32(static_cast<uint32_t>(t.present_slot));
+    }
   Writer out;
   out.bytes.assign(kMagic, kMagic + 8);
   out.u32(kFormatVersion);
@@ -139,6 +144,19 @@ std::optional<ModelDesc> parse(std::span<const uint8_t> section, std::string* er
     }
     desc.inputs[i].any_shape = true;
   }
+  for (auto* list : {&desc.inputs, &desc.outputs})
+    for (TensorDesc& t : *list) {
+      uint32_t kind = in.u32();
+      t.present_slot = static_cast<int32_t>(in.u32());
+      bool optional = kind == kKindOptionalTensor || kind == kKindOptionalSequence;
+      if (in.ok() && (kind > kKindOptionalSequence || (optional && (t.present_slot <= 0 || static_cast<uint32_t>(t.present_slot) >= desc.slot_count)) ||
+                      (!optional && t.present_slot != -1))) {
+        *error = "the model description is malformed ('" + t.name + "' has kind " + std::to_string(kind) +
+                 " and present slot " + std::to_string(t.present_slot) + ")";
+        return std::nullopt;
+      }
+      t.kind = static_cast<uint8_t>(kind);
+    }
   if (!in.ok()) {
     *error = "the model description is malformed";
     return std::nullopt;

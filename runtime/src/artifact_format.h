@@ -30,18 +30,29 @@ inline constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'D', 'S', 'C', '\0'};
 // 3: run-time shapes: a dim slot per symbolic dim of the inputs and outputs,
 // the slot count and the run-time checks' messages after the kernels.
 // 4: the inputs read only for their dtype (any shape) after the checks.
-inline constexpr uint32_t kFormatVersion = 4;
+// 5: containers at the graph boundary: each input's and output's kind
+// (tensor, sequence, optional tensor, optional sequence) and present slot
+// after the any-shape list.
+inline constexpr uint32_t kFormatVersion = 5;
 // Version of the calling convention between runtime and generated code
 // (kiln_exec_context and the entry point's signature). 2: the profiling hook.
 // 3: the dim slot table and the allocator for run-time-shaped buffers.
 // 4: the string functions and the run's string pool.
-inline constexpr uint32_t kAbiVersion = 4;
+// 5: sequences at the graph boundary: a sequence input or output is passed
+// as a kiln_sequence (exec_context.h) instead of tensor data.
+inline constexpr uint32_t kAbiVersion = 5;
 // Limits the runtime checks a description against.
 inline constexpr uint32_t kMaxSlots = 1u << 16;
 inline constexpr uint32_t kMaxChecks = 1u << 16;
 inline constexpr const char* kDescSection = ".kiln.desc";
 inline constexpr size_t kHeaderBytes = 32;
 inline constexpr size_t kContentHashOffset = 24;
+
+// TensorDesc::kind, numbered as ir::ValueKind.
+inline constexpr uint8_t kKindTensor = 0;
+inline constexpr uint8_t kKindSequence = 1;
+inline constexpr uint8_t kKindOptionalTensor = 2;
+inline constexpr uint8_t kKindOptionalSequence = 3;
 
 struct TensorDesc {
   std::string name;
@@ -54,6 +65,13 @@ struct TensorDesc {
   // An input the model reads only for its dtype (CastLike's target_type):
   // the run accepts it at any shape. Listed after the checks.
   bool any_shape = false;
+  // Containers (format 5), listed after the any-shape inputs. For a
+  // container, dtype and dims describe its tensors (every element of a
+  // sequence has the dtype; `dims` may be empty when the rank is unknown,
+  // and the elements' dims are then not checked). An optional's
+  // present_slot holds 1 when it has a value.
+  uint8_t kind = kKindTensor;
+  int32_t present_slot = -1;
 };
 
 // One kernel of the artifact, in execution order: what `kiln profile` names

@@ -136,6 +136,69 @@ kiln_status checkInput(const kiln::artifact::TensorDesc& want, const kiln_tensor
   return KILN_OK;
 }
 
+bool isOptional(const kiln::artifact::TensorDesc& t) {
+  return t.kind == kiln::artifact::kKindOptionalTensor || t.kind == kiln::artifact::kKindOptionalSequence;
+}
+bool isSequence(const kiln::artifact::TensorDesc& t) {
+  return t.kind == kiln::artifact::kKindSequence || t.kind == kiln::artifact::kKindOptionalSequence;
+}
+const char* kindName(uint8_t kind) {
+  static const char* const names[] = {"a tensor", "a sequence", "an optional tensor", "an optional sequence"};
+  return kind <= kiln::artifact::kKindOptionalSequence ? names[kind] : "unknown";
+}
+
+// A sequence input as the generated code reads it (exec_context.h): the
+// element table and every element's dims, owned for the run.
+struct SequenceInput {
+  kiln_sequence sequence{};
+  std::vector<kiln_sequence_element> elements;
+};
+
+// Checks a sequence input's elements: each of the sequence's dtype, of its
+// rank (when the model knows it) and static dims, with its data.
+kiln_status checkSequence(const kiln::artifact::TensorDesc& want, const kiln_value& got, size_t index,
+                          SequenceInput& out, kiln_error** error) {
+  std::string where = "input " + std::to_string(index) + " '" + want.name + "'";
+  if (got.count > (size_t{1} << 32))
+    return fail(error, KILN_ERROR_INVALID_ARGUMENT, where + ": " + std::to_string(got.count) + " elements is too many");
+  if (got.count > 0 && !got.elements)
+    return fail(error, KILN_ERROR_INVALID_ARGUMENT,
+                where + ": elements is NULL for a sequence of " + std::to_string(got.count) + " elements");
+  for (size_t k = 0; k < got.count; ++k) {
+    const kiln_tensor& e = got.elements[k];
+    std::string at = where + " element " + std::to_string(k);
+    if (e.dtype != want.dtype)
+      return fail(error, KILN_ERROR_INVALID_ARGUMENT,
+                  at + ": dtype " + kiln_dtype_name(e.dtype) + ", expected " +
+                      kiln_dtype_name(static_cast<kiln_dtype>(want.dtype)));
+    if (e.rank < 0 || e.rank > KILN_MAX_RANK)
+      return fail(error, KILN_ERROR_INVALID_ARGUMENT, at + ": rank " + std::to_string(e.rank) + " is out of range");
+    bool rank_known = !want.dims.empty();
+    bool shape_ok = !rank_known || static_cast<size_t>(e.rank) == want.dims.size();
+    for (size_t d = 0; shape_ok && rank_known && d < want.dims.size(); ++d)
+      shape_ok = want.dims[d] < 0 || e.dims[d] == want.dims[d];
+    std::optional<size_t> bytes = checkedBytes(e.dims, static_cast<size_t>(e.rank), kiln_dtype_size(e.dtype));
+    if (!shape_ok || !bytes) {
+      std::string want_shape = "[";
+      for (size_t d = 0; d < want.dims.size(); ++d)
+        want_shape += (d ? "x" : "") + (want.dims[d] >= 0 ? std::to_string(want.dims[d]) : want.dim_names[d]);
+      return fail(error, KILN_ERROR_INVALID_ARGUMENT,
+                  at + ": shape " + shapeString(e.rank, e.dims) + (bytes ? ", expected " + want_shape + "]" : " is too large"));
+    }
+    if (e.bytes != *bytes)
+      return fail(error, KILN_ERROR_INVALID_ARGUMENT,
+                  at + ": " + std::to_string(e.bytes) + " bytes, expected " + std::to_string(*bytes));
+    if (!e.data && *bytes > 0) return fail(error, KILN_ERROR_INVALID_ARGUMENT, at + ": data is NULL");
+    if (want.dtype == KILN_STRING)
+      if (kiln_status s = checkStrings(e, at, error); s != KILN_OK) return s;
+  }
+  out.elements.resize(got.count);
+  for (size_t k = 0; k < got.count; ++k)
+    out.elements[k] = {got.elements[k].data, got.elements[k].dims, got.elements[k].rank};
+  out.sequence = {static_cast<int64_t>(got.count), out.elements.data()};
+  return KILN_OK;
+}
+
 // Memory for buffers whose size the run computes (ctx->alloc): outputs go
 // to the caller's buffer when it is large enough, else to a new one;
 // intermediates live until the run ends.
@@ -397,8 +460,90 @@ kiln_status runCuda(kiln_session* session, const std::vector<void*>& in_ptrs, co
   return KILN_OK;
 }
 
-// kiln_session_run, with per-kernel timing when `timer` is not NULL.
-kiln_status runSession(kiln_session* session, const kiln_tensor* inputs, size_t num_inputs, kiln_tensor* outputs,
+// A sequence output: the table the generated code left (pointing into
+// inputs, constants and the run's memory) copied into memory the caller
+// owns, each element with its own dims.
+kiln_status copySequence(const kiln::artifact::TensorDesc& want, const kiln_sequence& seq, size_t index,
+                         kiln_value& out, std::vector<std::unique_ptr<void, void (*)(void*)>>& owned,
+                         kiln_error** error) {
+  std::string where = "output " + std::to_string(index) + " '" + want.name + "'";
+  if (seq.count < 0 || (seq.count > 0 && !seq.elements))
+    return fail(error, KILN_ERROR_RUNTIME, where + ": the run produced a malformed sequence");
+  auto count = static_cast<size_t>(seq.count);
+  auto* elements = static_cast<kiln_tensor*>(std::calloc(std::max<size_t>(count, 1), sizeof(kiln_tensor)));
+  if (!elements) return fail(error, KILN_ERROR_RUNTIME, "out of memory for " + where);
+  owned.emplace_back(elements, std::free);
+  auto dtype = static_cast<kiln_dtype>(want.dtype);
+  for (size_t k = 0; k < count; ++k) {
+    const kiln_sequence_element& e = seq.elements[k];
+    std::optional<size_t> bytes;
+    if (e.rank >= 0 && e.rank <= KILN_MAX_RANK && (e.dims || e.rank == 0))
+      bytes = checkedBytes(e.dims, static_cast<size_t>(e.rank), kiln_dtype_size(dtype));
+    if (!bytes || (!e.data && *bytes > 0))
+      return fail(error, KILN_ERROR_RUNTIME, where + " element " + std::to_string(k) + " is malformed");
+    kiln_tensor& t = elements[k];
+    t.dtype = dtype;
+    t.rank = static_cast<int32_t>(e.rank);
+    std::copy(e.dims, e.dims + e.rank, t.dims);
+    t.bytes = *bytes;
+    t.data = dtype == KILN_STRING ? packStrings(e.data, *bytes / sizeof(const char*)) : std::malloc(std::max<size_t>(*bytes, 1));
+    if (!t.data) return fail(error, KILN_ERROR_RUNTIME, "out of memory for " + where);
+    owned.emplace_back(t.data, std::free);
+    if (dtype != KILN_STRING && *bytes > 0) std::memcpy(t.data, e.data, *bytes);
+  }
+  out.count = count;
+  out.elements = elements;
+  return KILN_OK;
+}
+
+// Fills the inputs' pointers and slots: tensors as they are, sequences as
+// tables (`sequences`), an absent optional tensor as zeros of its declared
+// size (only OptionalHasElement and the check of OptionalGetElement read it).
+kiln_status bindInputs(const kiln::artifact::ModelDesc& desc, const kiln_value* inputs, std::vector<void*>& in_ptrs,
+                       std::vector<int64_t>& slots, std::vector<SequenceInput>& sequences,
+                       std::vector<std::unique_ptr<void, void (*)(void*)>>& zeros, kiln_error** error) {
+  std::vector<bool> bound(slots.size(), false);
+  for (size_t i = 0; i < desc.inputs.size(); ++i) {
+    const auto& want = desc.inputs[i];
+    const kiln_value& got = inputs[i];
+    if (got.kind != want.kind)
+      return fail(error, KILN_ERROR_INVALID_ARGUMENT,
+                  "input " + std::to_string(i) + " '" + want.name + "' is " + kindName(want.kind) + ", got " +
+                      kindName(static_cast<uint8_t>(std::clamp<int>(got.kind, 0, 4))));
+    if (isOptional(want)) {
+      auto present_slot = static_cast<size_t>(want.present_slot);
+      slots[present_slot] = got.present ? 1 : 0;
+      bound[present_slot] = true;
+      if (!got.present && isSequence(want)) continue;
+      if (!got.present) {
+        std::vector<int64_t> dims = want.dims;
+        for (size_t d = 0; d < dims.size(); ++d)
+          if (want.dim_slots[d] > 0) {
+            auto s = static_cast<size_t>(want.dim_slots[d]);
+            dims[d] = bound[s] ? slots[s] : 0;
+            bound[s] = true;
+            slots[s] = dims[d];
+          }
+        size_t bytes = *checkedBytes(dims.data(), dims.size(), kiln_dtype_size(static_cast<kiln_dtype>(want.dtype)));
+        in_ptrs[i] = std::calloc(std::max<size_t>(bytes, 1), 1);
+        if (!in_ptrs[i]) return fail(error, KILN_ERROR_RUNTIME, "out of memory for input " + std::to_string(i));
+        zeros.emplace_back(in_ptrs[i], std::free);
+        continue;
+      }
+    }
+    if (isSequence(want)) {
+      if (kiln_status s = checkSequence(want, got, i, sequences[i], error); s != KILN_OK) return s;
+      in_ptrs[i] = &sequences[i].sequence;
+      continue;
+    }
+    if (kiln_status s = checkInput(want, got.tensor, i, slots, bound, error); s != KILN_OK) return s;
+    in_ptrs[i] = got.tensor.data;
+  }
+  return KILN_OK;
+}
+
+// kiln_session_run_values, with per-kernel timing when `timer` is not NULL.
+kiln_status runSession(kiln_session* session, const kiln_value* inputs, size_t num_inputs, kiln_value* outputs,
                        size_t num_outputs, KernelTimer* timer, kiln_error** error) {
   if (!session) return fail(error, KILN_ERROR_INVALID_ARGUMENT, "session must not be NULL");
   const kiln::artifact::ModelDesc& desc = session->model->desc;
@@ -411,27 +556,33 @@ kiln_status runSession(kiln_session* session, const kiln_tensor* inputs, size_t 
   return guarded(error, [&] {
     std::vector<void*> in_ptrs(num_inputs), out_ptrs(num_outputs, nullptr);
     std::vector<int64_t> slots(desc.slot_count, 0);
-    std::vector<bool> bound(desc.slot_count, false);
-    for (size_t i = 0; i < num_inputs; ++i) {
-      if (kiln_status s = checkInput(desc.inputs[i], inputs[i], i, slots, bound, error); s != KILN_OK) return s;
-      in_ptrs[i] = inputs[i].data;
-    }
+    std::vector<SequenceInput> sequences(num_inputs);
+    std::vector<std::unique_ptr<void, void (*)(void*)>> zeros;
+    if (kiln_status s = bindInputs(desc, inputs, in_ptrs, slots, sequences, zeros, error); s != KILN_OK) return s;
     // Outputs of static shape are checked and placed now; the others when
-    // the run knows their shape (RunAllocator).
+    // the run knows their shape (RunAllocator). A sequence output's entry
+    // receives the table the run built.
     std::vector<std::unique_ptr<void, void (*)(void*)>> allocated;
+    std::vector<kiln_tensor> out_tensors(num_outputs);
+    std::vector<const kiln_sequence*> out_sequences(num_outputs, nullptr);
     for (size_t i = 0; i < num_outputs; ++i) {
       const auto& want = desc.outputs[i];
-      if (want.dtype == KILN_STRING && outputs[i].data)
+      out_tensors[i] = outputs[i].tensor;
+      if (isSequence(want)) {
+        out_ptrs[i] = &out_sequences[i];
+        continue;
+      }
+      if (want.dtype == KILN_STRING && out_tensors[i].data)
         return fail(error, KILN_ERROR_INVALID_ARGUMENT,
                     "output " + std::to_string(i) + " '" + want.name +
                         "': string outputs are allocated by the run (set data to NULL, release with kiln_free)");
       if (std::count(want.dims.begin(), want.dims.end(), -1)) continue;
       size_t bytes = *checkedBytes(want.dims.data(), want.dims.size(), kiln_dtype_size(static_cast<kiln_dtype>(want.dtype)));
-      if (outputs[i].data && outputs[i].bytes < bytes)
+      if (out_tensors[i].data && out_tensors[i].bytes < bytes)
         return fail(error, KILN_ERROR_INVALID_ARGUMENT,
                     "output " + std::to_string(i) + " '" + want.name + "': buffer of " +
-                        std::to_string(outputs[i].bytes) + " bytes, needs " + std::to_string(bytes));
-      out_ptrs[i] = outputs[i].data;
+                        std::to_string(out_tensors[i].bytes) + " bytes, needs " + std::to_string(bytes));
+      out_ptrs[i] = out_tensors[i].data;
       if (!out_ptrs[i]) {
         out_ptrs[i] = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
         if (!out_ptrs[i]) return fail(error, KILN_ERROR_RUNTIME, "out of memory for output " + std::to_string(i));
@@ -439,9 +590,11 @@ kiln_status runSession(kiln_session* session, const kiln_tensor* inputs, size_t 
       }
     }
     if (session->cuda) {
-      kiln_status s = runCuda(session, in_ptrs, out_ptrs, outputs, timer, error);
-      if (s == KILN_OK)
+      kiln_status s = runCuda(session, in_ptrs, out_ptrs, out_tensors.data(), timer, error);
+      if (s == KILN_OK) {
         for (auto& a : allocated) a.release();
+        for (size_t i = 0; i < num_outputs; ++i) outputs[i].tensor = out_tensors[i];
+      }
       return s;
     }
     ArenaLease lease(session);
@@ -451,7 +604,7 @@ kiln_status runSession(kiln_session* session, const kiln_tensor* inputs, size_t 
     kiln_exec_context context = session->context;
     RunAllocator allocator;
     allocator.desc = &desc;
-    allocator.caller_outputs = outputs;
+    allocator.caller_outputs = out_tensors.data();
     allocator.out_ptrs = &out_ptrs;
     allocator.owned_outputs = &allocated;
     context.slots = slots.empty() ? nullptr : slots.data();
@@ -470,17 +623,32 @@ kiln_status runSession(kiln_session* session, const kiln_tensor* inputs, size_t 
     if (rc == -1) return fail(error, KILN_ERROR_RUNTIME, allocator.error);
     if (rc != 0) return fail(error, KILN_ERROR_RUNTIME, "the model's code reported error " + std::to_string(rc));
     if (string_pool.failed()) return fail(error, KILN_ERROR_RUNTIME, "out of memory for the run's strings");
+    std::vector<kiln_value> results(num_outputs);
     for (size_t i = 0; i < num_outputs; ++i) {
       const auto& want = desc.outputs[i];
+      kiln_value& result = results[i];
+      result.kind = static_cast<kiln_value_kind>(want.kind);
+      result.tensor = out_tensors[i];
+      result.present = isOptional(want) ? (isSequence(want) ? out_sequences[i] != nullptr
+                                                            : slots[static_cast<size_t>(want.present_slot)] != 0)
+                                        : 1;
+      if (!result.present) continue;
+      if (isSequence(want)) {
+        const kiln_sequence empty{0, nullptr};  // a sequence no step built: SequenceEmpty
+        const kiln_sequence& seq = out_sequences[i] ? *out_sequences[i] : empty;
+        if (kiln_status s = copySequence(want, seq, i, result, allocated, error); s != KILN_OK) return s;
+        continue;
+      }
+      kiln_tensor& out = result.tensor;
       std::vector<int64_t> dims = runDims(want, slots);
       if (!out_ptrs[i])  // an output no kernel wrote (a run-time size of zero elements never allocated)
         return fail(error, KILN_ERROR_RUNTIME, "output " + std::to_string(i) + " '" + want.name + "' was not produced");
-      outputs[i].dtype = static_cast<kiln_dtype>(want.dtype);
-      outputs[i].rank = static_cast<int32_t>(dims.size());
-      std::copy(dims.begin(), dims.end(), outputs[i].dims);
-      outputs[i].bytes = *checkedBytes(dims.data(), dims.size(), kiln_dtype_size(static_cast<kiln_dtype>(want.dtype)));
+      out.dtype = static_cast<kiln_dtype>(want.dtype);
+      out.rank = static_cast<int32_t>(dims.size());
+      std::copy(dims.begin(), dims.end(), out.dims);
+      out.bytes = *checkedBytes(dims.data(), dims.size(), kiln_dtype_size(static_cast<kiln_dtype>(want.dtype)));
       if (want.dtype == KILN_STRING) {
-        void* packed = packStrings(out_ptrs[i], outputs[i].bytes / sizeof(const char*));
+        void* packed = packStrings(out_ptrs[i], out.bytes / sizeof(const char*));
         if (!packed) return fail(error, KILN_ERROR_RUNTIME, "out of memory for output " + std::to_string(i));
         // The run's pointer array is not the caller's: free it, hand over the block.
         for (auto& a : allocated)
@@ -488,10 +656,46 @@ kiln_status runSession(kiln_session* session, const kiln_tensor* inputs, size_t 
         allocated.emplace_back(packed, std::free);
         out_ptrs[i] = packed;
       }
-      outputs[i].data = out_ptrs[i];
+      out.data = out_ptrs[i];
     }
+    // An absent optional tensor output gives back the buffer the run made for it.
+    for (size_t i = 0; i < num_outputs; ++i)
+      if (!results[i].present && !isSequence(desc.outputs[i]))
+        for (auto& a : allocated)
+          if (a.get() == out_ptrs[i]) a.reset();
     for (auto& a : allocated) a.release();
+    for (size_t i = 0; i < num_outputs; ++i) outputs[i] = results[i];
     return KILN_OK;
+  });
+}
+
+// kiln_session_run(_profiled): models whose inputs and outputs are all tensors.
+kiln_status runTensors(kiln_session* session, const kiln_tensor* inputs, size_t num_inputs, kiln_tensor* outputs,
+                       size_t num_outputs, KernelTimer* timer, kiln_error** error) {
+  if (!session) return fail(error, KILN_ERROR_INVALID_ARGUMENT, "session must not be NULL");
+  const kiln::artifact::ModelDesc& desc = session->model->desc;
+  for (const auto* list : {&desc.inputs, &desc.outputs})
+    for (size_t i = 0; i < list->size(); ++i)
+      if ((*list)[i].kind != kiln::artifact::kKindTensor)
+        return fail(error, KILN_ERROR_INVALID_ARGUMENT,
+                    std::string(list == &desc.inputs ? "input " : "output ") + std::to_string(i) + " '" +
+                        (*list)[i].name + "' is " + kindName((*list)[i].kind) +
+                        ": run this model with kiln_session_run_values");
+  if ((num_inputs && !inputs) || (num_outputs && !outputs)) {
+    // runSession words the error; it reads neither array before refusing,
+    // so a stand-in marks the array that was given.
+    kiln_value given{};
+    return runSession(session, inputs ? &given : nullptr, num_inputs, outputs ? &given : nullptr, num_outputs, timer,
+                      error);
+  }
+  return guarded(error, [&] {
+    std::vector<kiln_value> in(num_inputs), out(num_outputs);
+    for (size_t i = 0; i < num_inputs; ++i) in[i].tensor = inputs[i];
+    for (size_t i = 0; i < num_outputs; ++i) out[i].tensor = outputs[i];
+    kiln_status s = runSession(session, in.data(), num_inputs, out.data(), num_outputs, timer, error);
+    if (s == KILN_OK)
+      for (size_t i = 0; i < num_outputs; ++i) outputs[i] = out[i].tensor;
+    return s;
   });
 }
 
@@ -501,7 +705,27 @@ extern "C" {
 
 kiln_status kiln_session_run(kiln_session* session, const kiln_tensor* inputs, size_t num_inputs, kiln_tensor* outputs,
                              size_t num_outputs, kiln_error** error) {
+  return runTensors(session, inputs, num_inputs, outputs, num_outputs, nullptr, error);
+}
+
+kiln_status kiln_session_run_values(kiln_session* session, const kiln_value* inputs, size_t num_inputs,
+                                    kiln_value* outputs, size_t num_outputs, kiln_error** error) {
   return runSession(session, inputs, num_inputs, outputs, num_outputs, nullptr, error);
+}
+
+void kiln_value_release(kiln_value* value) {
+  if (!value) return;
+  for (size_t k = 0; value->elements && k < value->count; ++k) std::free(value->elements[k].data);
+  std::free(value->elements);
+  std::free(value->tensor.data);
+  *value = kiln_value{};
+}
+
+int32_t kiln_model_input_kind(const kiln_model* model, size_t index) {
+  return model && index < model->desc.inputs.size() ? model->desc.inputs[index].kind : -1;
+}
+int32_t kiln_model_output_kind(const kiln_model* model, size_t index) {
+  return model && index < model->desc.outputs.size() ? model->desc.outputs[index].kind : -1;
 }
 
 size_t kiln_model_num_kernels(const kiln_model* model) { return model ? model->desc.kernels.size() : 0; }
@@ -530,7 +754,7 @@ kiln_status kiln_session_run_profiled(kiln_session* session, const kiln_tensor* 
                     std::to_string(want));
   std::fill(kernel_ns, kernel_ns + num_kernels, uint64_t{0});
   KernelTimer timer{{}, kernel_ns, num_kernels};
-  return runSession(session, inputs, num_inputs, outputs, num_outputs, &timer, error);
+  return runTensors(session, inputs, num_inputs, outputs, num_outputs, &timer, error);
 }
 
 }  // extern "C"

@@ -51,6 +51,23 @@ struct kiln_exec_context {
   void* string_pool;
 };
 
+// Sequences (ABI 5). A sequence input is passed in `inputs` as a
+// `const kiln_sequence*` (NULL for an absent optional sequence); a sequence
+// output's `outputs` entry points to a `const kiln_sequence*` that the entry
+// point sets (NULL: an absent optional, or the empty sequence). Tables the generated code builds
+// are allocated through `alloc` (intermediates, alive until the run ends);
+// the runtime copies output elements out before it frees them. An element's
+// dims are `rank` int64s; its data has the sequence's dtype.
+struct kiln_sequence_element {
+  void* data;
+  const int64_t* dims;
+  int64_t rank;
+};
+struct kiln_sequence {
+  int64_t count;
+  const struct kiln_sequence_element* elements;
+};
+
 typedef int32_t (*kiln_entry_fn)(const kiln_exec_context* ctx, void* const* inputs, void* const* outputs,
                                  void* workspace);
 }

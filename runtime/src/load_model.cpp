@@ -121,8 +121,10 @@ kiln_status checkDescription(const artifact::ModelDesc& desc, std::string& messa
       }
       for (size_t k = 0; k < t.dims.size(); ++k) {
         // A run-time dim (-1) names a slot other than the error slot; a static one none.
+        // A sequence's element dims have no slot (each element has its own).
         int32_t slot = t.dim_slots[k];
-        if ((t.dims[k] == -1) != (slot >= 0) || slot < -1 || slot == 0 ||
+        bool sequence = t.kind == artifact::kKindSequence || t.kind == artifact::kKindOptionalSequence;
+        if ((sequence ? slot != -1 : (t.dims[k] == -1) != (slot >= 0)) || slot < -1 || slot == 0 ||
             (slot > 0 && static_cast<uint32_t>(slot) >= desc.slot_count)) {
           message = where + " has dimension " + std::to_string(k) + " in dim slot " + std::to_string(slot) + " of " +
                     std::to_string(desc.slot_count);

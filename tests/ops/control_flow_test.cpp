@@ -96,6 +96,17 @@ class ControlFlowModel {
     return *artifact;
   }
 
+  // The error both the reference evaluator and the artifact stop with.
+  std::string runError(const std::vector<ir::Tensor>& inputs) {
+    auto reference = lower::evaluateProgram(*program_, inputs);
+    auto artifact = tools::runArtifact(*model_, *session_, inputs);
+    EXPECT_FALSE(reference.isOk());
+    EXPECT_FALSE(artifact.isOk());
+    if (reference.isOk() || artifact.isOk()) return "";
+    EXPECT_EQ(reference.status().message(), artifact.status().message());
+    return artifact.status().message();
+  }
+
   const lower::Program& program() const { return *program_; }
 
  private:
@@ -375,6 +386,82 @@ TEST(ControlFlow, IfBranchesOfDifferentTypesAreRefused) {
   addConstant(else_g, "i", TensorProto::INT64, {1}, {1});
   addOutput(else_g, "i");
   expectError(m.compile(), {"If 'mixed'", "output 0", "float32", "then_branch", "int64", "else_branch"});
+}
+
+// A loop-carried value whose shape changes: v starts as [1] and becomes
+// [n] (n a run-time input) in the first iteration, by broadcasting:
+//   v = v + range(n) * i;   rows: v after each iteration ([M, n])
+// and a scan output whose rows would not stack (range(i + 1)), refused at
+// run time by the check that names the iteration.
+TEST(ControlFlow, LoopCarriedValueChangesShape) {
+  ControlFlowModel m;
+  auto* g = m.graph();
+  setType(g->add_input(), "M", TensorProto::INT64, {});
+  setType(g->add_input(), "v0", TensorProto::FLOAT, {1});
+  setType(g->add_input(), "n", TensorProto::INT64, {});
+  auto* node = addNode(g, "Loop", "grow", {"M", "", "v0"}, {"v", "rows"});
+  addOutput(g, "v");
+  addOutput(g, "rows");
+  auto* body = addGraphAttr(node, "body");
+  setType(body->add_input(), "i", TensorProto::INT64, {});
+  setType(body->add_input(), "c", TensorProto::BOOL, {});
+  setType(body->add_input(), "v_in", TensorProto::FLOAT, {1});  // as declared by exporters: the entry shape
+  addConstant(body, "zero", TensorProto::INT64, {}, {0});
+  addConstant(body, "one", TensorProto::INT64, {}, {1});
+  addNode(body, "Range", "positions", {"zero", "n", "one"}, {"r"});
+  addIntAttr(addNode(body, "Cast", "r_float", {"r"}, {"r_f"}), "to", TensorProto::FLOAT);
+  addIntAttr(addNode(body, "Cast", "i_float", {"i"}, {"i_f"}), "to", TensorProto::FLOAT);
+  addNode(body, "Mul", "scale", {"r_f", "i_f"}, {"step"});
+  addNode(body, "Add", "accumulate", {"v_in", "step"}, {"v_out"});
+  addNode(body, "Identity", "row", {"v_out"}, {"v_row"});
+  addOutput(body, "c");
+  addOutput(body, "v_out");
+  addOutput(body, "v_row");
+  ASSERT_TRUE(m.compile().isOk()) << m.compile().message();
+  for (int64_t trips : {0, 1, 3}) {
+    for (int64_t n : {1, 4}) {
+      auto out = m.run({int64Scalar(trips), tensor<float>(ir::DType::kFloat32, {1}, {0.5f}), int64Scalar(n)});
+      ASSERT_EQ(out.size(), 2u);
+      std::vector<float> v = {0.5f}, rows;
+      for (int64_t i = 0; i < trips; ++i) {
+        std::vector<float> next;
+        for (int64_t k = 0; k < n; ++k) next.push_back(v[v.size() == 1 ? 0 : k] + static_cast<float>(k * i));
+        v = next;
+        rows.insert(rows.end(), v.begin(), v.end());
+      }
+      std::string what = "M=" + std::to_string(trips) + " n=" + std::to_string(n);
+      EXPECT_EQ(out[0].dims(), (std::vector<int64_t>{static_cast<int64_t>(v.size())})) << what;
+      EXPECT_EQ(elements<float>(out[0]), v) << what;
+      EXPECT_EQ(out[1].dims()[0], trips) << what;
+      EXPECT_EQ(elements<float>(out[1]), rows) << what;
+    }
+  }
+}
+
+TEST(ControlFlow, LoopScanRowsOfChangingShapeAreRefusedAtRunTime) {
+  ControlFlowModel m;
+  auto* g = m.graph();
+  setType(g->add_input(), "M", TensorProto::INT64, {});
+  auto* node = addNode(g, "Loop", "ragged", {"M", ""}, {"rows"});
+  addOutput(g, "rows");
+  auto* body = addGraphAttr(node, "body");
+  setType(body->add_input(), "i", TensorProto::INT64, {});
+  setType(body->add_input(), "c", TensorProto::BOOL, {});
+  addConstant(body, "zero", TensorProto::INT64, {}, {0});
+  addConstant(body, "one", TensorProto::INT64, {}, {1});
+  addNode(body, "Add", "count", {"i", "one"}, {"n"});
+  addNode(body, "Range", "positions", {"zero", "n", "one"}, {"r"});
+  addOutput(body, "c");
+  addOutput(body, "r");
+  ASSERT_TRUE(m.compile().isOk()) << m.compile().message();
+  auto one = m.run({int64Scalar(1)});
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0].dims(), (std::vector<int64_t>{1, 1}));
+  EXPECT_EQ(elements<int64_t>(one[0]), std::vector<int64_t>{0});
+  std::string error = m.runError({int64Scalar(3)});
+  EXPECT_NE(error.find("Loop 'ragged': scan output 0 has dim 0 = 2 in iteration 1 but 1 in the first"),
+            std::string::npos)
+      << error;
 }
 
 TEST(ControlFlow, LoopCarriedTypeChangeIsRefused) {

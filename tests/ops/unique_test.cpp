@@ -139,6 +139,20 @@ TEST(UniqueTest, EmptyInput) {
   for (const ir::Tensor& t : *out) EXPECT_EQ(t.dims(), (std::vector<int64_t>{0}));
 }
 
+// All four outputs of an empty X: three of run-time size 0 and the inverse
+// map of static size 0, each returned with shape [0].
+TEST(UniqueTest, EmptyInputAllFourOutputs) {
+  for (bool sorted : {true, false}) {
+    DataDependentModel empty("Unique", 11);
+    empty.input("x", DType::kFloat32, {0}).outputs({"y", "indices", "inverse", "counts"}).attr("sorted", sorted);
+    ASSERT_TRUE(empty.compile().isOk());
+    auto out = empty.run({tensor<float>(DType::kFloat32, {0}, {})});
+    ASSERT_TRUE(out.isOk()) << out.status().message();
+    ASSERT_EQ(out->size(), 4u);
+    for (const ir::Tensor& t : *out) EXPECT_EQ(t.dims(), (std::vector<int64_t>{0}));
+  }
+}
+
 TEST(UniqueTest, IntegersAndOmittedOutputs) {
   DataDependentModel ints("Unique", 11);
   ints.input("x", DType::kInt64, {6}).outputs({"y", "", "inverse"});

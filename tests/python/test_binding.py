@@ -225,5 +225,57 @@ class RunTimeShapeTest(unittest.TestCase):
                 m([x[:, :2]])  # the static channel dim must still match
 
 
+class ContainerTest(unittest.TestCase):
+    """Sequences as lists, empty optionals as None."""
+
+    def compile(self, tmp, model):
+        import onnx
+        path = os.path.join(tmp, "model.onnx")
+        onnx.save(model, path)
+        artifact = os.path.join(tmp, "model.so")
+        subprocess.run([KILN, "compile", "-q", path, "-o", artifact], check=True)
+        return kiln.load(artifact)
+
+    def test_sequence_in_and_out(self):
+        try:
+            from onnx import TensorProto, helper
+        except ImportError:
+            self.skipTest("the onnx package is not installed (needed to write the model)")
+        seq = helper.make_tensor_sequence_value_info
+        graph = helper.make_graph(
+            [helper.make_node("SequenceInsert", ["s", "t"], ["out"]),
+             helper.make_node("SequenceLength", ["out"], ["n"])],
+            "g", [seq("s", TensorProto.FLOAT, None), helper.make_tensor_value_info("t", TensorProto.FLOAT, [2])],
+            [seq("out", TensorProto.FLOAT, None), helper.make_tensor_value_info("n", TensorProto.INT64, [])])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+        with tempfile.TemporaryDirectory() as tmp:
+            m = self.compile(tmp, model)
+            t = np.array([5, 6], dtype=np.float32)
+            for elements in ([], [np.ones((2, 3), np.float32)], [np.zeros(1, np.float32), np.arange(4, dtype=np.float32)]):
+                out, n = m([elements, t])
+                self.assertIsInstance(out, list)
+                self.assertEqual(len(out), len(elements) + 1)
+                self.assertEqual(int(n), len(elements) + 1)
+                for got, want in zip(out, elements + [t]):
+                    np.testing.assert_array_equal(got, want)
+            with self.assertRaises(kiln.Error):
+                m([np.ones(2, np.float32), t])  # a sequence input takes a list
+
+    def test_empty_optional_is_none(self):
+        try:
+            from onnx import TensorProto, helper
+        except ImportError:
+            self.skipTest("the onnx package is not installed (needed to write the model)")
+        opt = helper.make_optional_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [3]))
+        graph = helper.make_graph(
+            [helper.make_node("OptionalHasElement", ["x"], ["has"])], "g", [helper.make_value_info("x", opt)],
+            [helper.make_tensor_value_info("has", TensorProto.BOOL, [])])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+        with tempfile.TemporaryDirectory() as tmp:
+            m = self.compile(tmp, model)
+            self.assertFalse(bool(m([None])[0]))
+            self.assertTrue(bool(m([np.ones(3, np.float32)])[0]))
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

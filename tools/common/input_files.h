@@ -10,6 +10,7 @@
 #include "compiler/ir/tensor.h"
 #include "compiler/support/status.h"
 #include "kiln_runtime.hpp"
+#include "tools/common/values.h"
 
 namespace kiln::tools {
 
@@ -21,5 +22,10 @@ Expected<size_t> inputIndex(const kiln::Model& model, const std::string& name, c
 // containing '=' is NAME=FILE unless a file of that exact name exists.
 Expected<std::vector<std::optional<ir::Tensor>>> readInputFiles(const kiln::Model& model,
                                                                 const std::vector<std::string>& specs);
+
+// The same for inputs of any kind (tools/common/values.h): a sequence from
+// a SequenceProto .pb file, an optional from an OptionalProto one.
+Expected<std::vector<std::optional<Value>>> readInputValueFiles(const kiln::Model& model,
+                                                                       const std::vector<std::string>& specs);
 
 }  // namespace kiln::tools

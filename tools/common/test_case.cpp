@@ -4,6 +4,7 @@
 #include <regex>
 
 #include "tools/common/tensor_files.h"
+#include "tools/common/values.h"
 
 namespace kiln::tools {
 
@@ -49,26 +50,30 @@ Expected<std::unique_ptr<kiln::Model>> loadArtifact(const std::string& path) {
 
 namespace {
 
-Expected<std::vector<ir::Tensor>> readTensors(const std::vector<fs::path>& files) {
-  std::vector<ir::Tensor> tensors;
-  for (const fs::path& file : files) {
-    KILN_ASSIGN_OR_RETURN(ir::Tensor t, readTensorFile(file.string()));
-    tensors.push_back(std::move(t));
+// The files of a data set, each read as the kind of the model's input or
+// output it is for (a sequence from a SequenceProto, an optional from an OptionalProto).
+Expected<std::vector<Value>> readValues(const std::vector<fs::path>& files, const kiln::Model& model, bool outputs) {
+  std::vector<Value> values;
+  size_t count = outputs ? model.numOutputs() : model.numInputs();
+  for (size_t i = 0; i < files.size(); ++i) {
+    kiln_value_kind kind = i >= count ? KILN_KIND_TENSOR : outputs ? model.outputKind(i) : model.inputKind(i);
+    KILN_ASSIGN_OR_RETURN(Value v, readValueFile(files[i].string(), kind));
+    values.push_back(std::move(v));
   }
-  return tensors;
+  return values;
 }
 
 // One data set; `label` prefixes mismatches when a case has several sets.
 Expected<std::optional<std::string>> checkDataSet(const kiln::Model& model, kiln::Session& session, const fs::path& set,
                                                   const std::string& label, Tolerance tolerance) {
-  KILN_ASSIGN_OR_RETURN(auto inputs, readTensors(numberedFiles(set, "input")));
-  KILN_ASSIGN_OR_RETURN(auto outputs, runArtifact(model, session, inputs));
-  KILN_ASSIGN_OR_RETURN(auto expected, readTensors(numberedFiles(set, "output")));
+  KILN_ASSIGN_OR_RETURN(auto inputs, readValues(numberedFiles(set, "input"), model, false));
+  KILN_ASSIGN_OR_RETURN(auto outputs, runArtifactValues(model, session, inputs));
+  KILN_ASSIGN_OR_RETURN(auto expected, readValues(numberedFiles(set, "output"), model, true));
   if (expected.size() != outputs.size())
     return std::optional<std::string>(label + "the model produced " + std::to_string(outputs.size()) + " outputs, " +
                                       set.filename().string() + " expects " + std::to_string(expected.size()));
   for (size_t i = 0; i < expected.size(); ++i)
-    if (auto diff = compareTensors(outputs[i], expected[i], tolerance))
+    if (auto diff = compareValues(outputs[i], expected[i], tolerance))
       return std::optional<std::string>(label + "output " + std::to_string(i) + " '" + model.output(i).name +
                                         "': " + *diff);
   return std::optional<std::string>();

@@ -88,6 +88,9 @@ constexpr KnownFailure kKnownFailures[] = {
     {"test_training_dropout_default_mask",
      "training_mode is true with ratio above 0: a random mask, which the run refuses"},
     {"test_training_dropout_mask", "training_mode is true with ratio above 0: a random mask, which the run refuses"},
+    {"test_adam_multiple",
+     "the test data's model leaves out Adam's epsilon while its expected outputs were computed with epsilon 1e-2 "
+     "(onnx/onnx#7749, model fixed upstream by #7763); Kiln applies the attribute's default, as the spec says"},
 };
 
 void writeFailing(std::ostream& out, const std::vector<const CaseResult*>& failing) {

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "compiler/driver/compile.h"
+#include "tools/kiln/calibrate.h"
 #include "tools/kiln/commands.h"
 #include "tools/kiln/emit_header.h"
 #include "tools/kiln/escape.h"
@@ -23,6 +24,7 @@ struct CompileArgs {
   std::string features;
   std::string cuda_arch;
   std::string cuda_precision;
+  std::string precision;
   std::string emit = "so";
   std::vector<std::string> passes;
   std::vector<std::string> disabled;
@@ -33,6 +35,11 @@ struct CompileArgs {
   std::string header_prefix;
   bool quiet = false;
   bool verbose = false;
+  std::string quantize;  // "", int8, dynamic-int8
+  std::string calibration;
+  std::string calibration_method;
+  double percentile = 0;  // 0: not given
+  std::string validation;
 };
 
 bool endsWith(const std::string& text, std::string_view suffix) {
@@ -49,11 +56,15 @@ std::string describeArgs(const CompileArgs& a) {
   if (!a.features.empty()) out += " --features " + a.features;
   if (!a.cuda_arch.empty()) out += " --cuda-arch " + a.cuda_arch;
   if (!a.cuda_precision.empty()) out += " --cuda-precision " + a.cuda_precision;
+  if (!a.precision.empty()) out += " --precision " + a.precision;
   if (!a.passes.empty()) {
     out += " --passes ";
     for (size_t i = 0; i < a.passes.size(); ++i) out += (i ? "," : "") + a.passes[i];
   }
   for (const auto& d : a.disabled) out += " --disable-pass " + d;
+  if (!a.quantize.empty()) out += " --quantize " + a.quantize;
+  if (!a.calibration_method.empty()) out += " --calibration-method " + a.calibration_method;
+  if (a.percentile > 0) out += " --percentile " + std::to_string(a.percentile);
   return out;
 }
 
@@ -68,6 +79,9 @@ Expected<driver::CompileOptions> toOptions(const CompileArgs& args) {
   options.codegen.cuda_precision = args.cuda_precision;
   if (!args.cuda_precision.empty() && args.target != "cuda")
     return invalidInput("--cuda-precision " + args.cuda_precision + " needs --target cuda");
+  options.codegen.precision = args.precision;
+  if (!args.precision.empty() && args.precision != "fp32" && args.target != "cpu")
+    return invalidInput("--precision " + args.precision + " is for --target cpu (use --cuda-precision for cuda)");
   options.codegen.opt_level = args.opt_level;
   options.pipeline.opt_level = args.opt_level;
   options.pipeline.passes = args.passes;
@@ -88,7 +102,33 @@ Expected<driver::CompileOptions> toOptions(const CompileArgs& args) {
   return options;
 }
 
-Status writeReport(const std::string& path, const driver::CompileSummary& s) {
+// The --quantize flags checked against each other; nullopt without --quantize.
+Expected<std::optional<QuantizeRequest>> quantizeRequest(const CompileArgs& a) {
+  bool int8 = a.quantize == "int8";
+  if (a.quantize.empty()) {
+    if (!a.calibration.empty()) return invalidInput("--calibration needs --quantize int8");
+    if (!a.validation.empty()) return invalidInput("--validation needs --quantize int8 or dynamic-int8");
+  }
+  if (!int8 && !a.calibration_method.empty()) return invalidInput("--calibration-method needs --quantize int8");
+  if (a.percentile > 0 && a.calibration_method != "percentile")
+    return invalidInput("--percentile needs --calibration-method percentile");
+  if (a.quantize.empty()) return std::optional<QuantizeRequest>();
+  if (int8 && a.calibration.empty())
+    return invalidInput("--quantize int8 needs --calibration DIR: a folder with one subfolder of input files per "
+                        "set (docs/quantization.md)");
+  if (!int8 && !a.calibration.empty())
+    return invalidInput("--calibration is for --quantize int8; dynamic-int8 needs no calibration (use --validation "
+                        "for the accuracy report)");
+  QuantizeRequest r;
+  r.mode = int8 ? passes::QuantizeSpec::Mode::kInt8 : passes::QuantizeSpec::Mode::kDynamicInt8;
+  r.calibration_dir = a.calibration;
+  r.validation_dir = a.validation;
+  if (!a.calibration_method.empty()) r.method = *quant::parseCalibrationMethod(a.calibration_method);
+  if (a.percentile > 0) r.percentile = a.percentile;
+  return std::optional<QuantizeRequest>(r);
+}
+
+Status writeReport(const std::string& path, const driver::CompileSummary& s, const AccuracyReport* accuracy) {
   std::ofstream out(path, std::ios::trunc);
   out << "{\n  \"passes\": [";
   for (size_t i = 0; i < s.passes.size(); ++i) {
@@ -97,13 +137,17 @@ Status writeReport(const std::string& path, const driver::CompileSummary& s) {
         << ", \"nodes_after\": " << p.nodes_after << ", \"ms\": " << p.ms << "}";
   }
   out << "\n  ],\n  \"kernels\": " << s.kernels << ",\n  \"flops\": " << s.flops
-      << ",\n  \"weight_bytes\": " << s.weight_bytes << ",\n  \"arena_bytes\": " << s.arena_bytes << "\n}\n";
+      << ",\n  \"weight_bytes\": " << s.weight_bytes << ",\n  \"arena_bytes\": " << s.arena_bytes;
+  if (accuracy) out << ",\n  \"accuracy\": " << accuracyJson(*accuracy, "  ");
+  out << "\n}\n";
   return out ? Status::ok() : ioError("cannot write report '" + path + "'");
 }
 
 int runCompile(const CompileArgs& args) {
   auto options = toOptions(args);
   if (!options) return reportError(options.status());
+  auto quantize = quantizeRequest(args);
+  if (!quantize) return reportError(quantize.status());
   bool html = isHtmlPath(args.report);
   if (!args.header.empty() && (args.emit == "graph" || args.emit == "onnx"))
     return reportError(invalidInput("--emit-header needs the model lowered: use it with --emit kernels|llvm|obj|so"));
@@ -125,7 +169,26 @@ int runCompile(const CompileArgs& args) {
     header.outputs = program.outputs;
   };
   auto start = std::chrono::steady_clock::now();
+  std::unique_ptr<QuantizeSession> quantizer;
+  if (*quantize) {
+    progress.stage("calibrate");
+    quantizer = std::make_unique<QuantizeSession>();
+    if (Status s = quantizer->prepare(args.model, **quantize, *options); !s) {
+      progress.finish();
+      return reportError(s);
+    }
+  }
   auto summary = driver::compileFile(args.model, args.output, *options, std::cerr);
+  std::optional<AccuracyReport> accuracy;
+  if (summary && quantizer && options->emit == driver::Stage::kArtifact && options->target == "cpu") {
+    progress.stage("accuracy");
+    auto measured = quantizer->measure(args.output);
+    if (!measured) {
+      progress.finish();
+      return reportError(measured.status());
+    }
+    if (measured->sets > 0) accuracy = std::move(*measured);
+  }
   progress.finish();
   if (!summary) return reportError(summary.status());
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
@@ -143,9 +206,10 @@ int runCompile(const CompileArgs& args) {
       report.options = describeArgs(args);
       report.summary = *summary;
       report.total_ms = ms;
+      if (accuracy) report.accuracy = *accuracy;
       s = writeHtmlReport(args.report, report);
     } else {
-      s = writeReport(args.report, *summary);
+      s = writeReport(args.report, *summary, accuracy ? &*accuracy : nullptr);
     }
     if (!s) return reportError(s);
   }
@@ -154,6 +218,11 @@ int runCompile(const CompileArgs& args) {
     if (!summary->target.empty()) std::cerr << " for " << summary->target.substr(0, summary->target.find(" ("));
     std::cerr << ": " << summary->kernels << " kernels, " << summary->weight_bytes << " weight bytes, "
               << summary->arena_bytes << " arena bytes, " << static_cast<int64_t>(ms) << " ms\n";
+    if (quantizer && quantizer->calibrationSets() > 0)
+      std::cerr << "kiln: calibrated " << quantizer->calibratedTensors() << " tensors on "
+                << quantizer->calibrationSets() << " sets (" << quant::methodName((*quantize)->method) << ") in "
+                << static_cast<int64_t>(quantizer->calibrationMs()) << " ms\n";
+    if (accuracy) std::cerr << formatAccuracy(*accuracy);
   }
   return kExitOk;
 }
@@ -173,6 +242,10 @@ void addCompileCommand(CLI::App& app, int& exit_code) {
                   "arithmetic of MatMul/Gemm/Conv for --target cuda: fp32 (exact, default), or tensor cores with "
                   "tf32, fp16 or bf16 inputs and fp32 accumulation")
       ->check(CLI::IsMember({"fp32", "tf32", "fp16", "bf16"}));
+  cmd->add_option("--precision", args->precision,
+                  "arithmetic of float32 MatMul/Gemm against constant weights for --target cpu: fp32 (exact, default), "
+                  "or bf16 (AVX512-BF16 dot products, fp32 accumulation; the artifact then needs avx512bf16)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   cmd->add_option("-O", args->opt_level, "optimization level 0..3 (-O0 .. -O3)")
       ->check(CLI::Range(0, 3))
       ->capture_default_str();
@@ -195,6 +268,22 @@ void addCompileCommand(CLI::App& app, int& exit_code) {
                   "write a C header with the model's input/output names, dtypes and shapes");
   cmd->add_option("--header-prefix", args->header_prefix,
                   "macro prefix for --emit-header (default: the header's file name)");
+  cmd->add_option("--quantize", args->quantize,
+                  "quantize to INT8: int8 (static: weights int8 per channel, activations uint8 from --calibration "
+                  "data) or dynamic-int8 (MatMul/Gemm weights int8, activations quantized at run time)")
+      ->check(CLI::IsMember({"int8", "dynamic-int8"}));
+  cmd->add_option("--calibration", args->calibration,
+                  "folder of input sets for --quantize int8: one subfolder per set, a .npy/.pb file per input "
+                  "(NAME.npy or input_<i>.pb)");
+  cmd->add_option("--calibration-method", args->calibration_method,
+                  "how activation ranges are chosen: minmax (default), percentile or entropy (KL divergence)")
+      ->check(CLI::IsMember({"minmax", "percentile", "entropy"}));
+  cmd->add_option("--percentile", args->percentile,
+                  "percent of |x| the range keeps, for --calibration-method percentile (default 99.99)")
+      ->check(CLI::Range(50.0, 100.0));
+  cmd->add_option("--validation", args->validation,
+                  "folder of input sets (layout as --calibration) for the accuracy report of a quantized compile "
+                  "(default: the calibration sets)");
   auto* quiet = cmd->add_flag("-q,--quiet", args->quiet, "print nothing on success");
   cmd->add_flag("-v,--verbose", args->verbose, "print each stage's time, also when stderr is not a terminal")
       ->excludes(quiet);

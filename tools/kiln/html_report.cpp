@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -147,6 +148,32 @@ void captureLowered(const ir::Model& model, const lower::Program& program, Compi
   report.arena_bytes = program.workspace_bytes;
 }
 
+namespace {
+
+// A quantized compile: the quantized artifact against float32, per output.
+void renderAccuracy(std::ostream& os, const AccuracyReport& a) {
+  os << "<h2 id=\"accuracy\">Accuracy</h2>\n<p class=\"muted\">The quantized artifact against the float32 model on "
+     << a.sets << " " << htmlEscape(a.data) << " set" << (a.sets == 1 ? "" : "s")
+     << ". SQNR = 10&middot;log<sub>10</sub>(&Sigma;ref&sup2; / &Sigma;(ref&minus;quantized)&sup2;); top-1 agreement "
+        "for [N, C] outputs: rows whose arg-max matches.</p>\n";
+  os << "<table id=\"accuracy-table\"><tr><th>output</th><th>max abs error</th><th>SQNR (dB)</th>"
+        "<th>top-1 agreement</th></tr>\n";
+  for (const AccuracyRow& row : a.rows) {
+    char max_abs[32], sqnr[32], top1[48] = "";
+    std::snprintf(max_abs, sizeof(max_abs), "%.6g", row.error.max_abs);
+    double db = row.error.sqnrDb();
+    std::snprintf(sqnr, sizeof(sqnr), std::isfinite(db) ? "%.1f" : "%.0f", db);
+    if (row.error.rows)
+      std::snprintf(top1, sizeof(top1), "%.2f%% (%lld/%lld)", 100.0 * row.error.top1Agreement(),
+                    static_cast<long long>(row.error.agreeing_rows), static_cast<long long>(row.error.rows));
+    os << "<tr><td><code>" << htmlEscape(row.output) << "</code></td><td class=\"num\">" << max_abs
+       << "</td><td class=\"num\">" << sqnr << "</td><td class=\"num\">" << top1 << "</td></tr>\n";
+  }
+  os << "</table>\n";
+}
+
+}  // namespace
+
 std::string renderHtmlReport(const CompileReport& r, const std::string& dot_program) {
   const auto& s = r.summary;
   std::ostringstream os;
@@ -209,6 +236,8 @@ std::string renderHtmlReport(const CompileReport& r, const std::string& dot_prog
        << (p.changed ? "yes" : "no") << "</td><td class=\"num\">" << fmtMs(p.ms) << "</td></tr>\n";
   }
   os << "</table>\n";
+
+  if (r.accuracy) renderAccuracy(os, *r.accuracy);
 
   // Graph picture.
   os << "<h2 id=\"graph\">Optimized graph</h2>\n";

@@ -6,11 +6,13 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "compiler/driver/compile.h"
+#include "tools/kiln/calibrate.h"
 
 namespace kiln::cli {
 
@@ -44,6 +46,7 @@ struct CompileReport {
   bool lowered = false;
   driver::CompileSummary summary;
   double total_ms = 0;
+  std::optional<AccuracyReport> accuracy;  // quantized compiles with data
 };
 
 // Fills the graph and program parts of `report` (driver's on_lowered hook).

@@ -126,9 +126,16 @@ Status mapFile(const std::string& path, MappedFile& file) {
 std::vector<TensorRow> tensorRows(const std::vector<artifact::TensorDesc>& tensors) {
   std::vector<TensorRow> rows;
   for (const auto& t : tensors) {
-    TensorRow row{t.name, std::string(ir::name(static_cast<ir::DType>(t.dtype))), {}};
+    // A container shows the tensors it holds: "seq(float32)", "optional(float32)".
+    static const char* const kWrap[] = {"", "seq", "optional", "optional(seq"};
+    std::string dtype(ir::name(static_cast<ir::DType>(t.dtype)));
+    if (t.kind > artifact::kKindTensor && t.kind <= artifact::kKindOptionalSequence)
+      dtype = std::string(kWrap[t.kind]) + "(" + dtype + (t.kind == artifact::kKindOptionalSequence ? "))" : ")");
+    TensorRow row{t.name, dtype, {}};
     for (size_t d = 0; d < t.dims.size(); ++d)
       row.dims.push_back(t.dims[d] >= 0 ? std::to_string(t.dims[d]) : t.dim_names[d]);
+    bool sequence = t.kind == artifact::kKindSequence || t.kind == artifact::kKindOptionalSequence;
+    if (sequence && t.dims.empty()) row.dims.push_back("any");  // elements of any rank
     rows.push_back(std::move(row));
   }
   return rows;

@@ -10,6 +10,7 @@
 #include "tools/common/run_artifact.h"
 #include "tools/common/tensor_files.h"
 #include "tools/common/test_case.h"
+#include "tools/common/values.h"
 #include "tools/kiln/commands.h"
 
 namespace kiln::cli {
@@ -18,9 +19,9 @@ namespace {
 namespace fs = std::filesystem;
 
 // Inputs given as FILE (in model order) or NAME=FILE; every input needs one.
-Expected<std::vector<ir::Tensor>> readInputs(const kiln::Model& model, const std::vector<std::string>& specs) {
-  KILN_ASSIGN_OR_RETURN(auto slots, tools::readInputFiles(model, specs));
-  std::vector<ir::Tensor> inputs;
+Expected<std::vector<tools::Value>> readInputs(const kiln::Model& model, const std::vector<std::string>& specs) {
+  KILN_ASSIGN_OR_RETURN(auto slots, tools::readInputValueFiles(model, specs));
+  std::vector<tools::Value> inputs;
   for (size_t i = 0; i < slots.size(); ++i) {
     if (!slots[i]) return invalidInput("no value given for input " + std::to_string(i) + " '" + model.input(i).name + "'");
     inputs.push_back(std::move(*slots[i]));
@@ -55,20 +56,28 @@ int runRun(const RunArgs& args) {
   if (!inputs) return reportError(inputs.status());
   kiln::Session session(**model, args.threads);
   std::vector<double> times_ms;
-  Expected<std::vector<ir::Tensor>> outputs = std::vector<ir::Tensor>{};
+  Expected<std::vector<tools::Value>> outputs = std::vector<tools::Value>{};
   for (int r = 0; r < std::max(1, args.repeat); ++r) {
     auto start = std::chrono::steady_clock::now();
-    outputs = tools::runArtifact(**model, session, *inputs);
+    outputs = tools::runArtifactValues(**model, session, *inputs);
     times_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
     if (!outputs) return reportError(outputs.status());
   }
   for (size_t i = 0; i < outputs->size(); ++i) {
-    printTensor(std::cout, (*model)->output(i).name, (*outputs)[i]);
-    if (!args.output_dir.empty()) {
+    const tools::Value& v = (*outputs)[i];
+    std::string name = (*model)->output(i).name;
+    bool sequence = v.kind == KILN_KIND_SEQUENCE || v.kind == KILN_KIND_OPTIONAL_SEQUENCE;
+    if (!v.present) std::cout << name << ": empty optional\n";
+    else if (sequence) std::cout << name << ": sequence of " << v.tensors.size() << " tensors\n";
+    for (size_t k = 0; k < v.tensors.size(); ++k) {
+      std::string suffix = sequence ? "_" + std::to_string(k) : "";
+      printTensor(std::cout, sequence ? name + "[" + std::to_string(k) + "]" : name, v.tensors[k]);
+      if (args.output_dir.empty()) continue;
+      // A sequence's elements go to output_<i>_<k>.npy.
       std::error_code ec;
       fs::create_directories(args.output_dir, ec);
-      std::string path = (fs::path(args.output_dir) / ("output_" + std::to_string(i) + ".npy")).string();
-      if (Status s = tools::writeNpy(path, (*outputs)[i]); !s) return reportError(s);
+      std::string path = (fs::path(args.output_dir) / ("output_" + std::to_string(i) + suffix + ".npy")).string();
+      if (Status s = tools::writeNpy(path, v.tensors[k]); !s) return reportError(s);
     }
   }
   std::sort(times_ms.begin(), times_ms.end());
@@ -106,10 +115,10 @@ int runCheck(const CheckArgs& args) {
 
 void addRunCommands(CLI::App& app, int& exit_code) {
   auto run = std::make_shared<RunArgs>();
-  CLI::App* cmd = app.add_subcommand("run", "Run an artifact on inputs (.npy or ONNX TensorProto .pb)");
+  CLI::App* cmd = app.add_subcommand("run", "Run an artifact on inputs (.npy or ONNX TensorProto .pb; a sequence or optional input as an ONNX SequenceProto or OptionalProto .pb)");
   cmd->add_option("artifact", run->artifact, "compiled model (.so)")->required();
   cmd->add_option("-i,--input", run->inputs, "input file, in the model's input order, or NAME=FILE (repeatable)");
-  cmd->add_option("--output-dir", run->output_dir, "write each output as output_K.npy here");
+  cmd->add_option("--output-dir", run->output_dir, "write each output as output_K.npy here (a sequence's elements as output_K_E.npy)");
   cmd->add_option("--threads", run->threads, "worker threads (0: one per core)")->check(CLI::Range(0, 1024));
   cmd->add_option("--repeat", run->repeat, "run this many times and report the median time")->check(CLI::Range(1, 100000));
   cmd->callback([run, &exit_code] { exit_code = runRun(*run); });

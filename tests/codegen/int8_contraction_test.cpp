@@ -1,0 +1,155 @@
+// Integer matrix products through the CPU's int8 dot-product microkernel
+// (codegen/cpu/contraction.h, dot group 4: AVX512-VNNI) against the reference
+// evaluator, exactly: ragged K (not a multiple of 4), ragged N (a partial
+// vector block), row tails, uint8 and int8 activations (the latter through
+// the +128 offset), zero and nonzero zero points on either side, and
+// requantized QLinearMatMul outputs. Each case also checks which path the
+// code took, from the LLVM IR: vpdpbusd where the plan applies, the generic
+// loops where it must not (uint8 weights of 128 and above, a target without
+// VNNI), so a silent fallback fails.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+
+#include "compiler/kir/evaluator.h"
+#include "compiler/onnx/writer.h"
+#include "cpu_features.h"
+#include "tests/passes/model_check.h"
+#include "tests/testing/artifact_fixture.h"
+#include "tools/common/run_artifact.h"
+
+namespace kiln::testing {
+namespace {
+
+using ir::DType;
+
+struct Int8Case {
+  std::string name;
+  std::string op;  // MatMulInteger or QLinearMatMul
+  int64_t m, k, n;
+  DType a_type, b_type;
+  int a_zero_point = 0, b_zero_point = 0;  // 0: the zero-point input is absent
+  int b_max = 127;                         // largest weight value drawn
+  bool vnni = true;                        // whether the int8 plan must apply
+};
+
+std::ostream& operator<<(std::ostream& os, const Int8Case& c) { return os << c.name; }
+
+ir::Tensor randomBytes(DType dtype, std::vector<int64_t> dims, int lo, int hi, uint32_t seed) {
+  int64_t count = 1;
+  for (int64_t d : dims) count *= d;
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> dist(lo, hi);
+  std::vector<std::byte> bytes(static_cast<size_t>(count));
+  for (std::byte& b : bytes) b = static_cast<std::byte>(static_cast<uint8_t>(dist(rng)));
+  return ir::Tensor::fromBytes(dtype, std::move(dims), std::move(bytes));
+}
+
+ir::Value* tensorConstant(TestGraph& g, const std::string& name, ir::Tensor value) {
+  ir::Value* v = g.model().graph.addValue(name);
+  v->constant = std::move(value);
+  v->type = v->constant->type();
+  return v;
+}
+
+ir::Value* byteScalar(TestGraph& g, const std::string& name, DType dtype, int value) {
+  return tensorConstant(g, name, ir::Tensor::fromBytes(dtype, {}, {static_cast<std::byte>(static_cast<uint8_t>(value))}));
+}
+
+int lowest(DType dtype) { return dtype == DType::kInt8 ? -128 : 0; }
+int highest(DType dtype) { return dtype == DType::kInt8 ? 127 : 255; }
+
+std::unique_ptr<ir::Model> int8Model(const Int8Case& c) {
+  TestGraph g(13);
+  ir::Value* a = g.input("a", {c.m, c.k}, c.a_type);
+  ir::Value* b = tensorConstant(g, "b", randomBytes(c.b_type, {c.k, c.n}, lowest(c.b_type), c.b_max, 11));
+  ir::Value* a_zp = byteScalar(g, "a_zp", c.a_type, c.a_zero_point);
+  ir::Value* b_zp = byteScalar(g, "b_zp", c.b_type, c.b_zero_point);
+  if (c.op == "MatMulInteger") {
+    std::vector<ir::Value*> inputs = {a, b};
+    if (c.a_zero_point != 0 || c.b_zero_point != 0) inputs.push_back(a_zp);
+    if (c.b_zero_point != 0) inputs.push_back(b_zp);
+    g.output(g.op("MatMulInteger", inputs, "y"));
+    return g.take();
+  }
+  ir::Value* a_scale = g.constant("a_scale", {}, {0.02f});
+  ir::Value* b_scale = g.constant("b_scale", {}, {0.01f});
+  ir::Value* y_scale = g.constant("y_scale", {}, {0.5f});
+  ir::Value* y_zp = byteScalar(g, "y_zp", DType::kUInt8, 100);
+  g.output(g.op("QLinearMatMul", {a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp}, "y"));
+  return g.take();
+}
+
+bool hostHasVnni() { return kiln::cpu::hostHas("avx512vnni") && kiln::cpu::hostHas("avx512bw"); }
+
+class Int8Contraction : public ::testing::TestWithParam<Int8Case> {};
+
+TEST_P(Int8Contraction, MatchesReferenceExactly) {
+  const Int8Case& c = GetParam();
+  if (!hostHasVnni()) GTEST_SKIP() << "this CPU lacks AVX512-VNNI, which the int8 microkernel needs";
+  TempDir tmp;
+  ASSERT_TRUE(frontend::writeOnnxFile(*int8Model(c), tmp.file("m.onnx")).isOk());
+  auto program = compileProgram([&] { return int8Model(c); }, {});
+  ASSERT_TRUE(program.isOk()) << program.status().message();
+  ir::Tensor input = randomBytes(c.a_type, {c.m, c.k}, lowest(c.a_type), highest(c.a_type), 5);
+  auto want = lower::evaluateProgram(*program, std::vector<ir::Tensor>{input});
+  ASSERT_TRUE(want.isOk()) << want.status().message();
+
+  driver::CompileOptions llvm_ir;
+  llvm_ir.emit = driver::Stage::kLlvm;
+  compileOrFail(tmp.file("m.onnx"), tmp.file("m.ll"), llvm_ir);
+  std::vector<char> ir_text = readBytes(tmp.file("m.ll"));
+  bool dot = std::string(ir_text.begin(), ir_text.end()).find("vpdpbusd") != std::string::npos;
+  EXPECT_EQ(dot, c.vnni) << (c.vnni ? "the int8 plan did not apply" : "the int8 plan applied where it must not");
+
+  compileOrFail(tmp.file("m.onnx"), tmp.file("m.so"));
+  kiln::Model artifact(tmp.file("m.so"));
+  kiln::Session session(artifact, 2);
+  auto got = tools::runArtifact(artifact, session, {input});
+  ASSERT_TRUE(got.isOk()) << got.status().message();
+  ASSERT_EQ(got->size(), 1u);
+  const ir::Tensor& g = (*got)[0];
+  const ir::Tensor& w = (*want)[0];
+  ASSERT_EQ(g.dtype(), w.dtype());
+  ASSERT_EQ(g.dims(), w.dims());
+  size_t element = c.op == "MatMulInteger" ? 4 : 1;
+  for (size_t i = 0; i < g.bytes().size(); i += element)
+    ASSERT_EQ(std::memcmp(g.bytes().data() + i, w.bytes().data() + i, element), 0) << "element " << i / element;
+}
+
+// K 37 and 5: a ragged group of k; N 70: a full 64-lane block and a 6-lane
+// tail block; N 40: one block of three vectors; M 13: a row tail.
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, Int8Contraction,
+    ::testing::Values(
+        Int8Case{"u8_s8_symmetric", "MatMulInteger", 13, 64, 70, DType::kUInt8, DType::kInt8},
+        Int8Case{"u8_s8_ragged_k", "MatMulInteger", 13, 37, 70, DType::kUInt8, DType::kInt8, 3},
+        Int8Case{"u8_s8_short_k", "MatMulInteger", 7, 5, 40, DType::kUInt8, DType::kInt8, 200},
+        Int8Case{"s8_s8_both_zero_points", "MatMulInteger", 13, 37, 70, DType::kInt8, DType::kInt8, -5, 3},
+        Int8Case{"s8_s8_symmetric", "MatMulInteger", 9, 96, 33, DType::kInt8, DType::kInt8},
+        Int8Case{"u8_small_u8_weights", "MatMulInteger", 6, 20, 48, DType::kUInt8, DType::kUInt8, 128, 7, 127},
+        Int8Case{"u8_large_u8_weights_generic", "MatMulInteger", 6, 20, 48, DType::kUInt8, DType::kUInt8, 128, 7, 255,
+                 false},
+        Int8Case{"qlinear_u8_s8", "QLinearMatMul", 13, 37, 70, DType::kUInt8, DType::kInt8, 128},
+        Int8Case{"qlinear_s8_s8", "QLinearMatMul", 13, 64, 70, DType::kInt8, DType::kInt8, 1, 0},
+        Int8Case{"narrow_n_generic", "MatMulInteger", 4, 16, 4, DType::kUInt8, DType::kInt8, 0, 0, 127, false}),
+    [](const ::testing::TestParamInfo<Int8Case>& info) { return info.param.name; });
+
+// A target without VNNI (--features=-avx512vnni) keeps the generic loops and
+// still computes the same numbers.
+TEST(Int8ContractionTarget, WithoutVnniUsesGenericLoops) {
+  if (!hostHasVnni()) GTEST_SKIP() << "this CPU lacks AVX512-VNNI; nothing to turn off";
+  Int8Case c{"no_vnni", "MatMulInteger", 13, 37, 70, DType::kUInt8, DType::kInt8, 3};
+  TempDir tmp;
+  ASSERT_TRUE(frontend::writeOnnxFile(*int8Model(c), tmp.file("m.onnx")).isOk());
+  driver::CompileOptions options;
+  options.codegen.features = "-avx512vnni";
+  options.emit = driver::Stage::kLlvm;
+  compileOrFail(tmp.file("m.onnx"), tmp.file("m.ll"), options);
+  std::vector<char> ir_text = readBytes(tmp.file("m.ll"));
+  EXPECT_EQ(std::string(ir_text.begin(), ir_text.end()).find("vpdpbusd"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kiln::testing

@@ -1,0 +1,93 @@
+// `kiln compile --quantize`: reading calibration/validation folders,
+// calibrating activations by running the float32 model as a native artifact,
+// and the accuracy report comparing float32 and quantized artifacts.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "compiler/driver/compile.h"
+#include "compiler/ir/tensor.h"
+#include "compiler/quant/calibration.h"
+#include "passes/quantize.h"
+
+namespace kiln::cli {
+
+// What a folder's files must match: one model input.
+struct InputSpec {
+  std::string name;
+  ir::DType dtype = ir::DType::kFloat32;
+  std::vector<int64_t> dims;  // -1 where the model leaves the size open
+};
+
+// One input set: a subfolder of a calibration or validation folder.
+struct InputSet {
+  std::string dir;
+  std::vector<ir::Tensor> tensors;  // in the model's input order
+};
+
+// The sets of `dir` (one subfolder per set, a file per input named after the
+// input or input_<i>, .npy or .pb; docs/quantization.md). Errors start with
+// `option` and name the folder or file at fault.
+Expected<std::vector<InputSet>> readInputSets(const std::string& dir, const std::vector<InputSpec>& inputs,
+                                              const std::string& option);
+
+struct QuantizeRequest {
+  passes::QuantizeSpec::Mode mode = passes::QuantizeSpec::Mode::kInt8;
+  std::string calibration_dir, validation_dir;
+  quant::CalibrationMethod method = quant::CalibrationMethod::kMinMax;
+  double percentile = 99.99;
+};
+
+struct AccuracyRow {
+  std::string output;
+  quant::OutputError error;
+};
+
+struct AccuracyReport {
+  std::string data;  // "calibration" or "validation", and how many sets
+  int sets = 0;
+  std::vector<AccuracyRow> rows;
+};
+
+// Calibration and the float32 reference, kept between compiling and
+// measuring: a scratch folder removed when this is destroyed.
+class QuantizeSession {
+ public:
+  QuantizeSession();
+  ~QuantizeSession();
+  QuantizeSession(const QuantizeSession&) = delete;
+  QuantizeSession& operator=(const QuantizeSession&) = delete;
+
+  // Reads the data, calibrates (int8) and fills options.pipeline.quantize.
+  // `options` may gain --shape pins for inputs of open size (from the first set).
+  Status prepare(const std::string& model_path, const QuantizeRequest& request, driver::CompileOptions& options);
+
+  // Float32 against the quantized artifact on the validation sets (else the
+  // calibration sets); nullopt-like empty report when there is no data.
+  Expected<AccuracyReport> measure(const std::string& quantized_artifact);
+
+  int calibrationSets() const { return static_cast<int>(calibration_.size()); }
+  double calibrationMs() const { return calibration_ms_; }
+  size_t calibratedTensors() const { return calibrated_tensors_; }
+
+ private:
+  // Compiles the float32 model at `source` to reference_artifact_.
+  Status compileReference(const std::string& source, const driver::CompileOptions& options);
+
+  std::string scratch_;
+  std::string reference_artifact_;  // float32, the model's outputs first
+  std::vector<InputSpec> inputs_;
+  std::vector<InputSet> calibration_, validation_;
+  QuantizeRequest request_;
+  double calibration_ms_ = 0;
+  size_t calibrated_tensors_ = 0;
+};
+
+// The accuracy table for a terminal, and as a JSON object.
+std::string formatAccuracy(const AccuracyReport& report);
+std::string accuracyJson(const AccuracyReport& report, const std::string& indent);
+
+}  // namespace kiln::cli
