@@ -7,6 +7,7 @@
 
 #include "compiler/kir/evaluator.h"
 #include "tests/testing/artifact_fixture.h"
+#include "tests/testing/container_boundary.h"
 #include "tools/common/run_artifact.h"
 #include "tools/common/tensor_files.h"
 
@@ -108,11 +109,7 @@ TEST_P(CodegenVsReference, MatchesOnRandomInputs) {
     if (program.status().kind() == ErrorKind::kUnsupported) GTEST_SKIP() << "unsupported: " << program.status().message();
     FAIL() << program.status().message();
   }
-  auto container = [](const auto& sig) { return sig.kind != ir::ValueKind::kTensor; };
-  if (std::any_of(program->inputs.begin(), program->inputs.end(), container) ||
-      std::any_of(program->outputs.begin(), program->outputs.end(), container))
-    GTEST_SKIP() << "a sequence or optional at the graph boundary: the reference evaluator does not run it "
-                    "(kiln-conformance checks the case on generated code)";
+  if (testing::hasContainerBoundary(*program)) GTEST_SKIP() << testing::kContainerBoundarySkip;
   if (runsOnCaseInputs(*program)) return checkOnCaseInputs(dir, *program);
   std::mt19937 rng(1234);
   std::vector<ir::Tensor> inputs;

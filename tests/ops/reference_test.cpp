@@ -18,6 +18,7 @@
 #include "compiler/onnx/importer.h"
 #include "compiler/ops/op_registry.h"
 #include "passes/infer_shapes.h"
+#include "tests/testing/container_boundary.h"
 #include "tools/common/tensor_files.h"
 
 namespace kiln {
@@ -183,24 +184,13 @@ CaseResult compileFailure(const Status& status) {
   return {status.kind() == ErrorKind::kUnsupported ? Outcome::kUnsupported : Outcome::kFail, status.message()};
 }
 
-// The reference evaluator refuses programs with a sequence or optional at the
-// graph boundary; the conformance run checks those cases on generated code.
-constexpr const char* kContainerBoundary =
-    "a sequence or optional at the graph boundary: the reference evaluator does not run it "
-    "(kiln-conformance checks the case on generated code)";
-
-bool hasContainerBoundary(const lower::Program& program) {
-  auto container = [](const auto& sig) { return sig.kind != ir::ValueKind::kTensor; };
-  return std::any_of(program.inputs.begin(), program.inputs.end(), container) ||
-         std::any_of(program.outputs.begin(), program.outputs.end(), container);
-}
-
 CaseResult runCase(const std::string& name) {
   fs::path dir = fs::path(KILN_TESTDATA_DIR) / name;
   bool specialize = bindsShapeInputs(name);
   Expected<lower::Program> program = specialize ? internalError("not compiled") : compile(dir / "model.onnx", nullptr);
   if (!specialize && !program) return compileFailure(program.status());
-  if (!specialize && hasContainerBoundary(*program)) return {Outcome::kUnsupported, kContainerBoundary};
+  if (!specialize && testing::hasContainerBoundary(*program))
+    return {Outcome::kUnsupported, testing::kContainerBoundarySkip};
   std::vector<fs::path> data_sets;
   for (const auto& entry : fs::directory_iterator(dir))
     if (entry.is_directory() && entry.path().filename().string().starts_with("test_data_set_"))
@@ -251,7 +241,7 @@ TEST_P(NodeCaseTest, MatchesExpectedOutputs) {
   CaseResult result = runCase(name);
   results()[name] = result;
   bool expect_unsupported = kExpectedUnsupported.count(name) > 0;
-  if (result.outcome == Outcome::kUnsupported && (expect_unsupported || result.detail == kContainerBoundary))
+  if (result.outcome == Outcome::kUnsupported && (expect_unsupported || result.detail == testing::kContainerBoundarySkip))
     GTEST_SKIP() << result.detail;
   EXPECT_EQ(result.outcome, Outcome::kPass) << name << ": " << result.detail;
 }
