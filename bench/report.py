@@ -3,45 +3,26 @@
     /usr/bin/python3 bench/report.py --out DIR --models a,b --kiln KILN --threads N --command "bench/run.sh ..."
 """
 import argparse
-import json
 import os
-import platform
-import re
-import subprocess
 
 import numpy as np
 import onnx
 from onnx import shape_inference
 
+from benchlib import machine, physical_cores, read, step_failure, step_json
+
 ENGINES = [("kiln", "Kiln"), ("ort", "ONNX Runtime"), ("torch_jit", "PyTorch TorchScript"), ("torch_eager", "PyTorch eager")]
-
-
-def read(path):
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return None
 
 
 def engine_result(folder, name):
     """(result dict, None) on success, else (None, why)."""
-    rc = read(os.path.join(folder, name + ".rc"))
-    if rc is None:
-        return None, "not run"
-    if rc in ("124", "137"):
-        return None, f"timeout after {read(os.path.join(folder, name + '.seconds'))} s"
-    if rc != "0":
-        err = (read(os.path.join(folder, name + ".err")) or "").splitlines()
-        lines = [l for l in err if l.strip()]
-        why = lines[-1] if lines else f"exit {rc}"
-        return None, re.sub(r"^kiln: error: ", "", why)[:300]
+    why = step_failure(folder, name)
+    if why:
+        return None, why
     if name == "compile":
         return {}, None
-    try:
-        return json.loads(read(os.path.join(folder, name + ".json")).splitlines()[-1]), None
-    except (ValueError, AttributeError, IndexError):
-        return None, "no result printed"
+    result = step_json(folder, name)
+    return (result, None) if result is not None else (None, "no result printed")
 
 
 def model_flops(path):
@@ -71,16 +52,6 @@ def model_flops(path):
     return total
 
 
-def physical_cores():
-    cores, package = set(), "0"
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("physical id"):
-            package = line.split(":")[1].strip()
-        elif line.startswith("core id"):
-            cores.add((package, line.split(":")[1].strip()))
-    return len(cores) or os.cpu_count()
-
-
 def peak(threads):
     """The rule of tools/kiln/measure.cpp: cores x clock x FLOPs per cycle per core."""
     mhz = 0.0
@@ -101,26 +72,6 @@ def peak(threads):
         fpc, isa = 8, "SSE"
     cores = min(threads, physical_cores())
     return cores * mhz / 1000 * fpc, f"{cores} cores x {mhz / 1000:.3g} GHz x {fpc} FLOP/cycle ({isa})"
-
-
-def machine(kiln):
-    model = "unknown CPU"
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            model = line.split(":")[1].strip()
-            break
-    flags = open("/proc/cpuinfo").read()
-    isa = [f for f in ("avx512f", "avx512_bf16", "avx512_fp16", "amx_tile") if re.search(r"\b" + f + r"\b", flags)]
-    mem = (read("/proc/meminfo") or "").splitlines()[0].split()[1:2]
-    mem_gib = f"{int(mem[0]) / 2**20:.0f} GiB" if mem else "?"
-    debian = read("/etc/debian_version") or "?"
-    try:
-        version = subprocess.run([kiln, "--version"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        version = "kiln (not found)"
-    return (f"{model}, {os.cpu_count()} hardware threads ({physical_cores()} cores), {', '.join(isa)}; "
-            f"{mem_gib} RAM; Debian {debian}, Linux {platform.release()}; {version}; "
-            f"load average {os.getloadavg()[0]:.1f} when the report was written")
 
 
 def fmt(x, digits=2):
@@ -209,7 +160,7 @@ def main():
         "",
         f"- Command: `{a.command}`",
         f"- Machine: {machine(a.kiln)}",
-        f"- Engines: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        "- Engines: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
         f"- fp32 peak: {peak_gflops:.0f} GFLOP/s = {derivation}",
         f"- Batch 1, fp32, {threads_note} for every engine; median of the timed runs after warm-up "
         "(same iteration and time budget for every engine); models exported by `torch.onnx.export` at opset 17 "

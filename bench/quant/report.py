@@ -14,10 +14,12 @@ import argparse
 import datetime
 import json
 import os
-import platform
-import re
+import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchlib import machine, read, step_failure, step_json  # noqa: E402
 
 VARIANTS = [
     ("ort_fp32", "ONNX Runtime fp32"),
@@ -38,27 +40,6 @@ DESCRIPTIONS = {
 }
 
 
-def read(path):
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return None
-
-
-def why_failed(folder, step):
-    """None when STEP ran and exited 0, else a one-line reason."""
-    rc = read(os.path.join(folder, step + ".rc"))
-    if rc is None:
-        return "not run"
-    if rc in ("124", "137"):
-        return f"{step}: timeout after {read(os.path.join(folder, step + '.seconds'))} s"
-    if rc == "0":
-        return None
-    lines = [line for line in (read(os.path.join(folder, step + ".err")) or "").splitlines() if line.strip()]
-    return re.sub(r"^kiln: error: ", "", lines[-1] if lines else f"exit {rc}")[:240]
-
-
 def variant_result(folder, name):
     """(median ms or None, compile seconds or None, note)."""
     na = read(os.path.join(folder, name + ".na"))
@@ -67,15 +48,15 @@ def variant_result(folder, name):
     compile_step = {"ort_qdq": "ort_qdq.export", "ort_fp32": None}.get(name, name + ".compile")
     compile_s = None
     if compile_step:
-        why = why_failed(folder, compile_step)
+        why = step_failure(folder, compile_step)
         if why:
             return None, None, f"compile failed: {why}" if why != "not run" else why
         compile_s = float(read(os.path.join(folder, compile_step + ".seconds")))
-    why = why_failed(folder, name)
+    why = step_failure(folder, name)
     if why:
         return None, compile_s, f"failed: {why}" if why != "not run" else why
     try:
-        median = float(json.loads(read(os.path.join(folder, name + ".json")).splitlines()[-1])["median_ms"])
+        median = float(step_json(folder, name)["median_ms"])
     except (ValueError, AttributeError, IndexError, KeyError, TypeError):
         return None, compile_s, "no timing printed"
     return median, compile_s, ""
@@ -108,15 +89,6 @@ def fmt(value, spec, missing="—"):
 
 def ratio(value):
     return "—" if value is None else f"{value:.2f}x"
-
-
-def machine():
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    load = open("/proc/loadavg").read().split()[:3]
-    flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags")), [])
-    isa = [f for f in ("avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8") if f in flags]
-    return (f"{cpu} ({' '.join(isa) or 'no AVX-512'}), {os.cpu_count()} logical CPUs, {platform.system()} "
-            f"{platform.release()}; load average {' '.join(load)}")
 
 
 def main():

@@ -14,7 +14,8 @@
 set -uo pipefail
 quant=$(cd "$(dirname "$0")" && pwd)
 bench=$(dirname "$quant")
-root=$(dirname "$bench")
+tool=bench/quant/run.sh
+log_tag=quant
 command_line="${KILN:+KILN=$KILN }bench/quant/run.sh $*"
 
 threads=2
@@ -25,56 +26,20 @@ time_limit=900
 models=digits_cnn,digits_transformer,digits_mlp,resnet50,bert_base
 out=$bench/out/quant
 results=$quant/RESULTS.md
-
-usage() { echo "usage: bench/quant/run.sh [--threads N] [--iters N] [--warmup N] [--max-time S] [--time-limit S] [--models a,b] [--out DIR] [--results FILE]" >&2; exit 2; }
-while [ $# -gt 0 ]; do
-  [ $# -ge 2 ] || usage
-  case $1 in
-    --threads) threads=$2 ;;
-    --iters) iters=$2 ;;
-    --warmup) warmup=$2 ;;
-    --max-time) max_time=$2 ;;
-    --time-limit) time_limit=$2 ;;
-    --models) models=$2 ;;
-    --out) out=$2 ;;
-    --results) results=$2 ;;
-    *) usage ;;
-  esac
-  shift 2
-done
-for n in "$threads" "$iters" "$time_limit"; do [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "bench/quant/run.sh: '$n' is not a positive integer" >&2; exit 2; }; done
-[[ $warmup =~ ^[0-9]+$ && $max_time =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "bench/quant/run.sh: bad --warmup or --max-time" >&2; exit 2; }
-IFS=, read -r -a names <<<"$models"
+# shellcheck source=../lib.sh
+source "$bench/lib.sh"
+parse_bench_options "$@"
 for m in "${names[@]}"; do
   case $m in digits_cnn | digits_transformer | digits_mlp | resnet50 | bert_base) ;;
-    *) echo "bench/quant/run.sh: unknown model '$m' (known: digits_cnn, digits_transformer, digits_mlp, resnet50, bert_base)" >&2; exit 2 ;;
+    *) die 2 "unknown model '$m' (known: digits_cnn, digits_transformer, digits_mlp, resnet50, bert_base)" ;;
   esac
 done
 
-py=/usr/bin/python3
-log() { echo "[quant] $*" >&2; }
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-
 # --- what the peers and Kiln need -------------------------------------------
-if ! $py -c 'import torch, torchvision, sklearn, onnx, numpy' 2>/dev/null; then
-  log "installing python3-torch python3-torchvision python3-sklearn python3-onnx (Debian) ..."
-  as_root apt-get install -y python3-torch python3-torchvision python3-sklearn python3-onnx python3-numpy >/dev/null ||
-    { echo "bench/quant/run.sh: apt-get install python3-torch python3-torchvision python3-sklearn failed" >&2; exit 4; }
-fi
-if [ ! -f "$bench/node_modules/onnxruntime-node/package.json" ]; then
-  log "installing onnxruntime-node (npm, --ignore-scripts) ..."
-  (cd "$bench" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null) ||
-    { echo "bench/quant/run.sh: npm ci --ignore-scripts in bench/ failed" >&2; exit 4; }
-fi
-kiln=${KILN:-$root/build/bin/kiln}
-if [ ! -x "$kiln" ]; then
-  log "building the kiln CLI into build/ ..."
-  bash "$root/scripts/install-deps.sh" &&
-    (cd "$root" && export CCACHE_BASEDIR="$root" &&
-      { [ -f build/build.ninja ] || cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null; } &&
-      cmake --build build --target kiln -j "$(nproc)") ||
-    { echo "bench/quant/run.sh: building kiln failed" >&2; exit 5; }
-fi
+need_python_packages "torch, torchvision, sklearn, onnx, numpy" -- \
+  python3-torch python3-torchvision python3-sklearn python3-onnx python3-numpy
+need_onnxruntime
+need_kiln
 
 # What this kiln can do: a variant whose flag is missing becomes a "not available" row.
 help=$("$kiln" compile --help 2>&1)
@@ -106,19 +71,6 @@ for m in "${names[@]}"; do
 done
 
 # --- 2. every variant of every model ---------------------------------------------
-# run_step DIR NAME COMMAND...: stdout to DIR/NAME.json, stderr to DIR/NAME.err,
-# exit status to DIR/NAME.rc (124: killed after --time-limit), seconds to DIR/NAME.seconds.
-run_step() {
-  local dir=$1 name=$2
-  shift 2
-  local t0=$(date +%s.%N)
-  timeout --kill-after=10 "$time_limit" "$@" >"$dir/$name.json" 2>"$dir/$name.err"
-  local rc=$?
-  echo "$rc" >"$dir/$name.rc"
-  awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f\n", b - a }' >"$dir/$name.seconds"
-  log "  $name: exit $rc, $(cat "$dir/$name.seconds") s"
-  return $rc
-}
 not_available() { echo "$3" >"$1/$2.na"; log "  $2: $3"; }
 
 timing=(--threads "$threads" --iters "$iters" --warmup "$warmup" --max-time "$max_time")

@@ -12,16 +12,6 @@ py=python3
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-# expect NAME WANT_RC WANT_STDERR_REGEX -- command...
-expect() {
-  local name=$1 want_rc=$2 want_err=$3
-  shift 4
-  "$@" >"$work/out" 2>"$work/err"
-  local rc=$?
-  if [ "$rc" -ne "$want_rc" ]; then fail "$name: exit $rc, expected $want_rc" "$work/err"; return; fi
-  if [ -n "$want_err" ] && ! grep -qE -- "$want_err" "$work/err"; then fail "$name: stderr does not match /$want_err/" "$work/err"; return; fi
-  pass "$name"
-}
 
 # check_json NAME PYTHON_CONDITION: evaluates the condition with `r` = the JSON in $work/out.
 check_json() {

@@ -6,26 +6,9 @@ set -uo pipefail
 kiln=$1
 data=/usr/share/libonnx-testdata/data/node
 examples=$(cd "$(dirname "$0")/../../examples" && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
-# expect NAME WANT_RC WANT_STDERR_REGEX -- command...
-expect() {
-  local name=$1 want_rc=$2 want_err=$3
-  shift 4
-  "$@" >"$work/out" 2>"$work/err"
-  local rc=$?
-  if [ "$rc" -ne "$want_rc" ]; then
-    echo "FAIL $name: exit $rc, expected $want_rc"; sed 's/^/  | /' "$work/err"; failed=$((failed + 1)); return
-  fi
-  if [ -n "$want_err" ] && ! grep -qE -- "$want_err" "$work/err"; then
-    echo "FAIL $name: stderr does not match /$want_err/"; sed 's/^/  | /' "$work/err"; failed=$((failed + 1)); return
-  fi
-  echo "PASS $name"
-  passed=$((passed + 1))
-}
 
 case_dir=$data/test_conv_with_strides_padding
 expect "compile conv" 0 "" -- "$kiln" compile "$case_dir/model.onnx" -o "$work/c.so"
@@ -128,5 +111,4 @@ expect "--shape pins the symbol" 0 "" -- "$kiln" compile "$work/batch.onnx" -o "
 expect "a pinned artifact refuses another batch" 2 "input 0 'image': shape \[3x3x32x32\], expected \[2x3x32x32\]" -- \
   "$kiln" run "$work/b2.so" --input "$work/x3.npy"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish cli_test

@@ -17,6 +17,24 @@ check() {
   shift
   if "$@" >"$work/log" 2>&1; then pass "$name"; else tail -30 "$work/log" >"$work/log.tail"; fail "$name" "$work/log.tail"; fi
 }
+# expect NAME WANT_RC WANT_STDERR_REGEX -- COMMAND...: runs COMMAND with its
+# stdout in $work/out and stderr in $work/err; passes when it exits WANT_RC and
+# (unless the regex is empty) stderr matches. With expect_one_line_errors=1 a
+# failing command's error must also be exactly one line.
+expect() {
+  local name=$1 want_rc=$2 want_err=$3
+  shift 4
+  "$@" >"$work/out" 2>"$work/err"
+  local rc=$?
+  if [ "$rc" -ne "$want_rc" ]; then fail "$name: exit $rc, expected $want_rc" "$work/err"; return; fi
+  if [ -n "$want_err" ] && ! grep -qE -- "$want_err" "$work/err"; then
+    fail "$name: stderr does not match /$want_err/" "$work/err"; return
+  fi
+  if [ "${expect_one_line_errors:-0}" = 1 ] && [ "$want_rc" -ne 0 ] && [ "$(wc -l <"$work/err")" -ne 1 ]; then
+    fail "$name: the error is not one line" "$work/err"; return
+  fi
+  pass "$name"
+}
 # finish TEST_NAME: prints the totals; the script's exit status is 0 only when nothing failed.
 finish() {
   echo "$1: $passed passed, $failed failed"

@@ -10,23 +10,7 @@ src=$2
 py=/usr/bin/python3
 tiny=$src/examples/tiny_cnn/tiny_cnn.onnx
 
-# expect NAME WANT_RC WANT_STDERR_REGEX -- command...
-expect() {
-  local name=$1 want_rc=$2 want_err=$3
-  shift 4
-  "$@" >"$work/out" 2>"$work/err"
-  local rc=$?
-  if [ "$rc" -ne "$want_rc" ]; then
-    echo "FAIL $name: exit $rc, expected $want_rc"; sed 's/^/  | /' "$work/err"; failed=$((failed + 1)); return
-  fi
-  if [ -n "$want_err" ] && ! grep -qE -- "$want_err" "$work/err"; then
-    echo "FAIL $name: stderr does not match /$want_err/"; sed 's/^/  | /' "$work/err"; failed=$((failed + 1)); return
-  fi
-  if [ "$want_rc" -ne 0 ] && [ "$(wc -l <"$work/err")" -ne 1 ]; then
-    echo "FAIL $name: the error is not one line"; sed 's/^/  | /' "$work/err"; failed=$((failed + 1)); return
-  fi
-  pass "$name"
-}
+expect_one_line_errors=1
 
 if ! $py -c 'import numpy' 2>/dev/null; then
   echo "SKIP quantize_test: /usr/bin/python3 has no numpy to write the calibration data (apt-get install python3-numpy)"
