@@ -48,24 +48,6 @@ char32_t mapCase(char32_t c, bool upper) {
   return c;
 }
 
-// The code point at s[i] and its length in bytes; 0 when the bytes there are
-// not valid UTF-8 (overlong forms, surrogates and values past U+10FFFF
-// included).
-size_t decode(std::string_view s, size_t i, char32_t& c) {
-  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char b0 = byte(i);
-  if (b0 < 0x80) return c = b0, 1;
-  size_t n = b0 >= 0xC2 && b0 <= 0xDF ? 2 : b0 >= 0xE0 && b0 <= 0xEF ? 3 : b0 >= 0xF0 && b0 <= 0xF4 ? 4 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  c = b0 & (0x7F >> n);
-  for (size_t k = 1; k < n; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-    c = (c << 6) | (byte(i + k) & 0x3F);
-  }
-  constexpr char32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (c < kMin[n] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
-  return n;
-}
 
 
 // ---- Numbers -------------------------------------------------------------------
@@ -91,6 +73,25 @@ std::string shortestScientific(double value, int bits) {
 }
 
 }  // namespace
+
+// The code point at s[i] and its length in bytes; 0 when the bytes there are
+// not valid UTF-8 (overlong forms, surrogates and values past U+10FFFF
+// included).
+size_t decodeUtf8(std::string_view s, size_t i, char32_t& c) {
+  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char b0 = byte(i);
+  if (b0 < 0x80) return c = b0, 1;
+  size_t n = b0 >= 0xC2 && b0 <= 0xDF ? 2 : b0 >= 0xE0 && b0 <= 0xEF ? 3 : b0 >= 0xF0 && b0 <= 0xF4 ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  c = b0 & (0x7F >> n);
+  for (size_t k = 1; k < n; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+    c = (c << 6) | (byte(i + k) & 0x3F);
+  }
+  constexpr char32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (c < kMin[n] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
+  return n;
+}
 
 const char* StringPool::add(std::string s) {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -185,7 +186,7 @@ std::string changeCase(std::string_view s, bool upper) {
   out.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
     char32_t c = 0;
-    size_t n = decode(s, i, c);
+    size_t n = decodeUtf8(s, i, c);
     if (n == 0) {
       out += s[i++];
       continue;
@@ -222,7 +223,7 @@ void appendUtf8(char32_t c, std::string& out) {
 bool isValidUtf8(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     char32_t c = 0;
-    size_t n = decode(s, i, c);
+    size_t n = decodeUtf8(s, i, c);
     if (n == 0) return false;
     i += n;
   }

@@ -61,6 +61,10 @@ int64_t parseInt(std::string_view s, bool is_unsigned);
 std::string changeCase(std::string_view s, bool upper);
 bool equal(std::string_view a, std::string_view b, bool ignore_case);
 bool isValidUtf8(std::string_view s);
+// The code point at s[i] (i < s.size()) into `c` and its length in bytes; 0
+// when the bytes there are not valid UTF-8 (overlong forms, surrogates and
+// values past U+10FFFF included).
+size_t decodeUtf8(std::string_view s, size_t i, char32_t& c);
 // Appends code point `c` (at most U+10FFFF) to `out` as UTF-8.
 void appendUtf8(char32_t c, std::string& out);
 

@@ -68,6 +68,19 @@ TEST(NpyTest, StringsRoundTrip) {
   EXPECT_EQ(back->strings(), text.strings());
 }
 
+// Bytes that are not UTF-8 (a lone continuation byte, a truncated sequence,
+// an overlong form, a surrogate) are written as U+FFFD, one per bad byte, and
+// the valid characters around them are kept.
+TEST(NpyTest, InvalidUtf8IsWrittenAsReplacementCharacters) {
+  TempDir dir;
+  ir::Tensor text = ir::Tensor::fromStrings({4}, {"a\x80" "b", "\xC3", "\xC0\xAF!", "\xED\xA0\x80\xC3\xA9"});
+  ASSERT_TRUE(tools::writeNpy(dir.file("s.npy"), text).isOk());
+  auto back = tools::readNpy(dir.file("s.npy"));
+  ASSERT_TRUE(back.isOk()) << back.status().message();
+  EXPECT_EQ(back->strings(), (std::vector<std::string>{"a\uFFFD" "b", "\uFFFD", "\uFFFD\uFFFD!",
+                                                        "\uFFFD\uFFFD\uFFFD\u00E9"}));
+}
+
 TEST(NpyTest, ReadsWhatNumpyWrites) {
   if (!pythonOnnxAvailable()) GTEST_SKIP() << "/usr/bin/python3 with numpy/onnx is not available";
   TempDir dir;

@@ -169,16 +169,15 @@ size_t stringWidth(const std::string& descr, char kind) {
 }
 
 
-// The code points of valid UTF-8 (the strings Kiln produces and checks).
+// The code points of `s`; a byte that does not start valid UTF-8 becomes
+// U+FFFD, as in any UTF-8 decoder that replaces rather than refuses.
 std::u32string utf32(const std::string& s) {
   std::u32string out;
   for (size_t i = 0; i < s.size();) {
-    auto b = static_cast<unsigned char>(s[i]);
-    size_t n = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
-    char32_t c = n == 1 ? b : b & (0x7F >> n);
-    for (size_t k = 1; k < n && i + k < s.size(); ++k) c = (c << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-    out += c;
-    i += n;
+    char32_t c = 0;
+    size_t n = strings::decodeUtf8(s, i, c);
+    out += n ? c : U'\uFFFD';
+    i += n ? n : 1;
   }
   return out;
 }
