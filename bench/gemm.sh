@@ -35,18 +35,7 @@ for shape in "${list[@]}"; do
   [[ $shape =~ ^([0-9]+)x([0-9]+)x([0-9]+)$ ]] || { echo "bench/gemm.sh: '$shape' is not MxKxN" >&2; exit 2; }
   m=${BASH_REMATCH[1]} k=${BASH_REMATCH[2]} n=${BASH_REMATCH[3]}
   model=$out/matmul_$shape.onnx
-  /usr/bin/python3 - "$model" "$m" "$k" "$n" <<'EOF' || exit 1
-import sys
-import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
-path, m, k, n = sys.argv[1], *map(int, sys.argv[2:])
-w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((k, n)).astype(np.float32), "w")
-graph = helper.make_graph([helper.make_node("MatMul", ["a", "w"], ["y"], name="gemm")], "gemm",
-                          [helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], [w])
-onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
-EOF
+  /usr/bin/python3 "$bench/matmul_model.py" "$model" "$m" "$k" "$n" || exit 1
   if ! "$kiln" compile -O2 "$model" -o "$out/matmul_$shape.so" 2>"$out/compile.err"; then
     printf '%-18s compile failed: %s\n' "$shape" "$(tail -n 1 "$out/compile.err")"
     continue

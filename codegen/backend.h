@@ -30,6 +30,10 @@ struct TargetOptions {
   // (AVX512-BF16 dot products: weights and activations rounded to bfloat16,
   // products accumulated in fp32).
   std::string precision;
+  // --target cpu only: block-sparse contraction kernels, "auto" (the default
+  // when empty: where the weight's block density is under the measured
+  // threshold), "off" or "always" (codegen/cpu/sparse_contraction.h).
+  std::string sparse_kernels;
 };
 
 class Backend {

@@ -11,15 +11,15 @@
 //   OptionalGetElement of a known tensor       -> Identity of it;
 //   SequenceLength, OptionalHasElement whose result inference knows -> Constant;
 //   SequenceMap over sequences of known length -> its body, once per element
-//     (bodies without nested subgraphs).
+//     (bodies without nested subgraphs); over others -> the Loop of its
+//     ONNX function (sequenceMapAsLoop).
 // Then the container ops nobody reads any more are removed.
 //
 // Requires: shapes inferred (ops/containers.h follows each sequence back to
 // its elements). Runs at every -O level after infer-shapes, whenever the
 // model has a container. What is left reading a container afterwards is
-// compiled over run-time values when it comes from a graph input
-// (ops/run_time_containers.cpp) and refused at lowering naming the node
-// otherwise; a container read inside a subgraph is an error here.
+// compiled over run-time values (ops/run_time_containers.cpp, in subgraphs
+// too) or refused at lowering naming the node.
 #include "passes/expand_containers.h"
 
 #include <unordered_set>
@@ -273,6 +273,76 @@ Expected<bool> inlineSequenceMap(ir::Graph& graph, ir::Node& node) {
   return true;
 }
 
+// SequenceMap over sequences known only at run time: the Loop the ONNX
+// function defines, rewritten in place, so one mechanism runs it.
+//   Loop(SequenceLength(s0), "", SequenceEmpty per output) with a body that
+//   takes element `iteration` of each sequence input (SequenceAt), reads the
+//   tensor inputs from outside, runs the original body and appends each
+//   result to its loop-carried sequence (SequenceInsert).
+// The original body graph becomes the Loop's body: its inputs become values
+// that the new nodes produce, so nested subgraphs that read them still do.
+Expected<bool> sequenceMapAsLoop(ir::Graph& graph, ir::Node& node) {
+  std::shared_ptr<ir::Graph> body = node.attribute("body")->graphs[0];
+  ir::Value* first_sequence = nullptr;
+  for (ir::Value* in : node.inputs) {
+    if (!in) return false;  // inference reports an omitted input
+    if (in->type.kind == ValueKind::kSequence && !first_sequence) first_sequence = in;
+  }
+  if (!first_sequence || body->inputs.size() != node.inputs.size() || body->outputs.size() != node.outputs.size())
+    return false;  // inference reports these
+  const std::string& base = node.name.empty() ? std::string("SequenceMap") : node.name;
+  ir::Graph& b = *body;
+  ir::Value* iteration = b.addValue(uniqueName(b, base + "/iteration"), {ir::DType::kInt64, ir::Shape{}});
+  ir::Value* cond = b.addValue(uniqueName(b, base + "/cond"), {ir::DType::kBool, ir::Shape{}});
+  std::vector<ir::Value*> new_inputs = {iteration, cond};
+  for (size_t i = 0; i < body->inputs.size(); ++i) {
+    ir::Value* inner = body->inputs[i];
+    bool sequence = node.inputs[i]->type.kind == ValueKind::kSequence;
+    ir::Node* take = b.addNode(sequence ? "SequenceAt" : "Identity", base + "/input" + std::to_string(i));
+    take->inputs = sequence ? std::vector<ir::Value*>{node.inputs[i], iteration} : std::vector<ir::Value*>{node.inputs[i]};
+    take->outputs = {inner};
+    inner->producer = take;
+    inner->producer_output = 0;
+  }
+  std::vector<ir::Value*> new_outputs = {
+      addNodeWithOutput(b, "Identity", base + "/cond_out", {cond}, base + "/cond_out", cond->type)};
+  std::vector<ir::Value*> initial = {addNodeWithOutput(graph, "SequenceLength", base + "/length", {first_sequence},
+                                                       base + "/length", {ir::DType::kInt64, ir::Shape{}}),
+                                     nullptr};
+  for (size_t k = 0; k < body->outputs.size(); ++k) {
+    ir::TensorType type{body->outputs[k]->type.dtype, std::nullopt, ValueKind::kSequence};
+    std::string suffix = "/out" + std::to_string(k);
+    ir::Value* carried = b.addValue(uniqueName(b, base + suffix + "_in"), type);
+    new_inputs.push_back(carried);
+    new_outputs.push_back(addNodeWithOutput(b, "SequenceInsert", base + suffix + "_insert",
+                                            {carried, body->outputs[k]}, base + suffix + "_out", type));
+    ir::Value* empty = addNodeWithOutput(graph, "SequenceEmpty", base + suffix + "_empty", {}, base + suffix + "_empty", type);
+    ir::Attribute dtype;
+    dtype.kind = ir::Attribute::Kind::kInt;
+    dtype.i = static_cast<int64_t>(type.dtype);
+    empty->producer->attributes.emplace("dtype", std::move(dtype));
+    initial.push_back(empty);
+  }
+  b.inputs = std::move(new_inputs);
+  b.outputs = std::move(new_outputs);
+  KILN_RETURN_IF_ERROR(b.sortTopologically());
+  ir::Node* loop = graph.addNode("Loop", base);
+  loop->inputs = std::move(initial);
+  loop->outputs = node.outputs;
+  for (size_t k = 0; k < loop->outputs.size(); ++k)
+    if (ir::Value* out = loop->outputs[k]) {
+      out->producer = loop;
+      out->producer_output = static_cast<int>(k);
+    }
+  ir::Attribute attr;
+  attr.kind = ir::Attribute::Kind::kGraph;
+  attr.graphs = {body};
+  loop->attributes.emplace("body", std::move(attr));
+  node.outputs.clear();
+  graph.eraseNode(&node);
+  return true;
+}
+
 bool readsContainer(const ir::Node& node) {
   for (const ir::Value* in : node.inputs)
     if (in && !in->type.isTensor()) return true;
@@ -303,23 +373,6 @@ void removeDeadContainers(ir::Graph& graph, const std::unordered_set<const ir::N
 }
 
 
-// Nodes (here and in nested subgraphs) that still read a container.
-Status checkNodesReadTensors(const ir::Graph& graph) {
-  for (const auto& node : graph.nodes()) {
-    for (size_t i = 0; i < node->inputs.size(); ++i) {
-      const ir::Value* in = node->inputs[i];
-      if (in && !in->type.isTensor())
-        return unsupported(node->describe() + ": input " + std::to_string(i) + " '" + in->name + "' is " + ops::withArticle(in->type.kind) +
-                           " whose length, positions or presence are known only at run time; Kiln expands "
-                           "sequences and optionals at compile time");
-    }
-    for (const auto& [key, attr] : node->attributes)
-      for (const auto& sub : attr.graphs)
-        if (sub) KILN_RETURN_IF_ERROR(checkNodesReadTensors(*sub));
-  }
-  return Status::ok();
-}
-
 // One round over `graph`, its subgraphs (If/Loop/Scan bodies) first.
 Expected<bool> expandGraph(ir::Graph& graph, int64_t opset) {
   bool changed = false;
@@ -346,6 +399,9 @@ Expected<bool> expandGraph(ir::Graph& graph, int64_t opset) {
       KILN_ASSIGN_OR_RETURN(rewritten, expandGetElement(*node));
     } else if (op == "SequenceMap") {
       KILN_ASSIGN_OR_RETURN(rewritten, inlineSequenceMap(graph, *node));
+      if (!rewritten) {
+        KILN_ASSIGN_OR_RETURN(rewritten, sequenceMapAsLoop(graph, *node));
+      }
     } else if (op == "SequenceLength" || op == "OptionalHasElement") {
       rewritten = becomeConstant(*node);
     }
@@ -371,17 +427,6 @@ bool graphHasContainers(const ir::Graph& graph) {
 
 }  // namespace
 
-Status checkContainersExpanded(const ir::Graph& graph) {
-  // Graph inputs and outputs may be containers (compiled as run-time
-  // tables, ops/run_time_containers.cpp); what reads one inside a subgraph
-  // is refused here.
-  for (const auto& node : graph.nodes())
-    for (const auto& [key, attr] : node->attributes)
-      for (const auto& sub : attr.graphs)
-        if (sub) KILN_RETURN_IF_ERROR(checkNodesReadTensors(*sub));
-  return Status::ok();
-}
-
 bool hasContainers(const ir::Graph& graph) { return graphHasContainers(graph); }
 
 Expected<bool> expandContainersOnce(ir::Model& model) { return expandGraph(model.graph, model.opsetFor("")); }
@@ -394,7 +439,7 @@ Status expandContainers(ir::Model& model) {
     if (!changed) break;
     KILN_RETURN_IF_ERROR(inferShapes(model));
   }
-  return checkContainersExpanded(model.graph);
+  return Status::ok();
 }
 
 }  // namespace kiln::passes

@@ -14,13 +14,8 @@ bool hasContainers(const ir::Graph& graph);
 // One round of rewrites and dead-container removal; whether it changed anything.
 Expected<bool> expandContainersOnce(ir::Model& model);
 
-// Rounds of expandContainersOnce and shape inference until nothing changes,
-// then checkContainersExpanded.
+// Rounds of expandContainersOnce and shape inference until nothing changes.
+// What is left is compiled over run-time values (ops/run_time_containers.cpp).
 Status expandContainers(ir::Model& model);
-
-// An error naming the node where a container is left inside a subgraph
-// (If/Loop/Scan bodies carry tensors only). Containers at the graph
-// boundary are compiled over run-time values (ops/run_time_containers.cpp).
-Status checkContainersExpanded(const ir::Graph& graph);
 
 }  // namespace kiln::passes

@@ -49,6 +49,7 @@ bool isProgramPass(std::string_view name);
 bool programPassEnabled(const PipelineOptions& options, std::string_view name);
 
 struct QuantizeSpec;  // passes/quantize.h
+struct PruneSpec;     // passes/prune.h
 
 struct PipelineOptions {
   int opt_level = 2;
@@ -59,6 +60,9 @@ struct PipelineOptions {
   // --quantize: run as the "quantize" step (after fold-affine at -O1 and
   // above; first at -O0 or when --passes leaves it out).
   std::shared_ptr<const QuantizeSpec> quantize;
+  // --prune: run as the "prune" step (after fold-affine, before quantize at
+  // -O1 and above; first at -O0 or when --passes leaves it out).
+  std::shared_ptr<const PruneSpec> prune;
 };
 
 struct PassRecord {

@@ -9,6 +9,7 @@
 #include "passes/expand_gradient.h"
 #include "passes/infer_shapes.h"
 #include "passes/pass.h"
+#include "passes/prune.h"
 #include "passes/quantize.h"
 
 namespace kiln::passes {
@@ -46,6 +47,8 @@ const std::vector<PassInfo>& allPasses() {
 // The step that applies --quantize (passes/quantize.h); it is a pass name on
 // the command line but needs the options' QuantizeSpec, so runPipeline runs it.
 constexpr std::string_view kQuantizeStep = "quantize";
+// Likewise the step that applies --prune (passes/prune.h).
+constexpr std::string_view kPruneStep = "prune";
 
 bool isProgramPass(std::string_view name) { return name == "fuse-kernels" || name == "plan-in-place"; }
 
@@ -71,7 +74,7 @@ std::vector<std::string> pipelineFor(int opt_level) {
   // imported model's DequantizeLinear(int8 weight) into a float weight, and
   // after the quantize step, on the QDQ graph it wrote.
   return {"inline-constant-if", "fold-qdq", "fold-constants", "eliminate-common-subexpressions", "remove-no-ops",
-          "fold-affine", std::string(kQuantizeStep), "fold-qdq", "eliminate-dead-nodes", "fuse-kernels",
+          "fold-affine", std::string(kPruneStep), std::string(kQuantizeStep), "fold-qdq", "eliminate-dead-nodes", "fuse-kernels",
           "plan-in-place"};
 }
 
@@ -79,10 +82,12 @@ Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOp
   std::vector<std::string> names = options.passes.empty() ? pipelineFor(options.opt_level) : options.passes;
   if (options.quantize && std::find(names.begin(), names.end(), kQuantizeStep) == names.end())
     names.insert(names.begin(), std::string(kQuantizeStep));
+  if (options.prune && std::find(names.begin(), names.end(), kPruneStep) == names.end())
+    names.insert(names.begin(), std::string(kPruneStep));
   for (const std::string& n : options.disabled)
-    if (!findPass(n) && !isProgramPass(n) && n != kQuantizeStep) return invalidInput("--disable-pass: unknown pass '" + n + "'");
+    if (!findPass(n) && !isProgramPass(n) && n != kQuantizeStep && n != kPruneStep) return invalidInput("--disable-pass: unknown pass '" + n + "'");
   for (const std::string& n : options.print_after)
-    if (n != "all" && n != "infer-shapes" && n != "expand-containers" && n != "expand-gradient" && !findPass(n) && !isProgramPass(n) && n != kQuantizeStep)
+    if (n != "all" && n != "infer-shapes" && n != "expand-containers" && n != "expand-gradient" && !findPass(n) && !isProgramPass(n) && n != kQuantizeStep && n != kPruneStep)
       return invalidInput("--print-after: unknown pass '" + n + "'");
   bool print_all = options.print_after.count("all") > 0;
 
@@ -125,6 +130,15 @@ Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOp
       if (!options.quantize || options.disabled.count(name)) continue;
       KILN_RETURN_IF_ERROR(timed(name, [&]() -> Expected<bool> {
         KILN_ASSIGN_OR_RETURN(bool changed, runQuantize(model, *options.quantize));
+        if (changed) KILN_RETURN_IF_ERROR(inferShapes(model));
+        return changed;
+      }));
+      continue;
+    }
+    if (name == kPruneStep) {
+      if (!options.prune || options.disabled.count(name)) continue;
+      KILN_RETURN_IF_ERROR(timed(name, [&]() -> Expected<bool> {
+        KILN_ASSIGN_OR_RETURN(bool changed, runPrune(model, *options.prune));
         if (changed) KILN_RETURN_IF_ERROR(inferShapes(model));
         return changed;
       }));

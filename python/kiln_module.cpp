@@ -175,6 +175,35 @@ class PyModel {
     return named;
   }
 
+  // Runs a CUDA artifact on GPU buffers: inputs and outputs are objects with
+  // __cuda_array_interface__ (torch.cuda tensors, CuPy arrays), C-contiguous,
+  // of the model's dtype and shape; outputs are written in place. `stream`: a
+  // CUstream handle (int) or an object with .cuda_stream (torch.cuda.Stream);
+  // None is the legacy default stream.
+  void runDevice(const py::sequence& inputs, const py::sequence& outputs, const py::object& stream, bool async) {
+    if (inputs.size() != inputs_.size() || outputs.size() != outputs_.size())
+      throw kiln::Error(KILN_ERROR_INVALID_ARGUMENT, "the model takes " + std::to_string(inputs_.size()) +
+                                                         " input(s) and " + std::to_string(outputs_.size()) +
+                                                         " output(s); " + std::to_string(inputs.size()) + " and " +
+                                                         std::to_string(outputs.size()) + " given");
+    std::vector<kiln_tensor> in, out;
+    for (size_t i = 0; i < inputs_.size(); ++i)
+      in.push_back(deviceTensor(inputs[i], inputs_[i], model_.input(i).dtype, describeInput(i, inputs_[i].name), false));
+    for (size_t i = 0; i < outputs_.size(); ++i)
+      out.push_back(deviceTensor(outputs[i], outputs_[i], model_.output(i).dtype,
+                                 "output " + std::to_string(i) + " '" + outputs_[i].name + "'", true));
+    kiln_run_options options{};
+    options.input_memory = KILN_MEMORY_DEVICE;
+    options.output_memory = KILN_MEMORY_DEVICE;
+    options.async = async ? 1 : 0;
+    if (!stream.is_none()) {
+      py::object handle = py::hasattr(stream, "cuda_stream") ? stream.attr("cuda_stream") : stream;
+      options.cuda_stream = reinterpret_cast<void*>(handle.cast<uintptr_t>());
+    }
+    py::gil_scoped_release release;
+    session_->runWith(in, out, options);
+  }
+
   std::string repr() const {
     std::string out = "kiln.Model('" + path_ + "', inputs=[";
     for (size_t i = 0; i < inputs_.size(); ++i) out += (i ? ", " : "") + inputs_[i].repr();
@@ -254,6 +283,43 @@ class PyModel {
     return t;
   }
 
+  // A GPU buffer described by __cuda_array_interface__ (version 2 or 3).
+  static kiln_tensor deviceTensor(const py::handle& value, const TensorInfo& info, kiln_dtype dtype,
+                                  const std::string& where, bool written) {
+    if (!py::hasattr(value, "__cuda_array_interface__"))
+      throw kiln::Error(KILN_ERROR_INVALID_ARGUMENT,
+                        where + ": not a GPU array (no __cuda_array_interface__; pass a torch.cuda tensor or a CuPy array)");
+    py::dict cai = value.attr("__cuda_array_interface__");
+    py::tuple shape = cai["shape"];
+    std::string typestr = cai["typestr"].cast<std::string>();
+    std::string want = info.dtype.attr("str").cast<std::string>();
+    if (typestr != want)
+      throw kiln::Error(KILN_ERROR_INVALID_ARGUMENT,
+                        where + ": element type '" + typestr + "', the model expects '" + want + "' (" + dtypeName(info.dtype) + ")");
+    if (shape.size() > KILN_MAX_RANK)
+      throw kiln::Error(KILN_ERROR_INVALID_ARGUMENT, where + ": rank over the limit of " + std::to_string(KILN_MAX_RANK));
+    kiln_tensor t{};
+    t.dtype = dtype;
+    t.rank = static_cast<int32_t>(shape.size());
+    size_t elems = 1;
+    for (size_t d = 0; d < shape.size(); ++d) elems *= static_cast<size_t>(t.dims[d] = shape[d].cast<int64_t>());
+    t.bytes = elems * kiln_dtype_size(dtype);
+    if (cai.contains("strides") && !cai["strides"].is_none()) {
+      py::tuple strides = cai["strides"];
+      int64_t expect = static_cast<int64_t>(kiln_dtype_size(dtype));
+      for (size_t d = shape.size(); d-- > 0;) {
+        if (t.dims[d] != 1 && strides[d].cast<int64_t>() != expect)
+          throw kiln::Error(KILN_ERROR_INVALID_ARGUMENT, where + ": not C-contiguous (call .contiguous() first)");
+        expect *= t.dims[d];
+      }
+    }
+    py::tuple data = cai["data"];
+    if (written && data[1].cast<bool>())
+      throw kiln::Error(KILN_ERROR_INVALID_ARGUMENT, where + ": the GPU array is read-only");
+    t.data = reinterpret_cast<void*>(data[0].cast<uintptr_t>());
+    return t;
+  }
+
   // A tensor as an array, a sequence as a list of arrays, an empty optional as None.
   py::object wrapValue(kiln_value& v) const {
     if (!v.present) return py::none();
@@ -309,6 +375,12 @@ PYBIND11_MODULE(kiln, m) {
            "Runs the model. inputs: list/tuple in model order, dict by name, or one array. Returns a list of "
            "arrays in output order, or a dict by name with return_dict=True.")
       .def("run", &PyModel::run, py::arg("inputs"), py::kw_only(), py::arg("return_dict") = false)
+      .def("run_device", &PyModel::runDevice, py::arg("inputs"), py::arg("outputs"), py::kw_only(),
+           py::arg("stream") = py::none(), py::arg("async_") = false,
+           "Runs a CUDA artifact on GPU arrays (anything with __cuda_array_interface__: torch.cuda tensors, CuPy "
+           "arrays): inputs and outputs are lists in model order, outputs written in place. stream: a CUstream "
+           "(int) or a torch.cuda.Stream, None for the legacy default stream; the run is ordered after the work "
+           "queued on it. async_=True returns once the run is queued.")
       .def_property_readonly("inputs", &PyModel::inputs)
       .def_property_readonly("outputs", &PyModel::outputs)
       .def_property_readonly("input_names",

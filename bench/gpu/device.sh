@@ -4,6 +4,7 @@
 #   bench/gpu/device.sh BUNDLE.tar.xz OUT_DIR test      # cuda_runtime_test
 #   bench/gpu/device.sh BUNDLE.tar.xz OUT_DIR bench [gpu_bench.py options]
 #   bench/gpu/device.sh BUNDLE.tar.xz OUT_DIR conformance
+#   bench/gpu/device.sh BUNDLE.tar.xz OUT_DIR profile [profile_kiln.py options]
 set -euo pipefail
 bundle=$1
 out=$2
@@ -26,12 +27,15 @@ case $what in
   bench)
     python3 bench/gpu/gpu_bench.py --kiln "$kiln" --runtime "$kiln_root/lib/libkiln_rt.so" --out "$out" "$@"
     ;;
+  profile)
+    python3 bench/gpu/profile_kiln.py --kiln "$kiln" --runtime "$kiln_root/lib/libkiln_rt.so" --out "$out" "$@"
+    ;;
   conformance)
     "$kiln_root/bin/kiln-conformance" --target cuda --root "$kiln_root/data/node" \
       --expected tests/conformance/expected_pass.txt "$@" | tee "$out/conformance.txt"
     ;;
   *)
-    echo "device.sh: unknown step '$what' (bench, conformance)" >&2
+    echo "device.sh: unknown step '$what' (test, bench, profile, conformance)" >&2
     exit 2
     ;;
 esac

@@ -9,10 +9,11 @@ process, interleaved. Runs on the GPU machine (bench/gpu/run.sh prepares it).
 For each model (bench/models.py: the CPU benchmark's definitions, same seed):
 exports ONNX (opset 17, batch 1), compiles it with `kiln compile --target
 cuda` in fp32 and with `--cuda-precision fp16`, and times every engine on the
-same input. Kiln runs through libkiln_rt's C API (ctypes): each run copies the
-input from host memory, replays the session's CUDA graph and copies the output
-back, so its times include both copies; PyTorch's inputs and outputs stay on
-the GPU. Medians of wall-clock time per run, after a synchronize. Writes
+same input. Kiln runs through libkiln_rt's C API (ctypes) twice: `host I/O`
+copies the input from host memory, replays the session's CUDA graph and copies
+the output back; `device I/O` takes torch.cuda tensors (kiln_session_run_with
+with KILN_MEMORY_DEVICE) and queues the run on PyTorch's stream, as PyTorch's
+own calls are. PyTorch's inputs and outputs stay on the GPU. Medians of wall-clock time per run, after a synchronize. Writes
 DIR/results.md (the table) and DIR/results.json, and prints the table.
 """
 import argparse
@@ -39,10 +40,23 @@ class KilnTensor(ctypes.Structure):
                 ("data", ctypes.c_void_p), ("bytes", ctypes.c_size_t)]
 
 
+class KilnTensorInfo(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("dtype", ctypes.c_int32), ("rank", ctypes.c_int32),
+                ("dims", ctypes.POINTER(ctypes.c_int64)), ("dim_names", ctypes.c_void_p)]
+
+
+class KilnRunOptions(ctypes.Structure):
+    _fields_ = [("input_memory", ctypes.c_int32), ("output_memory", ctypes.c_int32), ("cuda_stream", ctypes.c_void_p),
+                ("async_", ctypes.c_int32)]
+
+
+KILN_MEMORY_DEVICE = 1
+
+
 class KilnModel:
     """One artifact and one session, through the C API."""
 
-    def __init__(self, lib, path, output_shape):
+    def __init__(self, lib, path, output_shape=None):
         self.lib = lib
         self.model, self.session = ctypes.c_void_p(), ctypes.c_void_p()
         err = ctypes.c_void_p()
@@ -50,19 +64,47 @@ class KilnModel:
             raise RuntimeError(lib.kiln_error_message(err).decode())
         if lib.kiln_session_create(self.model, None, ctypes.byref(self.session), ctypes.byref(err)) != 0:
             raise RuntimeError(lib.kiln_error_message(err).decode())
-        self.output = np.empty(output_shape, dtype=np.float32)
+        self.output = np.empty(output_shape or self.output_shape(), dtype=np.float32)
+        self.device_options = KilnRunOptions(KILN_MEMORY_DEVICE, KILN_MEMORY_DEVICE, None, 1)
+
+    def output_shape(self):
+        info, err = KilnTensorInfo(), ctypes.c_void_p()
+        if self.lib.kiln_model_output(self.model, 0, ctypes.byref(info), ctypes.byref(err)) != 0:
+            raise RuntimeError(self.lib.kiln_error_message(err).decode())
+        return tuple(info.dims[d] for d in range(info.rank))
+
+    @staticmethod
+    def tensor(dtype, shape, data, nbytes):
+        t = KilnTensor()
+        t.dtype, t.rank = dtype, len(shape)
+        for i, d in enumerate(shape):
+            t.dims[i] = d
+        t.data, t.bytes = data, nbytes
+        return t
+
+    def call(self, inp, out, options=None):
+        err = ctypes.c_void_p()
+        opts = ctypes.byref(options) if options is not None else None
+        if self.lib.kiln_session_run_with(self.session, ctypes.byref(inp), 1, ctypes.byref(out), 1, opts,
+                                          ctypes.byref(err)) != 0:
+            raise RuntimeError(self.lib.kiln_error_message(err).decode())
 
     def run(self, x):
-        inp, out = KilnTensor(), KilnTensor()
-        inp.dtype, inp.rank = DTYPES[x.dtype], x.ndim
-        for i, d in enumerate(x.shape):
-            inp.dims[i] = d
-        inp.data, inp.bytes = x.ctypes.data, x.nbytes
-        out.data, out.bytes = self.output.ctypes.data, self.output.nbytes
-        err = ctypes.c_void_p()
-        if self.lib.kiln_session_run(self.session, ctypes.byref(inp), 1, ctypes.byref(out), 1, ctypes.byref(err)) != 0:
-            raise RuntimeError(self.lib.kiln_error_message(err).decode())
+        """Host memory in and out: the run copies the input to the GPU and the output back."""
+        inp = self.tensor(DTYPES[x.dtype], x.shape, x.ctypes.data, x.nbytes)
+        out = self.tensor(1, self.output.shape, self.output.ctypes.data, self.output.nbytes)
+        self.call(inp, out)
         return self.output
+
+    def run_device(self, xt, out):
+        """torch.cuda tensors in and out, queued on PyTorch's current stream
+        without waiting (as a PyTorch module call is)."""
+        self.device_options.cuda_stream = torch.cuda.current_stream().cuda_stream or None
+        inp = self.tensor(DTYPES[np.dtype(str(xt.dtype).replace("torch.", ""))], xt.shape, xt.data_ptr(),
+                          xt.numel() * xt.element_size())
+        o = self.tensor(1, out.shape, out.data_ptr(), out.numel() * 4)
+        self.call(inp, o, self.device_options)
+        return out
 
 
 def load_runtime(path):
@@ -119,8 +161,12 @@ def bench_model(name, args, lib, out_dir):
         compile_s[f"kiln {precision}"] = compile_kiln(args.kiln, onnx_path, art, precision)
         k = KilnModel(lib, art, want.shape)
         got = k.run(x).copy()
-        notes[f"kiln {precision}"] = float(np.max(np.abs(got - want)))
-        engines[f"kiln {precision}"] = (lambda k=k: k.run(x))
+        notes[f"kiln {precision} host I/O"] = float(np.max(np.abs(got - want)))
+        engines[f"kiln {precision} host I/O"] = (lambda k=k: k.run(x))
+        out = torch.empty(want.shape, dtype=torch.float32, device="cuda")
+        got = k.run_device(xt, out).cpu().numpy()
+        notes[f"kiln {precision} device I/O"] = float(np.max(np.abs(got - want)))
+        engines[f"kiln {precision} device I/O"] = (lambda k=k, out=out: k.run_device(xt, out))
 
     def torch_engine(label, m, inp):
         with torch.no_grad():
@@ -173,11 +219,14 @@ def table(results, device):
              "Written by `bench/gpu/device.sh BUNDLE OUT bench " + " ".join(results["argv"]) + "` (bench/gpu/README.md); "
              "not edited by hand.", "",
              f"GPU: {device}; PyTorch {results['torch']}. Median ms per batch-1 run, {results['iters']} interleaved "
-             "runs per engine; ratio = Kiln fp16 time / engine time (below 1: Kiln is faster). Kiln's times include "
-             "copying the input from and the output to host memory; PyTorch's tensors stay on the GPU.", ""]
+             "runs per engine; ratio = Kiln fp16 (device I/O) time / engine time (below 1: Kiln is faster). "
+             "`host I/O`: Kiln copies the input from and the output to host memory inside each run; `device I/O`: "
+             "input and output are torch.cuda tensors, the run is queued on PyTorch's stream (kiln_session_run_with, "
+             "KILN_MEMORY_DEVICE) and timed as PyTorch's calls are, up to a torch.cuda.synchronize(). PyTorch's "
+             "tensors stay on the GPU.", ""]
     for name, r in results["models"].items():
         med = r["median_ms"]
-        base = med.get("kiln fp16")
+        base = med.get("kiln fp16 device I/O")
         lines += [f"## {r['model']}", "", "| engine | median ms | Kiln fp16 / engine | max abs diff vs torch fp32 |",
                   "| --- | --- | --- | --- |"]
         for label, ms in med.items():

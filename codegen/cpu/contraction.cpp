@@ -165,7 +165,7 @@ bool laneConditions(const kir::Expr& cond, std::vector<ContractionPlan::LaneCond
   if (op != kir::BinaryOp::kLt && op != kir::BinaryOp::kLe && op != kir::BinaryOp::kGt && op != kir::BinaryOp::kGe)
     return false;
   if (n.operands[0].dtype() != ir::DType::kInt64 || !affine(n.operands[0]) || !affine(n.operands[1])) return false;
-  out.push_back({n.operands[0] - n.operands[1], 0, op});
+  out.push_back({n.operands[0] - n.operands[1], 0, 0, op});
   return true;
 }
 
@@ -192,7 +192,7 @@ double laneUse(int64_t extent) {
 // axis that is not the output's innermost (its epilogue stores one element
 // at a time, at a stride).
 bool streamingBeatsPacked(const kir::Stage& stage, const ContractionPlan& packed, const ContractionPlan& streaming) {
-  if (!packed.packed || laneUse(stage.axes[streaming.v_axis].extent) < kMinStreamingLaneUse) return false;
+  if (!packed.packed || laneUse(vectorExtent(stage, streaming)) < kMinStreamingLaneUse) return false;
   bool strided_stores = packed.v_axis + 1 != static_cast<int>(stage.axes.size());
   return hasSelect(packed.scalar) || strided_stores;
 }
@@ -271,6 +271,88 @@ std::optional<ContractionPlan> planInt8Contraction(const kir::Kernel& kernel, co
   return std::nullopt;
 }
 
+// The flat element index of a store at `index` into a buffer of `shape`, when affine.
+std::optional<Affine> flatStore(const std::vector<int64_t>& shape, const std::vector<kir::Expr>& index) {
+  Affine flat;
+  int64_t stride = 1;
+  for (size_t d = shape.size(); d-- > 0;) {
+    std::optional<Affine> i = affine(index[d]);
+    if (!i) return std::nullopt;
+    flat.offset += i->offset * stride;
+    for (auto [var, c] : i->coeff) flat.coeff[var] += c * stride;
+    stride *= shape[d];
+  }
+  return flat;
+}
+
+// True when, outside `reduce`, the variables `outer` and `v` appear only in
+// the indices of loads that see them as one run (coefficient of outer =
+// span * coefficient of v), and in no select arm: the merged epilogue binds
+// v past its extent (outer fixed at the run's first lane), which only such
+// loads read correctly.
+bool readsMergedRuns(const kir::Kernel& kernel, const kir::Expr& e, const ExprNode& reduce, int outer, int v,
+                     int64_t span) {
+  const ExprNode& n = *e;
+  if (&n == &reduce) return true;
+  if (n.kind == ExprNode::Kind::kVar) return n.var_id != outer && n.var_id != v;
+  if (n.kind == ExprNode::Kind::kLoad) {
+    if (!dependsOn(e, outer) && !dependsOn(e, v)) return true;
+    std::optional<Affine> flat = flatIndex(kernel, n);
+    return flat && flat->of(outer) == span * flat->of(v);
+  }
+  if (n.kind == ExprNode::Kind::kSelect)
+    for (size_t i = 1; i < n.operands.size(); ++i)
+      if (dependsOn(n.operands[i], outer) || dependsOn(n.operands[i], v)) return false;
+  for (const kir::Expr& op : n.operands)
+    if (!readsMergedRuns(kernel, op, reduce, outer, v, span)) return false;
+  return true;
+}
+
+// The output axis that merges with a streaming plan's v (see
+// ContractionPlan::v_outer_axis), or -1. Only where another axis is left for
+// the tile's rows (one that S reads and V does not), so depthwise
+// convolutions keep their rows over output rows.
+int mergeableOuterAxis(const kir::Kernel& kernel, const kir::Stage& stage, const ExprNode& reduce,
+                       const ContractionPlan& plan, const Affine& flat, const kir::Expr& s_expr,
+                       const kir::Expr& v_expr) {
+  const kir::IterVar& v = stage.axes[plan.v_axis];
+  if (plan.packed || flat.of(v.id) != 1) return -1;
+  bool has_rows = false;
+  for (size_t a = 0; a < stage.axes.size(); ++a) {
+    int id = stage.axes[a].id;
+    has_rows = has_rows || (static_cast<int>(a) != plan.v_axis && flat.of(id) == 0 && !dependsOn(v_expr, id) &&
+                            dependsOn(s_expr, id));
+  }
+  if (!has_rows) return -1;
+  std::optional<Affine> store = flatStore(kernel.params[stage.buffer].shape, stage.store_index);
+  if (!store) return -1;
+  for (size_t a = 0; a < stage.axes.size(); ++a) {
+    const kir::IterVar& outer = stage.axes[a];
+    if (static_cast<int>(a) == plan.v_axis || outer.extent < 2 || flat.of(outer.id) != v.extent) continue;
+    if (dependsOn(s_expr, outer.id) || store->of(outer.id) != v.extent * store->of(v.id)) continue;
+    if (outer.extent * v.extent >= (int64_t{1} << 30)) continue;
+    if (!readsMergedRuns(kernel, stage.value, reduce, outer.id, v.id, v.extent)) continue;
+    return static_cast<int>(a);
+  }
+  return -1;
+}
+
+// How tasks split a plan's work (ContractionPlan::row_chunks): enough tasks
+// to balance a few threads. Streaming plans sweep their blocks inside a
+// task, row tile by row tile, and split rows before blocks.
+void splitTasks(ContractionPlan& plan, const kir::Stage& stage) {
+  if (plan.packed || plan.rows_read_vector || plan.dot_group != 1) return;
+  constexpr int64_t kTargetTasks = 16;
+  int64_t outer = 1;
+  for (int a : plan.outer_axes) outer *= stage.axes[a].extent;
+  const int64_t extent_row = plan.row_axis < 0 ? 1 : stage.axes[plan.row_axis].extent;
+  const int64_t tiles = (extent_row + plan.rows - 1) / plan.rows;
+  const int64_t blocks = (vectorExtent(stage, plan) + plan.blockLanes() - 1) / plan.blockLanes();
+  plan.rows_outside_blocks = true;
+  plan.row_chunks = std::clamp<int64_t>((kTargetTasks + outer - 1) / outer, 1, tiles);
+  plan.block_groups = std::clamp<int64_t>((kTargetTasks + outer * plan.row_chunks - 1) / (outer * plan.row_chunks), 1, blocks);
+}
+
 // A packed plan whose S is a plain float32 load contiguous along its one
 // reduction variable becomes a bf16 dot-product plan (dot_group 2).
 void useBf16Dot(const kir::Kernel& kernel, ContractionPlan& plan) {
@@ -340,16 +422,19 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
           plan.v_axis = a;
       }
       if (plan.v_axis < 0) continue;
+      plan.v_outer_axis = mergeableOuterAxis(kernel, stage, reduce, plan, *flat, s_expr, v_expr);
       if (best && !streamingBeatsPacked(stage, *best, plan)) continue;
       const int v_id = stage.axes[plan.v_axis].id;
+      const int outer_id = plan.v_outer_axis < 0 ? -1 : stage.axes[plan.v_outer_axis].id;
       for (ContractionPlan::LaneCondition& c : plan.guard) {
         std::optional<Affine> d = affine(c.difference);
         if (!d) break;
         c.v_coeff = d->of(v_id);
+        c.outer_coeff = outer_id < 0 ? 0 : d->of(outer_id);
       }
       plan.flat_index = affineExpr(*flat);
       plan.v_stride = flat->of(v_id);
-      plan.narrow_guard = stage.axes[plan.v_axis].extent < (int64_t{1} << 30);
+      plan.narrow_guard = vectorExtent(stage, plan) < (int64_t{1} << 30);
       for (const ContractionPlan::LaneCondition& c : plan.guard) {
         std::optional<Affine> d = affine(c.difference);
         plan.narrow_guard = plan.narrow_guard && d && fitsInt32(*d, stage, reduce);
@@ -358,14 +443,16 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
       for (int a : v_axes)
         if (flat->of(stage.axes[a].id) == 1 && !dependsOn(s_expr, stage.axes[a].id)) plan.v_axis = a;
       if (plan.v_axis < 0) continue;
+      plan.v_outer_axis = mergeableOuterAxis(kernel, stage, reduce, plan, *flat, s_expr, v_expr);
       if (best && !streamingBeatsPacked(stage, *best, plan)) continue;
     }
     const kir::IterVar& v = stage.axes[plan.v_axis];
-    if (v.extent < kMinVectorExtent) continue;
+    if (vectorExtent(stage, plan) < kMinVectorExtent) continue;
     // Rows: the innermost other axis that S reads along and V does not.
     for (size_t a = 0; a < stage.axes.size(); ++a) {
       int id = stage.axes[a].id;
-      if (static_cast<int>(a) != plan.v_axis && flat->of(id) == 0 && !dependsOn(v_expr, id) && dependsOn(s_expr, id))
+      if (static_cast<int>(a) != plan.v_axis && static_cast<int>(a) != plan.v_outer_axis && flat->of(id) == 0 &&
+          !dependsOn(v_expr, id) && dependsOn(s_expr, id))
         plan.row_axis = static_cast<int>(a);
     }
     // No axis that only S reads along (a depthwise convolution: its weight
@@ -375,14 +462,15 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
     if (plan.row_axis < 0 && !plan.packed) {
       for (size_t a = 0; a < stage.axes.size(); ++a) {
         int id = stage.axes[a].id;
-        if (static_cast<int>(a) != plan.v_axis && stage.axes[a].extent > 1 && dependsOn(v_expr, id) &&
-            !dependsOn(s_expr, id))
+        if (static_cast<int>(a) != plan.v_axis && static_cast<int>(a) != plan.v_outer_axis && stage.axes[a].extent > 1 &&
+            dependsOn(v_expr, id) && !dependsOn(s_expr, id))
           plan.row_axis = static_cast<int>(a);
       }
       plan.rows_read_vector = plan.row_axis >= 0;
     }
     for (size_t a = 0; a < stage.axes.size(); ++a)
-      if (static_cast<int>(a) != plan.v_axis && static_cast<int>(a) != plan.row_axis)
+      if (static_cast<int>(a) != plan.v_axis && static_cast<int>(a) != plan.row_axis &&
+          static_cast<int>(a) != plan.v_outer_axis)
         plan.outer_axes.push_back(static_cast<int>(a));
     // Reductions that guards depend on run outermost, so the guards are
     // invariant in the inner loops.
@@ -411,11 +499,17 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
     plan.reduce = &reduce;
     plan.scalar = s_expr;
     plan.vector = v_expr;
-    chooseTile(plan, v.extent, plan.row_axis < 0 ? 1 : stage.axes[plan.row_axis].extent);
+    chooseTile(plan, vectorExtent(stage, plan), plan.row_axis < 0 ? 1 : stage.axes[plan.row_axis].extent);
+    splitTasks(plan, stage);
     best = std::move(plan);
   }
   if (best && isa.bf16_dot) useBf16Dot(kernel, *best);
   return best;
+}
+
+int64_t vectorExtent(const kir::Stage& stage, const ContractionPlan& plan) {
+  int64_t extent = stage.axes[plan.v_axis].extent;
+  return plan.v_outer_axis < 0 ? extent : extent * stage.axes[plan.v_outer_axis].extent;
 }
 
 std::vector<float> packPanels(const ContractionPlan& plan, const kir::Stage& stage, const ir::Tensor& weights) {

@@ -64,8 +64,9 @@ struct ContractionPlan {
   // `difference` at the vector's first lane plus v_coeff per lane; masked-off
   // lanes read nothing, so the load may start outside the buffer.
   struct LaneCondition {
-    kir::Expr difference;  // int64, affine
-    int64_t v_coeff = 0;   // its coefficient of v
+    kir::Expr difference;     // int64, affine
+    int64_t v_coeff = 0;      // its coefficient of v
+    int64_t outer_coeff = 0;  // its coefficient of the merged outer axis (v_outer_axis)
     kir::BinaryOp op = kir::BinaryOp::kGe;
   };
   std::vector<LaneCondition> guard;
@@ -89,9 +90,28 @@ struct ContractionPlan {
   bool scalar_signed = false;  // dot_group 4: S is int8 (fed as S + 128)
   int vectors = 1;  // accumulator vectors per row (block = vectors * kVectorLanes)
   int rows = 1;     // rows per register tile
+  // Streaming V along two output axes at once (an NCHW convolution's output
+  // rows and columns): the vector index is q = outer * extent(v) + v over
+  // v_outer_axis x v_axis, which every read of V and every store sees as one
+  // contiguous run (V's flat index has coefficient extent(v) for the outer
+  // axis and 1 for v). A 7x7 or 14x14 feature map then fills whole vectors
+  // instead of 7 or 14 lanes of 16. -1: v alone.
+  int v_outer_axis = -1;
+  // How the tasks split the work: `row_chunks` ranges of row tiles times
+  // `block_groups` ranges of vector blocks per outer-axis point. With
+  // rows_outside_blocks a task sweeps all its vector blocks for each row
+  // tile, so the broadcast operand's rows (a streaming convolution's
+  // weights, the large operand of late layers) are read once per task
+  // rather than once per block.
+  int64_t row_chunks = 1;
+  int64_t block_groups = 0;  // 0: one block per task
+  bool rows_outside_blocks = false;
 
   int64_t blockLanes() const { return int64_t{vectors} * kVectorLanes; }
 };
+
+// The vectorized index's extent: extent(v), times extent(v_outer_axis) when merged.
+int64_t vectorExtent(const kir::Stage& stage, const ContractionPlan& plan);
 
 // The dot-product instructions the target offers the planner.
 struct ContractionIsa {

@@ -14,8 +14,8 @@ namespace {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(cpu::CpuTarget target, int opt_level, bool bf16)
-      : target_(std::move(target)), opt_level_(opt_level), bf16_(bf16) {}
+  CpuBackend(cpu::CpuTarget target, int opt_level, bool bf16, cpu::SparseMode sparse)
+      : target_(std::move(target)), opt_level_(opt_level), bf16_(bf16), sparse_(sparse) {}
 
   std::string_view target() const override { return "cpu"; }
 
@@ -35,7 +35,7 @@ class CpuBackend final : public Backend {
       desc.kernels.push_back({call.kernel.name, call.kernel.origin, static_cast<uint64_t>(kir::countFlops(call.kernel))});
     desc.workspace_bytes = static_cast<uint64_t>(program.workspace_bytes);
     llvm::LLVMContext context;
-    std::unique_ptr<llvm::Module> module = cpu::emitModule(context, program, artifact::serialize(desc), contractionIsa());
+    std::unique_ptr<llvm::Module> module = cpu::emitModule(context, program, artifact::serialize(desc), contractionIsa(), sparse_);
     KILN_RETURN_IF_ERROR(cpu::optimizeModule(*module, *target_.machine, opt_level_));
     if (kind == EmitKind::kLlvmIr) {
       std::error_code ec;
@@ -71,6 +71,7 @@ class CpuBackend final : public Backend {
   cpu::CpuTarget target_;
   int opt_level_;
   bool bf16_;  // --precision bf16
+  cpu::SparseMode sparse_;  // --sparse-kernels
 };
 
 }  // namespace
@@ -83,7 +84,11 @@ Expected<std::unique_ptr<Backend>> createCpuBackend(const TargetOptions& options
   if (bf16 && std::find(target.required.begin(), target.required.end(), "avx512bf16") == target.required.end())
     return invalidInput("--precision bf16 needs the avx512bf16 CPU feature, which the target CPU '" + target.cpu +
                         "' lacks; target a CPU that has it (--cpu, --features=+avx512bf16) or use --precision fp32");
-  return std::unique_ptr<Backend>(std::make_unique<CpuBackend>(std::move(target), options.opt_level, bf16));
+  std::optional<cpu::SparseMode> sparse = cpu::parseSparseMode(options.sparse_kernels);
+  if (!sparse)
+    return invalidInput("--sparse-kernels '" + options.sparse_kernels + "' is not one of auto, off, always");
+  return std::unique_ptr<Backend>(
+      std::make_unique<CpuBackend>(std::move(target), options.opt_level, bf16, *sparse));
 }
 
 }  // namespace kiln::codegen

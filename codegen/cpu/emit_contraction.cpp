@@ -14,7 +14,13 @@ constexpr int kBf16Chunk = 2 * kVectorLanes;
 
 int64_t vectorBlocks(const kir::Stage& stage, const ContractionPlan& plan) {
   int64_t block = plan.blockLanes();
-  return (stage.axes[plan.v_axis].extent + block - 1) / block;
+  return (vectorExtent(stage, plan) + block - 1) / block;
+}
+
+int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+int64_t blockGroups(const kir::Stage& stage, const ContractionPlan& plan) {
+  return plan.block_groups > 0 ? plan.block_groups : vectorBlocks(stage, plan);
 }
 
 int64_t reductionSize(const ContractionPlan& plan) {
@@ -31,32 +37,47 @@ class ContractionEmitter {
         f32_(b.getFloatTy()), vec_(llvm::FixedVectorType::get(b.getFloatTy(), kVectorLanes)),
         lane_(plan.dot_group == 4 ? b.getInt32Ty() : b.getFloatTy()),
         acc_vec_(llvm::FixedVectorType::get(lane_, kVectorLanes)),
-        extent_v_(stage.axes[plan.v_axis].extent), v_id_(stage.axes[plan.v_axis].id) {}
+        extent_v_(vectorExtent(stage, plan)), v_id_(stage.axes[plan.v_axis].id),
+        outer_id_(plan.v_outer_axis < 0 ? -1 : stage.axes[plan.v_outer_axis].id),
+        span_(stage.axes[plan.v_axis].extent) {}
 
+  // Task t covers one outer-axis point, one range of row tiles (a chunk) and
+  // one range of vector blocks (a group): t = (outer * chunks + chunk) *
+  // groups + group.
   void run(llvm::Value* begin, llvm::Value* end) {
     allocateScratch();
     const int64_t blocks = vectorBlocks(stage_, plan_);
+    const int64_t groups = blockGroups(stage_, plan_);
+    const int64_t per_group = ceilDiv(blocks, groups);
+    const int64_t extent_row = plan_.row_axis < 0 ? 1 : stage_.axes[plan_.row_axis].extent;
+    const int64_t tiles = ceilDiv(extent_row, plan_.rows);
+    const int64_t chunks = plan_.row_chunks;
+    const int64_t per_chunk = ceilDiv(tiles, chunks);
     e_.loop(-1, begin, end, [&](llvm::Value* task) {
-      llvm::Value* block = b_.CreateURem(task, b_.getInt64(blocks));
-      llvm::Value* rest = b_.CreateUDiv(task, b_.getInt64(blocks));
+      llvm::Value* group = b_.CreateURem(task, b_.getInt64(groups));
+      llvm::Value* rest = b_.CreateUDiv(task, b_.getInt64(groups));
+      llvm::Value* chunk = b_.CreateURem(rest, b_.getInt64(chunks));
+      rest = b_.CreateUDiv(rest, b_.getInt64(chunks));
       for (size_t i = plan_.outer_axes.size(); i-- > 0;) {
         const kir::IterVar& axis = stage_.axes[plan_.outer_axes[i]];
         e_.bind(axis.id, i == 0 ? rest : b_.CreateURem(rest, b_.getInt64(axis.extent)));
         if (i > 0) rest = b_.CreateUDiv(rest, b_.getInt64(axis.extent));
       }
-      v0_ = b_.CreateMul(block, b_.getInt64(plan_.blockLanes()), "", true, true);
-      if (plan_.dot_group > 1) {
-        locateDotPanels(block);
-      } else if (plan_.packed)
-        panel_ = b_.CreateInBoundsGEP(f32_, panels_, b_.CreateMul(block, b_.getInt64(reductionSize(plan_) * plan_.blockLanes())));
-      int64_t extent_row = plan_.row_axis < 0 ? 1 : stage_.axes[plan_.row_axis].extent;
-      int64_t full = extent_row / plan_.rows;
-      int64_t tail = extent_row % plan_.rows;
-      if (full > 0)
-        e_.loop(-1, b_.getInt64(0), b_.getInt64(full), [&](llvm::Value* tile) {
-          tileAt(plan_.rows, b_.CreateMul(tile, b_.getInt64(plan_.rows), "", true, true));
+      llvm::Value* block0 = b_.CreateMul(group, b_.getInt64(per_group));
+      llvm::Value* block1 = smin(b_.CreateAdd(block0, b_.getInt64(per_group)), b_.getInt64(blocks));
+      llvm::Value* tile0 = b_.CreateMul(chunk, b_.getInt64(per_chunk));
+      llvm::Value* tile1 = smin(b_.CreateAdd(tile0, b_.getInt64(per_chunk)), b_.getInt64(tiles));
+      auto each_block = [&](const std::function<void()>& body) {
+        e_.loop(-1, block0, block1, [&](llvm::Value* block) {
+          startBlock(block);
+          body();
         });
-      if (tail > 0) tileAt(static_cast<int>(tail), b_.getInt64(full * plan_.rows));
+      };
+      auto each_tile = [&](const std::function<void(llvm::Value*)>& body) { e_.loop(-1, tile0, tile1, body); };
+      if (plan_.rows_outside_blocks)
+        each_tile([&](llvm::Value* tile) { each_block([&] { rowTile(tile, extent_row); }); });
+      else
+        each_block([&] { each_tile([&](llvm::Value* tile) { rowTile(tile, extent_row); }); });
     });
   }
 
@@ -75,6 +96,43 @@ class ContractionEmitter {
     }
   }
 
+  llvm::Value* smin(llvm::Value* a, llvm::Value* b) { return b_.CreateSelect(b_.CreateICmpSLT(a, b), a, b); }
+
+  void startBlock(llvm::Value* block) {
+    v0_ = b_.CreateMul(block, b_.getInt64(plan_.blockLanes()), "", true, true);
+    if (plan_.dot_group > 1)
+      locateDotPanels(block);
+    else if (plan_.packed)
+      panel_ = b_.CreateInBoundsGEP(f32_, panels_, b_.CreateMul(block, b_.getInt64(reductionSize(plan_) * plan_.blockLanes())));
+  }
+
+  // Row tile `tile`: full tiles of plan.rows rows, the last one the rest.
+  void rowTile(llvm::Value* tile, int64_t extent_row) {
+    const int64_t full = extent_row / plan_.rows;
+    const int64_t tail = extent_row % plan_.rows;
+    if (tail == 0) return tileAt(plan_.rows, b_.CreateMul(tile, b_.getInt64(plan_.rows), "", true, true));
+    if (full == 0) return tileAt(static_cast<int>(tail), b_.getInt64(0));
+    llvm::Function* f = b_.GetInsertBlock()->getParent();
+    auto* whole = llvm::BasicBlock::Create(b_.getContext(), "full_tile", f);
+    auto* rest = llvm::BasicBlock::Create(b_.getContext(), "tail_tile", f);
+    auto* done = llvm::BasicBlock::Create(b_.getContext(), "tile_done", f);
+    b_.CreateCondBr(b_.CreateICmpSLT(tile, b_.getInt64(full)), whole, rest);
+    b_.SetInsertPoint(whole);
+    tileAt(plan_.rows, b_.CreateMul(tile, b_.getInt64(plan_.rows), "", true, true));
+    b_.CreateBr(done);
+    b_.SetInsertPoint(rest);
+    tileAt(static_cast<int>(tail), b_.getInt64(full * plan_.rows));
+    b_.CreateBr(done);
+    b_.SetInsertPoint(done);
+  }
+
+  // Binds the vectorized axis (and the merged outer axis) to vector index q.
+  void bindVector(llvm::Value* q) {
+    if (outer_id_ < 0) return e_.bind(v_id_, q);
+    e_.bind(outer_id_, b_.CreateUDiv(q, b_.getInt64(span_)));
+    e_.bind(v_id_, b_.CreateURem(q, b_.getInt64(span_)));
+  }
+
   llvm::AllocaInst* acc(int row, int vector) { return acc_[static_cast<size_t>(row * plan_.vectors + vector)]; }
 
   void bindRow(llvm::Value* r0, int i) {
@@ -88,7 +146,7 @@ class ContractionEmitter {
   // keeps the even elements, others gather.
   llvm::Value* loadGuarded(int j) {
     llvm::Value* v = b_.CreateAdd(v0_, b_.getInt64(j * kVectorLanes), "", true, true);
-    e_.bind(v_id_, v);
+    bindVector(v);
     const kir::ExprNode& load = *plan_.guarded_load;
     std::vector<kir::Expr> origin(load.operands.size(), kir::Expr::index(0));
     llvm::Value* base = e_.address(load.buffer, origin);
@@ -131,6 +189,7 @@ class ContractionEmitter {
     auto splat = [&](llvm::Value* x) { return b_.CreateVectorSplat(kVectorLanes, b_.CreateSExtOrTrunc(x, index_type)); };
     llvm::Value* vzero = llvm::Constant::getNullValue(ids->getType());
     llvm::Value* mask = b_.CreateICmpSLT(ids, splat(b_.CreateSub(b_.getInt64(extent_v_), v)));
+    if (outer_id_ >= 0) return mergedLaneMask(ids, v, mask, splat);
     llvm::Value* uniform = nullptr;  // the conditions that do not vary across lanes
     for (const ContractionPlan::LaneCondition& c : plan_.guard) {
       llvm::CmpInst::Predicate pred = predicate(c.op);
@@ -145,6 +204,27 @@ class ContractionEmitter {
       mask = b_.CreateAnd(mask, b_.CreateICmp(pred, d, vzero));
     }
     if (uniform) mask = b_.CreateSelect(uniform, mask, llvm::Constant::getNullValue(mask->getType()));
+    return mask;
+  }
+
+  // laneMask over a merged vector index: lane e stands for q = v + ids[e],
+  // at outer q / span and v q % span; each condition is its value at
+  // outer = v = 0 plus both coefficients times the lane's own position.
+  template <typename Splat>
+  llvm::Value* mergedLaneMask(llvm::Value* ids, llvm::Value* v, llvm::Value* mask, const Splat& splat) {
+    llvm::Value* q = b_.CreateAdd(splat(v), ids);
+    llvm::Value* outer = b_.CreateUDiv(q, splat(b_.getInt64(span_)));
+    llvm::Value* inner = b_.CreateURem(q, splat(b_.getInt64(span_)));
+    llvm::Value* vzero = llvm::Constant::getNullValue(ids->getType());
+    e_.bind(outer_id_, b_.getInt64(0));
+    e_.bind(v_id_, b_.getInt64(0));
+    for (const ContractionPlan::LaneCondition& c : plan_.guard) {
+      llvm::Value* d = splat(e_.emit(c.difference));
+      if (c.outer_coeff != 0) d = b_.CreateAdd(d, b_.CreateMul(outer, splat(b_.getInt64(c.outer_coeff))));
+      if (c.v_coeff != 0) d = b_.CreateAdd(d, b_.CreateMul(inner, splat(b_.getInt64(c.v_coeff))));
+      mask = b_.CreateAnd(mask, b_.CreateICmp(predicate(c.op), d, vzero));
+    }
+    bindVector(v);
     return mask;
   }
 
@@ -177,7 +257,7 @@ class ContractionEmitter {
       return b_.CreateAlignedLoad(vec_, b_.CreateInBoundsGEP(f32_, panel_, offset), llvm::Align(64));
     }
     llvm::Value* v = b_.CreateAdd(v0_, b_.getInt64(j * kVectorLanes), "", true, true);
-    e_.bind(v_id_, v);
+    bindVector(v);
     const kir::ExprNode& load = *plan_.vector;
     if (extent_v_ % plan_.blockLanes() == 0) {
       return b_.CreateAlignedLoad(vec_, e_.address(load.buffer, load.operands), llvm::Align(4));
@@ -186,7 +266,7 @@ class ContractionEmitter {
     // The last block runs past the axis: lanes beyond it are masked off
     // (an all-off mask reads nothing). The address of the first lane is
     // computed from a clamped v so that it stays inside the buffer.
-    e_.bind(v_id_, b_.CreateSelect(b_.CreateICmpSGT(remaining, b_.getInt64(0)), v, b_.getInt64(0)));
+    bindVector(b_.CreateSelect(b_.CreateICmpSGT(remaining, b_.getInt64(0)), v, b_.getInt64(0)));
     llvm::Value* address = e_.address(load.buffer, load.operands);
     llvm::Value* lane_ids = llvm::ConstantDataVector::get(b_.getContext(), laneIds());
     llvm::Value* mask = b_.CreateICmpSLT(lane_ids, b_.CreateVectorSplat(kVectorLanes, remaining));
@@ -399,8 +479,14 @@ class ContractionEmitter {
         b_.CreateAlignedStore(b_.CreateLoad(acc_vec_, acc(i, j)),
                               b_.CreateConstInBoundsGEP1_64(lane_, lanes_, static_cast<uint64_t>(j * kVectorLanes)),
                               llvm::Align(64));
+      // A merged index binds outer at the block's first lane and lets v run
+      // on past its extent: every read and the store see q as one run
+      // (contraction.cpp's readsMergedRuns), and the addresses stay affine
+      // in the lane, which keeps this loop vectorizable.
+      if (outer_id_ >= 0) bindVector(v0_);
+      llvm::Value* inner0 = outer_id_ >= 0 ? b_.CreateURem(v0_, b_.getInt64(span_)) : v0_;
       e_.loop(-1, b_.getInt64(0), lanes, [&](llvm::Value* lane) {
-        e_.bind(v_id_, b_.CreateAdd(v0_, lane, "", true, true));
+        e_.bind(v_id_, b_.CreateAdd(inner0, lane, "", true, true));
         e_.substitute(plan_.reduce, b_.CreateLoad(lane_, b_.CreateInBoundsGEP(lane_, lanes_, lane)));
         e_.store(stage_.buffer, stage_.store_index, e_.emit(stage_.value));
       });
@@ -416,8 +502,10 @@ class ContractionEmitter {
   llvm::FixedVectorType* vec_;
   llvm::Type* lane_;               // an accumulator lane: float32, or int32 for int8 dot products
   llvm::FixedVectorType* acc_vec_;
-  int64_t extent_v_;
+  int64_t extent_v_;  // of the vectorized index (merged axes: both extents' product)
   int v_id_;
+  int outer_id_;    // the merged outer axis, or -1
+  int64_t span_;    // extent of v: the merged index's stride of the outer axis
   std::vector<llvm::AllocaInst*> acc_;
   llvm::AllocaInst* lanes_ = nullptr;
   llvm::Value* v0_ = nullptr;
@@ -429,7 +517,7 @@ class ContractionEmitter {
 }  // namespace
 
 int64_t contractionTasks(const kir::Stage& stage, const ContractionPlan& plan) {
-  int64_t tasks = vectorBlocks(stage, plan);
+  int64_t tasks = blockGroups(stage, plan) * plan.row_chunks;
   for (int a : plan.outer_axes) tasks *= stage.axes[a].extent;
   return tasks;
 }

@@ -11,6 +11,7 @@
 
 #include "codegen/cpu/emit_contraction.h"
 #include "codegen/cpu/emit_expr.h"
+#include "codegen/cpu/emit_sparse_contraction.h"
 #include "codegen/cpu/schedule.h"
 
 namespace kiln::codegen::cpu {
@@ -57,8 +58,8 @@ constexpr int64_t kMinParallelFlops = 1 << 17;
 
 class ModuleEmitter {
  public:
-  ModuleEmitter(llvm::LLVMContext& c, const lower::Program& program, const ContractionIsa& isa)
-      : c_(c), program_(program), isa_(isa), module_(std::make_unique<llvm::Module>("kiln_model", c)), ptr_(llvm::PointerType::get(c, 0)) {
+  ModuleEmitter(llvm::LLVMContext& c, const lower::Program& program, const ContractionIsa& isa, SparseMode sparse_mode)
+      : c_(c), program_(program), isa_(isa), sparse_mode_(sparse_mode), module_(std::make_unique<llvm::Module>("kiln_model", c)), ptr_(llvm::PointerType::get(c, 0)) {
     context_type_ = llvm::StructType::create(
         c, {llvm::Type::getInt32Ty(c), llvm::Type::getInt32Ty(c), ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_},
         "kiln_exec_context");
@@ -109,6 +110,12 @@ class ModuleEmitter {
         }
         if (loads != packed || packed == 0) ++other_uses[call.args[p]];
       }
+      // Packed weights that are mostly zero blocks take the block-sparse kernel.
+      std::vector<std::optional<SparsePlan>> sparse(plans.size());
+      for (size_t s = 0; s < plans.size(); ++s)
+        if (plans[s] && plans[s]->packed)
+          sparse[s] = planSparseContraction(*plans[s], kernel.stages[s], *constant_of(plans[s]->vector->buffer), sparse_mode_);
+      sparse_plans_.push_back(std::move(sparse));
       plans_.push_back(std::move(plans));
     }
     for (size_t i = 0; i < program_.buffers.size(); ++i)
@@ -180,7 +187,8 @@ class ModuleEmitter {
   // void stage(ctx, p0..pn, begin, end): the stage's loops, the collapsed
   // parallel axes restricted to [begin, end).
   llvm::Function* emitStage(const kir::Kernel& kernel, size_t s, const StageSchedule& schedule,
-                            const ContractionPlan* contraction, llvm::Value* panels) {
+                            const ContractionPlan* contraction, llvm::Value* panels,
+                            const SparsePlan* sparse = nullptr, const SparseWeights* sparse_weights = nullptr) {
     const kir::Stage& stage = kernel.stages[s];
     std::vector<llvm::Type*> params = {ptr_};
     for (size_t i = 0; i < kernel.params.size(); ++i) params.push_back(ptr_);
@@ -198,7 +206,8 @@ class ModuleEmitter {
     llvm::IRBuilder<> b(llvm::BasicBlock::Create(c_, "entry", f));
     ExprEmitter emitter(b, kernel, buffers);
     if (contraction) {
-      emitContraction(b, emitter, stage, *contraction, panels, begin, end);
+      if (sparse) emitSparseContraction(b, emitter, stage, *contraction, *sparse, *sparse_weights, begin, end);
+      else emitContraction(b, emitter, stage, *contraction, panels, begin, end);
       b.CreateRetVoid();
       return f;
     }
@@ -306,6 +315,13 @@ class ModuleEmitter {
     for (size_t s = 0; s < kernel.stages.size(); ++s) {
       const kir::Stage& stage = kernel.stages[s];
       const std::optional<ContractionPlan>& plan = plans_[call_index][s];
+      if (const std::optional<SparsePlan>& sparse = sparse_plans_[call_index][s]) {
+        SparseWeights weights = emitSparseWeights(*module_, *sparse, panel_count_++);
+        stages.push_back(emitStage(kernel, s, StageSchedule{}, &*plan, nullptr, &*sparse, &weights));
+        int64_t n = sparseContractionTasks(stage, *plan, *sparse);
+        tasks.push_back(n >= 2 && kir::countFlops(kernel) * sparse->density >= kMinParallelFlops ? n : -n);
+        continue;
+      }
       if (plan) {
         llvm::Value* panels = plan->packed ? emitPanels(call, stage, *plan) : nullptr;
         stages.push_back(emitStage(kernel, s, StageSchedule{}, &*plan, panels));
@@ -360,18 +376,22 @@ class ModuleEmitter {
     // Run-time-sized buffers: their address and the bytes it holds, in
     // locals, since control flow may reach a use from several places.
     run_time_buffers_.clear();
-    for (const lower::KernelCall& call : program_.calls)
-      for (int buffer : call.args) {
-        const lower::ProgramBuffer& pb = program_.buffers[buffer];
-        if (!pb.isDynamic() || pb.kind == lower::ProgramBuffer::Kind::kInput || run_time_buffers_.count(buffer))
-          continue;
-        llvm::Value* address = b.CreateAlloca(ptr_, nullptr, "buffer_" + std::to_string(buffer));
-        llvm::Value* bytes = b.CreateAlloca(b.getInt64Ty(), nullptr, "bytes_" + std::to_string(buffer));
-        b.CreateStore(llvm::ConstantPointerNull::get(ptr_), address);
-        b.CreateStore(b.getInt64(-1), bytes);
-        llvm::Value* dims = b.CreateAlloca(b.getInt64Ty(), b.getInt64(std::max<int64_t>(pb.dims.size(), 1)));
-        run_time_buffers_[buffer] = {address, bytes, dims};
-      }
+    std::vector<int> used;  // by kernels, and the tensors container steps read or write
+    for (const lower::KernelCall& call : program_.calls) used.insert(used.end(), call.args.begin(), call.args.end());
+    for (const lower::ContainerStep& step : program_.container_steps)
+      for (int buffer : {step.tensor, step.kind == lower::ContainerStep::Kind::kAt ? step.result : -1})
+        if (buffer >= 0) used.push_back(buffer);
+    for (int buffer : used) {
+      const lower::ProgramBuffer& pb = program_.buffers[buffer];
+      if (!pb.isDynamic() || pb.kind == lower::ProgramBuffer::Kind::kInput || run_time_buffers_.count(buffer))
+        continue;
+      llvm::Value* address = b.CreateAlloca(ptr_, nullptr, "buffer_" + std::to_string(buffer));
+      llvm::Value* bytes = b.CreateAlloca(b.getInt64Ty(), nullptr, "bytes_" + std::to_string(buffer));
+      b.CreateStore(llvm::ConstantPointerNull::get(ptr_), address);
+      b.CreateStore(b.getInt64(-1), bytes);
+      llvm::Value* dims = b.CreateAlloca(b.getInt64Ty(), b.getInt64(std::max<int64_t>(pb.dims.size(), 1)));
+      run_time_buffers_[buffer] = {address, bytes, dims};
+    }
     emitSequenceLocals(b, f);
     next_step_ = 0;
     size_t next_region = 0;
@@ -551,37 +571,123 @@ class ModuleEmitter {
           b.CreateStore(emitCount(b, table), bufferAddress(b, f, step.result));
           break;
         case lower::ContainerStep::Kind::kInsert: emitInsert(b, f, step, table); break;
+        case lower::ContainerStep::Kind::kAt: emitAt(b, f, step, table); break;
+        case lower::ContainerStep::Kind::kErase: emitErase(b, f, step, table); break;
       }
     }
   }
 
-  llvm::Value* emitCount(llvm::IRBuilder<>& b, llvm::Value* table) {
-    return b.CreateSelect(b.CreateIsNull(table), b.getInt64(0), b.CreateLoad(b.getInt64Ty(), table));
+  // A NULL table (the empty sequence) read as a zeroed one: loads stay
+  // unconditional, and a select of a load from NULL would be undefined.
+  llvm::Value* readableTable(llvm::IRBuilder<>& b, llvm::Value* table) {
+    if (!empty_table_) {
+      auto* type = llvm::ArrayType::get(b.getInt64Ty(), 2);
+      empty_table_ = new llvm::GlobalVariable(*module_, type, true, llvm::GlobalValue::PrivateLinkage,
+                                              llvm::ConstantAggregateZero::get(type), "kiln_empty_sequence");
+      empty_table_->setAlignment(llvm::Align(8));
+    }
+    return b.CreateSelect(b.CreateIsNull(table), empty_table_, table);
   }
 
-  // A new table: the old elements with `tensor` at the position (checked
-  // against the count), then the tensor's dims, in one block from `alloc`.
-  void emitInsert(llvm::IRBuilder<>& b, llvm::Function* f, const lower::ContainerStep& step, llvm::Value* table) {
+  llvm::Value* emitCount(llvm::IRBuilder<>& b, llvm::Value* table) {
+    return b.CreateLoad(b.getInt64Ty(), readableTable(b, table));
+  }
+
+  // Stops the run with run-time check `check` unless `ok`, first storing
+  // `values` into their slots for the message.
+  void emitCheck(llvm::IRBuilder<>& b, llvm::Function* f, llvm::Value* ok, int check,
+                 const std::vector<std::pair<int, llvm::Value*>>& values) {
+    auto* bad = llvm::BasicBlock::Create(c_, "container_check_failed", f);
+    auto* good = llvm::BasicBlock::Create(c_, "container_check_ok", f);
+    b.CreateCondBr(ok, good, bad);
+    b.SetInsertPoint(bad);
+    llvm::Value* slots = slotsOf(b, f);
+    for (auto [slot, value] : values)
+      if (slot >= 0) b.CreateStore(value, b.CreateConstGEP1_64(b.getInt64Ty(), slots, static_cast<uint64_t>(slot)));
+    b.CreateStore(b.getInt64(check + 1), slots);
+    b.CreateRet(b.getInt32(check + 1));
+    b.SetInsertPoint(good);
+  }
+
+  // The step's position in [0, count] (an insertion) or [0, count) (the
+  // others), negative values counting from the end; without a position
+  // input, the end (an insertion) or the last element.
+  llvm::Value* emitPosition(llvm::IRBuilder<>& b, llvm::Function* f, const lower::ContainerStep& step,
+                            llvm::Value* count) {
     llvm::Type* i64 = b.getInt64Ty();
-    llvm::Value* count = emitCount(b, table);
-    llvm::Value* position = count;
+    bool insert = step.kind == lower::ContainerStep::Kind::kInsert;
+    llvm::Value* raw = insert ? count : b.CreateSub(count, b.getInt64(1));
     if (step.position >= 0) {
       const lower::ProgramBuffer& pb = program_.buffers[step.position];
       llvm::Type* type = ir::byteSize(pb.dtype) == 4 ? b.getInt32Ty() : i64;
-      llvm::Value* raw = b.CreateSExt(b.CreateLoad(type, bufferAddress(b, f, step.position)), i64);
-      position = b.CreateSelect(b.CreateICmpSLT(raw, b.getInt64(0)), b.CreateAdd(raw, count), raw);
-      auto* bad = llvm::BasicBlock::Create(c_, "position_out_of_range", f);
-      auto* good = llvm::BasicBlock::Create(c_, "position_ok", f);
-      llvm::Value* in_range = b.CreateAnd(b.CreateICmpSGE(position, b.getInt64(0)), b.CreateICmpSLE(position, count));
-      b.CreateCondBr(in_range, good, bad);
-      b.SetInsertPoint(bad);
-      llvm::Value* slots = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, f->getArg(0), ContextLayout::kSlots));
-      b.CreateStore(raw, b.CreateConstGEP1_64(i64, slots, static_cast<uint64_t>(step.position_slot)));
-      b.CreateStore(count, b.CreateConstGEP1_64(i64, slots, static_cast<uint64_t>(step.count_slot)));
-      b.CreateStore(b.getInt64(step.check + 1), slots);
-      b.CreateRet(b.getInt32(step.check + 1));
-      b.SetInsertPoint(good);
+      raw = b.CreateSExt(b.CreateLoad(type, bufferAddress(b, f, step.position)), i64);
     }
+    llvm::Value* position = b.CreateSelect(b.CreateICmpSLT(raw, b.getInt64(0)), b.CreateAdd(raw, count), raw);
+    if (step.check < 0) return position;
+    llvm::Value* below_end = insert ? b.CreateICmpSLE(position, count) : b.CreateICmpSLT(position, count);
+    emitCheck(b, f, b.CreateAnd(b.CreateICmpSGE(position, b.getInt64(0)), below_end), step.check,
+              {{step.position_slot, raw}, {step.count_slot, count}});
+    return position;
+  }
+
+  llvm::Value* elementsOf(llvm::IRBuilder<>& b, llvm::Value* table) {
+    return b.CreateLoad(ptr_, b.CreateConstGEP1_64(b.getInt8Ty(), readableTable(b, table), 8));
+  }
+
+  // The element at the position copied into the result tensor: its rank
+  // and static dims checked against the result's, its dims into the
+  // result's dim slots (which size the result's allocation).
+  void emitAt(llvm::IRBuilder<>& b, llvm::Function* f, const lower::ContainerStep& step, llvm::Value* table) {
+    llvm::Type* i64 = b.getInt64Ty();
+    llvm::Value* count = emitCount(b, table);
+    llvm::Value* position = emitPosition(b, f, step, count);
+    llvm::Value* element = b.CreateGEP(b.getInt8Ty(), elementsOf(b, table), b.CreateMul(position, b.getInt64(kElementBytes)));
+    llvm::Value* data = b.CreateLoad(ptr_, element);
+    llvm::Value* dims = b.CreateLoad(ptr_, b.CreateConstGEP1_64(b.getInt8Ty(), element, 8));
+    llvm::Value* rank = b.CreateLoad(i64, b.CreateConstGEP1_64(b.getInt8Ty(), element, 16));
+    const lower::ProgramBuffer& result = program_.buffers[step.result];
+    const auto result_rank = static_cast<uint64_t>(result.dims.size());
+    std::vector<std::pair<int, llvm::Value*>> report = {{step.position_slot, position}};
+    emitCheck(b, f, b.CreateICmpEQ(rank, b.getInt64(static_cast<int64_t>(result_rank))), step.shape_check, report);
+    llvm::Value* same = b.getTrue();
+    llvm::Value* bytes = b.getInt64(ir::byteSize(result.dtype));
+    for (uint64_t d = 0; d < result_rank; ++d) {
+      llvm::Value* size = b.CreateLoad(i64, b.CreateConstGEP1_64(i64, dims, d));
+      int slot = d < result.dim_slots.size() ? result.dim_slots[d] : -1;
+      if (slot >= 0) b.CreateStore(size, b.CreateConstGEP1_64(i64, slotsOf(b, f), static_cast<uint64_t>(slot)));
+      else same = b.CreateAnd(same, b.CreateICmpEQ(size, b.getInt64(result.dims[d])));
+      bytes = b.CreateMul(bytes, size);
+    }
+    emitCheck(b, f, same, step.shape_check, report);
+    b.CreateMemCpy(bufferAddress(b, f, step.result), llvm::MaybeAlign(1), data, llvm::MaybeAlign(1), bytes);
+  }
+
+  // A new table without the element at the position.
+  void emitErase(llvm::IRBuilder<>& b, llvm::Function* f, const lower::ContainerStep& step, llvm::Value* table) {
+    llvm::Value* count = emitCount(b, table);
+    llvm::Value* position = emitPosition(b, f, step, count);
+    llvm::Value* new_count = b.CreateSub(count, b.getInt64(1));
+    llvm::Value* front = b.CreateMul(position, b.getInt64(kElementBytes));
+    llvm::Value* block = emitScratch(b, f, b.CreateAdd(b.getInt64(kSequenceBytes), b.CreateMul(new_count, b.getInt64(kElementBytes))),
+                                     step.origin);
+    llvm::Value* elements = b.CreateConstGEP1_64(b.getInt8Ty(), block, kSequenceBytes);
+    llvm::Value* old_elements = elementsOf(b, table);
+    b.CreateMemCpy(elements, llvm::MaybeAlign(8), old_elements, llvm::MaybeAlign(8), front);
+    b.CreateMemCpy(b.CreateGEP(b.getInt8Ty(), elements, front), llvm::MaybeAlign(8),
+                   b.CreateGEP(b.getInt8Ty(), old_elements, b.CreateAdd(front, b.getInt64(kElementBytes))),
+                   llvm::MaybeAlign(8), b.CreateMul(b.CreateSub(new_count, position), b.getInt64(kElementBytes)));
+    b.CreateStore(new_count, block);
+    b.CreateStore(elements, b.CreateConstGEP1_64(b.getInt8Ty(), block, 8));
+    b.CreateStore(block, sequences_.at(step.result));
+  }
+
+  // A new table: the old elements with `tensor` at the position (checked
+  // against the count), then the tensor's dims, in one block from `alloc`;
+  // with `copy_data`, the tensor's data copied into memory of its own.
+  void emitInsert(llvm::IRBuilder<>& b, llvm::Function* f, const lower::ContainerStep& step, llvm::Value* table) {
+    llvm::Type* i64 = b.getInt64Ty();
+    llvm::Value* count = emitCount(b, table);
+    llvm::Value* position = emitPosition(b, f, step, count);
     const lower::ProgramBuffer& tensor = program_.buffers[step.tensor];
     const auto rank = static_cast<uint64_t>(tensor.dims.size());
     llvm::Value* new_count = b.CreateAdd(count, b.getInt64(1));
@@ -596,13 +702,19 @@ class ModuleEmitter {
       if (slot >= 0) value = b.CreateLoad(i64, b.CreateConstGEP1_64(i64, slotsOf(b, f), static_cast<uint64_t>(slot)));
       b.CreateStore(value, b.CreateConstGEP1_64(i64, dims, d));
     }
-    llvm::Value* old_elements =
-        b.CreateSelect(b.CreateIsNull(table), llvm::ConstantPointerNull::get(ptr_),
-                       b.CreateLoad(ptr_, b.CreateConstGEP1_64(b.getInt8Ty(), table, 8)));
+    llvm::Value* old_elements = elementsOf(b, table);
     llvm::Value* front = b.CreateMul(position, b.getInt64(kElementBytes));
     b.CreateMemCpy(elements, llvm::MaybeAlign(8), old_elements, llvm::MaybeAlign(8), front);
     llvm::Value* inserted = b.CreateGEP(b.getInt8Ty(), elements, front);
-    b.CreateStore(bufferAddress(b, f, step.tensor), inserted);
+    llvm::Value* data = bufferAddress(b, f, step.tensor);
+    if (step.copy_data) {
+      llvm::Value* data_bytes = b.getInt64(ir::byteSize(tensor.dtype));
+      for (uint64_t d = 0; d < rank; ++d) data_bytes = b.CreateMul(data_bytes, b.CreateLoad(i64, b.CreateConstGEP1_64(i64, dims, d)));
+      llvm::Value* copy = emitScratch(b, f, b.CreateAdd(data_bytes, b.getInt64(1)), step.origin);  // never 0 bytes
+      b.CreateMemCpy(copy, llvm::MaybeAlign(1), data, llvm::MaybeAlign(1), data_bytes);
+      data = copy;
+    }
+    b.CreateStore(data, inserted);
     b.CreateStore(dims, b.CreateConstGEP1_64(b.getInt8Ty(), inserted, 8));
     b.CreateStore(b.getInt64(static_cast<int64_t>(rank)), b.CreateConstGEP1_64(b.getInt8Ty(), inserted, 16));
     b.CreateMemCpy(b.CreateConstGEP1_64(b.getInt8Ty(), inserted, kElementBytes), llvm::MaybeAlign(8),
@@ -636,16 +748,19 @@ class ModuleEmitter {
   llvm::LLVMContext& c_;
   const lower::Program& program_;
   ContractionIsa isa_;
+  SparseMode sparse_mode_;
   std::unique_ptr<llvm::Module> module_;
   llvm::PointerType* ptr_;
   bool calls_string_functions_ = false;
   llvm::StructType* context_type_;
   std::vector<llvm::Constant*> constants_;
   std::vector<std::vector<std::optional<ContractionPlan>>> plans_;  // per call, per stage
+  std::vector<std::vector<std::optional<SparsePlan>>> sparse_plans_;  // per call, per stage
   std::set<int> packed_only_;
   int panel_count_ = 0;
   std::map<int, RunTimeBuffer> run_time_buffers_;
   std::map<int, llvm::Value*> sequences_;  // sequence buffer -> local holding its kiln_sequence*
+  llvm::GlobalVariable* empty_table_ = nullptr;
   size_t next_step_ = 0;
   llvm::Value* kernel_done_ = nullptr;
   llvm::Value* profiler_ = nullptr;
@@ -655,8 +770,9 @@ class ModuleEmitter {
 }  // namespace
 
 std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext& context, const lower::Program& program,
-                                         const std::vector<uint8_t>& description, const ContractionIsa& isa) {
-  return ModuleEmitter(context, program, isa).run(description);
+                                         const std::vector<uint8_t>& description, const ContractionIsa& isa,
+                                         SparseMode sparse_mode) {
+  return ModuleEmitter(context, program, isa, sparse_mode).run(description);
 }
 
 }  // namespace kiln::codegen::cpu

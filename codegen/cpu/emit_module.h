@@ -10,6 +10,7 @@
 
 #include "artifact_format.h"
 #include "codegen/cpu/contraction.h"
+#include "codegen/cpu/sparse_contraction.h"
 #include "compiler/lower/program.h"
 
 namespace kiln::codegen::cpu {
@@ -17,6 +18,7 @@ namespace kiln::codegen::cpu {
 inline constexpr const char* kEntrySymbol = "kiln_model_run";
 
 std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext& context, const lower::Program& program,
-                                         const std::vector<uint8_t>& description, const ContractionIsa& isa = {});
+                                         const std::vector<uint8_t>& description, const ContractionIsa& isa = {},
+                                         SparseMode sparse_mode = SparseMode::kAuto);
 
 }  // namespace kiln::codegen::cpu

@@ -1,6 +1,7 @@
 #include "codegen/cuda/contraction.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "compiler/kir/affine.h"
 #include "compiler/kir/substitute.h"
@@ -155,8 +156,8 @@ bool storesAtAxes(const kir::Stage& stage) {
 class GemmPlanner {
  public:
   GemmPlanner(const kir::Kernel& kernel, const kir::Stage& stage, const ExprNode& reduce, artifact::CudaPrecision precision,
-              const std::function<bool(int, int)>& aliases)
-      : kernel_(kernel), stage_(stage), reduce_(reduce), aliases_(aliases) {
+              const std::function<bool(int, int)>& aliases, const std::function<std::optional<double>(int)>& scalar)
+      : kernel_(kernel), stage_(stage), reduce_(reduce), aliases_(aliases), scalar_(scalar) {
     plan_.gemm.precision = precision;
     s_ = reduce.operands[0]->operands[0];
     v_ = reduce.operands[0]->operands[1];
@@ -170,8 +171,9 @@ class GemmPlanner {
       group(lead);
       auto c = asMatrix(-1, denseLayout(stage_.axes), groups_.batch, groups_.m, groups_.n, INT64_MAX);
       if (!c || !layoutFor(*c)) continue;
-      if (writesOutputDirectly()) {
+      if (auto fused = directEpilogue(*c)) {
         c->param = stage_.buffer;
+        applyEpilogue(*fused);
         return finish(*c);
       }
       c_layout_ = stage_.axes;
@@ -197,11 +199,122 @@ class GemmPlanner {
     groups_.k = reduce_.reduce_vars;
   }
 
-  // The GEMM may write the output when the sum is the whole value and no
-  // operand reads the output's buffer.
-  bool writesOutputDirectly() const {
-    if (&*stage_.value != &reduce_) return false;
-    return !readsParam(s_, stage_.buffer) && !readsParam(v_, stage_.buffer);
+  // What cuBLASLt computes around the product when it writes the output
+  // itself: relu?(alpha * sum + bias + C).
+  struct FusedEpilogue {
+    bool relu = false;
+    double alpha = 1.0;
+    std::optional<Matrix> bias, residual;
+  };
+
+  // The GEMM may write the output when no operand reads the output's buffer
+  // and the stage's value is the sum, optionally scaled by a constant
+  // (exactly: a product by it, or a quotient by a power of two), plus a
+  // vector along D's rows (a Linear/Gemm/Conv bias) and/or a tensor laid out
+  // as the output (a residual), optionally under ReLU, all float32.
+  // `c` is the output as a matrix over (batch, m, n).
+  std::optional<FusedEpilogue> directEpilogue(const Matrix& c) const {
+    if (readsParam(s_, stage_.buffer) || readsParam(v_, stage_.buffer)) return std::nullopt;
+    FusedEpilogue fused;
+    kir::Expr e = stage_.value;
+    if (isBinary(e, kir::BinaryOp::kMax) && isConst(e->operands[1], 0.0)) {
+      fused.relu = true;
+      e = e->operands[0];
+    }
+    std::vector<kir::Expr> terms;
+    if (!addends(e, terms)) return std::nullopt;
+    bool has_sum = false;
+    std::vector<kir::Expr> loads;
+    for (const kir::Expr& t : terms) {
+      if (auto alpha = scaledSum(t); alpha && !has_sum) {
+        has_sum = true;
+        fused.alpha = *alpha;
+      } else if (t->kind == ExprNode::Kind::kLoad && t->dtype == ir::DType::kFloat32 && loads.size() < 2) {
+        loads.push_back(t);
+      } else {
+        return std::nullopt;
+      }
+    }
+    if (!has_sum) return std::nullopt;
+    const bool transposed = *layoutFor(c);
+    const std::vector<IterVar>& d_rows = transposed ? groups_.n : groups_.m;
+    const std::vector<IterVar>& d_cols = transposed ? groups_.m : groups_.n;
+    for (const kir::Expr& load : loads) {
+      if (load->buffer == stage_.buffer || aliases_(load->buffer, stage_.buffer)) return std::nullopt;
+      auto flat = kir::flatIndex(kernel_, *load);
+      if (!flat) return std::nullopt;
+      int64_t elements = kernel_.params[static_cast<size_t>(load->buffer)].elementCount();
+      auto along_rows = asMatrix(load->buffer, *flat, groups_.batch, d_rows, d_cols, elements);
+      auto as_output = asMatrix(load->buffer, *flat, groups_.batch, groups_.m, groups_.n, elements);
+      auto still = [](const Dim& d) { return d.extent == 1 || d.stride == 0; };
+      if (!fused.bias && along_rows && still(along_rows->batch) && still(along_rows->cols) &&
+          (along_rows->rows.extent == 1 || along_rows->rows.stride == 1)) {
+        fused.bias = along_rows;
+      } else if (!fused.residual && as_output && sameLayout(*as_output, c)) {
+        fused.residual = as_output;
+      } else {
+        return std::nullopt;
+      }
+    }
+    return fused;
+  }
+
+  void applyEpilogue(const FusedEpilogue& fused) {
+    artifact::CudaGemm& g = plan_.gemm;
+    g.alpha = fused.alpha;
+    g.epilogue = fused.relu ? (fused.bias ? artifact::GemmEpilogue::kReluBias : artifact::GemmEpilogue::kRelu)
+                            : (fused.bias ? artifact::GemmEpilogue::kBias : artifact::GemmEpilogue::kNone);
+    if (fused.bias) {
+      plan_.bias = fused.bias->param;
+      g.offset_bias = static_cast<uint64_t>(fused.bias->offset);
+    }
+    if (fused.residual) {
+      plan_.cin = fused.residual->param;
+      g.accumulate = 1;
+      g.offset_cin = static_cast<uint64_t>(fused.residual->offset);
+    }
+  }
+
+  static bool sameLayout(const Matrix& x, const Matrix& c) {
+    auto same = [](const Dim& a, const Dim& b) { return a.extent == b.extent && (a.extent == 1 || a.stride == b.stride); };
+    return same(x.batch, c.batch) && same(x.rows, c.rows) && same(x.cols, c.cols);
+  }
+
+  static bool isBinary(const kir::Expr& e, kir::BinaryOp op) {
+    return e->kind == ExprNode::Kind::kBinary && static_cast<kir::BinaryOp>(e->op) == op &&
+           e->dtype == ir::DType::kFloat32;
+  }
+  static bool isConst(const kir::Expr& e, double v) { return e->kind == ExprNode::Kind::kConst && e->value == v; }
+
+  // The float32 terms of a sum of additions.
+  static bool addends(const kir::Expr& e, std::vector<kir::Expr>& out) {
+    if (isBinary(e, kir::BinaryOp::kAdd)) return addends(e->operands[0], out) && addends(e->operands[1], out);
+    out.push_back(e);
+    return out.size() <= 3;
+  }
+
+  // A compile-time float32 constant: a literal, or a load of a one-element constant.
+  std::optional<double> constantValue(const kir::Expr& e) const {
+    if (e->kind == ExprNode::Kind::kConst && e->dtype == ir::DType::kFloat32) return e->value;
+    if (e->kind == ExprNode::Kind::kLoad && e->dtype == ir::DType::kFloat32) return scalar_(e->buffer);
+    return std::nullopt;
+  }
+
+  // alpha when `e` is the sum times alpha, exactly (a quotient only by a
+  // power of two, whose reciprocal is exact).
+  std::optional<double> scaledSum(const kir::Expr& e) const {
+    auto isSum = [&](const kir::Expr& x) { return &*x == &reduce_; };
+    if (isSum(e)) return 1.0;
+    if (isBinary(e, kir::BinaryOp::kMul)) {
+      for (int i = 0; i < 2; ++i)
+        if (auto a = constantValue(e->operands[1 - i]); a && isSum(e->operands[i]) && std::isfinite(*a)) return *a;
+    }
+    if (isBinary(e, kir::BinaryOp::kDiv) && isSum(e->operands[0])) {
+      auto d = constantValue(e->operands[1]);
+      int exponent = 0;
+      if (d && std::frexp(*d, &exponent) == 0.5 && exponent > -100 && exponent < 100) return 1.0 / *d;
+    }
+    return std::nullopt;
   }
 
   bool readsParam(const kir::Expr& e, int param) const {
@@ -302,6 +415,7 @@ class GemmPlanner {
   const kir::Stage& stage_;
   const ExprNode& reduce_;
   const std::function<bool(int, int)>& aliases_;
+  const std::function<std::optional<double>(int)>& scalar_;
   kir::Expr s_, v_;
   Groups groups_;
   std::vector<IterVar> c_layout_;  // a scratch D's variables, outermost first
@@ -311,7 +425,8 @@ class GemmPlanner {
 }  // namespace
 
 std::optional<GemmStage> planGemm(const kir::Kernel& kernel, const kir::Stage& stage, artifact::CudaPrecision precision,
-                                  const std::function<bool(int, int)>& aliases) {
+                                  const std::function<bool(int, int)>& aliases,
+                                  const std::function<std::optional<double>(int)>& scalar) {
   if (stage.kind != kir::Stage::Kind::kStore || stage.axes.empty() || !storesAtAxes(stage)) return std::nullopt;
   // The output's layout is the axes' row-major layout (D may be the output).
   if (kernel.params[static_cast<size_t>(stage.buffer)].shape != extents(stage.axes)) return std::nullopt;
@@ -330,7 +445,7 @@ std::optional<GemmStage> planGemm(const kir::Kernel& kernel, const kir::Stage& s
   int64_t flops = 2 * product(reduce.reduce_vars);
   for (const IterVar& v : stage.axes) flops *= v.extent;
   if (flops < kMinGemmFlops) return std::nullopt;
-  return GemmPlanner(kernel, stage, reduce, precision, aliases).run();
+  return GemmPlanner(kernel, stage, reduce, precision, aliases, scalar).run();
 }
 
 }  // namespace kiln::codegen::cuda

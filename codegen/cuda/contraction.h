@@ -11,9 +11,10 @@
 // anything else (a padded convolution's input windows, a computed operand)
 // is first packed into a scratch matrix by a generated kernel that evaluates
 // the operand's own definition. The product lands in the output itself when
-// the epilogue is the bare sum and the output's layout is a strided matrix,
-// else in a scratch matrix that a generated epilogue kernel reads in place of
-// the sum.
+// the output's layout is a strided matrix and the epilogue is one cuBLASLt
+// applies (a constant scale, a bias along D's rows, a residual laid out as
+// the output, ReLU), else in a scratch matrix that a generated epilogue
+// kernel reads in place of the sum.
 //
 // This is a schedule: it changes how the definition is computed, never what.
 // Stages that do not fit (another reduction, a non-float32 sum, a scatter)
@@ -42,12 +43,16 @@ struct GemmStage {
   std::vector<kir::Stage> packs;        // fill scratch operands before the GEMM
   artifact::CudaGemm gemm;              // offsets in elements of each buffer
   int a = -1, b = -1, c = -1;           // parameters read as A, B and written as D
+  int bias = -1, cin = -1;              // the bias vector and the accumulated C, when the GEMM's epilogue has them
   std::optional<kir::Stage> epilogue;   // writes the stage's output from the product
 };
 
 // A plan when `stage` is a float32 contraction worth a GEMM; `aliases(i, j)`
-// says whether parameters i and j are bound to the same buffer.
+// says whether parameters i and j are bound to the same buffer, and
+// `scalar(i)` gives parameter i's value when it is a one-element float32
+// constant (a scale the epilogue may fold into alpha).
 std::optional<GemmStage> planGemm(const kir::Kernel& kernel, const kir::Stage& stage, artifact::CudaPrecision precision,
-                                  const std::function<bool(int, int)>& aliases);
+                                  const std::function<bool(int, int)>& aliases,
+                                  const std::function<std::optional<double>(int)>& scalar);
 
 }  // namespace kiln::codegen::cuda

@@ -462,6 +462,9 @@ void ExprEmitter::warpReduce(const ExprNode& n, const std::string& lane) {
   int64_t length = 1;
   for (const kir::IterVar& v : n.reduce_vars) length *= v.extent;
   std::string r = fresh("wr");
+  // Unrolled so each lane has several independent loads in flight: a warp
+  // per row leaves few warps per SM, so latency, not bandwidth, bounds it.
+  line("#pragma unroll 8");
   line("for (long long " + r + " = " + lane + "; " + r + " < " + std::to_string(length) + "LL; " + r + " += 32) {");
   ++indent_;
   scopes_.emplace_back();

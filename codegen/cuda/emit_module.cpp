@@ -1,6 +1,7 @@
 #include "codegen/cuda/emit_module.h"
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
 #include <sstream>
 
@@ -116,9 +117,24 @@ class ModuleEmitter {
     const kir::Kernel& kernel = call.kernel;
     std::vector<uint32_t> args(call.args.begin(), call.args.end());
     auto aliases = [&](int i, int j) { return args[static_cast<size_t>(i)] == args[static_cast<size_t>(j)]; };
+    auto scalar = [&](int i) -> std::optional<double> {
+      const lower::ProgramBuffer& b = program_.buffers[args[static_cast<size_t>(i)]];
+      if (b.kind != Kind::kConstant || !b.constant || b.constant->dtype() != ir::DType::kFloat32 ||
+          b.constant->elementCount() != 1)
+        return std::nullopt;
+      float v = 0;
+      std::memcpy(&v, b.constant->bytes().data(), sizeof v);
+      return static_cast<double>(v);
+    };
     for (size_t s = 0; s < kernel.stages.size(); ++s) {
       std::string function = kernel.name + "_s" + std::to_string(s);
-      std::optional<GemmStage> gemm = planGemm(kernel, kernel.stages[s], precision_, aliases);
+      if (std::optional<RowGroup> rows = planRowGroup(kernel, s, aliases)) {
+        Status emitted = emitRowGroup(kernel, *rows, function + "_rows", args, call_index);
+        if (!emitted) return emitted.withContext("kernel '" + kernel.name + "' (from " + kernel.origin + ")");
+        s += rows->count - 1;
+        continue;
+      }
+      std::optional<GemmStage> gemm = planGemm(kernel, kernel.stages[s], precision_, aliases, scalar);
       Status emitted = gemm ? emitGemm(kernel, *gemm, function, args, call_index)
                             : emitLaunch(kernel, kernel.stages[s], function, args, call_index);
       if (!emitted) return emitted.withContext("kernel '" + kernel.name + "' (from " + kernel.origin + ")");
@@ -149,12 +165,81 @@ class ModuleEmitter {
     artifact::CudaLaunch launch;
     launch.function = function + "_gemm";
     launch.kernel = static_cast<uint32_t>(call_index);
-    for (int p : {gemm.a, gemm.b, gemm.c}) launch.args.push_back(args[static_cast<size_t>(p)]);
+    for (int p : {gemm.a, gemm.b, gemm.c, gemm.bias, gemm.cin})
+      if (p >= 0) launch.args.push_back(args[static_cast<size_t>(p)]);
     launch.kind = artifact::CudaLaunch::kGemm;
     launch.gemm = gemm.gemm;
     module_.plan.launches.push_back(std::move(launch));
     if (gemm.epilogue) KILN_RETURN_IF_ERROR(emitLaunch(extended, *gemm.epilogue, function + "_epilogue", args, call_index));
     return Status::ok();
+  }
+
+  // A row group (schedule.h): a warp per row runs each stage of the group
+  // for its row in turn. A reduction stage's lanes split the reduction and
+  // lane 0 stores the row's value; __syncwarp() then makes it visible to the
+  // other lanes, which the next stages read. The last stage's lanes stride
+  // over the row's inner elements.
+  Status emitRowGroup(const kir::Kernel& kernel, const RowGroup& group, const std::string& function,
+                      const std::vector<uint32_t>& args, size_t call_index) {
+    KILN_ASSIGN_OR_RETURN(std::string params, paramList(kernel, args));
+    out_ << "\nextern \"C\" __global__ void __launch_bounds__(" << group.block << ") " << function << "(" << params
+         << ") {\n";
+    out_ << "  const int lane = threadIdx.x & 31;\n";
+    out_ << "  for (long long row = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5; row < " << group.rows
+         << "LL; row += ((long long)gridDim.x * blockDim.x) >> 5) {\n";
+    ExprEmitter emitter(kernel, out_, 4);
+    for (size_t i = 0; i < group.count; ++i) {
+      const kir::Stage& stage = kernel.stages[group.first + i];
+      auto row_axes = static_cast<size_t>(group.row_axes[i]);
+      for (size_t d = 0; d < row_axes; ++d) emitter.line("long long a" + std::to_string(stage.axes[d].id) + ";");
+      splitInto(emitter, stage.axes, 0, row_axes, "row");
+      if (i + 1 < group.count) {
+        LaunchSchedule schedule = scheduleStage(stage);
+        emitter.warpReduce(*schedule.warp_reduce, "lane");
+        std::string value = emitter.emit(stage.value);
+        emitter.line("if (lane == 0) {");
+        emitter.store(stage.buffer, stage.store_index, value);
+        emitter.line("}");
+        emitter.line("__syncwarp();");
+        continue;
+      }
+      int64_t inner = 1;
+      for (size_t d = row_axes; d < stage.axes.size(); ++d) inner *= stage.axes[d].extent;
+      emitter.line("#pragma unroll 4");
+      emitter.line("for (long long inner = lane; inner < " + std::to_string(inner) + "LL; inner += 32) {");
+      for (size_t d = row_axes; d < stage.axes.size(); ++d)
+        emitter.line("  long long a" + std::to_string(stage.axes[d].id) + ";");
+      splitInto(emitter, stage.axes, row_axes, stage.axes.size(), "inner");
+      emitter.store(stage.buffer, stage.store_index, emitter.emit(stage.value));
+      emitter.line("}");
+      emitter.line("__syncwarp();");
+    }
+    out_ << "  }\n}\n";
+    KILN_RETURN_IF_ERROR(emitter.status());
+    artifact::CudaLaunch launch;
+    launch.function = function;
+    launch.kernel = static_cast<uint32_t>(call_index);
+    launch.grid = group.grid;
+    launch.block = group.block;
+    launch.args = args;
+    module_.plan.launches.push_back(std::move(launch));
+    return Status::ok();
+  }
+
+  // Assigns the already-declared a<id> of axes [begin, end) from the flat
+  // index `flat` (row-major over them).
+  static void splitInto(ExprEmitter& emitter, const std::vector<kir::IterVar>& axes, size_t begin, size_t end,
+                        const std::string& flat) {
+    if (begin == end) return;
+    std::string rest = "rest_" + flat + std::to_string(axes[begin].id);
+    emitter.line("{ long long " + rest + " = " + flat + ";");
+    for (size_t d = end; d-- > begin;) {
+      std::string name = "a" + std::to_string(axes[d].id);
+      emitter.line("  " + name + " = " + rest + " % " + std::to_string(axes[d].extent) + "LL; " + rest + " /= " +
+                   std::to_string(axes[d].extent) + "LL;");
+      emitter.bind(axes[d].id, name);
+    }
+    emitter.line("}");
   }
 
   // The stage's threads: a grid-stride loop over the flat index of its

@@ -1,8 +1,11 @@
 #include "codegen/cuda/schedule.h"
 
 #include <algorithm>
+#include <map>
 #include <utility>
 #include <vector>
+
+#include "compiler/kir/affine.h"
 
 namespace kiln::codegen::cuda {
 namespace {
@@ -42,7 +45,112 @@ const kir::ExprNode* warpReduction(const kir::Stage& stage) {
   return length >= kMinWarpReduction ? first : nullptr;
 }
 
+bool storesAtAxes(const kir::Kernel& kernel, const kir::Stage& stage) {
+  if (stage.kind != kir::Stage::Kind::kStore || stage.store_index.size() != stage.axes.size()) return false;
+  std::vector<int64_t> shape;
+  for (size_t d = 0; d < stage.axes.size(); ++d) {
+    if (stage.store_index[d]->kind != kir::ExprNode::Kind::kVar || stage.store_index[d]->var_id != stage.axes[d].id)
+      return false;
+    shape.push_back(stage.axes[d].extent);
+  }
+  return kernel.params[static_cast<size_t>(stage.buffer)].shape == shape;
+}
+
+// The extents other than 1, in order: rows of [1, 128, 1] and [1, 128] agree.
+std::vector<int64_t> nonUnitExtents(const std::vector<kir::IterVar>& axes, size_t count) {
+  std::vector<int64_t> out;
+  for (size_t d = 0; d < count; ++d)
+    if (axes[d].extent != 1) out.push_back(axes[d].extent);
+  return out;
+}
+
+// Whether every load in `e` of a parameter in `row_values` reads exactly
+// the element of the row that `row_axes` index (row-major over them).
+bool readsOnlyOwnRow(const kir::Kernel& kernel, const kir::Expr& e, const std::vector<int>& row_values,
+                     const std::vector<kir::IterVar>& row_axes) {
+  const kir::ExprNode& n = *e;
+  if (n.kind == kir::ExprNode::Kind::kLoad &&
+      std::find(row_values.begin(), row_values.end(), n.buffer) != row_values.end()) {
+    auto flat = kir::flatIndex(kernel, n);
+    if (!flat || flat->offset != 0) return false;
+    int64_t stride = 1;
+    std::map<int, int64_t> want;
+    for (size_t d = row_axes.size(); d-- > 0;) {
+      if (row_axes[d].extent != 1) want[row_axes[d].id] = stride;
+      stride *= row_axes[d].extent;
+    }
+    std::map<int, int64_t> got;
+    for (auto [var, c] : flat->coeff)
+      if (c != 0) got[var] = c;
+    for (const kir::IterVar& v : row_axes)
+      if (v.extent == 1) got.erase(v.id);
+    if (got != want) return false;
+  }
+  return std::all_of(n.operands.begin(), n.operands.end(),
+                     [&](const kir::Expr& op) { return readsOnlyOwnRow(kernel, op, row_values, row_axes); });
+}
+
+void collectLoads(const kir::Expr& e, std::vector<int>& out) {
+  if (e->kind == kir::ExprNode::Kind::kLoad) out.push_back(e->buffer);
+  for (const kir::Expr& op : e->operands) collectLoads(op, out);
+}
+
 }  // namespace
+
+std::optional<RowGroup> planRowGroup(const kir::Kernel& kernel, size_t first,
+                                     const std::function<bool(int, int)>& aliases) {
+  RowGroup group;
+  group.first = first;
+  std::vector<int> row_values;  // parameters the group's reductions write
+  std::vector<int64_t> row_shape;
+  size_t s = first;
+  for (; s < kernel.stages.size(); ++s) {
+    const kir::Stage& stage = kernel.stages[s];
+    if (!storesAtAxes(kernel, stage) || kir::isDynamic(kernel, stage) || !warpReduction(stage)) break;
+    int64_t points = stagePoints(stage);
+    std::vector<int64_t> shape = nonUnitExtents(stage.axes, stage.axes.size());
+    if (s > first && (points != group.rows || shape != row_shape)) break;
+    if (!readsOnlyOwnRow(kernel, stage.value, row_values, stage.axes)) break;
+    group.rows = points;
+    row_shape = shape;
+    row_values.push_back(stage.buffer);
+    group.row_axes.push_back(static_cast<int>(stage.axes.size()));
+  }
+  if (row_values.empty() || s >= kernel.stages.size() || group.rows <= 0) return std::nullopt;
+  // The elementwise stage: no reduction, its leading axes the same rows.
+  const kir::Stage& last = kernel.stages[s];
+  std::vector<std::pair<const kir::ExprNode*, bool>> reduces;
+  collectReduces(last.value, false, reduces);
+  if (last.kind != kir::Stage::Kind::kStore || !reduces.empty() || !kir::writesDistinctElements(last) ||
+      kir::isDynamic(kernel, last) || last.axes.empty())
+    return std::nullopt;
+  size_t p = 0;
+  int64_t product = 1;
+  while (p < last.axes.size() && product < group.rows) product *= last.axes[p++].extent;
+  while (p < last.axes.size() && last.axes[p].extent == 1) ++p;
+  if (product != group.rows || nonUnitExtents(last.axes, p) != row_shape) return std::nullopt;
+  std::vector<kir::IterVar> last_rows(last.axes.begin(), last.axes.begin() + static_cast<std::ptrdiff_t>(p));
+  if (!readsOnlyOwnRow(kernel, last.value, row_values, last_rows)) return std::nullopt;
+  group.row_axes.push_back(static_cast<int>(p));
+  group.count = s - first + 1;
+  // Warps share nothing but the row values they write: no buffer the group
+  // writes may be another name for one it reads.
+  std::vector<int> written = row_values, read;
+  written.push_back(last.buffer);
+  for (size_t t = first; t <= s; ++t) collectLoads(kernel.stages[t].value, read);
+  for (int w : written)
+    for (int r : read)
+      if ((r == w || aliases(r, w)) && (r != w || r == last.buffer ||
+                                        std::find(row_values.begin(), row_values.end(), r) == row_values.end()))
+        return std::nullopt;
+  for (size_t i = 0; i < written.size(); ++i)
+    for (size_t j = i + 1; j < written.size(); ++j)
+      if (written[i] == written[j] || aliases(written[i], written[j])) return std::nullopt;
+  int64_t lanes = group.rows * 32;
+  group.block = static_cast<uint32_t>(std::min<int64_t>(lanes, kBlockThreads));
+  group.grid = static_cast<uint32_t>(std::clamp<int64_t>((lanes + group.block - 1) / group.block, 1, kMaxBlocks));
+  return group;
+}
 
 int64_t stagePoints(const kir::Stage& stage) {
   int64_t points = 1;

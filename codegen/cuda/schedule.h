@@ -3,6 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <optional>
+#include <vector>
 
 #include "compiler/kir/kir.h"
 
@@ -27,6 +30,26 @@ struct LaunchSchedule {
 };
 
 LaunchSchedule scheduleStage(const kir::Stage& stage);
+
+// Consecutive stages of one kernel that run as one launch with a warp per
+// row: one or more row reductions (LayerNorm's mean and inverse deviation,
+// Softmax's max and sum; each a warp-split float32 reduction storing one
+// value per row) followed by an elementwise stage over the same rows plus
+// inner axes that reads those values only at its own row. The warp computes
+// each stage's row in turn (the lanes stride over the inner axes of the
+// last), so a row's statistics never leave the SM between stages and the
+// launches drop from one per stage to one.
+struct RowGroup {
+  size_t first = 0, count = 0;  // stages [first, first + count)
+  int64_t rows = 0;             // a warp each
+  std::vector<int> row_axes;    // per stage: its leading axes that index the row (all, for a reduction)
+  uint32_t block = 256, grid = 1;
+};
+
+// The row group starting at stage `first`, when there is one; `aliases(i, j)`
+// says whether parameters i and j are bound to the same buffer.
+std::optional<RowGroup> planRowGroup(const kir::Kernel& kernel, size_t first,
+                                     const std::function<bool(int, int)>& aliases);
 
 // Iteration points of a stage; 0 when an axis is empty (the launch is skipped).
 int64_t stagePoints(const kir::Stage& stage);

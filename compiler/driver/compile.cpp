@@ -19,6 +19,7 @@
 #include "compiler/onnx/writer.h"
 #include "compiler/ops/op_registry.h"
 #include "passes/infer_shapes.h"
+#include "passes/prune.h"
 #include "passes/value_uses.h"
 
 namespace kiln::driver {
@@ -48,12 +49,18 @@ std::string describeOptions(const CompileOptions& options) {
     os << " cuda_precision=" << options.codegen.cuda_precision;
   if (!options.codegen.precision.empty() && options.codegen.precision != "fp32")
     os << " precision=" << options.codegen.precision;
+  if (!options.codegen.sparse_kernels.empty() && options.codegen.sparse_kernels != "auto")
+    os << " sparse_kernels=" << options.codegen.sparse_kernels;
   for (const auto& [name, dims] : options.shapes) os << " shape:" << name << "=" << ir::toString(ir::makeShape(dims));
   if (!options.pipeline.passes.empty()) {
     os << " passes=";
     for (const auto& p : options.pipeline.passes) os << p << ",";
   }
   for (const auto& p : options.pipeline.disabled) os << " disable=" << p;
+  if (options.pipeline.prune) {
+    os << " prune=" << options.pipeline.prune->text;
+    for (const auto& [layer, ratio] : options.pipeline.prune->layer_ratios) os << " prune:" << layer << "=" << ratio;
+  }
   return os.str();
 }
 

@@ -79,6 +79,8 @@ struct ContainerStep {
     kAlias,   // result = sequence (Identity, OptionalGetElement)
     kInsert,  // result = sequence with `tensor` inserted at `position` (the end when -1)
     kLength,  // result (an int64 scalar buffer) = the element count
+    kAt,      // result (a tensor buffer) = a copy of the element at `position`, its dims into the result's dim slots
+    kErase,   // result = sequence without the element at `position` (the last when -1)
   };
   Kind kind = Kind::kAlias;
   int before_call = 0;  // runs before call `before_call` (after the last call when equal to calls.size())
@@ -86,9 +88,16 @@ struct ContainerStep {
   int sequence = -1;
   int tensor = -1;
   int position = -1;    // an int32 or int64 scalar or 1-element buffer; negative values count from the end
-  int check = -1;       // kInsert: the run-time check failed by a position out of range,
+  int check = -1;       // kInsert, kAt, kErase: the run-time check failed by a position out of range,
   int position_slot = -1;  // which reads the position from this slot
-  int count_slot = -1;     // and the sequence's length from this one
+  int count_slot = -1;     // and the sequence's length from this one (kInsert, kAt, kErase)
+  // kInsert: the element takes a copy of the tensor's data, in memory alive
+  // to the end of the run, instead of referring to its buffer (a buffer a
+  // loop iteration overwrites or a run-time-sized one that may move).
+  bool copy_data = false;
+  // kAt: the run-time check failed by an element whose rank or static dims
+  // differ from the result's.
+  int shape_check = -1;
   std::string origin;   // the graph node, for listings
 };
 

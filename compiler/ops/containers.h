@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "compiler/ir/graph.h"
+#include "compiler/lower/program.h"
 #include "compiler/ops/op_registry.h"
 
 namespace kiln::ops {
@@ -71,6 +72,19 @@ Status lowerSequenceEmpty(LowerContext& ctx);
 Status lowerSequenceConstruct(LowerContext& ctx);
 Status lowerSequenceInsert(LowerContext& ctx);
 Status lowerSequenceLength(LowerContext& ctx);
+Status lowerSequenceAt(LowerContext& ctx);
+Status lowerSequenceErase(LowerContext& ctx);
+
+// ---- Sequences through control flow (control_flow_lower.cpp) ----
+// Whether a program buffer holds a sequence table (or an optional one).
+bool isSequenceBuffer(const lower::ProgramBuffer& buffer);
+// A new intermediate sequence buffer with `like`'s element dtype.
+int addSequenceBuffer(lower::Program& program, const std::string& name, const lower::ProgramBuffer& like);
+// result = sequence, a step before the next call appended to the program.
+void appendSequenceAlias(lower::Program& program, int result, int sequence, const std::string& origin);
+// Insertions from call `first_call` on copy their tensor's data (a loop
+// body's buffers are overwritten by the next iteration).
+void copyInsertedData(lower::Program& program, int first_call);
 Status lowerOptionalHasElement(LowerContext& ctx);
 Status lowerOptionalGetElement(LowerContext& ctx);
 

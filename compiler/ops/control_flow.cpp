@@ -26,6 +26,7 @@
 #include "compiler/ops/control_flow.h"
 
 #include "compiler/lower/lower_graph.h"
+#include "compiler/ops/containers.h"
 
 namespace kiln::ops {
 namespace {
@@ -52,9 +53,9 @@ Status inferSubgraph(const NodeView& owner, const std::string& attr, const std::
                        std::to_string(types.size()));
   for (size_t i = 0; i < types.size(); ++i) {
     ir::Value& in = *graph.inputs[i];
-    if (!types[i].isTensor() || !in.type.isTensor())
-      return owner.unsupportedError(where + " input " + std::to_string(i) + " '" + in.name +
-                                    "' is a sequence or optional; control flow carries tensors only");
+    if (types[i].isTensor() && !in.type.isTensor() && in.type.dtype != ir::DType::kUndefined)
+      return owner.error(where + " input " + std::to_string(i) + " '" + in.name + "' is " +
+                         withArticle(in.type.kind) + ", but the node passes a tensor");
     if (in.type.dtype != ir::DType::kUndefined && in.type.dtype != types[i].dtype)
       return owner.error(where + " input " + std::to_string(i) + " '" + in.name + "' is " +
                          std::string(ir::name(in.type.dtype)) + ", but the node passes " +
@@ -83,8 +84,6 @@ Status inferSubgraph(const NodeView& owner, const std::string& attr, const std::
       for (size_t i = 0; i < node->outputs.size(); ++i) node->outputs[i]->constant = std::move((*values)[i]);
   }
   for (const ir::Value* out : graph.outputs) {
-    if (!out->type.isTensor())
-      return owner.unsupportedError(where + " output '" + out->name + "' is not a tensor");
     if (out->type.dtype == ir::DType::kUndefined)
       return owner.error(where + " output '" + out->name + "' has no known type");
   }
@@ -109,12 +108,50 @@ Status checkScalarInput(const InferContext& ctx, size_t i, ir::DType dtype, cons
   return Status::ok();
 }
 
+bool isOptionalKind(ir::ValueKind kind) {
+  return kind == ir::ValueKind::kOptionalTensor || kind == ir::ValueKind::kOptionalSequence;
+}
+
+// The kind two values of one container slot share: a sequence and an
+// optional sequence make an optional sequence; nullopt when they differ
+// otherwise (a tensor and a sequence).
+std::optional<ir::ValueKind> mergedKind(ir::ValueKind a, ir::ValueKind b) {
+  auto base = [](ir::ValueKind k) {
+    return k == ir::ValueKind::kOptionalSequence ? ir::ValueKind::kSequence
+           : k == ir::ValueKind::kOptionalTensor ? ir::ValueKind::kTensor
+                                                 : k;
+  };
+  if (base(a) != base(b)) return std::nullopt;
+  return isOptionalKind(a) ? a : b;
+}
+
+// The element type two containers share: equal dims stay, others become
+// unknown, the rank unknown where the ranks differ.
+ir::TensorType mergeContainerTypes(const ir::TensorType& a, const ir::TensorType& b, ir::ValueKind kind) {
+  ir::TensorType merged = a;
+  merged.kind = kind;
+  if (!a.shape || !b.shape || a.shape->size() != b.shape->size()) {
+    merged.shape.reset();
+    return merged;
+  }
+  for (size_t d = 0; d < a.shape->size(); ++d)
+    if ((*a.shape)[d] != (*b.shape)[d]) (*merged.shape)[d] = ir::Dim{};
+  return merged;
+}
+
 // The shape both branches agree on: equal dims stay, others become unknown.
 Expected<ir::TensorType> mergeBranchTypes(const InferContext& ctx, size_t i, const ir::TensorType& a,
                                           const ir::TensorType& b) {
   if (a.dtype != b.dtype)
     return ctx.error("output " + std::to_string(i) + " is " + std::string(ir::name(a.dtype)) +
                      " in then_branch but " + std::string(ir::name(b.dtype)) + " in else_branch");
+  if (!a.isTensor() || !b.isTensor()) {
+    std::optional<ir::ValueKind> kind = mergedKind(a.kind, b.kind);
+    if (!kind)
+      return ctx.error("output " + std::to_string(i) + " is " + withArticle(a.kind) + " in then_branch but " +
+                       withArticle(b.kind) + " in else_branch");
+    return mergeContainerTypes(a, b, *kind);
+  }
   if (!a.shape || !b.shape || a.shape->size() != b.shape->size())
     return ctx.unsupportedError("output " + std::to_string(i) + " has a different rank in each branch");
   ir::TensorType merged = a;
@@ -179,7 +216,7 @@ bool conditionStaysTrue(const ir::Graph& body) {
 Status inferLoopBody(InferContext& ctx, std::vector<ir::TensorType>& state) {
   const ir::Graph& body = subgraph(ctx, "body");
   size_t max_rounds = 2;
-  for (const ir::TensorType& t : state) max_rounds += t.shape ? t.shape->size() : 0;
+  for (const ir::TensorType& t : state) max_rounds += (t.shape ? t.shape->size() : 0) + (t.isTensor() ? 0 : 2);
   for (size_t round = 0; round < max_rounds; ++round) {
     std::vector<ir::TensorType> body_inputs = {scalarType(ir::DType::kInt64), scalarType(ir::DType::kBool)};
     body_inputs.insert(body_inputs.end(), state.begin(), state.end());
@@ -194,6 +231,17 @@ Status inferLoopBody(InferContext& ctx, std::vector<ir::TensorType>& state) {
         return ctx.error("loop-carried value " + std::to_string(k) + " enters the body as " +
                          std::string(ir::name(state[k].dtype)) + " but leaves it as '" + out.name + "' of type " +
                          std::string(ir::name(out.type.dtype)));
+      if (!state[k].isTensor() || !out.type.isTensor()) {
+        std::optional<ir::ValueKind> kind = mergedKind(state[k].kind, out.type.kind);
+        if (!kind)
+          return ctx.error("loop-carried value " + std::to_string(k) + " enters the body as " +
+                           withArticle(state[k].kind) + " but leaves it as " + withArticle(out.type.kind) + " '" +
+                           out.name + "'");
+        ir::TensorType merged = mergeContainerTypes(state[k], out.type, *kind);
+        changed = changed || merged != state[k];
+        state[k] = std::move(merged);
+        continue;
+      }
       if (!state[k].shape || !out.type.shape || state[k].shape->size() != out.type.shape->size())
         return ctx.unsupportedError("loop-carried value " + std::to_string(k) + " has shape " +
                                     (state[k].shape ? ir::toString(*state[k].shape) : "of unknown rank") +

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <set>
 
+#include "compiler/ops/containers.h"
 #include "compiler/ops/control_flow.h"
 
 namespace kiln::ops {
@@ -133,21 +134,80 @@ Status needSubgraphs(LowerContext& ctx) {
 
 // ---------------------------------------------------------------- If
 
+// Whether a branch reads or makes a sequence or optional: its container
+// steps then need kernels of the branch around them, since a step runs
+// before a call and a region is a range of calls.
+bool touchesContainers(const ir::Graph& graph) {
+  for (const ir::Value* v : graph.outputs)
+    if (!v->type.isTensor()) return true;
+  for (const auto& node : graph.nodes()) {
+    for (const ir::Value* v : node->inputs)
+      if (v && !v->type.isTensor()) return true;
+    for (const ir::Value* v : node->outputs)
+      if (v && !v->type.isTensor()) return true;
+  }
+  return false;
+}
+
+// A kernel that only keeps `slot` as it is: the first or last call of a
+// branch whose container steps must stay inside its region.
+void addRegionMarker(Program& program, int slot, const std::string& origin) {
+  CallBuilder cb(program, "branch", origin);
+  cb.b().setSlot(slot, kir::slotValue(slot));
+  cb.finish();
+}
+
+// Branch output `src` into the If's output `dst`: a tensor copied (with the
+// dims the branches disagree on), a sequence's table passed on, an
+// optional's presence set.
+void emitBranchResult(LowerContext& ctx, int src, int dst, const std::string& origin) {
+  Program& program = ctx.program();
+  if (isSequenceBuffer(program.buffers[dst])) appendSequenceAlias(program, dst, src, origin);
+  else {
+    copyDims(program, src, dst, origin);
+    copyWhole(program, src, dst, origin);
+  }
+}
+
+void setPresence(Program& program, const std::vector<std::pair<int, int>>& dst_src, const std::string& origin) {
+  if (dst_src.empty()) return;
+  CallBuilder cb(program, "presence", origin);
+  for (auto [dst, src] : dst_src) {
+    int from = program.buffers[src].present_slot;
+    cb.b().setSlot(program.buffers[dst].present_slot, from >= 0 ? kir::slotValue(from) : Expr::index(1));
+  }
+  cb.finish();
+}
+
+std::vector<std::pair<int, int>> optionalPairs(const Program& program, const std::vector<int>& dst,
+                                               const std::vector<int>& src) {
+  std::vector<std::pair<int, int>> pairs;
+  for (size_t k = 0; k < dst.size(); ++k)
+    if (program.buffers[dst[k]].present_slot >= 0) pairs.push_back({dst[k], src[k]});
+  return pairs;
+}
+
 // One branch: its calls, then its results copied into the If's outputs
 // (setting the dims the branches disagree on), guarded by `slot`.
 Status lowerBranch(LowerContext& ctx, const std::string& attr, int slot) {
   Program& program = ctx.program();
   const ir::Graph& branch = *ctx.node().attribute(attr)->graphs.at(0);
+  const std::string origin = ctx.node().describe() + " " + attr;
   int first = static_cast<int>(program.calls.size());
+  bool containers = touchesContainers(branch);
+  if (containers) addRegionMarker(program, slot, origin);
   KILN_RETURN_IF_ERROR(ctx.subgraphs()->lowerNodes(branch));
+  std::vector<int> dst, src;
   for (size_t i = 0; i < ctx.numOutputs(); ++i) {
     if (!ctx.hasOutput(i)) continue;
-    KILN_ASSIGN_OR_RETURN(int src, bufferOf(ctx, *branch.outputs[i]));
-    int dst = ctx.outputBuffer(i);
-    copyDims(program, src, dst, ctx.node().describe() + " " + attr);
-    copyWhole(program, src, dst, ctx.node().describe() + " " + attr);
+    KILN_ASSIGN_OR_RETURN(int from, bufferOf(ctx, *branch.outputs[i]));
+    dst.push_back(ctx.outputBuffer(i));
+    src.push_back(from);
+    emitBranchResult(ctx, from, dst.back(), origin);
   }
-  addRegion(program, {first, static_cast<int>(program.calls.size()), slot, false, ctx.node().describe() + " " + attr});
+  setPresence(program, optionalPairs(program, dst, src), origin);
+  if (containers) addRegionMarker(program, slot, origin);
+  addRegion(program, {first, static_cast<int>(program.calls.size()), slot, false, origin});
   return Status::ok();
 }
 
@@ -158,9 +218,20 @@ Status lowerIf(LowerContext& ctx) {
   int then_slot = ctx.newSlot(), else_slot = ctx.newSlot();
   // Outputs whose dims the branches disagree on take them from slots that
   // the branch taken sets.
-  for (size_t i = 0; i < ctx.numOutputs(); ++i)
-    for (size_t d = 0; ctx.hasOutput(i) && d < ctx.outputDims(i).size(); ++d)
+  for (size_t i = 0; i < ctx.numOutputs(); ++i) {
+    if (!ctx.hasOutput(i)) continue;
+    const ir::TensorType& type = ctx.node().outputs[i]->type;
+    if (!type.isTensor()) {
+      if (type.kind == ir::ValueKind::kOptionalTensor)
+        return ctx.unsupportedError("output " + std::to_string(i) + " is an optional tensor; If passes on tensors, "
+                                    "sequences and optional sequences");
+      if (type.kind == ir::ValueKind::kOptionalSequence)
+        ctx.program().buffers[ctx.outputBuffer(i)].present_slot = ctx.newSlot();
+      continue;
+    }
+    for (size_t d = 0; d < ctx.outputDims(i).size(); ++d)
       if (ctx.outputDimPending(i, d)) ctx.setOutputDimSlot(i, d, ctx.newSlot());
+  }
   auto& b = ctx.newKernel("cond");
   Expr cond = kir::binary(kir::BinaryOp::kNe, firstElement(ctx.input(0, {1})), Expr::index(0));
   b.setSlot(then_slot, kir::cast(ir::DType::kInt64, cond));
@@ -214,6 +285,14 @@ Status emitLoopEnd(LowerContext& ctx, LoopFrame& f, const std::vector<int>& carr
   std::vector<int> sources = carried;
   for (size_t k = 0; k < carried.size(); ++k) {
     if (carried[k] == f.state[k]) continue;
+    if (isSequenceBuffer(program.buffers[f.state[k]])) {
+      // A table read from another state is passed on through one of its own.
+      if (std::count(f.state.begin(), f.state.end(), carried[k])) {
+        sources[k] = addSequenceBuffer(program, ctx.node().name + "/carried" + std::to_string(k), program.buffers[carried[k]]);
+        appendSequenceAlias(program, sources[k], carried[k], f.origin);
+      }
+      continue;
+    }
     ProgramBuffer s = program.buffers[carried[k]];
     bool reads_state = std::count(f.state.begin(), f.state.end(), carried[k]) > 0;
     bool sized_by_state = std::any_of(s.dim_slots.begin(), s.dim_slots.end(),
@@ -227,9 +306,14 @@ Status emitLoopEnd(LowerContext& ctx, LoopFrame& f, const std::vector<int>& carr
     copyWhole(program, carried[k], sources[k], f.origin);
   }
   for (size_t k = 0; k < carried.size(); ++k) {
+    if (isSequenceBuffer(program.buffers[f.state[k]])) {
+      appendSequenceAlias(program, f.state[k], sources[k], f.origin);
+      continue;
+    }
     copyDims(program, sources[k], f.state[k], f.origin);
     copyWhole(program, sources[k], f.state[k], f.origin);
   }
+  setPresence(program, optionalPairs(program, f.state, sources), f.origin);
   CallBuilder cb(program, "loop_next", f.origin);
   cb.b().setSlot(f.iter_slot, kir::slotValue(f.iter_slot) + Expr::index(1));
   Expr go_on = kir::slotValue(f.iter_slot) < kir::slotValue(f.trip_slot);
@@ -245,11 +329,33 @@ Status emitLoopEnd(LowerContext& ctx, LoopFrame& f, const std::vector<int>& carr
 // A state whose shape changes between iterations (`state_types`, the types
 // the body's inputs got) has a dim slot per changing dim, set from the
 // initial value here and from the body's result after each iteration.
-void bindState(LowerContext& ctx, LoopFrame& f, size_t count, size_t first_input,
-               const std::vector<ir::TensorType>& state_types) {
+// A sequence state is a table passed on by container steps, and an
+// optional sequence's presence a slot of its own, set like its table.
+Status bindState(LowerContext& ctx, LoopFrame& f, size_t count, size_t first_input,
+                 const std::vector<ir::TensorType>& state_types) {
   Program& program = ctx.program();
+  std::vector<int> inits;
   for (size_t k = 0; k < count; ++k) {
     int init = ctx.inputBuffer(first_input + k);
+    inits.push_back(init);
+    if (!state_types[k].isTensor()) {
+      if (state_types[k].kind == ir::ValueKind::kOptionalTensor)
+        return ctx.unsupportedError("loop-carried value " + std::to_string(k) +
+                                    " is an optional tensor; loops carry tensors, sequences and optional sequences");
+      if (ctx.hasOutput(k) && ctx.node().outputs[k]->type.kind != state_types[k].kind)
+        return ctx.unsupportedError("loop-carried value " + std::to_string(k) + " is " +
+                                    withArticle(state_types[k].kind) + " in the body but output " + std::to_string(k) +
+                                    " is declared " + withArticle(ctx.node().outputs[k]->type.kind));
+      ProgramBuffer like = program.buffers[init];
+      like.container = state_types[k].kind;
+      int state = ctx.hasOutput(k) ? ctx.outputBuffer(k)
+                                   : addSequenceBuffer(program, ctx.node().name + "/state" + std::to_string(k), like);
+      program.buffers[state].container = state_types[k].kind;
+      if (state_types[k].kind == ir::ValueKind::kOptionalSequence) program.buffers[state].present_slot = ctx.newSlot();
+      f.state.push_back(state);
+      appendSequenceAlias(program, state, init, f.origin);
+      continue;
+    }
     const ir::Shape& shape = *state_types[k].shape;
     std::vector<int> slots;
     for (size_t d = 0; d < shape.size(); ++d)
@@ -272,6 +378,8 @@ void bindState(LowerContext& ctx, LoopFrame& f, size_t count, size_t first_input
     copyDims(program, init, state, f.origin);
     copyWhole(program, init, state, f.origin);
   }
+  setPresence(program, optionalPairs(program, f.state, inits), f.origin);
+  return Status::ok();
 }
 
 std::vector<ir::TensorType> inputTypes(const ir::Graph& body, size_t first, size_t count) {
@@ -351,7 +459,7 @@ Status lowerLoop(LowerContext& ctx) {
   std::optional<size_t> trip_input = ctx.hasInput(0) && !m ? std::optional<size_t>(0) : std::nullopt;
   std::optional<int64_t> trips = m ? m->intAt(0) : kUnboundedTrips;
   emitLoopStart(ctx, f, trip_input, trips, ctx.hasInput(1) ? std::optional<size_t>(1) : std::nullopt);
-  bindState(ctx, f, carried, 2, inputTypes(body, 2, carried));
+  KILN_RETURN_IF_ERROR(bindState(ctx, f, carried, 2, inputTypes(body, 2, carried)));
   // Scan outputs accumulate `trip count` rows (static when M is constant).
   std::vector<ScanAccumulator> accumulators;
   for (size_t k = 0; k < scans; ++k)
@@ -371,6 +479,12 @@ Status lowerLoop(LowerContext& ctx) {
   ctx.subgraphs()->bind(*body.inputs[1], cond_in);
   for (size_t k = 0; k < carried; ++k) ctx.subgraphs()->bind(*body.inputs[2 + k], f.state[k]);
   KILN_RETURN_IF_ERROR(ctx.subgraphs()->lowerNodes(body));
+  copyInsertedData(program, first);  // the body's buffers are overwritten by the next iteration
+  for (const lower::ContainerStep& step : program.container_steps)
+    if (step.kind == lower::ContainerStep::Kind::kAt && step.before_call >= first)
+      return ctx.unsupportedError("body node " + step.origin +
+                                  " takes a sequence element inside the loop; SequenceAt over a run-time sequence is "
+                                  "compiled outside loop bodies only (so is SequenceMap, which becomes one)");
   KILN_ASSIGN_OR_RETURN(int cond_out, bufferOf(ctx, *body.outputs[0]));
   for (size_t k = 0; k < scans; ++k) {
     KILN_ASSIGN_OR_RETURN(int step, bufferOf(ctx, *body.outputs[1 + carried + k]));
@@ -409,7 +523,7 @@ Status lowerScan(LowerContext& ctx) {
   emitLoopStart(ctx, f, std::nullopt, s.batch * s.length, std::nullopt);
   std::vector<ir::TensorType> state_types;
   for (size_t k = 0; k < s.state; ++k) state_types.push_back(ctx.inputType(s.first_input + k));
-  bindState(ctx, f, s.state, s.first_input, state_types);
+  KILN_RETURN_IF_ERROR(bindState(ctx, f, s.state, s.first_input, state_types));
   int first = static_cast<int>(program.calls.size());
   Expr i = kir::slotValue(f.iter_slot);
   Expr batch = batched ? i / Expr::index(s.length) : Expr::index(0);

@@ -1,8 +1,11 @@
-// Sequences and optionals known only at run time: graph inputs and outputs
-// (docs/architecture.md, "Containers at the graph boundary"). A sequence is
-// a table of element references that container steps build and pass on
-// (lower::ContainerStep); an optional's presence is a dim slot. What
-// expand-containers resolved at compile time never comes here.
+// Sequences and optionals known only at run time: graph inputs and outputs,
+// loop-carried values and If results (docs/architecture.md, "Containers at
+// run time"). A sequence is a table of element references that container
+// steps build and pass on (lower::ContainerStep); an optional's presence is
+// a dim slot. What expand-containers resolved at compile time never comes
+// here.
+#include <optional>
+
 #include "compiler/lower/lower_context.h"
 #include "compiler/ops/containers.h"
 
@@ -39,12 +42,71 @@ void copyTensor(LowerContext& ctx, kir::KernelBuilder& kb) {
 // A new sequence buffer of the node: the empty sequence until a step sets it.
 int newSequenceBuffer(LowerContext& ctx, const std::string& suffix) {
   const ir::Value& out = *ctx.node().outputs[0];
-  lower::ProgramBuffer buffer{out.name + suffix, out.type.dtype, {}, lower::ProgramBuffer::Kind::kIntermediate, -1, {}, -1, {}};
-  buffer.container = ir::ValueKind::kSequence;
-  return ctx.program().addBuffer(std::move(buffer));
+  lower::ProgramBuffer like{out.name, out.type.dtype, {}, lower::ProgramBuffer::Kind::kIntermediate, -1, {}, -1, {}};
+  return addSequenceBuffer(ctx.program(), out.name + suffix, like);
+}
+
+// The position a step reads (input `input`, when given) with the slots and
+// the check that name it when it is out of range: [-n, n] for an insertion,
+// [-n, n-1] for the others (an empty sequence has no element to take).
+void setPosition(LowerContext& ctx, ContainerStep& step, size_t input) {
+  bool given = ctx.numInputs() > input && ctx.hasInput(input);
+  if (given) step.position = ctx.inputBuffer(input);
+  if (!given && step.kind == ContainerStep::Kind::kInsert) return;  // the end: always in range
+  step.position_slot = ctx.newSlot();
+  step.count_slot = ctx.newSlot();
+  std::string where = given ? " (input " + std::to_string(input) + " '" + ctx.node().inputs[input]->name + "')"
+                            : " (the last element, input " + std::to_string(input) + " being omitted)";
+  step.check = ctx.addCheck("position {$" + std::to_string(step.position_slot) +
+                            "} is out of range for a sequence of {$" + std::to_string(step.count_slot) +
+                            "} elements" + where);
+}
+
+// One insertion: `tensor` into `sequence` at the position input (the end
+// when omitted), making `result`. A tensor whose shape is known only at
+// run time keeps its dims in the table; its data is copied where the
+// buffer may change (see copyInsertedData).
+Status addInsertStep(LowerContext& ctx, int result, int sequence, size_t tensor_input,
+                     std::optional<size_t> position_input) {
+  ContainerStep step;
+  step.kind = ContainerStep::Kind::kInsert;
+  step.result = result;
+  step.sequence = sequence;
+  step.tensor = ctx.inputBuffer(tensor_input);
+  if (!ctx.inputType(tensor_input).shape)
+    return ctx.unsupportedError("input " + std::to_string(tensor_input) + " has a rank known only at run time");
+  if (position_input) setPosition(ctx, step, *position_input);
+  // The step reads a run-time-shaped tensor's dims from its slots; taking a
+  // slot is how a lowering says it handles run-time shapes (this one holds
+  // the length, for listings).
+  if (ctx.isDynamicInput(tensor_input) && step.count_slot < 0) step.count_slot = ctx.newSlot();
+  addStep(ctx, std::move(step), 0);
+  return Status::ok();
 }
 
 }  // namespace
+
+bool isSequenceBuffer(const lower::ProgramBuffer& buffer) { return isSequenceKind(buffer.container); }
+
+int addSequenceBuffer(lower::Program& program, const std::string& name, const lower::ProgramBuffer& like) {
+  lower::ProgramBuffer buffer{name, like.dtype, {}, lower::ProgramBuffer::Kind::kIntermediate, -1, {}, -1, {}};
+  buffer.container = ir::ValueKind::kSequence;
+  return program.addBuffer(std::move(buffer));
+}
+
+void appendSequenceAlias(lower::Program& program, int result, int sequence, const std::string& origin) {
+  ContainerStep step;
+  step.before_call = static_cast<int>(program.calls.size());
+  step.result = result;
+  step.sequence = sequence;
+  step.origin = origin;
+  program.container_steps.push_back(std::move(step));
+}
+
+void copyInsertedData(lower::Program& program, int first_call) {
+  for (ContainerStep& step : program.container_steps)
+    if (step.kind == ContainerStep::Kind::kInsert && step.before_call >= first_call) step.copy_data = true;
+}
 
 Status lowerSequenceEmpty(LowerContext& ctx) {
   ContainerStep step;
@@ -56,39 +118,48 @@ Status lowerSequenceEmpty(LowerContext& ctx) {
 
 // One insertion at the end per element, each into a new table.
 Status lowerSequenceConstruct(LowerContext& ctx) {
+  if (ctx.numInputs() == 0) return ctx.error("SequenceConstruct needs at least one input");
   int sequence = newSequenceBuffer(ctx, "_empty");
   for (size_t i = 0; i < ctx.numInputs(); ++i) {
-    if (!ctx.inputType(i).hasKnownShape())
-      return ctx.unsupportedError("input " + std::to_string(i) + " has a shape known only at run time");
-    ContainerStep step;
-    step.kind = ContainerStep::Kind::kInsert;
-    step.result = i + 1 == ctx.numInputs() ? ctx.outputBuffer(0) : newSequenceBuffer(ctx, "_" + std::to_string(i));
-    step.sequence = sequence;
-    step.tensor = ctx.inputBuffer(i);
-    sequence = step.result;
-    addStep(ctx, std::move(step), 0);
+    int result = i + 1 == ctx.numInputs() ? ctx.outputBuffer(0) : newSequenceBuffer(ctx, "_" + std::to_string(i));
+    KILN_RETURN_IF_ERROR(addInsertStep(ctx, result, sequence, i, std::nullopt));
+    sequence = result;
   }
-  if (ctx.numInputs() == 0) return ctx.error("SequenceConstruct needs at least one input");
   return Status::ok();
 }
 
 Status lowerSequenceInsert(LowerContext& ctx) {
   if (!isSequenceKind(ctx.inputType(0).kind))
     return ctx.unsupportedError("the sequence's length is known only at run time");
-  if (!ctx.inputType(1).hasKnownShape())
-    return ctx.unsupportedError("the tensor inserted has a shape known only at run time");
+  return addInsertStep(ctx, ctx.outputBuffer(0), ctx.inputBuffer(0), 1, 2);
+}
+
+// The element at a run-time position, copied into the output: its dims go
+// to the output's dim slots, and a rank or static dim that differs from
+// the output's type stops the run naming the node.
+Status lowerSequenceAt(LowerContext& ctx) {
+  const ir::TensorType& type = ctx.node().outputs[0]->type;
+  if (!type.shape)
+    return ctx.unsupportedError("the elements' rank is known only at run time; the output needs a known rank");
+  for (size_t d = 0; d < type.shape->size(); ++d)
+    if (ctx.outputDimPending(0, d)) ctx.setOutputDimSlot(0, d, ctx.newSlot());
   ContainerStep step;
-  step.kind = ContainerStep::Kind::kInsert;
+  step.kind = ContainerStep::Kind::kAt;
   step.result = ctx.outputBuffer(0);
   step.sequence = ctx.inputBuffer(0);
-  step.tensor = ctx.inputBuffer(1);
-  if (ctx.numInputs() > 2 && ctx.hasInput(2)) {
-    step.position = ctx.inputBuffer(2);
-    step.position_slot = ctx.newSlot();
-    step.count_slot = ctx.newSlot();
-    step.check = ctx.addCheck("position {$" + std::to_string(step.position_slot) + "} is out of range for a sequence of {$" +
-                              std::to_string(step.count_slot) + "} elements (input 2 '" + ctx.node().inputs[2]->name + "')");
-  }
+  setPosition(ctx, step, 1);
+  step.shape_check = ctx.addCheck("the element at position {$" + std::to_string(step.position_slot) +
+                                  "} does not have the shape " + type.toString() + " the output was compiled for");
+  addStep(ctx, std::move(step), 0);
+  return Status::ok();
+}
+
+Status lowerSequenceErase(LowerContext& ctx) {
+  ContainerStep step;
+  step.kind = ContainerStep::Kind::kErase;
+  step.result = ctx.outputBuffer(0);
+  step.sequence = ctx.inputBuffer(0);
+  setPosition(ctx, step, 1);
   addStep(ctx, std::move(step), 0);
   return Status::ok();
 }

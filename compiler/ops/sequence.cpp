@@ -436,8 +436,8 @@ Status inferSequenceMap(InferContext& ctx) {
 Status refuseRunTimeSequence(LowerContext& ctx) {
   return ctx.unsupportedError(
       "the sequence's length or a position is known only at run time; over such sequences Kiln compiles Identity, "
-      "SequenceEmpty, SequenceConstruct, SequenceInsert and SequenceLength, and expands the other sequence ops at "
-      "compile time (constant lengths and positions)");
+      "SequenceEmpty, SequenceConstruct, SequenceInsert, SequenceErase, SequenceAt and SequenceLength, "
+      "and expands the other sequence ops at compile time (constant lengths and positions)");
 }
 
 }  // namespace
@@ -446,8 +446,8 @@ void registerSequenceOps(OpRegistry& registry) {
   registry.add(OpSchema{"", "SequenceEmpty", {11}, {{"dtype", Kind::kInt}}, inferSequenceEmpty, lowerSequenceEmpty});
   registry.add(OpSchema{"", "SequenceConstruct", {11}, {}, inferSequenceConstruct, lowerSequenceConstruct});
   registry.add(OpSchema{"", "SequenceInsert", {11}, {}, inferSequenceInsert, lowerSequenceInsert});
-  registry.add(OpSchema{"", "SequenceErase", {11}, {}, inferSequenceErase, refuseRunTimeSequence});
-  registry.add(OpSchema{"", "SequenceAt", {11}, {}, inferSequenceAt, refuseRunTimeSequence});
+  registry.add(OpSchema{"", "SequenceErase", {11}, {}, inferSequenceErase, lowerSequenceErase});
+  registry.add(OpSchema{"", "SequenceAt", {11}, {}, inferSequenceAt, lowerSequenceAt});
   registry.add(OpSchema{"", "SequenceLength", {11}, {}, inferSequenceLength, lowerSequenceLength});
   registry.add(OpSchema{"",
                         "SplitToSequence",

@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define KILN_RUNTIME_VERSION_MAJOR 0
-#define KILN_RUNTIME_VERSION_MINOR 1
+#define KILN_RUNTIME_VERSION_MINOR 2 /* 2: kiln_session_run_with, device memory */
 
 typedef enum kiln_status {
   KILN_OK = 0,
@@ -203,6 +203,42 @@ kiln_status kiln_model_kernel(const kiln_model* model, size_t index, kiln_kernel
 kiln_status kiln_session_run_profiled(kiln_session* session, const kiln_tensor* inputs, size_t num_inputs,
                                       kiln_tensor* outputs, size_t num_outputs, uint64_t* kernel_ns,
                                       size_t num_kernels, kiln_error** error);
+
+/* Where a run's inputs and outputs live. A CUDA artifact's session takes
+ * tensors in host memory (copied to and from the GPU by the run) or in
+ * memory on the GPU the session runs on (a CUdeviceptr cast to void*:
+ * cudaMalloc, cuMemAlloc, managed memory, a torch.cuda or CuPy array's data
+ * pointer), which the run copies into and out of its own device buffers on
+ * the GPU, with no trip through host memory and no host synchronization
+ * beyond what `async` asks for. A CPU artifact takes host memory only. */
+typedef enum kiln_memory {
+  KILN_MEMORY_HOST = 0,
+  KILN_MEMORY_DEVICE = 1
+} kiln_memory;
+
+typedef struct kiln_run_options {
+  kiln_memory input_memory;  /* where every input's data lies */
+  kiln_memory output_memory; /* where every output's data lies; device outputs need data set (the run allocates host memory only) */
+  /* Device memory only: the CUDA stream (a CUstream) the caller produces the
+   * inputs and consumes the outputs on; NULL is the legacy default stream
+   * (where PyTorch's default stream and cudaMemcpy work). The run starts after
+   * the work already queued on it, and work queued on it later starts after
+   * the run. */
+  void* cuda_stream;
+  /* 0: return once the outputs are written. 1 (both memories device): return
+   * once the run is queued on cuda_stream; errors the GPU meets later show at
+   * the caller's next synchronization, not here. */
+  int32_t async;
+} kiln_run_options;
+
+/* Runs like kiln_session_run with inputs and outputs where `options` says
+ * (NULL: all in host memory, exactly kiln_session_run). Device pointers are
+ * checked before anything runs: each must be device memory of the session's
+ * GPU holding `bytes` bytes (an error names the input or output); a CPU
+ * artifact refuses device memory with KILN_ERROR_UNSUPPORTED. */
+kiln_status kiln_session_run_with(kiln_session* session, const kiln_tensor* inputs, size_t num_inputs,
+                                  kiln_tensor* outputs, size_t num_outputs, const kiln_run_options* options,
+                                  kiln_error** error);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

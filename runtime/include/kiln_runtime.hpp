@@ -99,6 +99,16 @@ class Session {
     detail::check(status, error);
   }
 
+  // Runs with inputs and outputs where `options` says (device memory for a
+  // CUDA artifact; see kiln_run_options).
+  void runWith(const std::vector<kiln_tensor>& inputs, std::vector<kiln_tensor>& outputs,
+               const kiln_run_options& options) {
+    kiln_error* error = nullptr;
+    kiln_status status = kiln_session_run_with(get(), inputs.data(), inputs.size(), outputs.data(), outputs.size(),
+                                               &options, &error);
+    detail::check(status, error);
+  }
+
   // Runs a model whose inputs or outputs may be sequences or optionals;
   // release each output with kiln_value_release.
   void runValues(const std::vector<kiln_value>& inputs, std::vector<kiln_value>& outputs) {

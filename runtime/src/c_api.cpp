@@ -252,8 +252,15 @@ struct RunAllocator {
       return nullptr;
     }
     if (output_index >= 0) {
+      // An output allocated again (a loop state whose shape changed) may
+      // still be read while the new one is written: the old buffer lives
+      // on as scratch until the run ends instead of being handed out.
+      void*& current = (*out_ptrs)[static_cast<size_t>(output_index)];
+      for (auto& owned : *owned_outputs)
+        if (current && owned.get() == current) scratch.push_back(std::move(owned));
+      std::erase_if(*owned_outputs, [](const auto& owned) { return owned == nullptr; });
       owned_outputs->emplace_back(p, std::free);
-      (*out_ptrs)[static_cast<size_t>(output_index)] = p;
+      current = p;
     } else {
       scratch.emplace_back(p, std::free);
     }
@@ -442,11 +449,12 @@ struct KernelTimer {
 // A CUDA artifact's run (static shapes only): the session's device memory
 // and launch plan, host buffers in and out.
 kiln_status runCuda(kiln_session* session, const std::vector<void*>& in_ptrs, const std::vector<void*>& out_ptrs,
-                    kiln_tensor* outputs, KernelTimer* timer, kiln_error** error) {
+                    kiln_tensor* outputs, KernelTimer* timer, kiln_error** error,
+                    const kiln_run_options* run_options) {
   if (timer) timer->last = std::chrono::steady_clock::now();
   std::string message;
   kiln_status s = session->cuda->run(in_ptrs.data(), out_ptrs.data(), timer ? &KernelTimer::kernelDone : nullptr, timer,
-                                     message);
+                                     message, run_options);
   if (s != KILN_OK) return fail(error, s, message);
   const kiln::artifact::ModelDesc& desc = session->model->desc;
   for (size_t i = 0; i < desc.outputs.size(); ++i) {
@@ -544,7 +552,8 @@ kiln_status bindInputs(const kiln::artifact::ModelDesc& desc, const kiln_value* 
 
 // kiln_session_run_values, with per-kernel timing when `timer` is not NULL.
 kiln_status runSession(kiln_session* session, const kiln_value* inputs, size_t num_inputs, kiln_value* outputs,
-                       size_t num_outputs, KernelTimer* timer, kiln_error** error) {
+                       size_t num_outputs, KernelTimer* timer, kiln_error** error,
+                       const kiln_run_options* run_options = nullptr) {
   if (!session) return fail(error, KILN_ERROR_INVALID_ARGUMENT, "session must not be NULL");
   const kiln::artifact::ModelDesc& desc = session->model->desc;
   if (num_inputs != desc.inputs.size() || (num_inputs && !inputs))
@@ -590,10 +599,14 @@ kiln_status runSession(kiln_session* session, const kiln_value* inputs, size_t n
       }
     }
     if (session->cuda) {
-      kiln_status s = runCuda(session, in_ptrs, out_ptrs, out_tensors.data(), timer, error);
+      kiln_status s = runCuda(session, in_ptrs, out_ptrs, out_tensors.data(), timer, error, run_options);
       if (s == KILN_OK) {
         for (auto& a : allocated) a.release();
-        for (size_t i = 0; i < num_outputs; ++i) outputs[i].tensor = out_tensors[i];
+        for (size_t i = 0; i < num_outputs; ++i) {  // CUDA artifacts have tensor outputs only
+          outputs[i].kind = KILN_KIND_TENSOR;
+          outputs[i].present = 1;
+          outputs[i].tensor = out_tensors[i];
+        }
       }
       return s;
     }
@@ -671,7 +684,8 @@ kiln_status runSession(kiln_session* session, const kiln_value* inputs, size_t n
 
 // kiln_session_run(_profiled): models whose inputs and outputs are all tensors.
 kiln_status runTensors(kiln_session* session, const kiln_tensor* inputs, size_t num_inputs, kiln_tensor* outputs,
-                       size_t num_outputs, KernelTimer* timer, kiln_error** error) {
+                       size_t num_outputs, KernelTimer* timer, kiln_error** error,
+                       const kiln_run_options* run_options = nullptr) {
   if (!session) return fail(error, KILN_ERROR_INVALID_ARGUMENT, "session must not be NULL");
   const kiln::artifact::ModelDesc& desc = session->model->desc;
   for (const auto* list : {&desc.inputs, &desc.outputs})
@@ -692,7 +706,7 @@ kiln_status runTensors(kiln_session* session, const kiln_tensor* inputs, size_t 
     std::vector<kiln_value> in(num_inputs), out(num_outputs);
     for (size_t i = 0; i < num_inputs; ++i) in[i].tensor = inputs[i];
     for (size_t i = 0; i < num_outputs; ++i) out[i].tensor = outputs[i];
-    kiln_status s = runSession(session, in.data(), num_inputs, out.data(), num_outputs, timer, error);
+    kiln_status s = runSession(session, in.data(), num_inputs, out.data(), num_outputs, timer, error, run_options);
     if (s == KILN_OK)
       for (size_t i = 0; i < num_outputs; ++i) outputs[i] = out[i].tensor;
     return s;
@@ -711,6 +725,33 @@ kiln_status kiln_session_run(kiln_session* session, const kiln_tensor* inputs, s
 kiln_status kiln_session_run_values(kiln_session* session, const kiln_value* inputs, size_t num_inputs,
                                     kiln_value* outputs, size_t num_outputs, kiln_error** error) {
   return runSession(session, inputs, num_inputs, outputs, num_outputs, nullptr, error);
+}
+
+kiln_status kiln_session_run_with(kiln_session* session, const kiln_tensor* inputs, size_t num_inputs,
+                                  kiln_tensor* outputs, size_t num_outputs, const kiln_run_options* options,
+                                  kiln_error** error) {
+  if (!options) return runTensors(session, inputs, num_inputs, outputs, num_outputs, nullptr, error);
+  if (!session) return fail(error, KILN_ERROR_INVALID_ARGUMENT, "session must not be NULL");
+  for (kiln_memory m : {options->input_memory, options->output_memory})
+    if (m != KILN_MEMORY_HOST && m != KILN_MEMORY_DEVICE)
+      return fail(error, KILN_ERROR_INVALID_ARGUMENT,
+                  "kiln_run_options: memory kind " + std::to_string(static_cast<int>(m)) +
+                      " is neither KILN_MEMORY_HOST (0) nor KILN_MEMORY_DEVICE (1)");
+  const bool device_in = options->input_memory == KILN_MEMORY_DEVICE;
+  const bool device_out = options->output_memory == KILN_MEMORY_DEVICE;
+  if ((device_in || device_out) && !session->cuda)
+    return fail(error, KILN_ERROR_UNSUPPORTED,
+                "device memory needs a CUDA artifact; this one targets " + session->model->desc.target +
+                    " (compile with --target cuda, or pass KILN_MEMORY_HOST)");
+  if (options->async != 0 && !(device_in && device_out))
+    return fail(error, KILN_ERROR_INVALID_ARGUMENT,
+                "kiln_run_options: async runs need inputs and outputs in device memory (KILN_MEMORY_DEVICE)");
+  for (size_t i = 0; device_out && outputs && i < num_outputs; ++i)
+    if (!outputs[i].data)
+      return fail(error, KILN_ERROR_INVALID_ARGUMENT,
+                  "output " + std::to_string(i) +
+                      ": device-memory outputs need a buffer (data is NULL; the run allocates host memory only)");
+  return runTensors(session, inputs, num_inputs, outputs, num_outputs, nullptr, error, options);
 }
 
 void kiln_value_release(kiln_value* value) {

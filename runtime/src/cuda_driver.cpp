@@ -47,6 +47,12 @@ Loaded load() {
   bind(library, "cuMemFree_v2", d.cuMemFree, missing);
   bind(library, "cuMemcpyHtoDAsync_v2", d.cuMemcpyHtoDAsync, missing);
   bind(library, "cuMemcpyDtoHAsync_v2", d.cuMemcpyDtoHAsync, missing);
+  bind(library, "cuMemcpyDtoDAsync_v2", d.cuMemcpyDtoDAsync, missing);
+  bind(library, "cuPointerGetAttribute", d.cuPointerGetAttribute, missing);
+  bind(library, "cuEventCreate", d.cuEventCreate, missing);
+  bind(library, "cuEventRecord", d.cuEventRecord, missing);
+  bind(library, "cuEventDestroy_v2", d.cuEventDestroy, missing);
+  bind(library, "cuStreamWaitEvent", d.cuStreamWaitEvent, missing);
   bind(library, "cuStreamCreate", d.cuStreamCreate, missing);
   bind(library, "cuStreamDestroy_v2", d.cuStreamDestroy, missing);
   bind(library, "cuStreamSynchronize", d.cuStreamSynchronize, missing);

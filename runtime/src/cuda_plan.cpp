@@ -22,6 +22,13 @@ void writeGemm(ByteWriter& out, const CudaGemm& g) {
   for (uint64_t v : {g.m, g.n, g.k}) out.u64(v);
   for (int64_t v : {g.lda, g.ldb, g.ldc, g.stride_a, g.stride_b, g.stride_c}) out.i64(v);
   for (uint64_t v : {g.offset_a, g.offset_b, g.offset_c}) out.u64(v);
+  out.u32(static_cast<uint32_t>(g.epilogue));
+  out.u32(g.accumulate);
+  uint64_t alpha_bits;
+  std::memcpy(&alpha_bits, &g.alpha, sizeof alpha_bits);
+  out.u64(alpha_bits);
+  out.u64(g.offset_bias);
+  out.u64(g.offset_cin);
 }
 
 CudaGemm readGemm(ByteReader& in) {
@@ -33,6 +40,12 @@ CudaGemm readGemm(ByteReader& in) {
   for (uint64_t* v : {&g.m, &g.n, &g.k}) *v = in.u64();
   for (int64_t* v : {&g.lda, &g.ldb, &g.ldc, &g.stride_a, &g.stride_b, &g.stride_c}) *v = in.i64();
   for (uint64_t* v : {&g.offset_a, &g.offset_b, &g.offset_c}) *v = in.u64();
+  g.epilogue = static_cast<GemmEpilogue>(in.u32());
+  g.accumulate = in.u32();
+  uint64_t alpha_bits = in.u64();
+  std::memcpy(&g.alpha, &alpha_bits, sizeof g.alpha);
+  g.offset_bias = in.u64();
+  g.offset_cin = in.u64();
   return g;
 }
 
@@ -43,6 +56,8 @@ GemmExtents gemmExtents(const CudaGemm& g) {
   e.a = matrixEnd(g.offset_a, g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, g.lda, g.batch, g.stride_a);
   e.b = matrixEnd(g.offset_b, g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, g.ldb, g.batch, g.stride_b);
   e.c = matrixEnd(g.offset_c, g.m, g.n, g.ldc, g.batch, g.stride_c);
+  e.bias = hasBias(g.epilogue) ? matrixEnd(g.offset_bias, g.m, 1, 0, 1, 0) : 0;
+  e.cin = g.accumulate ? matrixEnd(g.offset_cin, g.m, g.n, g.ldc, g.batch, g.stride_c) : 0;
   return e;
 }
 

@@ -17,8 +17,8 @@
 // index, u64 offset, u64 bytes), u32 launch count, launches (string function,
 // u32 kernel index, u32 grid, u32 block, u32 arg count, u32 buffer per arg,
 // u32 launch kind, and for a GEMM its CudaGemm fields in declaration order:
-// u32 for the enums and batch, u64/i64 for the rest). Strings are u32 length
-// + bytes.
+// u32 for the enums, batch and accumulate, f64 for alpha, u64/i64 for the
+// rest). Strings are u32 length + bytes.
 #pragma once
 
 #include <cstdint>
@@ -30,7 +30,7 @@
 namespace kiln::artifact {
 
 inline constexpr char kCudaPlanMagic[8] = {'K', 'I', 'L', 'N', 'C', 'U', 'D', 'A'};
-inline constexpr uint32_t kCudaPlanVersion = 2;
+inline constexpr uint32_t kCudaPlanVersion = 3;
 inline constexpr const char* kCudaPlanSection = ".kiln.cuda";
 inline constexpr const char* kCubinSection = ".kiln.cubin";
 inline constexpr const char* kPtxSection = ".kiln.ptx";
@@ -49,11 +49,21 @@ struct CudaBuffer {
 // rounded to tf32, fp16 or bf16, always accumulating in fp32.
 enum class CudaPrecision : uint32_t { kFp32 = 0, kTf32 = 1, kFp16 = 2, kBf16 = 3 };
 
+// What cuBLASLt applies to the product before it stores D: a bias vector
+// (one value per row of D, broadcast over its columns) and/or ReLU.
+enum class GemmEpilogue : uint32_t { kNone = 0, kBias = 1, kRelu = 2, kReluBias = 3 };
+
+inline bool hasBias(GemmEpilogue e) { return e == GemmEpilogue::kBias || e == GemmEpilogue::kReluBias; }
+
 // One float32 matrix product through cuBLASLt, in its column-major terms:
-// for each of `batch` problems, D (m x n, ldc) = op(A) (m x k) * op(B) (k x n),
+// for each of `batch` problems,
+//   D (m x n, ldc) = relu?(alpha * op(A) (m x k) * op(B) (k x n) + C + bias)
 // where op transposes a stored column-major matrix when trans_* is set. A, B
-// and D are the launch's three buffers, starting `offset_*` elements in, each
-// problem `stride_*` elements after the previous one (0: the same matrix).
+// and D are the launch's first three buffers, starting `offset_*` elements
+// in, each problem `stride_*` elements after the previous one (0: the same
+// matrix). With a bias epilogue the next buffer holds the bias (m elements
+// from offset_bias, the same for every problem); with `accumulate` the last
+// buffer holds C, laid out as D (ldc, stride_c) from offset_cin.
 struct CudaGemm {
   uint32_t trans_a = 0, trans_b = 0;
   CudaPrecision precision = CudaPrecision::kFp32;
@@ -62,6 +72,12 @@ struct CudaGemm {
   int64_t lda = 1, ldb = 1, ldc = 1;
   int64_t stride_a = 0, stride_b = 0, stride_c = 0;
   uint64_t offset_a = 0, offset_b = 0, offset_c = 0;
+  GemmEpilogue epilogue = GemmEpilogue::kNone;
+  uint32_t accumulate = 0;
+  double alpha = 1.0;
+  uint64_t offset_bias = 0, offset_cin = 0;
+
+  size_t bufferCount() const { return 3 + (hasBias(epilogue) ? 1 : 0) + (accumulate ? 1 : 0); }
 };
 
 // One step of the plan: a generated __global__ function (one kernel-IR
@@ -78,9 +94,9 @@ struct CudaLaunch {
 };
 
 // The element ranges a GEMM reads and writes (one past the last element of
-// A, B and D, counted from each buffer's start), for bounds checks.
+// A, B, D, the bias and C, counted from each buffer's start), for bounds checks.
 struct GemmExtents {
-  uint64_t a = 0, b = 0, c = 0;
+  uint64_t a = 0, b = 0, c = 0, bias = 0, cin = 0;
 };
 GemmExtents gemmExtents(const CudaGemm& g);
 

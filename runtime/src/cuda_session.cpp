@@ -1,6 +1,7 @@
 #include "cuda_session.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -47,7 +48,10 @@ class ContextScope {
 // inside its buffers (a float32 product: 4 bytes per element).
 std::string checkGemm(const artifact::CudaLaunch& l, const std::vector<CudaBuffer>& buffers) {
   const artifact::CudaGemm& g = l.gemm;
-  if (l.args.size() != 3) return "has " + std::to_string(l.args.size()) + " buffers, not 3";
+  if (static_cast<uint32_t>(g.epilogue) > 3 || g.accumulate > 1 || !std::isfinite(g.alpha))
+    return "has an unknown epilogue";
+  if (l.args.size() != g.bufferCount())
+    return "has " + std::to_string(l.args.size()) + " buffers, not " + std::to_string(g.bufferCount());
   for (uint32_t a : l.args)
     if (a >= buffers.size()) return "names buffer " + std::to_string(a);
   if (g.m == 0 || g.n == 0 || g.k == 0 || g.batch == 0 || g.m > INT32_MAX || g.n > INT32_MAX || g.k > INT32_MAX)
@@ -59,8 +63,10 @@ std::string checkGemm(const artifact::CudaLaunch& l, const std::vector<CudaBuffe
   const CudaBuffer& d = buffers[l.args[2]];
   if (d.kind == CudaBuffer::kConstant || d.kind == CudaBuffer::kInput) return "writes a constant or an input";
   artifact::GemmExtents e = artifact::gemmExtents(g);
-  const uint64_t ends[3] = {e.a, e.b, e.c};
-  for (int i = 0; i < 3; ++i)
+  std::vector<uint64_t> ends = {e.a, e.b, e.c};
+  if (artifact::hasBias(g.epilogue)) ends.push_back(e.bias);
+  if (g.accumulate) ends.push_back(e.cin);
+  for (size_t i = 0; i < ends.size(); ++i)
     if (ends[i] > buffers[l.args[i]].bytes / 4) return "reaches past buffer " + std::to_string(l.args[i]);
   return "";
 }
@@ -178,6 +184,7 @@ kiln_status CudaModel::load(std::span<const uint8_t> bytes, const artifact::Mode
   d.cuDeviceGetAttribute(&minor, cuda::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, m->device);
   d.cuDeviceGetName(name, sizeof name - 1, m->device);
   m->device_name = name;
+  m->ordinal = ordinal;
   // A cubin runs on its own major version at an equal or newer minor.
   int arch = std::atoi(desc.cuda_arch.c_str() + 3);
   int want_major = arch / 10, want_minor = arch % 10;
@@ -225,8 +232,8 @@ kiln_status CudaModel::load(std::span<const uint8_t> bytes, const artifact::Mode
     return KILN_ERROR_UNSUPPORTED;
   }
   m->kernels = desc.kernels;
-  for (const auto& t : desc.inputs) m->input_bytes.push_back(tensorBytes(t));
-  for (const auto& t : desc.outputs) m->output_bytes.push_back(tensorBytes(t));
+  for (const auto& t : desc.inputs) m->input_bytes.push_back(tensorBytes(t)), m->input_names.push_back(t.name);
+  for (const auto& t : desc.outputs) m->output_bytes.push_back(tensorBytes(t)), m->output_names.push_back(t.name);
   m->workspace_bytes = desc.workspace_bytes;
   model = std::move(m);
   return KILN_OK;
@@ -265,6 +272,13 @@ kiln_status CudaSession::create(const CudaModel& model, std::unique_ptr<CudaSess
     s->stream_ = nullptr;
     message = "cannot create a CUDA stream: " + d.describe(r);
     return KILN_ERROR_RUNTIME;
+  }
+  for (cuda::CUevent* e : {&s->caller_ready_, &s->run_done_}) {
+    if (cuda::CUresult r = d.cuEventCreate(e, cuda::CU_EVENT_DISABLE_TIMING); r != cuda::CUDA_SUCCESS) {
+      *e = nullptr;
+      message = "cannot create a CUDA event: " + d.describe(r);
+      return KILN_ERROR_RUNTIME;
+    }
   }
   if (cuda::CUresult r = d.cuMemAlloc(&s->memory_, std::max<uint64_t>(total, 256)); r != cuda::CUDA_SUCCESS) {
     s->memory_ = 0;
@@ -309,6 +323,20 @@ kiln_status CudaSession::prepareGemms(std::string& message) {
       check(blas->cublasLtMatmulDescSetAttribute(call.desc, cuda::CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta), "setting transa");
       check(blas->cublasLtMatmulDescSetAttribute(call.desc, cuda::CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb), "setting transb");
     }
+    if (failed.empty() && g.epilogue != artifact::GemmEpilogue::kNone) {
+      static constexpr int32_t kEpilogues[4] = {cuda::CUBLASLT_EPILOGUE_DEFAULT, cuda::CUBLASLT_EPILOGUE_BIAS,
+                                                cuda::CUBLASLT_EPILOGUE_RELU, cuda::CUBLASLT_EPILOGUE_RELU_BIAS};
+      int32_t epilogue = kEpilogues[static_cast<uint32_t>(g.epilogue)];
+      check(blas->cublasLtMatmulDescSetAttribute(call.desc, cuda::CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                                 sizeof epilogue),
+            "setting the epilogue");
+      if (artifact::hasBias(g.epilogue) && failed.empty()) {
+        const void* bias = reinterpret_cast<const void*>(address(l.args[3]) + g.offset_bias * 4);
+        check(blas->cublasLtMatmulDescSetAttribute(call.desc, cuda::CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                   sizeof bias),
+              "setting the bias");
+      }
+    }
     struct Layout {
       cuda::cublasLtMatrixLayout* layout;
       uint64_t rows, cols;
@@ -335,7 +363,7 @@ kiln_status CudaSession::prepareGemms(std::string& message) {
                                                          &gemm_workspace_bytes_, sizeof gemm_workspace_bytes_),
               "setting the workspace");
         const cuda::CUdeviceptr addresses[4] = {address(l.args[0]) + g.offset_a * 4, address(l.args[1]) + g.offset_b * 4,
-                                                address(l.args[2]) + g.offset_c * 4, address(l.args[2]) + g.offset_c * 4};
+                                                inputC(l), address(l.args[2]) + g.offset_c * 4};
         for (int m = 0; m < 4; ++m) {
           uint32_t align = alignmentOf(addresses[m]);
           check(blas->cublasLtMatmulPreferenceSetAttribute(pref, cuda::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES + m, &align,
@@ -372,8 +400,15 @@ CudaSession::~CudaSession() {
     }
     if (blas_) blas->cublasLtDestroy(blas_);
   }
+  for (cuda::CUevent e : {caller_ready_, run_done_})
+    if (e) d.cuEventDestroy(e);
   if (stream_) d.cuStreamDestroy(stream_);
   if (memory_) d.cuMemFree(memory_);
+}
+
+cuda::CUdeviceptr CudaSession::inputC(const artifact::CudaLaunch& l) const {
+  const artifact::CudaGemm& g = l.gemm;
+  return g.accumulate ? address(l.args.back()) + g.offset_cin * 4 : address(l.args[2]) + g.offset_c * 4;
 }
 
 cuda::CUdeviceptr CudaSession::address(uint32_t buffer) const {
@@ -407,11 +442,12 @@ kiln_status CudaSession::enqueue(kiln_kernel_done_fn kernel_done, void* profiler
       const artifact::CudaGemm& g = l.gemm;
       const Gemm& call = gemms_[i];
       cuda::CUdeviceptr dst = args[2] + g.offset_c * 4;
+      const float alpha = static_cast<float>(g.alpha);
       cuda::cublasStatus s = model_.blas->cublasLtMatmul(
-          blas_, call.desc, &one, reinterpret_cast<const void*>(args[0] + g.offset_a * 4), call.a,
-          reinterpret_cast<const void*>(args[1] + g.offset_b * 4), call.b, &zero, reinterpret_cast<const void*>(dst), call.c,
-          reinterpret_cast<void*>(dst), call.c, &call.algo, reinterpret_cast<void*>(memory_ + gemm_workspace_at_),
-          gemm_workspace_bytes_, stream_);
+          blas_, call.desc, &alpha, reinterpret_cast<const void*>(args[0] + g.offset_a * 4), call.a,
+          reinterpret_cast<const void*>(args[1] + g.offset_b * 4), call.b, g.accumulate ? &one : &zero,
+          reinterpret_cast<const void*>(inputC(l)), call.c, reinterpret_cast<void*>(dst), call.c, &call.algo,
+          reinterpret_cast<void*>(memory_ + gemm_workspace_at_), gemm_workspace_bytes_, stream_);
       if (s != cuda::CUBLAS_STATUS_SUCCESS) {
         message = "cuBLASLt error in GEMM '" + l.function + "' (from " + k.origin + "): " + model_.blas->describe(s);
         return KILN_ERROR_RUNTIME;
@@ -461,23 +497,111 @@ kiln_status CudaSession::replayGraph(std::string& message) {
   return KILN_OK;
 }
 
-kiln_status CudaSession::run(void* const* inputs, void* const* outputs, kiln_kernel_done_fn kernel_done,
-                             void* profiler, std::string& message) {
+bool CudaSession::checkDevicePointer(const void* p, uint64_t bytes, const std::string& what,
+                                     std::string& message) const {
   const cuda::Driver& d = *model_.driver;
+  auto ptr = reinterpret_cast<cuda::CUdeviceptr>(p);
+  unsigned type = 0;
+  if (d.cuPointerGetAttribute(&type, cuda::CU_POINTER_ATTRIBUTE_MEMORY_TYPE, ptr) != cuda::CUDA_SUCCESS) {
+    message = what + ": data is not memory the CUDA driver knows (a plain host pointer?), but the run was told it is "
+                     "device memory (KILN_MEMORY_DEVICE)";
+    return false;
+  }
+  if (type == cuda::CU_MEMORYTYPE_HOST) {
+    message = what + ": data is host memory, not device memory; pass it as KILN_MEMORY_HOST";
+    return false;
+  }
+  if (type != cuda::CU_MEMORYTYPE_DEVICE && type != cuda::CU_MEMORYTYPE_UNIFIED) {
+    message = what + ": data has CUDA memory type " + std::to_string(type) + ", not device memory";
+    return false;
+  }
+  int ordinal = -1;
+  if (type == cuda::CU_MEMORYTYPE_DEVICE &&
+      d.cuPointerGetAttribute(&ordinal, cuda::CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, ptr) == cuda::CUDA_SUCCESS &&
+      ordinal != model_.ordinal) {
+    message = what + ": data lies on GPU " + std::to_string(ordinal) + ", but the session runs on GPU " +
+              std::to_string(model_.ordinal) + " ('" + model_.device_name + "')";
+    return false;
+  }
+  cuda::CUdeviceptr start = 0;
+  size_t size = 0;
+  if (d.cuPointerGetAttribute(&start, cuda::CU_POINTER_ATTRIBUTE_RANGE_START_ADDR, ptr) == cuda::CUDA_SUCCESS &&
+      d.cuPointerGetAttribute(&size, cuda::CU_POINTER_ATTRIBUTE_RANGE_SIZE, ptr) == cuda::CUDA_SUCCESS &&
+      (ptr < start || bytes > size - (ptr - start))) {
+    message = what + ": the device allocation holds " + std::to_string(size - (ptr - start)) +
+              " bytes from data on, the tensor needs " + std::to_string(bytes);
+    return false;
+  }
+  return true;
+}
+
+kiln_status CudaSession::copyIn(void* const* inputs, bool device, std::string& message) {
+  const cuda::Driver& d = *model_.driver;
+  for (size_t i = 0; i < model_.input_bytes.size(); ++i) {
+    if (model_.input_bytes[i] == 0) continue;
+    cuda::CUdeviceptr to = memory_ + input_at_[i];
+    cuda::CUresult r = device ? d.cuMemcpyDtoDAsync(to, reinterpret_cast<cuda::CUdeviceptr>(inputs[i]),
+                                                    model_.input_bytes[i], stream_)
+                              : d.cuMemcpyHtoDAsync(to, inputs[i], model_.input_bytes[i], stream_);
+    if (r != cuda::CUDA_SUCCESS) {
+      message = "copying input " + std::to_string(i) + " '" + model_.input_names[i] + "' to the session's buffer failed: " +
+                d.describe(r);
+      return KILN_ERROR_RUNTIME;
+    }
+  }
+  return KILN_OK;
+}
+
+kiln_status CudaSession::copyOut(void* const* outputs, bool device, std::string& message) {
+  const cuda::Driver& d = *model_.driver;
+  for (size_t i = 0; i < model_.output_bytes.size(); ++i) {
+    if (model_.output_bytes[i] == 0) continue;
+    cuda::CUdeviceptr from = memory_ + output_at_[i];
+    cuda::CUresult r = device ? d.cuMemcpyDtoDAsync(reinterpret_cast<cuda::CUdeviceptr>(outputs[i]), from,
+                                                    model_.output_bytes[i], stream_)
+                              : d.cuMemcpyDtoHAsync(outputs[i], from, model_.output_bytes[i], stream_);
+    if (r != cuda::CUDA_SUCCESS) {
+      message = "copying output " + std::to_string(i) + " '" + model_.output_names[i] +
+                "' from the session's buffer failed: " + d.describe(r);
+      return KILN_ERROR_RUNTIME;
+    }
+  }
+  return KILN_OK;
+}
+
+kiln_status CudaSession::run(void* const* inputs, void* const* outputs, kiln_kernel_done_fn kernel_done,
+                             void* profiler, std::string& message, const kiln_run_options* options) {
+  const cuda::Driver& d = *model_.driver;
+  const bool device_in = options && options->input_memory == KILN_MEMORY_DEVICE;
+  const bool device_out = options && options->output_memory == KILN_MEMORY_DEVICE;
+  const bool ordered = device_in || device_out;  // on the caller's stream
+  const bool async = ordered && options->async != 0 && !kernel_done;
+  auto caller = static_cast<cuda::CUstream>(ordered ? options->cuda_stream : nullptr);
   std::lock_guard<std::mutex> lock(mutex_);
   ContextScope scope(d, model_.context);
   if (!scope.ok()) {
     message = "cannot make the CUDA context current";
     return KILN_ERROR_RUNTIME;
   }
-  for (size_t i = 0; i < model_.input_bytes.size(); ++i) {
-    if (model_.input_bytes[i] == 0) continue;
-    if (cuda::CUresult r = d.cuMemcpyHtoDAsync(memory_ + input_at_[i], inputs[i], model_.input_bytes[i], stream_);
-        r != cuda::CUDA_SUCCESS) {
-      message = "copying input " + std::to_string(i) + " to the GPU failed: " + d.describe(r);
-      return KILN_ERROR_RUNTIME;
+  for (size_t i = 0; device_in && i < model_.input_bytes.size(); ++i)
+    if (model_.input_bytes[i] && !checkDevicePointer(inputs[i], model_.input_bytes[i],
+                                                     "input " + std::to_string(i) + " '" + model_.input_names[i] + "'",
+                                                     message))
+      return KILN_ERROR_INVALID_ARGUMENT;
+  for (size_t i = 0; device_out && i < model_.output_bytes.size(); ++i)
+    if (model_.output_bytes[i] && !checkDevicePointer(outputs[i], model_.output_bytes[i],
+                                                      "output " + std::to_string(i) + " '" + model_.output_names[i] + "'",
+                                                      message))
+      return KILN_ERROR_INVALID_ARGUMENT;
+  if (ordered) {
+    cuda::CUresult r = d.cuEventRecord(caller_ready_, caller);
+    if (r == cuda::CUDA_SUCCESS) r = d.cuStreamWaitEvent(stream_, caller_ready_, 0);
+    if (r != cuda::CUDA_SUCCESS) {
+      message = "cannot order the run after the caller's CUDA stream: " + d.describe(r);
+      return KILN_ERROR_INVALID_ARGUMENT;
     }
   }
+  if (kiln_status s = copyIn(inputs, device_in, message); s != KILN_OK) return s;
   kiln_status launched = KILN_OK;
   if (use_graph_ && !kernel_done && !launch_blocking_) launched = replayGraph(message);
   else launched = enqueue(kernel_done, profiler, message);
@@ -485,13 +609,15 @@ kiln_status CudaSession::run(void* const* inputs, void* const* outputs, kiln_ker
     d.cuStreamSynchronize(stream_);
     return launched;
   }
-  for (size_t i = 0; i < model_.output_bytes.size(); ++i) {
-    if (model_.output_bytes[i] == 0) continue;
-    if (cuda::CUresult r = d.cuMemcpyDtoHAsync(outputs[i], memory_ + output_at_[i], model_.output_bytes[i], stream_);
-        r != cuda::CUDA_SUCCESS) {
-      message = "copying output " + std::to_string(i) + " from the GPU failed: " + d.describe(r);
+  if (kiln_status s = copyOut(outputs, device_out, message); s != KILN_OK) return s;
+  if (ordered) {
+    cuda::CUresult r = d.cuEventRecord(run_done_, stream_);
+    if (r == cuda::CUDA_SUCCESS) r = d.cuStreamWaitEvent(caller, run_done_, 0);
+    if (r != cuda::CUDA_SUCCESS) {
+      message = "cannot order the caller's CUDA stream after the run: " + d.describe(r);
       return KILN_ERROR_RUNTIME;
     }
+    if (async) return KILN_OK;
   }
   if (cuda::CUresult r = d.cuStreamSynchronize(stream_); r != cuda::CUDA_SUCCESS) {
     message = "CUDA error while running the model: " + d.describe(r) +

@@ -34,6 +34,7 @@ class CudaModel {
   const cuda::Driver* driver = nullptr;
   const cuda::Blas* blas = nullptr;  // opened when the plan has GEMMs
   cuda::CUdevice device = 0;
+  int ordinal = 0;  // the GPU's number among the driver's (KILN_CUDA_DEVICE)
   cuda::CUcontext context = nullptr;
   cuda::CUmodule module = nullptr;
   std::string device_name;
@@ -42,6 +43,7 @@ class CudaModel {
   std::vector<uint8_t> weights;             // uploaded by each session
   std::vector<artifact::KernelDesc> kernels;
   std::vector<uint64_t> input_bytes, output_bytes;
+  std::vector<std::string> input_names, output_names;
   uint64_t workspace_bytes = 0;
 };
 
@@ -53,13 +55,15 @@ class CudaSession {
   static kiln_status create(const CudaModel& model, std::unique_ptr<CudaSession>& session, std::string& message);
   ~CudaSession();
 
-  // Copies the host inputs in, runs the plan, copies the outputs back. The
+  // Copies the inputs in, runs the plan, copies the outputs back. The
   // first run captures the plan's launches as a CUDA graph and every run
   // replays it (KILN_CUDA_GRAPHS=0: launch one by one). With `kernel_done`,
   // launches one by one, synchronizes after each kernel and reports it
-  // (kiln_session_run_profiled).
+  // (kiln_session_run_profiled). `options` (NULL: host memory) says where
+  // the caller's buffers are; device pointers are checked first, and device
+  // runs are ordered on the caller's stream (kiln_session_run_with).
   kiln_status run(void* const* inputs, void* const* outputs, kiln_kernel_done_fn kernel_done, void* profiler,
-                  std::string& message);
+                  std::string& message, const kiln_run_options* options = nullptr);
 
  private:
   // A GEMM launch's cuBLASLt objects, made once per session (the algorithm
@@ -72,10 +76,17 @@ class CudaSession {
 
   explicit CudaSession(const CudaModel& model) : model_(model) {}
   cuda::CUdeviceptr address(uint32_t buffer) const;
+  // A GEMM's C: the accumulated input, or D itself (read with beta 0).
+  cuda::CUdeviceptr inputC(const artifact::CudaLaunch& l) const;
   kiln_status prepareGemms(std::string& message);
   // Enqueues every launch of the plan on the session's stream.
   kiln_status enqueue(kiln_kernel_done_fn kernel_done, void* profiler, std::string& message);
   kiln_status replayGraph(std::string& message);
+  // Whether the caller's `bytes` at `p` are device memory this session's GPU
+  // can use; `message` says why not ("input 0 'x': ...").
+  bool checkDevicePointer(const void* p, uint64_t bytes, const std::string& what, std::string& message) const;
+  kiln_status copyIn(void* const* inputs, bool device, std::string& message);
+  kiln_status copyOut(void* const* outputs, bool device, std::string& message);
 
   const CudaModel& model_;
   std::mutex mutex_;
@@ -86,6 +97,8 @@ class CudaSession {
   cuda::cublasLtHandle blas_ = nullptr;
   std::vector<Gemm> gemms_;  // per launch; empty for kernels
   cuda::CUgraphExec graph_ = nullptr;
+  // Order device-memory runs after the caller's stream and it after them.
+  cuda::CUevent caller_ready_ = nullptr, run_done_ = nullptr;
   bool use_graph_ = true;
   bool launch_blocking_ = false;
 };

@@ -3,11 +3,13 @@
 // depthwise convolutions (rows over output rows, guarded loads at stride 1, 2
 // and 3, tiles with a row tail and a vector-block tail), dense padded
 // convolutions (rows over output channels) and pointwise ones, with fused
-// bias and activation epilogues.
+// bias and activation epilogues; dense stride-1 convolutions whose output
+// rows and columns merge into one vector index.
 #include <gtest/gtest.h>
 
 #include <random>
 
+#include "codegen/cpu/contraction.h"
 #include "compiler/kir/evaluator.h"
 #include "compiler/onnx/writer.h"
 #include "tests/passes/model_check.h"
@@ -85,8 +87,66 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvCase{"depthwise3x3_unpadded", 4, 4, 12, 40, 3, 1, 4, {0, 0, 0, 0}, false},
                       ConvCase{"dense3x3_stride1", 8, 20, 13, 30, 3, 1, 1, {1, 1, 1, 1}},
                       ConvCase{"dense3x3_stride2", 3, 16, 33, 33, 3, 2, 1, {1, 1, 1, 1}},
-                      ConvCase{"pointwise", 24, 40, 9, 28, 1, 1, 1, {0, 0, 0, 0}}),
+                      ConvCase{"pointwise", 24, 40, 9, 28, 1, 1, 1, {0, 0, 0, 0}},
+                      // Output rows and columns merged into one vector index
+                      // (ContractionPlan::v_outer_axis): 49 lanes in one block
+                      // with 15 off, 14x14 across block boundaries with an
+                      // asymmetric pad, a pointwise 30x30 in 15 blocks split
+                      // over row chunks and block groups with a row tail.
+                      ConvCase{"dense3x3_merged_7x7", 32, 40, 7, 7, 3, 1, 1, {1, 1, 1, 1}},
+                      ConvCase{"dense3x3_merged_14x14_asymmetric", 16, 20, 14, 14, 3, 1, 1, {0, 1, 2, 1}},
+                      ConvCase{"dense5x5_merged", 6, 9, 12, 11, 5, 1, 1, {2, 2, 2, 2}, false},
+                      ConvCase{"pointwise_merged_7x7", 64, 50, 7, 7, 1, 1, 1, {0, 0, 0, 0}},
+                      ConvCase{"pointwise_merged_30x30", 8, 13, 30, 30, 1, 1, 1, {0, 0, 0, 0}, false}),
     [](const ::testing::TestParamInfo<ConvCase>& info) { return info.param.name; });
+
+// The planner merges an NCHW convolution's output rows and columns into one
+// vector index (so a 7x7 map fills 49 of 64 lanes rather than 7 of 16) for
+// dense stride-1 convolutions, padded or not, and keeps them apart where
+// the flat index is not one run (stride 2) or the tile needs its rows over
+// output rows (depthwise).
+struct MergeCase {
+  ConvCase conv;
+  int64_t vector_extent;  // 0: not merged
+};
+
+std::ostream& operator<<(std::ostream& os, const MergeCase& c) { return os << c.conv.name; }
+
+class ConvMerge : public ::testing::TestWithParam<MergeCase> {};
+
+TEST_P(ConvMerge, PlansTheVectorIndex) {
+  const MergeCase& c = GetParam();
+  auto program = compileProgram([&] { return convModel(c.conv); }, {});
+  ASSERT_TRUE(program.isOk()) << program.status().message();
+  int planned = 0;
+  for (const lower::KernelCall& call : program->calls) {
+    auto constant_of = [&](int param) -> const ir::Tensor* {
+      const lower::ProgramBuffer& pb = program->buffers[call.args[param]];
+      return pb.kind == lower::ProgramBuffer::Kind::kConstant ? &*pb.constant : nullptr;
+    };
+    for (const kir::Stage& stage : call.kernel.stages) {
+      std::optional<codegen::cpu::ContractionPlan> plan = codegen::cpu::planContraction(call.kernel, stage, constant_of);
+      if (!plan) continue;
+      ++planned;
+      if (c.vector_extent == 0) {
+        EXPECT_EQ(plan->v_outer_axis, -1);
+      } else {
+        EXPECT_GE(plan->v_outer_axis, 0);
+        EXPECT_EQ(codegen::cpu::vectorExtent(stage, *plan), c.vector_extent);
+        EXPECT_FALSE(plan->packed);
+      }
+    }
+  }
+  EXPECT_EQ(planned, 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, ConvMerge,
+    ::testing::Values(MergeCase{{"dense3x3_7x7", 32, 40, 7, 7, 3, 1, 1, {1, 1, 1, 1}}, 49},
+                      MergeCase{{"pointwise_14x14", 64, 48, 14, 14, 1, 1, 1, {0, 0, 0, 0}}, 196},
+                      MergeCase{{"dense3x3_stride2", 16, 32, 14, 14, 3, 2, 1, {1, 1, 1, 1}}, 0},
+                      MergeCase{{"depthwise3x3", 16, 16, 14, 14, 3, 1, 16, {1, 1, 1, 1}}, 0}),
+    [](const ::testing::TestParamInfo<MergeCase>& info) { return info.param.conv.name; });
 
 }  // namespace
 }  // namespace kiln::testing

@@ -122,17 +122,24 @@ TEST(CudaCodegen, ContractionsBecomeGemms) {
   ASSERT_NO_FATAL_FAILURE(readSections(dir.file("m.so"), s));
   expectCubinFor(s, "sm_90");
   EXPECT_NE(s.desc.options.find("cuda_precision=fp16"), std::string::npos) << s.desc.options;
-  // case output name -> {batch * m * n, k, packs, epilogues}
+  // case output name -> {batch * m * n, k, packs, epilogue kernels, what cuBLASLt's epilogue does}
+  using E = artifact::GemmEpilogue;
   struct Want {
     const char* origin;
     uint64_t mn, k;
     int packs, epilogues;
+    E fused;
+    uint32_t accumulate;
+    double alpha;
   };
-  const Want wants[] = {{"mm0", 2 * 96 * 80, 128, 0, 1},
-                        {"y1", 4 * 64 * 72, 96, 0, 0},
-                        {"conv2", 2 * 32 * 20 * 20, 16 * 9, 1, 1},
-                        {"y3", 2 * 48 * 14 * 14, 64, 0, 0},
-                        {"y4", 64 * 120, 200, 0, 1}};
+  const Want wants[] = {{"mm0", 2 * 96 * 80, 128, 0, 0, E::kReluBias, 0, 1.0},
+                        {"y1", 4 * 64 * 72, 96, 0, 0, E::kNone, 0, 1.0},
+                        // NCHW: the bias runs along D's columns (pixels x channels), not its rows.
+                        {"conv2", 2 * 32 * 20 * 20, 16 * 9, 1, 1, E::kNone, 0, 1.0},
+                        {"y3", 2 * 48 * 14 * 14, 64, 0, 0, E::kNone, 0, 1.0},
+                        {"y4", 64 * 120, 200, 0, 0, E::kBias, 0, 1.0},
+                        {"mm5", 64 * 128, 96, 0, 0, E::kBias, 1, 1.0},
+                        {"mm6", 4 * 64 * 64, 96, 0, 0, E::kNone, 0, 0.125}};
   for (const Want& want : wants) {
     SCOPED_TRACE(want.origin);
     int gemms = 0, packs = 0, epilogues = 0;
@@ -149,11 +156,44 @@ TEST(CudaCodegen, ContractionsBecomeGemms) {
       EXPECT_LE(e.a, s.plan.buffers[l.args[0]].bytes / 4);
       EXPECT_LE(e.b, s.plan.buffers[l.args[1]].bytes / 4);
       EXPECT_LE(e.c, s.plan.buffers[l.args[2]].bytes / 4);
+      EXPECT_EQ(l.gemm.epilogue, want.fused);
+      EXPECT_EQ(l.gemm.accumulate, want.accumulate);
+      EXPECT_EQ(l.gemm.alpha, want.alpha);
+      ASSERT_EQ(l.args.size(), l.gemm.bufferCount());
+      if (artifact::hasBias(l.gemm.epilogue)) {
+        EXPECT_EQ(s.plan.buffers[l.args[3]].kind, artifact::CudaBuffer::kConstant);
+        EXPECT_LE(e.bias, s.plan.buffers[l.args[3]].bytes / 4);
+      }
+      if (l.gemm.accumulate) {
+        EXPECT_EQ(s.plan.buffers[l.args.back()].kind, artifact::CudaBuffer::kInput);
+        EXPECT_LE(e.cin, s.plan.buffers[l.args.back()].bytes / 4);
+      }
     }
     EXPECT_EQ(gemms, 1);
     EXPECT_EQ(packs, want.packs);
     EXPECT_EQ(epilogues, want.epilogues);
   }
+}
+
+// LayerNorm's and Softmax's three stages each (two row reductions, one
+// elementwise stage) run as one launch with a warp per row.
+TEST(CudaCodegen, RowReductionsAndTheirReaderAreOneLaunch) {
+  TempDir dir;
+  ASSERT_TRUE(testing::writeRowGroupModel(dir.file("m.onnx")));
+  testing::compileOrFail(dir.file("m.onnx"), dir.file("m.so"), cudaOptions());
+  Sections s;
+  ASSERT_NO_FATAL_FAILURE(readSections(dir.file("m.so"), s));
+  expectCubinFor(s, "sm_90");
+  int layer_norm = 0, softmax = 0;
+  for (const artifact::CudaLaunch& l : s.plan.launches) {
+    const std::string& origin = s.desc.kernels[l.kernel].origin;
+    EXPECT_NE(l.function.find("_rows"), std::string::npos) << l.function << " (from " << origin << ")";
+    EXPECT_EQ(l.grid * l.block, 2u * 64u * 32u) << l.function << ": not a warp per row";
+    layer_norm += origin.find("LayerNormalization") != std::string::npos;
+    softmax += origin.find("Softmax") != std::string::npos;
+  }
+  EXPECT_EQ(layer_norm, 1);
+  EXPECT_EQ(softmax, 1);
 }
 
 TEST(CudaCodegen, UnknownPrecisionIsAClearError) {

@@ -26,6 +26,8 @@ inline const std::vector<ContractionCase>& contractionCases() {
       {"conv3x3_bias_relu", "padded windows packed, NCHW output as a batch of column-major matrices"},
       {"conv1x1", "a 1x1 convolution read in place"},
       {"gemm_transb", "Gemm with transB and a bias"},
+      {"matmul_bias_residual", "bias and a residual input added by cuBLASLt's epilogue (C accumulated)"},
+      {"scaled_batched_matmul", "attention scores divided by a power of two: cuBLASLt's alpha"},
   };
   return kCases;
 }
@@ -92,6 +94,46 @@ inline Status writeContractionModel(const std::string& path) {
   trans.i = 1;
   gemm->attributes["transB"] = trans;
   output(gemm);
+
+  ir::Node* mm5 = node("MatMul", {input("x5", {64, 96}), constant("w5", {96, 128})}, "mm5");
+  ir::Node* bias5 = node("Add", {mm5->outputs[0], constant("b5", {128})}, "bias5");
+  output(node("Add", {input("r5", {64, 128}), bias5->outputs[0]}, "y5"));
+
+  ir::Node* mm6 = node("MatMul", {input("x6", {4, 64, 96}), input("x6b", {4, 96, 64})}, "mm6");
+  ir::Tensor eight = ir::Tensor::fromValues<float>(ir::DType::kFloat32, {}, std::span<const float>(std::vector<float>{8.0f}));
+  ir::Value* scale = g.addValue("scale6", eight.type());
+  scale->constant = std::move(eight);
+  output(node("Div", {mm6->outputs[0], scale}, "y6"));
+  return frontend::writeOnnxFile(model, path);
+}
+
+// LayerNormalization then Softmax over rows of 256: the row groups of the
+// CUDA backend (codegen/cuda/schedule.h), one launch each.
+inline Status writeRowGroupModel(const std::string& path) {
+  ir::Model model;
+  model.ir_version = 8;
+  model.opset_imports[""] = 17;
+  ir::Graph& g = model.graph;
+  const std::vector<int64_t> dims = {2, 64, 256};
+  ir::Value* x = g.addValue("x", {ir::DType::kFloat32, ir::makeShape(dims)});
+  g.inputs.push_back(x);
+  auto constant = [&](const std::string& name, uint32_t seed) {
+    ir::Tensor t = randomTensor({256}, seed);
+    ir::Value* v = g.addValue(name, t.type());
+    v->constant = std::move(t);
+    return v;
+  };
+  auto node = [&](const std::string& op, std::vector<ir::Value*> inputs, const std::string& out) {
+    ir::Node* n = g.addNode(op, out);
+    n->inputs = std::move(inputs);
+    ir::Value* v = g.addValue(out);
+    v->producer = n;
+    v->producer_output = 0;
+    n->outputs.push_back(v);
+    return n;
+  };
+  ir::Node* norm = node("LayerNormalization", {x, constant("gamma", 41), constant("beta", 42)}, "norm");
+  g.outputs.push_back(node("Softmax", {norm->outputs[0]}, "y")->outputs[0]);
   return frontend::writeOnnxFile(model, path);
 }
 

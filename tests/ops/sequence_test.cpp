@@ -312,31 +312,17 @@ TEST(SequenceErrorTest, PositionOutOfRangeNamesTheNode) {
   EXPECT_NE(message.find("position 4 is outside [-2, 2]"), std::string::npos) << message;
 }
 
-TEST(SequenceErrorTest, RunTimePositionIsRefusedNamingTheNode) {
+// SequenceAt and SequenceErase at run-time positions are compiled over the
+// run-time table (tests/runtime/container_flow_test.cpp); splitting at
+// run-time sizes is refused naming the node.
+TEST(SequenceErrorTest, RunTimeSplitIsRefusedNamingTheNode) {
   auto make = [] {
     TestGraph g(12);
-    ir::Value* s = g.op("SequenceConstruct", {g.input("X", {2}), g.input("Y", {2})}, "s");
-    g.output(g.op("SequenceAt", {s, g.input("pos", {}, DType::kInt64)}, "out"));
+    g.output(g.op("SplitToSequence", {g.input("X", {4}), g.input("split", {}, DType::kInt64)}, "out"));
     return g.take();
   };
   std::string message = compileError(make);
-  EXPECT_NE(message.find("SequenceAt 'SequenceAt_out'"), std::string::npos) << message;
-  EXPECT_NE(message.find("known only at run time"), std::string::npos) << message;
-}
-
-// A sequence graph input is compiled over its run-time table
-// (tests/runtime/container_runtime_test.cpp); an op that would read one of
-// its elements is refused naming the node.
-TEST(SequenceErrorTest, ElementOfARunTimeSequenceIsRefusedNamingTheNode) {
-  auto make = [] {
-    TestGraph g(16);
-    ir::Value* seq = g.input("seq", {3});
-    seq->type.kind = ir::ValueKind::kSequence;
-    g.output(g.op("SequenceAt", {seq, scalar(g, "at", 0)}, "out"));
-    return g.take();
-  };
-  std::string message = compileError(make);
-  EXPECT_NE(message.find("SequenceAt 'SequenceAt_out'"), std::string::npos) << message;
+  EXPECT_NE(message.find("SplitToSequence 'SplitToSequence_out'"), std::string::npos) << message;
   EXPECT_NE(message.find("known only at run time"), std::string::npos) << message;
 }
 

@@ -157,6 +157,22 @@ class BindingTest(unittest.TestCase):
             m(42)
         self.assertTrue(issubclass(kiln.Error, RuntimeError))
 
+    def test_run_device_refused_on_cpu_artifact(self):
+        class FakeGpuArray:  # describes host memory; the CPU artifact must refuse before reading it
+            def __init__(self, a):
+                self.a = a
+                self.__cuda_array_interface__ = {"shape": a.shape, "typestr": a.dtype.str, "strides": None,
+                                                 "data": (a.ctypes.data, False), "version": 3}
+        m = kiln.load(self.artifact)
+        out = np.zeros(self.want.shape, dtype=np.float32)
+        with self.assertRaisesRegex(kiln.Error, "device memory needs a CUDA artifact; this one targets cpu"):
+            m.run_device([FakeGpuArray(self.x)], [FakeGpuArray(out)])
+        self.assertFalse(out.any(), "the refused run wrote its output")
+        with self.assertRaisesRegex(kiln.Error, "input 0 'image': not a GPU array"):
+            m.run_device([self.x], [FakeGpuArray(out)])
+        with self.assertRaisesRegex(kiln.Error, "element type '<f8'"):
+            m.run_device([FakeGpuArray(self.x.astype(np.float64))], [FakeGpuArray(out)])
+
     def test_load_errors(self):
         with self.assertRaisesRegex(kiln.Error, "missing.so"):
             kiln.load(os.path.join(self.tmp.name, "missing.so"))

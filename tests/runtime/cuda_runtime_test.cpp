@@ -1,9 +1,13 @@
 // Running CUDA artifacts on a GPU: outputs against the CPU artifact and the
 // ONNX test data, profiling, and the arch check. Every test skips, printing
 // why, where there is no usable NVIDIA GPU (CI).
+#include <dlfcn.h>
+
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <random>
+#include <type_traits>
 
 #include <gtest/gtest.h>
 
@@ -145,8 +149,188 @@ TEST(CudaRuntime, GraphReplayFollowsNewInputs) {
   }
 }
 
+// LayerNorm and Softmax as row groups (a warp per row, one launch each)
+// against the fp32 CPU artifact.
+TEST(CudaRuntime, RowGroupsMatchTheCpuArtifact) {
+  TempDir dir;
+  ASSERT_TRUE(testing::writeRowGroupModel(dir.file("m.onnx")));
+  testing::compileOrFail(dir.file("m.onnx"), dir.file("gpu.so"), target("cuda"));
+  LOAD_CUDA_OR_SKIP(gpu, dir.file("gpu.so"));
+  testing::compileOrFail(dir.file("m.onnx"), dir.file("cpu.so"), target("cpu"));
+  Model cpu(dir.file("cpu.so"));
+  Session cpu_session(cpu, 1), gpu_session(*gpu);
+  std::vector<ir::Tensor> inputs = randomInputs(cpu, 9);
+  auto want = tools::runArtifact(cpu, cpu_session, inputs);
+  auto got = tools::runArtifact(*gpu, gpu_session, inputs);
+  ASSERT_TRUE(want.isOk() && got.isOk());
+  auto mismatch = tools::compareTensors((*got)[0], (*want)[0], {1e-4, 1e-6});
+  EXPECT_FALSE(mismatch.has_value()) << *mismatch;
+}
+
+// A small BERT encoder layer (tests/passes/bert_block.onnx, hidden 32: the
+// thread-per-element path, LayerNorm written as ReduceMean/Pow/Sqrt nodes)
+// against the fp32 CPU artifact.
+TEST(CudaRuntime, BertBlockMatchesTheCpuArtifact) {
+  TempDir dir;
+  std::string onnx = std::string(KILN_SOURCE_DIR) + "/tests/passes/bert_block.onnx";
+  testing::compileOrFail(onnx, dir.file("gpu.so"), target("cuda"));
+  LOAD_CUDA_OR_SKIP(gpu, dir.file("gpu.so"));
+  testing::compileOrFail(onnx, dir.file("cpu.so"), target("cpu"));
+  Model cpu(dir.file("cpu.so"));
+  Session cpu_session(cpu, 1), gpu_session(*gpu);
+  std::vector<ir::Tensor> inputs = randomInputs(cpu, 5);
+  auto want = tools::runArtifact(cpu, cpu_session, inputs);
+  auto got = tools::runArtifact(*gpu, gpu_session, inputs);
+  ASSERT_TRUE(want.isOk() && got.isOk());
+  for (size_t i = 0; i < want->size(); ++i) {
+    auto mismatch = tools::compareTensors((*got)[i], (*want)[i], {1e-4, 1e-4});
+    EXPECT_FALSE(mismatch.has_value()) << *mismatch;
+  }
+}
+
+// The few driver calls the device-memory tests make themselves (the test,
+// like the runtime, links no CUDA library).
+struct TestDriver {
+  using CUdeviceptr = unsigned long long;
+  int (*cuDeviceGet)(int*, int);
+  int (*cuDevicePrimaryCtxRetain)(void**, int);
+  int (*cuCtxPushCurrent)(void*);
+  int (*cuMemAlloc)(CUdeviceptr*, size_t);
+  int (*cuMemFree)(CUdeviceptr);
+  int (*cuMemcpyHtoD)(CUdeviceptr, const void*, size_t);
+  int (*cuMemcpyDtoH)(void*, CUdeviceptr, size_t);
+  int (*cuStreamCreate)(void**, unsigned);
+  int (*cuStreamSynchronize)(void*);
+  int (*cuStreamDestroy)(void*);
+
+  // After a CUDA artifact loaded (the runtime initialized the driver).
+  static std::unique_ptr<TestDriver> open() {
+    void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) return nullptr;
+    auto d = std::make_unique<TestDriver>();
+    bool ok = true;
+    auto bind = [&](auto& fn, const char* name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, name));
+      ok = ok && fn;
+    };
+    bind(d->cuDeviceGet, "cuDeviceGet");
+    bind(d->cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
+    bind(d->cuCtxPushCurrent, "cuCtxPushCurrent_v2");
+    bind(d->cuMemAlloc, "cuMemAlloc_v2");
+    bind(d->cuMemFree, "cuMemFree_v2");
+    bind(d->cuMemcpyHtoD, "cuMemcpyHtoD_v2");
+    bind(d->cuMemcpyDtoH, "cuMemcpyDtoH_v2");
+    bind(d->cuStreamCreate, "cuStreamCreate");
+    bind(d->cuStreamSynchronize, "cuStreamSynchronize");
+    bind(d->cuStreamDestroy, "cuStreamDestroy_v2");
+    int device = 0;
+    void* context = nullptr;
+    if (!ok || d->cuDeviceGet(&device, 0) != 0 || d->cuDevicePrimaryCtxRetain(&context, device) != 0 ||
+        d->cuCtxPushCurrent(context) != 0)
+      return nullptr;
+    return d;
+  }
+};
+
+// One device buffer per tensor, freed at the end.
+struct DeviceBuffers {
+  const TestDriver& d;
+  std::vector<TestDriver::CUdeviceptr> ptrs;
+  ~DeviceBuffers() {
+    for (auto p : ptrs) d.cuMemFree(p);
+  }
+  void* alloc(size_t bytes) {
+    TestDriver::CUdeviceptr p = 0;
+    EXPECT_EQ(d.cuMemAlloc(&p, bytes), 0);
+    ptrs.push_back(p);
+    return reinterpret_cast<void*>(p);
+  }
+};
+
+kiln_tensor tensorOf(const ir::Tensor& t, void* data) {
+  kiln_tensor k{};
+  k.dtype = static_cast<kiln_dtype>(t.dtype());
+  k.rank = static_cast<int32_t>(t.dims().size());
+  std::copy(t.dims().begin(), t.dims().end(), k.dims);
+  k.data = data;
+  k.bytes = t.bytes().size();
+  return k;
+}
+
+// Inputs and outputs in device memory (synchronous, and queued on the
+// caller's stream), and host inputs with device outputs, give the host run's
+// outputs; bad device pointers are refused naming the tensor.
+TEST(CudaRuntime, DeviceMemoryRunsMatchHostRuns) {
+  TempDir dir;
+  ASSERT_TRUE(testing::writeContractionModel(dir.file("m.onnx")));
+  testing::compileOrFail(dir.file("m.onnx"), dir.file("gpu.so"), target("cuda"));
+  LOAD_CUDA_OR_SKIP(gpu, dir.file("gpu.so"));
+  auto driver = TestDriver::open();
+  ASSERT_TRUE(driver) << "a CUDA artifact loaded, but the test cannot open libcuda.so.1 itself";
+  const TestDriver& d = *driver;
+  Session session(*gpu);
+  std::vector<ir::Tensor> inputs = randomInputs(*gpu, 31);
+  auto want = tools::runArtifact(*gpu, session, inputs);
+  ASSERT_TRUE(want.isOk()) << want.status().message();
+
+  DeviceBuffers buffers{d, {}};
+  std::vector<kiln_tensor> host_in, device_in, device_out;
+  for (const ir::Tensor& t : inputs) {
+    void* p = buffers.alloc(t.bytes().size());
+    ASSERT_EQ(d.cuMemcpyHtoD(reinterpret_cast<TestDriver::CUdeviceptr>(p), t.bytes().data(), t.bytes().size()), 0);
+    device_in.push_back(tensorOf(t, p));
+    host_in.push_back(tensorOf(t, const_cast<std::byte*>(t.bytes().data())));
+  }
+  for (const ir::Tensor& t : *want) device_out.push_back(tensorOf(t, buffers.alloc(t.bytes().size())));
+  auto expectOutputs = [&](const char* how) {
+    SCOPED_TRACE(how);
+    for (size_t i = 0; i < want->size(); ++i) {
+      std::vector<std::byte> bytes((*want)[i].bytes().size());
+      ASSERT_EQ(d.cuMemcpyDtoH(bytes.data(), reinterpret_cast<TestDriver::CUdeviceptr>(device_out[i].data), bytes.size()), 0);
+      EXPECT_EQ(std::memcmp(bytes.data(), (*want)[i].bytes().data(), bytes.size()), 0) << "output " << i;
+    }
+  };
+  kiln_run_options device{KILN_MEMORY_DEVICE, KILN_MEMORY_DEVICE, nullptr, 0};
+  session.runWith(device_in, device_out, device);
+  expectOutputs("device memory, synchronous");
+
+  void* stream = nullptr;
+  ASSERT_EQ(d.cuStreamCreate(&stream, 0), 0);
+  for (kiln_tensor& t : device_out) ASSERT_EQ(d.cuMemcpyHtoD(reinterpret_cast<TestDriver::CUdeviceptr>(t.data),
+                                                             std::vector<std::byte>(t.bytes).data(), t.bytes), 0);
+  kiln_run_options queued{KILN_MEMORY_DEVICE, KILN_MEMORY_DEVICE, stream, 1};
+  session.runWith(device_in, device_out, queued);
+  ASSERT_EQ(d.cuStreamSynchronize(stream), 0);
+  expectOutputs("device memory, queued on the caller's stream");
+  d.cuStreamDestroy(stream);
+
+  kiln_run_options mixed{KILN_MEMORY_HOST, KILN_MEMORY_DEVICE, nullptr, 0};
+  session.runWith(host_in, device_out, mixed);
+  expectOutputs("host inputs, device outputs");
+
+  auto refused = [&](std::vector<kiln_tensor> in, std::vector<kiln_tensor> out, const kiln_run_options& options,
+                     const std::string& expected) {
+    SCOPED_TRACE(expected);
+    try {
+      session.runWith(in, out, options);
+      ADD_FAILURE() << "the run was not refused";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.status(), KILN_ERROR_INVALID_ARGUMENT);
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+    }
+  };
+  refused(host_in, device_out, device, "input 0 'x0': data is ");  // unknown to the driver, or host memory
+  std::vector<kiln_tensor> short_out = device_out;
+  short_out[0].data = static_cast<char*>(short_out[0].data) + short_out[0].bytes - 4;
+  refused(device_in, short_out, device, "the device allocation holds");
+  std::vector<kiln_tensor> null_out = device_out;
+  null_out[0].data = nullptr;
+  refused(device_in, null_out, device, "device-memory outputs need a buffer");
+}
+
 TEST(CudaRuntime, NodeCasesMatchTheirExpectedOutputs) {
   for (const char* name : {"test_relu", "test_conv_with_strides_padding", "test_matmul_2d", "test_softmax_axis_1",
+                           "test_layer_normalization_2d_axis1",
                            "test_gather_0", "test_cast_FLOAT_to_FLOAT16", "test_argmax_default_axis_example",
                            "test_maxpool_2d_pads", "test_where_example", "test_bitshift_right_uint16"}) {
     SCOPED_TRACE(name);

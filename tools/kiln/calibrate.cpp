@@ -124,6 +124,29 @@ Expected<std::vector<InputSet>> readInputSets(const std::string& dir, const std:
   return sets;
 }
 
+Status readInputData(const ir::Model& model, const std::string& calibration_dir, const std::string& validation_dir,
+                     std::map<std::string, std::vector<int64_t>>& shapes, std::vector<InputSpec>& inputs,
+                     std::vector<InputSet>& calibration, std::vector<InputSet>& validation) {
+  for (const ir::Value* v : model.graph.inputs) {
+    if (v->isConstant()) continue;
+    InputSpec spec{v->name, v->type.dtype, {}};
+    if (v->type.shape)
+      for (const ir::Dim& d : *v->type.shape) spec.dims.push_back(d.isKnown() ? d.value : -1);
+    inputs.push_back(std::move(spec));
+  }
+  if (!calibration_dir.empty()) {
+    KILN_ASSIGN_OR_RETURN(calibration, readInputSets(calibration_dir, inputs, "--calibration"));
+  }
+  if (!validation_dir.empty()) {
+    KILN_ASSIGN_OR_RETURN(validation, readInputSets(validation_dir, inputs, "--validation"));
+  }
+  const std::vector<InputSet>& first = calibration.empty() ? validation : calibration;
+  for (size_t i = 0; i < inputs.size() && !first.empty(); ++i)
+    if (std::count(inputs[i].dims.begin(), inputs[i].dims.end(), -1) && !shapes.count(inputs[i].name))
+      shapes[inputs[i].name] = first[0].tensors[i].dims();
+  return Status::ok();
+}
+
 QuantizeSession::QuantizeSession() {
   static int counter = 0;
   scratch_ = (fs::temp_directory_path() /
@@ -159,24 +182,9 @@ Status QuantizeSession::prepare(const std::string& model_path, const QuantizeReq
   if (const ir::Node* n = passes::firstQuantizedNode(model->graph))
     return invalidInput("--quantize: '" + model_path + "' is already quantized (it has " + n->describe() +
                         "); compile it without --quantize");
-  for (const ir::Value* v : model->graph.inputs) {
-    if (v->isConstant()) continue;
-    InputSpec spec{v->name, v->type.dtype, {}};
-    if (v->type.shape)
-      for (const ir::Dim& d : *v->type.shape) spec.dims.push_back(d.isKnown() ? d.value : -1);
-    inputs_.push_back(std::move(spec));
-  }
-  if (!request.calibration_dir.empty()) {
-    KILN_ASSIGN_OR_RETURN(calibration_, readInputSets(request.calibration_dir, inputs_, "--calibration"));
-  }
-  if (!request.validation_dir.empty()) {
-    KILN_ASSIGN_OR_RETURN(validation_, readInputSets(request.validation_dir, inputs_, "--validation"));
-  }
-  // Inputs of open size take the data's shape: calibration runs a static model.
+  KILN_RETURN_IF_ERROR(readInputData(*model, request.calibration_dir, request.validation_dir, options.shapes, inputs_,
+                                     calibration_, validation_));
   const std::vector<InputSet>& data = calibration_.empty() ? validation_ : calibration_;
-  for (size_t i = 0; i < inputs_.size() && !data.empty(); ++i)
-    if (std::count(inputs_[i].dims.begin(), inputs_[i].dims.end(), -1) && !options.shapes.count(inputs_[i].name))
-      options.shapes[inputs_[i].name] = data[0].tensors[i].dims();
 
   auto spec = std::make_shared<passes::QuantizeSpec>();
   spec->mode = request.mode;

@@ -34,6 +34,15 @@ struct InputSet {
 Expected<std::vector<InputSet>> readInputSets(const std::string& dir, const std::vector<InputSpec>& inputs,
                                               const std::string& option);
 
+// The model's data inputs (constants left out) into `inputs`, and the sets of
+// `calibration_dir` and `validation_dir` (either may be empty) into
+// `calibration` and `validation`. An input of open size that --shape leaves
+// open takes the first set's shape in `shapes`: the measuring compiles run a
+// static model.
+Status readInputData(const ir::Model& model, const std::string& calibration_dir, const std::string& validation_dir,
+                     std::map<std::string, std::vector<int64_t>>& shapes, std::vector<InputSpec>& inputs,
+                     std::vector<InputSet>& calibration, std::vector<InputSet>& validation);
+
 struct QuantizeRequest {
   passes::QuantizeSpec::Mode mode = passes::QuantizeSpec::Mode::kInt8;
   std::string calibration_dir, validation_dir;

@@ -10,6 +10,7 @@
 #include "tools/kiln/escape.h"
 #include "tools/kiln/html_report.h"
 #include "tools/kiln/progress.h"
+#include "tools/kiln/prune_session.h"
 
 namespace kiln::cli {
 namespace {
@@ -25,6 +26,7 @@ struct CompileArgs {
   std::string cuda_arch;
   std::string cuda_precision;
   std::string precision;
+  std::string sparse_kernels;  // "", auto, off, always
   std::string emit = "so";
   std::vector<std::string> passes;
   std::vector<std::string> disabled;
@@ -40,6 +42,8 @@ struct CompileArgs {
   std::string calibration_method;
   double percentile = 0;  // 0: not given
   std::string validation;
+  std::string prune;            // --prune METHOD:R[:OPTION...]
+  std::string accuracy_budget;  // --accuracy-budget
 };
 
 bool endsWith(const std::string& text, std::string_view suffix) {
@@ -57,6 +61,7 @@ std::string describeArgs(const CompileArgs& a) {
   if (!a.cuda_arch.empty()) out += " --cuda-arch " + a.cuda_arch;
   if (!a.cuda_precision.empty()) out += " --cuda-precision " + a.cuda_precision;
   if (!a.precision.empty()) out += " --precision " + a.precision;
+  if (!a.sparse_kernels.empty()) out += " --sparse-kernels " + a.sparse_kernels;
   if (!a.passes.empty()) {
     out += " --passes ";
     for (size_t i = 0; i < a.passes.size(); ++i) out += (i ? "," : "") + a.passes[i];
@@ -65,6 +70,8 @@ std::string describeArgs(const CompileArgs& a) {
   if (!a.quantize.empty()) out += " --quantize " + a.quantize;
   if (!a.calibration_method.empty()) out += " --calibration-method " + a.calibration_method;
   if (a.percentile > 0) out += " --percentile " + std::to_string(a.percentile);
+  if (!a.prune.empty()) out += " --prune " + a.prune;
+  if (!a.accuracy_budget.empty()) out += " --accuracy-budget " + a.accuracy_budget;
   return out;
 }
 
@@ -82,6 +89,9 @@ Expected<driver::CompileOptions> toOptions(const CompileArgs& args) {
   options.codegen.precision = args.precision;
   if (!args.precision.empty() && args.precision != "fp32" && args.target != "cpu")
     return invalidInput("--precision " + args.precision + " is for --target cpu (use --cuda-precision for cuda)");
+  options.codegen.sparse_kernels = args.sparse_kernels;
+  if (!args.sparse_kernels.empty() && args.sparse_kernels != "auto" && args.target != "cpu")
+    return invalidInput("--sparse-kernels " + args.sparse_kernels + " is for --target cpu");
   options.codegen.opt_level = args.opt_level;
   options.pipeline.opt_level = args.opt_level;
   options.pipeline.passes = args.passes;
@@ -105,9 +115,9 @@ Expected<driver::CompileOptions> toOptions(const CompileArgs& args) {
 // The --quantize flags checked against each other; nullopt without --quantize.
 Expected<std::optional<QuantizeRequest>> quantizeRequest(const CompileArgs& a) {
   bool int8 = a.quantize == "int8";
-  if (a.quantize.empty()) {
-    if (!a.calibration.empty()) return invalidInput("--calibration needs --quantize int8");
-    if (!a.validation.empty()) return invalidInput("--validation needs --quantize int8 or dynamic-int8");
+  if (a.quantize.empty() && a.prune.empty()) {
+    if (!a.calibration.empty()) return invalidInput("--calibration needs --quantize int8 or --prune");
+    if (!a.validation.empty()) return invalidInput("--validation needs --quantize int8 or dynamic-int8, or --prune");
   }
   if (!int8 && !a.calibration_method.empty()) return invalidInput("--calibration-method needs --quantize int8");
   if (a.percentile > 0 && a.calibration_method != "percentile")
@@ -116,7 +126,7 @@ Expected<std::optional<QuantizeRequest>> quantizeRequest(const CompileArgs& a) {
   if (int8 && a.calibration.empty())
     return invalidInput("--quantize int8 needs --calibration DIR: a folder with one subfolder of input files per "
                         "set (docs/quantization.md)");
-  if (!int8 && !a.calibration.empty())
+  if (!int8 && !a.calibration.empty() && a.prune.empty())
     return invalidInput("--calibration is for --quantize int8; dynamic-int8 needs no calibration (use --validation "
                         "for the accuracy report)");
   QuantizeRequest r;
@@ -128,7 +138,28 @@ Expected<std::optional<QuantizeRequest>> quantizeRequest(const CompileArgs& a) {
   return std::optional<QuantizeRequest>(r);
 }
 
-Status writeReport(const std::string& path, const driver::CompileSummary& s, const AccuracyReport* accuracy) {
+// The --prune flags checked against each other; nullopt without --prune.
+Expected<std::optional<PruneRequest>> pruneRequest(const CompileArgs& a) {
+  if (a.prune.empty()) {
+    if (!a.accuracy_budget.empty()) return invalidInput("--accuracy-budget needs --prune (docs/pruning.md)");
+    return std::optional<PruneRequest>();
+  }
+  PruneRequest r;
+  KILN_ASSIGN_OR_RETURN(r.spec, passes::parsePruneSpec(a.prune));
+  if (!a.accuracy_budget.empty()) {
+    KILN_ASSIGN_OR_RETURN(r.budget, quant::parseAccuracyBudget(a.accuracy_budget));
+    if (a.calibration.empty())
+      return invalidInput("--accuracy-budget needs --calibration DIR: the ratios are chosen from output deviation "
+                          "measured on those inputs (docs/pruning.md)");
+    if (a.target != "cpu") return invalidInput("--accuracy-budget measures on this CPU: use it with --target cpu");
+  }
+  r.calibration_dir = a.calibration;
+  r.validation_dir = a.validation;
+  return std::optional<PruneRequest>(std::move(r));
+}
+
+Status writeReport(const std::string& path, const driver::CompileSummary& s, const AccuracyReport* accuracy,
+                   const PruningReport* pruning) {
   std::ofstream out(path, std::ios::trunc);
   out << "{\n  \"passes\": [";
   for (size_t i = 0; i < s.passes.size(); ++i) {
@@ -139,6 +170,7 @@ Status writeReport(const std::string& path, const driver::CompileSummary& s, con
   out << "\n  ],\n  \"kernels\": " << s.kernels << ",\n  \"flops\": " << s.flops
       << ",\n  \"weight_bytes\": " << s.weight_bytes << ",\n  \"arena_bytes\": " << s.arena_bytes;
   if (accuracy) out << ",\n  \"accuracy\": " << accuracyJson(*accuracy, "  ");
+  if (pruning) out << ",\n  \"pruning\": " << pruningJson(*pruning, "  ");
   out << "\n}\n";
   return out ? Status::ok() : ioError("cannot write report '" + path + "'");
 }
@@ -148,6 +180,8 @@ int runCompile(const CompileArgs& args) {
   if (!options) return reportError(options.status());
   auto quantize = quantizeRequest(args);
   if (!quantize) return reportError(quantize.status());
+  auto prune = pruneRequest(args);
+  if (!prune) return reportError(prune.status());
   bool html = isHtmlPath(args.report);
   if (!args.header.empty() && (args.emit == "graph" || args.emit == "onnx"))
     return reportError(invalidInput("--emit-header needs the model lowered: use it with --emit kernels|llvm|obj|so"));
@@ -169,6 +203,15 @@ int runCompile(const CompileArgs& args) {
     header.outputs = program.outputs;
   };
   auto start = std::chrono::steady_clock::now();
+  std::unique_ptr<PruneSession> pruner;
+  if (*prune) {
+    progress.stage((*prune)->budget ? "accuracy budget" : "prune");
+    pruner = std::make_unique<PruneSession>();
+    if (Status s = pruner->prepare(args.model, **prune, *options); !s) {
+      progress.finish();
+      return reportError(s);
+    }
+  }
   std::unique_ptr<QuantizeSession> quantizer;
   if (*quantize) {
     progress.stage("calibrate");
@@ -189,6 +232,16 @@ int runCompile(const CompileArgs& args) {
     }
     if (measured->sets > 0) accuracy = std::move(*measured);
   }
+  if (summary && pruner) {
+    pruner->report().graph = *options->pipeline.prune->report;
+    if (options->emit == driver::Stage::kArtifact && options->target == "cpu") {
+      progress.stage("accuracy");
+      if (Status s = pruner->measure(args.output); !s) {
+        progress.finish();
+        return reportError(s);
+      }
+    }
+  }
   progress.finish();
   if (!summary) return reportError(summary.status());
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
@@ -207,9 +260,10 @@ int runCompile(const CompileArgs& args) {
       report.summary = *summary;
       report.total_ms = ms;
       if (accuracy) report.accuracy = *accuracy;
+      if (pruner) report.pruning = pruner->report();
       s = writeHtmlReport(args.report, report);
     } else {
-      s = writeReport(args.report, *summary, accuracy ? &*accuracy : nullptr);
+      s = writeReport(args.report, *summary, accuracy ? &*accuracy : nullptr, pruner ? &pruner->report() : nullptr);
     }
     if (!s) return reportError(s);
   }
@@ -223,6 +277,7 @@ int runCompile(const CompileArgs& args) {
                 << quantizer->calibrationSets() << " sets (" << quant::methodName((*quantize)->method) << ") in "
                 << static_cast<int64_t>(quantizer->calibrationMs()) << " ms\n";
     if (accuracy) std::cerr << formatAccuracy(*accuracy);
+    if (pruner) std::cerr << formatPruning(pruner->report());
   }
   return kExitOk;
 }
@@ -246,6 +301,11 @@ void addCompileCommand(CLI::App& app, int& exit_code) {
                   "arithmetic of float32 MatMul/Gemm against constant weights for --target cpu: fp32 (exact, default), "
                   "or bf16 (AVX512-BF16 dot products, fp32 accumulation; the artifact then needs avx512bf16)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
+  cmd->add_option("--sparse-kernels", args->sparse_kernels,
+                  "block-sparse MatMul/Gemm kernels for --target cpu: auto (default: where a constant "
+                  "weight's 1x16 blocks are mostly zero, docs/pruning.md), off (always dense), always (every "
+                  "eligible contraction, for measuring)")
+      ->check(CLI::IsMember({"auto", "off", "always"}));
   cmd->add_option("-O", args->opt_level, "optimization level 0..3 (-O0 .. -O3)")
       ->check(CLI::Range(0, 3))
       ->capture_default_str();
@@ -273,7 +333,8 @@ void addCompileCommand(CLI::App& app, int& exit_code) {
                   "data) or dynamic-int8 (MatMul/Gemm weights int8, activations quantized at run time)")
       ->check(CLI::IsMember({"int8", "dynamic-int8"}));
   cmd->add_option("--calibration", args->calibration,
-                  "folder of input sets for --quantize int8: one subfolder per set, a .npy/.pb file per input "
+                  "folder of input sets for --quantize int8 (and --prune's --accuracy-budget): one subfolder per set, "
+                  "a .npy/.pb file per input "
                   "(NAME.npy or input_<i>.pb)");
   cmd->add_option("--calibration-method", args->calibration_method,
                   "how activation ranges are chosen: minmax (default), percentile or entropy (KL divergence)")
@@ -282,8 +343,15 @@ void addCompileCommand(CLI::App& app, int& exit_code) {
                   "percent of |x| the range keeps, for --calibration-method percentile (default 99.99)")
       ->check(CLI::Range(50.0, 100.0));
   cmd->add_option("--validation", args->validation,
-                  "folder of input sets (layout as --calibration) for the accuracy report of a quantized compile "
-                  "(default: the calibration sets)");
+                  "folder of input sets (layout as --calibration) for the accuracy report of a quantized or pruned "
+                  "compile (default: the calibration sets)");
+  cmd->add_option("--prune", args->prune,
+                  "prune weights (docs/pruning.md): magnitude:R (the share R of smallest weights set to zero, one "
+                  "global threshold), magnitude:R:per-layer, magnitude:R:block (1x16 blocks the block-sparse kernels "
+                  "skip), channels:R (the share R of each layer's output channels removed, tensors shrunk)");
+  cmd->add_option("--accuracy-budget", args->accuracy_budget,
+                  "with --prune and --calibration: choose each layer's ratio (at most R) so that every output keeps "
+                  "this SQNR in dB against the unpruned model on the calibration sets, e.g. 30dB or 30dB,top1=99");
   auto* quiet = cmd->add_flag("-q,--quiet", args->quiet, "print nothing on success");
   cmd->add_flag("-v,--verbose", args->verbose, "print each stage's time, also when stderr is not a terminal")
       ->excludes(quiet);

@@ -238,6 +238,7 @@ std::string renderHtmlReport(const CompileReport& r, const std::string& dot_prog
   os << "</table>\n";
 
   if (r.accuracy) renderAccuracy(os, *r.accuracy);
+  if (r.pruning) renderPruningHtml(os, *r.pruning);
 
   // Graph picture.
   os << "<h2 id=\"graph\">Optimized graph</h2>\n";

@@ -13,6 +13,7 @@
 
 #include "compiler/driver/compile.h"
 #include "tools/kiln/calibrate.h"
+#include "tools/kiln/prune_session.h"
 
 namespace kiln::cli {
 
@@ -47,6 +48,7 @@ struct CompileReport {
   driver::CompileSummary summary;
   double total_ms = 0;
   std::optional<AccuracyReport> accuracy;  // quantized compiles with data
+  std::optional<PruningReport> pruning;    // --prune
 };
 
 // Fills the graph and program parts of `report` (driver's on_lowered hook).

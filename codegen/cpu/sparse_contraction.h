@@ -1,0 +1,84 @@
+// Block-sparse contractions on the CPU: a packed float32 contraction
+// (contraction.h) whose constant weight V, viewed as [K][N] (k the reduction,
+// n the vectorized output axis — for Gemm with transB the logical [K, N]),
+// is mostly made of all-zero 1x16 blocks: one k, 16 consecutive n, the
+// AVX-512 vector width. Only the nonzero blocks are stored and visited.
+//
+// Layout, built at compile time (the repacking path the dense panels use):
+// for each column block c (16 columns), its nonzero blocks' k values and
+// their 16 weights, in increasing k. Weights past the last column are zero.
+//
+//   starts  int32 [blocks + 1]       block c's nonzeros are [starts[c], starts[c+1])
+//   k_index int32 [nonzeros]         the k of each nonzero block
+//   values  float [nonzeros][16]     its 16 weights
+//
+// The kernel keeps one 16-lane accumulator per output row for `rows` rows of
+// M, and for each nonzero block loads its 16 weights once and does one FMA
+// per row with the row's activation at that k broadcast: a fixed register
+// tile whatever the sparsity pattern. Tasks are (outer point, column block)
+// pairs run over the runtime's thread pool, each covering every row.
+//
+// The choice is a schedule: the sparse plan computes exactly the dense
+// definition (zero blocks contribute 0 * x; only an Inf or NaN activation
+// read against a zero weight, NaN in IEEE arithmetic, differs).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "codegen/cpu/contraction.h"
+
+namespace kiln::codegen::cpu {
+
+// The block size along the output axis: one AVX-512 register of float32.
+inline constexpr int kSparseBlockLanes = kVectorLanes;
+
+// Block density (nonzero 1x16 blocks / all blocks) under which the sparse
+// kernel replaces the dense one. Measured with bench/sparse_gemm.sh at
+// BERT-base's Linear shapes, M = 128, 2 threads, dense and sparse artifacts
+// of the same weights alternating (bench/prune/SPARSE_GEMM.md), in two runs
+// on a loaded shared machine: at density 0.2 the sparse kernel is 3.2-3.6x
+// faster; the crossover lay at 0.6-0.8 for 768x768 and 768x3072 and at
+// 0.4-0.6 for 3072x768 (one run 1.3x faster at 0.4, the other 0.84x);
+// unstructured 80-90% sparsity leaves 81-97% of the blocks nonzero and the
+// dense kernel wins. 0.4 sits at the lowest measured crossover; load
+// depresses the dense kernel (93-99% of peak when quiet) most, so a quiet
+// machine may move it lower, which is worth measuring again.
+inline constexpr double kSparseDensityThreshold = 0.40;
+
+// When the sparse kernel is used (--sparse-kernels).
+enum class SparseMode {
+  kAuto,    // when the weight's block density is under kSparseDensityThreshold
+  kNever,   // always the dense kernel
+  kAlways,  // every eligible contraction (for measuring)
+};
+
+// "auto" (or empty), "off", "always"; nullopt for anything else.
+std::optional<SparseMode> parseSparseMode(const std::string& text);
+
+struct SparsePlan {
+  int64_t extent_v = 0;   // N
+  int64_t depth = 0;      // K
+  int k_var = -1;         // position in dense.k_order of the reduction variable (others have extent 1)
+  int rows = 1;           // rows per register tile
+  double density = 1.0;   // nonzero blocks / blocks
+  std::vector<int32_t> starts;
+  std::vector<int32_t> k_index;
+  std::vector<float> values;
+
+  int64_t blocks() const { return static_cast<int64_t>(starts.size()) - 1; }
+  int64_t nonzeroBlocks() const { return static_cast<int64_t>(k_index.size()); }
+};
+
+// The fraction of V's 1x16 blocks that hold a nonzero, for a packed float32
+// plan with one reduction variable of extent above 1; nullopt when the plan
+// is not one the sparse kernel takes.
+std::optional<double> blockDensity(const ContractionPlan& dense, const kir::Stage& stage, const ir::Tensor& weights);
+
+// The sparse plan replacing `dense`, when `mode` and the density say so.
+std::optional<SparsePlan> planSparseContraction(const ContractionPlan& dense, const kir::Stage& stage,
+                                                const ir::Tensor& weights, SparseMode mode);
+
+}  // namespace kiln::codegen::cpu
