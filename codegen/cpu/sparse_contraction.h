@@ -38,14 +38,12 @@ inline constexpr int kSparseBlockLanes = kVectorLanes;
 // Block density (nonzero 1x16 blocks / all blocks) under which the sparse
 // kernel replaces the dense one. Measured with bench/sparse_gemm.sh at
 // BERT-base's Linear shapes, M = 128, 2 threads, dense and sparse artifacts
-// of the same weights alternating (bench/prune/SPARSE_GEMM.md), in two runs
-// on a loaded shared machine: at density 0.2 the sparse kernel is 3.2-3.6x
-// faster; the crossover lay at 0.6-0.8 for 768x768 and 768x3072 and at
-// 0.4-0.6 for 3072x768 (one run 1.3x faster at 0.4, the other 0.84x);
-// unstructured 80-90% sparsity leaves 81-97% of the blocks nonzero and the
-// dense kernel wins. 0.4 sits at the lowest measured crossover; load
-// depresses the dense kernel (93-99% of peak when quiet) most, so a quiet
-// machine may move it lower, which is worth measuring again.
+// of the same weights alternating (bench/prune/SPARSE_GEMM.md), on a quiet
+// machine: at density 0.2 the sparse kernel is 3.29x, 3.13x and 1.76x faster
+// (768x768, 768x3072, 3072x768), at 0.4 still 1.99x, 1.90x and 1.21x, at 0.6
+// 1.41x, 1.34x and 0.94x; unstructured 80-90% sparsity leaves most 1x16
+// blocks nonzero and the dense kernel wins (0.52-1.00x). 0.4 is the highest
+// measured density where the sparse kernel won at every shape.
 inline constexpr double kSparseDensityThreshold = 0.40;
 
 // When the sparse kernel is used (--sparse-kernels).
