@@ -14,7 +14,10 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bench=$(dirname "$here")
-root=$(dirname "$bench")
+tool=bench/prune/run.sh
+log_tag=prune
+# shellcheck source=../lib.sh
+source "$bench/lib.sh"
 command_line="${KILN:+KILN=$KILN }bench/prune/run.sh $*"
 
 threads=2
@@ -35,17 +38,14 @@ while [ $# -gt 0 ]; do
   esac
   shift 2
 done
-for n in "$threads" "$rounds" "$iters"; do [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "bench/prune/run.sh: '$n' is not a positive integer" >&2; exit 2; }; done
-py=/usr/bin/python3
-kiln=${KILN:-$root/build/bin/kiln}
-[ -x "$kiln" ] || { echo "bench/prune/run.sh: no kiln CLI at $kiln (build the 'kiln' target, or set KILN)" >&2; exit 5; }
-log() { echo "[prune] $*" >&2; }
+for n in "$threads" "$rounds" "$iters"; do [[ $n =~ ^[1-9][0-9]*$ ]] || die 2 "'$n' is not a positive integer"; done
+need_kiln
 
 # --- ResNet-50: export (shared with bench/run.sh), compile the variants ---------
 model=$out/resnet50/model.onnx
 if [ ! -f "$model" ]; then
   log "exporting resnet50 ..."
-  $py "$bench/export_models.py" "$out" resnet50 || { echo "bench/prune/run.sh: exporting resnet50 failed" >&2; exit 1; }
+  $py "$bench/export_models.py" "$out" resnet50 || die 1 "exporting resnet50 failed"
 fi
 work=$out/resnet50/prune
 mkdir -p "$work"
@@ -68,7 +68,7 @@ for r in $(seq "$rounds"); do
     log "round $r/$rounds: $v"
     "$kiln" bench "$work/$v.so" --input "$out/resnet50/input.npy" --threads "$threads" --iters "$iters" --warmup 3 --json |
       sed "s/^{/{\"variant\": \"$v\", \"round\": $r, /" >>"$work/bench.jsonl" ||
-      { echo "bench/prune/run.sh: kiln bench $v failed" >&2; exit 1; }
+      die 1 "kiln bench $v failed"
   done
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
