@@ -53,6 +53,15 @@ Status checkTensor(const std::string& option, const std::string& file, const ir:
   return Status::ok();
 }
 
+Expected<std::vector<ir::Tensor>> runOn(const kiln::Model& model, kiln::Session& session, const InputSet& set,
+                                        const std::string& what) {
+  auto out = tools::runArtifact(model, session, set.tensors);
+  if (!out) return out.status().withContext("running the " + what + " model on '" + set.dir + "'");
+  return out;
+}
+
+}  // namespace
+
 std::vector<float> floatsOf(const ir::Tensor& t) {
   std::vector<float> out(static_cast<size_t>(t.elementCount()));
   if (t.dtype() == ir::DType::kFloat32) {
@@ -65,14 +74,16 @@ std::vector<float> floatsOf(const ir::Tensor& t) {
 
 bool isNumeric(ir::DType dtype) { return dtype != ir::DType::kString && dtype != ir::DType::kBool; }
 
-Expected<std::vector<ir::Tensor>> runOn(const kiln::Model& model, kiln::Session& session, const InputSet& set,
-                                        const std::string& what) {
-  auto out = tools::runArtifact(model, session, set.tensors);
-  if (!out) return out.status().withContext("running the " + what + " model on '" + set.dir + "'");
-  return out;
+Status compileQuietly(const std::string& source, const std::string& artifact, driver::CompileOptions options) {
+  options.pipeline.print_after.clear();
+  options.pipeline.time_passes = false;
+  options.emit = driver::Stage::kArtifact;
+  options.on_stage = nullptr;
+  options.on_lowered = nullptr;
+  std::ostringstream quiet;
+  auto summary = driver::compileFile(source, artifact, options, quiet);
+  return summary ? Status::ok() : summary.status();
 }
-
-}  // namespace
 
 Expected<std::vector<InputSet>> readInputSets(const std::string& dir, const std::vector<InputSpec>& inputs,
                                               const std::string& option) {
@@ -162,16 +173,8 @@ QuantizeSession::~QuantizeSession() {
 Status QuantizeSession::compileReference(const std::string& source, const driver::CompileOptions& options) {
   driver::CompileOptions ref = options;
   ref.pipeline.quantize = nullptr;
-  ref.pipeline.print_after.clear();
-  ref.pipeline.time_passes = false;
-  ref.emit = driver::Stage::kArtifact;
-  ref.on_stage = nullptr;
-  ref.on_lowered = nullptr;
   reference_artifact_ = scratch_ + "/reference.so";
-  std::ostringstream quiet;
-  auto summary = driver::compileFile(source, reference_artifact_, ref, quiet);
-  if (!summary) return summary.status().withContext("compiling the float32 model for calibration");
-  return Status::ok();
+  return compileQuietly(source, reference_artifact_, ref).withContext("compiling the float32 model for calibration");
 }
 
 Status QuantizeSession::prepare(const std::string& model_path, const QuantizeRequest& request,

@@ -34,6 +34,15 @@ struct InputSet {
 Expected<std::vector<InputSet>> readInputSets(const std::string& dir, const std::vector<InputSpec>& inputs,
                                               const std::string& option);
 
+// A tensor's elements as float32 (what the error measures compare).
+std::vector<float> floatsOf(const ir::Tensor& t);
+// Whether a tensor of `dtype` has values the error measures can compare.
+bool isNumeric(ir::DType dtype);
+
+// Compiles `source` to the artifact `artifact` with `options` as a
+// measuring step does: no printing, no pass timing, no progress callbacks.
+Status compileQuietly(const std::string& source, const std::string& artifact, driver::CompileOptions options);
+
 // The model's data inputs (constants left out) into `inputs`, and the sets of
 // `calibration_dir` and `validation_dir` (either may be empty) into
 // `calibration` and `validation`. An input of open size that --shape leaves

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -18,18 +17,6 @@ namespace kiln::cli {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::vector<float> floatsOf(const ir::Tensor& t) {
-  std::vector<float> out(static_cast<size_t>(t.elementCount()));
-  if (t.dtype() == ir::DType::kFloat32) {
-    if (!out.empty()) std::memcpy(out.data(), t.bytes().data(), out.size() * sizeof(float));
-    return out;
-  }
-  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>(t.floatAt(static_cast<int64_t>(i)));
-  return out;
-}
-
-bool isNumeric(ir::DType dtype) { return dtype != ir::DType::kString && dtype != ir::DType::kBool; }
 
 Expected<std::vector<std::vector<ir::Tensor>>> runSets(const std::string& artifact, const std::vector<InputSet>& sets) {
   std::vector<std::vector<ir::Tensor>> outputs;
@@ -98,15 +85,8 @@ Status PruneSession::compileTo(const std::string& model_path, const driver::Comp
   driver::CompileOptions o = options;
   o.pipeline.prune = std::move(spec);
   o.pipeline.quantize = nullptr;
-  o.pipeline.print_after.clear();
-  o.pipeline.time_passes = false;
-  o.emit = driver::Stage::kArtifact;
   o.target = "cpu";
-  o.on_stage = nullptr;
-  o.on_lowered = nullptr;
-  std::ostringstream quiet;
-  auto summary = driver::compileFile(model_path, artifact, o, quiet);
-  return summary ? Status::ok() : summary.status();
+  return compileQuietly(model_path, artifact, std::move(o));
 }
 
 Expected<std::vector<quant::OutputError>> PruneSession::deviation(const std::string& artifact) {
