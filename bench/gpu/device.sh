@@ -12,7 +12,13 @@ what=$3
 shift 3
 kiln_root=/tmp/kiln-gpu
 mkdir -p "$kiln_root" "$out"
-[ -x "$kiln_root/bin/kiln" ] || tar -C "$kiln_root" -xJf "$bundle"
+# Unpacked once per bundle: a warm machine given a new bundle unpacks it afresh.
+sum=$(md5sum "$bundle" | cut -d' ' -f1)
+if [ "$(cat "$kiln_root/.bundle" 2>/dev/null)" != "$sum" ]; then
+  rm -rf "${kiln_root:?}"/*
+  tar -C "$kiln_root" -xJf "$bundle"
+  echo "$sum" >"$kiln_root/.bundle"
+fi
 cuda_lib=$(dirname "$(find /usr/local/cuda*/ /usr/lib -name 'libnvrtc.so.13' 2>/dev/null | head -1)")
 export LD_LIBRARY_PATH="$kiln_root/lib:$cuda_lib:${LD_LIBRARY_PATH:-}"
 kiln=$kiln_root/bin/kiln
@@ -31,6 +37,10 @@ case $what in
     python3 bench/gpu/profile_kiln.py --kiln "$kiln" --runtime "$kiln_root/lib/libkiln_rt.so" --out "$out" "$@"
     ;;
   conformance)
+    if [ ! -e "$kiln_root/data/node/.all" ]; then
+      echo "device.sh: this bundle holds only some node cases; make it with bundle.sh ... --node-cases all" >&2
+      exit 2
+    fi
     "$kiln_root/bin/kiln-conformance" --target cuda --root "$kiln_root/data/node" \
       --expected tests/conformance/expected_pass.txt "$@" | tee "$out/conformance.txt"
     ;;

@@ -138,11 +138,18 @@ def compile_kiln(kiln, onnx_path, out, precision):
     return time.perf_counter() - start
 
 
-def timed(fn, sync):
+def timed(fn, sync, events):
+    """(wall ms, CUDA-event ms) of one call: the events bracket it on PyTorch's
+    current stream, which Kiln's device-I/O runs and PyTorch's calls are
+    queued on (a host-I/O Kiln run uses its own stream: its event time is
+    not meaningful and is not reported)."""
+    start_ev, end_ev = events
     start = time.perf_counter()
+    start_ev.record()
     fn()
+    end_ev.record()
     sync()
-    return (time.perf_counter() - start) * 1e3
+    return (time.perf_counter() - start) * 1e3, start_ev.elapsed_time(end_ev)
 
 
 def bench_model(name, args, lib, out_dir):
@@ -202,6 +209,7 @@ def bench_model(name, args, lib, out_dir):
         notes["onnxruntime"] = "not installed"
 
     times = {label: [] for label in engines}
+    events = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
     with torch.no_grad():
         for fn in engines.values():  # warm-up
             for _ in range(5):
@@ -209,8 +217,10 @@ def bench_model(name, args, lib, out_dir):
         sync()
         for _ in range(args.iters):  # interleaved: one run of each engine per round
             for label, fn in engines.items():
-                times[label].append(timed(fn, sync))
-    return {"model": models.MODELS[name][3], "median_ms": {k: statistics.median(v) for k, v in times.items()},
+                times[label].append(timed(fn, sync, events))
+    median_ms = {k: statistics.median(w for w, _ in v) for k, v in times.items()}
+    event_ms = {k: statistics.median(e for _, e in v) for k, v in times.items() if "host I/O" not in k}
+    return {"model": models.MODELS[name][3], "median_ms": median_ms, "event_ms": event_ms,
             "max_abs_diff_vs_torch_fp32": notes, "compile_s": compile_s}
 
 
@@ -219,23 +229,29 @@ def table(results, device):
              "Written by `bench/gpu/device.sh BUNDLE OUT bench " + " ".join(results["argv"]) + "` (bench/gpu/README.md); "
              "not edited by hand.", "",
              f"GPU: {device}; PyTorch {results['torch']}. Median ms per batch-1 run, {results['iters']} interleaved "
-             "runs per engine; ratio = Kiln fp16 (device I/O) time / engine time (below 1: Kiln is faster). "
+             "runs per engine, timed two ways: CUDA events recorded on PyTorch's current stream around the call "
+             "(`events`), and wall-clock around the call and a torch.cuda.synchronize() (`wall`); ratio = Kiln fp16 "
+             "(device I/O) time / engine time, by CUDA events (below 1: Kiln is faster). "
              "`host I/O`: Kiln copies the input from and the output to host memory inside each run; `device I/O`: "
              "input and output are torch.cuda tensors, the run is queued on PyTorch's stream (kiln_session_run_with, "
              "KILN_MEMORY_DEVICE) and timed as PyTorch's calls are, up to a torch.cuda.synchronize(). PyTorch's "
              "tensors stay on the GPU.", ""]
     for name, r in results["models"].items():
         med = r["median_ms"]
-        base = med.get("kiln fp16 device I/O")
-        lines += [f"## {r['model']}", "", "| engine | median ms | Kiln fp16 / engine | max abs diff vs torch fp32 |",
-                  "| --- | --- | --- | --- |"]
+        ev = r.get("event_ms", {})
+        base = ev.get("kiln fp16 device I/O")
+        lines += [f"## {r['model']}", "",
+                  "| engine | median ms (events) | median ms (wall) | Kiln fp16 / engine | max abs diff vs torch fp32 |",
+                  "| --- | --- | --- | --- | --- |"]
         for label, ms in med.items():
             diff = r["max_abs_diff_vs_torch_fp32"].get(label, "")
             diff = f"{diff:.2e}" if isinstance(diff, float) else diff
-            lines.append(f"| {label} | {ms:.3f} | {base / ms:.2f} | {diff} |")
+            e = ev.get(label)
+            ratio = f"{base / e:.2f}" if e and base else "-"
+            lines.append(f"| {label} | {f'{e:.3f}' if e else '-'} | {ms:.3f} | {ratio} | {diff} |")
         extra = {k: v for k, v in r["max_abs_diff_vs_torch_fp32"].items() if k not in med}
         for k, v in extra.items():
-            lines.append(f"| {k} | - | - | {v} |")
+            lines.append(f"| {k} | - | - | - | {v} |")
         compile_s = ", ".join(f"{k} {v:.1f} s" for k, v in r["compile_s"].items())
         lines += ["", f"Compile times: {compile_s}.", ""]
     return "\n".join(lines)

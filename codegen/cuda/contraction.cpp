@@ -156,8 +156,10 @@ bool storesAtAxes(const kir::Stage& stage) {
 class GemmPlanner {
  public:
   GemmPlanner(const kir::Kernel& kernel, const kir::Stage& stage, const ExprNode& reduce, artifact::CudaPrecision precision,
-              const std::function<bool(int, int)>& aliases, const std::function<std::optional<double>(int)>& scalar)
-      : kernel_(kernel), stage_(stage), reduce_(reduce), aliases_(aliases), scalar_(scalar) {
+              const std::function<bool(int, int)>& aliases, const std::function<std::optional<double>(int)>& scalar,
+              const std::function<bool(int)>& half_copy)
+      : kernel_(kernel), stage_(stage), reduce_(reduce), aliases_(aliases), scalar_(scalar), half_copy_(half_copy),
+        operand_type_(operandType(precision)) {
     plan_.gemm.precision = precision;
     s_ = reduce.operands[0]->operands[0];
     v_ = reduce.operands[0]->operands[1];
@@ -331,11 +333,12 @@ class GemmPlanner {
   }
 
   Matrix scratchMatrix(const std::vector<IterVar>& layout, const std::vector<IterVar>& batch,
-                       const std::vector<IterVar>& rows, const std::vector<IterVar>& cols) {
+                       const std::vector<IterVar>& rows, const std::vector<IterVar>& cols,
+                       ir::DType dtype = ir::DType::kFloat32) {
     int param = static_cast<int>(kernel_.params.size() + plan_.scratch.size());
     kir::BufferParam p;
     p.name = "gemm_scratch" + std::to_string(plan_.scratch.size());
-    p.dtype = ir::DType::kFloat32;
+    p.dtype = dtype;
     p.shape = extents(layout);
     if (p.shape.empty()) p.shape = {1};
     p.written = true;
@@ -343,11 +346,14 @@ class GemmPlanner {
     return *asMatrix(param, denseLayout(layout), batch, rows, cols, p.elementCount());
   }
 
-  // An operand read in place when it is a strided load, else packed into a
-  // scratch matrix (k innermost, or rows innermost when the operand reads
-  // along the output's innermost axis: coalesced reads for the packing).
+  // An operand read in place when it is a strided load (of a parameter with
+  // a 16-bit copy, in the 16-bit precisions), else packed into a scratch
+  // matrix of the operand type (k innermost, or rows innermost when the
+  // operand reads along the output's innermost axis: coalesced reads for the
+  // packing).
   Matrix operand(const kir::Expr& e, const std::vector<IterVar>& rows, bool left) {
-    if (e->kind == ExprNode::Kind::kLoad && e->dtype == ir::DType::kFloat32) {
+    const bool half = operand_type_ != ir::DType::kFloat32;
+    if (e->kind == ExprNode::Kind::kLoad && e->dtype == ir::DType::kFloat32 && (!half || half_copy_(e->buffer))) {
       if (auto flat = kir::flatIndex(kernel_, *e)) {
         int64_t elements = kernel_.params[static_cast<size_t>(e->buffer)].elementCount();
         auto m = asMatrix(e->buffer, *flat, groups_.batch, rows, groups_.k, elements);
@@ -357,7 +363,7 @@ class GemmPlanner {
     bool rows_inner = !stage_.axes.empty() && contains(rows, stage_.axes.back().id);
     std::vector<IterVar> layout = rows_inner ? concat({&groups_.batch, &groups_.k, &rows})
                                              : concat({&groups_.batch, &rows, &groups_.k});
-    Matrix m = scratchMatrix(layout, groups_.batch, rows, groups_.k);
+    Matrix m = scratchMatrix(layout, groups_.batch, rows, groups_.k, operand_type_);
     kir::Stage pack;
     pack.buffer = m.param;
     pack.axes = layout;
@@ -397,6 +403,9 @@ class GemmPlanner {
     g.offset_a = static_cast<uint64_t>(left.offset);
     g.offset_b = static_cast<uint64_t>(right.offset);
     g.offset_c = static_cast<uint64_t>(c.offset);
+    g.type_a = g.type_b = operand_type_ == ir::DType::kFloat16    ? artifact::GemmOperand::kFloat16
+                          : operand_type_ == ir::DType::kBFloat16 ? artifact::GemmOperand::kBFloat16
+                                                                  : artifact::GemmOperand::kFloat32;
     plan_.a = left.param;
     plan_.b = right.param;
     plan_.c = c.param;
@@ -416,6 +425,8 @@ class GemmPlanner {
   const ExprNode& reduce_;
   const std::function<bool(int, int)>& aliases_;
   const std::function<std::optional<double>(int)>& scalar_;
+  const std::function<bool(int)>& half_copy_;
+  ir::DType operand_type_;
   kir::Expr s_, v_;
   Groups groups_;
   std::vector<IterVar> c_layout_;  // a scratch D's variables, outermost first
@@ -424,9 +435,18 @@ class GemmPlanner {
 
 }  // namespace
 
+ir::DType operandType(artifact::CudaPrecision precision) {
+  switch (precision) {
+    case artifact::CudaPrecision::kFp16: return ir::DType::kFloat16;
+    case artifact::CudaPrecision::kBf16: return ir::DType::kBFloat16;
+    default: return ir::DType::kFloat32;
+  }
+}
+
 std::optional<GemmStage> planGemm(const kir::Kernel& kernel, const kir::Stage& stage, artifact::CudaPrecision precision,
                                   const std::function<bool(int, int)>& aliases,
-                                  const std::function<std::optional<double>(int)>& scalar) {
+                                  const std::function<std::optional<double>(int)>& scalar,
+                                  const std::function<bool(int)>& half_copy) {
   if (stage.kind != kir::Stage::Kind::kStore || stage.axes.empty() || !storesAtAxes(stage)) return std::nullopt;
   // The output's layout is the axes' row-major layout (D may be the output).
   if (kernel.params[static_cast<size_t>(stage.buffer)].shape != extents(stage.axes)) return std::nullopt;
@@ -445,7 +465,7 @@ std::optional<GemmStage> planGemm(const kir::Kernel& kernel, const kir::Stage& s
   int64_t flops = 2 * product(reduce.reduce_vars);
   for (const IterVar& v : stage.axes) flops *= v.extent;
   if (flops < kMinGemmFlops) return std::nullopt;
-  return GemmPlanner(kernel, stage, reduce, precision, aliases, scalar).run();
+  return GemmPlanner(kernel, stage, reduce, precision, aliases, scalar, half_copy).run();
 }
 
 }  // namespace kiln::codegen::cuda

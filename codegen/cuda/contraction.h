@@ -16,6 +16,11 @@
 // the output, ReLU), else in a scratch matrix that a generated epilogue
 // kernel reads in place of the sum.
 //
+// In the fp16 and bf16 precisions A and B are 16-bit: an operand read in
+// place must have a 16-bit copy (a weight converted at compile time, or an
+// activation whose producer also stores it rounded); any other operand is
+// packed into a 16-bit scratch matrix. D stays float32.
+//
 // This is a schedule: it changes how the definition is computed, never what.
 // Stages that do not fit (another reduction, a non-float32 sum, a scatter)
 // take the thread-per-element path.
@@ -50,9 +55,16 @@ struct GemmStage {
 // A plan when `stage` is a float32 contraction worth a GEMM; `aliases(i, j)`
 // says whether parameters i and j are bound to the same buffer, and
 // `scalar(i)` gives parameter i's value when it is a one-element float32
-// constant (a scale the epilogue may fold into alpha).
+// constant (a scale the epilogue may fold into alpha); `half_copy(i)`, in
+// the 16-bit precisions, whether parameter i has a 16-bit copy a GEMM may
+// read in its place.
 std::optional<GemmStage> planGemm(const kir::Kernel& kernel, const kir::Stage& stage, artifact::CudaPrecision precision,
                                   const std::function<bool(int, int)>& aliases,
-                                  const std::function<std::optional<double>(int)>& scalar);
+                                  const std::function<std::optional<double>(int)>& scalar,
+                                  const std::function<bool(int)>& half_copy);
+
+// The element type of GEMM operands in `precision`: float16 or bfloat16 for
+// the 16-bit modes, else float32.
+ir::DType operandType(artifact::CudaPrecision precision);
 
 }  // namespace kiln::codegen::cuda

@@ -454,7 +454,7 @@ namespace {
 constexpr BinaryOp kCombine[] = {BinaryOp::kAdd, BinaryOp::kMul, BinaryOp::kMax, BinaryOp::kMin};
 }  // namespace
 
-void ExprEmitter::warpReduce(const ExprNode& n, const std::string& lane) {
+void ExprEmitter::warpReduce(const ExprNode& n, const std::string& lane, int64_t threads) {
   DType t = n.dtype;
   BinaryOp combine = kCombine[n.op];
   std::string acc = fresh("acc");
@@ -465,7 +465,8 @@ void ExprEmitter::warpReduce(const ExprNode& n, const std::string& lane) {
   // Unrolled so each lane has several independent loads in flight: a warp
   // per row leaves few warps per SM, so latency, not bandwidth, bounds it.
   line("#pragma unroll 8");
-  line("for (long long " + r + " = " + lane + "; " + r + " < " + std::to_string(length) + "LL; " + r + " += 32) {");
+  line("for (long long " + r + " = " + lane + "; " + r + " < " + std::to_string(length) + "LL; " + r +
+       " += " + std::to_string(threads) + ") {");
   ++indent_;
   scopes_.emplace_back();
   std::string rest = fresh("rest");
@@ -490,6 +491,22 @@ void ExprEmitter::warpReduce(const ExprNode& n, const std::string& lane) {
   line("  const " + type(t) + " " + other + " = __shfl_xor_sync(0xffffffffu, " + acc + ", off);");
   line("  " + acc + " = " + emitBinary(combine, t, acc, other) + ";");
   line("}");
+  if (threads > 32) {
+    // Lane 0 of each warp publishes its warp's value; every thread then
+    // folds them in the same order (all hold the same result), and the
+    // second barrier keeps the array until every thread has read it.
+    const int64_t warps = threads / 32;
+    std::string shared = fresh("block_part");
+    line("__shared__ " + type(t) + " " + shared + "[" + std::to_string(warps) + "];");
+    line("if ((" + lane + " & 31) == 0) " + shared + "[" + lane + " >> 5] = " + acc + ";");
+    line("__syncthreads();");
+    line(acc + " = " + shared + "[0];");
+    line("for (int w = 1; w < " + std::to_string(warps) + "; ++w) {");
+    line("  const " + type(t) + " " + other + " = " + shared + "[w];");
+    line("  " + acc + " = " + emitBinary(combine, t, acc, other) + ";");
+    line("}");
+    line("__syncthreads();");
+  }
   scopes_.back()[&n] = acc;
 }
 
@@ -549,6 +566,12 @@ void ExprEmitter::store(int buffer, const std::vector<kir::Expr>& indices, const
   if (t == DType::kBool) v = "(unsigned char)(" + value + ")";
   if (const NarrowFloat* narrow = narrowFloat(t)) v = applied(narrow->store, value);
   line("p" + std::to_string(buffer) + "[" + offset(buffer, indices) + "] = " + v + ";");
+  if (auto m = mirrors_.find(buffer); m != mirrors_.end()) {
+    int copy = m->second;
+    std::string c = value;
+    if (const NarrowFloat* narrow = narrowFloat(kernel_.params[copy].dtype)) c = applied(narrow->store, value);
+    line("p" + std::to_string(copy) + "[" + offset(copy, indices) + "] = " + c + ";");
+  }
 }
 
 }  // namespace kiln::codegen::cuda

@@ -34,6 +34,10 @@ class ExprEmitter {
   // variable or a literal). The first unsupported construct is kept in status().
   std::string emit(const kir::Expr& e);
   void store(int buffer, const std::vector<kir::Expr>& indices, const std::string& value);
+  // Every later store to parameter `buffer` is also made to parameter `copy`
+  // (the same view in another dtype, rounded to it): the 16-bit copy of an
+  // activation that a GEMM reads.
+  void mirror(int buffer, int copy) { mirrors_[buffer] = copy; }
   // for (long long NAME = 0; NAME < extent; ++NAME) { body }, with `var_id` bound to NAME.
   void loop(int var_id, int64_t extent, const std::function<void()>& body);
   void bind(int var_id, std::string name) { vars_[var_id] = std::move(name); }
@@ -41,7 +45,10 @@ class ExprEmitter {
   // `lane` folds iterations lane, lane + 32, ... of its flattened space, then
   // the lanes combine by shuffles, so every lane holds the result, which
   // later uses of `n` in this scope read.
-  void warpReduce(const kir::ExprNode& n, const std::string& lane);
+  // With `threads` > 32 (a multiple of 32), `lane` is the thread's index in
+  // a block of that many that reduces together: the warps' results combine
+  // through shared memory (every thread of the block must reach this).
+  void warpReduce(const kir::ExprNode& n, const std::string& lane, int64_t threads = 32);
   void line(const std::string& text);
   const Status& status() const { return status_; }
 
@@ -66,6 +73,7 @@ class ExprEmitter {
   int indent_;
   std::vector<std::vector<int64_t>> strides_;
   std::map<int, std::string> vars_;
+  std::map<int, int> mirrors_;
   // Values already computed, per open scope (an if arm or loop body closes
   // its own), so shared subexpressions are computed once where visible.
   std::vector<std::map<const kir::ExprNode*, std::string>> scopes_;

@@ -3,11 +3,14 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "codegen/cuda/contraction.h"
 #include "codegen/cuda/emit_expr.h"
 #include "codegen/cuda/schedule.h"
+#include "compiler/support/half.h"
 
 namespace kiln::codegen::cuda {
 namespace {
@@ -30,10 +33,26 @@ Status checkStatic(const lower::KernelCall& call) {
 
 uint64_t alignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
+// How program buffers are used, gathered while emitting (program buffer
+// indices).
+struct Usage {
+  std::set<uint32_t> operands;      // read in place as a GEMM's A or B
+  std::set<uint32_t> gemm_written;  // written as a GEMM's D
+  std::set<uint32_t> fp32_read;     // read by generated code, or as a GEMM's bias or C
+};
+
+// The 16-bit copies of GEMM operands in the fp16/bf16 precisions, decided
+// from a first pass over the program (which GEMMs read what in place).
+struct HalfCopies {
+  std::set<uint32_t> weights;      // constants converted at compile time
+  std::set<uint32_t> activations;  // intermediates whose every writer also stores a rounded copy
+  std::set<uint32_t> dropped;      // converted constants nothing reads as float32: not stored at all
+};
+
 class ModuleEmitter {
  public:
-  ModuleEmitter(const lower::Program& program, artifact::CudaPrecision precision)
-      : program_(program), precision_(precision) {}
+  ModuleEmitter(const lower::Program& program, artifact::CudaPrecision precision, const HalfCopies* half)
+      : program_(program), precision_(precision), half_(half) {}
 
   Expected<CudaModule> run() {
     for (const lower::CallRegion& region : program_.regions)
@@ -41,16 +60,18 @@ class ModuleEmitter {
     for (const lower::KernelCall& call : program_.calls) KILN_RETURN_IF_ERROR(checkStatic(call));
     out_ << cudaPrelude();
     placeBuffers();
-    scratch_at_ = alignUp(static_cast<uint64_t>(program_.workspace_bytes), artifact::kCudaWeightAlignment);
-    module_.workspace_bytes = static_cast<uint64_t>(program_.workspace_bytes);
+    module_.workspace_bytes = std::max(static_cast<uint64_t>(program_.workspace_bytes), scratch_at_);
     for (size_t c = 0; c < program_.calls.size(); ++c) KILN_RETURN_IF_ERROR(emitCall(c));
     module_.source = out_.str();
     return std::move(module_);
   }
 
+  const Usage& usage() const { return usage_; }
+
  private:
   void placeBuffers() {
-    for (const lower::ProgramBuffer& b : program_.buffers) {
+    for (size_t i = 0; i < program_.buffers.size(); ++i) {
+      const lower::ProgramBuffer& b = program_.buffers[i];
       artifact::CudaBuffer cb;
       cb.bytes = static_cast<uint64_t>(b.byteSize());
       switch (b.kind) {
@@ -62,20 +83,70 @@ class ModuleEmitter {
           break;
         case Kind::kConstant: {
           cb.kind = artifact::CudaBuffer::kConstant;
+          if (half_ && half_->dropped.count(static_cast<uint32_t>(i))) {
+            cb.bytes = 0;  // only its 16-bit copy is read
+            break;
+          }
           auto bytes = b.constant->bytes();
-          std::vector<uint8_t>& w = module_.weights;
-          w.resize((w.size() + artifact::kCudaWeightAlignment - 1) / artifact::kCudaWeightAlignment *
-                   artifact::kCudaWeightAlignment);
-          cb.offset = w.size();
+          cb.offset = appendWeights(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
           cb.bytes = bytes.size();
-          auto data = reinterpret_cast<const uint8_t*>(bytes.data());
-          w.insert(w.end(), data, data + bytes.size());
           break;
         }
       }
       module_.plan.buffers.push_back(cb);
     }
+    // The 16-bit copies: weights converted now, activations in the workspace
+    // past the program's arena (each its own region), GEMM scratch past them.
+    uint64_t at = alignUp(static_cast<uint64_t>(program_.workspace_bytes), artifact::kCudaWeightAlignment);
+    if (half_) {
+      const ir::DType type = operandType(precision_);
+      for (uint32_t i : half_->weights) {
+        const lower::ProgramBuffer& b = program_.buffers[i];
+        auto bytes = b.constant->bytes();
+        std::vector<uint16_t> narrow(bytes.size() / 4);
+        for (size_t e = 0; e < narrow.size(); ++e) {
+          float f;
+          std::memcpy(&f, reinterpret_cast<const uint8_t*>(bytes.data()) + 4 * e, 4);
+          narrow[e] = type == ir::DType::kFloat16 ? floatToHalf(f) : floatToBfloat16(f);
+        }
+        artifact::CudaBuffer cb;
+        cb.kind = artifact::CudaBuffer::kConstant;
+        cb.bytes = narrow.size() * 2;
+        cb.offset = appendWeights(reinterpret_cast<const uint8_t*>(narrow.data()), cb.bytes);
+        copy_of_[i] = static_cast<uint32_t>(module_.plan.buffers.size());
+        module_.plan.buffers.push_back(cb);
+      }
+      for (uint32_t i : half_->activations) {
+        artifact::CudaBuffer cb;
+        cb.kind = artifact::CudaBuffer::kWorkspace;
+        cb.offset = at;
+        cb.bytes = static_cast<uint64_t>(program_.buffers[i].elementCount()) * 2;
+        at = alignUp(at + cb.bytes, artifact::kCudaWeightAlignment);
+        copy_of_[i] = static_cast<uint32_t>(module_.plan.buffers.size());
+        module_.plan.buffers.push_back(cb);
+      }
+    }
+    scratch_at_ = at;
     module_.plan.weights_bytes = module_.weights.size();
+  }
+
+  uint64_t appendWeights(const uint8_t* data, uint64_t bytes) {
+    std::vector<uint8_t>& w = module_.weights;
+    w.resize(alignUp(w.size(), artifact::kCudaWeightAlignment));
+    uint64_t offset = w.size();
+    w.insert(w.end(), data, data + bytes);
+    return offset;
+  }
+
+  // Program buffers every parameter that `e` loads is bound to, as read in float32.
+  void noteLoads(const kir::Expr& e, const std::vector<uint32_t>& args) {
+    if (e->kind == kir::ExprNode::Kind::kLoad && static_cast<size_t>(e->buffer) < args.size())
+      usage_.fp32_read.insert(args[static_cast<size_t>(e->buffer)]);
+    for (const kir::Expr& op : e->operands) noteLoads(op, args);
+  }
+  void noteLoads(const kir::Stage& stage, const std::vector<uint32_t>& args) {
+    if (stage.value.valid()) noteLoads(stage.value, args);
+    for (const kir::Expr& i : stage.store_index) noteLoads(i, args);
   }
 
   // The parameter list of a __global__ function over `kernel`'s parameters
@@ -99,6 +170,7 @@ class ModuleEmitter {
   Status emitLaunch(const kir::Kernel& kernel, const kir::Stage& stage, const std::string& function,
                     const std::vector<uint32_t>& args, size_t call_index) {
     KILN_ASSIGN_OR_RETURN(std::string params, paramList(kernel, args));
+    noteLoads(stage, args);
     LaunchSchedule schedule = scheduleStage(stage);
     KILN_RETURN_IF_ERROR(emitStage(kernel, stage, function, params, schedule));
     if (stagePoints(stage) == 0) return Status::ok();  // nothing to compute: no launch
@@ -114,8 +186,27 @@ class ModuleEmitter {
 
   Status emitCall(size_t call_index) {
     const lower::KernelCall& call = program_.calls[call_index];
-    const kir::Kernel& kernel = call.kernel;
+    // A parameter whose buffer has a 16-bit copy for GEMMs writes the copy
+    // too: the kernel gets one more parameter per such buffer, which every
+    // store to the original also stores to (rounded).
+    kir::Kernel kernel = call.kernel;
     std::vector<uint32_t> args(call.args.begin(), call.args.end());
+    mirrors_.clear();
+    for (size_t i = 0; i < call.kernel.params.size(); ++i) {
+      const kir::BufferParam& p = call.kernel.params[i];
+      auto copy = copy_of_.find(args[i]);
+      if (!p.written || copy == copy_of_.end() || half_->weights.count(args[i])) continue;
+      kir::BufferParam c = p;
+      c.name = p.name + "_half";
+      c.dtype = operandType(precision_);
+      mirrors_[static_cast<int>(i)] = static_cast<int>(kernel.params.size());
+      kernel.params.push_back(c);
+      args.push_back(copy->second);
+    }
+    const size_t own_params = call.kernel.params.size();
+    auto half_copy = [&](int i) {
+      return static_cast<size_t>(i) < own_params && copy_of_.count(args[static_cast<size_t>(i)]) > 0;
+    };
     auto aliases = [&](int i, int j) { return args[static_cast<size_t>(i)] == args[static_cast<size_t>(j)]; };
     auto scalar = [&](int i) -> std::optional<double> {
       const lower::ProgramBuffer& b = program_.buffers[args[static_cast<size_t>(i)]];
@@ -134,7 +225,9 @@ class ModuleEmitter {
         s += rows->count - 1;
         continue;
       }
-      std::optional<GemmStage> gemm = planGemm(kernel, kernel.stages[s], precision_, aliases, scalar);
+      // The first pass (no copies decided yet) asks for every operand in place.
+      std::function<bool(int)> copy = [&](int i) { return !half_ || half_copy(i); };
+      std::optional<GemmStage> gemm = planGemm(kernel, kernel.stages[s], precision_, aliases, scalar, copy);
       Status emitted = gemm ? emitGemm(kernel, *gemm, function, args, call_index)
                             : emitLaunch(kernel, kernel.stages[s], function, args, call_index);
       if (!emitted) return emitted.withContext("kernel '" + kernel.name + "' (from " + kernel.origin + ")");
@@ -149,12 +242,13 @@ class ModuleEmitter {
                   std::vector<uint32_t> args, size_t call_index) {
     kir::Kernel extended = kernel;
     uint64_t at = scratch_at_;
+    const size_t own = args.size();
     for (const kir::BufferParam& p : gemm.scratch) {
       extended.params.push_back(p);
       artifact::CudaBuffer b;
       b.kind = artifact::CudaBuffer::kWorkspace;
       b.offset = at;
-      b.bytes = static_cast<uint64_t>(p.elementCount()) * 4;
+      b.bytes = static_cast<uint64_t>(p.elementCount()) * ir::byteSize(p.dtype);
       at = alignUp(at + b.bytes, artifact::kCudaWeightAlignment);
       args.push_back(static_cast<uint32_t>(module_.plan.buffers.size()));
       module_.plan.buffers.push_back(b);
@@ -167,6 +261,18 @@ class ModuleEmitter {
     launch.kernel = static_cast<uint32_t>(call_index);
     for (int p : {gemm.a, gemm.b, gemm.c, gemm.bias, gemm.cin})
       if (p >= 0) launch.args.push_back(args[static_cast<size_t>(p)]);
+    // 16-bit operands read in place are read from their copies.
+    for (size_t slot = 0; slot < 2; ++slot) {
+      int p = slot == 0 ? gemm.a : gemm.b;
+      artifact::GemmOperand type = slot == 0 ? gemm.gemm.type_a : gemm.gemm.type_b;
+      if (static_cast<size_t>(p) >= own) continue;  // a scratch matrix
+      uint32_t buffer = args[static_cast<size_t>(p)];
+      usage_.operands.insert(buffer);
+      if (type != artifact::GemmOperand::kFloat32 && half_) launch.args[slot] = copy_of_.at(buffer);
+    }
+    if (static_cast<size_t>(gemm.c) < own) usage_.gemm_written.insert(args[static_cast<size_t>(gemm.c)]);
+    for (int p : {gemm.bias, gemm.cin})
+      if (p >= 0) usage_.fp32_read.insert(args[static_cast<size_t>(p)]);
     launch.kind = artifact::CudaLaunch::kGemm;
     launch.gemm = gemm.gemm;
     module_.plan.launches.push_back(std::move(launch));
@@ -174,45 +280,57 @@ class ModuleEmitter {
     return Status::ok();
   }
 
-  // A row group (schedule.h): a warp per row runs each stage of the group
-  // for its row in turn. A reduction stage's lanes split the reduction and
-  // lane 0 stores the row's value; __syncwarp() then makes it visible to the
-  // other lanes, which the next stages read. The last stage's lanes stride
-  // over the row's inner elements.
+  // A row group (schedule.h): a warp (or, for few rows, a block) per row
+  // runs each stage of the group for its row in turn. A reduction stage's
+  // threads split the reduction and thread 0 stores the row's value;
+  // __syncwarp() (__syncthreads()) then makes it visible to the others,
+  // which the next stages read. The last stage's threads stride over the
+  // row's inner elements.
   Status emitRowGroup(const kir::Kernel& kernel, const RowGroup& group, const std::string& function,
                       const std::vector<uint32_t>& args, size_t call_index) {
     KILN_ASSIGN_OR_RETURN(std::string params, paramList(kernel, args));
+    const bool block = group.block_per_row;
+    const int64_t threads = block ? group.block : 32;
+    const std::string sync = block ? "__syncthreads();" : "__syncwarp();";
     out_ << "\nextern \"C\" __global__ void __launch_bounds__(" << group.block << ") " << function << "(" << params
          << ") {\n";
-    out_ << "  const int lane = threadIdx.x & 31;\n";
-    out_ << "  for (long long row = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5; row < " << group.rows
-         << "LL; row += ((long long)gridDim.x * blockDim.x) >> 5) {\n";
+    if (block) {
+      out_ << "  const int lane = threadIdx.x;\n";
+      out_ << "  for (long long row = blockIdx.x; row < " << group.rows << "LL; row += gridDim.x) {\n";
+    } else {
+      out_ << "  const int lane = threadIdx.x & 31;\n";
+      out_ << "  for (long long row = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5; row < " << group.rows
+           << "LL; row += ((long long)gridDim.x * blockDim.x) >> 5) {\n";
+    }
     ExprEmitter emitter(kernel, out_, 4);
+    for (auto [buffer, copy] : mirrors_) emitter.mirror(buffer, copy);
     for (size_t i = 0; i < group.count; ++i) {
       const kir::Stage& stage = kernel.stages[group.first + i];
+      noteLoads(stage, args);
       auto row_axes = static_cast<size_t>(group.row_axes[i]);
       for (size_t d = 0; d < row_axes; ++d) emitter.line("long long a" + std::to_string(stage.axes[d].id) + ";");
       splitInto(emitter, stage.axes, 0, row_axes, "row");
       if (i + 1 < group.count) {
         LaunchSchedule schedule = scheduleStage(stage);
-        emitter.warpReduce(*schedule.warp_reduce, "lane");
+        emitter.warpReduce(*schedule.warp_reduce, "lane", threads);
         std::string value = emitter.emit(stage.value);
         emitter.line("if (lane == 0) {");
         emitter.store(stage.buffer, stage.store_index, value);
         emitter.line("}");
-        emitter.line("__syncwarp();");
+        emitter.line(sync);
         continue;
       }
       int64_t inner = 1;
       for (size_t d = row_axes; d < stage.axes.size(); ++d) inner *= stage.axes[d].extent;
       emitter.line("#pragma unroll 4");
-      emitter.line("for (long long inner = lane; inner < " + std::to_string(inner) + "LL; inner += 32) {");
+      emitter.line("for (long long inner = lane; inner < " + std::to_string(inner) + "LL; inner += " +
+                   std::to_string(threads) + ") {");
       for (size_t d = row_axes; d < stage.axes.size(); ++d)
         emitter.line("  long long a" + std::to_string(stage.axes[d].id) + ";");
       splitInto(emitter, stage.axes, row_axes, stage.axes.size(), "inner");
       emitter.store(stage.buffer, stage.store_index, emitter.emit(stage.value));
       emitter.line("}");
-      emitter.line("__syncwarp();");
+      if (!block) emitter.line("__syncwarp();");  // a block's next row reads only its own row's values
     }
     out_ << "  }\n}\n";
     KILN_RETURN_IF_ERROR(emitter.status());
@@ -250,6 +368,7 @@ class ModuleEmitter {
     out_ << "\nextern \"C\" __global__ void __launch_bounds__(" << std::max<uint32_t>(schedule.block, 1) << ") "
          << function << "(" << params << ") {\n";
     ExprEmitter emitter(kernel, out_, 2);
+    for (auto [buffer, copy] : mirrors_) emitter.mirror(buffer, copy);
     std::string index = schedule.index32 ? "int" : "long long";
     // A warp per point: the flat index counts warps, and the whole warp
     // iterates together (the shuffles need every lane).
@@ -295,6 +414,10 @@ class ModuleEmitter {
 
   const lower::Program& program_;
   artifact::CudaPrecision precision_;
+  const HalfCopies* half_;  // null: float32 operands, or the first pass of a 16-bit precision
+  std::map<uint32_t, uint32_t> copy_of_;  // program buffer -> plan buffer of its 16-bit copy
+  std::map<int, int> mirrors_;            // the current call's parameter -> its copy's parameter
+  Usage usage_;
   uint64_t scratch_at_ = 0;  // where GEMM scratch matrices start in the workspace
   std::ostringstream out_;
   CudaModule module_;
@@ -303,7 +426,26 @@ class ModuleEmitter {
 }  // namespace
 
 Expected<CudaModule> emitModule(const lower::Program& program, artifact::CudaPrecision precision) {
-  return ModuleEmitter(program, precision).run();
+  if (operandType(precision) == ir::DType::kFloat32) return ModuleEmitter(program, precision, nullptr).run();
+  // 16-bit GEMM operands: a first pass finds what the GEMMs read in place;
+  // weights among them get a converted copy, intermediates that only
+  // generated kernels write get a rounded copy stored beside them, and the
+  // rest is packed into 16-bit scratch matrices by the second pass.
+  ModuleEmitter probe(program, precision, nullptr);
+  KILN_RETURN_IF_ERROR(probe.run().status());
+  const Usage& usage = probe.usage();
+  HalfCopies half;
+  for (uint32_t b : usage.operands) {
+    const lower::ProgramBuffer& buffer = program.buffers[b];
+    if (buffer.dtype != ir::DType::kFloat32) continue;
+    if (buffer.kind == Kind::kConstant && buffer.constant) {
+      half.weights.insert(b);
+      if (!usage.fp32_read.count(b)) half.dropped.insert(b);
+    } else if (buffer.kind == Kind::kIntermediate && !usage.gemm_written.count(b)) {
+      half.activations.insert(b);
+    }
+  }
+  return ModuleEmitter(program, precision, &half).run();
 }
 
 }  // namespace kiln::codegen::cuda

@@ -18,6 +18,9 @@ constexpr int64_t kMaxBlocks = 1 << 16;
 // looping over it alone leaves too few threads to hide memory latency (128
 // rows of LayerNorm statistics are 128 threads).
 constexpr int64_t kMinWarpReduction = 64;
+// Row groups of fewer rows get a block per row: a warp each would leave
+// most of a 132-SM GPU's warp slots empty.
+constexpr int64_t kBlockPerRowBelow = 1024;
 
 void collectReduces(const kir::Expr& e, bool under_select, std::vector<std::pair<const kir::ExprNode*, bool>>& out) {
   const kir::ExprNode& n = *e;
@@ -146,6 +149,21 @@ std::optional<RowGroup> planRowGroup(const kir::Kernel& kernel, size_t first,
   for (size_t i = 0; i < written.size(); ++i)
     for (size_t j = i + 1; j < written.size(); ++j)
       if (written[i] == written[j] || aliases(written[i], written[j])) return std::nullopt;
+  // The longest loop a row's threads share: a reduction or the last stage's inner elements.
+  int64_t longest = 1;
+  for (size_t t = first; t < s; ++t) {
+    int64_t length = 1;
+    for (const kir::IterVar& v : warpReduction(kernel.stages[t])->reduce_vars) length *= v.extent;
+    longest = std::max(longest, length);
+  }
+  longest = std::max(longest, stagePoints(last) / group.rows);
+  if (group.rows < kBlockPerRowBelow && longest >= 128) {
+    // A block per row, about 2 to 4 elements per thread.
+    group.block_per_row = true;
+    group.block = static_cast<uint32_t>(std::clamp<int64_t>((longest / 3 + 31) / 32 * 32, 64, kBlockThreads));
+    group.grid = static_cast<uint32_t>(std::min<int64_t>(group.rows, kMaxBlocks));
+    return group;
+  }
   int64_t lanes = group.rows * 32;
   group.block = static_cast<uint32_t>(std::min<int64_t>(lanes, kBlockThreads));
   group.grid = static_cast<uint32_t>(std::clamp<int64_t>((lanes + group.block - 1) / group.block, 1, kMaxBlocks));

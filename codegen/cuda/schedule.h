@@ -41,9 +41,13 @@ LaunchSchedule scheduleStage(const kir::Stage& stage);
 // launches drop from one per stage to one.
 struct RowGroup {
   size_t first = 0, count = 0;  // stages [first, first + count)
-  int64_t rows = 0;             // a warp each
+  int64_t rows = 0;             // a warp each, or a block each when `block_per_row`
   std::vector<int> row_axes;    // per stage: its leading axes that index the row (all, for a reduction)
   uint32_t block = 256, grid = 1;
+  // Too few rows to fill the GPU with a warp each (LayerNorm over 128
+  // tokens is 128 warps on 132 SMs): a block per row, its warps combining
+  // through shared memory.
+  bool block_per_row = false;
 };
 
 // The row group starting at stage `first`, when there is one; `aliases(i, j)`

@@ -31,6 +31,8 @@ struct cublasLtMatmulHeuristicResult {
 
 inline constexpr cublasStatus CUBLAS_STATUS_SUCCESS = 0;
 inline constexpr int CUDA_R_32F = 0;
+inline constexpr int CUDA_R_16F = 2;
+inline constexpr int CUDA_R_16BF = 14;
 inline constexpr int CUBLAS_COMPUTE_32F = 68;
 inline constexpr int CUBLAS_COMPUTE_32F_FAST_16F = 74;
 inline constexpr int CUBLAS_COMPUTE_32F_FAST_16BF = 75;

@@ -52,6 +52,7 @@ Loaded load() {
   bind(library, "cuEventCreate", d.cuEventCreate, missing);
   bind(library, "cuEventRecord", d.cuEventRecord, missing);
   bind(library, "cuEventDestroy_v2", d.cuEventDestroy, missing);
+  bind(library, "cuEventSynchronize", d.cuEventSynchronize, missing);
   bind(library, "cuStreamWaitEvent", d.cuStreamWaitEvent, missing);
   bind(library, "cuStreamCreate", d.cuStreamCreate, missing);
   bind(library, "cuStreamDestroy_v2", d.cuStreamDestroy, missing);
@@ -65,6 +66,10 @@ Loaded load() {
   bind(library, "cuGraphDestroy", d.cuGraphDestroy, missing);
   bind(library, "cuGetErrorName", d.cuGetErrorName, missing);
   bind(library, "cuGetErrorString", d.cuGetErrorString, missing);
+  // Optional: timing GEMM candidates (a driver without it keeps cuBLASLt's first choice).
+  d.cuEventElapsedTime = reinterpret_cast<decltype(d.cuEventElapsedTime)>(dlsym(library, "cuEventElapsedTime_v2"));
+  if (!d.cuEventElapsedTime)
+    d.cuEventElapsedTime = reinterpret_cast<decltype(d.cuEventElapsedTime)>(dlsym(library, "cuEventElapsedTime"));
   if (!missing.empty()) {
     l.message = "the NVIDIA driver (libcuda.so.1) is too old: it lacks " + missing;
     return l;

@@ -29,6 +29,8 @@ void writeGemm(ByteWriter& out, const CudaGemm& g) {
   out.u64(alpha_bits);
   out.u64(g.offset_bias);
   out.u64(g.offset_cin);
+  out.u32(static_cast<uint32_t>(g.type_a));
+  out.u32(static_cast<uint32_t>(g.type_b));
 }
 
 CudaGemm readGemm(ByteReader& in) {
@@ -46,6 +48,8 @@ CudaGemm readGemm(ByteReader& in) {
   std::memcpy(&g.alpha, &alpha_bits, sizeof g.alpha);
   g.offset_bias = in.u64();
   g.offset_cin = in.u64();
+  g.type_a = static_cast<GemmOperand>(in.u32());
+  g.type_b = static_cast<GemmOperand>(in.u32());
   return g;
 }
 

@@ -18,7 +18,8 @@
 // u32 kernel index, u32 grid, u32 block, u32 arg count, u32 buffer per arg,
 // u32 launch kind, and for a GEMM its CudaGemm fields in declaration order:
 // u32 for the enums, batch and accumulate, f64 for alpha, u64/i64 for the
-// rest). Strings are u32 length + bytes.
+// rest). Strings are u32 length + bytes. Version 4 added each GEMM's operand
+// element types (16-bit A and B in the fp16/bf16 precisions).
 #pragma once
 
 #include <cstdint>
@@ -30,7 +31,7 @@
 namespace kiln::artifact {
 
 inline constexpr char kCudaPlanMagic[8] = {'K', 'I', 'L', 'N', 'C', 'U', 'D', 'A'};
-inline constexpr uint32_t kCudaPlanVersion = 3;
+inline constexpr uint32_t kCudaPlanVersion = 4;
 inline constexpr const char* kCudaPlanSection = ".kiln.cuda";
 inline constexpr const char* kCubinSection = ".kiln.cubin";
 inline constexpr const char* kPtxSection = ".kiln.ptx";
@@ -53,9 +54,16 @@ enum class CudaPrecision : uint32_t { kFp32 = 0, kTf32 = 1, kFp16 = 2, kBf16 = 3
 // (one value per row of D, broadcast over its columns) and/or ReLU.
 enum class GemmEpilogue : uint32_t { kNone = 0, kBias = 1, kRelu = 2, kReluBias = 3 };
 
+// How a GEMM's A or B operand is stored: float32, or (in the fp16/bf16
+// precisions) already rounded to 16 bits by the compiler (a weight) or by the
+// kernel that produced it (an activation). D, C and the bias stay float32.
+enum class GemmOperand : uint32_t { kFloat32 = 0, kFloat16 = 1, kBFloat16 = 2 };
+
+inline uint64_t operandBytes(GemmOperand t) { return t == GemmOperand::kFloat32 ? 4 : 2; }
+
 inline bool hasBias(GemmEpilogue e) { return e == GemmEpilogue::kBias || e == GemmEpilogue::kReluBias; }
 
-// One float32 matrix product through cuBLASLt, in its column-major terms:
+// One matrix product through cuBLASLt, in its column-major terms:
 // for each of `batch` problems,
 //   D (m x n, ldc) = relu?(alpha * op(A) (m x k) * op(B) (k x n) + C + bias)
 // where op transposes a stored column-major matrix when trans_* is set. A, B
@@ -63,7 +71,8 @@ inline bool hasBias(GemmEpilogue e) { return e == GemmEpilogue::kBias || e == Ge
 // in, each problem `stride_*` elements after the previous one (0: the same
 // matrix). With a bias epilogue the next buffer holds the bias (m elements
 // from offset_bias, the same for every problem); with `accumulate` the last
-// buffer holds C, laid out as D (ldc, stride_c) from offset_cin.
+// buffer holds C, laid out as D (ldc, stride_c) from offset_cin. A and B
+// hold `type_a`/`type_b` elements (their offsets and strides count those).
 struct CudaGemm {
   uint32_t trans_a = 0, trans_b = 0;
   CudaPrecision precision = CudaPrecision::kFp32;
@@ -76,6 +85,7 @@ struct CudaGemm {
   uint32_t accumulate = 0;
   double alpha = 1.0;
   uint64_t offset_bias = 0, offset_cin = 0;
+  GemmOperand type_a = GemmOperand::kFloat32, type_b = GemmOperand::kFloat32;
 
   size_t bufferCount() const { return 3 + (hasBias(epilogue) ? 1 : 0) + (accumulate ? 1 : 0); }
 };

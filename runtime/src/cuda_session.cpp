@@ -45,7 +45,7 @@ class ContextScope {
 };
 
 // What is wrong with a GEMM launch, or "" when it reads and writes only
-// inside its buffers (a float32 product: 4 bytes per element).
+// inside its buffers (A and B of their operand type, the rest float32).
 std::string checkGemm(const artifact::CudaLaunch& l, const std::vector<CudaBuffer>& buffers) {
   const artifact::CudaGemm& g = l.gemm;
   if (static_cast<uint32_t>(g.epilogue) > 3 || g.accumulate > 1 || !std::isfinite(g.alpha))
@@ -56,7 +56,9 @@ std::string checkGemm(const artifact::CudaLaunch& l, const std::vector<CudaBuffe
     if (a >= buffers.size()) return "names buffer " + std::to_string(a);
   if (g.m == 0 || g.n == 0 || g.k == 0 || g.batch == 0 || g.m > INT32_MAX || g.n > INT32_MAX || g.k > INT32_MAX)
     return "has an empty or oversized shape";
-  if (g.trans_a > 1 || g.trans_b > 1 || static_cast<uint32_t>(g.precision) > 3) return "has an unknown mode";
+  if (g.trans_a > 1 || g.trans_b > 1 || static_cast<uint32_t>(g.precision) > 3 || static_cast<uint32_t>(g.type_a) > 2 ||
+      static_cast<uint32_t>(g.type_b) > 2)
+    return "has an unknown mode";
   if (g.lda < static_cast<int64_t>(g.trans_a ? g.k : g.m) || g.ldb < static_cast<int64_t>(g.trans_b ? g.n : g.k) ||
       g.ldc < static_cast<int64_t>(g.m))
     return "has a leading dimension below its rows";
@@ -64,19 +66,31 @@ std::string checkGemm(const artifact::CudaLaunch& l, const std::vector<CudaBuffe
   if (d.kind == CudaBuffer::kConstant || d.kind == CudaBuffer::kInput) return "writes a constant or an input";
   artifact::GemmExtents e = artifact::gemmExtents(g);
   std::vector<uint64_t> ends = {e.a, e.b, e.c};
-  if (artifact::hasBias(g.epilogue)) ends.push_back(e.bias);
-  if (g.accumulate) ends.push_back(e.cin);
+  std::vector<uint64_t> sizes = {artifact::operandBytes(g.type_a), artifact::operandBytes(g.type_b), 4};
+  if (artifact::hasBias(g.epilogue)) ends.push_back(e.bias), sizes.push_back(4);
+  if (g.accumulate) ends.push_back(e.cin), sizes.push_back(4);
   for (size_t i = 0; i < ends.size(); ++i)
-    if (ends[i] > buffers[l.args[i]].bytes / 4) return "reaches past buffer " + std::to_string(l.args[i]);
+    if (ends[i] > buffers[l.args[i]].bytes / sizes[i]) return "reaches past buffer " + std::to_string(l.args[i]);
   return "";
 }
 
-int computeType(artifact::CudaPrecision p) {
-  switch (p) {
+// 16-bit operands multiply exactly on tensor cores and accumulate in fp32;
+// float32 operands are rounded on the fly in the fast modes.
+int computeType(const artifact::CudaGemm& g) {
+  if (g.type_a != artifact::GemmOperand::kFloat32) return cuda::CUBLAS_COMPUTE_32F;
+  switch (g.precision) {
     case artifact::CudaPrecision::kTf32: return cuda::CUBLAS_COMPUTE_32F_FAST_TF32;
     case artifact::CudaPrecision::kFp16: return cuda::CUBLAS_COMPUTE_32F_FAST_16F;
     case artifact::CudaPrecision::kBf16: return cuda::CUBLAS_COMPUTE_32F_FAST_16BF;
     default: return cuda::CUBLAS_COMPUTE_32F;
+  }
+}
+
+int dataType(artifact::GemmOperand t) {
+  switch (t) {
+    case artifact::GemmOperand::kFloat16: return cuda::CUDA_R_16F;
+    case artifact::GemmOperand::kBFloat16: return cuda::CUDA_R_16BF;
+    default: return cuda::CUDA_R_32F;
   }
 }
 
@@ -95,6 +109,10 @@ bool envOff(const char* name) {
 // cuBLASLt's workspace per session, when the plan has GEMMs: what its
 // fastest Hopper kernels ask for.
 constexpr uint64_t kGemmWorkspaceBytes = 32ull << 20;
+
+// cuBLASLt's candidates per GEMM that a session times, and the runs each.
+constexpr int kGemmCandidates = 8;
+constexpr int kGemmTuneRuns = 5;
 
 }  // namespace
 
@@ -317,7 +335,7 @@ kiln_status CudaSession::prepareGemms(std::string& message) {
     auto check = [&](cuda::cublasStatus r, const char* what) {
       if (r != cuda::CUBLAS_STATUS_SUCCESS && failed.empty()) failed = std::string(what) + ": " + blas->describe(r);
     };
-    check(blas->cublasLtMatmulDescCreate(&call.desc, computeType(g.precision), cuda::CUDA_R_32F), "creating the GEMM");
+    check(blas->cublasLtMatmulDescCreate(&call.desc, computeType(g), cuda::CUDA_R_32F), "creating the GEMM");
     if (failed.empty()) {
       int32_t ta = static_cast<int32_t>(g.trans_a), tb = static_cast<int32_t>(g.trans_b);
       check(blas->cublasLtMatmulDescSetAttribute(call.desc, cuda::CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta), "setting transa");
@@ -339,14 +357,15 @@ kiln_status CudaSession::prepareGemms(std::string& message) {
     }
     struct Layout {
       cuda::cublasLtMatrixLayout* layout;
+      int type;
       uint64_t rows, cols;
       int64_t ld, stride;
     };
-    for (const Layout& m : {Layout{&call.a, g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, g.lda, g.stride_a},
-                            Layout{&call.b, g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, g.ldb, g.stride_b},
-                            Layout{&call.c, g.m, g.n, g.ldc, g.stride_c}}) {
+    for (const Layout& m : {Layout{&call.a, dataType(g.type_a), g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, g.lda, g.stride_a},
+                            Layout{&call.b, dataType(g.type_b), g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, g.ldb, g.stride_b},
+                            Layout{&call.c, cuda::CUDA_R_32F, g.m, g.n, g.ldc, g.stride_c}}) {
       if (!failed.empty()) break;
-      check(blas->cublasLtMatrixLayoutCreate(m.layout, cuda::CUDA_R_32F, m.rows, m.cols, m.ld), "describing a matrix");
+      check(blas->cublasLtMatrixLayoutCreate(m.layout, m.type, m.rows, m.cols, m.ld), "describing a matrix");
       if (!failed.empty() || g.batch == 1) continue;
       int32_t batch = static_cast<int32_t>(g.batch);
       check(blas->cublasLtMatrixLayoutSetAttribute(*m.layout, cuda::CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch, sizeof batch),
@@ -362,21 +381,24 @@ kiln_status CudaSession::prepareGemms(std::string& message) {
         check(blas->cublasLtMatmulPreferenceSetAttribute(pref, cuda::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                          &gemm_workspace_bytes_, sizeof gemm_workspace_bytes_),
               "setting the workspace");
-        const cuda::CUdeviceptr addresses[4] = {address(l.args[0]) + g.offset_a * 4, address(l.args[1]) + g.offset_b * 4,
-                                                inputC(l), address(l.args[2]) + g.offset_c * 4};
+        const cuda::CUdeviceptr addresses[4] = {operandA(l), operandB(l), inputC(l), address(l.args[2]) + g.offset_c * 4};
         for (int m = 0; m < 4; ++m) {
           uint32_t align = alignmentOf(addresses[m]);
           check(blas->cublasLtMatmulPreferenceSetAttribute(pref, cuda::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES + m, &align,
                                                            sizeof align),
                 "setting an alignment");
         }
-        cuda::cublasLtMatmulHeuristicResult result{};
+        std::vector<cuda::cublasLtMatmulHeuristicResult> results(kGemmCandidates);
         int found = 0;
-        check(blas->cublasLtMatmulAlgoGetHeuristic(blas_, call.desc, call.a, call.b, call.c, call.c, pref, 1, &result, &found),
+        check(blas->cublasLtMatmulAlgoGetHeuristic(blas_, call.desc, call.a, call.b, call.c, call.c, pref,
+                                                   kGemmCandidates, results.data(), &found),
               "choosing an algorithm");
         if (failed.empty() && found == 0) failed = "cuBLASLt has no algorithm for this shape";
-        call.algo = result.algo;
         blas->cublasLtMatmulPreferenceDestroy(pref);
+        if (failed.empty()) {
+          results.resize(static_cast<size_t>(found));
+          call.algo = fastest(i, results);
+        }
       }
     }
     if (!failed.empty()) {
@@ -385,6 +407,55 @@ kiln_status CudaSession::prepareGemms(std::string& message) {
     }
   }
   return KILN_OK;
+}
+
+cuda::cublasStatus CudaSession::matmul(size_t i, const cuda::cublasLtMatmulAlgo& algo) {
+  const artifact::CudaLaunch& l = model_.plan.launches[i];
+  const artifact::CudaGemm& g = l.gemm;
+  const Gemm& call = gemms_[i];
+  const float one = 1.0f, zero = 0.0f;
+  const float alpha = static_cast<float>(g.alpha);
+  cuda::CUdeviceptr dst = address(l.args[2]) + g.offset_c * 4;
+  return model_.blas->cublasLtMatmul(blas_, call.desc, &alpha, reinterpret_cast<const void*>(operandA(l)), call.a,
+                                     reinterpret_cast<const void*>(operandB(l)), call.b, g.accumulate ? &one : &zero,
+                                     reinterpret_cast<const void*>(inputC(l)), call.c, reinterpret_cast<void*>(dst),
+                                     call.c, &algo, reinterpret_cast<void*>(memory_ + gemm_workspace_at_),
+                                     gemm_workspace_bytes_, stream_);
+}
+
+// cuBLASLt's heuristic ranks kernels by a model of the GPU; at batch 1 its
+// first choice is often a split-K kernel plus a reduction launch that a
+// plain kernel beats. Each candidate runs a few times on the session's own
+// buffers (their contents do not matter to the timing; the first real run
+// overwrites every buffer a GEMM writes) and the fastest is kept.
+const cuda::cublasLtMatmulAlgo& CudaSession::fastest(size_t i,
+                                                     const std::vector<cuda::cublasLtMatmulHeuristicResult>& candidates) {
+  const cuda::Driver& d = *model_.driver;
+  if (candidates.size() == 1 || !d.cuEventElapsedTime || envOff("KILN_CUDA_GEMM_TUNE")) return candidates[0].algo;
+  cuda::CUevent start = nullptr, stop = nullptr;
+  if (d.cuEventCreate(&start, 0) != cuda::CUDA_SUCCESS) return candidates[0].algo;
+  if (d.cuEventCreate(&stop, 0) != cuda::CUDA_SUCCESS) {
+    d.cuEventDestroy(start);
+    return candidates[0].algo;
+  }
+  size_t best = 0;
+  float best_ms = INFINITY;
+  for (size_t c = 0; c < candidates.size(); ++c) {
+    const cuda::cublasLtMatmulAlgo& algo = candidates[c].algo;
+    if (matmul(i, algo) != cuda::CUBLAS_STATUS_SUCCESS) continue;  // warm-up; a refused candidate is skipped
+    bool ok = d.cuEventRecord(start, stream_) == cuda::CUDA_SUCCESS;
+    for (int r = 0; r < kGemmTuneRuns && ok; ++r) ok = matmul(i, algo) == cuda::CUBLAS_STATUS_SUCCESS;
+    ok = ok && d.cuEventRecord(stop, stream_) == cuda::CUDA_SUCCESS && d.cuEventSynchronize(stop) == cuda::CUDA_SUCCESS;
+    float ms = 0;
+    if (ok && d.cuEventElapsedTime(&ms, start, stop) == cuda::CUDA_SUCCESS && ms < best_ms) {
+      best_ms = ms;
+      best = c;
+    }
+  }
+  d.cuStreamSynchronize(stream_);
+  d.cuEventDestroy(start);
+  d.cuEventDestroy(stop);
+  return candidates[best].algo;
 }
 
 CudaSession::~CudaSession() {
@@ -406,6 +477,14 @@ CudaSession::~CudaSession() {
   if (memory_) d.cuMemFree(memory_);
 }
 
+cuda::CUdeviceptr CudaSession::operandA(const artifact::CudaLaunch& l) const {
+  return address(l.args[0]) + l.gemm.offset_a * artifact::operandBytes(l.gemm.type_a);
+}
+
+cuda::CUdeviceptr CudaSession::operandB(const artifact::CudaLaunch& l) const {
+  return address(l.args[1]) + l.gemm.offset_b * artifact::operandBytes(l.gemm.type_b);
+}
+
 cuda::CUdeviceptr CudaSession::inputC(const artifact::CudaLaunch& l) const {
   const artifact::CudaGemm& g = l.gemm;
   return g.accumulate ? address(l.args.back()) + g.offset_cin * 4 : address(l.args[2]) + g.offset_c * 4;
@@ -425,7 +504,6 @@ kiln_status CudaSession::enqueue(kiln_kernel_done_fn kernel_done, void* profiler
   const cuda::Driver& d = *model_.driver;
   std::vector<cuda::CUdeviceptr> args;
   std::vector<void*> arg_ptrs;
-  const float one = 1.0f, zero = 0.0f;
   const auto& launches = model_.plan.launches;
   for (size_t i = 0; i < launches.size(); ++i) {
     const artifact::CudaLaunch& l = launches[i];
@@ -439,15 +517,7 @@ kiln_status CudaSession::enqueue(kiln_kernel_done_fn kernel_done, void* profiler
     };
     cuda::CUresult r = cuda::CUDA_SUCCESS;
     if (l.kind == artifact::CudaLaunch::kGemm) {
-      const artifact::CudaGemm& g = l.gemm;
-      const Gemm& call = gemms_[i];
-      cuda::CUdeviceptr dst = args[2] + g.offset_c * 4;
-      const float alpha = static_cast<float>(g.alpha);
-      cuda::cublasStatus s = model_.blas->cublasLtMatmul(
-          blas_, call.desc, &alpha, reinterpret_cast<const void*>(args[0] + g.offset_a * 4), call.a,
-          reinterpret_cast<const void*>(args[1] + g.offset_b * 4), call.b, g.accumulate ? &one : &zero,
-          reinterpret_cast<const void*>(inputC(l)), call.c, reinterpret_cast<void*>(dst), call.c, &call.algo,
-          reinterpret_cast<void*>(memory_ + gemm_workspace_at_), gemm_workspace_bytes_, stream_);
+      cuda::cublasStatus s = matmul(i, gemms_[i].algo);
       if (s != cuda::CUBLAS_STATUS_SUCCESS) {
         message = "cuBLASLt error in GEMM '" + l.function + "' (from " + k.origin + "): " + model_.blas->describe(s);
         return KILN_ERROR_RUNTIME;

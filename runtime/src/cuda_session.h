@@ -76,9 +76,17 @@ class CudaSession {
 
   explicit CudaSession(const CudaModel& model) : model_(model) {}
   cuda::CUdeviceptr address(uint32_t buffer) const;
-  // A GEMM's C: the accumulated input, or D itself (read with beta 0).
+  // A GEMM's A and B operands; its C: the accumulated input, or D itself
+  // (read with beta 0).
+  cuda::CUdeviceptr operandA(const artifact::CudaLaunch& l) const;
+  cuda::CUdeviceptr operandB(const artifact::CudaLaunch& l) const;
   cuda::CUdeviceptr inputC(const artifact::CudaLaunch& l) const;
   kiln_status prepareGemms(std::string& message);
+  // Enqueues launch `i` (a GEMM) with `algo` on the session's stream.
+  cuda::cublasStatus matmul(size_t i, const cuda::cublasLtMatmulAlgo& algo);
+  // Of cuBLASLt's candidates for GEMM `i`, the one that runs fastest here,
+  // timed on the session's own buffers (KILN_CUDA_GEMM_TUNE=0: the first).
+  const cuda::cublasLtMatmulAlgo& fastest(size_t i, const std::vector<cuda::cublasLtMatmulHeuristicResult>& candidates);
   // Enqueues every launch of the plan on the session's stream.
   kiln_status enqueue(kiln_kernel_done_fn kernel_done, void* profiler, std::string& message);
   kiln_status replayGraph(std::string& message);

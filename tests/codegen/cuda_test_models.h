@@ -137,4 +137,38 @@ inline Status writeRowGroupModel(const std::string& path) {
   return frontend::writeOnnxFile(model, path);
 }
 
+// LayerNormalization -> MatMul -> Tanh -> MatMul over 128 rows of 256: in
+// the 16-bit precisions both GEMMs read activations that generated kernels
+// wrote (the LayerNorm row group, the first GEMM's Tanh epilogue), through
+// the 16-bit copies those kernels store beside them.
+inline Status writeHalfChainModel(const std::string& path) {
+  ir::Model model;
+  model.ir_version = 8;
+  model.opset_imports[""] = 17;
+  ir::Graph& g = model.graph;
+  const std::vector<int64_t> dims = {1, 128, 256};
+  ir::Value* x = g.addValue("x", {ir::DType::kFloat32, ir::makeShape(dims)});
+  g.inputs.push_back(x);
+  auto constant = [&](const std::string& name, std::vector<int64_t> dims, uint32_t seed) {
+    ir::Tensor t = randomTensor(std::move(dims), seed);
+    ir::Value* v = g.addValue(name, t.type());
+    v->constant = std::move(t);
+    return v;
+  };
+  auto node = [&](const std::string& op, std::vector<ir::Value*> inputs, const std::string& out) {
+    ir::Node* n = g.addNode(op, out);
+    n->inputs = std::move(inputs);
+    ir::Value* v = g.addValue(out);
+    v->producer = n;
+    v->producer_output = 0;
+    n->outputs.push_back(v);
+    return n;
+  };
+  ir::Node* norm = node("LayerNormalization", {x, constant("gamma", {256}, 51), constant("beta", {256}, 52)}, "norm");
+  ir::Node* mm1 = node("MatMul", {norm->outputs[0], constant("w1", {256, 256}, 53)}, "mm1");
+  ir::Node* t1 = node("Tanh", {mm1->outputs[0]}, "t1");
+  g.outputs.push_back(node("MatMul", {t1->outputs[0], constant("w2", {256, 128}, 54)}, "y")->outputs[0]);
+  return frontend::writeOnnxFile(model, path);
+}
+
 }  // namespace kiln::testing

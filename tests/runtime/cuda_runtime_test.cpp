@@ -124,6 +124,33 @@ TEST(CudaRuntime, ContractionsMatchTheCpuArtifactInEveryPrecision) {
   }
 }
 
+// GEMMs that read activations through their 16-bit copies (a LayerNorm
+// row group's, a Tanh epilogue's) and weights converted at compile time
+// agree with the fp32 CPU artifact at each 16-bit precision's tolerance.
+TEST(CudaRuntime, SixteenBitOperandsMatchTheCpuArtifact) {
+  TempDir dir;
+  ASSERT_TRUE(testing::writeHalfChainModel(dir.file("m.onnx")));
+  testing::compileOrFail(dir.file("m.onnx"), dir.file("cpu.so"), target("cpu"));
+  Model cpu(dir.file("cpu.so"));
+  Session cpu_session(cpu, 1);
+  std::vector<ir::Tensor> inputs = randomInputs(cpu, 17);
+  auto want = tools::runArtifact(cpu, cpu_session, inputs);
+  ASSERT_TRUE(want.isOk()) << want.status().message();
+  const std::pair<const char*, tools::Tolerance> modes[] = {{"fp16", {1e-2, 2e-2}}, {"bf16", {4e-2, 1e-1}}};
+  for (const auto& [precision, tol] : modes) {
+    SCOPED_TRACE(precision);
+    driver::CompileOptions options = target("cuda");
+    options.codegen.cuda_precision = precision;
+    std::string path = dir.file(std::string(precision) + ".so");
+    testing::compileOrFail(dir.file("m.onnx"), path, options);
+    LOAD_CUDA_OR_SKIP(gpu, path);
+    Session session(*gpu);
+    auto got = tools::runArtifact(*gpu, session, inputs);
+    ASSERT_TRUE(got.isOk()) << got.status().message();
+    expectOutputsMatch(*got, *want, tol);
+  }
+}
+
 // A session captures its launches once and replays the graph on every run:
 // new inputs give new, correct outputs, the same as launching one by one.
 TEST(CudaRuntime, GraphReplayFollowsNewInputs) {
@@ -149,7 +176,7 @@ TEST(CudaRuntime, GraphReplayFollowsNewInputs) {
   }
 }
 
-// LayerNorm and Softmax as row groups (a warp per row, one launch each)
+// LayerNorm and Softmax as row groups (a block per row here, one launch each)
 // against the fp32 CPU artifact.
 TEST(CudaRuntime, RowGroupsMatchTheCpuArtifact) {
   TempDir dir;
