@@ -118,6 +118,10 @@ class ModuleEmitter {
       sparse_plans_.push_back(std::move(sparse));
       plans_.push_back(std::move(plans));
     }
+    // A constant a container step reads (an element, a position) ships as it is.
+    for (const lower::ContainerStep& step : program_.container_steps)
+      for (int buffer : {step.tensor, step.position})
+        if (buffer >= 0) ++other_uses[buffer];
     for (size_t i = 0; i < program_.buffers.size(); ++i)
       if (program_.buffers[i].kind == lower::ProgramBuffer::Kind::kConstant && other_uses[i] == 0)
         packed_only_.insert(static_cast<int>(i));

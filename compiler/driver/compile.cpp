@@ -252,9 +252,16 @@ Expected<lower::Program> buildProgram(ir::Model& model, const CompileOptions& op
   if (options.on_stage) options.on_stage("optimize");
   std::vector<passes::PassRecord> records;
   std::optional<std::vector<std::string>> symbols = inputSymbols(model);
+  // A model with a sequence or optional input or output is lowered once:
+  // its symbolic tensor dims are dim slots read from the inputs at run time
+  // (lower_graph.cpp), as its elements' dims are.
+  bool container_boundary = false;
+  for (const auto* list : {&model.graph.inputs, &model.graph.outputs})
+    for (const ir::Value* v : *list) container_boundary = container_boundary || !v->type.isTensor();
   if (options.on_stage) options.on_stage("lower");
-  auto lowered = symbols && !symbols->empty() ? lowerSymbolic(model, *symbols, options, log, records)
-                                              : lowerModel(model, options, log, records);
+  auto lowered = symbols && !symbols->empty() && !container_boundary
+                     ? lowerSymbolic(model, *symbols, options, log, records)
+                     : lowerModel(model, options, log, records);
   KILN_ASSIGN_OR_RETURN(lower::Program program, std::move(lowered));
   if (options.on_lowered) options.on_lowered(model, program);
   if (summary) {

@@ -141,6 +141,36 @@ class GraphLowering final : public ops::SubgraphLowering {
     return b;
   }
 
+  // Whether a graph input or output is a sequence or an optional: such a
+  // model is not lowered once per sample size (driver/compile.cpp), so a
+  // symbolic dim of a tensor input is a dim slot the runtime fills from the
+  // input (symbolSlots).
+  bool hasContainerBoundary() const {
+    for (const auto* list : {&graph_.inputs, &graph_.outputs})
+      for (const ir::Value* v : *list)
+        if (!v->type.isTensor()) return true;
+    return false;
+  }
+
+  // A tensor input's dims, each symbolic one a dim slot: one per symbol, so
+  // inputs that share a symbol must agree at run time (the runtime checks).
+  Expected<std::vector<int64_t>> symbolSlots(const ir::Value& v, std::vector<int>& slots) {
+    KILN_RETURN_IF_ERROR(expectTensor(v, "input"));
+    if (!v.type.shape) return unsupported("input '" + v.name + "' has an unknown rank");
+    std::vector<int64_t> dims;
+    for (size_t d = 0; d < v.type.shape->size(); ++d) {
+      const ir::Dim& dim = (*v.type.shape)[d];
+      dims.push_back(dim.isKnown() ? dim.value : 0);
+      if (dim.isKnown()) continue;
+      slots.resize(v.type.shape->size(), -1);
+      std::string symbol = dim.symbol.empty() ? v.name + ":" + std::to_string(d) : dim.symbol;
+      auto [at, added] = symbol_slots_.try_emplace(symbol, -1);
+      if (added) at->second = program_.addSlot();
+      slots[d] = at->second;
+    }
+    return dims;
+  }
+
   Status bindInputs() {
     for (size_t i = 0; i < graph_.inputs.size(); ++i) {
       const ir::Value& v = *graph_.inputs[i];
@@ -149,9 +179,10 @@ class GraphLowering final : public ops::SubgraphLowering {
         program_.input_buffers.push_back(bindContainer(v, ProgramBuffer::Kind::kInput, static_cast<int>(i)));
         continue;
       }
-      KILN_ASSIGN_OR_RETURN(auto dims, staticDims(v, "input"));
+      std::vector<int> slots;
+      KILN_ASSIGN_OR_RETURN(auto dims, hasContainerBoundary() ? symbolSlots(v, slots) : staticDims(v, "input"));
       program_.inputs.push_back(TensorSignature{v.name, v.type.dtype, *v.type.shape, v.type.kind});
-      ProgramBuffer buffer{v.name, v.type.dtype, dims, ProgramBuffer::Kind::kInput, static_cast<int>(i), {}, -1, {}};
+      ProgramBuffer buffer{v.name, v.type.dtype, dims, ProgramBuffer::Kind::kInput, static_cast<int>(i), {}, -1, slots};
       buffer.container = v.type.kind;
       if (v.type.kind == ir::ValueKind::kOptionalTensor) buffer.present_slot = program_.addSlot();
       int b = program_.addBuffer(std::move(buffer));
@@ -271,6 +302,7 @@ class GraphLowering final : public ops::SubgraphLowering {
   Program program_;
   std::map<const ir::Value*, int> buffers_;
   std::vector<std::pair<const ir::Value*, int>> copies_;
+  std::map<std::string, int> symbol_slots_;  // symbolSlots: one dim slot per input symbol
   int node_count_ = 0;
 };
 

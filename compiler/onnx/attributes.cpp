@@ -1,5 +1,7 @@
 #include "compiler/onnx/attributes.h"
 
+#include "compiler/ir/type_attribute.h"
+
 namespace kiln::frontend {
 namespace {
 
@@ -14,6 +16,7 @@ AttrType inferType(const onnx::AttributeProto& proto) {
   if (proto.has_s()) return onnx::AttributeProto::STRING;
   if (proto.has_t()) return onnx::AttributeProto::TENSOR;
   if (proto.has_g()) return onnx::AttributeProto::GRAPH;
+  if (proto.has_tp()) return onnx::AttributeProto::TYPE_PROTO;
   if (proto.has_sparse_tensor()) return onnx::AttributeProto::SPARSE_TENSOR;
   if (proto.floats_size()) return onnx::AttributeProto::FLOATS;
   if (proto.ints_size()) return onnx::AttributeProto::INTS;
@@ -96,6 +99,13 @@ Expected<ir::Attribute> convertAttribute(const onnx::AttributeProto& proto, deta
         KILN_RETURN_IF_ERROR(
             importGraph(proto.graphs(i), "'" + proto.name() + "' #" + std::to_string(i), import_subgraph, attr));
       break;
+    case onnx::AttributeProto::TYPE_PROTO: {
+      if (!proto.has_tp()) return invalidInput(what + " has type TYPE_PROTO but no type");
+      KILN_ASSIGN_OR_RETURN(ir::TensorType t, detail::convertType(proto.tp(), what));
+      attr.kind = Kind::kInts;
+      attr.ints = ir::encodeTypeAttribute(t);
+      break;
+    }
     case onnx::AttributeProto::UNDEFINED: return invalidInput(what + " has no type and no value");
     default:
       return unsupported(what + " has type " + onnx::AttributeProto::AttributeType_Name(type) +

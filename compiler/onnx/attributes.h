@@ -12,7 +12,8 @@ namespace kiln::frontend {
 // the callee), so that it can read the values of its enclosing graphs.
 using SubgraphImporter = std::function<Status(const onnx::GraphProto&, ir::Graph&)>;
 
-// Sparse tensor attributes become dense kTensor attributes. Errors name the
+// Sparse tensor attributes become dense kTensor attributes, TYPE_PROTO
+// attributes kInts in the layout of ir/type_attribute.h. Errors name the
 // attribute; the caller adds the node.
 Expected<ir::Attribute> convertAttribute(const onnx::AttributeProto& proto, detail::TensorSource& source,
                                          const SubgraphImporter& import_subgraph);

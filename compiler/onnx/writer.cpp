@@ -1,9 +1,12 @@
 #include "compiler/onnx/writer.h"
 
+#include "compiler/ir/type_attribute.h"
+
 #include <onnx/onnx_pb.h>
 
 #include <climits>
 #include <fstream>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -136,7 +139,20 @@ void OnnxWriter::writeNode(const ir::Node& node, onnx::NodeProto& proto) {
   if (!node.domain.empty()) proto.set_domain(node.domain);
   for (const ir::Value* in : node.inputs) proto.add_input(in ? nameOf(in) : std::string());
   for (const ir::Value* out : node.outputs) proto.add_output(out ? nameOf(out) : std::string());
-  for (const auto& [key, attr] : node.attributes) writeAttribute(key, attr, *proto.add_attribute());
+  for (const auto& [key, attr] : node.attributes) {
+    onnx::AttributeProto& out = *proto.add_attribute();
+    // Optional's `type` was a TYPE_PROTO attribute, kept as ints in the IR
+    // (compiler/ir/type_attribute.h): it goes back out as the type it was.
+    std::optional<ir::TensorType> type;
+    if (node.op_type == "Optional" && key == "type" && attr.kind == ir::Attribute::Kind::kInts &&
+        (type = ir::decodeTypeAttribute(attr.ints))) {
+      out.set_name(key);
+      out.set_type(onnx::AttributeProto::TYPE_PROTO);
+      writeType(*type, *out.mutable_tp());
+      continue;
+    }
+    writeAttribute(key, attr, out);
+  }
 }
 
 void OnnxWriter::writeGraph(const ir::Graph& graph, onnx::GraphProto& proto, bool is_main) {

@@ -85,6 +85,7 @@ void appendSequenceAlias(lower::Program& program, int result, int sequence, cons
 // Insertions from call `first_call` on copy their tensor's data (a loop
 // body's buffers are overwritten by the next iteration).
 void copyInsertedData(lower::Program& program, int first_call);
+Status lowerOptional(LowerContext& ctx);
 Status lowerOptionalHasElement(LowerContext& ctx);
 Status lowerOptionalGetElement(LowerContext& ctx);
 

@@ -278,7 +278,15 @@ Status inferLoop(InferContext& ctx) {
                      " outputs after the condition, but the node has " + std::to_string(ctx.numOutputs()));
   if (body.outputs[0]->type.dtype != ir::DType::kBool)
     return ctx.error("body's first output '" + body.outputs[0]->name + "' (the condition) is not bool");
-  for (size_t k = 0; k < carried; ++k) ctx.setOutputType(k, state[k]);
+  for (size_t k = 0; k < carried; ++k) {
+    // ONNX types a loop-carried output as the body's result: an optional
+    // sequence that every iteration replaces by a sequence is one after the
+    // loop (the loop checks that it holds one when no iteration ran).
+    ir::TensorType type = state[k];
+    if (type.kind == ir::ValueKind::kOptionalSequence && body.outputs[1 + k]->type.kind == ir::ValueKind::kSequence)
+      type.kind = ir::ValueKind::kSequence;
+    ctx.setOutputType(k, type);
+  }
   // Scan outputs stack one value per iteration: their count is the trip
   // count when nothing else can end the loop, else known at run time.
   const ir::Tensor* m = ctx.hasInput(0) ? ctx.constantInput(0) : nullptr;

@@ -342,14 +342,19 @@ Status bindState(LowerContext& ctx, LoopFrame& f, size_t count, size_t first_inp
       if (state_types[k].kind == ir::ValueKind::kOptionalTensor)
         return ctx.unsupportedError("loop-carried value " + std::to_string(k) +
                                     " is an optional tensor; loops carry tensors, sequences and optional sequences");
-      if (ctx.hasOutput(k) && ctx.node().outputs[k]->type.kind != state_types[k].kind)
+      ir::ValueKind out_kind = ctx.hasOutput(k) ? ctx.node().outputs[k]->type.kind : state_types[k].kind;
+      // An optional sequence state whose output is a sequence (see
+      // inferLoop) is a state of its own, unwrapped after the loop.
+      bool unwrapped = out_kind == ir::ValueKind::kSequence && state_types[k].kind == ir::ValueKind::kOptionalSequence;
+      if (out_kind != state_types[k].kind && !unwrapped)
         return ctx.unsupportedError("loop-carried value " + std::to_string(k) + " is " +
                                     withArticle(state_types[k].kind) + " in the body but output " + std::to_string(k) +
-                                    " is declared " + withArticle(ctx.node().outputs[k]->type.kind));
+                                    " is declared " + withArticle(out_kind));
       ProgramBuffer like = program.buffers[init];
       like.container = state_types[k].kind;
-      int state = ctx.hasOutput(k) ? ctx.outputBuffer(k)
-                                   : addSequenceBuffer(program, ctx.node().name + "/state" + std::to_string(k), like);
+      int state = ctx.hasOutput(k) && !unwrapped
+                      ? ctx.outputBuffer(k)
+                      : addSequenceBuffer(program, ctx.node().name + "/state" + std::to_string(k), like);
       program.buffers[state].container = state_types[k].kind;
       if (state_types[k].kind == ir::ValueKind::kOptionalSequence) program.buffers[state].present_slot = ctx.newSlot();
       f.state.push_back(state);
@@ -443,6 +448,24 @@ void emitScanRowDims(LowerContext& ctx, const LoopFrame& f, const ScanAccumulato
   cb.finish();
 }
 
+// After the loop: an optional sequence state whose output is a sequence
+// (bindState) must hold one, which it does once an iteration ran; its
+// table is then the output's.
+void unwrapOptionalStates(LowerContext& ctx, const LoopFrame& f) {
+  Program& program = ctx.program();
+  for (size_t k = 0; k < f.state.size(); ++k) {
+    if (!ctx.hasOutput(k) || f.state[k] == ctx.outputBuffer(k)) continue;
+    if (program.buffers[f.state[k]].container != ir::ValueKind::kOptionalSequence) continue;
+    CallBuilder cb(program, "unwrap", f.origin);
+    int check = ctx.addCheck("loop-carried value " + std::to_string(k) + " is an empty optional after the loop (no " +
+                             "iteration ran), but output " + std::to_string(k) + " '" + ctx.node().outputs[k]->name +
+                             "' is a sequence");
+    cb.b().check(check, Expr::index(0) < kir::slotValue(program.buffers[f.state[k]].present_slot));
+    cb.finish();
+    appendSequenceAlias(program, ctx.outputBuffer(k), f.state[k], f.origin);
+  }
+}
+
 }  // namespace
 
 Status lowerLoop(LowerContext& ctx) {
@@ -480,11 +503,6 @@ Status lowerLoop(LowerContext& ctx) {
   for (size_t k = 0; k < carried; ++k) ctx.subgraphs()->bind(*body.inputs[2 + k], f.state[k]);
   KILN_RETURN_IF_ERROR(ctx.subgraphs()->lowerNodes(body));
   copyInsertedData(program, first);  // the body's buffers are overwritten by the next iteration
-  for (const lower::ContainerStep& step : program.container_steps)
-    if (step.kind == lower::ContainerStep::Kind::kAt && step.before_call >= first)
-      return ctx.unsupportedError("body node " + step.origin +
-                                  " takes a sequence element inside the loop; SequenceAt over a run-time sequence is "
-                                  "compiled outside loop bodies only (so is SequenceMap, which becomes one)");
   KILN_ASSIGN_OR_RETURN(int cond_out, bufferOf(ctx, *body.outputs[0]));
   for (size_t k = 0; k < scans; ++k) {
     KILN_ASSIGN_OR_RETURN(int step, bufferOf(ctx, *body.outputs[1 + carried + k]));
@@ -498,6 +516,7 @@ Status lowerLoop(LowerContext& ctx) {
   }
   KILN_RETURN_IF_ERROR(emitLoopEnd(ctx, f, results, cond_out));
   addRegion(program, {first, static_cast<int>(program.calls.size()), f.run_slot, true, f.origin});
+  unwrapOptionalStates(ctx, f);
   // After the loop: the rows of the iterations that ran.
   for (size_t k = 0; k < scans; ++k) {
     if (!ctx.hasOutput(carried + k)) continue;

@@ -6,10 +6,11 @@
 // OptionalHasElement is a constant and OptionalGetElement is the value
 // (passes/expand_containers.cpp). An optional graph input's presence is a
 // run-time flag (run_time_containers.cpp lowers OptionalHasElement and
-// OptionalGetElement over it); any other optional known only at run time
-// (a Loop result) is refused at lowering naming the node.
+// OptionalGetElement over it), and so is that of an optional sequence an
+// Optional node makes where expansion leaves it (an If branch's result).
 #include <string>
 
+#include "compiler/ir/type_attribute.h"
 #include "compiler/lower/lower_context.h"
 #include "compiler/ops/containers.h"
 #include "compiler/ops/infer_checks.h"
@@ -34,13 +35,28 @@ using ir::ValueKind;
 
 bool isOptional(ValueKind kind) { return kind == ValueKind::kOptionalTensor || kind == ValueKind::kOptionalSequence; }
 
+// The element type an Optional's 'type' attribute (a TypeProto, imported
+// as ir/type_attribute.h lays it out) names; nullopt when it has none.
+Expected<std::optional<ir::TensorType>> declaredElementType(const InferContext& ctx) {
+  const ir::Attribute* attr = ctx.node().attribute("type");
+  if (!attr) return std::optional<ir::TensorType>();
+  std::optional<ir::TensorType> type = ir::decodeTypeAttribute(attr->ints);
+  if (!type) return ctx.error("attribute 'type' is not a type");
+  if (isOptional(type->kind))
+    return ctx.unsupportedError("attribute 'type' is an optional; an optional of an optional is not supported");
+  return type;
+}
+
 Status inferOptional(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 0, 1));
-  // Optional() names its type with a TypeProto attribute, which the importer
-  // refuses; what reaches here has its input.
-  if (!ctx.hasInput(0)) return ctx.unsupportedError("an empty Optional needs its 'type' attribute, which Kiln does not read");
-  ir::TensorType type = ctx.inputType(0);
+  KILN_ASSIGN_OR_RETURN(std::optional<ir::TensorType> declared, declaredElementType(ctx));
+  if (!ctx.hasInput(0) && !declared) return ctx.error("an Optional without an input needs its 'type' attribute");
+  ir::TensorType type = ctx.hasInput(0) ? ctx.inputType(0) : *declared;
   if (isOptional(type.kind)) return ctx.error("input is already an optional");
+  if (declared && (declared->kind != type.kind || declared->dtype != type.dtype))
+    return ctx.error("input 0 is " + withArticle(type.kind) + " of " + std::string(ir::name(type.dtype)) +
+                     ", but attribute 'type' says " + withArticle(declared->kind) + " of " +
+                     std::string(ir::name(declared->dtype)));
   type.kind = type.kind == ValueKind::kSequence ? ValueKind::kOptionalSequence : ValueKind::kOptionalTensor;
   ctx.setOutputType(0, std::move(type));
   return Status::ok();
@@ -80,15 +96,10 @@ Status inferOptionalGetElement(InferContext& ctx) {
   return Status::ok();
 }
 
-Status refuseRunTimeOptional(LowerContext& ctx) {
-  return ctx.unsupportedError(
-      "whether the optional holds a value is known only at run time; Kiln resolves optionals at compile time");
-}
-
 }  // namespace
 
 void registerOptionalOps(OpRegistry& registry) {
-  registry.add(OpSchema{"", "Optional", {15}, {}, inferOptional, refuseRunTimeOptional});
+  registry.add(OpSchema{"", "Optional", {15}, {{"type", ir::Attribute::Kind::kInts}}, inferOptional, lowerOptional});
   registry.add(OpSchema{"", "OptionalHasElement", {15, 18}, {}, inferOptionalHasElement, lowerOptionalHasElement});
   registry.add(OpSchema{"", "OptionalGetElement", {15, 18}, {}, inferOptionalGetElement, lowerOptionalGetElement});
 }

@@ -79,9 +79,26 @@ Status inferShape(InferContext& ctx) {
   return Status::ok();
 }
 
+// The dims of input 0 in [start, end) into output 0: a run-time dim read
+// from its slot (the input is never read, so its data need not exist yet).
+Status lowerRunTimeShape(LowerContext& ctx, size_t start, size_t end) {
+  ctx.newSlot();  // taking a slot is how a lowering says it handles run-time shapes
+  std::vector<int64_t> dims = ctx.inputDims(0);
+  kir::KernelBuilder& kb = ctx.newKernel();
+  Buffer y = ctx.output(0);
+  for (size_t d = start; d < end; ++d) {
+    int slot = ctx.inputDimSlot(0, d);
+    Expr size = slot >= 0 ? kir::cast(ir::DType::kInt64, kir::slotValue(slot))
+                          : Expr::constant(ir::DType::kInt64, static_cast<double>(dims[d]));
+    kb.computeAt(y, {}, {Expr::index(static_cast<int64_t>(d - start))}, size);
+  }
+  return Status::ok();
+}
+
 Status lowerShape(LowerContext& ctx) {
   std::vector<int64_t> dims = ctx.inputDims(0);
   auto [start, end] = shapeRange(ctx, static_cast<int64_t>(dims.size()));
+  if (ctx.isDynamicInput(0)) return lowerRunTimeShape(ctx, start, end);
   return lowerIntConstants(ctx, std::vector<int64_t>(dims.begin() + start, dims.begin() + end));
 }
 

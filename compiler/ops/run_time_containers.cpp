@@ -205,6 +205,24 @@ Status lowerOptionalGetElement(LowerContext& ctx) {
   return Status::ok();
 }
 
+// An optional sequence made at run time (an If branch's result): the
+// input's table passed on, or the empty one, and a presence slot of its own
+// set by a kernel of the node.
+Status lowerOptional(LowerContext& ctx) {
+  if (ctx.node().outputs[0]->type.kind != ir::ValueKind::kOptionalSequence)
+    return ctx.unsupportedError("an optional tensor whose use is known only at run time is not compiled; "
+                                "optional sequences are");
+  int present = ctx.newSlot();
+  ctx.program().buffers[ctx.outputBuffer(0)].present_slot = present;
+  kir::KernelBuilder& kb = ctx.newKernel("presence");
+  kb.setSlot(present, Expr::index(ctx.hasInput(0) ? 1 : 0));
+  ContainerStep step;
+  step.result = ctx.outputBuffer(0);
+  step.sequence = ctx.hasInput(0) ? ctx.inputBuffer(0) : newSequenceBuffer(ctx, "_empty");
+  addStep(ctx, std::move(step), 1);
+  return Status::ok();
+}
+
 bool isContainerIdentity(const ir::Node& node) {
   return node.op_type == "Identity" && (node.domain.empty() || node.domain == "ai.onnx") && !node.inputs.empty() &&
          node.inputs[0] && !node.inputs[0]->type.isTensor();

@@ -8,10 +8,11 @@
 // value, SequenceAt is that value, ConcatFromSequence a Concat and
 // SequenceLength a constant. The inference here follows a sequence back to
 // its elements (staticSequence) so that those values have exact types before
-// the expansion runs. A sequence graph input is compiled over its run-time
-// table (run_time_containers.cpp: Identity, SequenceEmpty, SequenceConstruct,
-// SequenceInsert, SequenceLength);
-// the other ops over a sequence known only at run time are refused at
+// the expansion runs. A sequence known only at run time (a graph input, a
+// loop-carried value, an If result) is compiled over its run-time table
+// (run_time_containers.cpp: Identity, SequenceEmpty, SequenceConstruct,
+// SequenceInsert, SequenceAt, SequenceErase, SequenceLength, in loop bodies
+// too); ConcatFromSequence and SplitToSequence over one are refused at
 // lowering naming the node.
 #include <algorithm>
 #include <string>

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "compiler/ir/printer.h"
+#include "compiler/ir/type_attribute.h"
 #include "tests/onnx/onnx_test_util.h"
 
 namespace kiln::testing {
@@ -216,6 +217,12 @@ TEST(ImporterTest, AttributesOfEveryKind) {
     setType(g->add_input(), "in" + std::to_string(i), onnx::TensorProto::FLOAT, {1});
     g->add_output()->set_name("in" + std::to_string(i));
   }
+  // A type (Optional's 'type'): a sequence of float32[5 x ?].
+  auto* tp = add("tp", onnx::AttributeProto::TYPE_PROTO)->mutable_tp();
+  auto* element = tp->mutable_sequence_type()->mutable_elem_type()->mutable_tensor_type();
+  element->set_elem_type(onnx::TensorProto::FLOAT);
+  element->mutable_shape()->add_dim()->set_dim_value(5);
+  element->mutable_shape()->add_dim()->set_dim_param("n");
   // Before IR version 2 attributes had no type field.
   auto* untyped = node->add_attribute();
   untyped->set_name("legacy");
@@ -243,6 +250,14 @@ TEST(ImporterTest, AttributesOfEveryKind) {
   EXPECT_EQ(relu.attribute("graphs")->graphs.size(), 2u);
   EXPECT_EQ(relu.attribute("graphs")->graphs[1]->name, "g1");
   EXPECT_EQ(relu.attribute("legacy")->kind, Kind::kFloat);
+  std::optional<ir::TensorType> type = ir::decodeTypeAttribute(relu.attribute("tp")->ints);
+  ASSERT_TRUE(type.has_value());
+  EXPECT_EQ(type->kind, ir::ValueKind::kSequence);
+  EXPECT_EQ(type->dtype, ir::DType::kFloat32);
+  ASSERT_TRUE(type->shape.has_value());
+  ASSERT_EQ(type->shape->size(), 2u);
+  EXPECT_EQ((*type->shape)[0], ir::Dim::known(5));
+  EXPECT_FALSE((*type->shape)[1].isKnown());
 }
 
 // ---- errors that name the culprit -------------------------------------

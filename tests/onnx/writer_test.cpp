@@ -59,6 +59,7 @@ INSTANTIATE_TEST_SUITE_P(OnnxTestData, RoundTripTest,
                          ::testing::Values("node/test_conv_with_strides_padding", "pytorch-converted/test_Conv2d",
                                            "pytorch-converted/test_BatchNorm2d_eval", "node/test_if",
                                            "node/test_loop11", "node/test_scan9_sum", "node/test_constant",
+                                           "node/test_if_opt",  // Optional's TYPE_PROTO 'type', inside a branch
                                            "simple/test_single_relu_model"),
                          [](const auto& info) {
                            std::string name = info.param;

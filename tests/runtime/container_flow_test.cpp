@@ -1,7 +1,7 @@
 // Sequences known only at run time inside the model: SequenceAt and
 // SequenceErase at run-time positions, sequences carried through Loop
-// iterations and returned by If branches; SequenceMap (rewritten as its
-// Loop) is refused for now. Each model is compiled once and run through the C API at
+// iterations and returned by If branches, SequenceMap (rewritten as its
+// Loop). Each model is compiled once and run through the C API at
 // several lengths and element shapes; expectations are computed here from
 // the inputs.
 #include <gmock/gmock.h>
@@ -255,18 +255,281 @@ onnx::ModelProto sequenceMapModel() {
 }
 
 // SequenceMap over a run-time sequence becomes a Loop whose body takes
-// element i by SequenceAt; SequenceAt inside a loop body is not compiled
-// yet, and the refusal names the node.
-TEST(SequenceMapAtRunTime, RefusedNamingTheNode) {
+// element i by SequenceAt (a run-time-shaped tensor, its size changing from
+// one iteration to the next) and appends the body's result.
+TEST(SequenceMapAtRunTime, MapsEveryElementOfAnyLengthAndShape) {
   TempDir dir;
-  std::string onnx_path = dir.file("map.onnx");
-  testing::writeFile(onnx_path, sequenceMapModel().SerializeAsString());
-  std::ostringstream log;
-  auto summary = driver::compileFile(onnx_path, dir.file("map.so"), driver::CompileOptions{}, log);
-  ASSERT_FALSE(summary.isOk());
-  EXPECT_EQ(summary.status().kind(), ErrorKind::kUnsupported);
-  EXPECT_THAT(summary.status().message(), HasSubstr("Loop 'map'"));
-  EXPECT_THAT(summary.status().message(), HasSubstr("SequenceAt"));
+  kiln::Model model(compile(dir, sequenceMapModel(), "map"));
+  kiln::Session session(model, 1);
+  std::mt19937 rng(13);
+  std::uniform_int_distribution<int64_t> size(1, 6);
+  for (int64_t n : {0, 1, 2, 5}) {
+    std::vector<HostTensor> elements, want;
+    for (int64_t e = 0; e < n; ++e) {
+      elements.push_back(randomTensor(rng, {size(rng)}));
+      want.push_back(elements.back());
+      for (float& v : want.back().values) v *= v;
+    }
+    std::vector<kiln_tensor> tensors = views(elements);
+    std::vector<kiln_value> in = {sequenceValue(tensors)};
+    std::vector<kiln_value> out(1);
+    ASSERT_EQ(runValues(session, in, out), "") << "n = " << n;
+    expectSequence(out[0], want, "n = " + std::to_string(n));
+    kiln_value_release(&out[0]);
+  }
+}
+
+// seq: sequence of float32[H x W x C]. shapes = SequenceMap(seq) with the
+// body Shape(e): Shape of a tensor whose dims are known only at run time.
+onnx::ModelProto shapeMapModel() {
+  onnx::ModelProto model = emptyModel(17);
+  auto* g = model.mutable_graph();
+  addSequence(g->add_input(), "seq", {"H", "W", "C"}, true);
+  auto* out = g->add_output();
+  out->set_name("shapes");
+  setTensorType(out->mutable_type()->mutable_sequence_type()->mutable_elem_type()->mutable_tensor_type(),
+                onnx::TensorProto::INT64, {"3"});
+  auto* map = addNode(g, "SequenceMap", "map", {"seq"}, {"shapes"});
+  onnx::GraphProto* body = addGraphAttribute(map, "body");
+  addTensor(body->add_input(), "e", onnx::TensorProto::FLOAT, {"H", "W", "C"});
+  addTensor(body->add_output(), "shape", onnx::TensorProto::INT64, {"3"});
+  addNode(body, "Shape", "shape_of", {"e"}, {"shape"});
+  return model;
+}
+
+TEST(SequenceMapAtRunTime, ShapeOfEachElement) {
+  TempDir dir;
+  kiln::Model model(compile(dir, shapeMapModel(), "shapes"));
+  kiln::Session session(model, 1);
+  std::mt19937 rng(17);
+  std::uniform_int_distribution<int64_t> size(1, 4);
+  std::vector<HostTensor> elements;
+  for (int e = 0; e < 4; ++e) elements.push_back(randomTensor(rng, {size(rng), size(rng), size(rng)}));
+  std::vector<kiln_tensor> tensors = views(elements);
+  std::vector<kiln_value> in = {sequenceValue(tensors)};
+  std::vector<kiln_value> out(1);
+  ASSERT_EQ(runValues(session, in, out), "");
+  ASSERT_EQ(out[0].kind, KILN_KIND_SEQUENCE);
+  ASSERT_EQ(out[0].count, elements.size());
+  for (size_t e = 0; e < elements.size(); ++e) {
+    const kiln_tensor& shape = out[0].elements[e];
+    ASSERT_EQ(shape.dtype, KILN_INT64);
+    ASSERT_EQ(dimsOf(shape), std::vector<int64_t>{3});
+    auto* dims = static_cast<const int64_t*>(shape.data);
+    EXPECT_EQ(std::vector<int64_t>(dims, dims + 3), elements[e].dims) << "element " << e;
+  }
+  kiln_value_release(&out[0]);
+}
+
+// seq: sequence of float32[N], x: float32[N]. sums = SequenceMap(seq, x)
+// with the body Add(e, x): x's symbolic dim is read from it at run time.
+onnx::ModelProto mapWithTensorModel() {
+  onnx::ModelProto model = emptyModel(17);
+  auto* g = model.mutable_graph();
+  addSequence(g->add_input(), "seq", {"N"}, true);
+  addTensor(g->add_input(), "x", onnx::TensorProto::FLOAT, {"N"});
+  addSequence(g->add_output(), "sums", {"N"}, true);
+  auto* map = addNode(g, "SequenceMap", "map", {"seq", "x"}, {"sums"});
+  onnx::GraphProto* body = addGraphAttribute(map, "body");
+  addTensor(body->add_input(), "e", onnx::TensorProto::FLOAT, {"N"});
+  addTensor(body->add_input(), "t", onnx::TensorProto::FLOAT, {"N"});
+  addTensor(body->add_output(), "sum", onnx::TensorProto::FLOAT, {"N"});
+  addNode(body, "Add", "add", {"e", "t"}, {"sum"});
+  return model;
+}
+
+TEST(SequenceMapAtRunTime, TensorInputWithASymbolicDim) {
+  TempDir dir;
+  kiln::Model model(compile(dir, mapWithTensorModel(), "map_tensor"));
+  kiln::Session session(model, 1);
+  std::mt19937 rng(23);
+  for (int64_t size : {1, 3, 6}) {
+    HostTensor x = randomTensor(rng, {size});
+    std::vector<HostTensor> elements, want;
+    for (int e = 0; e < 3; ++e) {
+      elements.push_back(randomTensor(rng, {size}));
+      want.push_back(elements.back());
+      for (size_t k = 0; k < x.values.size(); ++k) want.back().values[k] += x.values[k];
+    }
+    std::vector<kiln_tensor> tensors = views(elements);
+    std::vector<kiln_value> in = {sequenceValue(tensors), tensorValue(floats(x.values, {size}))};
+    std::vector<kiln_value> out(1);
+    ASSERT_EQ(runValues(session, in, out), "") << "N = " << size;
+    expectSequence(out[0], want, "N = " + std::to_string(size));
+    kiln_value_release(&out[0]);
+  }
+}
+
+// cond: bool. out = If(cond) then SequenceConstruct(a) else
+// SequenceConstruct(b), a and b constants of the branches.
+onnx::ModelProto constantBranchesModel() {
+  onnx::ModelProto model = emptyModel(13);
+  auto* g = model.mutable_graph();
+  addTensor(g->add_input(), "cond", onnx::TensorProto::BOOL, {});
+  addSequence(g->add_output(), "out", {}, false);
+  auto* node = addNode(g, "If", "choose", {"cond"}, {"out"});
+  for (const char* branch : {"then_branch", "else_branch"}) {
+    onnx::GraphProto* b = addGraphAttribute(node, branch);
+    std::string name = std::string(branch) + "_value";
+    auto* constant = addNode(b, "Constant", name, {}, {name});
+    auto* attr = constant->add_attribute();
+    attr->set_name("value");
+    attr->set_type(onnx::AttributeProto::TENSOR);
+    attr->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
+    attr->mutable_t()->add_dims(2);
+    float first = branch[0] == 't' ? 1.5f : -2.5f;
+    attr->mutable_t()->add_float_data(first);
+    attr->mutable_t()->add_float_data(first * 2);
+    addSequence(b->add_output(), std::string(branch) + "_seq", {"2"}, true);
+    addNode(b, "SequenceConstruct", std::string(branch) + "_construct", {name}, {std::string(branch) + "_seq"});
+  }
+  return model;
+}
+
+TEST(IfSequenceOutput, ElementsThatAreConstantsOfTheBranch) {
+  TempDir dir;
+  kiln::Model model(compile(dir, constantBranchesModel(), "constant_branches"));
+  kiln::Session session(model, 1);
+  for (bool cond : {true, false}) {
+    std::vector<kiln_value> in = {tensorValue(view(KILN_BOOL, {}, &cond, 1))};
+    std::vector<kiln_value> out(1);
+    ASSERT_EQ(runValues(session, in, out), "");
+    HostTensor want = cond ? HostTensor{{1.5f, 3.0f}, {2}} : HostTensor{{-2.5f, -5.0f}, {2}};
+    expectSequence(out[0], {want}, cond ? "then" : "else");
+    kiln_value_release(&out[0]);
+  }
+}
+
+void setOptionalSequenceType(onnx::ValueInfoProto* info, const std::string& name) {
+  info->set_name(name);
+  setTensorType(info->mutable_type()->mutable_optional_type()->mutable_elem_type()->mutable_sequence_type()
+                    ->mutable_elem_type()->mutable_tensor_type(),
+                onnx::TensorProto::FLOAT, {}, false);
+}
+
+// m: int64 scalar, opt: optional sequence of float32. seq = Loop(m) over opt
+// whose body starts from SequenceConstruct(0) when the state is empty, its
+// element otherwise, and appends float(i): the state enters as an optional
+// sequence and leaves as a sequence, so the output is a sequence.
+onnx::ModelProto optionalStateModel() {
+  onnx::ModelProto model = emptyModel(16);
+  auto* g = model.mutable_graph();
+  addTensor(g->add_input(), "m", onnx::TensorProto::INT64, {});
+  setOptionalSequenceType(g->add_input(), "opt");
+  addSequence(g->add_output(), "seq", {}, false);
+  auto* loop = addNode(g, "Loop", "loop", {"m", "", "opt"}, {"seq"});
+  onnx::GraphProto* body = addGraphAttribute(loop, "body");
+  addTensor(body->add_input(), "i", onnx::TensorProto::INT64, {});
+  addTensor(body->add_input(), "cond_in", onnx::TensorProto::BOOL, {});
+  setOptionalSequenceType(body->add_input(), "opt_in");
+  addTensor(body->add_output(), "cond_out", onnx::TensorProto::BOOL, {});
+  addSequence(body->add_output(), "seq_out", {}, false);
+  addNode(body, "Identity", "keep_going", {"cond_in"}, {"cond_out"});
+  addNode(body, "OptionalHasElement", "has", {"opt_in"}, {"has"});
+  addNode(body, "Not", "none", {"has"}, {"none"});
+  auto* choose = addNode(body, "If", "start", {"none"}, {"start_seq"});
+  onnx::GraphProto* then_branch = addGraphAttribute(choose, "then_branch");
+  auto* zero = addNode(then_branch, "Constant", "zero", {}, {"zero"});
+  auto* value = zero->add_attribute();
+  value->set_name("value");
+  value->set_type(onnx::AttributeProto::TENSOR);
+  value->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
+  value->mutable_t()->add_float_data(0);
+  addSequence(then_branch->add_output(), "fresh", {}, false);
+  addNode(then_branch, "SequenceConstruct", "construct", {"zero"}, {"fresh"});
+  onnx::GraphProto* else_branch = addGraphAttribute(choose, "else_branch");
+  addSequence(else_branch->add_output(), "held", {}, false);
+  addNode(else_branch, "OptionalGetElement", "get", {"opt_in"}, {"held"});
+  auto* cast = addNode(body, "Cast", "to_float", {"i"}, {"fi"});
+  auto* to = cast->add_attribute();
+  to->set_name("to");
+  to->set_type(onnx::AttributeProto::INT);
+  to->set_i(onnx::TensorProto::FLOAT);
+  addNode(body, "SequenceInsert", "append", {"start_seq", "fi"}, {"seq_out"});
+  return model;
+}
+
+kiln_value optionalSequenceValue(std::vector<kiln_tensor>* elements) {
+  kiln_value v{};
+  v.kind = KILN_KIND_OPTIONAL_SEQUENCE;
+  v.present = elements ? 1 : 0;
+  if (elements) {
+    v.count = elements->size();
+    v.elements = elements->empty() ? nullptr : elements->data();
+  }
+  return v;
+}
+
+TEST(LoopCarriedOptionalSequence, LeavesTheLoopAsASequence) {
+  TempDir dir;
+  kiln::Model model(compile(dir, optionalStateModel(), "optional_state"));
+  ASSERT_EQ(model.outputKind(0), KILN_KIND_SEQUENCE);
+  kiln::Session session(model, 1);
+  std::mt19937 rng(19);
+  std::vector<HostTensor> held = {randomTensor(rng, {2}), randomTensor(rng, {3})};
+  for (bool present : {false, true}) {
+    for (int64_t m : {1, 4}) {
+      std::vector<HostTensor> want = present ? held : std::vector<HostTensor>{{{0.0f}, {}}};
+      for (int64_t i = 0; i < m; ++i) want.push_back({{static_cast<float>(i)}, {}});
+      std::vector<kiln_tensor> tensors = views(held);
+      std::vector<kiln_value> in = {tensorValue(view(KILN_INT64, {}, &m, 8)),
+                                    optionalSequenceValue(present ? &tensors : nullptr)};
+      std::vector<kiln_value> out(1);
+      std::string what = std::string(present ? "present" : "empty") + ", m = " + std::to_string(m);
+      ASSERT_EQ(runValues(session, in, out), "") << what;
+      expectSequence(out[0], want, what);
+      kiln_value_release(&out[0]);
+    }
+  }
+  // No iteration and no value: there is no sequence to return.
+  int64_t m = 0;
+  std::vector<kiln_value> in = {tensorValue(view(KILN_INT64, {}, &m, 8)), optionalSequenceValue(nullptr)};
+  std::vector<kiln_value> out(1);
+  EXPECT_THAT(runValues(session, in, out), HasSubstr("is an empty optional after the loop"));
+}
+
+// cond: bool, x: float32[2]. out = If(cond) then Optional() typed by its
+// 'type' attribute (a TypeProto: sequence of float32[2]) else
+// Optional(SequenceConstruct(x)).
+onnx::ModelProto optionalBranchesModel() {
+  onnx::ModelProto model = emptyModel(16);
+  auto* g = model.mutable_graph();
+  addTensor(g->add_input(), "cond", onnx::TensorProto::BOOL, {});
+  addTensor(g->add_input(), "x", onnx::TensorProto::FLOAT, {"2"});
+  setOptionalSequenceType(g->add_output(), "out");
+  auto* node = addNode(g, "If", "choose", {"cond"}, {"out"});
+  onnx::GraphProto* then_branch = addGraphAttribute(node, "then_branch");
+  setOptionalSequenceType(then_branch->add_output(), "nothing");
+  auto* empty = addNode(then_branch, "Optional", "empty", {}, {"nothing"});
+  auto* type = empty->add_attribute();
+  type->set_name("type");
+  type->set_type(onnx::AttributeProto::TYPE_PROTO);
+  setTensorType(type->mutable_tp()->mutable_sequence_type()->mutable_elem_type()->mutable_tensor_type(),
+                onnx::TensorProto::FLOAT, {"2"});
+  onnx::GraphProto* else_branch = addGraphAttribute(node, "else_branch");
+  setOptionalSequenceType(else_branch->add_output(), "something");
+  addNode(else_branch, "SequenceConstruct", "construct", {"x"}, {"seq"});
+  addNode(else_branch, "Optional", "wrap", {"seq"}, {"something"});
+  return model;
+}
+
+TEST(IfOptionalOutput, EmptyOptionalTypedByItsAttribute) {
+  TempDir dir;
+  kiln::Model model(compile(dir, optionalBranchesModel(), "optional_branches"));
+  kiln::Session session(model, 1);
+  std::vector<float> x = {0.25f, -7.0f};
+  for (bool cond : {true, false, true}) {
+    std::vector<kiln_value> in = {tensorValue(view(KILN_BOOL, {}, &cond, 1)), tensorValue(floats(x, {2}))};
+    std::vector<kiln_value> out(1);
+    ASSERT_EQ(runValues(session, in, out), "");
+    ASSERT_EQ(out[0].kind, KILN_KIND_OPTIONAL_SEQUENCE);
+    EXPECT_EQ(out[0].present, cond ? 0 : 1);
+    if (!cond) {
+      ASSERT_EQ(out[0].count, 1u);
+      EXPECT_EQ(floatsOf(out[0].elements[0]), x);
+    }
+    kiln_value_release(&out[0]);
+  }
 }
 
 }  // namespace
