@@ -96,7 +96,19 @@ ir::Value* quantizeWeight(ir::Graph& graph, const LinearOp& op, bool per_channel
   return dq->outputs[0];
 }
 
+std::string layerName(const ir::Node& node) {
+  if (!node.name.empty() || node.outputs.empty() || !node.outputs[0]) return node.name;
+  return node.outputs[0]->name;
+}
+
 }  // namespace
+
+std::vector<std::string> quantizableLayers(const ir::Graph& graph) {
+  std::vector<std::string> names;
+  for (ir::Node* n : nodeList(graph))
+    if (quantizableLinear(*n)) names.push_back(layerName(*n));
+  return names;
+}
 
 std::vector<std::string> valuesToCalibrate(const ir::Graph& graph) {
   std::vector<std::string> names;
@@ -123,9 +135,29 @@ const ir::Node* firstQuantizedNode(const ir::Graph& graph) {
   return nullptr;
 }
 
-Expected<bool> quantizeStatic(ir::Model& model, const std::map<std::string, quant::Range>& ranges) {
+namespace {
+
+// Drops the float weights the rewrite left unread (and the Constant nodes
+// that made them), so a QDQ export does not carry every weight twice.
+void dropUnreadWeights(ir::Graph& graph, const std::set<ir::Value*>& weights) {
+  for (ir::Value* w : weights) {
+    if (!graph.usersOf(w).empty() || escapes(graph, w)) continue;
+    ir::Node* producer = w->producer;
+    if (producer && producer->outputs.size() == 1) graph.eraseNode(producer);
+  }
+  graph.removeUnusedValues();
+}
+
+}  // namespace
+
+Expected<bool> quantizeStatic(ir::Model& model, const std::map<std::string, quant::Range>& ranges,
+                              const std::set<std::string>& keep_float) {
   ir::Graph& graph = model.graph;
   bool per_channel = model.opsetFor("") >= 13;
+  // One DequantizeLinear per weight and channel axis: a weight that several
+  // nodes read (tied embeddings, a reused conv) is stored once as int8.
+  std::map<std::pair<const ir::Value*, size_t>, ir::Value*> weight_dq;
+  std::set<ir::Value*> replaced_weights;
   std::set<const ir::Value*> dequantized;  // outputs of the activation DQs made here
   std::map<const ir::Value*, ir::Value*> dq_of;
   // Every reader of v now reads DQ(Q(v)); returns the DQ's output, or
@@ -145,9 +177,11 @@ Expected<bool> quantizeStatic(ir::Model& model, const std::map<std::string, quan
     q->outputs[0]->type = ir::TensorType{ir::DType::kUInt8, v->type.shape};
     ir::Value* out = dq->outputs[0];
     out->type = v->type;
-    for (ir::Node* user : users)
+    for (ir::Node* user : users) {
+      if (keep_float.count(layerName(*user))) continue;  // a float32 layer reads the float value
       for (ir::Value*& in : user->inputs)
         if (in == v) in = out;
+    }
     dequantized.insert(out);
     dq_of[v] = out;
     return out;
@@ -156,14 +190,19 @@ Expected<bool> quantizeStatic(ir::Model& model, const std::map<std::string, quan
   bool changed = false;
   for (ir::Node* n : nodeList(graph)) {
     auto op = quantizableLinear(*n);
-    if (!op || !quantizeActivation(op->x)) continue;
-    n->inputs[1] = quantizeWeight(graph, *op, per_channel);
+    if (!op || keep_float.count(layerName(*n)) || !quantizeActivation(op->x)) continue;
+    ir::Value*& wdq = weight_dq[{op->w, op->channel_axis}];
+    if (!wdq) wdq = quantizeWeight(graph, *op, per_channel);
+    replaced_weights.insert(op->w);
+    n->inputs[1] = wdq;
     ir::Value* y = resultOf(graph, *op);
     if (n->op_type == "Conv" && !escapes(graph, y)) quantizeActivation(y);
     changed = true;
   }
-  if (changed) KILN_RETURN_IF_ERROR(graph.sortTopologically());
-  return changed;
+  if (!changed) return false;
+  KILN_RETURN_IF_ERROR(graph.sortTopologically());
+  dropUnreadWeights(graph, replaced_weights);
+  return true;
 }
 
 Expected<bool> runQuantize(ir::Model& model, const QuantizeSpec& spec) {
@@ -171,7 +210,7 @@ Expected<bool> runQuantize(ir::Model& model, const QuantizeSpec& spec) {
     return invalidInput("--quantize: the model is already quantized (it has " + n->describe() +
                         "); compile it without --quantize");
   if (spec.mode == QuantizeSpec::Mode::kDynamicInt8) return quantizeDynamic(model);
-  return quantizeStatic(model, spec.ranges);
+  return quantizeStatic(model, spec.ranges, spec.keep_float);
 }
 
 }  // namespace kiln::passes

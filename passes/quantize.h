@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,14 @@ struct QuantizeSpec {
   // are at the quantization point of the same pipeline). A value without a
   // range stays float, and so do the ops reading it.
   std::map<std::string, quant::Range> ranges;
+  // kInt8: layers (by quantizableLayers' names) left in float32: the mixed
+  // precision that --accuracy-budget chooses. They read their float inputs.
+  std::set<std::string> keep_float;
 };
+
+// kInt8: the Conv, MatMul and Gemm nodes quantizeStatic would quantize, in
+// graph order, by name (the node's name, else its output's).
+std::vector<std::string> quantizableLayers(const ir::Graph& graph);
 
 // kInt8: the float activations calibration must measure — the activation
 // input of every quantizable Conv, MatMul and Gemm, and each Conv's result
@@ -34,8 +42,10 @@ const ir::Node* firstQuantizedNode(const ir::Graph& graph);
 // tensor) on every calibrated activation above, and each such op's weight
 // replaced by an int8 initializer (symmetric, per output channel; per tensor
 // below opset 13, where DequantizeLinear has no axis) read through a
-// DequantizeLinear. Returns whether anything changed.
-Expected<bool> quantizeStatic(ir::Model& model, const std::map<std::string, quant::Range>& ranges);
+// DequantizeLinear. Layers named in `keep_float` stay float32. Returns
+// whether anything changed.
+Expected<bool> quantizeStatic(ir::Model& model, const std::map<std::string, quant::Range>& ranges,
+                              const std::set<std::string>& keep_float = {});
 
 // Dynamic INT8: every MatMul/Gemm with a constant float32 weight becomes
 // DynamicQuantizeLinear(x) -> MatMulInteger(x_u8, W_s8, x_zero_point) ->

@@ -1,8 +1,10 @@
 #include "compiler/quant/accuracy_budget.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 
 namespace kiln::quant {
 namespace {
@@ -30,6 +32,19 @@ std::string AccuracyBudget::describe() const {
   else
     std::snprintf(text, sizeof(text), "SQNR >= %g dB", min_sqnr_db);
   return text;
+}
+
+double worstNoiseShare(const std::vector<OutputError>& errors) {
+  double worst = 0;
+  for (const OutputError& e : errors) {
+    double share = e.signal > 0 ? e.noise / e.signal : (e.noise > 0 ? std::numeric_limits<double>::infinity() : 0);
+    worst = std::max(worst, share);
+  }
+  return worst;
+}
+
+double noiseShareToDb(double share) {
+  return share > 0 ? -10.0 * std::log10(share) : std::numeric_limits<double>::infinity();
 }
 
 Expected<AccuracyBudget> parseAccuracyBudget(std::string_view text) {

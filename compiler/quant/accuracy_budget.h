@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "compiler/quant/calibration.h"
 #include "compiler/support/status.h"
@@ -26,6 +27,12 @@ struct AccuracyBudget {
   // "30 dB" or "30 dB, top-1 >= 99%".
   std::string describe() const;
 };
+
+// Σ(ref−got)²/Σref² of the worst output (infinite where an output with no
+// signal picked up noise); what a budget's noiseShare() is compared with.
+double worstNoiseShare(const std::vector<OutputError>& errors);
+// The SQNR in dB that a noise share means (infinite for 0).
+double noiseShareToDb(double share);
 
 // "30", "30dB", "30dB,top1=99" (top-1 agreement in percent). Errors name
 // the option and what was expected.

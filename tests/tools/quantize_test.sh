@@ -89,6 +89,34 @@ PY
 else
   echo "SKIP QDQ export check: /usr/bin/python3 has no onnx module (apt-get install python3-onnx)"
 fi
+# ONNX Runtime loads and runs the QDQ export, close to the float32 model (bench/'s onnxruntime-node).
+ort=$src/bench/node_modules/onnxruntime-node
+if [ -d "$ort" ] && command -v node >/dev/null; then
+  cat >"$work/ort_check.js" <<'JS'
+// node ort_check.js ORT_DIR FP32.onnx QDQ.onnx INPUT.npy: prints the QDQ model's SQNR against float32.
+const [ortDir, fp32, qdq, npy] = process.argv.slice(2);
+const ort = require(ortDir), fs = require('fs');
+const b = fs.readFileSync(npy), hl = b.readUInt16LE(8), hdr = b.slice(10, 10 + hl).toString();
+const shape = hdr.match(/\(([^)]*)\)/)[1].split(',').filter(s => s.trim()).map(Number);
+const x = new ort.Tensor('float32', new Float32Array(b.buffer.slice(b.byteOffset + 10 + hl, b.byteOffset + b.length)), shape);
+(async () => {
+  const run = async (path) => { const s = await ort.InferenceSession.create(path, {logSeverityLevel: 3});
+    return (await s.run({[s.inputNames[0]]: x}))[s.outputNames[0]].data; };
+  const want = await run(fp32), got = await run(qdq);
+  let sig = 0, noise = 0;
+  for (let i = 0; i < want.length; i++) { sig += want[i] ** 2; noise += (want[i] - got[i]) ** 2; }
+  console.log((10 * Math.log10(sig / noise)).toFixed(1));
+})().catch(e => { console.error(e.message); process.exit(1); });
+JS
+  if db=$(node "$work/ort_check.js" "$ort" "$tiny" "$work/qdq.onnx" "$work/valid/set_0/image.npy" 2>"$work/err") &&
+    awk -v d="$db" 'BEGIN { exit !(d > 20) }'; then
+    pass "ONNX Runtime runs the QDQ export (SQNR $db dB against float32)"
+  else
+    fail "ONNX Runtime runs the QDQ export (SQNR '${db:-}' dB, want > 20)" "$work/err"
+  fi
+else
+  echo "SKIP ONNX Runtime check of the QDQ export: bench/node_modules/onnxruntime-node is not installed (bench/README.md)"
+fi
 expect "quantizing a quantized model" 2 "already quantized \(it has QuantizeLinear" -- \
   "$kiln" compile "$work/qdq.onnx" -o "$work/x.so" --quantize int8 --calibration "$work/calib"
 expect "the QDQ export compiles and folds" 0 "" -- "$kiln" compile "$work/qdq.onnx" -o "$work/x.txt" --emit graph
@@ -114,6 +142,8 @@ expect "wrong shape" 2 "'$work/bad_shape/set_0/image.npy' has shape 1x3x16x16, b
   "$kiln" compile "$tiny" -o "$work/x.so" --quantize int8 --calibration "$work/bad_shape"
 expect "wrong dtype" 2 "'$work/bad_dtype/set_0/image.npy' has dtype float64, but input 'image' is float32" -- \
   "$kiln" compile "$tiny" -o "$work/x.so" --quantize int8 --calibration "$work/bad_dtype"
+expect "budget with dynamic-int8" 2 "--accuracy-budget with --quantize needs int8" -- \
+  "$kiln" compile "$tiny" -o "$work/x.so" --quantize dynamic-int8 --accuracy-budget 30
 expect "bad validation set" 2 "--validation: '$work/second_set_shape/b/image.npy' has shape 1x3x32x32x1" -- \
   "$kiln" compile "$tiny" -o "$work/x.so" --quantize dynamic-int8 --validation "$work/second_set_shape"
 
@@ -130,6 +160,24 @@ assert out["top1_agreement"] >= 0.98 and out["sqnr_db"] > 20, out
 print(out)
 PY
   then pass "digits CNN int8 agrees with float32"; else fail "digits CNN int8 agrees with float32"; fi
+  # Mixed precision: 45 dB is above what all-int8 reaches on this CNN (about 37 dB), so the most
+  # sensitive layers stay float32; 20 dB is met by all-int8 at once.
+  expect "accuracy budget keeps layers in float32" 0 \
+    "accuracy budget SQNR >= 45 dB: [1-9][0-9]* of [0-9]+ quantizable layers kept in float32" -- \
+    "$kiln" compile "$digits/digits_cnn.onnx" -o "$work/digits_b.so" --quantize int8 --calibration "$digits/calibration" \
+    --accuracy-budget 45dB --report "$work/budget.json"
+  if $py - "$work/budget.json" <<'PY'
+import json, sys
+b = json.load(open(sys.argv[1]))["accuracy"]["accuracy_budget"]
+assert b["met"] and b["calibration_sqnr_db"] >= 45, b
+assert 0 < b["float_layers"] < b["quantizable_layers"], b  # some layers stay int8
+floats = [l for l in b["layers"] if l["float"]]
+assert len(floats) == b["float_layers"] and b["layers"][:len(floats)] == floats, b  # the most sensitive ones
+PY
+  then pass "budget report: met, the most sensitive layers in float32"; else fail "budget report"; fi
+  expect "accuracy budget met by all-int8" 0 "accuracy budget SQNR >= 20 dB: 0 of [0-9]+ quantizable layers" -- \
+    "$kiln" compile "$digits/digits_cnn.onnx" -o "$work/digits_b.so" --quantize int8 --calibration "$digits/calibration" \
+    --accuracy-budget 20
   # Entropy calibration on blank-heavy images (most pixels are 0): the zero spike must not pull the threshold down.
   expect "digits CNN int8 entropy" 0 "top-1 agreement (99|100)\.[0-9]+%" -- "$kiln" compile "$digits/digits_cnn.onnx" \
     -o "$work/digits_e.so" --quantize int8 --calibration "$digits/calibration" --calibration-method entropy \

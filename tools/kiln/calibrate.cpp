@@ -74,6 +74,35 @@ std::vector<float> floatsOf(const ir::Tensor& t) {
 
 bool isNumeric(ir::DType dtype) { return dtype != ir::DType::kString && dtype != ir::DType::kBool; }
 
+Expected<std::vector<std::vector<ir::Tensor>>> runArtifactOnSets(const std::string& artifact,
+                                                                 const std::vector<InputSet>& sets) {
+  std::vector<std::vector<ir::Tensor>> outputs;
+  try {
+    kiln::Model model(artifact);
+    kiln::Session session(model);
+    for (const InputSet& set : sets) {
+      auto out = tools::runArtifact(model, session, set.tensors);
+      if (!out) return out.status().withContext("running '" + artifact + "' on '" + set.dir + "'");
+      outputs.push_back(out.take());
+    }
+  } catch (const kiln::Error& e) {
+    return internalError("running '" + artifact + "': " + e.what());
+  }
+  return outputs;
+}
+
+std::vector<quant::OutputError> errorsAgainst(const std::vector<std::vector<ir::Tensor>>& want,
+                                             const std::vector<std::vector<ir::Tensor>>& got) {
+  std::vector<quant::OutputError> errors(got.empty() ? 0 : got[0].size());
+  for (size_t s = 0; s < want.size() && s < got.size(); ++s)
+    for (size_t i = 0; i < errors.size() && i < want[s].size() && i < got[s].size(); ++i) {
+      const ir::Tensor& w = want[s][i];
+      if (!isNumeric(w.dtype()) || w.dims() != got[s][i].dims()) continue;
+      errors[i].add(floatsOf(w), floatsOf(got[s][i]), w.dims());
+    }
+  return errors;
+}
+
 Status compileQuietly(const std::string& source, const std::string& artifact, driver::CompileOptions options) {
   options.pipeline.print_after.clear();
   options.pipeline.time_passes = false;
@@ -210,6 +239,8 @@ Status QuantizeSession::prepare(const std::string& model_path, const QuantizeReq
   KILN_RETURN_IF_ERROR(passes::pinInputShapes(*model, options.shapes));
   KILN_RETURN_IF_ERROR(passes::runPipeline(*model, pipeline, quiet).status().withContext("--quantize"));
   std::vector<std::string> names = passes::valuesToCalibrate(model->graph);
+  std::vector<std::string> layers = passes::quantizableLayers(model->graph);
+  model_outputs_ = model->graph.outputs.size();
   calibrated_tensors_ = names.size();
   std::map<std::string, size_t> input_index;  // graph inputs are measured from the files
   for (size_t i = 0; i < inputs_.size(); ++i) input_index[inputs_[i].name] = i;
@@ -241,6 +272,7 @@ Status QuantizeSession::prepare(const std::string& model_path, const QuantizeReq
   }
   for (const auto& [name, s] : stats) spec->ranges[name] = quant::chooseRange(s, request.method, request.percentile);
   calibration_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  if (request.budget) KILN_RETURN_IF_ERROR(chooseFloatLayers(model_path, layers, *spec, options));
   options.pipeline.quantize = spec;
   return Status::ok();
 }
@@ -251,6 +283,7 @@ Expected<AccuracyReport> QuantizeSession::measure(const std::string& quantized_a
   if (sets.empty() || reference_artifact_.empty()) return report;
   report.data = validation_.empty() ? "calibration" : "validation";
   report.sets = static_cast<int>(sets.size());
+  report.budget = budget_;
   try {
     kiln::Model ref(reference_artifact_), quantized(quantized_artifact);
     kiln::Session ref_session(ref), quantized_session(quantized);
@@ -297,6 +330,16 @@ std::string formatAccuracy(const AccuracyReport& report) {
          << "/" << row.error.rows << ")";
     os << "\n";
   }
+  const QuantizeBudgetReport& b = report.budget;
+  if (!b.budget.empty()) {
+    os << "accuracy budget " << b.budget << ": " << b.kept_float << " of " << b.quantizable
+       << " quantizable layers kept in float32";
+    std::string sep = " (";
+    for (const LayerSensitivity& l : b.layers)
+      if (l.kept_float) os << sep << l.layer << ": " << number(l.alone_db, 1) << " dB alone", sep = ", ";
+    os << (sep == ", " ? ")" : "") << "; on the calibration sets the worst output has SQNR " << number(b.sqnr_db, 1)
+       << " dB; " << b.compiles << " trial compiles (" << static_cast<int64_t>(b.ms) << " ms)\n";
+  }
   return os.str();
 }
 
@@ -314,7 +357,20 @@ std::string accuracyJson(const AccuracyReport& report, const std::string& indent
       os << ", \"top1_agreement\": " << json_number(r.error.top1Agreement()) << ", \"rows\": " << r.error.rows;
     os << "}";
   }
-  os << "\n" << indent << "  ]\n" << indent << "}";
+  os << "\n" << indent << "  ]";
+  const QuantizeBudgetReport& b = report.budget;
+  if (!b.budget.empty()) {
+    os << ",\n" << indent << "  \"accuracy_budget\": {\"budget\": " << jsonQuote(b.budget)
+       << ", \"met\": " << (b.met ? "true" : "false") << ", \"quantizable_layers\": " << b.quantizable
+       << ", \"float_layers\": " << b.kept_float << ", \"calibration_sqnr_db\": " << json_number(b.sqnr_db)
+       << ", \"trial_compiles\": " << b.compiles << ", \"ms\": " << json_number(b.ms) << ", \"layers\": [";
+    for (size_t i = 0; i < b.layers.size(); ++i)
+      os << (i ? ", " : "") << "{\"name\": " << jsonQuote(b.layers[i].layer)
+         << ", \"alone_sqnr_db\": " << json_number(b.layers[i].alone_db)
+         << ", \"float\": " << (b.layers[i].kept_float ? "true" : "false") << "}";
+    os << "]}";
+  }
+  os << "\n" << indent << "}";
   return os.str();
 }
 

@@ -5,11 +5,13 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "compiler/driver/compile.h"
 #include "compiler/ir/tensor.h"
+#include "compiler/quant/accuracy_budget.h"
 #include "compiler/quant/calibration.h"
 #include "passes/quantize.h"
 
@@ -52,11 +54,39 @@ Status readInputData(const ir::Model& model, const std::string& calibration_dir,
                      std::map<std::string, std::vector<int64_t>>& shapes, std::vector<InputSpec>& inputs,
                      std::vector<InputSet>& calibration, std::vector<InputSet>& validation);
 
+// The outputs of `artifact` run on each set, in set order.
+Expected<std::vector<std::vector<ir::Tensor>>> runArtifactOnSets(const std::string& artifact,
+                                                                 const std::vector<InputSet>& sets);
+// Per output of `got` (by position): its error against `want`, over all sets.
+std::vector<quant::OutputError> errorsAgainst(const std::vector<std::vector<ir::Tensor>>& want,
+                                             const std::vector<std::vector<ir::Tensor>>& got);
+
 struct QuantizeRequest {
   passes::QuantizeSpec::Mode mode = passes::QuantizeSpec::Mode::kInt8;
   std::string calibration_dir, validation_dir;
   quant::CalibrationMethod method = quant::CalibrationMethod::kMinMax;
   double percentile = 99.99;
+  // --accuracy-budget (int8): the most sensitive layers stay float32 until
+  // the whole model's error on the calibration sets fits.
+  std::optional<quant::AccuracyBudget> budget;
+};
+
+// A quantizable layer as the accuracy budget's search measured it.
+struct LayerSensitivity {
+  std::string layer;
+  double alone_db = 0;  // worst output SQNR with only this layer quantized
+  bool kept_float = false;
+};
+
+struct QuantizeBudgetReport {
+  std::string budget;                    // as described; empty without --accuracy-budget
+  std::vector<LayerSensitivity> layers;  // most sensitive first; empty when all-int8 fit at once
+  size_t quantizable = 0;
+  size_t kept_float = 0;
+  double sqnr_db = 0;  // the chosen mix, worst output, on the calibration sets
+  bool met = false;
+  int compiles = 0;
+  double ms = 0;
 };
 
 struct AccuracyRow {
@@ -68,6 +98,7 @@ struct AccuracyReport {
   std::string data;  // "calibration" or "validation", and how many sets
   int sets = 0;
   std::vector<AccuracyRow> rows;
+  QuantizeBudgetReport budget;  // how --accuracy-budget chose the float32 layers
 };
 
 // Calibration and the float32 reference, kept between compiling and
@@ -94,6 +125,9 @@ class QuantizeSession {
  private:
   // Compiles the float32 model at `source` to reference_artifact_.
   Status compileReference(const std::string& source, const driver::CompileOptions& options);
+  // --accuracy-budget: fills spec.keep_float (quantize_budget.cpp).
+  Status chooseFloatLayers(const std::string& model_path, const std::vector<std::string>& layers,
+                           passes::QuantizeSpec& spec, const driver::CompileOptions& options);
 
   std::string scratch_;
   std::string reference_artifact_;  // float32, the model's outputs first
@@ -102,6 +136,8 @@ class QuantizeSession {
   QuantizeRequest request_;
   double calibration_ms_ = 0;
   size_t calibrated_tensors_ = 0;
+  size_t model_outputs_ = 0;  // the reference artifact's first outputs are the model's
+  QuantizeBudgetReport budget_;
 };
 
 // The accuracy table for a terminal, and as a JSON object.

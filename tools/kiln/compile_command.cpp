@@ -130,6 +130,14 @@ Expected<std::optional<QuantizeRequest>> quantizeRequest(const CompileArgs& a) {
     return invalidInput("--calibration is for --quantize int8; dynamic-int8 needs no calibration (use --validation "
                         "for the accuracy report)");
   QuantizeRequest r;
+  // Without --prune, --accuracy-budget chooses the layers int8 keeps in float32.
+  if (!a.accuracy_budget.empty() && a.prune.empty()) {
+    if (!int8)
+      return invalidInput("--accuracy-budget with --quantize needs int8: dynamic-int8 has no per-layer choice "
+                          "(docs/quantization.md)");
+    KILN_ASSIGN_OR_RETURN(r.budget, quant::parseAccuracyBudget(a.accuracy_budget));
+    if (a.target != "cpu") return invalidInput("--accuracy-budget measures on this CPU: use it with --target cpu");
+  }
   r.mode = int8 ? passes::QuantizeSpec::Mode::kInt8 : passes::QuantizeSpec::Mode::kDynamicInt8;
   r.calibration_dir = a.calibration;
   r.validation_dir = a.validation;
@@ -141,7 +149,8 @@ Expected<std::optional<QuantizeRequest>> quantizeRequest(const CompileArgs& a) {
 // The --prune flags checked against each other; nullopt without --prune.
 Expected<std::optional<PruneRequest>> pruneRequest(const CompileArgs& a) {
   if (a.prune.empty()) {
-    if (!a.accuracy_budget.empty()) return invalidInput("--accuracy-budget needs --prune (docs/pruning.md)");
+    if (!a.accuracy_budget.empty() && a.quantize.empty())
+      return invalidInput("--accuracy-budget needs --prune or --quantize int8 (docs/pruning.md, docs/quantization.md)");
     return std::optional<PruneRequest>();
   }
   PruneRequest r;
@@ -214,7 +223,7 @@ int runCompile(const CompileArgs& args) {
   }
   std::unique_ptr<QuantizeSession> quantizer;
   if (*quantize) {
-    progress.stage("calibrate");
+    progress.stage((*quantize)->budget ? "calibrate, accuracy budget" : "calibrate");
     quantizer = std::make_unique<QuantizeSession>();
     if (Status s = quantizer->prepare(args.model, **quantize, *options); !s) {
       progress.finish();
@@ -351,7 +360,8 @@ void addCompileCommand(CLI::App& app, int& exit_code) {
                   "skip), channels:R (the share R of each layer's output channels removed, tensors shrunk)");
   cmd->add_option("--accuracy-budget", args->accuracy_budget,
                   "with --prune and --calibration: choose each layer's ratio (at most R) so that every output keeps "
-                  "this SQNR in dB against the unpruned model on the calibration sets, e.g. 30dB or 30dB,top1=99");
+                  "this SQNR in dB against the unpruned model on the calibration sets, e.g. 30dB or 30dB,top1=99; "
+                  "with --quantize int8 (and no --prune): keep the most sensitive layers in float32 until it holds");
   auto* quiet = cmd->add_flag("-q,--quiet", args->quiet, "print nothing on success");
   cmd->add_flag("-v,--verbose", args->verbose, "print each stage's time, also when stderr is not a terminal")
       ->excludes(quiet);

@@ -18,48 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-Expected<std::vector<std::vector<ir::Tensor>>> runSets(const std::string& artifact, const std::vector<InputSet>& sets) {
-  std::vector<std::vector<ir::Tensor>> outputs;
-  try {
-    kiln::Model model(artifact);
-    kiln::Session session(model);
-    for (const InputSet& set : sets) {
-      auto out = tools::runArtifact(model, session, set.tensors);
-      if (!out) return out.status().withContext("running '" + artifact + "' on '" + set.dir + "'");
-      outputs.push_back(out.take());
-    }
-  } catch (const kiln::Error& e) {
-    return internalError("running '" + artifact + "': " + e.what());
-  }
-  return outputs;
-}
-
-std::vector<quant::OutputError> compareOutputs(const std::vector<std::vector<ir::Tensor>>& want,
-                                               const std::vector<std::vector<ir::Tensor>>& got) {
-  std::vector<quant::OutputError> errors(want.empty() ? 0 : want[0].size());
-  for (size_t s = 0; s < want.size(); ++s)
-    for (size_t i = 0; i < errors.size() && i < got[s].size(); ++i) {
-      const ir::Tensor& w = want[s][i];
-      if (!isNumeric(w.dtype()) || w.dims() != got[s][i].dims()) continue;
-      errors[i].add(floatsOf(w), floatsOf(got[s][i]), w.dims());
-    }
-  return errors;
-}
-
-// Σ(ref−got)²/Σref² of the worst output.
-double worstNoiseShare(const std::vector<quant::OutputError>& errors) {
-  double worst = 0;
-  for (const quant::OutputError& e : errors) {
-    double share = e.signal > 0 ? e.noise / e.signal : (e.noise > 0 ? std::numeric_limits<double>::infinity() : 0);
-    worst = std::max(worst, share);
-  }
-  return worst;
-}
-
-double shareToDb(double share) {
-  return share > 0 ? -10.0 * std::log10(share) : std::numeric_limits<double>::infinity();
-}
-
 double medianMs(std::vector<double> ms) {
   if (ms.empty()) return 0;
   std::sort(ms.begin(), ms.end());
@@ -90,8 +48,8 @@ Status PruneSession::compileTo(const std::string& model_path, const driver::Comp
 }
 
 Expected<std::vector<quant::OutputError>> PruneSession::deviation(const std::string& artifact) {
-  KILN_ASSIGN_OR_RETURN(auto got, runSets(artifact, calibration_));
-  return compareOutputs(dense_calibration_outputs_, got);
+  KILN_ASSIGN_OR_RETURN(auto got, runArtifactOnSets(artifact, calibration_));
+  return errorsAgainst(dense_calibration_outputs_, got);
 }
 
 Status PruneSession::prepare(const std::string& model_path, const PruneRequest& request,
@@ -125,7 +83,7 @@ Status PruneSession::prepare(const std::string& model_path, const PruneRequest& 
 // while it misses the budget, the search repeats with half the noise.
 Status PruneSession::chooseRatios(const std::string& model_path, const driver::CompileOptions& options) {
   auto start = std::chrono::steady_clock::now();
-  KILN_ASSIGN_OR_RETURN(dense_calibration_outputs_, runSets(dense_artifact_, calibration_));
+  KILN_ASSIGN_OR_RETURN(dense_calibration_outputs_, runArtifactOnSets(dense_artifact_, calibration_));
   // The layers (groups) the spec would prune, from one run of the passes.
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> model, driver::importModel(model_path));
   KILN_RETURN_IF_ERROR(passes::pinInputShapes(*model, options.shapes));
@@ -166,7 +124,7 @@ Status PruneSession::chooseRatios(const std::string& model_path, const driver::C
     std::vector<std::pair<double, double>> found;
     for (double ratio : {full, full / 2, full / 4}) {
       KILN_ASSIGN_OR_RETURN(auto errors, measureAt({{layers[l].layer, ratio}}));
-      double share = worstNoiseShare(errors);
+      double share = quant::worstNoiseShare(errors);
       if (share <= budget_share) found.insert(found.begin(), {ratio, share});
       if (share <= budget_share / 4) break;  // lower ratios would cost little: stop measuring
     }
@@ -204,12 +162,12 @@ Status PruneSession::chooseRatios(const std::string& model_path, const driver::C
     if (!met) continue;
     for (size_t l = 0; l < layers.size(); ++l) {
       layers[l].ratio = steps[l][at[l]].first;
-      layers[l].alone_db = shareToDb(steps[l][at[l]].second);
+      layers[l].alone_db = quant::noiseShareToDb(steps[l][at[l]].second);
     }
     spec_->per_layer = true;
     spec_->layer_ratios = ratios;
     report_.choices = layers;
-    report_.budget_sqnr_db = shareToDb(worstNoiseShare(errors));
+    report_.budget_sqnr_db = quant::noiseShareToDb(quant::worstNoiseShare(errors));
     report_.budget_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     return Status::ok();
   }
@@ -223,9 +181,9 @@ Status PruneSession::measure(const std::string& pruned_artifact) {
   AccuracyReport accuracy;
   accuracy.data = validation_.empty() ? "calibration" : "validation";
   accuracy.sets = static_cast<int>(sets.size());
-  KILN_ASSIGN_OR_RETURN(auto want, runSets(dense_artifact_, sets));
-  KILN_ASSIGN_OR_RETURN(auto got, runSets(pruned_artifact, sets));
-  std::vector<quant::OutputError> errors = compareOutputs(want, got);
+  KILN_ASSIGN_OR_RETURN(auto want, runArtifactOnSets(dense_artifact_, sets));
+  KILN_ASSIGN_OR_RETURN(auto got, runArtifactOnSets(pruned_artifact, sets));
+  std::vector<quant::OutputError> errors = errorsAgainst(want, got);
   try {
     kiln::Model dense(dense_artifact_), pruned(pruned_artifact);
     for (size_t i = 0; i < errors.size(); ++i) accuracy.rows.push_back({pruned.output(i).name, errors[i]});
