@@ -47,6 +47,39 @@ if(KILN_SANITIZE)
   endif()
 endif()
 
+# Programs the tests build against this tree's sanitized libraries (the
+# toolchain and install tests' C and C++ embedders) need the sanitizer runtime
+# those libraries call into: sanitizer-cc/ holds cc and c++ that run this
+# build's compilers with the same -fsanitize flags, and such a test puts them
+# first on PATH (KILN_SANITIZED_CC_ENV, an ENVIRONMENT_MODIFICATION value). A
+# program that cannot be rebuilt, Debian's python3 loading the binding, gets
+# the sanitizer's shared runtime preloaded (KILN_SANITIZER_PRELOAD).
+set(KILN_SANITIZED_CC_ENV "")
+set(KILN_SANITIZER_PRELOAD "")
+if(KILN_SANITIZE)
+  set(wrappers ${CMAKE_BINARY_DIR}/sanitizer-cc)
+  foreach(pair "cc;${CMAKE_C_COMPILER}" "c++;${CMAKE_CXX_COMPILER}")
+    list(GET pair 0 name)
+    list(GET pair 1 compiler)
+    file(WRITE ${wrappers}/${name} "#!/bin/sh\n# ${name} for programs linked with Kiln's sanitized libraries (cmake/sanitizers.cmake)\n"
+      "exec '${compiler}' -fsanitize=${KILN_SANITIZE} -fno-sanitize-recover=all \"$@\"\n")
+    file(CHMOD ${wrappers}/${name} PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+  endforeach()
+  set(KILN_SANITIZED_CC_ENV "PATH=path_list_prepend:${wrappers}")
+  if(KILN_SANITIZE MATCHES "address")
+    if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+      set(runtime libclang_rt.asan-${CMAKE_SYSTEM_PROCESSOR}.so)
+    else()
+      set(runtime libasan.so)
+    endif()
+    execute_process(COMMAND ${CMAKE_CXX_COMPILER} -print-file-name=${runtime}
+      OUTPUT_VARIABLE KILN_SANITIZER_PRELOAD OUTPUT_STRIP_TRAILING_WHITESPACE)
+    if(NOT EXISTS "${KILN_SANITIZER_PRELOAD}")
+      message(FATAL_ERROR "KILN_SANITIZE=${KILN_SANITIZE}: the compiler has no shared ${runtime} (scripts/install-deps.sh installs libclang-rt-14-dev)")
+    endif()
+  endif()
+endif()
+
 if(KILN_FUZZ)
   # Coverage feedback for the libraries; only the fuzz targets link libFuzzer's main.
   add_compile_options(-fsanitize=fuzzer-no-link)

@@ -3,7 +3,8 @@ errors, zero-copy inputs and threads, checked against `kiln run` and the ONNX
 backend test data's expected outputs.
 
 Environment: PYTHONPATH holds the built module; KILN is the kiln CLI;
-KILN_SOURCE_DIR the repository.
+KILN_SOURCE_DIR the repository. In the ASan build this process starts with
+the sanitizer runtime in LD_PRELOAD (tests/python/CMakeLists.txt).
 """
 import os
 import subprocess
@@ -11,6 +12,11 @@ import sys
 import tempfile
 import threading
 import unittest
+
+# The preload is for this process (Debian's python3 loading the instrumented
+# module); the kiln CLI it starts carries its own sanitizer runtime, which
+# refuses to run beside a second one.
+os.environ.pop("LD_PRELOAD", None)
 
 try:
     import numpy as np
