@@ -18,8 +18,12 @@ struct SparseWeights {
 };
 SparseWeights emitSparseWeights(llvm::Module& module, const SparsePlan& plan, int id);
 
+// Row tiles of the stage: ceil(rows / SparsePlan::rows).
+int64_t sparseRowTiles(const kir::Stage& stage, const ContractionPlan& dense, const SparsePlan& sparse);
+
 // Independent tasks of the stage: every outer-axis point times every column
-// block. Tasks write disjoint output elements.
+// block, times every row tile when SparsePlan::rows_outer. Tasks write
+// disjoint output elements.
 int64_t sparseContractionTasks(const kir::Stage& stage, const ContractionPlan& dense, const SparsePlan& sparse);
 
 // Emits, at b's insertion point, the tasks [begin, end) of the stage.

@@ -1,15 +1,30 @@
 #include "codegen/cpu/sparse_contraction.h"
 
 #include <algorithm>
+#include <numeric>
 
 namespace kiln::codegen::cpu {
 namespace {
 
 // Rows per register tile: one accumulator each, plus the weight vector, in
 // AVX-512's 32 registers; the activation broadcasts come from memory as FMA
-// operands. 16 rows divide BERT's M = 128 into whole tiles and leave
-// registers to spare; other tile heights are not measured yet.
+// operands, one cache line per row. 16 rows divide BERT's M = 128 into whole
+// tiles and leave registers to spare. But rows K floats apart whose stride is
+// a multiple of 4 KB all fall in one L1 set (64 sets of 64 bytes), and 16
+// lines overflow its 12 ways (Zen 4/5; 8-12 on Intel cores) on every
+// nonzero block: then 8 rows. Measured at density 0.2, M = 128, one thread
+// (bench/sparse_gemm.sh's models): K = 3072 (12 KB rows, one set) 1.6 ms
+// with 16 rows, 1.2 ms with 8; K = 768 (3 KB rows, four sets) 0.18 ms with
+// 16, 0.20 with 8.
 constexpr int kSparseRows = 16;
+constexpr int kSparseRowsPerL1Set = 8;
+constexpr int64_t kL1SetSpanBytes = 4096;  // bytes between addresses of one set
+
+int tileRows(int64_t depth) {
+  const int64_t stride = depth * static_cast<int64_t>(sizeof(float)) % kL1SetSpanBytes;
+  const int64_t sets = kL1SetSpanBytes / std::gcd(stride == 0 ? kL1SetSpanBytes : stride, kL1SetSpanBytes);
+  return static_cast<int>(std::min<int64_t>(kSparseRows, kSparseRowsPerL1Set * sets));
+}
 
 // The reduction variable a sparse plan walks: the one of extent above 1
 // (MatMul and Gemm have one; a 1x1 convolution's window variables have
@@ -75,7 +90,8 @@ std::optional<SparsePlan> planSparseContraction(const ContractionPlan& dense, co
   plan.depth = dense.k_order[static_cast<size_t>(plan.k_var)].extent;
   plan.density = *density;
   const int64_t extent_row = dense.row_axis < 0 ? 1 : stage.axes[dense.row_axis].extent;
-  plan.rows = static_cast<int>(std::min<int64_t>(kSparseRows, extent_row));
+  plan.rows = static_cast<int>(std::min<int64_t>(tileRows(plan.depth), extent_row));
+  plan.rows_outer = extent_row * plan.depth * static_cast<int64_t>(sizeof(float)) > kSparseActivationL2Bytes;
   const int64_t blocks = (plan.extent_v + kSparseBlockLanes - 1) / kSparseBlockLanes;
   const auto* w = reinterpret_cast<const float*>(weights.bytes().data());
   plan.starts.push_back(0);

@@ -170,6 +170,10 @@ INSTANTIATE_TEST_SUITE_P(
                       SparseCase{"gemm_transb_bias_relu", {19, 80}, 70, 0.15, Pattern::kBlocks, true},
                       SparseCase{"matmul_batched", {2, 9, 32}, 48, 0.25},
                       SparseCase{"matmul_one_row", {1, 128}, 64, 0.1},
+                      // Activations past kSparseActivationL2Bytes: row tiles
+                      // outermost; 12 KB rows: 8-row tiles (a 5-row tail).
+                      SparseCase{"rows_outer_row_tail", {45, 3072}, 40, 0.2},
+                      SparseCase{"rows_outer_batched", {2, 48, 3072}, 32, 0.2},
                       SparseCase{"zero_k_rows", {24, 96}, 64, 0.3, Pattern::kZeroKRows},
                       SparseCase{"all_zero", {17, 40}, 50, 0.0, Pattern::kAllZero},
                       SparseCase{"all_zero_gemm", {17, 40}, 50, 0.0, Pattern::kAllZero, true},
