@@ -265,7 +265,7 @@ std::optional<ContractionPlan> planInt8Contraction(const kir::Kernel& kernel, co
     plan.reduce = &reduce;
     plan.scalar = body.operands[1 - vi]->operands[0];
     plan.vector = body.operands[vi]->operands[0];
-    chooseTile(plan, v.extent, plan.row_axis < 0 ? 1 : stage.axes[plan.row_axis].extent);
+    chooseTile(plan, v.extent, rowExtent(stage, plan));
     return plan;
   }
   return std::nullopt;
@@ -345,7 +345,7 @@ void splitTasks(ContractionPlan& plan, const kir::Stage& stage) {
   constexpr int64_t kTargetTasks = 16;
   int64_t outer = 1;
   for (int a : plan.outer_axes) outer *= stage.axes[a].extent;
-  const int64_t extent_row = plan.row_axis < 0 ? 1 : stage.axes[plan.row_axis].extent;
+  const int64_t extent_row = rowExtent(stage, plan);
   const int64_t tiles = (extent_row + plan.rows - 1) / plan.rows;
   const int64_t blocks = (vectorExtent(stage, plan) + plan.blockLanes() - 1) / plan.blockLanes();
   plan.rows_outside_blocks = true;
@@ -499,7 +499,7 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
     plan.reduce = &reduce;
     plan.scalar = s_expr;
     plan.vector = v_expr;
-    chooseTile(plan, vectorExtent(stage, plan), plan.row_axis < 0 ? 1 : stage.axes[plan.row_axis].extent);
+    chooseTile(plan, vectorExtent(stage, plan), rowExtent(stage, plan));
     splitTasks(plan, stage);
     best = std::move(plan);
   }
@@ -510,6 +510,10 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
 int64_t vectorExtent(const kir::Stage& stage, const ContractionPlan& plan) {
   int64_t extent = stage.axes[plan.v_axis].extent;
   return plan.v_outer_axis < 0 ? extent : extent * stage.axes[plan.v_outer_axis].extent;
+}
+
+int64_t rowExtent(const kir::Stage& stage, const ContractionPlan& plan) {
+  return plan.row_axis < 0 ? 1 : stage.axes[plan.row_axis].extent;
 }
 
 std::vector<float> packPanels(const ContractionPlan& plan, const kir::Stage& stage, const ir::Tensor& weights) {

@@ -112,6 +112,8 @@ struct ContractionPlan {
 
 // The vectorized index's extent: extent(v), times extent(v_outer_axis) when merged.
 int64_t vectorExtent(const kir::Stage& stage, const ContractionPlan& plan);
+// The row axis's extent (1 without one).
+int64_t rowExtent(const kir::Stage& stage, const ContractionPlan& plan);
 
 // The dot-product instructions the target offers the planner.
 struct ContractionIsa {

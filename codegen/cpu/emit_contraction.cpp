@@ -49,7 +49,7 @@ class ContractionEmitter {
     const int64_t blocks = vectorBlocks(stage_, plan_);
     const int64_t groups = blockGroups(stage_, plan_);
     const int64_t per_group = ceilDiv(blocks, groups);
-    const int64_t extent_row = plan_.row_axis < 0 ? 1 : stage_.axes[plan_.row_axis].extent;
+    const int64_t extent_row = rowExtent(stage_, plan_);
     const int64_t tiles = ceilDiv(extent_row, plan_.rows);
     const int64_t chunks = plan_.row_chunks;
     const int64_t per_chunk = ceilDiv(tiles, chunks);
@@ -112,18 +112,9 @@ class ContractionEmitter {
     const int64_t tail = extent_row % plan_.rows;
     if (tail == 0) return tileAt(plan_.rows, b_.CreateMul(tile, b_.getInt64(plan_.rows), "", true, true));
     if (full == 0) return tileAt(static_cast<int>(tail), b_.getInt64(0));
-    llvm::Function* f = b_.GetInsertBlock()->getParent();
-    auto* whole = llvm::BasicBlock::Create(b_.getContext(), "full_tile", f);
-    auto* rest = llvm::BasicBlock::Create(b_.getContext(), "tail_tile", f);
-    auto* done = llvm::BasicBlock::Create(b_.getContext(), "tile_done", f);
-    b_.CreateCondBr(b_.CreateICmpSLT(tile, b_.getInt64(full)), whole, rest);
-    b_.SetInsertPoint(whole);
-    tileAt(plan_.rows, b_.CreateMul(tile, b_.getInt64(plan_.rows), "", true, true));
-    b_.CreateBr(done);
-    b_.SetInsertPoint(rest);
-    tileAt(static_cast<int>(tail), b_.getInt64(full * plan_.rows));
-    b_.CreateBr(done);
-    b_.SetInsertPoint(done);
+    e_.branch(b_.CreateICmpSLT(tile, b_.getInt64(full)),
+              [&] { tileAt(plan_.rows, b_.CreateMul(tile, b_.getInt64(plan_.rows), "", true, true)); },
+              [&] { tileAt(static_cast<int>(tail), b_.getInt64(full * plan_.rows)); });
   }
 
   // Binds the vectorized axis (and the merged outer axis) to vector index q.

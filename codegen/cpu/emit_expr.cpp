@@ -105,6 +105,22 @@ void ExprEmitter::store(int buffer, const std::vector<kir::Expr>& indices, llvm:
   b_.CreateStore(value, address(buffer, indices));
 }
 
+void ExprEmitter::branch(llvm::Value* cond, const std::function<void()>& then,
+                         const std::function<void()>& otherwise) {
+  llvm::Function* f = b_.GetInsertBlock()->getParent();
+  auto* yes = llvm::BasicBlock::Create(b_.getContext(), "then", f);
+  auto* no = llvm::BasicBlock::Create(b_.getContext(), "else", f);
+  auto* done = llvm::BasicBlock::Create(b_.getContext(), "joined", f);
+  b_.CreateCondBr(cond, yes, no);
+  b_.SetInsertPoint(yes);
+  then();
+  b_.CreateBr(done);
+  b_.SetInsertPoint(no);
+  otherwise();
+  b_.CreateBr(done);
+  b_.SetInsertPoint(done);
+}
+
 void ExprEmitter::loop(int var_id, llvm::Value* begin, llvm::Value* end,
                        const std::function<void(llvm::Value*)>& body) {
   llvm::Function* f = b_.GetInsertBlock()->getParent();

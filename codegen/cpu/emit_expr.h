@@ -23,6 +23,8 @@ class ExprEmitter {
   void store(int buffer, const std::vector<kir::Expr>& indices, llvm::Value* value);
   // for (iv = begin; iv < end; ++iv) body(iv); binds `var_id` (when >= 0) to iv inside.
   void loop(int var_id, llvm::Value* begin, llvm::Value* end, const std::function<void(llvm::Value*)>& body);
+  // if (cond) then(); else otherwise(); emitted as blocks, insertion point after.
+  void branch(llvm::Value* cond, const std::function<void()>& then, const std::function<void()>& otherwise);
   void bind(int var_id, llvm::Value* value) { vars_[var_id] = value; }
   // emit() returns `value` for this node instead of computing it (a
   // contraction's accumulator standing in for its reduce).

@@ -1,7 +1,5 @@
 #include "codegen/cpu/emit_sparse_contraction.h"
 
-#include <functional>
-
 #include <llvm/IR/Intrinsics.h>
 
 namespace kiln::codegen::cpu {
@@ -26,8 +24,8 @@ class SparseEmitter {
     for (const kir::IterVar& k : dense_.k_order)
       if (k.id != k_id_) e_.bind(k.id, b_.getInt64(0));  // the window of a 1x1 convolution
     const int64_t blocks = sparse_.blocks();
-    const int64_t full = extentRow() / sparse_.rows;
-    const int64_t tail = extentRow() % sparse_.rows;
+    const int64_t full = rowExtent(stage_, dense_) / sparse_.rows;
+    const int64_t tail = rowExtent(stage_, dense_) % sparse_.rows;
     e_.loop(-1, begin, end, [&](llvm::Value* task) {
       llvm::Value* block = b_.CreateURem(task, b_.getInt64(blocks));
       llvm::Value* rest = b_.CreateUDiv(task, b_.getInt64(blocks));
@@ -38,8 +36,8 @@ class SparseEmitter {
         llvm::Value* r0 = b_.CreateMul(tile, b_.getInt64(sparse_.rows), "", true, true);
         if (tail == 0) return tileAt(sparse_.rows, r0);
         if (full == 0) return tileAt(static_cast<int>(tail), r0);
-        branch(b_.CreateICmpULT(tile, b_.getInt64(full)), [&] { tileAt(sparse_.rows, r0); },
-               [&] { tileAt(static_cast<int>(tail), r0); });
+        e_.branch(b_.CreateICmpULT(tile, b_.getInt64(full)), [&] { tileAt(sparse_.rows, r0); },
+                  [&] { tileAt(static_cast<int>(tail), r0); });
         return;
       }
       bindTask(block, rest);
@@ -62,8 +60,6 @@ class SparseEmitter {
     lanes_->setAlignment(llvm::Align(64));
   }
 
-  int64_t extentRow() const { return dense_.row_axis < 0 ? 1 : stage_.axes[dense_.row_axis].extent; }
-
   // Binds the outer axes from `rest` (the task index with the column block
   // and any row tile divided out) and sets the column block's range.
   void bindTask(llvm::Value* block, llvm::Value* rest) {
@@ -75,21 +71,6 @@ class SparseEmitter {
     v0_ = b_.CreateMul(block, b_.getInt64(kSparseBlockLanes), "", true, true);
     first_ = startOf(block);
     last_ = startOf(b_.CreateAdd(block, b_.getInt64(1), "", true, true));
-  }
-
-  void branch(llvm::Value* cond, const std::function<void()>& then, const std::function<void()>& otherwise) {
-    llvm::Function* f = b_.GetInsertBlock()->getParent();
-    auto* yes = llvm::BasicBlock::Create(b_.getContext(), "then", f);
-    auto* no = llvm::BasicBlock::Create(b_.getContext(), "else", f);
-    auto* done = llvm::BasicBlock::Create(b_.getContext(), "joined", f);
-    b_.CreateCondBr(cond, yes, no);
-    b_.SetInsertPoint(yes);
-    then();
-    b_.CreateBr(done);
-    b_.SetInsertPoint(no);
-    otherwise();
-    b_.CreateBr(done);
-    b_.SetInsertPoint(done);
   }
 
   llvm::Value* startOf(llvm::Value* block) {
@@ -129,8 +110,8 @@ class SparseEmitter {
   void epilogue(int rows, llvm::Value* r0) {
     llvm::Value* remaining = b_.CreateSub(b_.getInt64(sparse_.extent_v), v0_);
     if (sparse_.extent_v % kSparseBlockLanes == 0) return storeRows(rows, r0, b_.getInt64(kSparseBlockLanes));
-    branch(b_.CreateICmpSGE(remaining, b_.getInt64(kSparseBlockLanes)),
-           [&] { storeRows(rows, r0, b_.getInt64(kSparseBlockLanes)); }, [&] { storeRows(rows, r0, remaining); });
+    e_.branch(b_.CreateICmpSGE(remaining, b_.getInt64(kSparseBlockLanes)),
+             [&] { storeRows(rows, r0, b_.getInt64(kSparseBlockLanes)); }, [&] { storeRows(rows, r0, remaining); });
   }
 
   void storeRows(int rows, llvm::Value* r0, llvm::Value* lanes) {
@@ -181,8 +162,7 @@ SparseWeights emitSparseWeights(llvm::Module& module, const SparsePlan& plan, in
 }
 
 int64_t sparseRowTiles(const kir::Stage& stage, const ContractionPlan& dense, const SparsePlan& sparse) {
-  const int64_t extent_row = dense.row_axis < 0 ? 1 : stage.axes[dense.row_axis].extent;
-  return (extent_row + sparse.rows - 1) / sparse.rows;
+  return (rowExtent(stage, dense) + sparse.rows - 1) / sparse.rows;
 }
 
 int64_t sparseContractionTasks(const kir::Stage& stage, const ContractionPlan& dense, const SparsePlan& sparse) {

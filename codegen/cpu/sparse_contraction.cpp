@@ -89,7 +89,7 @@ std::optional<SparsePlan> planSparseContraction(const ContractionPlan& dense, co
   plan.extent_v = stage.axes[dense.v_axis].extent;
   plan.depth = dense.k_order[static_cast<size_t>(plan.k_var)].extent;
   plan.density = *density;
-  const int64_t extent_row = dense.row_axis < 0 ? 1 : stage.axes[dense.row_axis].extent;
+  const int64_t extent_row = rowExtent(stage, dense);
   plan.rows = static_cast<int>(std::min<int64_t>(tileRows(plan.depth), extent_row));
   plan.rows_outer = extent_row * plan.depth * static_cast<int64_t>(sizeof(float)) > kSparseActivationL2Bytes;
   const int64_t blocks = (plan.extent_v + kSparseBlockLanes - 1) / kSparseBlockLanes;
