@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <new>
 #include <optional>
 #include <thread>
@@ -732,11 +733,16 @@ kiln_status kiln_session_run_with(kiln_session* session, const kiln_tensor* inpu
                                   kiln_error** error) {
   if (!options) return runTensors(session, inputs, num_inputs, outputs, num_outputs, nullptr, error);
   if (!session) return fail(error, KILN_ERROR_INVALID_ARGUMENT, "session must not be NULL");
-  for (kiln_memory m : {options->input_memory, options->output_memory})
+  for (const kiln_memory* field : {&options->input_memory, &options->output_memory}) {
+    // Read as the integer the caller stored: a value that names no
+    // enumerator must not be loaded as a kiln_memory (undefined behaviour).
+    std::underlying_type_t<kiln_memory> m;
+    std::memcpy(&m, field, sizeof m);
     if (m != KILN_MEMORY_HOST && m != KILN_MEMORY_DEVICE)
       return fail(error, KILN_ERROR_INVALID_ARGUMENT,
-                  "kiln_run_options: memory kind " + std::to_string(static_cast<int>(m)) +
+                  "kiln_run_options: memory kind " + std::to_string(static_cast<long long>(m)) +
                       " is neither KILN_MEMORY_HOST (0) nor KILN_MEMORY_DEVICE (1)");
+  }
   const bool device_in = options->input_memory == KILN_MEMORY_DEVICE;
   const bool device_out = options->output_memory == KILN_MEMORY_DEVICE;
   if ((device_in || device_out) && !session->cuda)
