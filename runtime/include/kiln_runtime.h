@@ -39,7 +39,8 @@ typedef enum kiln_status {
 /* Element types; values are ONNX TensorProto codes. */
 /* In C++ the type is fixed at int32_t (the size C gives it), so every value
    a caller stores in a kiln_tensor is a valid kiln_dtype and the runtime can
-   reject unknown ones by value. */
+   reject unknown ones by value; kiln_value_kind and kiln_memory are fixed
+   the same way. */
 #ifdef __cplusplus
 typedef enum kiln_dtype : int32_t {
 #else
@@ -147,7 +148,11 @@ kiln_status kiln_session_run(kiln_session* session, const kiln_tensor* inputs, s
  * tensors, kiln_session_run_values takes every model. For a container,
  * kiln_model_input/output describe its tensors (dtype; rank 0 with no
  * dims when a sequence's elements may have any rank). */
+#ifdef __cplusplus
+typedef enum kiln_value_kind : int32_t { /* fixed in C++, as kiln_dtype */
+#else
 typedef enum kiln_value_kind {
+#endif
   KILN_KIND_TENSOR = 0,
   KILN_KIND_SEQUENCE = 1,
   KILN_KIND_OPTIONAL_TENSOR = 2,
@@ -211,7 +216,11 @@ kiln_status kiln_session_run_profiled(kiln_session* session, const kiln_tensor* 
  * pointer), which the run copies into and out of its own device buffers on
  * the GPU, with no trip through host memory and no host synchronization
  * beyond what `async` asks for. A CPU artifact takes host memory only. */
+#ifdef __cplusplus
+typedef enum kiln_memory : int32_t { /* fixed in C++, as kiln_dtype */
+#else
 typedef enum kiln_memory {
+#endif
   KILN_MEMORY_HOST = 0,
   KILN_MEMORY_DEVICE = 1
 } kiln_memory;

@@ -3,7 +3,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <type_traits>
 #include <new>
 #include <optional>
 #include <thread>
@@ -518,7 +517,9 @@ kiln_status bindInputs(const kiln::artifact::ModelDesc& desc, const kiln_value* 
     if (got.kind != want.kind)
       return fail(error, KILN_ERROR_INVALID_ARGUMENT,
                   "input " + std::to_string(i) + " '" + want.name + "' is " + kindName(want.kind) + ", got " +
-                      kindName(static_cast<uint8_t>(std::clamp<int>(got.kind, 0, 4))));
+                      (got.kind >= 0 && got.kind <= KILN_KIND_OPTIONAL_SEQUENCE
+                           ? std::string(kindName(static_cast<uint8_t>(got.kind)))
+                           : "kind " + std::to_string(static_cast<int32_t>(got.kind)) + ", which names no kiln_value_kind"));
     if (isOptional(want)) {
       auto present_slot = static_cast<size_t>(want.present_slot);
       slots[present_slot] = got.present ? 1 : 0;
@@ -733,16 +734,11 @@ kiln_status kiln_session_run_with(kiln_session* session, const kiln_tensor* inpu
                                   kiln_error** error) {
   if (!options) return runTensors(session, inputs, num_inputs, outputs, num_outputs, nullptr, error);
   if (!session) return fail(error, KILN_ERROR_INVALID_ARGUMENT, "session must not be NULL");
-  for (const kiln_memory* field : {&options->input_memory, &options->output_memory}) {
-    // Read as the integer the caller stored: a value that names no
-    // enumerator must not be loaded as a kiln_memory (undefined behaviour).
-    std::underlying_type_t<kiln_memory> m;
-    std::memcpy(&m, field, sizeof m);
+  for (kiln_memory m : {options->input_memory, options->output_memory})
     if (m != KILN_MEMORY_HOST && m != KILN_MEMORY_DEVICE)
       return fail(error, KILN_ERROR_INVALID_ARGUMENT,
-                  "kiln_run_options: memory kind " + std::to_string(static_cast<long long>(m)) +
+                  "kiln_run_options: memory kind " + std::to_string(static_cast<int32_t>(m)) +
                       " is neither KILN_MEMORY_HOST (0) nor KILN_MEMORY_DEVICE (1)");
-  }
   const bool device_in = options->input_memory == KILN_MEMORY_DEVICE;
   const bool device_out = options->output_memory == KILN_MEMORY_DEVICE;
   if ((device_in || device_out) && !session->cuda)

@@ -149,6 +149,13 @@ TEST_F(SequenceInsertRun, BadSequencesAreOneLineErrorsNamingInputAndElement) {
   std::vector<kiln_tensor> null_data = {view(KILN_FLOAT32, {2}, nullptr, 8)};
   EXPECT_EQ(runWith(sequenceValue(null_data)), "input 0 'seq' element 0: data is NULL");
   EXPECT_EQ(runWith(tensorValue(floats(a, {2}))), "input 0 'seq' is a sequence, got a tensor");
+  // Numbers that name no enumerator are refused by value (the C++ enums have
+  // a fixed underlying type, so storing them is defined).
+  kiln_value bad_kind = sequenceValue(wrong_dtype);
+  bad_kind.kind = static_cast<kiln_value_kind>(99);
+  EXPECT_EQ(runWith(bad_kind), "input 0 'seq' is a sequence, got kind 99, which names no kiln_value_kind");
+  std::vector<kiln_tensor> unknown_dtype = {view(static_cast<kiln_dtype>(99), {2}, a.data(), 8)};
+  EXPECT_EQ(runWith(sequenceValue(unknown_dtype)), "input 0 'seq' element 0: dtype unknown, expected float32");
   // The tensor entry point refuses a model with containers, naming the input.
   std::vector<kiln_tensor> in(3), out(3);
   kiln_error* error = nullptr;

@@ -189,6 +189,10 @@ TEST_F(SessionTest, WrongDtypeIsRejected) {
   LoadResult r = run({t}, outputs);
   EXPECT_EQ(r.status, KILN_ERROR_INVALID_ARGUMENT);
   EXPECT_EQ(r.message, "input 0 'x': dtype float64, expected float32");
+  t.dtype = static_cast<kiln_dtype>(99);  // no such dtype: refused by value
+  r = run({t}, outputs);
+  EXPECT_EQ(r.status, KILN_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(r.message, "input 0 'x': dtype unknown, expected float32");
 }
 
 TEST_F(SessionTest, NullDataAndWrongByteCountAreRejected) {
