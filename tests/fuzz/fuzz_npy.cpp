@@ -13,8 +13,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (tensor.status().message().empty()) std::abort();
     return 0;
   }
-  // The tensor must hold exactly the bytes its type says.
-  if (static_cast<int64_t>(tensor->bytes().size()) != tensor->elementCount() * kiln::ir::byteSize(tensor->dtype()))
-    std::abort();
+  // The tensor must hold exactly what its type says: one string per element,
+  // or each element's bytes.
+  const bool exact = tensor->dtype() == kiln::ir::DType::kString
+                         ? static_cast<int64_t>(tensor->strings().size()) == tensor->elementCount()
+                         : static_cast<int64_t>(tensor->bytes().size()) ==
+                               tensor->elementCount() * kiln::ir::byteSize(tensor->dtype());
+  if (!exact) std::abort();
   return 0;
 }

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <span>
+
 #include "compiler/support/half.h"
 #include "tests/onnx/onnx_test_util.h"
 
@@ -129,6 +131,25 @@ TEST(NpyTest, TruncatedFilesFailCleanly) {
   }
   writeFile(dir.file("long.npy"), full + "xx");
   expectError(tools::readNpy(dir.file("long.npy")), {"long.npy", "bytes"});
+}
+
+// Found by fuzz_npy: a '|U2' array whose code points are valid but unusual
+// (a private-use one, one in an unassigned plane) and whose second string is
+// empty. The reader keeps them; the fuzz target's own check, which counted
+// bytes for every dtype, now counts strings for strings.
+TEST(NpyTest, UnusualCodePointsAndEmptyStringsAreKept) {
+  std::string npy = "\x93NUMPY\x01";
+  npy += '\0';
+  const std::string header = "{'descr': '|U2', 'fortran_order': False, 'shape': (1, 1, 2 ) ,}";
+  npy += static_cast<char>(header.size());
+  npy += '\0';
+  npy += header;
+  const unsigned char data[] = {0xff, 0xe7, 0, 0, 0x25, 0, 0x08, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  npy.append(reinterpret_cast<const char*>(data), sizeof data);
+  auto tensor = tools::parseNpyBytes(std::as_bytes(std::span(npy.data(), npy.size())));
+  ASSERT_TRUE(tensor.isOk()) << tensor.status().message();
+  EXPECT_EQ(tensor->type().toString(), "string[1x1x2]");
+  EXPECT_EQ(tensor->strings(), (std::vector<std::string>{"\xEE\x9F\xBF\xF2\x80\x80\xA5", ""}));
 }
 
 TEST(NpyTest, MalformedHeaders) {
