@@ -57,6 +57,10 @@ struct PipelineOptions {
   std::set<std::string> disabled;         // --disable-pass
   std::set<std::string> print_after;      // --print-after (or "all")
   bool time_passes = false;
+  // The -O pipeline's layout pass for the CPU backend (channels-last) runs
+  // only when this is set: the driver sets it for --target cpu unless the
+  // graph is written back as ONNX. Listed in `passes`, it runs regardless.
+  bool cpu_layout = false;
   // --quantize: run as the "quantize" step (after fold-affine at -O1 and
   // above; first at -O0 or when --passes leaves it out).
   std::shared_ptr<const QuantizeSpec> quantize;

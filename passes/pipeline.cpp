@@ -21,6 +21,7 @@ std::unique_ptr<Pass> createRemoveNoOps();
 std::unique_ptr<Pass> createFoldAffine();
 std::unique_ptr<Pass> createInlineConstantIf();
 std::unique_ptr<Pass> createFoldQdq();
+std::unique_ptr<Pass> createChannelsLast();
 
 const std::vector<PassInfo>& allPasses() {
   static const std::vector<PassInfo> kPasses = {
@@ -39,6 +40,9 @@ const std::vector<PassInfo>& allPasses() {
        "fold DequantizeLinear -> Conv/MatMul/Gemm [-> Relu] -> QuantizeLinear into QLinearConv, QLinearMatMul, "
        "ConvInteger or MatMulInteger",
        createFoldQdq},
+      {"channels-last",
+       "run 2-D convolutions over NHWC data (kiln.ConvNhwc) and cancel the transposes between them (CPU target)",
+       createChannelsLast},
       {"eliminate-dead-nodes", "remove nodes whose results are never used", createEliminateDeadNodes},
   };
   return kPasses;
@@ -74,8 +78,8 @@ std::vector<std::string> pipelineFor(int opt_level) {
   // imported model's DequantizeLinear(int8 weight) into a float weight, and
   // after the quantize step, on the QDQ graph it wrote.
   return {"inline-constant-if", "fold-qdq", "fold-constants", "eliminate-common-subexpressions", "remove-no-ops",
-          "fold-affine", std::string(kPruneStep), std::string(kQuantizeStep), "fold-qdq", "eliminate-dead-nodes", "fuse-kernels",
-          "plan-in-place"};
+          "fold-affine", std::string(kPruneStep), std::string(kQuantizeStep), "fold-qdq", "channels-last",
+          "eliminate-dead-nodes", "fuse-kernels", "plan-in-place"};
 }
 
 Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOptions& options, std::ostream& log) {
@@ -147,6 +151,7 @@ Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOp
     const PassInfo* info = findPass(name);
     if (!info) return invalidInput("--passes: unknown pass '" + name + "'");
     if (options.disabled.count(name)) continue;
+    if (name == "channels-last" && options.passes.empty() && !options.cpu_layout) continue;
     std::unique_ptr<Pass> pass = info->create();
     KILN_RETURN_IF_ERROR(timed(name, [&]() -> Expected<bool> {
       KILN_ASSIGN_OR_RETURN(bool changed, pass->run(model));

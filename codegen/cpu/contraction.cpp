@@ -115,7 +115,11 @@ void chooseTile(ContractionPlan& plan, int64_t extent_v, int64_t extent_row) {
   static constexpr int kRowsReadingVector[] = {0, 8, 6, 4, 4};
   plan.vectors = static_cast<int>(std::clamp<int64_t>((extent_v + kVectorLanes - 1) / kVectorLanes, 1, 4));
   const int* table = plan.rows_read_vector ? kRowsReadingVector : kRowsForVectors;
-  plan.rows = static_cast<int>(std::min<int64_t>(table[plan.vectors], extent_row));
+  // As many rows as fit, spread evenly over the tiles: 7 rows are tiles of
+  // 4 and 3 rather than 6 and a lone 1.
+  const int64_t most = table[plan.vectors];
+  const int64_t tiles = (extent_row + most - 1) / most;
+  plan.rows = static_cast<int>(std::max<int64_t>(1, (extent_row + tiles - 1) / tiles));
 }
 
 // The extent of iteration variable `id` among the stage's axes and the
@@ -194,7 +198,32 @@ double laneUse(int64_t extent) {
 bool streamingBeatsPacked(const kir::Stage& stage, const ContractionPlan& packed, const ContractionPlan& streaming) {
   if (!packed.packed || laneUse(vectorExtent(stage, streaming)) < kMinStreamingLaneUse) return false;
   bool strided_stores = packed.v_axis + 1 != static_cast<int>(stage.axes.size());
-  return hasSelect(packed.scalar) || strided_stores;
+  return (hasSelect(packed.scalar) && !packed.hoisted_scalar_guard) || strided_stores;
+}
+
+// S can be read as a vector along output axis `id` (ContractionPlan::scalar_vector):
+// a float32 load at unit stride in it.
+bool loadsAlong(const kir::Kernel& kernel, const kir::Expr& s, int id) {
+  if (s->kind != ExprNode::Kind::kLoad || s->dtype != ir::DType::kFloat32) return false;
+  std::optional<Affine> flat = flatIndex(kernel, *s);
+  return flat && flat->of(id) == 1;
+}
+
+// A packed plan's S = select(guard, load, 0) whose guard the innermost
+// reduction variable leaves alone: hoisted (ContractionPlan::hoisted_scalar_guard).
+void hoistScalarGuard(const kir::Kernel& kernel, ContractionPlan& plan) {
+  const ExprNode& s = *plan.scalar;
+  if (!plan.packed || plan.k_order.empty() || s.kind != ExprNode::Kind::kSelect) return;
+  const ExprNode& zero = *s.operands[2];
+  const ExprNode& load = *s.operands[1];
+  if (zero.kind != ExprNode::Kind::kConst || zero.value != 0 || load.kind != ExprNode::Kind::kLoad ||
+      load.dtype != ir::DType::kFloat32)
+    return;
+  const int inner = plan.k_order.back().id;
+  std::optional<Affine> flat = flatIndex(kernel, load);
+  if (!flat || dependsOn(s.operands[0], inner) || flat->of(inner) <= 0) return;
+  plan.hoisted_scalar_guard = true;
+  plan.scalar_k_stride = flat->of(inner);
 }
 
 // cast<i32>(load) of an 8-bit buffer: the load, else nullptr.
@@ -417,11 +446,14 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
       // loads contiguously; others gather).
       for (int a : v_axes) {
         int64_t c = flat->of(stage.axes[a].id);
-        if (c > 0 && !dependsOn(s_expr, stage.axes[a].id) &&
+        const int id = stage.axes[a].id;
+        if (c > 0 && (!dependsOn(s_expr, id) || (c == 1 && loadsAlong(kernel, s_expr, id))) &&
             (plan.v_axis < 0 || c == 1 || c <= flat->of(stage.axes[plan.v_axis].id)))
           plan.v_axis = a;
       }
       if (plan.v_axis < 0) continue;
+      // Gathers lose to a packed plan whatever its guard costs.
+      if (best && flat->of(stage.axes[plan.v_axis].id) > 2) continue;
       plan.v_outer_axis = mergeableOuterAxis(kernel, stage, reduce, plan, *flat, s_expr, v_expr);
       if (best && !streamingBeatsPacked(stage, *best, plan)) continue;
       const int v_id = stage.axes[plan.v_axis].id;
@@ -440,13 +472,16 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
         plan.narrow_guard = plan.narrow_guard && d && fitsInt32(*d, stage, reduce);
       }
     } else {
-      for (int a : v_axes)
-        if (flat->of(stage.axes[a].id) == 1 && !dependsOn(s_expr, stage.axes[a].id)) plan.v_axis = a;
+      for (int a : v_axes) {
+        const int id = stage.axes[a].id;
+        if (flat->of(id) == 1 && (!dependsOn(s_expr, id) || loadsAlong(kernel, s_expr, id))) plan.v_axis = a;
+      }
       if (plan.v_axis < 0) continue;
       plan.v_outer_axis = mergeableOuterAxis(kernel, stage, reduce, plan, *flat, s_expr, v_expr);
       if (best && !streamingBeatsPacked(stage, *best, plan)) continue;
     }
     const kir::IterVar& v = stage.axes[plan.v_axis];
+    plan.scalar_vector = !plan.packed && dependsOn(s_expr, v.id);
     if (vectorExtent(stage, plan) < kMinVectorExtent) continue;
     // Rows: the innermost other axis that S reads along and V does not.
     for (size_t a = 0; a < stage.axes.size(); ++a) {
@@ -468,6 +503,8 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
       }
       plan.rows_read_vector = plan.row_axis >= 0;
     }
+    // A vector S serves every row only when the rows index V alone.
+    if (plan.scalar_vector && plan.row_axis >= 0 && !plan.rows_read_vector) continue;
     for (size_t a = 0; a < stage.axes.size(); ++a)
       if (static_cast<int>(a) != plan.v_axis && static_cast<int>(a) != plan.row_axis &&
           static_cast<int>(a) != plan.v_outer_axis)
@@ -499,6 +536,7 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
     plan.reduce = &reduce;
     plan.scalar = s_expr;
     plan.vector = v_expr;
+    hoistScalarGuard(kernel, plan);
     chooseTile(plan, vectorExtent(stage, plan), rowExtent(stage, plan));
     splitTasks(plan, stage);
     best = std::move(plan);

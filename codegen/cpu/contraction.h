@@ -81,6 +81,19 @@ struct ContractionPlan {
   // reduction step and every row loads its own V vectors. Rows are output
   // rows, so a guard's per-lane part is the same for all of them.
   bool rows_read_vector = false;
+  // S read as a vector along v rather than broadcast: a channels-last
+  // depthwise convolution, whose weight is contiguous along the channel as
+  // its input is. S is then a float32 load at unit stride in v; each
+  // reduction step loads it once per vector for the whole tile.
+  bool scalar_vector = false;
+  // A packed plan whose S is select(guard, load, 0) with a guard that does
+  // not depend on the innermost reduction variable (a channels-last
+  // convolution's padded input; k_order runs the kernel offsets, then the
+  // channels): each row's guard and address are computed once before the
+  // innermost loop, the address pointing at zeros where the guard fails, so
+  // the loop itself only loads and broadcasts.
+  bool hoisted_scalar_guard = false;
+  int64_t scalar_k_stride = 0;  // S's flat index coefficient of the innermost reduction variable
   // Products per accumulator lane per instruction, consecutive along k: 1 is
   // a float32 FMA; 2 a bfloat16 dot product (AVX512-BF16); 4 an int8 dot
   // product (VNNI). With a group above 1 the

@@ -4,6 +4,7 @@
 #include <functional>
 
 #include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/Module.h>
 #include <llvm/IR/IntrinsicsX86.h>
 
 namespace kiln::codegen::cpu {
@@ -247,9 +248,13 @@ class ContractionEmitter {
       llvm::Value* offset = b_.CreateAdd(b_.CreateMul(k_flat, b_.getInt64(plan_.blockLanes())), b_.getInt64(j * kVectorLanes));
       return b_.CreateAlignedLoad(vec_, b_.CreateInBoundsGEP(f32_, panel_, offset), llvm::Align(64));
     }
+    return loadStreaming(*plan_.vector, j);
+  }
+
+  // The j-th vector of `load` along the vectorized index, read at unit stride.
+  llvm::Value* loadStreaming(const kir::ExprNode& load, int j) {
     llvm::Value* v = b_.CreateAdd(v0_, b_.getInt64(j * kVectorLanes), "", true, true);
     bindVector(v);
-    const kir::ExprNode& load = *plan_.vector;
     if (extent_v_ % plan_.blockLanes() == 0) {
       return b_.CreateAlignedLoad(vec_, e_.address(load.buffer, load.operands), llvm::Align(4));
     }
@@ -301,7 +306,9 @@ class ContractionEmitter {
     std::function<void(size_t, llvm::Value*)> nest = [&](size_t d, llvm::Value* k_flat) {
       if (d == plan_.k_order.size()) return multiplyAccumulate(rows, r0, k_flat);
       const kir::IterVar& k = plan_.k_order[d];
+      if (d + 1 == plan_.k_order.size() && plan_.hoisted_scalar_guard) hoistScalarRows(rows, r0, k);
       e_.loop(k.id, b_.getInt64(0), b_.getInt64(k.extent), [&](llvm::Value* iv) {
+        k_inner_ = iv;
         nest(d + 1, b_.CreateAdd(b_.CreateMul(k_flat, b_.getInt64(k.extent), "", true, true), iv, "", true, true));
       });
     };
@@ -309,15 +316,55 @@ class ContractionEmitter {
     epilogue(rows, r0);
   }
 
+  // Each row's address of S at the innermost reduction variable's 0 (a
+  // hoisted guard: zeros where the row's guard fails), computed before that
+  // loop.
+  void hoistScalarRows(int rows, llvm::Value* r0, const kir::IterVar& inner) {
+    const kir::ExprNode& select = *plan_.scalar;
+    const kir::ExprNode& load = *select.operands[1];
+    e_.bind(inner.id, b_.getInt64(0));
+    llvm::Value* zeros = zeroRow((inner.extent - 1) * plan_.scalar_k_stride + 1);
+    scalar_rows_.clear();
+    for (int i = 0; i < rows; ++i) {
+      bindRow(r0, i);
+      llvm::Value* inside = e_.emit(select.operands[0]);
+      scalar_rows_.push_back(b_.CreateSelect(inside, e_.address(load.buffer, load.operands), zeros));
+    }
+  }
+
+  // A module constant of `count` float zeros, one per size.
+  llvm::Value* zeroRow(int64_t count) {
+    llvm::Module& module = *b_.GetInsertBlock()->getModule();
+    const std::string name = "kiln.zeros." + std::to_string(count);
+    if (llvm::GlobalVariable* g = module.getNamedGlobal(name)) return g;
+    auto* type = llvm::ArrayType::get(f32_, static_cast<uint64_t>(count));
+    auto* g = new llvm::GlobalVariable(module, type, true, llvm::GlobalValue::PrivateLinkage,
+                                       llvm::ConstantAggregateZero::get(type), name);
+    g->setAlignment(llvm::Align(64));
+    return g;
+  }
+
+  // S at row i of the tile, broadcast.
+  llvm::Value* broadcastScalar(int i) {
+    if (!plan_.hoisted_scalar_guard) return b_.CreateVectorSplat(kVectorLanes, e_.emit(plan_.scalar));
+    llvm::Value* at = b_.CreateGEP(f32_, scalar_rows_[static_cast<size_t>(i)],
+                                   b_.CreateMul(k_inner_, b_.getInt64(plan_.scalar_k_stride), "", true, true));
+    return b_.CreateVectorSplat(kVectorLanes, b_.CreateLoad(f32_, at));
+  }
+
   void multiplyAccumulate(int rows, llvm::Value* r0, llvm::Value* k_flat) {
-    if (plan_.rows_read_vector) {
-      // S does not depend on the row: one broadcast, each row its own V.
-      llvm::Value* s = b_.CreateVectorSplat(kVectorLanes, e_.emit(plan_.scalar));
+    if (plan_.rows_read_vector || plan_.scalar_vector) {
+      // S does not depend on the row: one broadcast (or, along the vector
+      // axis, one vector each), each row its own V.
+      std::vector<llvm::Value*> s;
+      if (!plan_.scalar_vector) s.assign(plan_.vectors, b_.CreateVectorSplat(kVectorLanes, e_.emit(plan_.scalar)));
+      for (int j = 0; plan_.scalar_vector && j < plan_.vectors; ++j) s.push_back(loadStreaming(*plan_.scalar, j));
       for (int i = 0; i < rows; ++i) {
         bindRow(r0, i);
         for (int j = 0; j < plan_.vectors; ++j) {
           llvm::Value* sum = b_.CreateLoad(vec_, acc(i, j));
-          b_.CreateStore(b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {vec_}, {s, loadVector(j, k_flat), sum}), acc(i, j));
+          b_.CreateStore(b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {vec_}, {s[static_cast<size_t>(j)], loadVector(j, k_flat), sum}),
+                         acc(i, j));
         }
       }
       return;
@@ -326,7 +373,7 @@ class ContractionEmitter {
     for (int j = 0; j < plan_.vectors; ++j) v.push_back(loadVector(j, k_flat));
     for (int i = 0; i < rows; ++i) {
       bindRow(r0, i);
-      llvm::Value* s = b_.CreateVectorSplat(kVectorLanes, e_.emit(plan_.scalar));
+      llvm::Value* s = broadcastScalar(i);
       for (int j = 0; j < plan_.vectors; ++j) {
         llvm::Value* sum = b_.CreateLoad(vec_, acc(i, j));
         b_.CreateStore(b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {vec_}, {s, v[static_cast<size_t>(j)], sum}), acc(i, j));
@@ -503,6 +550,8 @@ class ContractionEmitter {
   llvm::Value* panel_ = nullptr;
   llvm::Value* initial_ = nullptr;  // dot panels: the block's initial accumulators
   llvm::AllocaInst* pairs_ = nullptr;  // bf16: each row's current chunk of S as 16 pairs
+  llvm::Value* k_inner_ = nullptr;     // the innermost reduction loop's variable
+  std::vector<llvm::Value*> scalar_rows_;  // hoisted_scalar_guard: each row's S address at k_inner 0
 };
 
 }  // namespace

@@ -197,7 +197,9 @@ Status pinSymbols(ir::Model& model, const lower::ShapeSamples& samples, size_t s
 // Optimizes and lowers `model` as it is (its input shapes static).
 Expected<lower::Program> lowerModel(ir::Model& model, const CompileOptions& options, std::ostream& log,
                                     std::vector<passes::PassRecord>& records) {
-  KILN_ASSIGN_OR_RETURN(records, passes::runPipeline(model, options.pipeline, log));
+  passes::PipelineOptions pipeline = options.pipeline;
+  pipeline.cpu_layout = options.target == "cpu";
+  KILN_ASSIGN_OR_RETURN(records, passes::runPipeline(model, pipeline, log));
   KILN_ASSIGN_OR_RETURN(lower::Program program, lower::lowerGraph(model));
   KILN_RETURN_IF_ERROR(runProgramPasses(program, options.pipeline, log, records));
   return program;
@@ -290,7 +292,12 @@ Expected<CompileSummary> compileFile(const std::string& input, const std::string
   if (options.emit == Stage::kGraph || options.emit == Stage::kOnnx) {
     KILN_RETURN_IF_ERROR(passes::pinInputShapes(*model, options.shapes));
     if (options.on_stage) options.on_stage("optimize");
-    KILN_ASSIGN_OR_RETURN(summary.passes, passes::runPipeline(*model, options.pipeline, log));
+    passes::PipelineOptions pipeline = options.pipeline;
+    pipeline.cpu_layout = options.target == "cpu" && options.emit == Stage::kGraph;
+    KILN_ASSIGN_OR_RETURN(summary.passes, passes::runPipeline(*model, pipeline, log));
+    if (options.emit == Stage::kOnnx && model->opset_imports.count(std::string(ops::kKilnDomain)))
+      return unsupported("--emit onnx: the graph holds Kiln's own ops (domain 'kiln', written by the channels-last "
+                         "pass), which other runtimes cannot read; leave channels-last out of --passes");
     if (options.emit == Stage::kOnnx) KILN_RETURN_IF_ERROR(frontend::writeOnnxFile(*model, output));
     else KILN_RETURN_IF_ERROR(writeText(output, ir::printModel(*model)));
     return summary;

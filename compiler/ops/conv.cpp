@@ -115,9 +115,92 @@ Status lowerConv(LowerContext& ctx) {
   return Status::ok();
 }
 
+// kiln.ConvNhwc: a 2-D Conv over channels-last data, written by the
+// channels-last pass (passes/channels_last.cpp) for the CPU backend:
+//   Y[n, h, w, m] = B[m] + sum_{r0, r1, c} X[n, h*s0 + r0*d0 - p0, w*s1 + r1*d1 - p1, g*C/group + c] * W[r0, r1, c, m]
+// X is [N, H, W, C], W [KH, KW, C/group, M] (HWIO), Y [N, OH, OW, M]. With the
+// output channel innermost in Y and in W, the contraction's vector axis is m
+// and W is packed into panels like a MatMul's weight; X is broadcast, one row
+// of the register tile per output column. Depthwise (group == C == M) reads X
+// and W both as vectors along the channel.
+Status inferConvNhwc(InferContext& ctx) {
+  KILN_RETURN_IF_ERROR(expectInputCount(ctx, 2, 3));
+  KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "X", DTypeClass::kFloat));
+  KILN_RETURN_IF_ERROR(expectSameDType(ctx, 0, 1, "weight"));
+  KILN_ASSIGN_OR_RETURN(ir::Shape x, inputShapeOfRank(ctx, 0, "X", 4));
+  KILN_ASSIGN_OR_RETURN(ir::Shape w, inputShapeOfRank(ctx, 1, "weight", 4));
+  std::optional<std::vector<int64_t>> xd = ir::knownDims(x), wd = ir::knownDims(w);
+  if (!xd || !wd) return ctx.unsupportedError("ConvNhwc needs known shapes, got X " + ir::toString(x) + " and weight " + ir::toString(w));
+  const int64_t group = ctx.attrInt("group", 1);
+  if (group < 1 || (*xd)[3] % group != 0 || (*wd)[3] % group != 0 || (*xd)[3] / group != (*wd)[2])
+    return ctx.error("weight " + ir::toString(w) + " (HWIO) and group " + std::to_string(group) +
+                     " do not fit X " + ir::toString(x) + " (NHWC)");
+  if (ctx.hasInput(2)) {
+    KILN_RETURN_IF_ERROR(expectSameDType(ctx, 0, 2, "bias"));
+    KILN_ASSIGN_OR_RETURN(ir::Shape b, inputShapeOfRank(ctx, 2, "bias", 1));
+    if (conflictingDims(b[0], w[3])) return ctx.error("bias has " + ir::toString(b) + " elements, expected " + std::to_string((*wd)[3]));
+  }
+  const std::vector<int64_t> in = {(*xd)[1], (*xd)[2]};
+  KILN_ASSIGN_OR_RETURN(Window window, resolveWindow(ctx, in, {(*wd)[0], (*wd)[1]}, false));
+  ir::Shape out = {x[0], ir::Dim::known(window.out[0]), ir::Dim::known(window.out[1]), w[3]};
+  ctx.setOutputType(0, {ctx.inputType(0).dtype, out});
+  return Status::ok();
+}
+
+Status lowerConvNhwc(LowerContext& ctx) {
+  std::vector<int64_t> x_dims = ctx.inputDims(0);
+  std::vector<int64_t> w_dims = ctx.inputDims(1);
+  const std::vector<int64_t> in_sizes = {x_dims[1], x_dims[2]};
+  KILN_ASSIGN_OR_RETURN(Window window, resolveWindow(ctx, in_sizes, {w_dims[0], w_dims[1]}, false));
+  const int64_t group = ctx.attrInt("group", 1);
+  const int64_t filters_per_group = w_dims[3] / group;
+
+  kir::KernelBuilder& kb = ctx.newKernel();
+  LowerContext::Buffer x = ctx.input(0);
+  LowerContext::Buffer w = ctx.input(1);
+  LowerContext::Buffer y = ctx.output(0);
+  // Y is indexed [n, h, w, m] even for a pointwise convolution, which is a
+  // MatMul over the pixels: as [N, H*W, M] its tiles would run across image
+  // rows, but the elementwise kernels after it read Y in four dims and fuse
+  // into it as its epilogue only when it writes in those same axes.
+  std::vector<kir::IterVar> axes = kb.vars(y.shape(), "o");
+  // A 1x1 kernel reduces over the channel alone (one reduction variable: a
+  // packed plan that can take the bf16 dot product).
+  const bool pointwise = w_dims[0] == 1 && w_dims[1] == 1;
+  std::vector<kir::IterVar> offsets = pointwise ? std::vector<kir::IterVar>{} : kb.vars({w_dims[0], w_dims[1]}, "r");
+  std::vector<Expr> offset_exprs = {Expr::index(0), Expr::index(0)};
+  if (!pointwise) offset_exprs = {offsets[0], offsets[1]};
+  kir::IterVar c = kb.var("c", w_dims[2]);
+  std::vector<kir::IterVar> reduce_vars = offsets;
+  reduce_vars.push_back(c);
+  Expr m = axes[3];
+  Expr channel = group == 1 ? Expr(c) : m / Expr::index(filters_per_group) * Expr::index(w_dims[2]) + c;
+  std::vector<Expr> positions = {inputPosition(window, 0, axes[1], offset_exprs[0]),
+                                 inputPosition(window, 1, axes[2], offset_exprs[1])};
+  Expr x_elem = toCompute(x.load({axes[0], positions[0], positions[1], channel}));
+  if (std::optional<Expr> inside = insideInput(window, positions, in_sizes))
+    x_elem = kir::select(*inside, x_elem, Expr::constant(x_elem.dtype(), 0));
+  Expr value = kir::reduce(kir::ReduceOp::kSum, reduce_vars,
+                           x_elem * toCompute(w.load({offset_exprs[0], offset_exprs[1], c, m})));
+  if (ctx.hasInput(2)) value = value + toCompute(ctx.input(2)(axes.back()));
+  kb.compute(y, axes, kir::cast(y.dtype(), value));
+  return Status::ok();
+}
+
 }  // namespace
 
 void registerConvOps(OpRegistry& registry) {
+  registry.add(OpSchema{kKilnDomain,
+                        "ConvNhwc",
+                        {1},
+                        {{"auto_pad", Kind::kString},
+                         {"dilations", Kind::kInts},
+                         {"group", Kind::kInt},
+                         {"kernel_shape", Kind::kInts},
+                         {"pads", Kind::kInts},
+                         {"strides", Kind::kInts}},
+                        inferConvNhwc,
+                        lowerConvNhwc});
   registry.add(OpSchema{"",
                         "Conv",
                         {1, 11},

@@ -83,6 +83,10 @@ class LowerContext;
 using InferFn = std::function<Status(InferContext&)>;
 using LowerFn = std::function<Status(LowerContext&)>;
 
+// The domain of Kiln's own ops, which passes write (kiln.ConvNhwc): never
+// in what `--emit onnx` writes for other runtimes.
+inline constexpr std::string_view kKilnDomain = "kiln";
+
 struct OpSchema {
   std::string_view domain;  // "" for the default ONNX domain
   std::string_view name;

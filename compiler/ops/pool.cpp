@@ -1,7 +1,10 @@
 // Pooling: one output element is the max or mean of one window of X,
 //   Y[n, c, o...] = pool_{r...} X[n, c, o*s + r*d - pad...]
 // where padding never wins a max and, for the mean, counts only when
-// count_include_pad says so.
+// count_include_pad says so. Each pool also comes channels-last, in Kiln's
+// own domain (kiln.MaxPoolNhwc...: X and Y [N, spatial..., C], the same
+// attributes), for the chains of kiln.ConvNhwc that the channels-last pass
+// writes: the same window, the channel innermost.
 #include <optional>
 
 #include "compiler/lower/lower_context.h"
@@ -15,8 +18,23 @@ namespace {
 using Kind = ir::Attribute::Kind;
 using kir::Expr;
 
-std::vector<int64_t> dropBatchAndChannel(const std::vector<int64_t>& dims) {
-  return std::vector<int64_t>(dims.begin() + 2, dims.end());
+// Where X's channel axis is: after the batch (ONNX's pools) or last (the
+// kiln.*Nhwc pools).
+enum class Layout { kChannelsFirst, kChannelsLast };
+
+// The spatial part of X's dims or shape in `layout`.
+template <typename Dims>
+Dims spatialPart(const Dims& dims, Layout layout) {
+  return layout == Layout::kChannelsFirst ? Dims(dims.begin() + 2, dims.end()) : Dims(dims.begin() + 1, dims.end() - 1);
+}
+
+// Y's shape: X's batch and channels around the window's spatial sizes.
+ir::Shape withSpatial(const ir::Shape& x, ir::Shape spatial, Layout layout) {
+  ir::Shape out = {x[0]};
+  if (layout == Layout::kChannelsFirst) out.push_back(x[1]);
+  out.insert(out.end(), spatial.begin(), spatial.end());
+  if (layout == Layout::kChannelsLast) out.push_back(x.back());
+  return out;
 }
 
 // ceil_mode arrived in opset 10 (MaxPool, AveragePool).
@@ -30,14 +48,17 @@ Expected<Window> poolWindow(const NodeView& ctx, std::span<const int64_t> in_siz
   return resolveWindow(ctx, in_sizes, kernel, ceilMode(ctx));
 }
 
-Status inferPool(InferContext& ctx, DTypeClass dtypes, size_t max_outputs) {
+Status inferPool(InferContext& ctx, DTypeClass dtypes, size_t max_outputs, Layout layout = Layout::kChannelsFirst) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 1, 1));
   KILN_RETURN_IF_ERROR(expectOutputCount(ctx, max_outputs));
   KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "X", dtypes));
   KILN_ASSIGN_OR_RETURN(ir::Shape x, inputShapeOfMinRank(ctx, 0, "X", 3));
-  KILN_ASSIGN_OR_RETURN(Window window, poolWindow(ctx, spatialSizes(x)));
-  ir::Shape out = {x[0], x[1]};
-  for (int64_t size : window.out) out.push_back(size < 0 ? ir::Dim{} : ir::Dim::known(size));
+  std::vector<int64_t> in_sizes;
+  for (const ir::Dim& d : spatialPart(x, layout)) in_sizes.push_back(d.value);  // -1 when unknown
+  KILN_ASSIGN_OR_RETURN(Window window, poolWindow(ctx, in_sizes));
+  ir::Shape spatial;
+  for (int64_t size : window.out) spatial.push_back(size < 0 ? ir::Dim{} : ir::Dim::known(size));
+  ir::Shape out = withSpatial(x, spatial, layout);
   ctx.setOutputType(0, {ctx.inputType(0).dtype, out});
   if (ctx.hasOutput(1)) ctx.setOutputType(1, {ir::DType::kInt64, out});
   return Status::ok();
@@ -52,27 +73,35 @@ Status inferMaxPool(InferContext& ctx) {
 
 Status inferAveragePool(InferContext& ctx) { return inferPool(ctx, DTypeClass::kFloat, 1); }
 
+// The kiln.*PoolNhwc ops: float, one output (no Indices).
+Status inferPoolNhwc(InferContext& ctx) { return inferPool(ctx, DTypeClass::kFloat, 1, Layout::kChannelsLast); }
+
 // The pieces every windowed pool kernel shares.
 struct PoolLoops {
   Window window;
   std::vector<int64_t> in_sizes;
   std::vector<kir::IterVar> axes;     // over Y
+  std::vector<kir::IterVar> spatial;  // Y's spatial axes, a part of `axes`
   std::vector<kir::IterVar> offsets;  // over the kernel
   std::vector<Expr> positions;        // input position per spatial dim
   std::vector<Expr> x_index;          // n, c, positions...
   std::optional<Expr> inside;
 };
 
-Expected<PoolLoops> poolLoops(LowerContext& ctx, kir::KernelBuilder& kb, const std::vector<int64_t>& out_dims) {
+Expected<PoolLoops> poolLoops(LowerContext& ctx, kir::KernelBuilder& kb, const std::vector<int64_t>& out_dims,
+                              Layout layout) {
   PoolLoops loops;
-  loops.in_sizes = dropBatchAndChannel(ctx.inputDims(0));
+  loops.in_sizes = spatialPart(ctx.inputDims(0), layout);
   KILN_ASSIGN_OR_RETURN(loops.window, poolWindow(ctx, loops.in_sizes));
   loops.axes = kb.vars(out_dims, "o");
+  loops.spatial = spatialPart(loops.axes, layout);
   loops.offsets = kb.vars(loops.window.kernel, "r");
   for (size_t i = 0; i < loops.window.rank(); ++i)
-    loops.positions.push_back(inputPosition(loops.window, i, loops.axes[2 + i], loops.offsets[i]));
-  loops.x_index = {loops.axes[0], loops.axes[1]};
+    loops.positions.push_back(inputPosition(loops.window, i, loops.spatial[i], loops.offsets[i]));
+  loops.x_index = {loops.axes[0]};
+  if (layout == Layout::kChannelsFirst) loops.x_index.push_back(loops.axes[1]);
   loops.x_index.insert(loops.x_index.end(), loops.positions.begin(), loops.positions.end());
+  if (layout == Layout::kChannelsLast) loops.x_index.push_back(loops.axes.back());
   loops.inside = insideInput(loops.window, loops.positions, loops.in_sizes);
   return loops;
 }
@@ -100,11 +129,11 @@ Expr flatIndex(const LowerContext& ctx, const PoolLoops& loops) {
   return flat;
 }
 
-Status lowerMaxPool(LowerContext& ctx) {
+Status lowerMaxPool(LowerContext& ctx, Layout layout) {
   kir::KernelBuilder& kb = ctx.newKernel();
   LowerContext::Buffer x = ctx.input(0);
   LowerContext::Buffer y = ctx.output(0);
-  KILN_ASSIGN_OR_RETURN(PoolLoops loops, poolLoops(ctx, kb, y.shape()));
+  KILN_ASSIGN_OR_RETURN(PoolLoops loops, poolLoops(ctx, kb, y.shape(), layout));
   Expr x_elem = toCompute(x.load(loops.x_index));
   Expr value = guarded(loops.inside, x_elem, lowestValue(x_elem.dtype()));
   kb.compute(y, loops.axes, kir::cast(y.dtype(), kir::reduce(kir::ReduceOp::kMax, loops.offsets, value)));
@@ -132,7 +161,7 @@ Expr windowCount(const LowerContext& ctx, const PoolLoops& loops, ir::DType dtyp
       count = count * static_cast<double>(w.kernel[i]);
       continue;
     }
-    Expr start = Expr(loops.axes[2 + i]) * static_cast<double>(w.strides[i]) - static_cast<double>(w.pads_begin[i]);
+    Expr start = Expr(loops.spatial[i]) * static_cast<double>(w.strides[i]) - static_cast<double>(w.pads_begin[i]);
     int64_t limit = include_pad ? loops.in_sizes[i] + w.pads_end[i] : loops.in_sizes[i];
     Expr end = kir::min(start + static_cast<double>(w.kernel[i]), Expr::index(limit));
     if (!include_pad) start = kir::max(start, Expr::index(0));
@@ -141,11 +170,11 @@ Expr windowCount(const LowerContext& ctx, const PoolLoops& loops, ir::DType dtyp
   return kir::cast(dtype, count);
 }
 
-Status lowerAveragePool(LowerContext& ctx) {
+Status lowerAveragePool(LowerContext& ctx, Layout layout) {
   kir::KernelBuilder& kb = ctx.newKernel();
   LowerContext::Buffer x = ctx.input(0);
   LowerContext::Buffer y = ctx.output(0);
-  KILN_ASSIGN_OR_RETURN(PoolLoops loops, poolLoops(ctx, kb, y.shape()));
+  KILN_ASSIGN_OR_RETURN(PoolLoops loops, poolLoops(ctx, kb, y.shape(), layout));
   Expr x_elem = toCompute(x.load(loops.x_index));
   Expr sum = kir::reduce(kir::ReduceOp::kSum, loops.offsets,
                          guarded(loops.inside, x_elem, Expr::constant(x_elem.dtype(), 0)));
@@ -155,26 +184,25 @@ Status lowerAveragePool(LowerContext& ctx) {
 
 // ---- Global pools: the window is all of X's spatial dims -------------------------
 
-Status inferGlobalPool(InferContext& ctx) {
+Status inferGlobalPool(InferContext& ctx, Layout layout) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 1, 1));
   KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "X", DTypeClass::kFloat));
   KILN_ASSIGN_OR_RETURN(ir::Shape x, inputShapeOfMinRank(ctx, 0, "X", 3));
-  ir::Shape out(x.size(), ir::Dim::known(1));
-  out[0] = x[0];
-  out[1] = x[1];
-  ctx.setOutputType(0, {ctx.inputType(0).dtype, out});
+  ctx.setOutputType(0, {ctx.inputType(0).dtype, withSpatial(x, ir::Shape(x.size() - 2, ir::Dim::known(1)), layout)});
   return Status::ok();
 }
 
-Status lowerGlobalPool(LowerContext& ctx, bool average) {
-  std::vector<int64_t> spatial = dropBatchAndChannel(ctx.inputDims(0));
+Status lowerGlobalPool(LowerContext& ctx, bool average, Layout layout) {
+  std::vector<int64_t> spatial = spatialPart(ctx.inputDims(0), layout);
   kir::KernelBuilder& kb = ctx.newKernel();
   LowerContext::Buffer x = ctx.input(0);
   LowerContext::Buffer y = ctx.output(0);
   std::vector<kir::IterVar> axes = kb.vars(y.shape(), "o");
   std::vector<kir::IterVar> window = kb.vars(spatial, "r");
-  std::vector<Expr> x_index = {axes[0], axes[1]};
+  std::vector<Expr> x_index = {axes[0]};
+  if (layout == Layout::kChannelsFirst) x_index.push_back(axes[1]);
   x_index.insert(x_index.end(), window.begin(), window.end());
+  if (layout == Layout::kChannelsLast) x_index.push_back(axes.back());
   Expr x_elem = toCompute(x.load(x_index));
   Expr value = kir::reduce(average ? kir::ReduceOp::kSum : kir::ReduceOp::kMax, window, x_elem);
   if (average) {
@@ -198,15 +226,24 @@ std::vector<AttrSpec> withWindowAttrs(std::vector<AttrSpec> extra) {
 }  // namespace
 
 void registerPoolOps(OpRegistry& registry) {
-  registry.add(OpSchema{"", "MaxPool", {1, 8, 10, 11, 12},
-                        withWindowAttrs({{"dilations", Kind::kInts}, {"storage_order", Kind::kInt}}),
-                        inferMaxPool, lowerMaxPool});
-  registry.add(OpSchema{"", "AveragePool", {1, 7, 10, 11}, withWindowAttrs({{"count_include_pad", Kind::kInt}}),
-                        inferAveragePool, lowerAveragePool});
-  registry.add(OpSchema{"", "GlobalAveragePool", {1}, {}, inferGlobalPool,
-                        [](LowerContext& ctx) { return lowerGlobalPool(ctx, true); }});
-  registry.add(OpSchema{"", "GlobalMaxPool", {1}, {}, inferGlobalPool,
-                        [](LowerContext& ctx) { return lowerGlobalPool(ctx, false); }});
+  const std::vector<AttrSpec> max_attrs = withWindowAttrs({{"dilations", Kind::kInts}, {"storage_order", Kind::kInt}});
+  const std::vector<AttrSpec> average_attrs = withWindowAttrs({{"count_include_pad", Kind::kInt}});
+  for (Layout layout : {Layout::kChannelsFirst, Layout::kChannelsLast}) {
+    const bool last = layout == Layout::kChannelsLast;
+    const std::string_view domain = last ? kKilnDomain : "";
+    const std::vector<int> opsets = {1};
+    auto global = [layout](InferContext& ctx) { return inferGlobalPool(ctx, layout); };
+    registry.add(OpSchema{domain, last ? "MaxPoolNhwc" : "MaxPool", last ? opsets : std::vector<int>{1, 8, 10, 11, 12},
+                          max_attrs, last ? InferFn(inferPoolNhwc) : InferFn(inferMaxPool),
+                          [layout](LowerContext& ctx) { return lowerMaxPool(ctx, layout); }});
+    registry.add(OpSchema{domain, last ? "AveragePoolNhwc" : "AveragePool", last ? opsets : std::vector<int>{1, 7, 10, 11},
+                          average_attrs, last ? InferFn(inferPoolNhwc) : InferFn(inferAveragePool),
+                          [layout](LowerContext& ctx) { return lowerAveragePool(ctx, layout); }});
+    registry.add(OpSchema{domain, last ? "GlobalAveragePoolNhwc" : "GlobalAveragePool", opsets, {}, global,
+                          [layout](LowerContext& ctx) { return lowerGlobalPool(ctx, true, layout); }});
+    registry.add(OpSchema{domain, last ? "GlobalMaxPoolNhwc" : "GlobalMaxPool", opsets, {}, global,
+                          [layout](LowerContext& ctx) { return lowerGlobalPool(ctx, false, layout); }});
+  }
 }
 
 }  // namespace kiln::ops

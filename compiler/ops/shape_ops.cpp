@@ -150,7 +150,7 @@ Status lowerRunTimeReshape(LowerContext& ctx) {
   for (const Expr& t : given)
     sizes.push_back(kir::select(kir::eq(t, Expr::index(-1)), Expr::index(count) / max(known, Expr::index(1)), t));
   std::vector<int> raw;
-  for (const Expr& t : given) {
+  for (size_t i = 0; i < given.size(); ++i) {
     raw.push_back(ctx.newSlot());
     kb.setSlot(raw.back(), indexAt(target, static_cast<int64_t>(raw.size() - 1)));
   }

@@ -4,7 +4,11 @@
 // and 3, tiles with a row tail and a vector-block tail), dense padded
 // convolutions (rows over output channels) and pointwise ones, with fused
 // bias and activation epilogues; dense stride-1 convolutions whose output
-// rows and columns merge into one vector index.
+// rows and columns merge into one vector index. Each case runs in both
+// layouts: NCHW (the channels-last pass disabled) and channels-last
+// (kiln.ConvNhwc: packed weight panels along the output channel, padding
+// guards hoisted out of the channel loop, depthwise vectors along the
+// channel).
 #include <gtest/gtest.h>
 
 #include <random>
@@ -44,26 +48,31 @@ std::unique_ptr<ir::Model> convModel(const ConvCase& c) {
   return g.take();
 }
 
-class ConvContraction : public ::testing::TestWithParam<ConvCase> {};
+// The options that compile a convolution in NCHW or channels-last.
+driver::CompileOptions layoutOptions(bool channels_last) {
+  driver::CompileOptions options;
+  if (!channels_last) options.pipeline.disabled.insert("channels-last");
+  return options;
+}
 
-TEST_P(ConvContraction, MatchesReference) {
+// The model's artifact, compiled in `layout`, against its NCHW program on
+// the reference evaluator, on one seeded random input.
+void expectArtifactMatchesReference(const ModelFactory& make, bool channels_last) {
   TempDir tmp;
-  std::unique_ptr<ir::Model> model = convModel(GetParam());
-  ASSERT_TRUE(frontend::writeOnnxFile(*model, tmp.file("conv.onnx")).isOk());
-  auto program = compileProgram([&] { return convModel(GetParam()); }, {});
+  ASSERT_TRUE(frontend::writeOnnxFile(*make(), tmp.file("model.onnx")).isOk());
+  auto program = compileProgram(make, layoutOptions(false));
   ASSERT_TRUE(program.isOk()) << program.status().message();
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> dist(-1, 1);
-  const auto& sig = program->inputs[0];
-  std::vector<float> data(static_cast<size_t>(ir::knownDims(sig.shape)->at(1) * ir::knownDims(sig.shape)->at(2) *
-                                              ir::knownDims(sig.shape)->at(3)));
+  const std::vector<int64_t> dims = *ir::knownDims(program->inputs[0].shape);
+  std::vector<float> data(static_cast<size_t>(dims[0] * dims[1] * dims[2] * dims[3]));
   for (float& f : data) f = dist(rng);
-  ir::Tensor input = ir::Tensor::fromValues<float>(ir::DType::kFloat32, *ir::knownDims(sig.shape), data);
+  ir::Tensor input = ir::Tensor::fromValues<float>(ir::DType::kFloat32, dims, data);
   auto want = lower::evaluateProgram(*program, std::vector<ir::Tensor>{input});
   ASSERT_TRUE(want.isOk()) << want.status().message();
 
-  compileOrFail(tmp.file("conv.onnx"), tmp.file("conv.so"));
-  kiln::Model artifact(tmp.file("conv.so"));
+  compileOrFail(tmp.file("model.onnx"), tmp.file("model.so"), layoutOptions(channels_last));
+  kiln::Model artifact(tmp.file("model.so"));
   kiln::Session session(artifact, 2);
   auto got = tools::runArtifact(artifact, session, {input});
   ASSERT_TRUE(got.isOk()) << got.status().message();
@@ -73,11 +82,53 @@ TEST_P(ConvContraction, MatchesReference) {
   EXPECT_FALSE(diff.has_value()) << *diff;
 }
 
+class ConvContraction : public ::testing::TestWithParam<std::tuple<ConvCase, bool>> {};
+
+TEST_P(ConvContraction, MatchesReference) {
+  const auto& [conv, channels_last] = GetParam();
+  expectArtifactMatchesReference([&] { return convModel(conv); }, channels_last);
+}
+
+// A small CNN whose every op has a channels-last form: Conv stem (stride 2)
+// -> MaxPool (ceil mode, padded) -> depthwise Conv + Relu -> pointwise Conv
+// -> residual Add -> AveragePool -> GlobalAveragePool + GlobalMaxPool.
+std::unique_ptr<ir::Model> smallCnn() {
+  TestGraph g;
+  ir::Value* x = g.input("x", {1, 3, 33, 30});
+  auto conv = [&](ir::Value* in, int64_t c_in, int64_t c_out, int64_t k, int64_t stride, int64_t group,
+                  const std::string& name) {
+    ir::Node* n = g.node("Conv", {in, g.randomConstant(name + "_w", {c_out, c_in / group, k, k}),
+                                  g.randomConstant(name + "_b", {c_out})}, name);
+    setInts(n, "pads", {k / 2, k / 2, k / 2, k / 2});
+    setInts(n, "strides", {stride, stride});
+    setInt(n, "group", group);
+    return n->outputs[0];
+  };
+  ir::Value* stem = g.op("Relu", {conv(x, 3, 24, 3, 2, 1, "stem")}, "stem_relu");
+  ir::Node* max = g.node("MaxPool", {stem}, "max");
+  setInts(max, "kernel_shape", {3, 3});
+  setInts(max, "strides", {2, 2});
+  setInts(max, "pads", {1, 1, 1, 1});
+  setInt(max, "ceil_mode", 1);
+  ir::Value* dw = g.op("Relu", {conv(max->outputs[0], 24, 24, 3, 1, 24, "dw")}, "dw_relu");
+  ir::Value* residual = g.op("Add", {max->outputs[0], conv(dw, 24, 24, 1, 1, 1, "pw")}, "residual");
+  ir::Node* avg = g.node("AveragePool", {residual}, "avg");
+  setInts(avg, "kernel_shape", {3, 3});
+  setInts(avg, "pads", {1, 1, 1, 1});
+  setInts(avg, "strides", {2, 2});
+  ir::Value* sum = g.op("Add", {g.op("GlobalAveragePool", {avg->outputs[0]}, "gavg"),
+                                g.op("GlobalMaxPool", {residual}, "gmax")}, "sum");
+  g.output(sum);
+  return g.take();
+}
+
+TEST(ChannelsLastModel, MatchesReference) { expectArtifactMatchesReference(smallCnn, true); }
+
 // Width 20: one 32-lane block with 12 lanes off; width 70: a full 64-lane
 // block and a 6-lane tail block; heights leave a row tail for every tile.
 INSTANTIATE_TEST_SUITE_P(
     Shapes, ConvContraction,
-    ::testing::Values(ConvCase{"depthwise3x3_stride1", 8, 8, 19, 20, 3, 1, 8, {1, 1, 1, 1}},
+    ::testing::Combine(::testing::Values(ConvCase{"depthwise3x3_stride1", 8, 8, 19, 20, 3, 1, 8, {1, 1, 1, 1}},
                       ConvCase{"depthwise3x3_stride1_wide", 3, 3, 11, 70, 3, 1, 3, {1, 1, 1, 1}},
                       ConvCase{"depthwise3x3_stride2", 6, 6, 23, 23, 3, 2, 6, {1, 1, 1, 1}},
                       ConvCase{"depthwise3x3_stride2_wide", 4, 4, 14, 130, 3, 2, 4, {1, 1, 1, 1}},
@@ -97,8 +148,17 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvCase{"dense3x3_merged_14x14_asymmetric", 16, 20, 14, 14, 3, 1, 1, {0, 1, 2, 1}},
                       ConvCase{"dense5x5_merged", 6, 9, 12, 11, 5, 1, 1, {2, 2, 2, 2}, false},
                       ConvCase{"pointwise_merged_7x7", 64, 50, 7, 7, 1, 1, 1, {0, 0, 0, 0}},
-                      ConvCase{"pointwise_merged_30x30", 8, 13, 30, 30, 1, 1, 1, {0, 0, 0, 0}, false}),
-    [](const ::testing::TestParamInfo<ConvCase>& info) { return info.param.name; });
+                      ConvCase{"pointwise_merged_30x30", 8, 13, 30, 30, 1, 1, 1, {0, 0, 0, 0}, false},
+                      // Channels-last shapes: output channels in one 64-lane
+                      // block with a 16-lane tail (80), an odd channel count
+                      // for depthwise (37), 7-pixel rows split 4 + 3.
+                      ConvCase{"dense3x3_80_channels", 16, 80, 9, 7, 3, 1, 1, {1, 1, 1, 1}},
+                      ConvCase{"depthwise3x3_37_channels", 37, 37, 10, 7, 3, 1, 37, {1, 1, 1, 1}},
+                      ConvCase{"depthwise3x3_stride2_asymmetric", 24, 24, 15, 15, 3, 2, 24, {0, 0, 1, 1}}),
+                       ::testing::Bool()),
+    [](const ::testing::TestParamInfo<std::tuple<ConvCase, bool>>& info) {
+      return std::get<0>(info.param).name + (std::get<1>(info.param) ? "_nhwc" : "_nchw");
+    });
 
 // The planner merges an NCHW convolution's output rows and columns into one
 // vector index (so a 7x7 map fills 49 of 64 lanes rather than 7 of 16) for
@@ -116,7 +176,7 @@ class ConvMerge : public ::testing::TestWithParam<MergeCase> {};
 
 TEST_P(ConvMerge, PlansTheVectorIndex) {
   const MergeCase& c = GetParam();
-  auto program = compileProgram([&] { return convModel(c.conv); }, {});
+  auto program = compileProgram([&] { return convModel(c.conv); }, layoutOptions(false));
   ASSERT_TRUE(program.isOk()) << program.status().message();
   int planned = 0;
   for (const lower::KernelCall& call : program->calls) {
@@ -147,6 +207,51 @@ INSTANTIATE_TEST_SUITE_P(
                       MergeCase{{"dense3x3_stride2", 16, 32, 14, 14, 3, 2, 1, {1, 1, 1, 1}}, 0},
                       MergeCase{{"depthwise3x3", 16, 16, 14, 14, 3, 1, 16, {1, 1, 1, 1}}, 0}),
     [](const ::testing::TestParamInfo<MergeCase>& info) { return info.param.conv.name; });
+
+// Channels-last plans: a dense padded convolution packs its weight along
+// the output channel with the padding guard hoisted out of the channel loop;
+// a pointwise one is a packed MatMul over the pixels with no guard; a
+// depthwise one streams its weight and input as vectors along the channel.
+struct NhwcCase {
+  ConvCase conv;
+  bool packed, hoisted_guard, scalar_vector;
+  int64_t vector_extent;
+};
+
+std::ostream& operator<<(std::ostream& os, const NhwcCase& c) { return os << c.conv.name; }
+
+class ConvNhwcPlan : public ::testing::TestWithParam<NhwcCase> {};
+
+TEST_P(ConvNhwcPlan, PlansTheChannelAxis) {
+  const NhwcCase& c = GetParam();
+  auto program = compileProgram([&] { return convModel(c.conv); }, layoutOptions(true));
+  ASSERT_TRUE(program.isOk()) << program.status().message();
+  int planned = 0;
+  for (const lower::KernelCall& call : program->calls) {
+    auto constant_of = [&](int param) -> const ir::Tensor* {
+      const lower::ProgramBuffer& pb = program->buffers[call.args[param]];
+      return pb.kind == lower::ProgramBuffer::Kind::kConstant ? &*pb.constant : nullptr;
+    };
+    for (const kir::Stage& stage : call.kernel.stages) {
+      std::optional<codegen::cpu::ContractionPlan> plan = codegen::cpu::planContraction(call.kernel, stage, constant_of);
+      if (!plan) continue;
+      ++planned;
+      EXPECT_EQ(plan->packed, c.packed);
+      EXPECT_EQ(plan->hoisted_scalar_guard, c.hoisted_guard);
+      EXPECT_EQ(plan->scalar_vector, c.scalar_vector);
+      EXPECT_EQ(codegen::cpu::vectorExtent(stage, *plan), c.vector_extent);
+      EXPECT_LE(plan->rows, 8);
+    }
+  }
+  EXPECT_EQ(planned, 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, ConvNhwcPlan,
+    ::testing::Values(NhwcCase{{"dense3x3", 32, 40, 14, 14, 3, 1, 1, {1, 1, 1, 1}}, true, true, false, 40},
+                      NhwcCase{{"pointwise", 64, 48, 14, 14, 1, 1, 1, {0, 0, 0, 0}}, true, false, false, 48},
+                      NhwcCase{{"depthwise3x3", 32, 32, 14, 14, 3, 1, 32, {1, 1, 1, 1}}, false, false, true, 32}),
+    [](const ::testing::TestParamInfo<NhwcCase>& info) { return info.param.conv.name; });
 
 }  // namespace
 }  // namespace kiln::testing

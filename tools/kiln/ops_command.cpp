@@ -25,7 +25,11 @@ void addOpsCommand(CLI::App& app, int& exit_code) {
       std::map<std::string_view, const ops::OpSchema*> sorted;
       for (const ops::OpSchema* s : schemas) sorted[s->name] = s;
       std::cout << "\n## " << domain << " (" << schemas.size()
-                << " ops)\n\n| op | versions | attributes |\n| --- | --- | --- |\n";
+                << " ops)\n\n";
+      if (domain == ops::kKilnDomain)
+        std::cout << "Kiln's own ops, which its passes write (the channels-last pass: convolutions and pools over "
+                     "NHWC data for the CPU backend); `--emit onnx` never writes them.\n\n";
+      std::cout << "| op | versions | attributes |\n| --- | --- | --- |\n";
       for (const auto& [name, s] : sorted) {
         std::cout << "| " << name << " | ";
         for (size_t i = 0; i < s->versions.size(); ++i) std::cout << (i ? ", " : "") << s->versions[i];

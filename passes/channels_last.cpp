@@ -1,0 +1,287 @@
+// channels-last: 2-D float32 convolutions run over channels-last (NHWC) data
+// on the CPU, where the output channel is the vector axis: the weight is
+// packed into panels as a MatMul's is, and the activations are broadcast one
+// pixel at a time (kiln.ConvNhwc, compiler/ops/conv.cpp). Each Conv becomes
+//
+//   Transpose(X, 0 2 3 1) -> kiln.ConvNhwc(W as [kh, kw, C/group, M]) -> Transpose(0 3 1 2)
+//
+// and then the transposes back to NCHW are sunk below the ops that do not
+// care about the layout (elementwise ops, per-channel constants permuted
+// with them, Concat along the channels) or have a channels-last twin (the
+// pools: kiln.MaxPoolNhwc...) until they meet a transpose to NHWC, with
+// which they cancel. A chain of convolutions then
+// runs channels-last from its first conversion to its last, and only its
+// edges (the network's input, a Flatten, a Reshape) pay for a transpose.
+//
+// Convolutions taken: group 1 and depthwise with one filter per channel,
+// float32, known shapes, a constant weight. Only for the CPU target, and not
+// when the graph is written back as ONNX (--emit onnx): kiln.ConvNhwc is
+// Kiln's own op.
+#include <algorithm>
+#include <set>
+
+#include "compiler/ops/op_registry.h"
+#include "passes/pass.h"
+#include "passes/quantize_graph.h"
+#include "passes/value_uses.h"
+
+namespace kiln::passes {
+namespace {
+
+const std::vector<int64_t> kToNhwc = {0, 2, 3, 1};
+const std::vector<int64_t> kToNchw = {0, 3, 1, 2};
+
+std::optional<std::vector<int64_t>> knownDims(const ir::Value* v) {
+  if (!v || !v->type.shape) return std::nullopt;
+  return ir::knownDims(*v->type.shape);
+}
+
+std::vector<int64_t> permuted(const std::vector<int64_t>& dims, const std::vector<int64_t>& perm) {
+  std::vector<int64_t> out;
+  for (int64_t p : perm) out.push_back(dims[static_cast<size_t>(p)]);
+  return out;
+}
+
+ir::Shape shapeOf(const std::vector<int64_t>& dims) {
+  ir::Shape shape;
+  for (int64_t d : dims) shape.push_back(ir::Dim::known(d));
+  return shape;
+}
+
+bool isTranspose(const ir::Node* node, const std::vector<int64_t>& perm) {
+  if (!node || !node->domain.empty() || node->op_type != "Transpose") return false;
+  const ir::Attribute* p = node->attribute("perm");
+  return p && p->ints == perm;
+}
+
+// The NHWC value `v` is the NCHW view of, when a transpose made it from one.
+ir::Value* nhwcSource(const ir::Value* v) {
+  return v && isTranspose(v->producer, kToNchw) ? v->producer->input(0) : nullptr;
+}
+
+// Elementwise ops whose first input is the tensor and whose other inputs,
+// if any, are scalars (Clip's bounds).
+const std::set<std::string>& unaryOps() {
+  static const std::set<std::string> kOps = {"Relu",  "Sigmoid", "Tanh",     "Clip",     "LeakyRelu", "HardSigmoid",
+                                             "HardSwish", "Elu", "Selu",     "Celu",     "Erf",       "Exp",
+                                             "Neg",   "Abs",     "Sqrt",     "Softplus", "Softsign",  "Gelu",
+                                             "Mish",  "Identity", "Floor",   "Ceil",     "Round",     "Sign"};
+  return kOps;
+}
+
+// Pools with a channels-last twin in Kiln's domain (compiler/ops/pool.cpp):
+// MaxPool becomes kiln.MaxPoolNhwc, and so on.
+const std::set<std::string>& poolOps() {
+  static const std::set<std::string> kOps = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"};
+  return kOps;
+}
+
+// Broadcasting elementwise ops over every input.
+const std::set<std::string>& broadcastOps() {
+  static const std::set<std::string> kOps = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "Pow", "PRelu"};
+  return kOps;
+}
+
+bool allOnes(const std::vector<int64_t>& dims) {
+  return std::all_of(dims.begin(), dims.end(), [](int64_t d) { return d == 1; });
+}
+
+class ChannelsLast final : public Pass {
+ public:
+  std::string_view name() const override { return "channels-last"; }
+  std::string_view summary() const override {
+    return "run 2-D convolutions over NHWC data (kiln.ConvNhwc) and cancel the transposes between them";
+  }
+
+  Expected<bool> run(ir::Model& model) override {
+    ir::Graph& graph = model.graph;
+    captured_ = capturedBySubgraphs(graph);
+    std::vector<ir::Node*> convs;
+    for (const auto& node : graph.nodes())
+      if (convertible(*node)) convs.push_back(node.get());
+    if (convs.empty()) return false;
+    model.opset_imports[std::string(ops::kKilnDomain)] = 1;
+    for (ir::Node* conv : convs) convert(graph, conv);
+    KILN_RETURN_IF_ERROR(graph.sortTopologically());
+    for (bool changed = true; changed;) {
+      changed = false;
+      std::vector<ir::Node*> nodes;
+      for (const auto& node : graph.nodes()) nodes.push_back(node.get());
+      std::set<ir::Node*> erased;
+      for (ir::Node* node : nodes) {
+        if (erased.count(node)) continue;
+        if (cancel(graph, *node) || sink(graph, node)) {
+          changed = true;
+          if (!node->outputs.empty() && node->outputs[0] && node->outputs[0]->producer != node) {
+            graph.eraseNode(node);
+            erased.insert(node);
+          }
+        }
+      }
+      KILN_RETURN_IF_ERROR(graph.sortTopologically());  // removeDeadNodes walks producers before readers
+      graph.removeDeadNodes();
+    }
+    graph.removeUnusedValues();
+    return true;
+  }
+
+ private:
+  bool convertible(const ir::Node& node) const {
+    if (!node.domain.empty() || node.op_type != "Conv" || node.outputs.size() != 1 || !node.outputs[0]) return false;
+    const ir::Value* x = node.input(0);
+    const ir::Value* w = node.input(1);
+    auto xd = knownDims(x);
+    auto yd = knownDims(node.outputs[0]);
+    if (!xd || xd->size() != 4 || !yd || x->type.dtype != ir::DType::kFloat32) return false;
+    if (!w || !w->isConstant() || w->constant->dtype() != ir::DType::kFloat32 || w->constant->dims().size() != 4)
+      return false;
+    if (captured_.count(x) || captured_.count(node.outputs[0])) return false;
+    const int64_t group = qgraph::intAttribute(node, "group", 1);
+    const int64_t channels = (*xd)[1], filters = w->constant->dims()[0];
+    return group == 1 || (group == channels && filters == channels);
+  }
+
+  // Transpose(v, perm) into a new value, or into `out` when given.
+  ir::Value* transpose(ir::Graph& graph, ir::Value* v, const std::vector<int64_t>& perm, const std::string& node_name,
+                       ir::Value* out = nullptr) {
+    ir::Node* node = graph.addNode("Transpose", qgraph::uniqueName(graph, node_name));
+    node->inputs = {v};
+    ir::Attribute p;
+    p.kind = ir::Attribute::Kind::kInts;
+    p.ints = perm;
+    node->attributes["perm"] = p;
+    if (!out) {
+      out = graph.addValue(qgraph::uniqueName(graph, v->name + (perm == kToNhwc ? "_nhwc" : "_nchw")));
+      out->type = {v->type.dtype, shapeOf(permuted(*knownDims(v), perm))};
+    }
+    out->producer = node;
+    out->producer_output = 0;
+    node->outputs = {out};
+    return out;
+  }
+
+  // `v` (NCHW, known 4-D shape) in NHWC: the value it was transposed from,
+  // else one transpose of it shared by every reader.
+  ir::Value* toNhwc(ir::Graph& graph, ir::Value* v) {
+    if (ir::Value* source = nhwcSource(v)) return source;
+    for (const auto& node : graph.nodes())
+      if (isTranspose(node.get(), kToNhwc) && node->input(0) == v && node->outputs[0]) return node->outputs[0];
+    return transpose(graph, v, kToNhwc, v->name + "/to_nhwc");
+  }
+
+  // `node` with its inputs replaced, writing a new NHWC value; `out` (its old
+  // output) is then the NCHW transpose of that.
+  void replaceInNhwc(ir::Graph& graph, ir::Node* node, std::vector<ir::Value*> inputs, std::string op,
+                     std::string domain) {
+    ir::Value* out = node->outputs[0];
+    ir::Node* nhwc = graph.addNode(std::move(op), qgraph::uniqueName(graph, node->name + "/nhwc"));
+    nhwc->domain = std::move(domain);
+    nhwc->attributes = node->attributes;
+    nhwc->inputs = std::move(inputs);
+    ir::Value* result = graph.addValue(qgraph::uniqueName(graph, out->name + "_nhwc"));
+    result->type = {out->type.dtype, shapeOf(permuted(*knownDims(out), kToNhwc))};
+    result->producer = nhwc;
+    nhwc->outputs = {result};
+    transpose(graph, result, kToNchw, node->name + "/to_nchw", out);
+  }
+
+  void convert(ir::Graph& graph, ir::Node* conv) {
+    const ir::Tensor& w = *conv->input(1)->constant;
+    const std::vector<int64_t> wd = w.dims();  // [M, C/group, kh, kw]
+    const auto* src = reinterpret_cast<const float*>(w.bytes().data());
+    std::vector<float> hwio(static_cast<size_t>(w.elementCount()));
+    for (int64_t m = 0; m < wd[0]; ++m)
+      for (int64_t c = 0; c < wd[1]; ++c)
+        for (int64_t r0 = 0; r0 < wd[2]; ++r0)
+          for (int64_t r1 = 0; r1 < wd[3]; ++r1)
+            hwio[static_cast<size_t>(((r0 * wd[3] + r1) * wd[1] + c) * wd[0] + m)] =
+                src[((m * wd[1] + c) * wd[2] + r0) * wd[3] + r1];
+    ir::Value* weight = qgraph::floatConstant(graph, conv->input(1)->name + "_hwio", {wd[2], wd[3], wd[1], wd[0]}, hwio);
+    std::vector<ir::Value*> inputs = {toNhwc(graph, conv->input(0)), weight};
+    if (conv->input(2)) inputs.push_back(conv->input(2));
+    replaceInNhwc(graph, conv, std::move(inputs), "ConvNhwc", std::string(ops::kKilnDomain));
+  }
+
+  // Transpose(Transpose(a, to NCHW), to NHWC) is a.
+  bool cancel(ir::Graph& graph, ir::Node& node) {
+    if (!isTranspose(&node, kToNhwc)) return false;
+    ir::Value* source = nhwcSource(node.input(0));
+    ir::Value* out = node.outputs[0];
+    if (!source || !out || captured_.count(out)) return false;
+    if (isGraphOutput(graph, out)) return forwardValue(graph, out, source, captured_);
+    graph.replaceAllUses(out, source);
+    return true;
+  }
+
+  // An input of a broadcasting op another of whose inputs comes from NHWC:
+  // its NHWC form (a 4-D tensor transposed, a constant permuted), or nullptr
+  // when it has none.
+  ir::Value* nhwcOperand(ir::Graph& graph, ir::Value* v) {
+    if (ir::Value* source = nhwcSource(v)) return source;
+    auto dims = knownDims(v);
+    if (!dims || dims->size() > 4) return nullptr;
+    if (allOnes(*dims)) return v;  // broadcasts the same in any layout
+    if (!v->isConstant()) return dims->size() == 4 && !captured_.count(v) ? toNhwc(graph, v) : nullptr;
+    if (v->constant->dtype() != ir::DType::kFloat32) return nullptr;
+    // A constant broadcast against NCHW: as rank 4, permuted.
+    std::vector<int64_t> d4(4 - dims->size(), 1);
+    d4.insert(d4.end(), dims->begin(), dims->end());
+    const auto* src = reinterpret_cast<const float*>(v->constant->bytes().data());
+    std::vector<float> values(static_cast<size_t>(v->constant->elementCount()));
+    for (int64_t n = 0, i = 0; n < d4[0]; ++n)
+      for (int64_t c = 0; c < d4[1]; ++c)
+        for (int64_t h = 0; h < d4[2]; ++h)
+          for (int64_t w = 0; w < d4[3]; ++w, ++i)
+            values[static_cast<size_t>(((n * d4[2] + h) * d4[3] + w) * d4[1] + c)] = src[i];
+    return qgraph::floatConstant(graph, v->name + "_nhwc", permuted(d4, kToNhwc), values);
+  }
+
+  // E(Transpose(a, to NCHW), ...) becomes Transpose(E(a, ...), to NCHW).
+  bool sink(ir::Graph& graph, ir::Node* node) {
+    if (!node->domain.empty() || node->outputs.size() != 1 || !node->outputs[0]) return false;
+    ir::Value* out = node->outputs[0];
+    auto out_dims = knownDims(out);
+    if (!out_dims || out_dims->size() != 4 || captured_.count(out)) return false;
+    const std::string& op = node->op_type;
+    std::vector<ir::Value*> inputs = node->inputs;
+    if (unaryOps().count(op)) {
+      ir::Value* source = nhwcSource(node->input(0));
+      if (!source) return false;
+      inputs[0] = source;
+      for (size_t i = 1; i < inputs.size(); ++i) {
+        auto d = knownDims(inputs[i]);
+        if (inputs[i] && (!d || !allOnes(*d))) return false;
+      }
+    } else if (broadcastOps().count(op)) {
+      if (std::none_of(inputs.begin(), inputs.end(), [](const ir::Value* in) { return nhwcSource(in); })) return false;
+      for (ir::Value*& in : inputs)
+        if (!(in = nhwcOperand(graph, in))) return false;
+    } else if (poolOps().count(op)) {
+      ir::Value* source = nhwcSource(node->input(0));
+      if (!source || source->type.dtype != ir::DType::kFloat32) return false;
+      replaceInNhwc(graph, node, {source}, op + "Nhwc", std::string(ops::kKilnDomain));
+      return true;
+    } else if (op == "Concat") {
+      const ir::Attribute* axis = node->attribute("axis");
+      if (!axis || (axis->i != 1 && axis->i != -3)) return false;
+      for (ir::Value*& in : inputs)
+        if (!(in = nhwcSource(in))) return false;
+      replaceInNhwc(graph, node, inputs, op, "");
+      ir::Node* nhwc = node->outputs[0]->producer->input(0)->producer;
+      nhwc->attributes["axis"].i = 3;
+      return true;
+    } else {
+      return false;
+    }
+    replaceInNhwc(graph, node, std::move(inputs), op, "");
+    return true;
+  }
+
+  std::unordered_set<const ir::Value*> captured_;
+};
+
+}  // namespace
+
+std::unique_ptr<Pass> createChannelsLast() { return std::make_unique<ChannelsLast>(); }
+
+}  // namespace kiln::passes

@@ -1,0 +1,198 @@
+// channels-last: float32 2-D convolutions become kiln.ConvNhwc between
+// transposes, and the transposes between two convolutions cancel through
+// the elementwise, broadcast and Concat nodes that separate them; the
+// outputs stay the same.
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "compiler/ir/printer.h"
+#include "compiler/onnx/importer.h"
+#include "compiler/onnx/writer.h"
+#include "tests/passes/model_check.h"
+#include "tests/testing/artifact_fixture.h"
+
+namespace kiln::testing {
+namespace {
+
+int countOps(const ir::Graph& graph, const std::string& op) {
+  int n = 0;
+  for (const auto& node : graph.nodes()) n += node->op_type == op;
+  return n;
+}
+
+ir::Node* conv(TestGraph& g, ir::Value* x, int64_t in, int64_t out, int64_t kernel, const std::string& name,
+               int64_t group = 1, int64_t stride = 1) {
+  ir::Node* node =
+      g.node("Conv", {x, g.randomConstant(name + "_w", {out, in / group, kernel, kernel}), g.randomConstant(name + "_b", {out})},
+             name);
+  const int64_t pad = kernel / 2;
+  setInts(node, "pads", {pad, pad, pad, pad});
+  setInts(node, "strides", {stride, stride});
+  setInt(node, "group", group);
+  return node;
+}
+
+// An inverted-residual block and a two-branch concat, as in MobileNetV2 and
+// Inception: Conv -> Clip -> depthwise Conv -> Relu -> Conv -> Add(residual)
+// -> Mul(per-channel) -> Concat(axis 1) of two Convs -> Sigmoid.
+std::unique_ptr<ir::Model> block() {
+  TestGraph g;
+  ir::Value* x = g.input("x", {1, 8, 9, 10});
+  ir::Value* expand = conv(g, x, 8, 16, 1, "expand")->outputs[0];
+  ir::Value* clipped = g.op("Clip", {expand, g.constant("lo", {}, {0.0f}), g.constant("hi", {}, {6.0f})}, "clip");
+  ir::Value* dw = conv(g, clipped, 16, 16, 3, "dw", 16)->outputs[0];
+  ir::Value* relu = g.op("Relu", {dw}, "relu");
+  ir::Value* project = conv(g, relu, 16, 8, 1, "project")->outputs[0];
+  ir::Value* residual = g.op("Add", {x, project}, "residual");
+  ir::Value* scaled = g.op("Mul", {residual, g.randomConstant("scale", {8, 1, 1})}, "scaled");
+  ir::Value* left = conv(g, scaled, 8, 4, 3, "left")->outputs[0];
+  ir::Value* right = conv(g, scaled, 8, 6, 3, "right", 1, 2)->outputs[0];
+  ir::Value* right_up = g.op("Relu", {right}, "right_relu");
+  ir::Value* left_down = conv(g, left, 4, 5, 3, "left_down", 1, 2)->outputs[0];
+  ir::Node* cat = g.node("Concat", {left_down, right_up}, "cat");
+  setInt(cat, "axis", 1);
+  g.output(g.op("Sigmoid", {cat->outputs[0]}, "y"));
+  return g.take();
+}
+
+TEST(ChannelsLastTest, ConvolutionChainsRunChannelsLastBetweenTwoTransposes) {
+  auto after = runPasses(block, {"channels-last"});
+  const ir::Graph& graph = after->graph;
+  EXPECT_EQ(countOps(graph, "Conv"), 0) << ir::printModel(*after);
+  EXPECT_EQ(countOps(graph, "ConvNhwc"), 6);
+  // x is read twice (the first Conv and the residual Add) through one
+  // transpose to NHWC; y is written through one transpose back.
+  EXPECT_EQ(countOps(graph, "Transpose"), 2) << ir::printModel(*after);
+  EXPECT_EQ(graph.outputs[0]->name, "y");
+  EXPECT_EQ(graph.outputs[0]->producer->op_type, "Transpose");
+  EXPECT_EQ(after->opset_imports.at("kiln"), 1);
+  EXPECT_TRUE(passesKeepOutputs(block, {"channels-last"}));
+}
+
+// Pools run channels-last too (kiln.MaxPoolNhwc...), so a ResNet stem or a
+// SqueezeNet stage stays in one layout: Conv -> MaxPool (ceil mode, padded)
+// -> Conv -> AveragePool (padding not counted) -> GlobalMaxPool and
+// GlobalAveragePool of two branches -> Add -> Flatten.
+std::unique_ptr<ir::Model> pools() {
+  TestGraph g;
+  ir::Value* x = g.input("x", {1, 3, 17, 16});
+  ir::Value* stem = g.op("Relu", {conv(g, x, 3, 8, 3, "stem", 1, 2)->outputs[0]}, "stem_relu");
+  ir::Node* max = g.node("MaxPool", {stem}, "max");
+  setInts(max, "kernel_shape", {3, 3});
+  setInts(max, "strides", {2, 2});
+  setInts(max, "pads", {1, 1, 1, 1});
+  setInt(max, "ceil_mode", 1);
+  ir::Value* body = conv(g, max->outputs[0], 8, 16, 3, "body")->outputs[0];
+  ir::Node* avg = g.node("AveragePool", {body}, "avg");
+  setInts(avg, "kernel_shape", {2, 2});
+  setInts(avg, "pads", {0, 0, 1, 1});
+  setInts(avg, "strides", {2, 2});
+  ir::Value* a = g.op("GlobalMaxPool", {avg->outputs[0]}, "gmax");
+  ir::Value* b = g.op("GlobalAveragePool", {body}, "gavg");
+  ir::Value* sum = g.op("Add", {a, b}, "sum");
+  ir::Node* flat = g.node("Flatten", {sum}, "flat");
+  setInt(flat, "axis", 1);
+  g.output(flat->outputs[0]);
+  return g.take();
+}
+
+TEST(ChannelsLastTest, PoolsRunChannelsLast) {
+  auto after = runPasses(pools, {"channels-last"});
+  const ir::Graph& graph = after->graph;
+  for (const char* op : {"MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool"}) {
+    EXPECT_EQ(countOps(graph, op), 0) << op << "\n" << ir::printModel(*after);
+    EXPECT_EQ(countOps(graph, std::string(op) + "Nhwc"), 1) << op;
+  }
+  EXPECT_EQ(countOps(graph, "Transpose"), 2) << ir::printModel(*after);
+  EXPECT_TRUE(passesKeepOutputs(pools, {"channels-last"}));
+}
+
+// A graph output in the middle of a chain stays NCHW, and the chain goes
+// on channels-last past it.
+TEST(ChannelsLastTest, OutputsInsideAChainStayNchw) {
+  auto make = [] {
+    TestGraph g;
+    ir::Value* x = g.input("x", {2, 3, 7, 7});
+    ir::Value* a = g.op("Relu", {conv(g, x, 3, 5, 3, "a")->outputs[0]}, "a_relu");
+    ir::Value* b = conv(g, a, 5, 4, 3, "b")->outputs[0];
+    g.output(a);
+    g.output(b);
+    return g.take();
+  };
+  auto after = runPasses(make, {"channels-last"});
+  EXPECT_EQ(countOps(after->graph, "ConvNhwc"), 2);
+  EXPECT_EQ(countOps(after->graph, "Transpose"), 3) << ir::printModel(*after);
+  EXPECT_EQ(after->graph.outputs[0]->name, "a_relu");
+  EXPECT_EQ(after->graph.outputs[1]->name, "b");
+  EXPECT_TRUE(passesKeepOutputs(make, {"channels-last"}));
+}
+
+// Left NCHW: a grouped convolution that is not depthwise, one whose weight
+// is an input, a 1-D and a 3-D convolution.
+TEST(ChannelsLastTest, LeavesWhatConvNhwcDoesNotTake) {
+  auto make = [] {
+    TestGraph g;
+    ir::Value* x = g.input("x", {1, 4, 6, 6});
+    ir::Value* grouped = conv(g, x, 4, 6, 3, "grouped", 2)->outputs[0];
+    ir::Value* w = g.input("w", {3, 6, 1, 1});
+    ir::Value* dynamic = g.op("Conv", {grouped, w}, "dynamic");
+    ir::Value* x1 = g.input("x1", {1, 2, 9});
+    ir::Value* conv1d = g.op("Conv", {x1, g.randomConstant("w1", {3, 2, 3})}, "conv1d");
+    ir::Value* x3 = g.input("x3", {1, 2, 3, 3, 3});
+    ir::Value* conv3d = g.op("Conv", {x3, g.randomConstant("w3", {2, 2, 1, 1, 1})}, "conv3d");
+    g.output(dynamic);
+    g.output(conv1d);
+    g.output(conv3d);
+    return g.take();
+  };
+  auto after = runPasses(make, {"channels-last"});
+  EXPECT_EQ(opSequence(after->graph), opSequence(make()->graph)) << ir::printModel(*after);
+  EXPECT_FALSE(after->opset_imports.count("kiln"));
+}
+
+// The -O pipeline runs the pass for the CPU target only, and never when the
+// graph is written back as ONNX for other runtimes.
+TEST(ChannelsLastTest, RunsForTheCpuTargetOnly) {
+  auto make = [] {
+    TestGraph g;
+    g.output(conv(g, g.input("x", {1, 3, 8, 8}), 3, 4, 3, "c")->outputs[0]);
+    return g.take();
+  };
+  for (const char* target : {"cpu", "cuda"}) {
+    driver::CompileOptions options;
+    options.target = target;
+    options.on_lowered = [&](const ir::Model& model, const lower::Program&) {
+      EXPECT_EQ(countOps(model.graph, "ConvNhwc"), std::string(target) == "cpu" ? 1 : 0) << target;
+    };
+    auto program = compileProgram(make, options);
+    EXPECT_TRUE(program.isOk()) << program.status().message();
+  }
+  // --emit onnx: never channels-last at -O2, and refused when --passes asks
+  // for it (other runtimes cannot read kiln.ConvNhwc).
+  TempDir tmp;
+  ASSERT_TRUE(frontend::writeOnnxFile(*make(), tmp.file("conv.onnx")).isOk());
+  driver::CompileOptions onnx;
+  onnx.emit = driver::Stage::kOnnx;
+  std::ostringstream log;
+  ASSERT_TRUE(driver::compileFile(tmp.file("conv.onnx"), tmp.file("out.onnx"), onnx, log).isOk());
+  auto written = frontend::importOnnxFile(tmp.file("out.onnx"));
+  ASSERT_TRUE(written.isOk()) << written.status().message();
+  EXPECT_EQ(opSequence((*written)->graph), "Conv");
+  onnx.pipeline.passes = {"channels-last"};
+  auto refused = driver::compileFile(tmp.file("conv.onnx"), tmp.file("out2.onnx"), onnx, log);
+  ASSERT_FALSE(refused.isOk());
+  EXPECT_EQ(refused.status().message(),
+            "--emit onnx: the graph holds Kiln's own ops (domain 'kiln', written by the channels-last pass), which "
+            "other runtimes cannot read; leave channels-last out of --passes");
+
+  driver::CompileOptions no_layout;
+  no_layout.pipeline.disabled.insert("channels-last");
+  no_layout.on_lowered = [&](const ir::Model& model, const lower::Program&) {
+    EXPECT_EQ(countOps(model.graph, "Conv"), 1);
+  };
+  EXPECT_TRUE(compileProgram(make, no_layout).isOk());
+}
+
+}  // namespace
+}  // namespace kiln::testing
