@@ -113,7 +113,16 @@ bool storesAtAxes(const kir::Stage& stage) {
 void chooseTile(ContractionPlan& plan, int64_t extent_v, int64_t extent_row) {
   static constexpr int kRowsForVectors[] = {0, 14, 12, 8, 6};
   static constexpr int kRowsReadingVector[] = {0, 8, 6, 4, 4};
-  plan.vectors = static_cast<int>(std::clamp<int64_t>((extent_v + kVectorLanes - 1) / kVectorLanes, 1, 4));
+  // Vectors per block: the fewest padding vectors over all blocks, then the
+  // widest block. 96 lanes are two blocks of 3 vectors rather than one of 4
+  // and one of 4 with 2 padding; 144 are three of 3 rather than three of 4.
+  const int64_t needed = std::max<int64_t>(1, (extent_v + kVectorLanes - 1) / kVectorLanes);
+  plan.vectors = static_cast<int>(std::min<int64_t>(needed, 4));
+  int64_t least_padding = (needed + plan.vectors - 1) / plan.vectors * plan.vectors - needed;
+  for (int v = plan.vectors - 1; v >= 2; --v) {
+    const int64_t padding = (needed + v - 1) / v * v - needed;
+    if (padding < least_padding) plan.vectors = v, least_padding = padding;
+  }
   const int* table = plan.rows_read_vector ? kRowsReadingVector : kRowsForVectors;
   // As many rows as fit, spread evenly over the tiles: 7 rows are tiles of
   // 4 and 3 rather than 6 and a lone 1.

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/Module.h>
 #include <llvm/IR/IntrinsicsX86.h>
+
+#include "compiler/kir/affine.h"
 
 namespace kiln::codegen::cpu {
 namespace {
@@ -145,6 +148,8 @@ class ContractionEmitter {
     llvm::Value* offset = e_.emit(plan_.flat_index);
     llvm::Value* zero = llvm::Constant::getNullValue(vec_);
     std::vector<int64_t> lanes(kVectorLanes);
+    // Inside the guard (tileInside) with every block full, no lane needs a mask.
+    const bool unmasked = assume_inside_ && extent_v_ % plan_.blockLanes() == 0;
     if (plan_.v_stride == 2) {
       // Element e of the two loads is lane e / 2 when e is even; odd
       // elements are masked off. The masks come from the lanes' guards
@@ -155,12 +160,34 @@ class ContractionEmitter {
       llvm::Value* first = b_.CreateGEP(f32_, base, offset);
       llvm::Value* halves[2];
       for (int h = 0; h < 2; ++h) {
+        if (unmasked) {
+          halves[h] = b_.CreateAlignedLoad(vec_, b_.CreateGEP(f32_, first, b_.getInt64(h * kVectorLanes)), llvm::Align(4));
+          continue;
+        }
         for (int e = 0; e < kVectorLanes; ++e) lanes[static_cast<size_t>(e)] = (h * kVectorLanes + e) / 2;
         llvm::Value* mask = b_.CreateAnd(laneMask(lanes, v), evenElements());
         halves[h] = b_.CreateMaskedLoad(vec_, b_.CreateGEP(f32_, first, b_.getInt64(h * kVectorLanes)), llvm::Align(4),
                                         mask, zero);
       }
       return b_.CreateShuffleVector(halves[0], halves[1], evens);
+    }
+    if (unmasked && plan_.v_stride == 1)
+      return b_.CreateAlignedLoad(vec_, b_.CreateGEP(f32_, base, offset), llvm::Align(4));
+    if (plan_.v_stride == 1 && guardUniformOverLanes()) {
+      // Every lane has the same guard (a channels-last depthwise window):
+      // one scalar test picks the row's address or a zero row, and the load
+      // needs a mask only past the axis's end.
+      llvm::Value* inside = b_.getTrue();
+      if (!assume_inside_)
+        for (const ContractionPlan::LaneCondition& c : plan_.guard)
+          inside = b_.CreateAnd(inside, b_.CreateICmp(predicate(c.op), e_.emit(c.difference), b_.getInt64(0)));
+      llvm::Value* at = b_.CreateSelect(inside, b_.CreateGEP(f32_, base, offset), zeroRow(kVectorLanes));
+      if (extent_v_ % plan_.blockLanes() == 0) return b_.CreateAlignedLoad(vec_, at, llvm::Align(4));
+      for (int i = 0; i < kVectorLanes; ++i) lanes[static_cast<size_t>(i)] = i;
+      llvm::Type* index_type = b_.getInt64Ty();
+      llvm::Value* tail = b_.CreateICmpSLT(laneConstants(lanes, index_type),
+                                           b_.CreateVectorSplat(kVectorLanes, b_.CreateSub(b_.getInt64(extent_v_), v)));
+      return b_.CreateMaskedLoad(vec_, at, llvm::Align(4), tail, zero);
     }
     for (int i = 0; i < kVectorLanes; ++i) lanes[static_cast<size_t>(i)] = i;
     llvm::Value* mask = laneMask(lanes, v);
@@ -170,6 +197,13 @@ class ContractionEmitter {
                                         b_.CreateMul(laneConstants(lanes, b_.getInt64Ty()),
                                                      b_.CreateVectorSplat(kVectorLanes, b_.getInt64(plan_.v_stride))));
     return b_.CreateMaskedGather(vec_, b_.CreateGEP(f32_, base, offsets), llvm::Align(4), mask, zero);
+  }
+
+  // No guard condition varies across the lanes of a vector.
+  bool guardUniformOverLanes() const {
+    return outer_id_ < 0 && std::all_of(plan_.guard.begin(), plan_.guard.end(), [](const ContractionPlan::LaneCondition& c) {
+             return c.v_coeff == 0;
+           });
   }
 
   // Which of 16 elements read inside the axis and the guard, element e
@@ -182,6 +216,7 @@ class ContractionEmitter {
     llvm::Value* vzero = llvm::Constant::getNullValue(ids->getType());
     llvm::Value* mask = b_.CreateICmpSLT(ids, splat(b_.CreateSub(b_.getInt64(extent_v_), v)));
     if (outer_id_ >= 0) return mergedLaneMask(ids, v, mask, splat);
+    if (assume_inside_) return mask;  // tileInside holds: the axis's end alone masks
     llvm::Value* uniform = nullptr;  // the conditions that do not vary across lanes
     for (const ContractionPlan::LaneCondition& c : plan_.guard) {
       llvm::CmpInst::Predicate pred = predicate(c.op);
@@ -287,7 +322,56 @@ class ContractionEmitter {
     panel_ = b_.CreateInBoundsGEP(i8, panels_, b_.CreateAdd(start, b_.getInt64(dotPanelsHeaderBytes(plan_, stage_))));
   }
 
+  // A guarded plan's tile whose every row, reduction point and lane lies
+  // inside the guard (a padded convolution's interior, most of its tiles)
+  // runs a copy of the tile without the guard's masks; the edge tiles keep
+  // them. Both copies compute the same sums.
   void tileAt(int rows, llvm::Value* r0) {
+    if (!plan_.guarded_load || plan_.guard.empty() || outer_id_ >= 0) return tileBody(rows, r0);
+    e_.branch(
+        tileInside(rows, r0),
+        [&] {
+          assume_inside_ = true;
+          tileBody(rows, r0);
+          assume_inside_ = false;
+        },
+        [&] { tileBody(rows, r0); });
+  }
+
+  // Whether every guard condition holds over the whole tile. Each
+  // condition's difference is affine, so its least (for >=, >) or greatest
+  // (for <, <=) value over the tile's box of rows, reduction points and the
+  // block's lanes is its value at the box's first corner plus, for each
+  // variable, its coefficient times its span where that lowers (raises) it.
+  llvm::Value* tileInside(int rows, llvm::Value* r0) {
+    std::map<int, int64_t> span;  // variable id -> last value - first value
+    for (const kir::IterVar& k : plan_.k_order) {
+      e_.bind(k.id, b_.getInt64(0));
+      span[k.id] = k.extent - 1;
+    }
+    if (plan_.row_axis >= 0) {
+      e_.bind(stage_.axes[plan_.row_axis].id, r0);
+      span[stage_.axes[plan_.row_axis].id] = rows - 1;
+    }
+    bindVector(v0_);
+    span[v_id_] = plan_.blockLanes() - 1;
+    llvm::Value* inside = b_.getTrue();
+    for (const ContractionPlan::LaneCondition& c : plan_.guard) {
+      std::optional<kir::Affine> d = kir::affine(c.difference);
+      if (!d) return b_.getFalse();
+      const bool least = c.op == kir::BinaryOp::kGe || c.op == kir::BinaryOp::kGt;
+      int64_t shift = 0;
+      for (auto [id, extent] : span) {
+        const int64_t change = d->of(id) * extent;
+        shift += least ? std::min<int64_t>(0, change) : std::max<int64_t>(0, change);
+      }
+      llvm::Value* bound = b_.CreateAdd(e_.emit(c.difference), b_.getInt64(shift));
+      inside = b_.CreateAnd(inside, b_.CreateICmp(predicate(c.op), bound, b_.getInt64(0)));
+    }
+    return inside;
+  }
+
+  void tileBody(int rows, llvm::Value* r0) {
     for (int i = 0; i < rows; ++i)
       for (int j = 0; j < plan_.vectors; ++j) {
         llvm::Value* start = llvm::Constant::getNullValue(acc_vec_);
@@ -551,6 +635,7 @@ class ContractionEmitter {
   llvm::Value* initial_ = nullptr;  // dot panels: the block's initial accumulators
   llvm::AllocaInst* pairs_ = nullptr;  // bf16: each row's current chunk of S as 16 pairs
   llvm::Value* k_inner_ = nullptr;     // the innermost reduction loop's variable
+  bool assume_inside_ = false;         // emitting the tile tileInside proved inside the guard
   std::vector<llvm::Value*> scalar_rows_;  // hoisted_scalar_guard: each row's S address at k_inner 0
 };
 

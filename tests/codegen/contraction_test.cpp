@@ -85,8 +85,9 @@ void expectArtifactMatchesReference(const ModelFactory& make, bool channels_last
 class ConvContraction : public ::testing::TestWithParam<std::tuple<ConvCase, bool>> {};
 
 TEST_P(ConvContraction, MatchesReference) {
-  const auto& [conv, channels_last] = GetParam();
-  expectArtifactMatchesReference([&] { return convModel(conv); }, channels_last);
+  // std::get, not a structured binding: clang 14 cannot capture one.
+  const ConvCase& conv = std::get<0>(GetParam());
+  expectArtifactMatchesReference([&] { return convModel(conv); }, std::get<1>(GetParam()));
 }
 
 // A small CNN whose every op has a channels-last form: Conv stem (stride 2)

@@ -129,7 +129,7 @@ std::vector<Bytes> randomInputs(const lower::Program& program, unsigned seed) {
           break;
         }
         default:  // bool and the rest: random bytes, masked to 0/1 for bool
-          for (size_t k = 0; k < ir::byteSize(buffer.dtype); ++k)
+          for (size_t k = 0; k < static_cast<size_t>(ir::byteSize(buffer.dtype)); ++k)
             bytes[i * ir::byteSize(buffer.dtype) + k] = std::byte(rng() & (buffer.dtype == ir::DType::kBool ? 1 : 0xff));
       }
     }
