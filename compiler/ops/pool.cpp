@@ -204,11 +204,18 @@ Status lowerGlobalPool(LowerContext& ctx, bool average, Layout layout) {
   x_index.insert(x_index.end(), window.begin(), window.end());
   if (layout == Layout::kChannelsLast) x_index.push_back(axes.back());
   Expr x_elem = toCompute(x.load(x_index));
-  Expr value = kir::reduce(average ? kir::ReduceOp::kSum : kir::ReduceOp::kMax, window, x_elem);
-  if (average) {
-    int64_t count = 1;
-    for (int64_t s : spatial) count *= s;
-    value = value / static_cast<double>(count);
+  int64_t count = 1;
+  for (int64_t s : spatial) count *= s;
+  Expr value;
+  if (!average) {
+    value = kir::reduce(kir::ReduceOp::kMax, window, x_elem);
+  } else if (layout == Layout::kChannelsLast && x_elem.dtype() == ir::DType::kFloat32) {
+    // sum(x * 1/count): a product under the sum, which the CPU backend
+    // tiles as a contraction vectorized along the channel (X is contiguous
+    // there); a plain sum would reduce each channel alone, at a stride.
+    value = kir::reduce(kir::ReduceOp::kSum, window, x_elem * (1.0 / static_cast<double>(count)));
+  } else {
+    value = kir::reduce(kir::ReduceOp::kSum, window, x_elem) / static_cast<double>(count);
   }
   kb.compute(y, axes, kir::cast(y.dtype(), value));
   return Status::ok();

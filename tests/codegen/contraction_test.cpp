@@ -254,5 +254,32 @@ INSTANTIATE_TEST_SUITE_P(
                       NhwcCase{{"depthwise3x3", 32, 32, 14, 14, 3, 1, 32, {1, 1, 1, 1}}, false, false, true, 32}),
     [](const ::testing::TestParamInfo<NhwcCase>& info) { return info.param.conv.name; });
 
+// A channels-last GlobalAveragePool is planned as a contraction vectorized
+// along the channel (X contiguous there), not as one strided sum per channel.
+TEST(ChannelsLastModel, GlobalAveragePoolVectorizesAlongTheChannel) {
+  auto make = [] {
+    TestGraph g;
+    ir::Value* x = g.input("x", {1, 8, 20, 21});
+    ir::Value* c = g.op("Conv", {x, g.randomConstant("w", {40, 8, 1, 1})}, "conv");
+    g.output(g.op("GlobalAveragePool", {c}, "gap"));
+    return g.take();
+  };
+  auto program = compileProgram(make, layoutOptions(true));
+  ASSERT_TRUE(program.isOk()) << program.status().message();
+  int pools = 0;
+  for (const lower::KernelCall& call : program->calls) {
+    if (call.kernel.name.find("GlobalAveragePoolNhwc") == std::string::npos) continue;
+    ++pools;
+    auto no_constants = [](int) -> const ir::Tensor* { return nullptr; };
+    std::optional<codegen::cpu::ContractionPlan> plan =
+        codegen::cpu::planContraction(call.kernel, call.kernel.stages[0], no_constants);
+    ASSERT_TRUE(plan.has_value());
+    EXPECT_EQ(plan->v_axis, 3);
+    EXPECT_EQ(codegen::cpu::vectorExtent(call.kernel.stages[0], *plan), 40);
+  }
+  EXPECT_EQ(pools, 1);
+  expectArtifactMatchesReference(make, true);
+}
+
 }  // namespace
 }  // namespace kiln::testing
