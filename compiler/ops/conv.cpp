@@ -190,28 +190,11 @@ Status lowerConvNhwc(LowerContext& ctx) {
 }  // namespace
 
 void registerConvOps(OpRegistry& registry) {
-  registry.add(OpSchema{kKilnDomain,
-                        "ConvNhwc",
-                        {1},
-                        {{"auto_pad", Kind::kString},
-                         {"dilations", Kind::kInts},
-                         {"group", Kind::kInt},
-                         {"kernel_shape", Kind::kInts},
-                         {"pads", Kind::kInts},
-                         {"strides", Kind::kInts}},
-                        inferConvNhwc,
-                        lowerConvNhwc});
-  registry.add(OpSchema{"",
-                        "Conv",
-                        {1, 11},
-                        {{"auto_pad", Kind::kString},
-                         {"dilations", Kind::kInts},
-                         {"group", Kind::kInt},
-                         {"kernel_shape", Kind::kInts},
-                         {"pads", Kind::kInts},
-                         {"strides", Kind::kInts}},
-                        inferConv,
-                        lowerConv});
+  const std::vector<AttrSpec> attributes = {{"auto_pad", Kind::kString}, {"dilations", Kind::kInts},
+                                            {"group", Kind::kInt},       {"kernel_shape", Kind::kInts},
+                                            {"pads", Kind::kInts},       {"strides", Kind::kInts}};
+  registry.add(OpSchema{kKilnDomain, "ConvNhwc", {1}, attributes, inferConvNhwc, lowerConvNhwc});
+  registry.add(OpSchema{"", "Conv", {1, 11}, attributes, inferConv, lowerConv});
 }
 
 }  // namespace kiln::ops

@@ -48,6 +48,22 @@ std::unique_ptr<ir::Model> convModel(const ConvCase& c) {
   return g.take();
 }
 
+// The contraction plans of a program's stages, in kernel order (stages the
+// planner does not take are left out).
+std::vector<std::pair<const kir::Stage*, codegen::cpu::ContractionPlan>> plansOf(const lower::Program& program) {
+  std::vector<std::pair<const kir::Stage*, codegen::cpu::ContractionPlan>> plans;
+  for (const lower::KernelCall& call : program.calls) {
+    auto constant_of = [&](int param) -> const ir::Tensor* {
+      const lower::ProgramBuffer& pb = program.buffers[call.args[param]];
+      return pb.kind == lower::ProgramBuffer::Kind::kConstant ? &*pb.constant : nullptr;
+    };
+    for (const kir::Stage& stage : call.kernel.stages)
+      if (std::optional<codegen::cpu::ContractionPlan> plan = codegen::cpu::planContraction(call.kernel, stage, constant_of))
+        plans.emplace_back(&stage, std::move(*plan));
+  }
+  return plans;
+}
+
 // The options that compile a convolution in NCHW or channels-last.
 driver::CompileOptions layoutOptions(bool channels_last) {
   driver::CompileOptions options;
@@ -179,26 +195,16 @@ TEST_P(ConvMerge, PlansTheVectorIndex) {
   const MergeCase& c = GetParam();
   auto program = compileProgram([&] { return convModel(c.conv); }, layoutOptions(false));
   ASSERT_TRUE(program.isOk()) << program.status().message();
-  int planned = 0;
-  for (const lower::KernelCall& call : program->calls) {
-    auto constant_of = [&](int param) -> const ir::Tensor* {
-      const lower::ProgramBuffer& pb = program->buffers[call.args[param]];
-      return pb.kind == lower::ProgramBuffer::Kind::kConstant ? &*pb.constant : nullptr;
-    };
-    for (const kir::Stage& stage : call.kernel.stages) {
-      std::optional<codegen::cpu::ContractionPlan> plan = codegen::cpu::planContraction(call.kernel, stage, constant_of);
-      if (!plan) continue;
-      ++planned;
-      if (c.vector_extent == 0) {
-        EXPECT_EQ(plan->v_outer_axis, -1);
-      } else {
-        EXPECT_GE(plan->v_outer_axis, 0);
-        EXPECT_EQ(codegen::cpu::vectorExtent(stage, *plan), c.vector_extent);
-        EXPECT_FALSE(plan->packed);
-      }
-    }
+  auto plans = plansOf(*program);
+  ASSERT_EQ(plans.size(), 1u);
+  const auto& [stage, plan] = plans[0];
+  if (c.vector_extent == 0) {
+    EXPECT_EQ(plan.v_outer_axis, -1);
+  } else {
+    EXPECT_GE(plan.v_outer_axis, 0);
+    EXPECT_EQ(codegen::cpu::vectorExtent(*stage, plan), c.vector_extent);
+    EXPECT_FALSE(plan.packed);
   }
-  EXPECT_EQ(planned, 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -227,24 +233,14 @@ TEST_P(ConvNhwcPlan, PlansTheChannelAxis) {
   const NhwcCase& c = GetParam();
   auto program = compileProgram([&] { return convModel(c.conv); }, layoutOptions(true));
   ASSERT_TRUE(program.isOk()) << program.status().message();
-  int planned = 0;
-  for (const lower::KernelCall& call : program->calls) {
-    auto constant_of = [&](int param) -> const ir::Tensor* {
-      const lower::ProgramBuffer& pb = program->buffers[call.args[param]];
-      return pb.kind == lower::ProgramBuffer::Kind::kConstant ? &*pb.constant : nullptr;
-    };
-    for (const kir::Stage& stage : call.kernel.stages) {
-      std::optional<codegen::cpu::ContractionPlan> plan = codegen::cpu::planContraction(call.kernel, stage, constant_of);
-      if (!plan) continue;
-      ++planned;
-      EXPECT_EQ(plan->packed, c.packed);
-      EXPECT_EQ(plan->hoisted_scalar_guard, c.hoisted_guard);
-      EXPECT_EQ(plan->scalar_vector, c.scalar_vector);
-      EXPECT_EQ(codegen::cpu::vectorExtent(stage, *plan), c.vector_extent);
-      EXPECT_LE(plan->rows, 8);
-    }
-  }
-  EXPECT_EQ(planned, 1);
+  auto plans = plansOf(*program);
+  ASSERT_EQ(plans.size(), 1u);
+  const auto& [stage, plan] = plans[0];
+  EXPECT_EQ(plan.packed, c.packed);
+  EXPECT_EQ(plan.hoisted_scalar_guard, c.hoisted_guard);
+  EXPECT_EQ(plan.scalar_vector, c.scalar_vector);
+  EXPECT_EQ(codegen::cpu::vectorExtent(*stage, plan), c.vector_extent);
+  EXPECT_LE(plan.rows, 8);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -266,18 +262,12 @@ TEST(ChannelsLastModel, GlobalAveragePoolVectorizesAlongTheChannel) {
   };
   auto program = compileProgram(make, layoutOptions(true));
   ASSERT_TRUE(program.isOk()) << program.status().message();
-  int pools = 0;
-  for (const lower::KernelCall& call : program->calls) {
-    if (call.kernel.name.find("GlobalAveragePoolNhwc") == std::string::npos) continue;
-    ++pools;
-    auto no_constants = [](int) -> const ir::Tensor* { return nullptr; };
-    std::optional<codegen::cpu::ContractionPlan> plan =
-        codegen::cpu::planContraction(call.kernel, call.kernel.stages[0], no_constants);
-    ASSERT_TRUE(plan.has_value());
-    EXPECT_EQ(plan->v_axis, 3);
-    EXPECT_EQ(codegen::cpu::vectorExtent(call.kernel.stages[0], *plan), 40);
-  }
-  EXPECT_EQ(pools, 1);
+  auto plans = plansOf(*program);  // the convolution's, then the pool's
+  ASSERT_EQ(plans.size(), 2u);
+  const auto& [stage, plan] = plans[1];
+  EXPECT_FALSE(plan.packed);
+  EXPECT_EQ(plan.v_axis, 3);
+  EXPECT_EQ(codegen::cpu::vectorExtent(*stage, plan), 40);
   expectArtifactMatchesReference(make, true);
 }
 
