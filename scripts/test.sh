@@ -2,8 +2,8 @@
 # Sets up, builds and runs every test: what CI runs, through .ci/run.
 #   1. the whole tree built once with AddressSanitizer, LeakSanitizer and
 #      UndefinedBehaviorSanitizer (clang-14, build-asan/), and the test suite
-#      run there by ctest: unit tests, CLI, Python binding, install, the ONNX
-#      conformance run; all but the codegen-vs-reference sweep (below);
+#      run there by ctest: every test (unit tests, CLI, Python binding,
+#      install, the ONNX conformance run, the codegen-vs-reference sweep);
 #   2. the runtime's threading and load tests under ThreadSanitizer
 #      (build-tsan/);
 #   3. a short libFuzzer run of every fuzz target (built in build-asan/ too).
@@ -11,14 +11,13 @@
 # (a fresh clone runs it end to end in about 21 minutes on 2 cores;
 # docs/security.md, "What CI runs"). With KILN_CI_SECURITY=0 the script
 # builds the plain optimized tree instead (build/, as scripts/build.sh builds
-# it) and runs the whole suite there, the codegen-vs-reference sweep too, no
+# it) and runs the whole suite there, no
 # sanitizer or fuzz step: the quicker check while developing.
 # Extra arguments go to ctest.
 # Environment: KILN_JOBS; KILN_CI_SECURITY (1, the default, or 0);
 # KILN_CI_FUZZ_SECONDS (default 15 per target); KILN_CI_FUZZ_TARGETS, a
 # space-separated subset of the fuzz targets; KILN_SANITIZE_EXCLUDE, a ctest
-# -E regex of tests to leave out of step 1 (default CodegenVsReference; set
-# and empty: none).
+# -E regex of tests to leave out of step 1 (default: none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${KILN_JOBS:-$(nproc)}
@@ -41,10 +40,6 @@ case "${KILN_CI_SECURITY:-1}" in
      exit 2 ;;
 esac
 
-# The codegen-vs-reference sweep (932 cases, one process each) would take CI
-# past its time under ASan; the conformance run still checks the same kernels.
-# KILN_SANITIZE_EXCLUDE= (set, empty) runs it too.
-export KILN_SANITIZE_EXCLUDE=${KILN_SANITIZE_EXCLUDE-CodegenVsReference}
 phase "ASan+UBSan build, and the test suite under ASan+LeakSanitizer+UBSan" bash scripts/sanitize.sh asan "$@"
 phase "TSan over the runtime's threading and load tests" bash scripts/sanitize.sh tsan
 # shellcheck disable=SC2086 # KILN_CI_FUZZ_TARGETS: a space-separated subset (default: all)
