@@ -8,7 +8,7 @@
 #      (build-tsan/);
 #   3. a short libFuzzer run of every fuzz target (built in build-asan/ too).
 # That is the security step, KILN_CI_SECURITY=1, the default: what CI runs
-# (a fresh clone runs it end to end in about 21 minutes on 2 cores;
+# (a fresh clone runs it end to end in about 19 minutes on 2 cores;
 # docs/security.md, "What CI runs"). With KILN_CI_SECURITY=0 the script
 # builds the plain optimized tree instead (build/, as scripts/build.sh builds
 # it) and runs the whole suite there, no
