@@ -42,12 +42,6 @@ std::vector<int64_t> permuted(const std::vector<int64_t>& dims, const std::vecto
   return out;
 }
 
-ir::Shape shapeOf(const std::vector<int64_t>& dims) {
-  ir::Shape shape;
-  for (int64_t d : dims) shape.push_back(ir::Dim::known(d));
-  return shape;
-}
-
 bool isTranspose(const ir::Node* node, const std::vector<int64_t>& perm) {
   if (!node || !node->domain.empty() || node->op_type != "Transpose") return false;
   const ir::Attribute* p = node->attribute("perm");
@@ -152,7 +146,7 @@ class ChannelsLast final : public Pass {
     node->attributes["perm"] = p;
     if (!out) {
       out = graph.addValue(qgraph::uniqueName(graph, v->name + (perm == kToNhwc ? "_nhwc" : "_nchw")));
-      out->type = {v->type.dtype, shapeOf(permuted(*knownDims(v), perm))};
+      out->type = {v->type.dtype, ir::makeShape(permuted(*knownDims(v), perm))};
     }
     out->producer = node;
     out->producer_output = 0;
@@ -164,8 +158,8 @@ class ChannelsLast final : public Pass {
   // else one transpose of it shared by every reader.
   ir::Value* toNhwc(ir::Graph& graph, ir::Value* v) {
     if (ir::Value* source = nhwcSource(v)) return source;
-    for (const auto& node : graph.nodes())
-      if (isTranspose(node.get(), kToNhwc) && node->input(0) == v && node->outputs[0]) return node->outputs[0];
+    for (ir::Node* reader : graph.usersOf(v))
+      if (isTranspose(reader, kToNhwc) && reader->outputs[0]) return reader->outputs[0];
     return transpose(graph, v, kToNhwc, v->name + "/to_nhwc");
   }
 
@@ -179,7 +173,7 @@ class ChannelsLast final : public Pass {
     nhwc->attributes = node->attributes;
     nhwc->inputs = std::move(inputs);
     ir::Value* result = graph.addValue(qgraph::uniqueName(graph, out->name + "_nhwc"));
-    result->type = {out->type.dtype, shapeOf(permuted(*knownDims(out), kToNhwc))};
+    result->type = {out->type.dtype, ir::makeShape(permuted(*knownDims(out), kToNhwc))};
     result->producer = nhwc;
     nhwc->outputs = {result};
     transpose(graph, result, kToNchw, node->name + "/to_nchw", out);

@@ -177,17 +177,12 @@ class ContractionEmitter {
       // Every lane has the same guard (a channels-last depthwise window):
       // one scalar test picks the row's address or a zero row, and the load
       // needs a mask only past the axis's end.
-      llvm::Value* inside = b_.getTrue();
-      if (!assume_inside_)
-        for (const ContractionPlan::LaneCondition& c : plan_.guard)
-          inside = b_.CreateAnd(inside, b_.CreateICmp(predicate(c.op), e_.emit(c.difference), b_.getInt64(0)));
-      llvm::Value* at = b_.CreateSelect(inside, b_.CreateGEP(f32_, base, offset), zeroRow(kVectorLanes));
+      llvm::Value* at = b_.CreateGEP(f32_, base, offset);
+      if (llvm::Value* inside = assume_inside_ ? nullptr : uniformConditions())
+        at = b_.CreateSelect(inside, at, zeroRow(kVectorLanes));
       if (extent_v_ % plan_.blockLanes() == 0) return b_.CreateAlignedLoad(vec_, at, llvm::Align(4));
       for (int i = 0; i < kVectorLanes; ++i) lanes[static_cast<size_t>(i)] = i;
-      llvm::Type* index_type = b_.getInt64Ty();
-      llvm::Value* tail = b_.CreateICmpSLT(laneConstants(lanes, index_type),
-                                           b_.CreateVectorSplat(kVectorLanes, b_.CreateSub(b_.getInt64(extent_v_), v)));
-      return b_.CreateMaskedLoad(vec_, at, llvm::Align(4), tail, zero);
+      return b_.CreateMaskedLoad(vec_, at, llvm::Align(4), tailMask(lanes, v), zero);
     }
     for (int i = 0; i < kVectorLanes; ++i) lanes[static_cast<size_t>(i)] = i;
     llvm::Value* mask = laneMask(lanes, v);
@@ -206,31 +201,47 @@ class ContractionEmitter {
            });
   }
 
+  // The index type lane masks are computed on: i32 when the plan says every
+  // difference fits.
+  llvm::Type* maskIndexType() { return plan_.narrow_guard ? b_.getInt32Ty() : b_.getInt64Ty(); }
+
+  // Which of 16 elements lie before the axis's end, element e standing for
+  // lane lanes[e] of the vector that starts at v.
+  llvm::Value* tailMask(const std::vector<int64_t>& lanes, llvm::Value* v) {
+    llvm::Type* index_type = maskIndexType();
+    llvm::Value* left = b_.CreateSExtOrTrunc(b_.CreateSub(b_.getInt64(extent_v_), v), index_type);
+    return b_.CreateICmpSLT(laneConstants(lanes, index_type), b_.CreateVectorSplat(kVectorLanes, left));
+  }
+
+  // The guard conditions that do not vary across lanes, and-ed; nullptr
+  // when there are none.
+  llvm::Value* uniformConditions() {
+    llvm::Value* uniform = nullptr;
+    for (const ContractionPlan::LaneCondition& c : plan_.guard) {
+      if (c.v_coeff != 0) continue;
+      llvm::Value* ok = b_.CreateICmp(predicate(c.op), e_.emit(c.difference), b_.getInt64(0));
+      uniform = uniform ? b_.CreateAnd(uniform, ok) : ok;
+    }
+    return uniform;
+  }
+
   // Which of 16 elements read inside the axis and the guard, element e
-  // standing for lane lanes[e] of the vector that starts at v. Computed on
-  // i32 when the plan says every difference fits.
+  // standing for lane lanes[e] of the vector that starts at v.
   llvm::Value* laneMask(const std::vector<int64_t>& lanes, llvm::Value* v) {
-    llvm::Type* index_type = plan_.narrow_guard ? b_.getInt32Ty() : b_.getInt64Ty();
+    llvm::Type* index_type = maskIndexType();
     llvm::Value* ids = laneConstants(lanes, index_type);
     auto splat = [&](llvm::Value* x) { return b_.CreateVectorSplat(kVectorLanes, b_.CreateSExtOrTrunc(x, index_type)); };
     llvm::Value* vzero = llvm::Constant::getNullValue(ids->getType());
-    llvm::Value* mask = b_.CreateICmpSLT(ids, splat(b_.CreateSub(b_.getInt64(extent_v_), v)));
+    llvm::Value* mask = tailMask(lanes, v);
     if (outer_id_ >= 0) return mergedLaneMask(ids, v, mask, splat);
     if (assume_inside_) return mask;  // tileInside holds: the axis's end alone masks
-    llvm::Value* uniform = nullptr;  // the conditions that do not vary across lanes
     for (const ContractionPlan::LaneCondition& c : plan_.guard) {
-      llvm::CmpInst::Predicate pred = predicate(c.op);
-      llvm::Value* d0 = e_.emit(c.difference);
-      if (c.v_coeff == 0) {
-        llvm::Value* ok = b_.CreateICmp(pred, d0, b_.getInt64(0));
-        uniform = uniform ? b_.CreateAnd(uniform, ok) : ok;
-        continue;
-      }
-      llvm::Value* coeff = splat(b_.getInt64(c.v_coeff));
-      llvm::Value* d = b_.CreateAdd(splat(d0), b_.CreateMul(ids, coeff));
-      mask = b_.CreateAnd(mask, b_.CreateICmp(pred, d, vzero));
+      if (c.v_coeff == 0) continue;  // uniformConditions, below
+      llvm::Value* d = b_.CreateAdd(splat(e_.emit(c.difference)), b_.CreateMul(ids, splat(b_.getInt64(c.v_coeff))));
+      mask = b_.CreateAnd(mask, b_.CreateICmp(predicate(c.op), d, vzero));
     }
-    if (uniform) mask = b_.CreateSelect(uniform, mask, llvm::Constant::getNullValue(mask->getType()));
+    if (llvm::Value* uniform = uniformConditions())
+      mask = b_.CreateSelect(uniform, mask, llvm::Constant::getNullValue(mask->getType()));
     return mask;
   }
 

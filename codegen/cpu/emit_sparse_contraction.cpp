@@ -24,8 +24,9 @@ class SparseEmitter {
     for (const kir::IterVar& k : dense_.k_order)
       if (k.id != k_id_) e_.bind(k.id, b_.getInt64(0));  // the window of a 1x1 convolution
     const int64_t blocks = sparse_.blocks();
-    const int64_t full = rowExtent(stage_, dense_) / sparse_.rows;
-    const int64_t tail = rowExtent(stage_, dense_) % sparse_.rows;
+    const int64_t extent_row = rowExtent(stage_, dense_);
+    const int64_t full = extent_row / sparse_.rows;
+    const int64_t tail = extent_row % sparse_.rows;
     e_.loop(-1, begin, end, [&](llvm::Value* task) {
       llvm::Value* block = b_.CreateURem(task, b_.getInt64(blocks));
       llvm::Value* rest = b_.CreateUDiv(task, b_.getInt64(blocks));

@@ -6,6 +6,8 @@
 // attributes), for the chains of kiln.ConvNhwc that the channels-last pass
 // writes: the same window, the channel innermost.
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include "compiler/lower/lower_context.h"
 #include "compiler/ops/infer_checks.h"
@@ -28,12 +30,20 @@ Dims spatialPart(const Dims& dims, Layout layout) {
   return layout == Layout::kChannelsFirst ? Dims(dims.begin() + 2, dims.end()) : Dims(dims.begin() + 1, dims.end() - 1);
 }
 
-// Y's shape: X's batch and channels around the window's spatial sizes.
-ir::Shape withSpatial(const ir::Shape& x, ir::Shape spatial, Layout layout) {
-  ir::Shape out = {x[0]};
-  if (layout == Layout::kChannelsFirst) out.push_back(x[1]);
+// The channel of X's dims, shape or axes in `layout`.
+template <typename Dims>
+typename Dims::value_type channelOf(const Dims& dims, Layout layout) {
+  return layout == Layout::kChannelsFirst ? dims[1] : dims.back();
+}
+
+// A shape or an index in `layout`: the batch, then the channel and the
+// spatial part in their places.
+template <typename T>
+std::vector<T> arrange(T batch, T channel, const std::vector<T>& spatial, Layout layout) {
+  std::vector<T> out = {std::move(batch)};
+  if (layout == Layout::kChannelsFirst) out.push_back(channel);
   out.insert(out.end(), spatial.begin(), spatial.end());
-  if (layout == Layout::kChannelsLast) out.push_back(x.back());
+  if (layout == Layout::kChannelsLast) out.push_back(std::move(channel));
   return out;
 }
 
@@ -58,7 +68,7 @@ Status inferPool(InferContext& ctx, DTypeClass dtypes, size_t max_outputs, Layou
   KILN_ASSIGN_OR_RETURN(Window window, poolWindow(ctx, in_sizes));
   ir::Shape spatial;
   for (int64_t size : window.out) spatial.push_back(size < 0 ? ir::Dim{} : ir::Dim::known(size));
-  ir::Shape out = withSpatial(x, spatial, layout);
+  ir::Shape out = arrange(x[0], channelOf(x, layout), spatial, layout);
   ctx.setOutputType(0, {ctx.inputType(0).dtype, out});
   if (ctx.hasOutput(1)) ctx.setOutputType(1, {ir::DType::kInt64, out});
   return Status::ok();
@@ -84,7 +94,7 @@ struct PoolLoops {
   std::vector<kir::IterVar> spatial;  // Y's spatial axes, a part of `axes`
   std::vector<kir::IterVar> offsets;  // over the kernel
   std::vector<Expr> positions;        // input position per spatial dim
-  std::vector<Expr> x_index;          // n, c, positions...
+  std::vector<Expr> x_index;          // n, c and the positions, in the layout's order
   std::optional<Expr> inside;
 };
 
@@ -98,10 +108,7 @@ Expected<PoolLoops> poolLoops(LowerContext& ctx, kir::KernelBuilder& kb, const s
   loops.offsets = kb.vars(loops.window.kernel, "r");
   for (size_t i = 0; i < loops.window.rank(); ++i)
     loops.positions.push_back(inputPosition(loops.window, i, loops.spatial[i], loops.offsets[i]));
-  loops.x_index = {loops.axes[0]};
-  if (layout == Layout::kChannelsFirst) loops.x_index.push_back(loops.axes[1]);
-  loops.x_index.insert(loops.x_index.end(), loops.positions.begin(), loops.positions.end());
-  if (layout == Layout::kChannelsLast) loops.x_index.push_back(loops.axes.back());
+  loops.x_index = arrange<Expr>(loops.axes[0], channelOf(loops.axes, layout), loops.positions, layout);
   loops.inside = insideInput(loops.window, loops.positions, loops.in_sizes);
   return loops;
 }
@@ -188,7 +195,8 @@ Status inferGlobalPool(InferContext& ctx, Layout layout) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 1, 1));
   KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "X", DTypeClass::kFloat));
   KILN_ASSIGN_OR_RETURN(ir::Shape x, inputShapeOfMinRank(ctx, 0, "X", 3));
-  ctx.setOutputType(0, {ctx.inputType(0).dtype, withSpatial(x, ir::Shape(x.size() - 2, ir::Dim::known(1)), layout)});
+  ir::Shape out = arrange(x[0], channelOf(x, layout), ir::Shape(x.size() - 2, ir::Dim::known(1)), layout);
+  ctx.setOutputType(0, {ctx.inputType(0).dtype, out});
   return Status::ok();
 }
 
@@ -199,11 +207,8 @@ Status lowerGlobalPool(LowerContext& ctx, bool average, Layout layout) {
   LowerContext::Buffer y = ctx.output(0);
   std::vector<kir::IterVar> axes = kb.vars(y.shape(), "o");
   std::vector<kir::IterVar> window = kb.vars(spatial, "r");
-  std::vector<Expr> x_index = {axes[0]};
-  if (layout == Layout::kChannelsFirst) x_index.push_back(axes[1]);
-  x_index.insert(x_index.end(), window.begin(), window.end());
-  if (layout == Layout::kChannelsLast) x_index.push_back(axes.back());
-  Expr x_elem = toCompute(x.load(x_index));
+  Expr x_elem = toCompute(
+      x.load(arrange<Expr>(axes[0], channelOf(axes, layout), std::vector<Expr>(window.begin(), window.end()), layout)));
   int64_t count = 1;
   for (int64_t s : spatial) count *= s;
   Expr value;
