@@ -57,8 +57,7 @@ Status inferShapes(ir::Model& model) {
     }
     ops::InferContext ctx(*node, static_cast<int>(opset));
     KILN_ASSIGN_OR_RETURN(bool passed_through, ops::inferContainerPassThrough(ctx));
-    if (!passed_through) KILN_RETURN_IF_ERROR(schema->infer(ctx));
-    KILN_RETURN_IF_ERROR(ctx.outputStatus());
+    KILN_RETURN_IF_ERROR(passed_through ? ctx.outputStatus() : ops::inferNode(*schema, ctx));
     propagateConstants(*node, opset);
   }
   return Status::ok();

@@ -73,8 +73,7 @@ Status inferSubgraph(const NodeView& owner, const std::string& attr, const std::
         return owner.error(where + ": " + node->describe() + " input " + std::to_string(i) + " '" +
                            node->inputs[i]->name + "' has no known type");
     InferContext ctx(*node, owner.opset());
-    KILN_RETURN_IF_ERROR(schema->infer(ctx).withContext(owner.node().describe() + " " + where));
-    KILN_RETURN_IF_ERROR(ctx.outputStatus());
+    KILN_RETURN_IF_ERROR(inferNode(*schema, ctx).withContext(owner.node().describe() + " " + where));
     bool foldable = !node->inputs.empty();
     for (const ir::Value* in : node->inputs) foldable = foldable && in && in->isConstant();
     for (const ir::Value* out : node->outputs) foldable = foldable && out && !out->isConstant();
@@ -161,6 +160,7 @@ Expected<ir::TensorType> mergeBranchTypes(const InferContext& ctx, size_t i, con
 }
 
 Status inferIf(InferContext& ctx) {
+  if (!ctx.hasInput(0)) return ctx.missingInputError(0);
   KILN_RETURN_IF_ERROR(checkScalarInput(ctx, 0, ir::DType::kBool, "condition"));
   KILN_RETURN_IF_ERROR(inferSubgraph(ctx, "then_branch", {}));
   KILN_RETURN_IF_ERROR(inferSubgraph(ctx, "else_branch", {}));

@@ -27,9 +27,15 @@ constexpr const char* kClassNames[] = {"a float type", "a numeric type", "a nume
 
 Status expectInputCount(const NodeView& node, size_t min, size_t max) {
   size_t n = node.numInputs();
-  if (n >= min && n <= max) return Status::ok();
-  std::string expected = min == max ? std::to_string(min) : std::to_string(min) + " to " + std::to_string(max);
-  return node.error("expects " + expected + " inputs, got " + std::to_string(n));
+  if (n < min || n > max) {
+    std::string expected = min == max ? std::to_string(min) : std::to_string(min) + " to " + std::to_string(max);
+    return node.error("expects " + expected + " inputs, got " + std::to_string(n));
+  }
+  // ONNX has no required input after an optional one, so the first `min` are
+  // the required ones.
+  for (size_t i = 0; i < min; ++i)
+    if (!node.hasInput(i)) return node.missingInputError(i);
+  return Status::ok();
 }
 
 Status expectOutputCount(const NodeView& node, size_t max) {

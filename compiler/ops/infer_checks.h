@@ -20,7 +20,8 @@ enum class DTypeClass {
   kAnyData,    // kAnyKernel and string: ops that only move elements (Identity, Reshape, Gather, Concat...)
 };
 
-// Between `min` and `max` inputs listed (omitted optional inputs count as listed).
+// Between `min` and `max` inputs listed (omitted optional inputs count as
+// listed), the first `min` of them present: those are the required ones.
 Status expectInputCount(const NodeView& node, size_t min, size_t max);
 // At most `max` outputs listed.
 Status expectOutputCount(const NodeView& node, size_t max);

@@ -61,6 +61,20 @@ bool isRandomOp(const ir::Node& node) {
 
 }  // namespace
 
+const ir::TensorType& NodeView::inputType(size_t i) const {
+  if (const ir::Value* value = node_.input(i)) return value->type;
+  if (missing_input_.isOk()) missing_input_ = missingInputError(i);
+  static const ir::TensorType kMissing;
+  return kMissing;
+}
+
+Status inferNode(const OpSchema& schema, InferContext& ctx) {
+  Status status = schema.infer(ctx);
+  KILN_RETURN_IF_ERROR(ctx.missingInputStatus());
+  KILN_RETURN_IF_ERROR(status);
+  return ctx.outputStatus();
+}
+
 const ir::Tensor* NodeView::constantInput(size_t i) const {
   const ir::Value* value = node_.input(i);
   return value && value->constant ? &*value->constant : nullptr;
@@ -97,6 +111,10 @@ const ir::Tensor* NodeView::attrTensor(const std::string& name) const {
 }
 
 Status NodeView::error(const std::string& message) const { return invalidInput(node_.describe() + ": " + message); }
+
+Status NodeView::missingInputError(size_t i) const {
+  return error("input " + std::to_string(i) + " is required, but the node leaves it out");
+}
 
 Status NodeView::unsupportedError(const std::string& message) const {
   return unsupported(node_.describe() + ": " + message);

@@ -36,7 +36,15 @@ class NodeView {
   size_t numOutputs() const { return node_.outputs.size(); }
   bool hasInput(size_t i) const { return node_.input(i) != nullptr; }
   bool hasOutput(size_t i) const { return i < node_.outputs.size() && node_.outputs[i] != nullptr; }
-  const ir::TensorType& inputType(size_t i) const { return node_.inputs[i]->type; }
+  // Input i's type. An op reads this only for inputs it requires; when the
+  // node leaves such an input out (an empty name, or fewer inputs than the
+  // op takes), this records the error `missingInputStatus` returns and gives
+  // an undefined type of unknown rank, so inference finishes without
+  // touching a null value and the caller reports the missing input.
+  const ir::TensorType& inputType(size_t i) const;
+  // "input 1 is required, but the node leaves it out" for the first required
+  // input read through inputType that is missing; ok otherwise.
+  const Status& missingInputStatus() const { return missing_input_; }
   // The input's value when known at compile time (initializer or Constant).
   const ir::Tensor* constantInput(size_t i) const;
 
@@ -51,10 +59,13 @@ class NodeView {
   // invalidInput / unsupported errors prefixed with "Conv 'name': ".
   Status error(const std::string& message) const;
   Status unsupportedError(const std::string& message) const;
+  // "input 1 is required, but the node leaves it out".
+  Status missingInputError(size_t i) const;
 
  private:
   const ir::Node& node_;
   int opset_;
+  mutable Status missing_input_;
 };
 
 class InferContext : public NodeView {
@@ -117,6 +128,11 @@ class OpRegistry {
  private:
   std::map<std::string, OpSchema, std::less<>> ops_;
 };
+
+// Runs `schema`'s inference on ctx's node. A required input the node leaves
+// out is the error, before whatever the op's own checks said of it; then a
+// bad output shape (InferContext::outputStatus).
+Status inferNode(const OpSchema& schema, InferContext& ctx);
 
 // Registration functions, one per op family file.
 void registerElementwiseOps(OpRegistry& registry);

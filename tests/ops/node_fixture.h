@@ -111,7 +111,7 @@ class OneNodeGraph {
     Expected<const ops::OpSchema*> schema = ops::OpRegistry::global().resolve(*node_, opset);
     if (!schema) return schema.status();
     ops::InferContext ctx(*node_, opset);
-    return (*schema)->infer(ctx);
+    return ops::inferNode(**schema, ctx);
   }
 
   const ir::TensorType& outputType(size_t i = 0) const { return node_->outputs[i]->type; }
