@@ -95,7 +95,10 @@ class ChannelsLast final : public Pass {
       if (convertible(*node)) convs.push_back(node.get());
     if (convs.empty()) return false;
     model.opset_imports[std::string(ops::kKilnDomain)] = 1;
-    for (ir::Node* conv : convs) convert(graph, conv);
+    for (ir::Node* conv : convs) {
+      convert(graph, conv);
+      graph.eraseNode(conv);  // a graph output keeps it alive otherwise, beside its replacement
+    }
     KILN_RETURN_IF_ERROR(graph.sortTopologically());
     for (bool changed = true; changed;) {
       changed = false;

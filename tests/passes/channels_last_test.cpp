@@ -121,6 +121,8 @@ TEST(ChannelsLastTest, OutputsInsideAChainStayNchw) {
     return g.take();
   };
   auto after = runPasses(make, {"channels-last"});
+  EXPECT_EQ(countOps(after->graph, "Conv"), 0) << "the NCHW conv writing output 'b' stays beside its replacement\n"
+                                               << ir::printModel(*after);
   EXPECT_EQ(countOps(after->graph, "ConvNhwc"), 2);
   EXPECT_EQ(countOps(after->graph, "Transpose"), 3) << ir::printModel(*after);
   EXPECT_EQ(after->graph.outputs[0]->name, "a_relu");
