@@ -411,38 +411,43 @@ llvm::Value* ExprEmitter::combineFloat(kir::ReduceOp op, llvm::Value* acc, llvm:
   return nullptr;
 }
 
-llvm::Value* ExprEmitter::emitReduce(const ExprNode& n) {
+llvm::Value* ExprEmitter::reduceInit(const ExprNode& n) {
+  llvm::Type* t = valueType(n.dtype);
+  bool fl = ir::isFloat(n.dtype);
+  unsigned bits = t->getPrimitiveSizeInBits();
+  bool u = ir::isUnsigned(n.dtype);
+  switch (static_cast<kir::ReduceOp>(n.op)) {
+    case kir::ReduceOp::kSum: return fl ? llvm::ConstantFP::get(t, 0.0) : llvm::ConstantInt::get(t, 0);
+    case kir::ReduceOp::kProd: return fl ? llvm::ConstantFP::get(t, 1.0) : llvm::ConstantInt::get(t, 1);
+    case kir::ReduceOp::kMax:
+      return fl ? llvm::ConstantFP::getInfinity(t, true)
+                : llvm::ConstantInt::get(t, u ? llvm::APInt::getMinValue(bits) : llvm::APInt::getSignedMinValue(bits));
+    case kir::ReduceOp::kMin:
+      return fl ? llvm::ConstantFP::getInfinity(t, false)
+                : llvm::ConstantInt::get(t, u ? llvm::APInt::getMaxValue(bits) : llvm::APInt::getSignedMaxValue(bits));
+    case kir::ReduceOp::kCount: break;
+  }
+  return nullptr;
+}
+
+llvm::Value* ExprEmitter::reduceStep(const ExprNode& n, llvm::Value* acc) {
+  static constexpr BinaryOp kCombine[] = {BinaryOp::kAdd, BinaryOp::kMul, BinaryOp::kMax, BinaryOp::kMin};
   auto op = static_cast<kir::ReduceOp>(n.op);
+  llvm::Value* term = emit(n.operands[0]);
+  return ir::isFloat(n.dtype) ? combineFloat(op, acc, term)
+                              : emitBinary(kCombine[static_cast<int>(op)], n.dtype, acc, term);
+}
+
+llvm::Value* ExprEmitter::emitReduce(const ExprNode& n) {
   llvm::Type* t = valueType(n.dtype);
   // The accumulator lives in an entry-block slot; mem2reg turns it into a register.
   llvm::Function* f = b_.GetInsertBlock()->getParent();
   llvm::IRBuilder<> entry(&f->getEntryBlock(), f->getEntryBlock().begin());
   llvm::AllocaInst* acc = entry.CreateAlloca(t);
-  llvm::Value* init = nullptr;
-  bool fl = ir::isFloat(n.dtype);
-  unsigned bits = t->getPrimitiveSizeInBits();
-  bool u = ir::isUnsigned(n.dtype);
-  switch (op) {
-    case kir::ReduceOp::kSum: init = fl ? llvm::ConstantFP::get(t, 0.0) : llvm::ConstantInt::get(t, 0); break;
-    case kir::ReduceOp::kProd: init = fl ? llvm::ConstantFP::get(t, 1.0) : llvm::ConstantInt::get(t, 1); break;
-    case kir::ReduceOp::kMax:
-      init = fl ? llvm::ConstantFP::getInfinity(t, true)
-                : llvm::ConstantInt::get(t, u ? llvm::APInt::getMinValue(bits) : llvm::APInt::getSignedMinValue(bits));
-      break;
-    case kir::ReduceOp::kMin:
-      init = fl ? llvm::ConstantFP::getInfinity(t, false)
-                : llvm::ConstantInt::get(t, u ? llvm::APInt::getMaxValue(bits) : llvm::APInt::getSignedMaxValue(bits));
-      break;
-    case kir::ReduceOp::kCount: break;
-  }
-  b_.CreateStore(init, acc);
-  static constexpr BinaryOp kCombine[] = {BinaryOp::kAdd, BinaryOp::kMul, BinaryOp::kMax, BinaryOp::kMin};
+  b_.CreateStore(reduceInit(n), acc);
   std::function<void(size_t)> nest = [&](size_t d) {
     if (d == n.reduce_vars.size()) {
-      llvm::Value* current = b_.CreateLoad(t, acc);
-      llvm::Value* next = fl ? combineFloat(op, current, emit(n.operands[0]))
-                             : emitBinary(kCombine[static_cast<int>(op)], n.dtype, current, emit(n.operands[0]));
-      b_.CreateStore(next, acc);
+      b_.CreateStore(reduceStep(n, b_.CreateLoad(t, acc)), acc);
       return;
     }
     const kir::IterVar& v = n.reduce_vars[d];

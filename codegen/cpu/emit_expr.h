@@ -50,6 +50,11 @@ class ExprEmitter {
   llvm::Type* valueType(kir::DType dtype) const;
   llvm::Type* memoryType(kir::DType dtype) const;
 
+  // A reduction's starting value, and its accumulator combined with one
+  // term of the operand at the current loop variables (kCount excluded).
+  llvm::Value* reduceInit(const kir::ExprNode& n);
+  llvm::Value* reduceStep(const kir::ExprNode& n, llvm::Value* acc);
+
  private:
   llvm::Value* emitConst(const kir::ExprNode& n);
   llvm::Value* emitUnary(const kir::ExprNode& n);

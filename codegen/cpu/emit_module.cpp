@@ -231,6 +231,8 @@ class ModuleEmitter {
     auto body = [&] { emitter.store(stage.buffer, stage.store_index, emitter.emit(stage.value)); };
     std::function<void(size_t)> nest = [&](size_t d) {
       if (d == stage.axes.size()) return body();
+      if (schedule.reduce_outside_inner_axis && d + 1 == stage.axes.size())
+        return emitReduceOutsideInnerAxis(b, emitter, stage, *schedule.reduce_outside_inner_axis, body);
       emitter.loop(stage.axes[d].id, b.getInt64(0), emitter.extent(stage.axes[d]), [&](llvm::Value*) { nest(d + 1); });
     };
     int outer = schedule.parallel_axes;
@@ -249,6 +251,38 @@ class ModuleEmitter {
     }
     b.CreateRetVoid();
     return f;
+  }
+
+  // The innermost axis of `stage` with `reduce`'s loops outside it (see
+  // StageSchedule::reduce_outside_inner_axis):
+  //   acc[i] = init for each i; for each reduce point: acc[i] = acc[i] op term(i);
+  //   then the stage's value with acc[i] standing in for the reduction.
+  void emitReduceOutsideInnerAxis(llvm::IRBuilder<>& b, ExprEmitter& emitter, const kir::Stage& stage,
+                                  const kir::ExprNode& reduce, const std::function<void()>& body) {
+    const kir::IterVar& inner = stage.axes.back();
+    llvm::Type* t = emitter.valueType(reduce.dtype);
+    llvm::Function* f = b.GetInsertBlock()->getParent();
+    llvm::IRBuilder<> entry(&f->getEntryBlock(), f->getEntryBlock().begin());
+    llvm::AllocaInst* acc = entry.CreateAlloca(t, b.getInt64(inner.extent), "acc");
+    acc->setAlignment(llvm::Align(64));
+    auto element = [&](llvm::Value* i) { return b.CreateInBoundsGEP(t, acc, i); };
+    llvm::Value* extent = b.getInt64(inner.extent);
+    emitter.loop(inner.id, b.getInt64(0), extent, [&](llvm::Value* i) { b.CreateStore(emitter.reduceInit(reduce), element(i)); });
+    std::function<void(size_t)> terms = [&](size_t d) {
+      if (d == reduce.reduce_vars.size()) {
+        emitter.loop(inner.id, b.getInt64(0), extent, [&](llvm::Value* i) {
+          b.CreateStore(emitter.reduceStep(reduce, b.CreateLoad(t, element(i))), element(i));
+        });
+        return;
+      }
+      const kir::IterVar& v = reduce.reduce_vars[d];
+      emitter.loop(v.id, b.getInt64(0), emitter.extent(v), [&](llvm::Value*) { terms(d + 1); });
+    };
+    terms(0);
+    emitter.loop(inner.id, b.getInt64(0), extent, [&](llvm::Value* i) {
+      emitter.substitute(&reduce, b.CreateLoad(t, element(i)));
+      body();
+    });
   }
 
   // slot = value, or: unless value, the error slot = check + 1 (the first

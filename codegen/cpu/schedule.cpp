@@ -24,11 +24,70 @@ int64_t exprCost(const kir::Expr& e) {
   return cost;
 }
 
+// Accumulators of one inner axis kept on the stage function's stack.
+constexpr int64_t kMaxInnerAccumulators = 4096;
+
+void collectReduces(const kir::Expr& e, std::vector<const kir::ExprNode*>& out) {
+  if (!e.valid()) return;
+  if (e->kind == kir::ExprNode::Kind::kReduce) out.push_back(&*e);
+  for (const kir::Expr& op : e->operands) collectReduces(op, out);
+}
+
+bool usesVar(const kir::Expr& e, int var_id) {
+  if (e->kind == kir::ExprNode::Kind::kVar && e->var_id == var_id) return true;
+  for (const kir::Expr& op : e->operands)
+    if (usesVar(op, var_id)) return true;
+  return false;
+}
+
+// Whether every load in `e` that depends on `var` reads it as its last index,
+// unscaled (var or var + something free of var), and at least one does.
+bool loadsContiguousIn(const kir::Expr& e, int var, bool& any) {
+  if (e->kind == kir::ExprNode::Kind::kLoad) {
+    for (size_t i = 0; i + 1 < e->operands.size(); ++i)
+      if (usesVar(e->operands[i], var)) return false;
+    if (e->operands.empty() || !usesVar(e->operands.back(), var)) return true;
+    const kir::Expr& last = e->operands.back();
+    bool plain = last->kind == kir::ExprNode::Kind::kVar;
+    bool offset = last->kind == kir::ExprNode::Kind::kBinary && static_cast<kir::BinaryOp>(last->op) == kir::BinaryOp::kAdd &&
+                  ((last->operands[0]->kind == kir::ExprNode::Kind::kVar && last->operands[0]->var_id == var &&
+                    !usesVar(last->operands[1], var)) ||
+                   (last->operands[1]->kind == kir::ExprNode::Kind::kVar && last->operands[1]->var_id == var &&
+                    !usesVar(last->operands[0], var)));
+    any = any || plain || offset;
+    return plain || offset;
+  }
+  for (const kir::Expr& op : e->operands)
+    if (!loadsContiguousIn(op, var, any)) return false;
+  return true;
+}
+
+// The stage's one reduction, when moving its loops outside the innermost
+// axis makes its reads contiguous (see StageSchedule).
+const kir::ExprNode* reduceToMoveOut(const kir::Stage& stage) {
+  if (stage.axes.size() < 2) return nullptr;
+  const kir::IterVar& inner = stage.axes.back();
+  if (inner.extent < 4 || inner.extent > kMaxInnerAccumulators) return nullptr;
+  std::vector<const kir::ExprNode*> reduces;
+  collectReduces(stage.value, reduces);
+  if (reduces.size() != 1) return nullptr;  // none, several, or nested
+  const kir::ExprNode& r = *reduces[0];
+  if (static_cast<kir::ReduceOp>(r.op) == kir::ReduceOp::kCount || r.dtype == kir::DType::kString ||
+      r.dtype == kir::DType::kBool)
+    return nullptr;
+  for (const kir::IterVar& v : r.reduce_vars)
+    if (v.extent_slot >= 0) return nullptr;
+  bool any = false;
+  if (!loadsContiguousIn(r.operands[0], inner.id, any) || !any) return nullptr;
+  return &r;
+}
+
 }  // namespace
 
 StageSchedule scheduleStage(const kir::Stage& stage) {
   StageSchedule schedule;
   if (!kir::writesDistinctElements(stage)) return schedule;
+  schedule.reduce_outside_inner_axis = reduceToMoveOut(stage);
   int64_t points = 1;
   for (const kir::IterVar& v : stage.axes) points *= v.extent;
   if (points * exprCost(stage.value) < kMinParallelWork) return schedule;
