@@ -27,7 +27,7 @@ bash scripts/install-deps.sh
 # (cmake/sanitizers.cmake). Left out: none by default
 # (KILN_SANITIZE_EXCLUDE adds a ctest -E regex).
 not_sanitizable=${KILN_SANITIZE_EXCLUDE:-}
-tsan_tests=(runtime_threads_test_tsan load_stress_test_tsan hostile_artifact_test_tsan)
+tsan_tests=(thread_pool_test_tsan runtime_threads_test_tsan load_stress_test_tsan hostile_artifact_test_tsan)
 
 configure() {  # DIR CMAKE-ARGS...: clang-14, as libFuzzer needs; a folder set up otherwise is redone
   local dir=$1

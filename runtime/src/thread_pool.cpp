@@ -1,26 +1,70 @@
 #include "thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace kiln::runtime {
+namespace {
+
+// How long a thread spins for the next event before it sleeps. Long enough
+// to cover the gaps between kernels of one run, short enough that an idle
+// session gives its cores back quickly.
+constexpr std::chrono::microseconds kSpin(500);
+// Chunks per thread: enough to balance a late or slower thread.
+constexpr int64_t kChunksPerThread = 4;
+constexpr int64_t kMaxChunks = 0xffff;
+
+void pause() {
+#if defined(__x86_64__)
+  _mm_pause();
+#endif
+}
+
+// Spins until `ready()` or kSpin has passed; true when ready.
+template <typename Ready>
+bool spinUntil(Ready ready) {
+  auto deadline = std::chrono::steady_clock::now() + kSpin;
+  for (int i = 0;; ++i) {
+    if (ready()) return true;
+    pause();
+    if ((i & 255) == 255 && std::chrono::steady_clock::now() > deadline) return ready();
+  }
+}
+
+}  // namespace
 
 ThreadPool::ThreadPool(int num_threads) : num_threads_(std::max(1, num_threads)) {
-  for (int w = 1; w < num_threads_; ++w) workers_.emplace_back([this, w] { workerLoop(w); });
+  for (int w = 1; w < num_threads_; ++w) workers_.emplace_back([this] { workerLoop(); });
 }
 
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
+    stopping_.store(true);
   }
   wake_.notify_all();
   for (std::thread& t : workers_) t.join();
 }
 
-void ThreadPool::runChunk(int chunk) {
-  int64_t begin = count_ * chunk / chunks_;
-  int64_t end = count_ * (chunk + 1) / chunks_;
-  if (begin < end) fn_(closure_, begin, end);
+void ThreadPool::work(uint64_t generation) {
+  uint64_t claim = claim_.load(std::memory_order_acquire);
+  while (generationOf(claim) == generation && nextOf(claim) < chunksOf(claim)) {
+    if (!claim_.compare_exchange_weak(claim, claim + 1, std::memory_order_acq_rel, std::memory_order_acquire))
+      continue;  // `claim` now holds the current value
+    const int chunks = chunksOf(claim), chunk = nextOf(claim);
+    int64_t begin = count_ * chunk / chunks;
+    int64_t end = count_ * (chunk + 1) / chunks;
+    if (begin < end) fn_(closure_, begin, end);
+    if (done_.fetch_add(1) + 1 == chunks && caller_sleeping_.load()) {  // seq_cst, against the caller's sleep
+      std::lock_guard<std::mutex> lock(mutex_);
+      finished_.notify_one();
+    }
+    claim = claim_.load(std::memory_order_acquire);
+  }
 }
 
 void ThreadPool::parallelFor(int64_t count, kiln_task_fn fn, void* closure) {
@@ -30,33 +74,42 @@ void ThreadPool::parallelFor(int64_t count, kiln_task_fn fn, void* closure) {
     fn(closure, 0, count);
     return;
   }
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    fn_ = fn;
-    closure_ = closure;
-    count_ = count;
-    chunks_ = static_cast<int>(std::min<int64_t>(count, num_threads_));
-    pending_ = chunks_ - 1;
-    ++generation_;
+  const int chunks = static_cast<int>(std::min({count, num_threads_ * kChunksPerThread, kMaxChunks}));
+  // The previous loop is over (every chunk done), so no thread reads these now.
+  fn_ = fn;
+  closure_ = closure;
+  count_ = count;
+  done_.store(0, std::memory_order_relaxed);
+  const uint64_t generation = generationOf(claim_.load(std::memory_order_relaxed)) + 1;
+  claim_.store((generation << 32) | (static_cast<uint64_t>(chunks) << 16));  // seq_cst: before the check below
+  if (sleeping_workers_.load() > 0) {
+    { std::lock_guard<std::mutex> lock(mutex_); }
+    wake_.notify_all();
   }
-  wake_.notify_all();
-  runChunk(0);
+  work(generation);
+  auto finished = [&] { return done_.load() == chunks; };
+  if (spinUntil(finished)) return;
   std::unique_lock<std::mutex> lock(mutex_);
-  done_.wait(lock, [this] { return pending_ == 0; });
+  // seq_cst: stored before the check, as the last chunk's finisher adds to
+  // done_ before it reads this, so one of the two sees the other.
+  caller_sleeping_.store(true);
+  finished_.wait(lock, finished);
+  caller_sleeping_.store(false);
 }
 
-void ThreadPool::workerLoop(int worker) {
+void ThreadPool::workerLoop() {
   uint64_t seen = 0;
+  auto published = [&] { return stopping_.load() || generationOf(claim_.load()) != seen; };
   while (true) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
-    if (stopping_) return;
-    seen = generation_;
-    if (worker >= chunks_) continue;
-    lock.unlock();
-    runChunk(worker);
-    lock.lock();
-    if (--pending_ == 0) done_.notify_one();
+    if (!spinUntil(published)) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      sleeping_workers_.fetch_add(1);  // seq_cst: before the check, as the caller stores claim_ before reading this
+      wake_.wait(lock, published);
+      sleeping_workers_.fetch_sub(1);
+    }
+    if (stopping_.load()) return;
+    seen = generationOf(claim_.load(std::memory_order_acquire));
+    work(seen);
   }
 }
 
