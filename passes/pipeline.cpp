@@ -105,9 +105,11 @@ Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOp
     record.nodes_after = model.graph.nodes().size();
     record.changed = *changed;
     records.push_back(record);
-#ifndef NDEBUG
+    // In every build: a pass that leaves the IR broken (a value with two
+    // producers, a read before its write) stops the compile as an internal
+    // error instead of compiling something wrong. It costs a few
+    // milliseconds on BERT-base.
     KILN_RETURN_IF_ERROR(model.graph.verify().withContext("IR invalid after pass " + name));
-#endif
     if (print_all || options.print_after.count(name)) log << "// ----- IR after " << name << " -----\n" << ir::printModel(model);
     return Status::ok();
   };
