@@ -220,6 +220,10 @@ Expected<const OpSchema*> OpRegistry::resolve(const ir::Node& node, int64_t opse
                        std::to_string(schema->versions.front()) + " (Kiln implements versions " +
                        versionList(schema->versions) + ")");
   KILN_RETURN_IF_ERROR(checkAttributes(node, *schema, opset));
+  // Every ONNX op has at least one output; a node that lists none (or only
+  // empty names) would be lowered with nothing to write.
+  if (std::none_of(node.outputs.begin(), node.outputs.end(), [](const ir::Value* v) { return v != nullptr; }))
+    return invalidInput(node.describe() + ": the node has no outputs; every op writes at least one");
   return schema;
 }
 

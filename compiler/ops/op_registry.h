@@ -121,8 +121,8 @@ class OpRegistry {
 
   // The schema for `node` at `opset`, with its attributes validated: an
   // unknown op, an opset older than the op's first version, an unknown
-  // attribute, a wrong attribute kind or a missing required one is an error
-  // naming the node.
+  // attribute, a wrong attribute kind or a missing required one, or a node
+  // without outputs is an error naming the node.
   Expected<const OpSchema*> resolve(const ir::Node& node, int64_t opset) const;
 
  private:

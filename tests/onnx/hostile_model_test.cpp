@@ -270,6 +270,19 @@ TEST(HostileModelTest, RequiredInputLeftOut) {
   expectMessage(passes::inferShapes(**imported), "Slice 'slice': input 1 is required, but the node leaves it out");
 }
 
+// A node that writes nothing is refused before inference folds or lowers it.
+TEST(HostileModelTest, NodeWithoutOutputs) {
+  for (bool empty_name : {false, true}) {
+    onnx::ModelProto model = reluModel();
+    auto* graph = model.mutable_graph();
+    addNode(graph, "Add", "add", {"x", "x"}, {});
+    if (empty_name) graph->mutable_node(1)->add_output("");
+    auto imported = importProto(model);
+    ASSERT_TRUE(imported.isOk()) << imported.status().message();
+    expectMessage(passes::inferShapes(**imported), "Add 'add': the node has no outputs; every op writes at least one");
+  }
+}
+
 // Every input of every node in the ONNX node tests, left out one at a time:
 // each model either compiles (the input was optional) or gets an error, and
 // inference and lowering never read the missing value. Before inference
