@@ -63,6 +63,34 @@ const kir::Stage* pureDefinition(const kir::Kernel& kernel) {
   return reads_self ? nullptr : &stage;
 }
 
+// Whether the pure definition `stage` only permutes its input's axes:
+// `t[axes] = x[a permutation of axes]`, same dtype.
+bool isPermutation(const kir::Stage& stage) {
+  const Expr& v = stage.value;
+  if (v->kind != ExprNode::Kind::kLoad || v->operands.size() != stage.axes.size()) return false;
+  std::set<int> seen;
+  for (const Expr& index : v->operands) {
+    bool axis = std::any_of(stage.axes.begin(), stage.axes.end(), [&](const kir::IterVar& a) { return isVar(index, a.id); });
+    if (!axis || !seen.insert(index->var_id).second) return false;
+  }
+  return true;
+}
+
+// Whether every load of `params` in `e` indexes with plain variables (or
+// zeros) a parameter of `shape`: inlining a permutation there leaves loads
+// indexed by plain variables, which stay strided matrices for a GEMM.
+bool plainReads(const kir::Kernel& kernel, const Expr& e, const std::set<int>& params,
+                const std::vector<int64_t>& shape) {
+  if (e->kind == ExprNode::Kind::kLoad && params.count(e->buffer)) {
+    if (kernel.params[e->buffer].shape != shape) return false;
+    for (const Expr& index : e->operands)
+      if (index->kind != ExprNode::Kind::kVar && !(index->kind == ExprNode::Kind::kConst && index->value == 0))
+        return false;
+  }
+  return std::all_of(e->operands.begin(), e->operands.end(),
+                     [&](const Expr& o) { return plainReads(kernel, o, params, shape); });
+}
+
 // How a consumer kernel reads the parameters bound to the fused buffer.
 struct ReadProfile {
   int loads = 0;            // load sites over all stages
@@ -212,7 +240,8 @@ std::vector<Expr> translateIndex(const std::vector<Expr>& index, const std::vect
 
 class KernelFuser {
  public:
-  explicit KernelFuser(Program& program) : program_(program), users_(program.buffers.size()) {
+  KernelFuser(Program& program, const FusionOptions& options)
+      : program_(program), options_(options), users_(program.buffers.size()) {
     for (int c = 0; c < static_cast<int>(program.calls.size()); ++c)
       for (int b : program.calls[c].args) users_[b].insert(c);
   }
@@ -289,7 +318,8 @@ class KernelFuser {
         if (u > p && u <= c && writes(u, producer.args[i])) return -1;
     }
     ReadProfile reads = profileReads(consumer.kernel, params);
-    if (reads.loads == 0 || reads.in_reduce) return -1;
+    if (reads.loads == 0) return -1;
+    if (reads.in_reduce) return permutationIntoReduction(producer, *stage, consumer, params) ? c : -1;
     if (containsReduce(stage->value)) {
       // Read once, or twice at the same element of one float32 stage (SiLU:
       // `x * sigmoid(x)`): both reads then share one inlined sum (see
@@ -312,6 +342,22 @@ class KernelFuser {
               reads.loads * kir::treeSize(stage->value, kMaxFusedTreeSize) >= kMaxFusedTreeSize)
         return -1;
     return c;
+  }
+
+  // A Transpose read inside a reduction (options_.permutations_into_reductions):
+  // every read a plain-variable load at the producer's shape, so the merged
+  // loads read the producer's input at permuted plain variables.
+  bool permutationIntoReduction(const KernelCall& producer, const kir::Stage& stage, const KernelCall& consumer,
+                                const std::set<int>& params) const {
+    if (!options_.permutations_into_reductions || !isPermutation(stage)) return false;
+    const std::vector<int64_t>& shape = producer.kernel.params[stage.buffer].shape;
+    for (const kir::Stage& s : consumer.kernel.stages) {
+      for (const Expr& index : s.store_index)
+        if (anyNode(index, [&](const ExprNode& n) { return n.kind == ExprNode::Kind::kLoad && params.count(n.buffer); }))
+          return false;
+      if (!plainReads(consumer.kernel, s.value, params, shape)) return false;
+    }
+    return true;
   }
 
   void inlineProducer(int p, int c) {
@@ -385,6 +431,7 @@ class KernelFuser {
   }
 
   Program& program_;
+  FusionOptions options_;
   std::vector<std::set<int>> users_;
   std::vector<bool> removed_;
 };
@@ -410,14 +457,14 @@ void dropDeadBuffers(Program& program) {
 
 }  // namespace
 
-FusionStats fuseKernels(Program& program) {
+FusionStats fuseKernels(Program& program, const FusionOptions& options) {
   FusionStats stats;
   stats.kernels_before = program.calls.size();
   stats.kernels_after = program.calls.size();
   // Container steps name buffers and calls by index, and read tensors no
   // kernel's reader count shows: programs with them are left unfused.
   if (!program.container_steps.empty()) return stats;
-  KernelFuser(program).run();
+  KernelFuser(program, options).run();
   dropDeadBuffers(program);
   planArena(program);
   stats.kernels_after = program.calls.size();

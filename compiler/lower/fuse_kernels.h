@@ -16,6 +16,16 @@
 //   reduction, and the merged expression stays small. A producer that the
 //   consumer broadcasts (fewer elements than the consumer's iteration space)
 //   is inlined only when it is cheap to recompute.
+//
+// With `permutations_into_reductions` (the CUDA backend asks for it), a
+// producer that only permutes axes (a Transpose: `t[axes] = x[perm(axes)]`)
+// is also inlined where a consumer reads it at the same shape with plain
+// variables, inside a reduction: the merged load is one load of `x` with the
+// permuted index, no arithmetic recomputed, and the GEMM that runs the
+// reduction then reads `x` in place through its leading dimension, batch
+// stride and transpose flags instead of launching a transpose
+// (codegen/cuda/contraction.h). The CPU's tiled kernels expect their operands
+// as lowered, so the CPU pipeline leaves these transposes alone.
 #pragma once
 
 #include <cstddef>
@@ -32,6 +42,10 @@ struct FusionStats {
 // Fuses in place, drops the buffers that became dead and re-plans the arena
 // (by lifetimes only; in-place reuse is planArena's separate option).
 // The result computes the same outputs (the reference evaluator agrees).
-FusionStats fuseKernels(Program& program);
+struct FusionOptions {
+  bool permutations_into_reductions = false;
+};
+
+FusionStats fuseKernels(Program& program, const FusionOptions& options = {});
 
 }  // namespace kiln::lower

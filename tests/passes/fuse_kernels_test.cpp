@@ -229,6 +229,60 @@ TEST(FuseKernelsTest, ReshapeIntoHeadsKeepsAffineIndex) {
   EXPECT_TRUE(sameOutputs(regroup.fused, regroup.unfused));
 }
 
+// Attention scores from head-split projections, as PyTorch exports them:
+// Q transposed to [B, H, S, D], K to [B, H, D, S], then MatMul. A third
+// Transpose of a projection feeds an Exp, not a reduction.
+std::unique_ptr<ir::Model> transposedHeads() {
+  TestGraph g;
+  ir::Value* x = g.input("x", {2, 6, 8});
+  auto heads = [&](const std::string& name, std::vector<int64_t> perm) {
+    ir::Value* m = g.op("MatMul", {x, g.randomConstant("w_" + name, {8, 8})}, name + "_mm");
+    ir::Value* r = g.op("Reshape", {m, g.int64s(name + "_shape", {2, 6, 2, 4})}, name + "_heads");
+    ir::Node* t = g.node("Transpose", {r}, name + "_t");
+    setInts(t, "perm", perm);
+    return t->outputs[0];
+  };
+  ir::Value* scores = g.op("MatMul", {heads("q", {0, 2, 1, 3}), heads("k", {0, 2, 3, 1})}, "scores");
+  g.output(g.op("Relu", {scores}, "y"));
+  g.output(g.op("Exp", {heads("e", {0, 2, 1, 3})}, "e"));
+  return g.take();
+}
+
+int countOrigins(const lower::Program& program, const std::string& op) {
+  int n = 0;
+  for (const lower::KernelCall& call : program.calls)
+    n += call.kernel.origin.rfind(op, 0) == 0 && call.kernel.origin.find(" + ") == std::string::npos;
+  return n;
+}
+
+// On CUDA (permutations_into_reductions) the transposes read inside the
+// scores' reduction are inlined into it as permuted loads with plain
+// variables; on the CPU they stay kernels of their own. Both compute the
+// unfused program's outputs.
+TEST(FuseKernelsTest, TransposesIntoReductionsOnlyForCuda) {
+  driver::CompileOptions plain;
+  plain.pipeline.opt_level = 0;
+  auto unfused = compileProgram(transposedHeads, plain);
+  ASSERT_TRUE(unfused.isOk()) << unfused.status().message();
+  for (const char* target : {"cpu", "cuda"}) {
+    SCOPED_TRACE(target);
+    driver::CompileOptions fusing;
+    fusing.target = target;
+    fusing.pipeline.passes = {"fuse-kernels"};
+    auto fused = compileProgram(transposedHeads, fusing);
+    ASSERT_TRUE(fused.isOk()) << fused.status().message();
+    const bool cuda = std::string(target) == "cuda";
+    // The Exp's Transpose is inlined into the Exp either way.
+    EXPECT_EQ(countOrigins(*fused, "Transpose"), cuda ? 0 : 2) << kernelsText(*fused);
+    for (const lower::KernelCall& call : fused->calls) {
+      if (call.kernel.origin.find("MatMul 'scores'") == std::string::npos) continue;
+      EXPECT_EQ(call.kernel.origin.find("Transpose") != std::string::npos, cuda) << call.kernel.origin;
+      EXPECT_FALSE(hasDivOrMod(call.kernel)) << kernelsText(*fused);
+    }
+    EXPECT_TRUE(sameOutputs(*fused, *unfused));
+  }
+}
+
 TEST(FuseKernelsTest, DisabledByNameAndReported) {
   driver::CompileOptions options;
   options.pipeline.disabled = {"fuse-kernels"};
