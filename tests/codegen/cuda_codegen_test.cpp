@@ -176,6 +176,81 @@ TEST(CudaCodegen, ContractionsBecomeGemms) {
   }
 }
 
+// The head transposes of attention (Q and V to [B, H, S, D], K to
+// [B, H, D, S]) launch no kernel: with batch 1 the scores and context GEMMs
+// read the projections in place, a batch of heads 64 elements apart, rows a
+// hidden width apart, K through the transpose flag; with batch 2 no single
+// batch stride covers both the batch and the heads, so those operands are
+// packed (runtime test: the numbers agree either way). In fp16 the
+// projections that only GEMMs read are stored by their GEMMs in 16 bits, with
+// 16-bit biases, so nothing converts them either.
+TEST(CudaCodegen, AttentionHeadTransposesBecomeGemmLayouts) {
+  TempDir dir;
+  for (int64_t batch : {1, 2}) {
+    std::string onnx = dir.file("attention" + std::to_string(batch) + ".onnx");
+    ASSERT_TRUE(testing::writeAttentionModel(onnx, batch));
+    for (const char* precision : {"fp32", "fp16"}) {
+      SCOPED_TRACE("batch " + std::to_string(batch) + ", " + precision);
+      const bool half = std::string(precision) == "fp16";
+      driver::CompileOptions options = cudaOptions();
+      options.codegen.cuda_precision = precision;
+      testing::compileOrFail(onnx, dir.file("a.so"), options);
+      Sections s;
+      ASSERT_NO_FATAL_FAILURE(readSections(dir.file("a.so"), s));
+      expectCubinFor(s, "sm_90");
+      int gemms = 0, attention_gemms = 0, attention_packs = 0, half_outputs = 0;
+      for (const artifact::CudaLaunch& l : s.plan.launches) {
+        const std::string& origin = s.desc.kernels[l.kernel].origin;
+        // Only the context transpose (read by no GEMM) stays, inlined into the output Reshape.
+        if (origin.rfind("Transpose", 0) == 0 && origin.find(" + ") == std::string::npos) ADD_FAILURE() << origin;
+        const bool scores = origin.find("scores_mm") != std::string::npos;
+        const bool attention = scores || origin.find("'context'") != std::string::npos;
+        if (attention && l.function.find("_pack") != std::string::npos) ++attention_packs;
+        if (l.kind != artifact::CudaLaunch::kGemm) continue;
+        ++gemms;
+        artifact::GemmExtents e = artifact::gemmExtents(l.gemm);
+        EXPECT_LE(e.a, s.plan.buffers[l.args[0]].bytes / artifact::operandBytes(l.gemm.type_a));
+        EXPECT_LE(e.b, s.plan.buffers[l.args[1]].bytes / artifact::operandBytes(l.gemm.type_b));
+        EXPECT_LE(e.c, s.plan.buffers[l.args[2]].bytes / artifact::operandBytes(l.gemm.type_d));
+        if (!attention) {
+          // A projection: its D is 16-bit exactly where the attention GEMMs read it in place.
+          const bool half_d = half && batch == 1;
+          EXPECT_EQ(l.gemm.type_d, half_d ? artifact::GemmOperand::kFloat16 : artifact::GemmOperand::kFloat32) << origin;
+          ASSERT_TRUE(artifact::hasBias(l.gemm.epilogue)) << origin;
+          const artifact::CudaBuffer& bias = s.plan.buffers[l.args[3]];
+          EXPECT_EQ(bias.kind, artifact::CudaBuffer::kConstant) << origin;
+          EXPECT_EQ(bias.bytes, 256u * (half_d ? 2 : 4)) << origin;
+          EXPECT_LE(e.bias, bias.bytes / artifact::operandBytes(l.gemm.type_d)) << origin;
+          half_outputs += half_d;
+          continue;
+        }
+        ++attention_gemms;
+        EXPECT_EQ(l.gemm.type_d, artifact::GemmOperand::kFloat32) << origin << ": read by generated kernels";
+        EXPECT_NE(origin.find("Transpose"), std::string::npos) << origin << ": the transposes were not folded in";
+        EXPECT_EQ(l.gemm.k, scores ? 64u : 128u) << origin;
+        if (batch != 1) continue;
+        EXPECT_EQ(l.gemm.batch, 4u) << origin;
+        // Both operands in place in the workspace (the projections, or their 16-bit copies).
+        for (size_t slot : {0, 1})
+          EXPECT_EQ(s.plan.buffers[l.args[slot]].kind, artifact::CudaBuffer::kWorkspace) << origin;
+        // D row-major: A is the right factor (K or V), B the left (Q or the probabilities).
+        EXPECT_EQ(l.gemm.stride_a, 64) << origin;
+        EXPECT_EQ(l.gemm.lda, 256) << origin;
+        if (scores) {
+          EXPECT_EQ(l.gemm.stride_b, 64) << origin;
+          EXPECT_EQ(l.gemm.ldb, 256) << origin;
+          EXPECT_EQ(l.gemm.alpha, 0.125) << origin;
+        }
+      }
+      EXPECT_EQ(gemms, 5);
+      EXPECT_EQ(attention_gemms, 2);
+      // Batch 2: Q, K and V packed (the probabilities are dense either way).
+      EXPECT_EQ(attention_packs, batch == 1 ? 0 : 3);
+      EXPECT_EQ(half_outputs, half && batch == 1 ? 3 : 0);
+    }
+  }
+}
+
 // In fp16 and bf16 every GEMM multiplies 16-bit operands: weights converted
 // at compile time (their float32 bytes no longer stored), activations read
 // from the 16-bit copies their producers store, model inputs packed.

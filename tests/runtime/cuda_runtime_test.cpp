@@ -194,6 +194,39 @@ TEST(CudaRuntime, RowGroupsMatchTheCpuArtifact) {
   EXPECT_FALSE(mismatch.has_value()) << *mismatch;
 }
 
+// Attention whose head transposes are the GEMMs' operand layouts (batch 1:
+// read in place, in fp16 from projections their GEMMs store in 16 bits;
+// batch 2: packed) against the fp32 CPU artifact.
+TEST(CudaRuntime, AttentionWithFoldedTransposesMatchesTheCpuArtifact) {
+  TempDir dir;
+  for (int64_t batch : {1, 2}) {
+    std::string onnx = dir.file("attention" + std::to_string(batch) + ".onnx");
+    ASSERT_TRUE(testing::writeAttentionModel(onnx, batch));
+    testing::compileOrFail(onnx, dir.file("cpu.so"), target("cpu"));
+    Model cpu(dir.file("cpu.so"));
+    Session cpu_session(cpu, 1);
+    std::vector<ir::Tensor> inputs = randomInputs(cpu, 17);
+    auto want = tools::runArtifact(cpu, cpu_session, inputs);
+    ASSERT_TRUE(want.isOk()) << want.status().message();
+    const std::pair<const char*, tools::Tolerance> modes[] = {
+        {"fp32", {1e-4, 1e-4}}, {"tf32", {1e-2, 2e-2}}, {"fp16", {1e-2, 2e-2}}, {"bf16", {4e-2, 1e-1}}};
+    for (const auto& [precision, tol] : modes) {
+      SCOPED_TRACE("batch " + std::to_string(batch) + ", " + precision);
+      driver::CompileOptions options = target("cuda");
+      options.codegen.cuda_precision = precision;
+      std::string path = dir.file("gpu_" + std::to_string(batch) + precision + ".so");
+      testing::compileOrFail(onnx, path, options);
+      LOAD_CUDA_OR_SKIP(gpu, path);
+      Session session(*gpu);
+      auto got = tools::runArtifact(*gpu, session, inputs);
+      ASSERT_TRUE(got.isOk()) << got.status().message();
+      ASSERT_EQ(got->size(), 1u);
+      auto mismatch = tools::compareTensors((*got)[0], (*want)[0], tol);
+      EXPECT_FALSE(mismatch.has_value()) << *mismatch;
+    }
+  }
+}
+
 // A small BERT encoder layer (tests/passes/bert_block.onnx, hidden 32: the
 // thread-per-element path, LayerNorm written as ReduceMean/Pow/Sqrt nodes)
 // against the fp32 CPU artifact.
