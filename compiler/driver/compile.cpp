@@ -201,9 +201,10 @@ Expected<lower::Program> lowerModel(ir::Model& model, const CompileOptions& opti
   pipeline.cpu_layout = options.target == "cpu";
   KILN_ASSIGN_OR_RETURN(records, passes::runPipeline(model, pipeline, log));
   KILN_ASSIGN_OR_RETURN(lower::Program program, lower::lowerGraph(model));
-  // On CUDA a Transpose feeding a GEMM becomes the GEMM's operand layout.
+  // On CUDA a Transpose feeding or fed by a GEMM becomes the GEMM's layout.
   lower::FusionOptions fusion;
   fusion.permutations_into_reductions = options.target == "cuda";
+  fusion.views_into_stores = options.target == "cuda";
   KILN_RETURN_IF_ERROR(runProgramPasses(program, options.pipeline, fusion, log, records));
   return program;
 }

@@ -24,8 +24,15 @@
 // permuted index, no arithmetic recomputed, and the GEMM that runs the
 // reduction then reads `x` in place through its leading dimension, batch
 // stride and transpose flags instead of launching a transpose
-// (codegen/cuda/contraction.h). The CPU's tiled kernels expect their operands
-// as lowered, so the CPU pipeline leaves these transposes alone.
+// (codegen/cuda/contraction.h). With `views_into_stores`, the other side: a
+// contraction (one stage, `epilogue(sum(a * b))`) whose one reader is a
+// pure view of it (a Transpose, a Reshape: `t[axes] = x[a permutation of
+// axes]`, x possibly viewed in another shape) stores straight into the
+// view's buffer, at the index the view would have read it from, when that
+// index stays affine (attention's context `[B, H, S, D] -> [B, S, H*D]`:
+// the GEMM writes D with a leading dimension of H*D). The CPU's tiled
+// kernels expect operands and outputs as lowered, so the CPU pipeline
+// leaves these transposes alone.
 #pragma once
 
 #include <cstddef>
@@ -44,6 +51,7 @@ struct FusionStats {
 // The result computes the same outputs (the reference evaluator agrees).
 struct FusionOptions {
   bool permutations_into_reductions = false;
+  bool views_into_stores = false;
 };
 
 FusionStats fuseKernels(Program& program, const FusionOptions& options = {});

@@ -174,9 +174,10 @@ inline Status writeHalfChainModel(const std::string& path) {
 // Self-attention over `batch` sequences of 128 tokens, 4 heads of 64, as
 // PyTorch exports it: projections, Reshape to [B, S, H, D], head transposes
 // (Q and V to [B, H, S, D], K to [B, H, D, S]), scores scaled by 1/8,
-// Softmax, context, and the context transposed back to [B, S, H*D]. On CUDA
-// the head transposes feed the batched GEMMs, which read the projections in
-// place when one batch stride covers the heads (batch 1).
+// Softmax, context, the context transposed back to [B, S, H*D] and the
+// output projection. On CUDA the head transposes feed the batched GEMMs,
+// which read the projections in place when one batch stride covers the heads
+// (batch 1), and the context GEMM writes the transposed layout itself.
 inline Status writeAttentionModel(const std::string& path, int64_t batch) {
   ir::Model model;
   model.ir_version = 8;
@@ -235,7 +236,9 @@ inline Status writeAttentionModel(const std::string& path, int64_t batch) {
   ir::Value* scores = node("Div", {node("MatMul", {q, k}, "scores_mm"), constant("scale", std::move(eight))}, "scores");
   ir::Value* context = node("MatMul", {node("Softmax", {scores}, "probs"), v}, "context");
   ir::Value* merged = transpose(context, {0, 2, 1, 3}, "context_t");
-  g.outputs.push_back(node("Reshape", {merged, shape("merged_shape", {batch, kSeq, kHidden})}, "y"));
+  ir::Value* flat = node("Reshape", {merged, shape("merged_shape", {batch, kSeq, kHidden})}, "merged");
+  ir::Value* out = node("MatMul", {flat, constant("w_o", weights({kHidden, kHidden}))}, "o_mm");
+  g.outputs.push_back(node("Add", {out, constant("b_o", randomTensor({kHidden}, seed++))}, "y"));
   return frontend::writeOnnxFile(model, path);
 }
 

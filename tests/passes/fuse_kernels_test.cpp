@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <functional>
 
+#include "compiler/kir/affine.h"
 #include "compiler/kir/substitute.h"
 #include "compiler/lower/fuse_kernels.h"
 #include "tests/passes/model_check.h"
@@ -281,6 +282,62 @@ TEST(FuseKernelsTest, TransposesIntoReductionsOnlyForCuda) {
     }
     EXPECT_TRUE(sameOutputs(*fused, *unfused));
   }
+}
+
+// Attention's context as PyTorch exports it: a batched MatMul, Transpose
+// back to [B, S, H, D], Reshape to [B, S, H*D], then the output projection.
+std::unique_ptr<ir::Model> transposedContext() {
+  TestGraph g;
+  ir::Value* p = g.input("p", {1, 2, 6, 6});
+  ir::Value* v = g.input("v", {1, 2, 6, 4});
+  ir::Value* context = g.op("MatMul", {p, v}, "context");
+  ir::Node* t = g.node("Transpose", {context}, "context_t");
+  setInts(t, "perm", {0, 2, 1, 3});
+  ir::Value* merged = g.op("Reshape", {t->outputs[0], g.int64s("merged_shape", {1, 6, 8})}, "merged");
+  g.output(g.op("MatMul", {merged, g.randomConstant("w_o", {8, 8})}, "y"));
+  return g.take();
+}
+
+// On CUDA (views_into_stores) the context MatMul stores straight into the
+// transposed, reshaped layout ([b, s, h*4 + d]: affine, distinct), and no
+// kernel is left for the views; on the CPU the Transpose stays a kernel.
+TEST(FuseKernelsTest, ContractionStoresThroughViewsOnlyForCuda) {
+  driver::CompileOptions plain;
+  plain.pipeline.opt_level = 0;
+  auto unfused = compileProgram(transposedContext, plain);
+  ASSERT_TRUE(unfused.isOk()) << unfused.status().message();
+  for (const char* target : {"cpu", "cuda"}) {
+    SCOPED_TRACE(target);
+    driver::CompileOptions fusing;
+    fusing.target = target;
+    fusing.pipeline.passes = {"fuse-kernels"};
+    auto fused = compileProgram(transposedContext, fusing);
+    ASSERT_TRUE(fused.isOk()) << fused.status().message();
+    const bool cuda = std::string(target) == "cuda";
+    EXPECT_EQ(fused->calls.size(), cuda ? 2u : 3u) << kernelsText(*fused);
+    const kir::Kernel& context = fused->calls[0].kernel;
+    EXPECT_EQ(context.origin.find("Transpose") != std::string::npos, cuda) << kernelsText(*fused);
+    ASSERT_EQ(context.stages.size(), 1u);
+    EXPECT_TRUE(kir::storesDistinctAffine(context.stages[0])) << kernelsText(*fused);
+    EXPECT_FALSE(hasDivOrMod(context)) << kernelsText(*fused);
+    EXPECT_TRUE(sameOutputs(*fused, *unfused));
+  }
+}
+
+// Affine stores are distinct when each axis feeds one index and each index's
+// coefficients nest; two axes overlapping in one index collide.
+TEST(FuseKernelsTest, DistinctAffineStores) {
+  kir::IterVar h{1, 3}, d{2, 4};
+  kir::Stage stage;
+  stage.axes = {h, d};
+  stage.store_index = {kir::Expr(h) * kir::Expr::index(4) + kir::Expr(d)};
+  EXPECT_TRUE(kir::storesDistinctAffine(stage));
+  stage.store_index = {kir::Expr(h) * kir::Expr::index(3) + kir::Expr(d)};  // h=1,d=0 and h=0,d=3
+  EXPECT_FALSE(kir::storesDistinctAffine(stage));
+  stage.store_index = {kir::Expr(d), kir::Expr(h)};
+  EXPECT_TRUE(kir::storesDistinctAffine(stage));
+  stage.store_index = {kir::Expr(d), kir::Expr(d)};
+  EXPECT_FALSE(kir::storesDistinctAffine(stage));
 }
 
 TEST(FuseKernelsTest, DisabledByNameAndReported) {
