@@ -59,7 +59,11 @@ case $cases in
       while read -r name; do [ -d "$node/$name" ] && cp -r "$node/$name" "$stage/data/node/"; done
     ;;
 esac
-XZ_OPT="${XZ_OPT:--T2 -6}" tar -C "$stage" -cJf "$out" bin lib data
+# Where the build's sources were: cuda_runtime_test reads test models there
+# (KILN_SOURCE_DIR), and device.sh links the checkout it runs in to that path.
+sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt" >"$stage/source_dir"
+mkdir -p "$(dirname "$out")"
+XZ_OPT="${XZ_OPT:--T2 -6}" tar -C "$stage" -cJf "$out" bin lib data source_dir
 size=$(stat -c %s "$out")
 if [ "$size" -gt "$limit" ]; then
   echo "bundle.sh: $out is $((size / 1024 / 1024)) MiB, past the 64 MiB a device run carries;" \

@@ -27,7 +27,9 @@ case $what in
     # The test finds the ONNX test data and the sources where the build machine had them.
     mkdir -p /usr/share/libonnx-testdata /work
     [ -e /usr/share/libonnx-testdata/data ] || ln -s "$kiln_root/data" /usr/share/libonnx-testdata/data
-    [ -e /work/main ] || ln -s "$PWD" /work/main
+    src=$(cat "$kiln_root/source_dir" 2>/dev/null || echo /work/main)
+    mkdir -p "$(dirname "$src")"
+    [ -e "$src" ] || ln -s "$PWD" "$src"
     "$kiln_root/bin/cuda_runtime_test" "$@" 2>&1 | tee "$out/cuda_runtime_test.txt"
     ;;
   bench)

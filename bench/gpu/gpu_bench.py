@@ -4,10 +4,10 @@ provider where the machine's onnxruntime has it, on the same GPU, in one
 process, interleaved. Runs on the GPU machine (bench/gpu/run.sh prepares it).
 
     python3 bench/gpu/gpu_bench.py --kiln KILN --runtime LIBKILN_RT --out DIR \
-        [--models resnet50,bert_base] [--iters 50] [--no-compile]
+        [--models resnet50,mobilenet_v2,bert_base] [--batches 1,32] [--iters 50] [--no-compile]
 
-For each model (bench/models.py: the CPU benchmark's definitions, same seed):
-exports ONNX (opset 17, batch 1), compiles it with `kiln compile --target
+For each model (bench/models.py: the CPU benchmark's definitions, same seed)
+and batch size: exports ONNX (opset 17, that batch), compiles it with `kiln compile --target
 cuda` in fp32 and with `--cuda-precision fp16`, and times every engine on the
 same input. Kiln runs through libkiln_rt's C API (ctypes) twice: `host I/O`
 copies the input from host memory, replays the session's CUDA graph and copies
@@ -114,11 +114,11 @@ def load_runtime(path):
     return lib
 
 
-def export(name, folder):
+def export(name, batch, folder):
     path = os.path.join(folder, "model.onnx")
-    x = models.make_input(name)
+    x = models.make_input(name, batch)
     if not os.path.exists(path):
-        model = models.build(name)
+        model = models.build(name, batch)
         common = dict(opset_version=17, input_names=[models.MODELS[name][1]], output_names=["output"])
         with torch.no_grad():
             try:  # the TorchScript exporter, as bench/export_models.py uses on the CPU side
@@ -152,11 +152,11 @@ def timed(fn, sync, events):
     return (time.perf_counter() - start) * 1e3, start_ev.elapsed_time(end_ev)
 
 
-def bench_model(name, args, lib, out_dir):
-    folder = os.path.join(out_dir, name)
+def bench_model(name, batch, args, lib, out_dir):
+    folder = os.path.join(out_dir, f"{name}_bs{batch}")
     os.makedirs(folder, exist_ok=True)
-    onnx_path, x = export(name, folder)
-    model = models.build(name).cuda()
+    onnx_path, x = export(name, batch, folder)
+    model = models.build(name, batch).cuda()
     xt = torch.from_numpy(x).cuda()
     with torch.no_grad():
         want = model(xt).float().cpu().numpy()
@@ -181,7 +181,7 @@ def bench_model(name, args, lib, out_dir):
         notes[label] = float(np.max(np.abs(got - want)))
         engines[label] = lambda: m(inp)
 
-    half = models.build(name).cuda().half()
+    half = models.build(name, batch).cuda().half()
     xh = xt if xt.dtype == torch.int64 else xt.half()
     with torch.no_grad():
         torch_engine("torch eager fp32", model, xt)
@@ -220,15 +220,34 @@ def bench_model(name, args, lib, out_dir):
                 times[label].append(timed(fn, sync, events))
     median_ms = {k: statistics.median(w for w, _ in v) for k, v in times.items()}
     event_ms = {k: statistics.median(e for _, e in v) for k, v in times.items() if "host I/O" not in k}
-    return {"model": models.MODELS[name][3], "median_ms": median_ms, "event_ms": event_ms,
+    return {"model": models.describe(name, batch), "batch": batch, "median_ms": median_ms, "event_ms": event_ms,
             "max_abs_diff_vs_torch_fp32": notes, "compile_s": compile_s}
+
+
+def summary(results):
+    """The issue's table: fp16 medians by CUDA events per model and batch,
+    Kiln against PyTorch's modes, and Kiln over reduce-overhead (the bar:
+    at most 0.8)."""
+    cols = ["kiln fp16 device I/O", "torch eager fp16", "torch.compile default fp16",
+            "torch.compile reduce-overhead fp16"]
+    lines = ["## Summary: fp16, median ms (CUDA events)", "",
+             "| model | batch | Kiln | torch eager | torch.compile | torch.compile reduce-overhead "
+             "| Kiln / reduce-overhead |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results["models"].values():
+        ev = r.get("event_ms", {})
+        cells = [f"{ev[c]:.3f}" if c in ev else "-" for c in cols]
+        ratio = f"{ev[cols[0]] / ev[cols[3]]:.2f}" if cols[0] in ev and cols[3] in ev else "-"
+        name = r["model"].split(",")[0]
+        lines.append(f"| {name} | {r.get('batch', 1)} | " + " | ".join(cells) + f" | {ratio} |")
+    return lines + [""]
 
 
 def table(results, device):
     lines = ["# GPU benchmark results", "",
              "Written by `bench/gpu/device.sh BUNDLE OUT bench " + " ".join(results["argv"]) + "` (bench/gpu/README.md); "
              "not edited by hand.", "",
-             f"GPU: {device}; PyTorch {results['torch']}. Median ms per batch-1 run, {results['iters']} interleaved "
+             f"GPU: {device}; PyTorch {results['torch']}. Median ms per run (one batch), {results['iters']} interleaved "
              "runs per engine, timed two ways: CUDA events recorded on PyTorch's current stream around the call "
              "(`events`), and wall-clock around the call and a torch.cuda.synchronize() (`wall`); ratio = Kiln fp16 "
              "(device I/O) time / engine time, by CUDA events (below 1: Kiln is faster). "
@@ -236,6 +255,7 @@ def table(results, device):
              "input and output are torch.cuda tensors, the run is queued on PyTorch's stream (kiln_session_run_with, "
              "KILN_MEMORY_DEVICE) and timed as PyTorch's calls are, up to a torch.cuda.synchronize(). PyTorch's "
              "tensors stay on the GPU.", ""]
+    lines += summary(results)
     for name, r in results["models"].items():
         med = r["median_ms"]
         ev = r.get("event_ms", {})
@@ -262,22 +282,35 @@ def main():
     p.add_argument("--kiln", required=True)
     p.add_argument("--runtime", required=True, help="path to libkiln_rt.so")
     p.add_argument("--out", required=True)
-    p.add_argument("--models", default="resnet50,bert_base")
+    p.add_argument("--models", default="resnet50,mobilenet_v2,bert_base")
+    p.add_argument("--batches", default="1", help="batch sizes, comma-separated: each model is measured at each")
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile (it takes minutes)")
+    p.add_argument("--merge", help="results.json of an earlier run on this machine: its models come first in the "
+                   "table (a long measurement split over runs)")
     args = p.parse_args()
     lib = load_runtime(args.runtime)
     device = torch.cuda.get_device_name(0)
     argv = [a for a in sys.argv[1:]]
-    for flag in ("--kiln", "--runtime", "--out"):  # paths of one machine
+    for flag in ("--kiln", "--runtime", "--out", "--merge"):  # paths of one machine
         if flag in argv:
             i = argv.index(flag)
             del argv[i:i + 2]
     results = {"device": device, "iters": args.iters, "torch": torch.__version__, "argv": argv, "models": {}}
-    for name in args.models.split(","):
-        print(f"== {name}", flush=True)
-        results["models"][name] = bench_model(name, args, lib, args.out)
-        print(json.dumps(results["models"][name], indent=1), flush=True)
+    if args.merge:
+        with open(args.merge) as f:
+            earlier = json.load(f)
+        if (earlier["device"], earlier["iters"], earlier["torch"]) != (device, args.iters, torch.__version__):
+            sys.exit(f"--merge {args.merge}: measured on another GPU, PyTorch or --iters")
+        results["models"] = earlier["models"]
+        results["argv"] = earlier["argv"] + ["+"] + argv
+    for batch in (int(b) for b in args.batches.split(",")):
+        for name in args.models.split(","):
+            key = f"{name}_bs{batch}"
+            print(f"== {key}", flush=True)
+            results["models"][key] = bench_model(name, batch, args, lib, args.out)
+            print(json.dumps(results["models"][key], indent=1), flush=True)
+            torch.cuda.empty_cache()
     text = table(results, device)
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(text + "\n")

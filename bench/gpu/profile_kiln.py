@@ -35,7 +35,7 @@ def kind(name):
 def profile_model(name, args, lib):
     folder = os.path.join(args.out, name)
     os.makedirs(folder, exist_ok=True)
-    onnx_path, x = gpu_bench.export(name, folder)
+    onnx_path, x = gpu_bench.export(name, 1, folder)
     art = os.path.join(folder, f"kiln_{args.precision}.so")
     gpu_bench.compile_kiln(args.kiln, onnx_path, art, args.precision)
     k = gpu_bench.KilnModel(lib, art, None)

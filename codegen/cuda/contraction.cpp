@@ -155,11 +155,11 @@ bool storesAtAxes(const kir::Stage& stage) {
 
 class GemmPlanner {
  public:
-  GemmPlanner(const kir::Kernel& kernel, const kir::Stage& stage, const ExprNode& reduce, artifact::CudaPrecision precision,
-              const std::function<bool(int, int)>& aliases, const std::function<std::optional<double>(int)>& scalar,
-              const std::function<bool(int)>& half_copy)
-      : kernel_(kernel), stage_(stage), reduce_(reduce), aliases_(aliases), scalar_(scalar), half_copy_(half_copy),
-        operand_type_(operandType(precision)) {
+  GemmPlanner(const kir::Kernel& kernel, const kir::Stage& stage, const ExprNode& reduce, kir::Affine output,
+              artifact::CudaPrecision precision, const std::function<bool(int, int)>& aliases,
+              const std::function<std::optional<double>(int)>& scalar, const std::function<bool(int)>& half_copy)
+      : kernel_(kernel), stage_(stage), reduce_(reduce), output_(std::move(output)), aliases_(aliases), scalar_(scalar),
+        half_copy_(half_copy), operand_type_(operandType(precision)) {
     plan_.gemm.precision = precision;
     s_ = reduce.operands[0]->operands[0];
     v_ = reduce.operands[0]->operands[1];
@@ -171,7 +171,7 @@ class GemmPlanner {
     // output is then a batch of (pixels x channels) column-major matrices.
     for (size_t lead = 0; lead <= stage_.axes.size(); ++lead) {
       group(lead);
-      auto c = asMatrix(-1, denseLayout(stage_.axes), groups_.batch, groups_.m, groups_.n, INT64_MAX);
+      auto c = asMatrix(-1, output_, groups_.batch, groups_.m, groups_.n, INT64_MAX);
       if (!c || !layoutFor(*c)) continue;
       if (auto fused = directEpilogue(*c)) {
         c->param = stage_.buffer;
@@ -423,6 +423,7 @@ class GemmPlanner {
   const kir::Kernel& kernel_;
   const kir::Stage& stage_;
   const ExprNode& reduce_;
+  kir::Affine output_;  // where the stage stores each point of its axes (flat, in its buffer)
   const std::function<bool(int, int)>& aliases_;
   const std::function<std::optional<double>(int)>& scalar_;
   const std::function<bool(int)>& half_copy_;
@@ -447,10 +448,17 @@ std::optional<GemmStage> planGemm(const kir::Kernel& kernel, const kir::Stage& s
                                   const std::function<bool(int, int)>& aliases,
                                   const std::function<std::optional<double>(int)>& scalar,
                                   const std::function<bool(int)>& half_copy) {
-  if (stage.kind != kir::Stage::Kind::kStore || stage.axes.empty() || !storesAtAxes(stage)) return std::nullopt;
-  // The output's layout is the axes' row-major layout (D may be the output).
-  if (kernel.params[static_cast<size_t>(stage.buffer)].shape != extents(stage.axes)) return std::nullopt;
-  if (!kir::writesDistinctElements(stage) || kir::isDynamic(kernel, stage)) return std::nullopt;
+  if (stage.kind != kir::Stage::Kind::kStore || stage.axes.empty()) return std::nullopt;
+  if (!kir::storesDistinctAffine(stage) || kir::isDynamic(kernel, stage)) return std::nullopt;
+  // The output's layout: the axes' row-major layout, or where an affine
+  // store index puts each point (a transposed, reshaped output: D may still
+  // be the output, with its leading dimension and batch stride).
+  std::optional<kir::Affine> output;
+  if (storesAtAxes(stage) && kernel.params[static_cast<size_t>(stage.buffer)].shape == extents(stage.axes))
+    output = denseLayout(stage.axes);
+  else
+    output = kir::flatStoreIndex(kernel, stage);
+  if (!output) return std::nullopt;
   std::vector<const ExprNode*> reduces;
   collectReduces(stage.value, reduces);
   if (reduces.size() != 1) return std::nullopt;
@@ -465,7 +473,7 @@ std::optional<GemmStage> planGemm(const kir::Kernel& kernel, const kir::Stage& s
   int64_t flops = 2 * product(reduce.reduce_vars);
   for (const IterVar& v : stage.axes) flops *= v.extent;
   if (flops < kMinGemmFlops) return std::nullopt;
-  return GemmPlanner(kernel, stage, reduce, precision, aliases, scalar, half_copy).run();
+  return GemmPlanner(kernel, stage, reduce, std::move(*output), precision, aliases, scalar, half_copy).run();
 }
 
 }  // namespace kiln::codegen::cuda

@@ -39,6 +39,12 @@ struct Usage {
   std::set<uint32_t> operands;      // read in place as a GEMM's A or B
   std::set<uint32_t> gemm_written;  // written as a GEMM's D
   std::set<uint32_t> fp32_read;     // read by generated code, or as a GEMM's bias or C
+  std::set<uint32_t> kernel_written;  // written by generated code
+  // Written as D by a GEMM that could not store 16-bit elements: one that
+  // accumulates C (cuBLASLt's C has D's type) or adds a bias that is not a
+  // float32 constant (the bias has D's type too: constants get a copy).
+  std::set<uint32_t> fp32_d;
+  std::map<uint32_t, std::set<uint32_t>> biases;  // D -> the constant biases its GEMMs add
 };
 
 // The 16-bit copies of GEMM operands in the fp16/bf16 precisions, decided
@@ -47,6 +53,10 @@ struct HalfCopies {
   std::set<uint32_t> weights;      // constants converted at compile time
   std::set<uint32_t> activations;  // intermediates whose every writer also stores a rounded copy
   std::set<uint32_t> dropped;      // converted constants nothing reads as float32: not stored at all
+  // Intermediates that GEMMs write as D and only GEMMs read, in place: the
+  // GEMMs write D (and add a bias converted like a weight) in 16 bits
+  // straight into the copy, and the float32 buffer is never written.
+  std::set<uint32_t> gemm_stores;
 };
 
 class ModuleEmitter {
@@ -144,7 +154,9 @@ class ModuleEmitter {
       usage_.fp32_read.insert(args[static_cast<size_t>(e->buffer)]);
     for (const kir::Expr& op : e->operands) noteLoads(op, args);
   }
+  // ...and the buffer the stage writes, as written by generated code.
   void noteLoads(const kir::Stage& stage, const std::vector<uint32_t>& args) {
+    if (static_cast<size_t>(stage.buffer) < args.size()) usage_.kernel_written.insert(args[static_cast<size_t>(stage.buffer)]);
     if (stage.value.valid()) noteLoads(stage.value, args);
     for (const kir::Expr& i : stage.store_index) noteLoads(i, args);
   }
@@ -270,14 +282,33 @@ class ModuleEmitter {
       usage_.operands.insert(buffer);
       if (type != artifact::GemmOperand::kFloat32 && half_) launch.args[slot] = copy_of_.at(buffer);
     }
-    if (static_cast<size_t>(gemm.c) < own) usage_.gemm_written.insert(args[static_cast<size_t>(gemm.c)]);
     for (int p : {gemm.bias, gemm.cin})
       if (p >= 0) usage_.fp32_read.insert(args[static_cast<size_t>(p)]);
     launch.kind = artifact::CudaLaunch::kGemm;
     launch.gemm = gemm.gemm;
+    if (static_cast<size_t>(gemm.c) < own) noteGemmOutput(gemm, args, own, launch);
     module_.plan.launches.push_back(std::move(launch));
     if (gemm.epilogue) KILN_RETURN_IF_ERROR(emitLaunch(extended, *gemm.epilogue, function + "_epilogue", args, call_index));
     return Status::ok();
+  }
+
+  // D written in place of a stage's output: noted for the first pass; in the
+  // second, stored in 16 bits into its copy when HalfCopies says so.
+  void noteGemmOutput(const GemmStage& gemm, const std::vector<uint32_t>& args, size_t own, artifact::CudaLaunch& launch) {
+    const uint32_t d = args[static_cast<size_t>(gemm.c)];
+    usage_.gemm_written.insert(d);
+    if (gemm.cin >= 0) usage_.fp32_d.insert(d);
+    if (gemm.bias >= 0) {
+      const uint32_t bias = args[static_cast<size_t>(gemm.bias)];
+      const bool constant = static_cast<size_t>(gemm.bias) < own && program_.buffers[bias].kind == Kind::kConstant &&
+                            program_.buffers[bias].constant && program_.buffers[bias].dtype == ir::DType::kFloat32;
+      if (constant) usage_.biases[d].insert(bias);
+      else usage_.fp32_d.insert(d);
+    }
+    if (!half_ || !half_->gemm_stores.count(d)) return;
+    launch.args[2] = copy_of_.at(d);
+    if (gemm.bias >= 0) launch.args[3] = copy_of_.at(args[static_cast<size_t>(gemm.bias)]);
+    launch.gemm.type_d = launch.gemm.type_a;
   }
 
   // A row group (schedule.h): a warp (or, for few rows, a block) per row
@@ -443,6 +474,12 @@ Expected<CudaModule> emitModule(const lower::Program& program, artifact::CudaPre
       if (!usage.fp32_read.count(b)) half.dropped.insert(b);
     } else if (buffer.kind == Kind::kIntermediate && !usage.gemm_written.count(b)) {
       half.activations.insert(b);
+    } else if (buffer.kind == Kind::kIntermediate && !usage.fp32_read.count(b) && !usage.kernel_written.count(b) &&
+               !usage.fp32_d.count(b)) {
+      half.activations.insert(b);
+      half.gemm_stores.insert(b);
+      if (auto biases = usage.biases.find(b); biases != usage.biases.end())
+        half.weights.insert(biases->second.begin(), biases->second.end());
     }
   }
   return ModuleEmitter(program, precision, &half).run();

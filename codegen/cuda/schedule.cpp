@@ -178,7 +178,7 @@ int64_t stagePoints(const kir::Stage& stage) {
 
 LaunchSchedule scheduleStage(const kir::Stage& stage) {
   LaunchSchedule schedule;
-  if (!kir::writesDistinctElements(stage) || stage.axes.empty()) return schedule;
+  if (!kir::storesDistinctAffine(stage) || stage.axes.empty()) return schedule;
   // A thread per output element: every axis is parallel.
   schedule.parallel_axes = static_cast<int>(stage.axes.size());
   schedule.threads = stagePoints(stage);

@@ -122,8 +122,8 @@ Status writeText(const std::string& path, const std::string& text) {
 
 // The passes over the lowered program (fuse-kernels, plan-in-place), each
 // reported like a graph pass, counting kernels instead of nodes.
-Status runProgramPasses(lower::Program& program, const passes::PipelineOptions& options, std::ostream& log,
-                        std::vector<passes::PassRecord>& records) {
+Status runProgramPasses(lower::Program& program, const passes::PipelineOptions& options,
+                        const lower::FusionOptions& fusion, std::ostream& log, std::vector<passes::PassRecord>& records) {
   auto run = [&](const std::string& name, auto&& body) -> Status {
     if (!passes::programPassEnabled(options, name)) return Status::ok();
     auto start = std::chrono::steady_clock::now();
@@ -138,7 +138,7 @@ Status runProgramPasses(lower::Program& program, const passes::PipelineOptions& 
       log << "// ----- kernels after " << name << " -----\n" << lower::toString(program);
     return Status::ok();
   };
-  KILN_RETURN_IF_ERROR(run("fuse-kernels", [&] { lower::fuseKernels(program); }));
+  KILN_RETURN_IF_ERROR(run("fuse-kernels", [&] { lower::fuseKernels(program, fusion); }));
   return run("plan-in-place", [&] { lower::planArena(program, /*in_place=*/true); });
 }
 
@@ -201,7 +201,11 @@ Expected<lower::Program> lowerModel(ir::Model& model, const CompileOptions& opti
   pipeline.cpu_layout = options.target == "cpu";
   KILN_ASSIGN_OR_RETURN(records, passes::runPipeline(model, pipeline, log));
   KILN_ASSIGN_OR_RETURN(lower::Program program, lower::lowerGraph(model));
-  KILN_RETURN_IF_ERROR(runProgramPasses(program, options.pipeline, log, records));
+  // On CUDA a Transpose feeding or fed by a GEMM becomes the GEMM's layout.
+  lower::FusionOptions fusion;
+  fusion.permutations_into_reductions = options.target == "cuda";
+  fusion.views_into_stores = options.target == "cuda";
+  KILN_RETURN_IF_ERROR(runProgramPasses(program, options.pipeline, fusion, log, records));
   return program;
 }
 

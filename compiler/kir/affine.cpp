@@ -1,5 +1,9 @@
 #include "compiler/kir/affine.h"
 
+#include <algorithm>
+#include <utility>
+#include <vector>
+
 namespace kiln::kir {
 
 std::optional<Affine> affine(const Expr& e) {
@@ -46,6 +50,50 @@ std::optional<Affine> flatIndex(const Kernel& kernel, const ExprNode& load) {
     stride *= shape[d];
   }
   return flat;
+}
+
+std::optional<Affine> flatStoreIndex(const Kernel& kernel, const Stage& stage) {
+  const std::vector<int64_t>& shape = kernel.params[static_cast<size_t>(stage.buffer)].shape;
+  if (stage.store_index.size() != shape.size()) return std::nullopt;
+  Affine flat;
+  int64_t stride = 1;
+  for (size_t d = shape.size(); d-- > 0;) {
+    std::optional<Affine> index = affine(stage.store_index[d]);
+    if (!index) return std::nullopt;
+    flat.offset += index->offset * stride;
+    for (auto [var, c] : index->coeff) flat.coeff[var] += c * stride;
+    stride *= shape[d];
+  }
+  return flat;
+}
+
+bool storesDistinctAffine(const Stage& stage) {
+  if (writesDistinctElements(stage)) return true;
+  std::map<int, int64_t> extents;
+  for (const IterVar& v : stage.axes) extents[v.id] = v.extent;
+  std::map<int, bool> used;
+  for (const Expr& index : stage.store_index) {
+    std::optional<Affine> a = affine(index);
+    if (!a) return false;
+    std::vector<std::pair<int64_t, int64_t>> terms;  // |coefficient|, extent
+    for (auto [var, c] : a->coeff) {
+      if (c == 0) continue;
+      auto extent = extents.find(var);
+      if (extent == extents.end() || used[var]) return false;
+      used[var] = true;
+      terms.emplace_back(c < 0 ? -c : c, extent->second);
+    }
+    std::sort(terms.begin(), terms.end());
+    int64_t span = 0;  // the largest sum the smaller terms reach
+    for (auto [c, extent] : terms) {
+      if (extent == 1) continue;
+      if (c <= span) return false;
+      span += c * (extent - 1);
+    }
+  }
+  for (const IterVar& v : stage.axes)
+    if (v.extent > 1 && !used[v.id]) return false;
+  return true;
 }
 
 bool dependsOn(const Expr& e, int var_id) {

@@ -29,6 +29,15 @@ std::optional<Affine> affine(const Expr& e);
 // The flat (row-major) element index of a load of `kernel`'s parameter, when affine.
 std::optional<Affine> flatIndex(const Kernel& kernel, const ExprNode& load);
 
+// The flat (row-major) element index a store stage writes, when affine.
+std::optional<Affine> flatStoreIndex(const Kernel& kernel, const Stage& stage);
+
+// Whether the stage writes each element at most once: writesDistinctElements,
+// or store indices affine in the axes with each axis in one index and each
+// index's coefficients nesting as a mixed radix does (`[b, s, h*64 + d]`
+// with d < 64: a transposed and reshaped layout).
+bool storesDistinctAffine(const Stage& stage);
+
 // Whether `e` reads iteration variable `var_id`.
 bool dependsOn(const Expr& e, int var_id);
 

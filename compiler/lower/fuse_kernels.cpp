@@ -6,6 +6,7 @@
 #include <optional>
 #include <set>
 
+#include "compiler/kir/affine.h"
 #include "compiler/kir/substitute.h"
 #include "compiler/lower/lower_graph.h"
 
@@ -61,6 +62,50 @@ const kir::Stage* pureDefinition(const kir::Kernel& kernel) {
     return n.kind == ExprNode::Kind::kLoad && n.buffer == stage.buffer;
   });
   return reads_self ? nullptr : &stage;
+}
+
+// `epilogue(sum(a * b))` with one float32 sum: what MatMul, Gemm and Conv
+// lower to (and the GEMM path on CUDA runs).
+bool isContraction(const Expr& value) {
+  int sums = 0;
+  bool product = true;
+  anyNode(value, [&](const ExprNode& n) {
+    if (n.kind != ExprNode::Kind::kReduce) return false;
+    ++sums;
+    product = product && static_cast<kir::ReduceOp>(n.op) == kir::ReduceOp::kSum && n.dtype == ir::DType::kFloat32 &&
+              n.operands[0]->kind == ExprNode::Kind::kBinary &&
+              static_cast<kir::BinaryOp>(n.operands[0]->op) == kir::BinaryOp::kMul;
+    return false;
+  });
+  return sums == 1 && product;
+}
+
+// Whether the pure definition `stage` only permutes its input's axes:
+// `t[axes] = x[a permutation of axes]`, same dtype.
+bool isPermutation(const kir::Stage& stage) {
+  const Expr& v = stage.value;
+  if (v->kind != ExprNode::Kind::kLoad || v->operands.size() != stage.axes.size()) return false;
+  std::set<int> seen;
+  for (const Expr& index : v->operands) {
+    bool axis = std::any_of(stage.axes.begin(), stage.axes.end(), [&](const kir::IterVar& a) { return isVar(index, a.id); });
+    if (!axis || !seen.insert(index->var_id).second) return false;
+  }
+  return true;
+}
+
+// Whether every load of `params` in `e` indexes with plain variables (or
+// zeros) a parameter of `shape`: inlining a permutation there leaves loads
+// indexed by plain variables, which stay strided matrices for a GEMM.
+bool plainReads(const kir::Kernel& kernel, const Expr& e, const std::set<int>& params,
+                const std::vector<int64_t>& shape) {
+  if (e->kind == ExprNode::Kind::kLoad && params.count(e->buffer)) {
+    if (kernel.params[e->buffer].shape != shape) return false;
+    for (const Expr& index : e->operands)
+      if (index->kind != ExprNode::Kind::kVar && !(index->kind == ExprNode::Kind::kConst && index->value == 0))
+        return false;
+  }
+  return std::all_of(e->operands.begin(), e->operands.end(),
+                     [&](const Expr& o) { return plainReads(kernel, o, params, shape); });
 }
 
 // How a consumer kernel reads the parameters bound to the fused buffer.
@@ -212,7 +257,8 @@ std::vector<Expr> translateIndex(const std::vector<Expr>& index, const std::vect
 
 class KernelFuser {
  public:
-  explicit KernelFuser(Program& program) : program_(program), users_(program.buffers.size()) {
+  KernelFuser(Program& program, const FusionOptions& options)
+      : program_(program), options_(options), users_(program.buffers.size()) {
     for (int c = 0; c < static_cast<int>(program.calls.size()); ++c)
       for (int b : program.calls[c].args) users_[b].insert(c);
   }
@@ -227,9 +273,12 @@ class KernelFuser {
       for (int p = 0; p < static_cast<int>(program_.calls.size()); ++p) {
         if (removed_[p]) continue;
         int c = fusableConsumer(p);
-        if (c < 0) continue;
-        inlineProducer(p, c);
-        changed = true;
+        if (c >= 0) {
+          inlineProducer(p, c);
+          changed = true;
+        } else if (absorbView(p)) {
+          changed = true;
+        }
       }
     }
     std::vector<KernelCall> kept;
@@ -289,7 +338,8 @@ class KernelFuser {
         if (u > p && u <= c && writes(u, producer.args[i])) return -1;
     }
     ReadProfile reads = profileReads(consumer.kernel, params);
-    if (reads.loads == 0 || reads.in_reduce) return -1;
+    if (reads.loads == 0) return -1;
+    if (reads.in_reduce) return permutationIntoReduction(producer, *stage, consumer, params) ? c : -1;
     if (containsReduce(stage->value)) {
       // Read once, or twice at the same element of one float32 stage (SiLU:
       // `x * sigmoid(x)`): both reads then share one inlined sum (see
@@ -312,6 +362,89 @@ class KernelFuser {
               reads.loads * kir::treeSize(stage->value, kMaxFusedTreeSize) >= kMaxFusedTreeSize)
         return -1;
     return c;
+  }
+
+  // A Transpose read inside a reduction (options_.permutations_into_reductions):
+  // every read a plain-variable load at the producer's shape, so the merged
+  // loads read the producer's input at permuted plain variables.
+  bool permutationIntoReduction(const KernelCall& producer, const kir::Stage& stage, const KernelCall& consumer,
+                                const std::set<int>& params) const {
+    if (!options_.permutations_into_reductions || !isPermutation(stage)) return false;
+    const std::vector<int64_t>& shape = producer.kernel.params[stage.buffer].shape;
+    for (const kir::Stage& s : consumer.kernel.stages) {
+      for (const Expr& index : s.store_index)
+        if (anyNode(index, [&](const ExprNode& n) { return n.kind == ExprNode::Kind::kLoad && params.count(n.buffer); }))
+          return false;
+      if (!plainReads(consumer.kernel, s.value, params, shape)) return false;
+    }
+    return true;
+  }
+
+  // options_.views_into_stores: contraction `p` stores into the buffer of
+  // its one reader when that reader is a pure view of it (header comment).
+  bool absorbView(int p) {
+    if (!options_.views_into_stores) return false;
+    KernelCall& producer = program_.calls[p];
+    if (kir::isDynamic(producer.kernel) || producer.kernel.stages.size() != 1) return false;
+    kir::Stage& stage = producer.kernel.stages[0];
+    for (size_t i = 0; i < producer.kernel.params.size(); ++i)
+      if (producer.kernel.params[i].written != (static_cast<int>(i) == stage.buffer)) return false;
+    if (stage.kind != kir::Stage::Kind::kStore || !isContraction(stage.value)) return false;
+    const int b = producer.args[stage.buffer];
+    if (program_.buffers[b].kind != ProgramBuffer::Kind::kIntermediate || paramsBoundTo(producer, b).size() != 1)
+      return false;
+    const std::set<int>& users = users_[b];
+    if (users.size() != 2 || *users.begin() != p) return false;
+    const int c = *users.rbegin();
+    if (program_.innermostRegion(p) != program_.innermostRegion(c)) return false;
+    KernelCall& consumer = program_.calls[c];
+    if (kir::isDynamic(consumer.kernel)) return false;
+    const kir::Stage* view = pureDefinition(consumer.kernel);
+    if (!view || !isPermutation(*view) || consumer.args[view->value->buffer] != b) return false;
+    const int out = consumer.args[view->buffer];
+    // A Transpose that its reader's reduction will take as a permuted
+    // operand is better left to that: the GEMM then reads the producer in
+    // place, where here the producer's D would be the scattered one.
+    if (readInReductionAsPermutation(c, *view, out)) return false;
+    if (program_.buffers[out].kind == ProgramBuffer::Kind::kInput ||
+        program_.buffers[out].kind == ProgramBuffer::Kind::kConstant)
+      return false;
+    // Written earlier now: nothing between the two may touch the view's buffer.
+    for (int u : users_[out])
+      if (u < c) return false;
+    // The producer's element at its store index, in the shape the view reads,
+    // lands where the view's axis reading that index dimension stores.
+    const std::vector<int64_t>& from = producer.kernel.params[stage.buffer].shape;
+    const std::vector<int64_t>& viewed = consumer.kernel.params[view->value->buffer].shape;
+    std::vector<Expr> at = translateIndex(stage.store_index, from, viewed, extentsOf(producer.kernel));
+    std::vector<Expr> store(view->axes.size());
+    for (size_t k = 0; k < view->value->operands.size(); ++k)
+      for (size_t m = 0; m < view->axes.size(); ++m)
+        if (isVar(view->value->operands[k], view->axes[m].id)) store[m] = at[k];
+    for (const Expr& index : store)
+      if (!index.valid() || !kir::affine(index)) return false;
+    kir::Stage moved = stage;
+    moved.store_index = store;
+    if (!kir::storesDistinctAffine(moved)) return false;
+
+    producer.kernel.params[stage.buffer] = consumer.kernel.params[view->buffer];
+    producer.args[stage.buffer] = out;
+    stage.store_index = std::move(store);
+    producer.kernel.origin += " + " + consumer.kernel.origin;
+    for (int arg : consumer.args) users_[arg].erase(c);
+    users_[b].clear();
+    users_[out].insert(p);
+    removed_[c] = true;
+    return true;
+  }
+
+  bool readInReductionAsPermutation(int c, const kir::Stage& view, int out) const {
+    const std::set<int>& readers = users_[out];
+    if (readers.size() != 2 || *readers.begin() != c) return false;
+    const KernelCall& reader = program_.calls[*readers.rbegin()];
+    std::set<int> params = paramsBoundTo(reader, out);
+    return profileReads(reader.kernel, params).in_reduce &&
+           permutationIntoReduction(program_.calls[c], view, reader, params);
   }
 
   void inlineProducer(int p, int c) {
@@ -385,6 +518,7 @@ class KernelFuser {
   }
 
   Program& program_;
+  FusionOptions options_;
   std::vector<std::set<int>> users_;
   std::vector<bool> removed_;
 };
@@ -410,14 +544,14 @@ void dropDeadBuffers(Program& program) {
 
 }  // namespace
 
-FusionStats fuseKernels(Program& program) {
+FusionStats fuseKernels(Program& program, const FusionOptions& options) {
   FusionStats stats;
   stats.kernels_before = program.calls.size();
   stats.kernels_after = program.calls.size();
   // Container steps name buffers and calls by index, and read tensors no
   // kernel's reader count shows: programs with them are left unfused.
   if (!program.container_steps.empty()) return stats;
-  KernelFuser(program).run();
+  KernelFuser(program, options).run();
   dropDeadBuffers(program);
   planArena(program);
   stats.kernels_after = program.calls.size();

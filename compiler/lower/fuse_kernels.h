@@ -16,6 +16,23 @@
 //   reduction, and the merged expression stays small. A producer that the
 //   consumer broadcasts (fewer elements than the consumer's iteration space)
 //   is inlined only when it is cheap to recompute.
+//
+// With `permutations_into_reductions` (the CUDA backend asks for it), a
+// producer that only permutes axes (a Transpose: `t[axes] = x[perm(axes)]`)
+// is also inlined where a consumer reads it at the same shape with plain
+// variables, inside a reduction: the merged load is one load of `x` with the
+// permuted index, no arithmetic recomputed, and the GEMM that runs the
+// reduction then reads `x` in place through its leading dimension, batch
+// stride and transpose flags instead of launching a transpose
+// (codegen/cuda/contraction.h). With `views_into_stores`, the other side: a
+// contraction (one stage, `epilogue(sum(a * b))`) whose one reader is a
+// pure view of it (a Transpose, a Reshape: `t[axes] = x[a permutation of
+// axes]`, x possibly viewed in another shape) stores straight into the
+// view's buffer, at the index the view would have read it from, when that
+// index stays affine (attention's context `[B, H, S, D] -> [B, S, H*D]`:
+// the GEMM writes D with a leading dimension of H*D). The CPU's tiled
+// kernels expect operands and outputs as lowered, so the CPU pipeline
+// leaves these transposes alone.
 #pragma once
 
 #include <cstddef>
@@ -32,6 +49,11 @@ struct FusionStats {
 // Fuses in place, drops the buffers that became dead and re-plans the arena
 // (by lifetimes only; in-place reuse is planArena's separate option).
 // The result computes the same outputs (the reference evaluator agrees).
-FusionStats fuseKernels(Program& program);
+struct FusionOptions {
+  bool permutations_into_reductions = false;
+  bool views_into_stores = false;
+};
+
+FusionStats fuseKernels(Program& program, const FusionOptions& options = {});
 
 }  // namespace kiln::lower

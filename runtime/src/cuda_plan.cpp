@@ -31,6 +31,7 @@ void writeGemm(ByteWriter& out, const CudaGemm& g) {
   out.u64(g.offset_cin);
   out.u32(static_cast<uint32_t>(g.type_a));
   out.u32(static_cast<uint32_t>(g.type_b));
+  out.u32(static_cast<uint32_t>(g.type_d));
 }
 
 CudaGemm readGemm(ByteReader& in) {
@@ -50,6 +51,7 @@ CudaGemm readGemm(ByteReader& in) {
   g.offset_cin = in.u64();
   g.type_a = static_cast<GemmOperand>(in.u32());
   g.type_b = static_cast<GemmOperand>(in.u32());
+  g.type_d = static_cast<GemmOperand>(in.u32());
   return g;
 }
 

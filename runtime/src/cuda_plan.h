@@ -19,7 +19,8 @@
 // u32 launch kind, and for a GEMM its CudaGemm fields in declaration order:
 // u32 for the enums, batch and accumulate, f64 for alpha, u64/i64 for the
 // rest). Strings are u32 length + bytes. Version 4 added each GEMM's operand
-// element types (16-bit A and B in the fp16/bf16 precisions).
+// element types (16-bit A and B in the fp16/bf16 precisions); version 5 the
+// type of D (16-bit where only GEMMs read it, in those precisions).
 #pragma once
 
 #include <cstdint>
@@ -31,7 +32,7 @@
 namespace kiln::artifact {
 
 inline constexpr char kCudaPlanMagic[8] = {'K', 'I', 'L', 'N', 'C', 'U', 'D', 'A'};
-inline constexpr uint32_t kCudaPlanVersion = 4;
+inline constexpr uint32_t kCudaPlanVersion = 5;
 inline constexpr const char* kCudaPlanSection = ".kiln.cuda";
 inline constexpr const char* kCubinSection = ".kiln.cubin";
 inline constexpr const char* kPtxSection = ".kiln.ptx";
@@ -56,7 +57,7 @@ enum class GemmEpilogue : uint32_t { kNone = 0, kBias = 1, kRelu = 2, kReluBias 
 
 // How a GEMM's A or B operand is stored: float32, or (in the fp16/bf16
 // precisions) already rounded to 16 bits by the compiler (a weight) or by the
-// kernel that produced it (an activation). D, C and the bias stay float32.
+// kernel that produced it (an activation) or the GEMM that did (type_d).
 enum class GemmOperand : uint32_t { kFloat32 = 0, kFloat16 = 1, kBFloat16 = 2 };
 
 inline uint64_t operandBytes(GemmOperand t) { return t == GemmOperand::kFloat32 ? 4 : 2; }
@@ -72,7 +73,10 @@ inline bool hasBias(GemmEpilogue e) { return e == GemmEpilogue::kBias || e == Ge
 // matrix). With a bias epilogue the next buffer holds the bias (m elements
 // from offset_bias, the same for every problem); with `accumulate` the last
 // buffer holds C, laid out as D (ldc, stride_c) from offset_cin. A and B
-// hold `type_a`/`type_b` elements (their offsets and strides count those).
+// hold `type_a`/`type_b` elements (their offsets and strides count those);
+// D and the bias hold `type_d` elements: float32, or in the fp16/bf16
+// precisions the 16-bit type when D is an intermediate only GEMMs read
+// (then without C: cuBLASLt's C has D's type).
 struct CudaGemm {
   uint32_t trans_a = 0, trans_b = 0;
   CudaPrecision precision = CudaPrecision::kFp32;
@@ -86,6 +90,7 @@ struct CudaGemm {
   double alpha = 1.0;
   uint64_t offset_bias = 0, offset_cin = 0;
   GemmOperand type_a = GemmOperand::kFloat32, type_b = GemmOperand::kFloat32;
+  GemmOperand type_d = GemmOperand::kFloat32;
 
   size_t bufferCount() const { return 3 + (hasBias(epilogue) ? 1 : 0) + (accumulate ? 1 : 0); }
 };

@@ -57,8 +57,9 @@ std::string checkGemm(const artifact::CudaLaunch& l, const std::vector<CudaBuffe
   if (g.m == 0 || g.n == 0 || g.k == 0 || g.batch == 0 || g.m > INT32_MAX || g.n > INT32_MAX || g.k > INT32_MAX)
     return "has an empty or oversized shape";
   if (g.trans_a > 1 || g.trans_b > 1 || static_cast<uint32_t>(g.precision) > 3 || static_cast<uint32_t>(g.type_a) > 2 ||
-      static_cast<uint32_t>(g.type_b) > 2)
+      static_cast<uint32_t>(g.type_b) > 2 || static_cast<uint32_t>(g.type_d) > 2)
     return "has an unknown mode";
+  if (g.type_d != artifact::GemmOperand::kFloat32 && g.accumulate) return "accumulates into a 16-bit D";
   if (g.lda < static_cast<int64_t>(g.trans_a ? g.k : g.m) || g.ldb < static_cast<int64_t>(g.trans_b ? g.n : g.k) ||
       g.ldc < static_cast<int64_t>(g.m))
     return "has a leading dimension below its rows";
@@ -66,8 +67,9 @@ std::string checkGemm(const artifact::CudaLaunch& l, const std::vector<CudaBuffe
   if (d.kind == CudaBuffer::kConstant || d.kind == CudaBuffer::kInput) return "writes a constant or an input";
   artifact::GemmExtents e = artifact::gemmExtents(g);
   std::vector<uint64_t> ends = {e.a, e.b, e.c};
-  std::vector<uint64_t> sizes = {artifact::operandBytes(g.type_a), artifact::operandBytes(g.type_b), 4};
-  if (artifact::hasBias(g.epilogue)) ends.push_back(e.bias), sizes.push_back(4);
+  const uint64_t d_bytes = artifact::operandBytes(g.type_d);
+  std::vector<uint64_t> sizes = {artifact::operandBytes(g.type_a), artifact::operandBytes(g.type_b), d_bytes};
+  if (artifact::hasBias(g.epilogue)) ends.push_back(e.bias), sizes.push_back(d_bytes);
   if (g.accumulate) ends.push_back(e.cin), sizes.push_back(4);
   for (size_t i = 0; i < ends.size(); ++i)
     if (ends[i] > buffers[l.args[i]].bytes / sizes[i]) return "reaches past buffer " + std::to_string(l.args[i]);
@@ -349,7 +351,7 @@ kiln_status CudaSession::prepareGemms(std::string& message) {
                                                  sizeof epilogue),
             "setting the epilogue");
       if (artifact::hasBias(g.epilogue) && failed.empty()) {
-        const void* bias = reinterpret_cast<const void*>(address(l.args[3]) + g.offset_bias * 4);
+        const void* bias = reinterpret_cast<const void*>(address(l.args[3]) + g.offset_bias * artifact::operandBytes(g.type_d));
         check(blas->cublasLtMatmulDescSetAttribute(call.desc, cuda::CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
                                                    sizeof bias),
               "setting the bias");
@@ -363,7 +365,7 @@ kiln_status CudaSession::prepareGemms(std::string& message) {
     };
     for (const Layout& m : {Layout{&call.a, dataType(g.type_a), g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, g.lda, g.stride_a},
                             Layout{&call.b, dataType(g.type_b), g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, g.ldb, g.stride_b},
-                            Layout{&call.c, cuda::CUDA_R_32F, g.m, g.n, g.ldc, g.stride_c}}) {
+                            Layout{&call.c, dataType(g.type_d), g.m, g.n, g.ldc, g.stride_c}}) {
       if (!failed.empty()) break;
       check(blas->cublasLtMatrixLayoutCreate(m.layout, m.type, m.rows, m.cols, m.ld), "describing a matrix");
       if (!failed.empty() || g.batch == 1) continue;
@@ -381,7 +383,7 @@ kiln_status CudaSession::prepareGemms(std::string& message) {
         check(blas->cublasLtMatmulPreferenceSetAttribute(pref, cuda::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                          &gemm_workspace_bytes_, sizeof gemm_workspace_bytes_),
               "setting the workspace");
-        const cuda::CUdeviceptr addresses[4] = {operandA(l), operandB(l), inputC(l), address(l.args[2]) + g.offset_c * 4};
+        const cuda::CUdeviceptr addresses[4] = {operandA(l), operandB(l), inputC(l), outputD(l)};
         for (int m = 0; m < 4; ++m) {
           uint32_t align = alignmentOf(addresses[m]);
           check(blas->cublasLtMatmulPreferenceSetAttribute(pref, cuda::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES + m, &align,
@@ -415,7 +417,7 @@ cuda::cublasStatus CudaSession::matmul(size_t i, const cuda::cublasLtMatmulAlgo&
   const Gemm& call = gemms_[i];
   const float one = 1.0f, zero = 0.0f;
   const float alpha = static_cast<float>(g.alpha);
-  cuda::CUdeviceptr dst = address(l.args[2]) + g.offset_c * 4;
+  cuda::CUdeviceptr dst = outputD(l);
   return model_.blas->cublasLtMatmul(blas_, call.desc, &alpha, reinterpret_cast<const void*>(operandA(l)), call.a,
                                      reinterpret_cast<const void*>(operandB(l)), call.b, g.accumulate ? &one : &zero,
                                      reinterpret_cast<const void*>(inputC(l)), call.c, reinterpret_cast<void*>(dst),
@@ -487,7 +489,11 @@ cuda::CUdeviceptr CudaSession::operandB(const artifact::CudaLaunch& l) const {
 
 cuda::CUdeviceptr CudaSession::inputC(const artifact::CudaLaunch& l) const {
   const artifact::CudaGemm& g = l.gemm;
-  return g.accumulate ? address(l.args.back()) + g.offset_cin * 4 : address(l.args[2]) + g.offset_c * 4;
+  return g.accumulate ? address(l.args.back()) + g.offset_cin * 4 : outputD(l);
+}
+
+cuda::CUdeviceptr CudaSession::outputD(const artifact::CudaLaunch& l) const {
+  return address(l.args[2]) + l.gemm.offset_c * artifact::operandBytes(l.gemm.type_d);
 }
 
 cuda::CUdeviceptr CudaSession::address(uint32_t buffer) const {

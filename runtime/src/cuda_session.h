@@ -76,10 +76,11 @@ class CudaSession {
 
   explicit CudaSession(const CudaModel& model) : model_(model) {}
   cuda::CUdeviceptr address(uint32_t buffer) const;
-  // A GEMM's A and B operands; its C: the accumulated input, or D itself
-  // (read with beta 0).
+  // A GEMM's A and B operands, its D, and its C: the accumulated input, or
+  // D itself (read with beta 0).
   cuda::CUdeviceptr operandA(const artifact::CudaLaunch& l) const;
   cuda::CUdeviceptr operandB(const artifact::CudaLaunch& l) const;
+  cuda::CUdeviceptr outputD(const artifact::CudaLaunch& l) const;
   cuda::CUdeviceptr inputC(const artifact::CudaLaunch& l) const;
   kiln_status prepareGemms(std::string& message);
   // Enqueues launch `i` (a GEMM) with `algo` on the session's stream.

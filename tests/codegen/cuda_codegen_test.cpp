@@ -176,6 +176,98 @@ TEST(CudaCodegen, ContractionsBecomeGemms) {
   }
 }
 
+// The transposes of attention launch no kernel. The head transposes (Q and V
+// to [B, H, S, D], K to [B, H, D, S]) become operand layouts: with batch 1
+// the scores and context GEMMs read the projections in place, a batch of
+// heads 64 elements apart, rows a hidden width apart, K through the
+// transpose flag; with batch 2 no single batch stride covers both the batch
+// and the heads, so those operands are packed. The context transpose back to
+// [B, S, H*D] becomes D's layout: with batch 1 the context GEMM writes it
+// (leading dimension 256, heads 64 apart), with batch 2 a generated
+// epilogue does. In fp16 the projections and the context, which only GEMMs
+// read, are stored by their GEMMs in 16 bits (16-bit biases), so nothing
+// converts them either. The runtime test checks the numbers.
+TEST(CudaCodegen, AttentionTransposesBecomeGemmLayouts) {
+  TempDir dir;
+  for (int64_t batch : {1, 2}) {
+    std::string onnx = dir.file("attention" + std::to_string(batch) + ".onnx");
+    ASSERT_TRUE(testing::writeAttentionModel(onnx, batch));
+    for (const char* precision : {"fp32", "fp16"}) {
+      SCOPED_TRACE("batch " + std::to_string(batch) + ", " + precision);
+      const bool half = std::string(precision) == "fp16";
+      const bool one = batch == 1;
+      const artifact::GemmOperand half_if_one = half && one ? artifact::GemmOperand::kFloat16 : artifact::GemmOperand::kFloat32;
+      driver::CompileOptions options = cudaOptions();
+      options.codegen.cuda_precision = precision;
+      testing::compileOrFail(onnx, dir.file("a.so"), options);
+      Sections s;
+      ASSERT_NO_FATAL_FAILURE(readSections(dir.file("a.so"), s));
+      expectCubinFor(s, "sm_90");
+      int gemms = 0, head_projections = 0, attention_packs = 0, context_epilogues = 0;
+      bool scores_seen = false, context_seen = false;
+      for (const artifact::CudaLaunch& l : s.plan.launches) {
+        const std::string& origin = s.desc.kernels[l.kernel].origin;
+        if (origin.rfind("Transpose", 0) == 0 && origin.find(" + ") == std::string::npos) ADD_FAILURE() << origin;
+        const bool scores = origin.find("scores_mm") != std::string::npos;
+        const bool context = origin.find("'context'") != std::string::npos;
+        if ((scores || context) && l.function.find("_pack") != std::string::npos) ++attention_packs;
+        if (context && l.function.find("_epilogue") != std::string::npos) ++context_epilogues;
+        if (l.kind != artifact::CudaLaunch::kGemm) continue;
+        ++gemms;
+        artifact::GemmExtents e = artifact::gemmExtents(l.gemm);
+        EXPECT_LE(e.a, s.plan.buffers[l.args[0]].bytes / artifact::operandBytes(l.gemm.type_a));
+        EXPECT_LE(e.b, s.plan.buffers[l.args[1]].bytes / artifact::operandBytes(l.gemm.type_b));
+        EXPECT_LE(e.c, s.plan.buffers[l.args[2]].bytes / artifact::operandBytes(l.gemm.type_d));
+        if (origin.find("o_mm") != std::string::npos) {
+          EXPECT_EQ(l.gemm.type_d, artifact::GemmOperand::kFloat32) << origin << ": the model's output";
+          continue;
+        }
+        if (!scores && !context) {
+          // Q, K or V: D is 16-bit exactly where the attention GEMMs read it in place.
+          ++head_projections;
+          EXPECT_EQ(l.gemm.type_d, half_if_one) << origin;
+          ASSERT_TRUE(artifact::hasBias(l.gemm.epilogue)) << origin;
+          const artifact::CudaBuffer& bias = s.plan.buffers[l.args[3]];
+          EXPECT_EQ(bias.kind, artifact::CudaBuffer::kConstant) << origin;
+          EXPECT_EQ(bias.bytes, 256u * artifact::operandBytes(l.gemm.type_d)) << origin;
+          EXPECT_LE(e.bias, bias.bytes / artifact::operandBytes(l.gemm.type_d)) << origin;
+          continue;
+        }
+        EXPECT_NE(origin.find("Transpose"), std::string::npos) << origin << ": the transposes were not folded in";
+        EXPECT_EQ(l.gemm.k, scores ? 64u : 128u) << origin;
+        scores_seen = scores_seen || scores;
+        context_seen = context_seen || context;
+        if (scores) EXPECT_EQ(l.gemm.type_d, artifact::GemmOperand::kFloat32) << origin << ": Softmax reads it";
+        if (!one) continue;
+        EXPECT_EQ(l.gemm.batch, 4u) << origin;
+        // Both operands in place in the workspace (the projections, or their 16-bit copies).
+        for (size_t slot : {0, 1})
+          EXPECT_EQ(s.plan.buffers[l.args[slot]].kind, artifact::CudaBuffer::kWorkspace) << origin;
+        // D row-major: A is the right factor (K or V), B the left (Q or the probabilities).
+        EXPECT_EQ(l.gemm.stride_a, 64) << origin;
+        EXPECT_EQ(l.gemm.lda, 256) << origin;
+        if (scores) {
+          EXPECT_EQ(l.gemm.stride_b, 64) << origin;
+          EXPECT_EQ(l.gemm.ldb, 256) << origin;
+          EXPECT_EQ(l.gemm.alpha, 0.125) << origin;
+        } else {
+          // The context written as [S, H*D]: heads 64 apart, rows 256 apart.
+          EXPECT_EQ(l.gemm.ldc, 256) << origin;
+          EXPECT_EQ(l.gemm.stride_c, 64) << origin;
+          EXPECT_EQ(l.gemm.type_d, half_if_one) << origin << ": only the output projection reads it";
+        }
+      }
+      EXPECT_EQ(gemms, 6);
+      EXPECT_EQ(head_projections, 3);
+      EXPECT_TRUE(scores_seen && context_seen);
+      // Batch 2: Q, K and V packed (the probabilities are dense either way),
+      // the context written by an epilogue.
+      EXPECT_EQ(attention_packs, one ? 0 : 3);
+      EXPECT_EQ(context_epilogues, one ? 0 : 1);
+    }
+  }
+}
+
 // In fp16 and bf16 every GEMM multiplies 16-bit operands: weights converted
 // at compile time (their float32 bytes no longer stored), activations read
 // from the 16-bit copies their producers store, model inputs packed.

@@ -171,4 +171,75 @@ inline Status writeHalfChainModel(const std::string& path) {
   return frontend::writeOnnxFile(model, path);
 }
 
+// Self-attention over `batch` sequences of 128 tokens, 4 heads of 64, as
+// PyTorch exports it: projections, Reshape to [B, S, H, D], head transposes
+// (Q and V to [B, H, S, D], K to [B, H, D, S]), scores scaled by 1/8,
+// Softmax, context, the context transposed back to [B, S, H*D] and the
+// output projection. On CUDA the head transposes feed the batched GEMMs,
+// which read the projections in place when one batch stride covers the heads
+// (batch 1), and the context GEMM writes the transposed layout itself.
+inline Status writeAttentionModel(const std::string& path, int64_t batch) {
+  ir::Model model;
+  model.ir_version = 8;
+  model.opset_imports[""] = 17;
+  ir::Graph& g = model.graph;
+  constexpr int64_t kSeq = 128, kHeads = 4, kHeadDim = 64, kHidden = kHeads * kHeadDim;
+  const std::vector<int64_t> x_dims = {batch, kSeq, kHidden};
+  ir::Value* x = g.addValue("x", {ir::DType::kFloat32, ir::makeShape(x_dims)});
+  g.inputs.push_back(x);
+  auto constant = [&](const std::string& name, ir::Tensor t) {
+    ir::Value* v = g.addValue(name, t.type());
+    v->constant = std::move(t);
+    return v;
+  };
+  auto shape = [&](const std::string& name, std::vector<int64_t> dims) {
+    auto n = static_cast<int64_t>(dims.size());
+    return constant(name, ir::Tensor::fromValues<int64_t>(ir::DType::kInt64, {n}, std::span<const int64_t>(dims)));
+  };
+  auto node = [&](const std::string& op, std::vector<ir::Value*> inputs, const std::string& out) {
+    ir::Node* n = g.addNode(op, out);
+    n->inputs = std::move(inputs);
+    ir::Value* v = g.addValue(out);
+    v->producer = n;
+    v->producer_output = 0;
+    n->outputs.push_back(v);
+    return n->outputs[0];
+  };
+  auto transpose = [&](ir::Value* in, std::vector<int64_t> perm, const std::string& out) {
+    ir::Value* v = node("Transpose", {in}, out);
+    ir::Attribute a;
+    a.kind = ir::Attribute::Kind::kInts;
+    a.ints = std::move(perm);
+    v->producer->attributes["perm"] = a;
+    return v;
+  };
+  ir::Value* heads = shape("heads_shape", {batch, kSeq, kHeads, kHeadDim});
+  uint32_t seed = 61;
+  // Weights in [-1/8, 1/8): scores of a few units, a Softmax that is
+  // neither flat nor one-hot.
+  auto weights = [&](std::vector<int64_t> dims) {
+    ir::Tensor t = randomTensor(dims, seed++);
+    std::vector<float> v(static_cast<size_t>(t.elementCount()));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(t.floatAt(static_cast<int64_t>(i))) * 0.25f;
+    return ir::Tensor::fromValues<float>(ir::DType::kFloat32, std::move(dims), std::span<const float>(v));
+  };
+  auto project = [&](const std::string& name) {
+    ir::Value* w = constant("w_" + name, weights({kHidden, kHidden}));
+    ir::Value* b = constant("b_" + name, randomTensor({kHidden}, seed++));
+    ir::Value* mm = node("MatMul", {x, w}, name + "_mm");
+    return node("Reshape", {node("Add", {mm, b}, name + "_biased"), heads}, name + "_heads");
+  };
+  ir::Value* q = transpose(project("q"), {0, 2, 1, 3}, "q_t");
+  ir::Value* k = transpose(project("k"), {0, 2, 3, 1}, "k_t");
+  ir::Value* v = transpose(project("v"), {0, 2, 1, 3}, "v_t");
+  ir::Tensor eight = ir::Tensor::fromValues<float>(ir::DType::kFloat32, {}, std::span<const float>(std::vector<float>{8.0f}));
+  ir::Value* scores = node("Div", {node("MatMul", {q, k}, "scores_mm"), constant("scale", std::move(eight))}, "scores");
+  ir::Value* context = node("MatMul", {node("Softmax", {scores}, "probs"), v}, "context");
+  ir::Value* merged = transpose(context, {0, 2, 1, 3}, "context_t");
+  ir::Value* flat = node("Reshape", {merged, shape("merged_shape", {batch, kSeq, kHidden})}, "merged");
+  ir::Value* out = node("MatMul", {flat, constant("w_o", weights({kHidden, kHidden}))}, "o_mm");
+  g.outputs.push_back(node("Add", {out, constant("b_o", randomTensor({kHidden}, seed++))}, "y"));
+  return frontend::writeOnnxFile(model, path);
+}
+
 }  // namespace kiln::testing

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <functional>
 
+#include "compiler/kir/affine.h"
 #include "compiler/kir/substitute.h"
 #include "compiler/lower/fuse_kernels.h"
 #include "tests/passes/model_check.h"
@@ -227,6 +228,116 @@ TEST(FuseKernelsTest, ReshapeIntoHeadsKeepsAffineIndex) {
   ASSERT_FALSE(regroup.fused.calls.empty());
   EXPECT_TRUE(hasDivOrMod(regroup.fused.calls.back().kernel)) << kernelsText(regroup.fused);
   EXPECT_TRUE(sameOutputs(regroup.fused, regroup.unfused));
+}
+
+// Attention scores from head-split projections, as PyTorch exports them:
+// Q transposed to [B, H, S, D], K to [B, H, D, S], then MatMul. A third
+// Transpose of a projection feeds an Exp, not a reduction.
+std::unique_ptr<ir::Model> transposedHeads() {
+  TestGraph g;
+  ir::Value* x = g.input("x", {2, 6, 8});
+  auto heads = [&](const std::string& name, std::vector<int64_t> perm) {
+    ir::Value* m = g.op("MatMul", {x, g.randomConstant("w_" + name, {8, 8})}, name + "_mm");
+    ir::Value* r = g.op("Reshape", {m, g.int64s(name + "_shape", {2, 6, 2, 4})}, name + "_heads");
+    ir::Node* t = g.node("Transpose", {r}, name + "_t");
+    setInts(t, "perm", perm);
+    return t->outputs[0];
+  };
+  ir::Value* scores = g.op("MatMul", {heads("q", {0, 2, 1, 3}), heads("k", {0, 2, 3, 1})}, "scores");
+  g.output(g.op("Relu", {scores}, "y"));
+  g.output(g.op("Exp", {heads("e", {0, 2, 1, 3})}, "e"));
+  return g.take();
+}
+
+int countOrigins(const lower::Program& program, const std::string& op) {
+  int n = 0;
+  for (const lower::KernelCall& call : program.calls)
+    n += call.kernel.origin.rfind(op, 0) == 0 && call.kernel.origin.find(" + ") == std::string::npos;
+  return n;
+}
+
+// On CUDA (permutations_into_reductions) the transposes read inside the
+// scores' reduction are inlined into it as permuted loads with plain
+// variables; on the CPU they stay kernels of their own. Both compute the
+// unfused program's outputs.
+TEST(FuseKernelsTest, TransposesIntoReductionsOnlyForCuda) {
+  driver::CompileOptions plain;
+  plain.pipeline.opt_level = 0;
+  auto unfused = compileProgram(transposedHeads, plain);
+  ASSERT_TRUE(unfused.isOk()) << unfused.status().message();
+  for (const char* target : {"cpu", "cuda"}) {
+    SCOPED_TRACE(target);
+    driver::CompileOptions fusing;
+    fusing.target = target;
+    fusing.pipeline.passes = {"fuse-kernels"};
+    auto fused = compileProgram(transposedHeads, fusing);
+    ASSERT_TRUE(fused.isOk()) << fused.status().message();
+    const bool cuda = std::string(target) == "cuda";
+    // The Exp's Transpose is inlined into the Exp either way.
+    EXPECT_EQ(countOrigins(*fused, "Transpose"), cuda ? 0 : 2) << kernelsText(*fused);
+    for (const lower::KernelCall& call : fused->calls) {
+      if (call.kernel.origin.find("MatMul 'scores'") == std::string::npos) continue;
+      EXPECT_EQ(call.kernel.origin.find("Transpose") != std::string::npos, cuda) << call.kernel.origin;
+      EXPECT_FALSE(hasDivOrMod(call.kernel)) << kernelsText(*fused);
+    }
+    EXPECT_TRUE(sameOutputs(*fused, *unfused));
+  }
+}
+
+// Attention's context as PyTorch exports it: a batched MatMul, Transpose
+// back to [B, S, H, D], Reshape to [B, S, H*D], then the output projection.
+std::unique_ptr<ir::Model> transposedContext() {
+  TestGraph g;
+  ir::Value* p = g.input("p", {1, 2, 6, 6});
+  ir::Value* v = g.input("v", {1, 2, 6, 4});
+  ir::Value* context = g.op("MatMul", {p, v}, "context");
+  ir::Node* t = g.node("Transpose", {context}, "context_t");
+  setInts(t, "perm", {0, 2, 1, 3});
+  ir::Value* merged = g.op("Reshape", {t->outputs[0], g.int64s("merged_shape", {1, 6, 8})}, "merged");
+  g.output(g.op("MatMul", {merged, g.randomConstant("w_o", {8, 8})}, "y"));
+  return g.take();
+}
+
+// On CUDA (views_into_stores) the context MatMul stores straight into the
+// transposed, reshaped layout ([b, s, h*4 + d]: affine, distinct), and no
+// kernel is left for the views; on the CPU the Transpose stays a kernel.
+TEST(FuseKernelsTest, ContractionStoresThroughViewsOnlyForCuda) {
+  driver::CompileOptions plain;
+  plain.pipeline.opt_level = 0;
+  auto unfused = compileProgram(transposedContext, plain);
+  ASSERT_TRUE(unfused.isOk()) << unfused.status().message();
+  for (const char* target : {"cpu", "cuda"}) {
+    SCOPED_TRACE(target);
+    driver::CompileOptions fusing;
+    fusing.target = target;
+    fusing.pipeline.passes = {"fuse-kernels"};
+    auto fused = compileProgram(transposedContext, fusing);
+    ASSERT_TRUE(fused.isOk()) << fused.status().message();
+    const bool cuda = std::string(target) == "cuda";
+    EXPECT_EQ(fused->calls.size(), cuda ? 2u : 3u) << kernelsText(*fused);
+    const kir::Kernel& context = fused->calls[0].kernel;
+    EXPECT_EQ(context.origin.find("Transpose") != std::string::npos, cuda) << kernelsText(*fused);
+    ASSERT_EQ(context.stages.size(), 1u);
+    EXPECT_TRUE(kir::storesDistinctAffine(context.stages[0])) << kernelsText(*fused);
+    EXPECT_FALSE(hasDivOrMod(context)) << kernelsText(*fused);
+    EXPECT_TRUE(sameOutputs(*fused, *unfused));
+  }
+}
+
+// Affine stores are distinct when each axis feeds one index and each index's
+// coefficients nest; two axes overlapping in one index collide.
+TEST(FuseKernelsTest, DistinctAffineStores) {
+  kir::IterVar h{1, 3}, d{2, 4};
+  kir::Stage stage;
+  stage.axes = {h, d};
+  stage.store_index = {kir::Expr(h) * kir::Expr::index(4) + kir::Expr(d)};
+  EXPECT_TRUE(kir::storesDistinctAffine(stage));
+  stage.store_index = {kir::Expr(h) * kir::Expr::index(3) + kir::Expr(d)};  // h=1,d=0 and h=0,d=3
+  EXPECT_FALSE(kir::storesDistinctAffine(stage));
+  stage.store_index = {kir::Expr(d), kir::Expr(h)};
+  EXPECT_TRUE(kir::storesDistinctAffine(stage));
+  stage.store_index = {kir::Expr(d), kir::Expr(d)};
+  EXPECT_FALSE(kir::storesDistinctAffine(stage));
 }
 
 TEST(FuseKernelsTest, DisabledByNameAndReported) {
