@@ -41,11 +41,12 @@ TEST(OpRegistryTest, RandomOpsAreRefusedWithTheReason) {
 TEST(OpRegistryTest, DomainsAreSeparateAndAiOnnxIsTheDefault) {
   OpRegistry registry = smallRegistry();
   OneNodeGraph custom("Custom");
+  custom.outputs(1);
   EXPECT_FALSE(registry.resolve(custom.node(), 1));  // lives in com.example only
   custom.node().domain = "com.example";
   EXPECT_TRUE(registry.resolve(custom.node(), 1));
   OneNodeGraph late("Late");
-  late.integer("k", 1);
+  late.integer("k", 1).outputs(1);
   late.node().domain = "ai.onnx";
   EXPECT_TRUE(registry.resolve(late.node(), 5));
   EXPECT_EQ(registry.find("ai.onnx", "Late"), registry.find("", "Late"));
@@ -54,13 +55,24 @@ TEST(OpRegistryTest, DomainsAreSeparateAndAiOnnxIsTheDefault) {
 TEST(OpRegistryTest, OpsetBeforeFirstVersionIsAnError) {
   OpRegistry registry = smallRegistry();
   OneNodeGraph g("Late", "early");
-  g.integer("k", 1);
+  g.integer("k", 1).outputs(1);
   Expected<const OpSchema*> result = registry.resolve(g.node(), 4);
   ASSERT_FALSE(result);
   EXPECT_NE(result.status().message().find("opset 4"), std::string::npos) << result.status().message();
   EXPECT_NE(result.status().message().find("first version 5"), std::string::npos) << result.status().message();
   EXPECT_TRUE(registry.resolve(g.node(), 7));
   EXPECT_TRUE(registry.resolve(g.node(), 21));
+}
+
+TEST(OpRegistryTest, NodeWithoutOutputsIsAnError) {
+  OpRegistry registry = smallRegistry();
+  OneNodeGraph g("Late", "sink");
+  g.integer("k", 1);
+  Expected<const OpSchema*> result = registry.resolve(g.node(), 9);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.status().message(), "Late 'sink': the node has no outputs; every op writes at least one");
+  g.outputs(1);
+  EXPECT_TRUE(registry.resolve(g.node(), 9));
 }
 
 TEST(OpRegistryTest, UnknownAttribute) {
