@@ -4,76 +4,17 @@
 #include <cstring>
 #include <map>
 
+#include "compiler/kir/affine.h"
+
 namespace kiln::codegen::cpu {
 namespace {
 
 using kir::ExprNode;
 
-bool dependsOn(const kir::Expr& e, int var_id) {
-  const ExprNode& n = *e;
-  if (n.kind == ExprNode::Kind::kVar) return n.var_id == var_id;
-  for (const kir::Expr& op : n.operands)
-    if (dependsOn(op, var_id)) return true;
-  return false;
-}
-
-// value = offset + sum(coeff[var] * var), when the index is affine.
-struct Affine {
-  int64_t offset = 0;
-  std::map<int, int64_t> coeff;
-
-  int64_t of(int var_id) const {
-    auto it = coeff.find(var_id);
-    return it == coeff.end() ? 0 : it->second;
-  }
-};
-
-std::optional<Affine> affine(const kir::Expr& e) {
-  const ExprNode& n = *e;
-  if (ir::isFloat(n.dtype) || n.dtype == ir::DType::kBool) return std::nullopt;
-  switch (n.kind) {
-    case ExprNode::Kind::kConst: return Affine{static_cast<int64_t>(n.value), {}};
-    case ExprNode::Kind::kVar: return Affine{0, {{n.var_id, 1}}};
-    case ExprNode::Kind::kCast: return affine(n.operands[0]);
-    case ExprNode::Kind::kBinary: {
-      auto op = static_cast<kir::BinaryOp>(n.op);
-      std::optional<Affine> a = affine(n.operands[0]);
-      std::optional<Affine> b = affine(n.operands[1]);
-      if (!a || !b) return std::nullopt;
-      if (op == kir::BinaryOp::kAdd || op == kir::BinaryOp::kSub) {
-        int64_t sign = op == kir::BinaryOp::kAdd ? 1 : -1;
-        a->offset += sign * b->offset;
-        for (auto [var, c] : b->coeff) a->coeff[var] += sign * c;
-        return a;
-      }
-      if (op == kir::BinaryOp::kDiv && b->coeff.empty() && b->offset == 1) return a;
-      if (op == kir::BinaryOp::kMul) {
-        if (!a->coeff.empty() && !b->coeff.empty()) return std::nullopt;
-        if (a->coeff.empty()) std::swap(a, b);
-        for (auto& [var, c] : a->coeff) c *= b->offset;
-        a->offset *= b->offset;
-        return a;
-      }
-      return std::nullopt;
-    }
-    default: return std::nullopt;
-  }
-}
-
-// The flat element index of a load, when affine.
-std::optional<Affine> flatIndex(const kir::Kernel& kernel, const ExprNode& load) {
-  const std::vector<int64_t>& shape = kernel.params[load.buffer].shape;
-  Affine flat;
-  int64_t stride = 1;
-  for (size_t d = shape.size(); d-- > 0;) {
-    std::optional<Affine> index = affine(load.operands[d]);
-    if (!index) return std::nullopt;
-    flat.offset += index->offset * stride;
-    for (auto [var, c] : index->coeff) flat.coeff[var] += c * stride;
-    stride *= shape[d];
-  }
-  return flat;
-}
+using kir::Affine;
+using kir::affine;
+using kir::dependsOn;
+using kir::flatIndex;
 
 void collectReduces(const kir::Expr& e, std::vector<const ExprNode*>& out) {
   const ExprNode& n = *e;
@@ -309,20 +250,6 @@ std::optional<ContractionPlan> planInt8Contraction(const kir::Kernel& kernel, co
   return std::nullopt;
 }
 
-// The flat element index of a store at `index` into a buffer of `shape`, when affine.
-std::optional<Affine> flatStore(const std::vector<int64_t>& shape, const std::vector<kir::Expr>& index) {
-  Affine flat;
-  int64_t stride = 1;
-  for (size_t d = shape.size(); d-- > 0;) {
-    std::optional<Affine> i = affine(index[d]);
-    if (!i) return std::nullopt;
-    flat.offset += i->offset * stride;
-    for (auto [var, c] : i->coeff) flat.coeff[var] += c * stride;
-    stride *= shape[d];
-  }
-  return flat;
-}
-
 // True when, outside `reduce`, the variables `outer` and `v` appear only in
 // the indices of loads that see them as one run (coefficient of outer =
 // span * coefficient of v), and in no select arm: the merged epilogue binds
@@ -362,7 +289,7 @@ int mergeableOuterAxis(const kir::Kernel& kernel, const kir::Stage& stage, const
                             dependsOn(s_expr, id));
   }
   if (!has_rows) return -1;
-  std::optional<Affine> store = flatStore(kernel.params[stage.buffer].shape, stage.store_index);
+  std::optional<Affine> store = kir::flatStoreIndex(kernel, stage);
   if (!store) return -1;
   for (size_t a = 0; a < stage.axes.size(); ++a) {
     const kir::IterVar& outer = stage.axes[a];

@@ -38,33 +38,31 @@ std::optional<Affine> affine(const Expr& e) {
   }
 }
 
-std::optional<Affine> flatIndex(const Kernel& kernel, const ExprNode& load) {
-  const std::vector<int64_t>& shape = kernel.params[static_cast<size_t>(load.buffer)].shape;
+namespace {
+
+// The row-major flat index of `index` into a buffer of `shape`, when affine.
+std::optional<Affine> flatten(const std::vector<int64_t>& shape, const std::vector<Expr>& index) {
+  if (index.size() != shape.size()) return std::nullopt;
   Affine flat;
   int64_t stride = 1;
   for (size_t d = shape.size(); d-- > 0;) {
-    std::optional<Affine> index = affine(load.operands[d]);
-    if (!index) return std::nullopt;
-    flat.offset += index->offset * stride;
-    for (auto [var, c] : index->coeff) flat.coeff[var] += c * stride;
+    std::optional<Affine> i = affine(index[d]);
+    if (!i) return std::nullopt;
+    flat.offset += i->offset * stride;
+    for (auto [var, c] : i->coeff) flat.coeff[var] += c * stride;
     stride *= shape[d];
   }
   return flat;
 }
 
+}  // namespace
+
+std::optional<Affine> flatIndex(const Kernel& kernel, const ExprNode& load) {
+  return flatten(kernel.params[static_cast<size_t>(load.buffer)].shape, load.operands);
+}
+
 std::optional<Affine> flatStoreIndex(const Kernel& kernel, const Stage& stage) {
-  const std::vector<int64_t>& shape = kernel.params[static_cast<size_t>(stage.buffer)].shape;
-  if (stage.store_index.size() != shape.size()) return std::nullopt;
-  Affine flat;
-  int64_t stride = 1;
-  for (size_t d = shape.size(); d-- > 0;) {
-    std::optional<Affine> index = affine(stage.store_index[d]);
-    if (!index) return std::nullopt;
-    flat.offset += index->offset * stride;
-    for (auto [var, c] : index->coeff) flat.coeff[var] += c * stride;
-    stride *= shape[d];
-  }
-  return flat;
+  return flatten(kernel.params[static_cast<size_t>(stage.buffer)].shape, stage.store_index);
 }
 
 bool storesDistinctAffine(const Stage& stage) {
