@@ -51,7 +51,8 @@ Expected<ir::Dim> inferredDim(const NodeView& ctx, const ir::Shape& in, const ir
   for (size_t i = 0; i < out.size(); ++i) {
     if (i == minus_one) continue;
     if (out[i].isKnown()) {
-      others *= out[i].value;
+      if (__builtin_mul_overflow(others, out[i].value, &others))
+        return ctx.error("the target shape " + ir::toString(out) + " holds more elements than int64 counts");
       continue;
     }
     auto same = std::find_if(rest.begin(), rest.end(),

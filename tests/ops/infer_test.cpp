@@ -292,6 +292,14 @@ TEST(InferShapeOpsTest, ReshapeCountMismatch) {
   EXPECT_EQ(legacy.outputShape(), "3x2");
 }
 
+// Known dims whose product overflows int64 beside a -1 (libFuzzer found one).
+TEST(InferShapeOpsTest, ReshapeTargetTooLargeToCount) {
+  OneNodeGraph g("Reshape", "r");
+  g.input(f32, "2x3").constantInput(testing::int64Tensor({4211080960, -1, 71776115034685443}));
+  EXPECT_EQ(messageOf(g.infer(14)),
+            "Reshape 'r': the target shape 4211080960x?x71776115034685443 holds more elements than int64 counts");
+}
+
 TEST(InferShapeOpsTest, Flatten) {
   OneNodeGraph g("Flatten");
   g.input(f32, "2x3x4x5").integer("axis", -1);
