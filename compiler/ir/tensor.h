@@ -40,6 +40,10 @@ Expected<int64_t> elementCount(std::span<const int64_t> dims);
 // memory, so that sums of many tensor sizes (arena plans, offsets, alignment)
 // stay far from overflowing int64.
 constexpr int64_t kMaxTensorBytes = int64_t{1} << 48;
+// The largest rank the runtime takes for a model's inputs and outputs
+// (KILN_MAX_RANK in kiln_runtime.h); ranks read from data, such as the length
+// of a run-time shape tensor, are held to it too.
+constexpr int64_t kMaxRank = 16;
 // Why a tensor of `dtype` and `shape` cannot exist — ", with a negative
 // dimension", ", whose element count overflows 64 bits" or ", of more than
 // 2^48 bytes" — judged on the known dims; nullopt when it can.

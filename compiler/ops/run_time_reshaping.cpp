@@ -27,6 +27,9 @@ Expected<int64_t> runTimeLength(const NodeView& ctx, size_t i, const char* role)
   if (!shape[0].isKnown() || ir::isFloat(ctx.inputType(i).dtype))
     return ctx.unsupportedError(std::string(role) + " (input " + std::to_string(i) +
                                 ") is computed at run time and is not a 1-D integer tensor of known length");
+  if (shape[0].value > ir::kMaxRank)
+    return ctx.error(std::string(role) + " (input " + std::to_string(i) + ") has " + std::to_string(shape[0].value) +
+                     " entries; a shape has at most " + std::to_string(ir::kMaxRank));
   return shape[0].value;
 }
 

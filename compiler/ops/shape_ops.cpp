@@ -74,6 +74,9 @@ Expected<size_t> runTimeTargetRank(const NodeView& ctx) {
   if (!shape[0].isKnown() || ctx.inputType(1).dtype != ir::DType::kInt64)
     return ctx.unsupportedError("the target shape (input 1) is computed at run time and is not a 1-D int64 tensor "
                                 "of known length: the output's rank would be unknown");
+  if (shape[0].value > ir::kMaxRank)
+    return ctx.error("the target shape (input 1) has " + std::to_string(shape[0].value) +
+                     " entries; a shape has at most " + std::to_string(ir::kMaxRank));
   return static_cast<size_t>(shape[0].value);
 }
 

@@ -1,6 +1,7 @@
 // Shape and type inference of each op, and the errors it gives.
 #include <gtest/gtest.h>
 
+#include "kiln_runtime.h"
 #include "tests/ops/node_fixture.h"
 
 namespace kiln::ops {
@@ -280,6 +281,18 @@ TEST(InferShapeOpsTest, ReshapeToARunTimeShapeKnowsOnlyTheRank) {
   g.input(f32, "2x3").input(DType::kInt64, "2");
   ASSERT_EQ(messageOf(g.infer(13)), "ok");
   EXPECT_EQ(g.outputShape(), "?x?");
+}
+
+// A run-time target's length is the output's rank: held to ir::kMaxRank, the
+// runtime's KILN_MAX_RANK (libFuzzer found a length of 2^40).
+TEST(InferShapeOpsTest, ReshapeToARunTimeShapeOfTooManyEntries) {
+  static_assert(ir::kMaxRank == KILN_MAX_RANK);
+  OneNodeGraph g("Reshape", "r");
+  g.input(f32, "2x3").input(DType::kInt64, "1099511627776");
+  EXPECT_EQ(messageOf(g.infer(13)), "Reshape 'r': the target shape (input 1) has 1099511627776 entries; a shape has at most 16");
+  OneNodeGraph expand("Expand", "e");
+  expand.input(f32, "2x3").input(DType::kInt64, "17");
+  EXPECT_EQ(messageOf(expand.infer(13)), "Expand 'e': shape (input 1) has 17 entries; a shape has at most 16");
 }
 
 TEST(InferShapeOpsTest, ReshapeCountMismatch) {
