@@ -49,19 +49,23 @@ Expected<int64_t> elementCount(std::span<const int64_t> dims) {
 }
 
 std::optional<std::string> tensorSizeProblem(DType dtype, const Shape& shape) {
-  int64_t count = 1;
   bool empty = false;
   for (const Dim& d : shape) {
     if (!d.isKnown()) continue;
     if (d.value < 0) return std::string(", with a negative dimension");
     if (d.value == 0) empty = true;
   }
-  if (empty) return std::nullopt;
+  // The product of the nonzero dims bounds the strides code computes, so it
+  // is held to the limit even when a zero dim leaves the tensor empty.
+  int64_t count = 1;
   for (const Dim& d : shape) {
-    if (!d.isKnown()) continue;
-    if (__builtin_mul_overflow(count, d.value, &count)) return std::string(", whose element count overflows 64 bits");
+    if (!d.isKnown() || d.value == 0) continue;
+    if (__builtin_mul_overflow(count, d.value, &count))
+      return std::string(empty ? ", whose nonzero dimensions' product overflows 64 bits"
+                               : ", whose element count overflows 64 bits");
   }
-  if (count > kMaxTensorBytes / std::max<int64_t>(1, byteSize(dtype))) return std::string(", of more than 2^48 bytes");
+  if (count > kMaxTensorBytes / std::max<int64_t>(1, byteSize(dtype)))
+    return std::string(empty ? ", whose nonzero dimensions span more than 2^48 bytes" : ", of more than 2^48 bytes");
   return std::nullopt;
 }
 

@@ -46,7 +46,8 @@ constexpr int64_t kMaxTensorBytes = int64_t{1} << 48;
 constexpr int64_t kMaxRank = 16;
 // Why a tensor of `dtype` and `shape` cannot exist — ", with a negative
 // dimension", ", whose element count overflows 64 bits" or ", of more than
-// 2^48 bytes" — judged on the known dims; nullopt when it can.
+// 2^48 bytes" — judged on the known dims; nullopt when it can. An empty
+// tensor's nonzero dims are held to the same limits (they set strides).
 std::optional<std::string> tensorSizeProblem(DType dtype, const Shape& shape);
 
 // What a value holds: a tensor, a sequence of tensors (SequenceConstruct,

@@ -108,5 +108,18 @@ TEST(ShapeTest, ElementCountOverflowIsAnError) {
   EXPECT_EQ(*elementCount(std::vector<int64_t>{2, 3, 4}), 24);
 }
 
+// An empty tensor's other dims still set the strides code computes, so they
+// are held to the same limits (libFuzzer folded a constant of dims
+// [0, 1196538111922230000, 117]: its strides overflowed).
+TEST(ShapeTest, EmptyTensorsNonzeroDimsAreLimitedToo) {
+  auto problem = [](std::vector<int64_t> dims) { return tensorSizeProblem(DType::kFloat32, makeShape(dims)); };
+  EXPECT_EQ(problem({0, 1196538111922230000, 117}),
+            ", whose nonzero dimensions' product overflows 64 bits");
+  EXPECT_EQ(problem({0, int64_t{1} << 47}),
+            ", whose nonzero dimensions span more than 2^48 bytes");
+  EXPECT_EQ(problem({0, 1 << 20, 1 << 10}), std::nullopt);
+  EXPECT_EQ(problem({int64_t{1} << 47}), ", of more than 2^48 bytes");
+}
+
 }  // namespace
 }  // namespace kiln::ir

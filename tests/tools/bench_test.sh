@@ -75,7 +75,10 @@ check_json "profile kernels have names, origins and non-negative times" \
   "all(k['name'] and 'origin' in k and k['ms'] >= 0 and k['flops'] >= 0 for k in r['kernels'])"
 check_json "profile is sorted slowest first" "all(a['ms'] >= b['ms'] for a, b in zip(r['kernels'], r['kernels'][1:]))"
 check_json "profile kernel times add up to kernel_sum_ms" "abs(sum(k['ms'] for k in r['kernels']) - r['kernel_sum_ms']) <= 1e-3 * r['kernel_sum_ms'] + 1e-6"
-check_json "profile kernel times add up to about the run time" "0.5 * r['run_ms'] <= r['kernel_sum_ms'] <= 1.01 * r['run_ms']"
+# Kernels run inside the run; how much of it they fill is not asserted: in
+# a model this small (~15 us of kernels) the run's own work (checking
+# inputs, the arena) can take longer, the more so in a sanitized build.
+check_json "profile kernel times fit in the run time" "0 < r['kernel_sum_ms'] <= 1.01 * r['run_ms']"
 check_json "profile percentages sum to 100" "abs(sum(k['percent'] for k in r['kernels']) - 100) < 0.1"
 check_json "profile FLOPs: the sum of the kernels', some kernel computes" "r['flops'] == sum(k['flops'] for k in r['kernels']) > 0"
 expect "profile text" 0 "" -- "$kiln" profile "$work/m.so" --iters 3 --top 2
