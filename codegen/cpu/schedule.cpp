@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "compiler/kir/affine.h"
+
 namespace kiln::codegen::cpu {
 namespace {
 
@@ -33,27 +35,20 @@ void collectReduces(const kir::Expr& e, std::vector<const kir::ExprNode*>& out) 
   for (const kir::Expr& op : e->operands) collectReduces(op, out);
 }
 
-bool usesVar(const kir::Expr& e, int var_id) {
-  if (e->kind == kir::ExprNode::Kind::kVar && e->var_id == var_id) return true;
-  for (const kir::Expr& op : e->operands)
-    if (usesVar(op, var_id)) return true;
-  return false;
-}
-
 // Whether every load in `e` that depends on `var` reads it as its last index,
 // unscaled (var or var + something free of var), and at least one does.
 bool loadsContiguousIn(const kir::Expr& e, int var, bool& any) {
   if (e->kind == kir::ExprNode::Kind::kLoad) {
     for (size_t i = 0; i + 1 < e->operands.size(); ++i)
-      if (usesVar(e->operands[i], var)) return false;
-    if (e->operands.empty() || !usesVar(e->operands.back(), var)) return true;
+      if (kir::dependsOn(e->operands[i], var)) return false;
+    if (e->operands.empty() || !kir::dependsOn(e->operands.back(), var)) return true;
     const kir::Expr& last = e->operands.back();
     bool plain = last->kind == kir::ExprNode::Kind::kVar;
     bool offset = last->kind == kir::ExprNode::Kind::kBinary && static_cast<kir::BinaryOp>(last->op) == kir::BinaryOp::kAdd &&
                   ((last->operands[0]->kind == kir::ExprNode::Kind::kVar && last->operands[0]->var_id == var &&
-                    !usesVar(last->operands[1], var)) ||
+                    !kir::dependsOn(last->operands[1], var)) ||
                    (last->operands[1]->kind == kir::ExprNode::Kind::kVar && last->operands[1]->var_id == var &&
-                    !usesVar(last->operands[0], var)));
+                    !kir::dependsOn(last->operands[0], var)));
     any = any || plain || offset;
     return plain || offset;
   }
