@@ -1,6 +1,7 @@
 #include "codegen/cpu/emit_expr.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/Module.h>
@@ -384,6 +385,22 @@ llvm::Value* ExprEmitter::emitCast(DType from, DType to, llvm::Value* v) {
                                                                                      : b_.CreateFPTrunc(v, target);
   }
   if (from_float) {
+    const unsigned bits = target->getPrimitiveSizeInBits();
+    if (bits < 32) {
+      // Saturating to i8/i16 with llvm.fpto[su]i.sat is scalarized by the
+      // x86 backend once vectorized (a compare, move and convert per lane).
+      // Clamping in float first (the bounds are exact), NaN to 0, then a
+      // plain conversion stays in vectors, with the same result for every
+      // input: truncation toward zero and clamping to integer bounds commute.
+      const bool is_unsigned = ir::isUnsigned(to);
+      const double hi = is_unsigned ? std::ldexp(1.0, static_cast<int>(bits)) - 1 : std::ldexp(1.0, static_cast<int>(bits) - 1) - 1;
+      const double lo = is_unsigned ? 0.0 : -std::ldexp(1.0, static_cast<int>(bits) - 1);
+      llvm::Type* ft = v->getType();
+      llvm::Value* clamped = b_.CreateIntrinsic(llvm::Intrinsic::maxnum, {ft}, {v, llvm::ConstantFP::get(ft, lo)});
+      clamped = b_.CreateIntrinsic(llvm::Intrinsic::minnum, {ft}, {clamped, llvm::ConstantFP::get(ft, hi)});
+      clamped = b_.CreateSelect(b_.CreateFCmpUNO(v, v), llvm::ConstantFP::get(ft, 0.0), clamped);
+      return b_.CreateTrunc(b_.CreateFPToSI(clamped, b_.getInt32Ty()), target);
+    }
     auto id = ir::isUnsigned(to) ? llvm::Intrinsic::fptoui_sat : llvm::Intrinsic::fptosi_sat;
     return b_.CreateIntrinsic(id, {target, v->getType()}, {v});
   }

@@ -171,9 +171,11 @@ Status lowerDequantize(LowerContext& ctx) {
   LowerContext::Buffer scale = ctx.input(1);
   std::vector<kir::IterVar> axes = kb.vars(ctx.outputDims(0));
   std::vector<Expr> index = asExprs(axes);
-  // x - zero_point in int64, where no int32 difference overflows.
-  Expr shifted = kir::cast(DType::kInt64, x.load(index));
-  if (hasZeroPoint(ctx, 2)) shifted = shifted - kir::cast(DType::kInt64, quantParamAt(ctx.input(2), layout, index));
+  // x - zero_point in int32 for 8- and 16-bit x (no difference overflows
+  // it), in int64 for int32 x.
+  const DType diff_type = ir::byteSize(x.dtype()) <= 2 ? DType::kInt32 : DType::kInt64;
+  Expr shifted = kir::cast(diff_type, x.load(index));
+  if (hasZeroPoint(ctx, 2)) shifted = shifted - kir::cast(diff_type, quantParamAt(ctx.input(2), layout, index));
   LowerContext::Buffer y = ctx.output(0);
   Expr s = toCompute(quantParamAt(scale, layout, index));
   kb.compute(y, axes, kir::cast(y.dtype(), kir::cast(s.dtype(), shifted) * s));

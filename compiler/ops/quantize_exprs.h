@@ -35,11 +35,16 @@ inline std::optional<QuantRange> quantRange(ir::DType dtype) {
 
 // `scaled` (a float: the real value divided by the scale) rounded half to
 // even, plus the zero point (invalid Expr: none), saturated to `out`'s range.
-// The sum is formed in float64, where every int32 is exact.
+// For 8- and 16-bit results the sum is formed in float32: it is exact while
+// |round(scaled)| < 2^24, and beyond that any rounding of the sum lies far
+// outside the range and saturates the same (vectors of float32 are twice
+// as wide as of float64). int32 results sum in float64, where every int32
+// is exact.
 inline kir::Expr quantizeTo(ir::DType out, kir::Expr scaled, kir::Expr zero_point) {
   QuantRange range = *quantRange(out);
-  kir::Expr q = kir::cast(ir::DType::kFloat64, kir::unary(kir::UnaryOp::kRound, std::move(scaled)));
-  if (zero_point.valid()) q = q + kir::cast(ir::DType::kFloat64, std::move(zero_point));
+  const ir::DType sum_type = ir::byteSize(out) <= 2 ? ir::DType::kFloat32 : ir::DType::kFloat64;
+  kir::Expr q = kir::cast(sum_type, kir::unary(kir::UnaryOp::kRound, std::move(scaled)));
+  if (zero_point.valid()) q = q + kir::cast(sum_type, std::move(zero_point));
   q = kir::max(kir::min(q, range.hi), range.lo);
   return kir::cast(out, q);
 }

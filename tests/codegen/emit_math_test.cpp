@@ -2,9 +2,12 @@
 // emit_math.h: inline approximations, not libm) against the double-precision
 // functions, over a dense sweep of each one's interesting range plus the
 // special values. The bounds asserted here are the ones emit_math.h and
-// docs/architecture.md state; the measured maxima are printed.
+// docs/architecture.md state; the measured maxima are printed. Also the
+// float -> 8- and 16-bit integer casts, which the code generator clamps in
+// float before converting: exactly ONNX's saturating result, NaN -> 0.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -149,6 +152,60 @@ TEST_F(EmitMathTest, SigmoidThroughExp) {
   Errors e = measure(3, [](double x) { return 1.0 / (1.0 + std::exp(-x)); },
                      [](float x) { return x > -87; });  // beyond, 1/(1+exp(-x)) is a subnormal or 0
   EXPECT_LE(e.ulp, 4.0);
+}
+
+// Cast from float32 and float64 to uint8, int8, uint16 and int16 over values
+// at and around each bound, infinities and NaN, repeated so that the loop
+// runs in vectors: truncated toward zero, then clamped; NaN gives 0.
+TEST(EmitCastTest, FloatToNarrowIntegersSaturate) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> special = {std::numeric_limits<float>::quiet_NaN(), inf, -inf, -1e30f, 1e30f, -40000.5f,
+                                      -32768.9f, -32768.0f, -32767.5f, -129.0f, -128.9f, -128.0f, -127.5f, -1.5f,
+                                      -0.9f, -0.0f, 0.0f, 0.4f, 0.99f, 1.5f, 126.6f, 127.0f, 127.9f, 128.0f,
+                                      254.99f, 255.0f, 255.5f, 256.0f, 32766.7f, 32767.0f, 32767.9f, 32768.0f,
+                                      65534.5f, 65535.0f, 65535.9f, 65536.0f, 70000.0f, 3e9f};
+  std::vector<float> x;
+  for (int r = 0; r < 64; ++r) x.insert(x.end(), special.begin(), special.end());
+  const int64_t n = static_cast<int64_t>(x.size());
+  const std::vector<ir::DType> targets = {ir::DType::kUInt8, ir::DType::kInt8, ir::DType::kUInt16, ir::DType::kInt16};
+  TestGraph g;
+  ir::Value* in = g.input("x", {n});
+  ir::Node* wide = g.node("Cast", {in}, "x64");
+  setInt(wide, "to", static_cast<int64_t>(ir::DType::kFloat64));
+  for (ir::Value* source : {in, wide->outputs[0]})
+    for (ir::DType to : targets) {
+      ir::Node* cast = g.node("Cast", {source}, source->name + "_to_" + std::string(ir::name(to)));
+      setInt(cast, "to", static_cast<int64_t>(to));
+      g.output(cast->outputs[0]);
+    }
+  TempDir tmp;
+  ASSERT_TRUE(frontend::writeOnnxFile(g.model(), tmp.file("cast.onnx")).isOk());
+  compileOrFail(tmp.file("cast.onnx"), tmp.file("cast.so"));
+  kiln::Model artifact(tmp.file("cast.so"));
+  kiln::Session session(artifact, 1);
+  auto outputs = tools::runArtifact(artifact, session, {ir::Tensor::fromValues<float>(ir::DType::kFloat32, {n}, x)});
+  ASSERT_TRUE(outputs.isOk()) << outputs.status().message();
+  ASSERT_EQ(outputs->size(), 2 * targets.size());
+  for (size_t o = 0; o < outputs->size(); ++o) {
+    const ir::DType to = targets[o % targets.size()];
+    const bool is_unsigned = to == ir::DType::kUInt8 || to == ir::DType::kUInt16;
+    const int bits = ir::byteSize(to) * 8;
+    const double hi = is_unsigned ? std::ldexp(1.0, bits) - 1 : std::ldexp(1.0, bits - 1) - 1;
+    const double lo = is_unsigned ? 0.0 : -std::ldexp(1.0, bits - 1);
+    const ir::Tensor& t = (*outputs)[o];
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = x[static_cast<size_t>(i)];
+      const double want = std::isnan(v) ? 0.0 : std::clamp(std::trunc(static_cast<double>(v)), lo, hi);
+      double got = 0;
+      const std::byte* p = t.bytes().data() + i * ir::byteSize(to);
+      if (to == ir::DType::kUInt8) got = *reinterpret_cast<const uint8_t*>(p);
+      if (to == ir::DType::kInt8) got = *reinterpret_cast<const int8_t*>(p);
+      if (to == ir::DType::kUInt16) got = *reinterpret_cast<const uint16_t*>(p);
+      if (to == ir::DType::kInt16) got = *reinterpret_cast<const int16_t*>(p);
+      ASSERT_EQ(got, want) << "Cast(" << (o < targets.size() ? "float32 " : "float64 ") << v << ") to "
+                           << ir::name(to) << ", element " << i;
+    }
+  }
 }
 
 }  // namespace
