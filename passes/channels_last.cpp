@@ -13,10 +13,14 @@
 // runs channels-last from its first conversion to its last, and only its
 // edges (the network's input, a Flatten, a Reshape) pay for a transpose.
 //
-// Convolutions taken: group 1 and depthwise with one filter per channel,
-// float32, known shapes, a constant weight. Only for the CPU target, and not
-// when the graph is written back as ONNX (--emit onnx): kiln.ConvNhwc is
-// Kiln's own op.
+// Convolutions taken: float32 Conv of group 1 and depthwise with one filter
+// per channel, and 8-bit QLinearConv of group 1 (kiln.QLinearConvNhwc,
+// compiler/ops/quantized_linear.cpp, which the int8 dot-product microkernel
+// runs), each with known shapes and a constant weight. The per-tensor
+// QuantizeLinear and DequantizeLinear between quantized convolutions sink
+// like any elementwise op, so a quantized network stays channels-last too.
+// Only for the CPU target, and not when the graph is written back as ONNX
+// (--emit onnx): these are Kiln's own ops.
 #include <algorithm>
 #include <set>
 
@@ -54,12 +58,13 @@ ir::Value* nhwcSource(const ir::Value* v) {
 }
 
 // Elementwise ops whose first input is the tensor and whose other inputs,
-// if any, are scalars (Clip's bounds).
+// if any, are scalars (Clip's bounds, a per-tensor scale and zero point).
 const std::set<std::string>& unaryOps() {
   static const std::set<std::string> kOps = {"Relu",  "Sigmoid", "Tanh",     "Clip",     "LeakyRelu", "HardSigmoid",
                                              "HardSwish", "Elu", "Selu",     "Celu",     "Erf",       "Exp",
                                              "Neg",   "Abs",     "Sqrt",     "Softplus", "Softsign",  "Gelu",
-                                             "Mish",  "Identity", "Floor",   "Ceil",     "Round",     "Sign"};
+                                             "Mish",  "Identity", "Floor",   "Ceil",     "Round",     "Sign",
+                                             "QuantizeLinear", "DequantizeLinear"};
   return kOps;
 }
 
@@ -124,17 +129,19 @@ class ChannelsLast final : public Pass {
 
  private:
   bool convertible(const ir::Node& node) const {
-    if (!node.domain.empty() || node.op_type != "Conv" || node.outputs.size() != 1 || !node.outputs[0]) return false;
+    if (!node.domain.empty() || node.outputs.size() != 1 || !node.outputs[0]) return false;
+    const bool quantized = node.op_type == "QLinearConv";
+    if (node.op_type != "Conv" && !quantized) return false;
     const ir::Value* x = node.input(0);
-    const ir::Value* w = node.input(1);
+    const ir::Value* w = node.input(quantized ? 3 : 1);
     auto xd = knownDims(x);
     auto yd = knownDims(node.outputs[0]);
-    if (!xd || xd->size() != 4 || !yd || x->type.dtype != ir::DType::kFloat32) return false;
-    if (!w || !w->isConstant() || w->constant->dtype() != ir::DType::kFloat32 || w->constant->dims().size() != 4)
-      return false;
+    if (!xd || xd->size() != 4 || !yd || !w || !w->isConstant() || w->constant->dims().size() != 4) return false;
     if (captured_.count(x) || captured_.count(node.outputs[0])) return false;
     const int64_t group = qgraph::intAttribute(node, "group", 1);
+    if (quantized) return group == 1;  // the 8-bit dtypes are QLinearConv's own checks
     const int64_t channels = (*xd)[1], filters = w->constant->dims()[0];
+    if (x->type.dtype != ir::DType::kFloat32 || w->constant->dtype() != ir::DType::kFloat32) return false;
     return group == 1 || (group == channels && filters == channels);
   }
 
@@ -183,20 +190,30 @@ class ChannelsLast final : public Pass {
   }
 
   void convert(ir::Graph& graph, ir::Node* conv) {
-    const ir::Tensor& w = *conv->input(1)->constant;
-    const std::vector<int64_t> wd = w.dims();  // [M, C/group, kh, kw]
-    const auto* src = reinterpret_cast<const float*>(w.bytes().data());
-    std::vector<float> hwio(static_cast<size_t>(w.elementCount()));
-    for (int64_t m = 0; m < wd[0]; ++m)
+    const bool quantized = conv->op_type == "QLinearConv";
+    const size_t w_input = quantized ? 3 : 1;
+    ir::Value* w = conv->input(w_input);
+    std::vector<ir::Value*> inputs = conv->inputs;
+    inputs[0] = toNhwc(graph, conv->input(0));
+    inputs[w_input] = qgraph::tensorConstant(graph, w->name + "_hwio", toHwio(*w->constant));
+    replaceInNhwc(graph, conv, std::move(inputs), quantized ? "QLinearConvNhwc" : "ConvNhwc",
+                  std::string(ops::kKilnDomain));
+  }
+
+  // A weight [M, C, kh, kw] as [kh, kw, C, M].
+  static ir::Tensor toHwio(const ir::Tensor& w) {
+    const std::vector<int64_t> wd = w.dims();
+    const size_t element = static_cast<size_t>(ir::byteSize(w.dtype()));
+    const std::byte* src = w.bytes().data();
+    std::vector<std::byte> hwio(w.bytes().size());
+    for (int64_t m = 0, i = 0; m < wd[0]; ++m)
       for (int64_t c = 0; c < wd[1]; ++c)
         for (int64_t r0 = 0; r0 < wd[2]; ++r0)
-          for (int64_t r1 = 0; r1 < wd[3]; ++r1)
-            hwio[static_cast<size_t>(((r0 * wd[3] + r1) * wd[1] + c) * wd[0] + m)] =
-                src[((m * wd[1] + c) * wd[2] + r0) * wd[3] + r1];
-    ir::Value* weight = qgraph::floatConstant(graph, conv->input(1)->name + "_hwio", {wd[2], wd[3], wd[1], wd[0]}, hwio);
-    std::vector<ir::Value*> inputs = {toNhwc(graph, conv->input(0)), weight};
-    if (conv->input(2)) inputs.push_back(conv->input(2));
-    replaceInNhwc(graph, conv, std::move(inputs), "ConvNhwc", std::string(ops::kKilnDomain));
+          for (int64_t r1 = 0; r1 < wd[3]; ++r1, ++i) {
+            const int64_t to = ((r0 * wd[3] + r1) * wd[1] + c) * wd[0] + m;
+            std::copy_n(src + static_cast<size_t>(i) * element, element, hwio.data() + static_cast<size_t>(to) * element);
+          }
+    return ir::Tensor::fromBytes(w.dtype(), {wd[2], wd[3], wd[1], wd[0]}, std::move(hwio));
   }
 
   // Transpose(Transpose(a, to NCHW), to NHWC) is a.

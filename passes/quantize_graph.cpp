@@ -10,15 +10,19 @@ std::string uniqueName(const ir::Graph& graph, const std::string& base) {
   return name;
 }
 
+ir::Value* tensorConstant(ir::Graph& graph, const std::string& name, ir::Tensor value) {
+  ir::Value* v = graph.addValue(uniqueName(graph, name));
+  v->constant = std::move(value);
+  v->type = v->constant->type();
+  return v;
+}
+
 namespace {
 
 template <typename T>
 ir::Value* constantOf(ir::Graph& graph, const std::string& name, ir::DType dtype, std::vector<int64_t> dims,
                       const std::vector<T>& values) {
-  ir::Value* v = graph.addValue(uniqueName(graph, name));
-  v->constant = ir::Tensor::fromValues<T>(dtype, std::move(dims), values);
-  v->type = v->constant->type();
-  return v;
+  return tensorConstant(graph, name, ir::Tensor::fromValues<T>(dtype, std::move(dims), values));
 }
 
 }  // namespace

@@ -14,6 +14,8 @@ namespace kiln::passes::qgraph {
 // `base`, or base_1, base_2... whichever names no value of `graph` yet.
 std::string uniqueName(const ir::Graph& graph, const std::string& base);
 
+// A new value holding `value`, named `name` or a variant of it.
+ir::Value* tensorConstant(ir::Graph& graph, const std::string& name, ir::Tensor value);
 ir::Value* floatConstant(ir::Graph& graph, const std::string& name, std::vector<int64_t> dims,
                          const std::vector<float>& values);
 ir::Value* int8Constant(ir::Graph& graph, const std::string& name, ir::DType dtype, std::vector<int64_t> dims,

@@ -202,15 +202,15 @@ bool readsInside(const Affine& flat, const kir::Stage& stage, const ExprNode& re
 }
 
 // sum_k cast<i32>(S) * cast<i32>(V) with V a constant int8 weight read along
-// one output axis and S an 8-bit load contiguous along the one reduction
-// variable: the VNNI plan (dot_group 4).
+// one output axis and S an 8-bit load contiguous along one reduction
+// variable: the VNNI plan (dot_group 4). That variable runs innermost, in
+// groups of four; any others (a convolution's kernel offsets) run outside it.
 std::optional<ContractionPlan> planInt8Contraction(const kir::Kernel& kernel, const kir::Stage& stage,
                                                    const ExprNode& reduce, const ConstantOf& constant_of) {
-  if (reduce.reduce_vars.size() != 1) return std::nullopt;
+  if (reduce.reduce_vars.empty()) return std::nullopt;
   const ExprNode& body = *reduce.operands[0];
   if (body.kind != ExprNode::Kind::kBinary || static_cast<kir::BinaryOp>(body.op) != kir::BinaryOp::kMul)
     return std::nullopt;
-  const kir::IterVar& k = reduce.reduce_vars[0];
   for (int vi : {1, 0}) {
     const ExprNode* v_load = widenedByteLoad(body.operands[vi]);
     const ExprNode* s_load = widenedByteLoad(body.operands[1 - vi]);
@@ -219,7 +219,10 @@ std::optional<ContractionPlan> planInt8Contraction(const kir::Kernel& kernel, co
     if (!weights || !signedBytes(*weights)) continue;
     std::optional<Affine> v_flat = flatIndex(kernel, *v_load);
     std::optional<Affine> s_flat = flatIndex(kernel, *s_load);
-    if (!v_flat || !s_flat || s_flat->of(k.id) != 1) continue;
+    if (!v_flat || !s_flat) continue;
+    auto contiguous = std::find_if(reduce.reduce_vars.begin(), reduce.reduce_vars.end(),
+                                   [&](const kir::IterVar& k) { return s_flat->of(k.id) == 1; });
+    if (contiguous == reduce.reduce_vars.end()) continue;
     ContractionPlan plan;
     for (size_t a = 0; a < stage.axes.size(); ++a) {
       if (v_flat->of(stage.axes[a].id) == 0) continue;
@@ -234,11 +237,13 @@ std::optional<ContractionPlan> planInt8Contraction(const kir::Kernel& kernel, co
     for (size_t a = 0; a < stage.axes.size(); ++a)
       if (static_cast<int>(a) != plan.v_axis && static_cast<int>(a) != plan.row_axis)
         plan.outer_axes.push_back(static_cast<int>(a));
-    plan.k_order = reduce.reduce_vars;
+    for (const kir::IterVar& k : reduce.reduce_vars)
+      if (k.id != contiguous->id) plan.k_order.push_back(k);
+    plan.k_order.push_back(*contiguous);
     plan.packed = true;
     plan.pack_offset = v_flat->offset;
     plan.pack_v_stride = v_flat->of(v.id);
-    plan.pack_k_strides = {v_flat->of(k.id)};
+    for (const kir::IterVar& k : plan.k_order) plan.pack_k_strides.push_back(v_flat->of(k.id));
     plan.dot_group = 4;
     plan.scalar_signed = s_load->dtype == ir::DType::kInt8;
     plan.reduce = &reduce;
@@ -552,24 +557,42 @@ std::vector<uint8_t> packBf16Panels(const ContractionPlan& plan, const kir::Stag
 
 }  // namespace
 
+int64_t dotGroups(const ContractionPlan& plan) {
+  int64_t outer_points = 1;
+  for (size_t i = 0; i + 1 < plan.k_order.size(); ++i) outer_points *= plan.k_order[i].extent;
+  return outer_points * ((plan.k_order.back().extent + plan.dot_group - 1) / plan.dot_group);
+}
+
 std::vector<uint8_t> packDotPanels(const ContractionPlan& plan, const kir::Stage& stage, const ir::Tensor& weights) {
   if (plan.dot_group == 2) return packBf16Panels(plan, stage, weights);
   const int64_t extent_v = stage.axes[plan.v_axis].extent;
   const int64_t block = plan.blockLanes();
   const int64_t blocks = (extent_v + block - 1) / block;
-  const int64_t depth = plan.k_order[0].extent;
-  const int64_t groups = (depth + 3) / 4;
+  const int64_t groups = dotGroups(plan);
+  const int64_t depth = plan.k_order.back().extent;  // the innermost variable, grouped by four
+  const int64_t inner_groups = (depth + 3) / 4;
+  const int64_t outer_points = groups / inner_groups;
   const int64_t header = dotPanelsHeaderBytes(plan, stage);
   std::vector<uint8_t> out(static_cast<size_t>(header + blocks * groups * block * 4), 0);
   const auto* src = reinterpret_cast<const int8_t*>(weights.bytes().data());
   auto* initial = reinterpret_cast<int32_t*>(out.data());
+  const size_t inner = plan.k_order.size() - 1;
   for (int64_t v = 0; v < extent_v; ++v) {
     int32_t column_sum = 0;
-    for (int64_t k = 0; k < depth; ++k) {
-      int8_t w = src[plan.pack_offset + plan.pack_v_stride * v + plan.pack_k_strides[0] * k];
-      column_sum += w;
-      int64_t dst = (((v / block) * groups + k / 4) * block + v % block) * 4 + k % 4;
-      out[static_cast<size_t>(header + dst)] = static_cast<uint8_t>(w);
+    std::vector<int64_t> k_index(inner, 0);
+    for (int64_t point = 0; point < outer_points; ++point) {
+      int64_t base = plan.pack_offset + plan.pack_v_stride * v;
+      for (size_t i = 0; i < inner; ++i) base += plan.pack_k_strides[i] * k_index[i];
+      for (int64_t k = 0; k < depth; ++k) {
+        int8_t w = src[base + plan.pack_k_strides[inner] * k];
+        column_sum += w;
+        int64_t dst = (((v / block) * groups + point * inner_groups + k / 4) * block + v % block) * 4 + k % 4;
+        out[static_cast<size_t>(header + dst)] = static_cast<uint8_t>(w);
+      }
+      for (size_t i = inner; i-- > 0;) {  // odometer over the outer variables, the last fastest
+        if (++k_index[i] < plan.k_order[i].extent) break;
+        k_index[i] = 0;
+      }
     }
     // S + 128 adds 128 * sum_k V to every sum.
     int32_t start = plan.scalar_signed ? -128 * column_sum : 0;

@@ -13,11 +13,13 @@
 // layout is dropped from the artifact when nothing else reads it.
 //
 // Integer contractions, sum_k cast<i32>(S) * cast<i32>(V) with V a constant
-// int8 weight and S an 8-bit activation read contiguously along k, run as
-// dot products of four along k (AVX512-VNNI vpdpbusd: u8 x s8 -> i32, the
-// "dot group" 4). V is packed as [v-block][ceil(K/4)][lanes][4] bytes, zero
-// padded in k, so one 32-bit word per lane holds its four k values; S is
-// broadcast four bytes at a time. vpdpbusd's activation operand is unsigned:
+// int8 weight and S an 8-bit activation read contiguously along one
+// reduction variable k, run as dot products of four along k (AVX512-VNNI
+// vpdpbusd: u8 x s8 -> i32, the "dot group" 4); other reduction variables (a
+// channels-last convolution's kernel offsets) loop outside k. V is packed as
+// [v-block][outer points][ceil(K/4)][lanes][4] bytes, zero padded in k, so
+// one 32-bit word per lane holds its four k values; S is broadcast four
+// bytes at a time. vpdpbusd's activation operand is unsigned:
 // an int8 S is fed as S + 128 (a xor of the sign bits) and the accumulators
 // start at -128 * sum_k V, stored ahead of the panels.
 //
@@ -94,11 +96,11 @@ struct ContractionPlan {
   // the loop itself only loads and broadcasts.
   bool hoisted_scalar_guard = false;
   int64_t scalar_k_stride = 0;  // S's flat index coefficient of the innermost reduction variable
-  // Products per accumulator lane per instruction, consecutive along k: 1 is
-  // a float32 FMA; 2 a bfloat16 dot product (AVX512-BF16); 4 an int8 dot
-  // product (VNNI). With a group above 1 the
-  // plan has one reduction variable, `vector` and `scalar` are V's and S's
-  // loads, and S is contiguous along k.
+  // Products per accumulator lane per instruction, consecutive along the
+  // innermost reduction variable: 1 is a float32 FMA; 2 a bfloat16 dot
+  // product (AVX512-BF16, one reduction variable); 4 an int8 dot product
+  // (VNNI). With a group above 1, `vector` and `scalar` are V's and S's
+  // loads, and S is contiguous along the innermost reduction variable.
   int dot_group = 1;
   bool scalar_signed = false;  // dot_group 4: S is int8 (fed as S + 128)
   int vectors = 1;  // accumulator vectors per row (block = vectors * kVectorLanes)
@@ -148,6 +150,10 @@ std::vector<float> packPanels(const ContractionPlan& plan, const kir::Stage& sta
 // initial values (int32 [blocks][block]) then [blocks][ceil(K/4)][block][4]
 // int8 weights; for 2, [blocks][ceil(K/2)][block][2] bfloat16 weights.
 std::vector<uint8_t> packDotPanels(const ContractionPlan& plan, const kir::Stage& stage, const ir::Tensor& weights);
+
+// The dot groups of one block's panel: the points of the outer reduction
+// variables times ceil(extent of the innermost / dot_group).
+int64_t dotGroups(const ContractionPlan& plan);
 
 // Bytes of packDotPanels' output before the panels themselves.
 int64_t dotPanelsHeaderBytes(const ContractionPlan& plan, const kir::Stage& stage);

@@ -325,7 +325,7 @@ class ContractionEmitter {
   // (int32) and the weights.
   void locateDotPanels(llvm::Value* block) {
     const int64_t block_bytes = plan_.blockLanes() * 4;
-    const int64_t groups = (reductionSize(plan_) + plan_.dot_group - 1) / plan_.dot_group;
+    const int64_t groups = dotGroups(plan_);
     llvm::Type* i8 = b_.getInt8Ty();
     if (dotPanelsHeaderBytes(plan_, stage_) > 0)
       initial_ = b_.CreateInBoundsGEP(i8, panels_, b_.CreateMul(block, b_.getInt64(block_bytes)));
@@ -476,22 +476,39 @@ class ContractionEmitter {
     }
   }
 
-  // Full groups of four k, then the ragged rest (K % 4 values, the panel's
+  // The outer reduction variables' loops, then along the innermost full
+  // groups of four k and the ragged rest (K % 4 values, the panel's
   // zero-padded bytes cancelling whatever the rest of S's word holds).
   void int8Reduction(int rows, llvm::Value* r0) {
-    const int64_t depth = plan_.k_order[0].extent;
-    const int64_t full = depth / 4;
-    if (full > 0)
-      e_.loop(-1, b_.getInt64(0), b_.getInt64(full), [&](llvm::Value* g) { int8Step(rows, r0, g, 4); });
-    if (depth % 4 != 0) int8Step(rows, r0, b_.getInt64(full), static_cast<int>(depth % 4));
+    const kir::IterVar& inner = plan_.k_order.back();
+    const int64_t full = inner.extent / 4;
+    const int64_t inner_groups = (inner.extent + 3) / 4;
+    std::function<void(size_t, llvm::Value*)> nest = [&](size_t d, llvm::Value* point) {
+      if (d + 1 < plan_.k_order.size()) {
+        const kir::IterVar& k = plan_.k_order[d];
+        e_.loop(k.id, b_.getInt64(0), b_.getInt64(k.extent), [&](llvm::Value* iv) {
+          nest(d + 1, b_.CreateAdd(b_.CreateMul(point, b_.getInt64(k.extent), "", true, true), iv, "", true, true));
+        });
+        return;
+      }
+      llvm::Value* first = b_.CreateMul(point, b_.getInt64(inner_groups), "", true, true);
+      if (full > 0)
+        e_.loop(-1, b_.getInt64(0), b_.getInt64(full), [&](llvm::Value* g) {
+          int8Step(rows, r0, b_.CreateAdd(first, g, "", true, true), g, 4);
+        });
+      if (inner.extent % 4 != 0)
+        int8Step(rows, r0, b_.CreateAdd(first, b_.getInt64(full)), b_.getInt64(full), static_cast<int>(inner.extent % 4));
+    };
+    nest(0, b_.getInt64(0));
   }
 
-  // One group of k: V's four bytes per lane from the panel, S's (count)
-  // bytes per row as one broadcast word, vpdpbusd into each accumulator.
-  void int8Step(int rows, llvm::Value* r0, llvm::Value* group, int count) {
+  // One group of k (`group` in the panel, `inner_group` along the innermost
+  // variable): V's four bytes per lane from the panel, S's (count) bytes per
+  // row as one broadcast word, vpdpbusd into each accumulator.
+  void int8Step(int rows, llvm::Value* r0, llvm::Value* group, llvm::Value* inner_group, int count) {
     llvm::Type* i32 = b_.getInt32Ty();
-    const int k_id = plan_.k_order[0].id;
-    llvm::Value* k0 = b_.CreateMul(group, b_.getInt64(4), "", true, true);
+    const int k_id = plan_.k_order.back().id;
+    llvm::Value* k0 = b_.CreateMul(inner_group, b_.getInt64(4), "", true, true);
     std::vector<llvm::Value*> v;
     for (int j = 0; j < plan_.vectors; ++j) {
       llvm::Value* word = b_.CreateAdd(b_.CreateMul(group, b_.getInt64(plan_.blockLanes())), b_.getInt64(j * kVectorLanes));

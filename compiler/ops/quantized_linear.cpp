@@ -250,6 +250,29 @@ Status checkConvChannels(const NodeView& ctx, const ir::Shape& x, const ir::Shap
   return Status::ok();
 }
 
+// The zero points, scales and bias of an integer convolution whose weight
+// has `filters` output channels; the output's dtype.
+Expected<DType> checkConvQuantParams(InferContext& ctx, const ConvInputs& in, const ir::Dim& filters) {
+  KILN_RETURN_IF_ERROR(expectQuantParam(ctx, in.x_zp, in.x, "x_zero_point", ir::Dim{}, "tensor", true));
+  KILN_RETURN_IF_ERROR(expectQuantParam(ctx, in.w_zp, in.w, "w_zero_point", filters, "output channel", true));
+  if (in.y_scale == kNone) return DType::kInt32;
+  KILN_RETURN_IF_ERROR(expectQuantParam(ctx, in.x_scale, in.x, "x_scale", ir::Dim{}, "tensor", false));
+  KILN_RETURN_IF_ERROR(expectQuantParam(ctx, in.w_scale, in.w, "w_scale", filters, "output channel", false));
+  KILN_RETURN_IF_ERROR(expectQuantParam(ctx, in.y_scale, in.x, "y_scale", ir::Dim{}, "tensor", false));
+  KILN_RETURN_IF_ERROR(expect8Bit(ctx, in.y_zp, "y_zero_point"));
+  KILN_ASSIGN_OR_RETURN(ir::Shape y_zp, inputShape(ctx, in.y_zp, "y_zero_point"));
+  if (!isPerTensor(y_zp)) return ctx.error("y_zero_point " + ir::toString(y_zp) + " must be a scalar (input 7)");
+  if (present(ctx, in.bias)) {
+    if (ctx.inputType(in.bias).dtype != DType::kInt32)
+      return ctx.error("B has dtype " + typeName(ctx.inputType(in.bias).dtype) + ", expected int32 (input 8)");
+    KILN_ASSIGN_OR_RETURN(ir::Shape bias, inputShapeOfRank(ctx, in.bias, "B", 1));
+    if (conflictingDims(bias[0], filters))
+      return ctx.error("B has " + std::to_string(bias[0].value) + " elements, expected " +
+                       std::to_string(filters.value) + " (input 8)");
+  }
+  return ctx.inputType(in.y_zp).dtype;
+}
+
 Status inferIntegerConv(InferContext& ctx, const ConvInputs& in) {
   bool qlinear = in.y_scale != kNone;
   KILN_RETURN_IF_ERROR(qlinear ? expectInputCount(ctx, 8, 9) : expectInputCount(ctx, 2, 4));
@@ -260,32 +283,48 @@ Status inferIntegerConv(InferContext& ctx, const ConvInputs& in) {
     return ctx.unsupportedError("x has rank " + std::to_string(x.size()) + "; Kiln supports 1-D to 3-D convolutions");
   KILN_ASSIGN_OR_RETURN(ir::Shape w, inputShapeOfRank(ctx, in.w, "w", x.size()));
   KILN_RETURN_IF_ERROR(checkConvChannels(ctx, x, w, in.w));
-  KILN_RETURN_IF_ERROR(expectQuantParam(ctx, in.x_zp, in.x, "x_zero_point", ir::Dim{}, "tensor", true));
-  KILN_RETURN_IF_ERROR(expectQuantParam(ctx, in.w_zp, in.w, "w_zero_point", w[0], "output channel", true));
-  DType out = DType::kInt32;
-  if (qlinear) {
-    KILN_RETURN_IF_ERROR(expectQuantParam(ctx, in.x_scale, in.x, "x_scale", ir::Dim{}, "tensor", false));
-    KILN_RETURN_IF_ERROR(expectQuantParam(ctx, in.w_scale, in.w, "w_scale", w[0], "output channel", false));
-    KILN_RETURN_IF_ERROR(expectQuantParam(ctx, in.y_scale, in.x, "y_scale", ir::Dim{}, "tensor", false));
-    KILN_RETURN_IF_ERROR(expect8Bit(ctx, in.y_zp, "y_zero_point"));
-    KILN_ASSIGN_OR_RETURN(ir::Shape y_zp, inputShape(ctx, in.y_zp, "y_zero_point"));
-    if (!isPerTensor(y_zp)) return ctx.error("y_zero_point " + ir::toString(y_zp) + " must be a scalar (input 7)");
-    out = ctx.inputType(in.y_zp).dtype;
-    if (present(ctx, in.bias)) {
-      if (ctx.inputType(in.bias).dtype != DType::kInt32)
-        return ctx.error("B has dtype " + typeName(ctx.inputType(in.bias).dtype) + ", expected int32 (input 8)");
-      KILN_ASSIGN_OR_RETURN(ir::Shape bias, inputShapeOfRank(ctx, in.bias, "B", 1));
-      if (conflictingDims(bias[0], w[0]))
-        return ctx.error("B has " + std::to_string(bias[0].value) + " elements, expected " +
-                         std::to_string(w[0].value) + " (input 8)");
-    }
-  }
+  KILN_ASSIGN_OR_RETURN(DType out, checkConvQuantParams(ctx, in, w[0]));
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> kernel, convKernel(ctx, w, in.w));
   KILN_ASSIGN_OR_RETURN(Window window, resolveWindow(ctx, spatialSizes(x), kernel, false));
   ir::Shape shape = {x[0], w[0]};
   for (int64_t size : window.out) shape.push_back(size < 0 ? ir::Dim{} : ir::Dim::known(size));
   ctx.setOutputType(0, {out, shape});
   return Status::ok();
+}
+
+// x_scale * w_scale[m] / y_scale in float32. With all three constant (as
+// in every statically quantized model) it is computed here, in the same
+// float32 operations and order, into one constant per output channel, so
+// the epilogue multiplies instead of dividing per element.
+Expr requantScale(LowerContext& ctx, const ConvInputs& in, int64_t filters, const Expr& m) {
+  const ir::Tensor* xs = ctx.constantInput(in.x_scale);
+  const ir::Tensor* ws = ctx.constantInput(in.w_scale);
+  const ir::Tensor* ys = ctx.constantInput(in.y_scale);
+  auto is_f32 = [](const ir::Tensor* t) { return t && t->dtype() == DType::kFloat32; };
+  if (is_f32(xs) && is_f32(ws) && is_f32(ys)) {
+    auto at = [](const ir::Tensor* t, int64_t i) {
+      return reinterpret_cast<const float*>(t->bytes().data())[t->elementCount() == 1 ? 0 : i];
+    };
+    std::vector<float> scales(static_cast<size_t>(filters));
+    for (int64_t i = 0; i < filters; ++i) scales[static_cast<size_t>(i)] = at(xs, 0) * at(ws, i) / at(ys, 0);
+    return ctx.constant("requant_scale", ir::Tensor::fromValues<float>(DType::kFloat32, {filters}, scales))(m);
+  }
+  return toCompute(paramAt(ctx.input(in.x_scale), Expr::index(0))) * toCompute(paramAt(ctx.input(in.w_scale), m)) /
+         toCompute(paramAt(ctx.input(in.y_scale), Expr::index(0)));
+}
+
+// The int32 sum of a convolution as its output: as is (ConvInteger), or
+// with the bias added, scaled by x_scale * w_scale[m] / y_scale and
+// quantized (QLinearConv). `m` indexes the output channel, of `filters`.
+void storeConvResult(LowerContext& ctx, kir::KernelBuilder& kb, const ConvInputs& in, const LowerContext::Buffer& y,
+                     const std::vector<kir::IterVar>& axes, Expr acc, const Expr& m, int64_t filters) {
+  if (in.y_scale == kNone) {
+    kb.compute(y, axes, acc);
+    return;
+  }
+  if (present(ctx, in.bias)) acc = acc + ctx.input(in.bias)(m);
+  Expr zp = paramAt(ctx.input(in.y_zp), Expr::index(0));
+  kb.compute(y, axes, quantizeTo(y.dtype(), kir::cast(DType::kFloat32, acc) * requantScale(ctx, in, filters, m), zp));
 }
 
 Status lowerIntegerConv(LowerContext& ctx, const ConvInputs& in) {
@@ -321,16 +360,115 @@ Status lowerIntegerConv(LowerContext& ctx, const ConvInputs& in) {
   if (present(ctx, in.w_zp)) w_term = w_term - widened(paramAt(ctx.input(in.w_zp), m));
   std::vector<kir::IterVar> reduced = {c};
   reduced.insert(reduced.end(), offsets.begin(), offsets.end());
-  Expr acc = kir::reduce(kir::ReduceOp::kSum, reduced, x_term * w_term);
-  if (in.y_scale == kNone) {
-    kb.compute(y, axes, acc);
-    return Status::ok();
+  storeConvResult(ctx, kb, in, y, axes, kir::reduce(kir::ReduceOp::kSum, reduced, x_term * w_term), m, w_dims[0]);
+  return Status::ok();
+}
+
+// kiln.QLinearConvNhwc: a 2-D QLinearConv (group 1) over channels-last
+// data, written by the channels-last pass (passes/channels_last.cpp) for the
+// CPU backend. Inputs as QLinearConv's, but x is [N, H, W, C] and w is
+// [KH, KW, C, M] (HWIO); y is [N, OH, OW, M]:
+//   y[n, h, w, m] = requantize( B[m] + sum_{r0, r1, c} (P[n, h*s0 + r0*d0, w*s1 + r1*d1, c] - zx) * (w[r0, r1, c, m] - zw[m]) )
+// where P is x padded with its zero point. Padding is a stage of its own
+// (when any window leaves x), so the sum reads P unguarded and contiguously
+// along c, and the raw product sum_k P*w is what the CPU's int8 dot-product
+// microkernel runs, with w packed along m: zx * sum_k w[.., m] comes off
+// outside the sum (a compile-time constant for a constant w), as does
+// zw[m] * sum_k P when w is not symmetric (the generic loops then run).
+Status inferQLinearConvNhwc(InferContext& ctx) {
+  const ConvInputs& in = kQLinearConv;
+  KILN_RETURN_IF_ERROR(expectInputCount(ctx, 8, 9));
+  KILN_RETURN_IF_ERROR(expect8Bit(ctx, in.x, "x"));
+  KILN_RETURN_IF_ERROR(expect8Bit(ctx, in.w, "w"));
+  KILN_ASSIGN_OR_RETURN(ir::Shape x, inputShapeOfRank(ctx, in.x, "x", 4));
+  KILN_ASSIGN_OR_RETURN(ir::Shape w, inputShapeOfRank(ctx, in.w, "w", 4));
+  std::optional<std::vector<int64_t>> xd = ir::knownDims(x), wd = ir::knownDims(w);
+  if (!xd || !wd)
+    return ctx.unsupportedError("QLinearConvNhwc needs known shapes, got x " + ir::toString(x) + " and w " + ir::toString(w));
+  if (ctx.attrInt("group", 1) != 1) return ctx.unsupportedError("QLinearConvNhwc takes group 1 only");
+  if ((*xd)[3] != (*wd)[2])
+    return ctx.error("w " + ir::toString(w) + " (HWIO) does not fit x " + ir::toString(x) + " (NHWC)" + inputText(in.w));
+  KILN_ASSIGN_OR_RETURN(DType out, checkConvQuantParams(ctx, in, w[3]));
+  const std::vector<int64_t> sizes = {(*xd)[1], (*xd)[2]};
+  KILN_ASSIGN_OR_RETURN(Window window, resolveWindow(ctx, sizes, {(*wd)[0], (*wd)[1]}, false));
+  ctx.setOutputType(0, {out, ir::Shape{x[0], ir::Dim::known(window.out[0]), ir::Dim::known(window.out[1]), w[3]}});
+  return Status::ok();
+}
+
+// sum over (r0, r1, c) of w[r0, r1, c, m], int32, as a [M] buffer: a
+// constant when w is one, else a stage of the kernel.
+LowerContext::Buffer hwioFilterSums(LowerContext& ctx, kir::KernelBuilder& kb, size_t input,
+                                    const LowerContext::Buffer& w) {
+  const std::vector<int64_t> dims = w.shape();
+  const int64_t filters = dims[3];
+  if (const ir::Tensor* t = ctx.constantInput(input)) {
+    const auto* bytes = reinterpret_cast<const uint8_t*>(t->bytes().data());
+    const bool is_signed = t->dtype() == DType::kInt8;
+    std::vector<int32_t> sums(static_cast<size_t>(filters), 0);
+    for (int64_t i = 0; i < t->elementCount(); ++i)
+      sums[static_cast<size_t>(i % filters)] += is_signed ? static_cast<int8_t>(bytes[i]) : bytes[i];
+    return ctx.constant("w_filter_sums", ir::Tensor::fromValues<int32_t>(DType::kInt32, {filters}, sums));
   }
-  if (present(ctx, in.bias)) acc = acc + ctx.input(in.bias)(m);
-  Expr scale = toCompute(paramAt(ctx.input(in.x_scale), Expr::index(0))) * toCompute(paramAt(ctx.input(in.w_scale), m)) /
-               toCompute(paramAt(ctx.input(in.y_scale), Expr::index(0)));
-  Expr zp = paramAt(ctx.input(in.y_zp), Expr::index(0));
-  kb.compute(y, axes, quantizeTo(y.dtype(), kir::cast(DType::kFloat32, acc) * kir::cast(DType::kFloat32, scale), zp));
+  LowerContext::Buffer sums = ctx.temp("w_filter_sums", DType::kInt32, {filters});
+  kir::IterVar m = kb.var("m", filters);
+  std::vector<kir::IterVar> k = kb.vars({dims[0], dims[1], dims[2]}, "k");
+  kb.compute(sums, {m}, kir::reduce(kir::ReduceOp::kSum, k, widened(w.load({k[0], k[1], k[2], m}))));
+  return sums;
+}
+
+Status lowerQLinearConvNhwc(LowerContext& ctx) {
+  const ConvInputs& in = kQLinearConv;
+  const std::vector<int64_t> x_dims = ctx.inputDims(in.x);
+  const std::vector<int64_t> w_dims = ctx.inputDims(in.w);
+  const std::vector<int64_t> in_sizes = {x_dims[1], x_dims[2]};
+  KILN_ASSIGN_OR_RETURN(Window window, resolveWindow(ctx, in_sizes, {w_dims[0], w_dims[1]}, false));
+
+  kir::KernelBuilder& kb = ctx.newKernel();
+  LowerContext::Buffer x = ctx.input(in.x);
+  LowerContext::Buffer w = ctx.input(in.w);
+  LowerContext::Buffer y = ctx.output(0);
+  const bool x_offset = !knownZero(ctx, in.x_zp);
+  const bool w_offset = !knownZero(ctx, in.w_zp);
+  Expr zx = x_offset ? paramAt(ctx.input(in.x_zp), Expr::index(0)) : Expr::constant(x.dtype(), 0);
+
+  // P: x with its padding written out as the zero point. Every window then
+  // lies inside P, which starts at input position -pads_begin.
+  LowerContext::Buffer source = x;
+  if (mayLeaveInput(window, 0, in_sizes[0]) || mayLeaveInput(window, 1, in_sizes[1])) {
+    std::vector<int64_t> dims = {x_dims[0], window.span(0), window.span(1), x_dims[3]};
+    for (size_t i = 0; i < 2; ++i) dims[1 + i] += (window.out[i] - 1) * window.strides[i];
+    source = ctx.temp("padded", x.dtype(), dims);
+    std::vector<kir::IterVar> p = kb.vars(dims, "p");
+    std::vector<Expr> positions = {p[1] - Expr::index(window.pads_begin[0]), p[2] - Expr::index(window.pads_begin[1])};
+    Expr value = x.load({p[0], positions[0], positions[1], p[3]});
+    if (std::optional<Expr> inside = insideInput(window, positions, in_sizes)) value = kir::select(*inside, value, zx);
+    kb.compute(source, p, value);
+    window.pads_begin = {0, 0};
+  }
+
+  std::vector<kir::IterVar> axes = kb.vars(y.shape(), "o");
+  const Expr m = axes[3];
+  // A 1x1 kernel reduces over the channel alone.
+  const bool pointwise = w_dims[0] == 1 && w_dims[1] == 1;
+  auto window_sum = [&](auto term) {
+    std::vector<kir::IterVar> reduced = pointwise ? std::vector<kir::IterVar>{} : kb.vars({w_dims[0], w_dims[1]}, "r");
+    std::vector<Expr> offsets = {Expr::index(0), Expr::index(0)};
+    if (!pointwise) offsets = {reduced[0], reduced[1]};
+    kir::IterVar c = kb.var("c", w_dims[2]);
+    reduced.push_back(c);
+    Expr p = widened(source.load({axes[0], inputPosition(window, 0, axes[1], offsets[0]),
+                                  inputPosition(window, 1, axes[2], offsets[1]), c}));
+    return kir::reduce(kir::ReduceOp::kSum, reduced, term(p, offsets, c));
+  };
+  Expr acc = window_sum([&](Expr p, const std::vector<Expr>& r, const kir::IterVar& c) {
+    return p * widened(w.load({r[0], r[1], c, m}));
+  });
+  Expr zw = w_offset ? widened(paramAt(ctx.input(in.w_zp), m)) : Expr();
+  if (x_offset) acc = acc - widened(zx) * hwioFilterSums(ctx, kb, in.w, w)(m);
+  if (w_offset) acc = acc - zw * window_sum([](Expr p, const std::vector<Expr>&, const kir::IterVar&) { return p; });
+  if (x_offset && w_offset)
+    acc = acc + Expr::constant(DType::kInt32, static_cast<double>(w_dims[0] * w_dims[1] * w_dims[2])) * widened(zx) * zw;
+  storeConvResult(ctx, kb, in, y, axes, acc, m, w_dims[3]);
   return Status::ok();
 }
 
@@ -354,6 +492,8 @@ void registerQuantizedLinearOps(OpRegistry& registry) {
   registry.add(OpSchema{"", "QLinearConv", {10}, convAttributes(),
                         [](InferContext& ctx) { return inferIntegerConv(ctx, kQLinearConv); },
                         [](LowerContext& ctx) { return lowerIntegerConv(ctx, kQLinearConv); }});
+  registry.add(OpSchema{kKilnDomain, "QLinearConvNhwc", {1}, convAttributes(), inferQLinearConvNhwc,
+                        lowerQLinearConvNhwc});
 }
 
 }  // namespace kiln::ops

@@ -6,9 +6,13 @@
 // requantized QLinearMatMul outputs. Each case also checks which path the
 // code took, from the LLVM IR: vpdpbusd where the plan applies, the generic
 // loops where it must not (uint8 weights of 128 and above, a target without
-// VNNI), so a silent fallback fails.
+// VNNI), so a silent fallback fails. QLinearConv runs channels-last
+// (kiln.QLinearConvNhwc) through the same microkernel with the kernel
+// offsets as outer reduction variables; it is checked against the NCHW
+// QLinearConv lowering (channels-last disabled), exactly.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 
@@ -135,6 +139,101 @@ INSTANTIATE_TEST_SUITE_P(
         Int8Case{"qlinear_s8_s8", "QLinearMatMul", 13, 64, 70, DType::kInt8, DType::kInt8, 1, 0},
         Int8Case{"narrow_n_generic", "MatMulInteger", 4, 16, 4, DType::kUInt8, DType::kInt8, 0, 0, 127, false}),
     [](const ::testing::TestParamInfo<Int8Case>& info) { return info.param.name; });
+
+struct ConvCase {
+  std::string name;
+  int64_t channels, filters, size, kernel, stride;
+  std::vector<int64_t> pads;  // top, left, bottom, right
+  int64_t dilation = 1;
+  DType x_type = DType::kUInt8;
+  int x_zero_point = 128;
+  int w_zero_point = 0;  // nonzero: an asymmetric weight, the generic loops
+  bool vnni = true;
+};
+
+std::ostream& operator<<(std::ostream& os, const ConvCase& c) { return os << c.name; }
+
+std::unique_ptr<ir::Model> qlinearConvModel(const ConvCase& c) {
+  TestGraph g(13);
+  ir::Value* x = g.input("x", {1, c.channels, c.size, c.size}, c.x_type);
+  ir::Value* w =
+      tensorConstant(g, "w", randomBytes(DType::kInt8, {c.filters, c.channels, c.kernel, c.kernel}, -127, 127, 3));
+  std::vector<int32_t> bias(static_cast<size_t>(c.filters));
+  for (size_t i = 0; i < bias.size(); ++i) bias[i] = static_cast<int32_t>(i * 37 % 500) - 250;
+  ir::Value* b = tensorConstant(g, "b", ir::Tensor::fromValues<int32_t>(DType::kInt32, {c.filters}, bias));
+  std::vector<float> w_scales(static_cast<size_t>(c.filters));
+  for (size_t i = 0; i < w_scales.size(); ++i) w_scales[i] = 0.002f + 0.0001f * static_cast<float>(i % 7);
+  // y_scale spreads the outputs over the uint8 range (sum_k of K products of
+  // about 74 * 73 in magnitude), so saturation does not hide a wrong sum.
+  const float k_terms = static_cast<float>(c.channels * c.kernel * c.kernel);
+  const float y_scale = 0.03f * 0.0023f * std::sqrt(k_terms) * 74 * 73 / 40;
+  ir::Node* conv = g.node("QLinearConv",
+                          {x, g.constant("x_scale", {}, {0.03f}), byteScalar(g, "x_zp", c.x_type, c.x_zero_point), w,
+                           g.constant("w_scale", {c.filters}, w_scales), byteScalar(g, "w_zp", DType::kInt8, c.w_zero_point),
+                           g.constant("y_scale", {}, {y_scale}), byteScalar(g, "y_zp", DType::kUInt8, 128), b},
+                          "y");
+  setInts(conv, "strides", {c.stride, c.stride});
+  setInts(conv, "pads", c.pads);
+  setInts(conv, "dilations", {c.dilation, c.dilation});
+  g.output(conv->outputs[0]);
+  return g.take();
+}
+
+class Int8Conv : public ::testing::TestWithParam<ConvCase> {};
+
+TEST_P(Int8Conv, ChannelsLastMatchesNchwExactly) {
+  const ConvCase& c = GetParam();
+  if (!hostHasVnni()) GTEST_SKIP() << "this CPU lacks AVX512-VNNI, which the int8 microkernel needs";
+  TempDir tmp;
+  ASSERT_TRUE(frontend::writeOnnxFile(*qlinearConvModel(c), tmp.file("m.onnx")).isOk());
+  driver::CompileOptions nchw;
+  nchw.pipeline.disabled = {"channels-last"};
+  auto program = compileProgram([&] { return qlinearConvModel(c); }, nchw);
+  ASSERT_TRUE(program.isOk()) << program.status().message();
+  ir::Tensor input = randomBytes(c.x_type, {1, c.channels, c.size, c.size}, lowest(c.x_type), highest(c.x_type), 5);
+  auto want = lower::evaluateProgram(*program, std::vector<ir::Tensor>{input});
+  ASSERT_TRUE(want.isOk()) << want.status().message();
+
+  driver::CompileOptions llvm_ir;
+  llvm_ir.emit = driver::Stage::kLlvm;
+  compileOrFail(tmp.file("m.onnx"), tmp.file("m.ll"), llvm_ir);
+  std::vector<char> ir_text = readBytes(tmp.file("m.ll"));
+  bool dot = std::string(ir_text.begin(), ir_text.end()).find("vpdpbusd") != std::string::npos;
+  EXPECT_EQ(dot, c.vnni) << (c.vnni ? "the int8 plan did not apply" : "the int8 plan applied where it must not");
+
+  compileOrFail(tmp.file("m.onnx"), tmp.file("m.so"));
+  kiln::Model artifact(tmp.file("m.so"));
+  kiln::Session session(artifact, 2);
+  auto got = tools::runArtifact(artifact, session, {input});
+  ASSERT_TRUE(got.isOk()) << got.status().message();
+  ASSERT_EQ(got->size(), 1u);
+  const ir::Tensor& g = (*got)[0];
+  const ir::Tensor& w = (*want)[0];
+  ASSERT_EQ(g.dims(), w.dims());
+  ASSERT_EQ(g.dtype(), w.dtype());
+  size_t saturated = 0;
+  for (size_t i = 0; i < g.bytes().size(); ++i) {
+    ASSERT_EQ(g.bytes()[i], w.bytes()[i]) << "element " << i;
+    saturated += g.bytes()[i] == std::byte{0} || g.bytes()[i] == std::byte{255};
+  }
+  EXPECT_LT(saturated * 10, g.bytes().size()) << "most outputs saturate: the comparison says little";
+}
+
+// C 3 and 20: a ragged group of channels at every kernel offset; M 48 and
+// 70: partial vector blocks; pads on one side only and dilation: windows
+// that start inside and end in the padding.
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, Int8Conv,
+    ::testing::Values(ConvCase{"k3_same", 64, 64, 14, 3, 1, {1, 1, 1, 1}},
+                      ConvCase{"k3_stride2", 32, 48, 15, 3, 2, {1, 1, 1, 1}},
+                      ConvCase{"stem_k7_c3", 3, 64, 23, 7, 2, {3, 3, 3, 3}},
+                      ConvCase{"pointwise", 64, 70, 9, 1, 1, {0, 0, 0, 0}},
+                      ConvCase{"pointwise_stride2", 20, 32, 9, 1, 2, {0, 0, 0, 0}},
+                      ConvCase{"one_sided_dilated", 20, 32, 12, 3, 1, {0, 2, 2, 0}, 2},
+                      ConvCase{"s8_activations", 32, 32, 10, 3, 1, {1, 1, 1, 1}, 1, DType::kInt8, -3},
+                      ConvCase{"asymmetric_weights_generic", 16, 32, 8, 3, 1, {1, 1, 1, 1}, 1, DType::kUInt8, 128, 5,
+                               false}),
+    [](const ::testing::TestParamInfo<ConvCase>& info) { return info.param.name; });
 
 // A target without VNNI (--features=-avx512vnni) keeps the generic loops and
 // still computes the same numbers.

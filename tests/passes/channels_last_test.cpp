@@ -1,7 +1,7 @@
-// channels-last: float32 2-D convolutions become kiln.ConvNhwc between
-// transposes, and the transposes between two convolutions cancel through
-// the elementwise, broadcast and Concat nodes that separate them; the
-// outputs stay the same.
+// channels-last: float32 2-D convolutions become kiln.ConvNhwc (and 8-bit
+// QLinearConv kiln.QLinearConvNhwc) between transposes, and the transposes
+// between two convolutions cancel through the elementwise, broadcast,
+// quantize and Concat nodes that separate them; the outputs stay the same.
 #include <gtest/gtest.h>
 
 #include <sstream>
@@ -128,6 +128,64 @@ TEST(ChannelsLastTest, OutputsInsideAChainStayNchw) {
   EXPECT_EQ(after->graph.outputs[0]->name, "a_relu");
   EXPECT_EQ(after->graph.outputs[1]->name, "b");
   EXPECT_TRUE(passesKeepOutputs(make, {"channels-last"}));
+}
+
+ir::Value* byteConstant(TestGraph& g, const std::string& name, ir::DType dtype, std::vector<int64_t> dims,
+                        std::vector<std::byte> bytes) {
+  ir::Value* v = g.model().graph.addValue(name);
+  v->constant = ir::Tensor::fromBytes(dtype, std::move(dims), std::move(bytes));
+  v->type = v->constant->type();
+  return v;
+}
+
+// x_q -> QLinearConv (group 1, or depthwise) -> its uint8 output.
+ir::Value* qconv(TestGraph& g, ir::Value* x, int64_t in, int64_t out, const std::string& name, int64_t group = 1) {
+  std::vector<std::byte> w(static_cast<size_t>(out * (in / group) * 9));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<std::byte>(static_cast<int8_t>(i * 37 % 255 - 127));
+  const std::byte zp{128};
+  ir::Node* node = g.node(
+      "QLinearConv",
+      {x, g.constant(name + "_xs", {}, {0.02f}), byteConstant(g, name + "_xz", ir::DType::kUInt8, {}, {zp}),
+       byteConstant(g, name + "_w", ir::DType::kInt8, {out, in / group, 3, 3}, std::move(w)),
+       g.constant(name + "_ws", {}, {0.01f}), byteConstant(g, name + "_wz", ir::DType::kInt8, {}, {std::byte{0}}),
+       g.constant(name + "_ys", {}, {0.05f}), byteConstant(g, name + "_yz", ir::DType::kUInt8, {}, {zp})},
+      name);
+  setInts(node, "pads", {1, 1, 1, 1});
+  setInt(node, "group", group);
+  return node->outputs[0];
+}
+
+// A quantized residual stage, as --quantize int8 leaves it after fold-qdq:
+// Q -> QLinearConv -> DQ -> MaxPool -> Q -> QLinearConv -> DQ -> Add(the
+// pooled input) -> Q -> depthwise QLinearConv (left NCHW) -> DQ.
+std::unique_ptr<ir::Model> quantizedStage() {
+  TestGraph g(13);
+  ir::Value* x = g.input("x", {1, 8, 10, 10});
+  auto q = [&](ir::Value* v, const std::string& name) {
+    return g.op("QuantizeLinear", {v, g.constant(name + "_s", {}, {0.05f}), byteConstant(g, name + "_z", ir::DType::kUInt8, {}, {std::byte{128}})}, name);
+  };
+  auto dq = [&](ir::Value* v, const std::string& name) {
+    return g.op("DequantizeLinear", {v, g.constant(name + "_s", {}, {0.05f}), byteConstant(g, name + "_z", ir::DType::kUInt8, {}, {std::byte{128}})}, name);
+  };
+  ir::Value* a = dq(qconv(g, q(x, "qx"), 8, 16, "a"), "a_dq");
+  ir::Node* pool = g.node("MaxPool", {a}, "pool");
+  setInts(pool, "kernel_shape", {2, 2});
+  setInts(pool, "strides", {2, 2});
+  ir::Value* b = dq(qconv(g, q(pool->outputs[0], "qp"), 16, 16, "b"), "b_dq");
+  ir::Value* sum = g.op("Add", {b, pool->outputs[0]}, "sum");
+  g.output(dq(qconv(g, q(sum, "qs"), 16, 16, "dw", 16), "y"));
+  return g.take();
+}
+
+TEST(ChannelsLastTest, QuantizedConvolutionsRunChannelsLast) {
+  auto after = runPasses(quantizedStage, {"channels-last"});
+  const ir::Graph& graph = after->graph;
+  EXPECT_EQ(countOps(graph, "QLinearConvNhwc"), 2) << ir::printModel(*after);
+  EXPECT_EQ(countOps(graph, "QLinearConv"), 1);  // the depthwise one
+  EXPECT_EQ(countOps(graph, "MaxPoolNhwc"), 1);
+  // In at x, back before the depthwise convolution's QuantizeLinear.
+  EXPECT_EQ(countOps(graph, "Transpose"), 2) << ir::printModel(*after);
+  EXPECT_TRUE(passesKeepOutputs(quantizedStage, {"channels-last"}));
 }
 
 // Left NCHW: a grouped convolution that is not depthwise, one whose weight

@@ -279,7 +279,7 @@ TEST_P(QuantizeShapesTest, CompilesExportsAndTracksFloat) {
   std::ostringstream log;
   auto int8 = driver::buildProgram(*model, int8Options(ranges, 2), log);
   ASSERT_TRUE(int8.isOk()) << int8.status().message();
-  EXPECT_EQ(countOps(model->graph, {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"}),
+  EXPECT_EQ(countOps(model->graph, {"QLinearConv", "QLinearConvNhwc", "QLinearMatMul", "ConvInteger", "MatMulInteger"}),
             shape.quantized_products)
       << ir::printModel(*model);
 
