@@ -87,36 +87,46 @@ std::unique_ptr<ir::Model> int8Model(const Int8Case& c) {
 
 bool hostHasVnni() { return kiln::cpu::hostHas("avx512vnni") && kiln::cpu::hostHas("avx512bw"); }
 
-class Int8Contraction : public ::testing::TestWithParam<Int8Case> {};
-
-TEST_P(Int8Contraction, MatchesReferenceExactly) {
-  const Int8Case& c = GetParam();
-  if (!hostHasVnni()) GTEST_SKIP() << "this CPU lacks AVX512-VNNI, which the int8 microkernel needs";
+// The model's output on `input` from the reference evaluator (its program
+// compiled with `reference`) and from the artifact (default options; 2
+// threads), same dtype and dims. The artifact's LLVM IR must hold vpdpbusd
+// exactly when `vnni`, so a silent fallback fails.
+struct Outputs {
+  ir::Tensor got, want;
+};
+Expected<Outputs> referenceAndArtifact(const ModelFactory& make, const driver::CompileOptions& reference,
+                                       const ir::Tensor& input, bool vnni) {
   TempDir tmp;
-  ASSERT_TRUE(frontend::writeOnnxFile(*int8Model(c), tmp.file("m.onnx")).isOk());
-  auto program = compileProgram([&] { return int8Model(c); }, {});
-  ASSERT_TRUE(program.isOk()) << program.status().message();
-  ir::Tensor input = randomBytes(c.a_type, {c.m, c.k}, lowest(c.a_type), highest(c.a_type), 5);
-  auto want = lower::evaluateProgram(*program, std::vector<ir::Tensor>{input});
-  ASSERT_TRUE(want.isOk()) << want.status().message();
-
+  KILN_RETURN_IF_ERROR(frontend::writeOnnxFile(*make(), tmp.file("m.onnx")));
+  KILN_ASSIGN_OR_RETURN(lower::Program program, compileProgram(make, reference));
+  KILN_ASSIGN_OR_RETURN(std::vector<ir::Tensor> want, lower::evaluateProgram(program, std::vector<ir::Tensor>{input}));
   driver::CompileOptions llvm_ir;
   llvm_ir.emit = driver::Stage::kLlvm;
   compileOrFail(tmp.file("m.onnx"), tmp.file("m.ll"), llvm_ir);
   std::vector<char> ir_text = readBytes(tmp.file("m.ll"));
   bool dot = std::string(ir_text.begin(), ir_text.end()).find("vpdpbusd") != std::string::npos;
-  EXPECT_EQ(dot, c.vnni) << (c.vnni ? "the int8 plan did not apply" : "the int8 plan applied where it must not");
-
+  EXPECT_EQ(dot, vnni) << (vnni ? "the int8 plan did not apply" : "the int8 plan applied where it must not");
   compileOrFail(tmp.file("m.onnx"), tmp.file("m.so"));
   kiln::Model artifact(tmp.file("m.so"));
   kiln::Session session(artifact, 2);
-  auto got = tools::runArtifact(artifact, session, {input});
-  ASSERT_TRUE(got.isOk()) << got.status().message();
-  ASSERT_EQ(got->size(), 1u);
-  const ir::Tensor& g = (*got)[0];
-  const ir::Tensor& w = (*want)[0];
-  ASSERT_EQ(g.dtype(), w.dtype());
-  ASSERT_EQ(g.dims(), w.dims());
+  KILN_ASSIGN_OR_RETURN(std::vector<ir::Tensor> got, tools::runArtifact(artifact, session, {input}));
+  if (got.size() != 1 || want.size() != 1) return internalError("expected one output");
+  if (got[0].dtype() != want[0].dtype() || got[0].dims() != want[0].dims())
+    return internalError("the artifact's output is " + got[0].type().toString() + ", the reference's " +
+                         want[0].type().toString());
+  return Outputs{std::move(got[0]), std::move(want[0])};
+}
+
+class Int8Contraction : public ::testing::TestWithParam<Int8Case> {};
+
+TEST_P(Int8Contraction, MatchesReferenceExactly) {
+  const Int8Case& c = GetParam();
+  if (!hostHasVnni()) GTEST_SKIP() << "this CPU lacks AVX512-VNNI, which the int8 microkernel needs";
+  ir::Tensor input = randomBytes(c.a_type, {c.m, c.k}, lowest(c.a_type), highest(c.a_type), 5);
+  auto out = referenceAndArtifact([&] { return int8Model(c); }, {}, input, c.vnni);
+  ASSERT_TRUE(out.isOk()) << out.status().message();
+  const ir::Tensor& g = out->got;
+  const ir::Tensor& w = out->want;
   size_t element = c.op == "MatMulInteger" ? 4 : 1;
   for (size_t i = 0; i < g.bytes().size(); i += element)
     ASSERT_EQ(std::memcmp(g.bytes().data() + i, w.bytes().data() + i, element), 0) << "element " << i / element;
@@ -184,33 +194,13 @@ class Int8Conv : public ::testing::TestWithParam<ConvCase> {};
 TEST_P(Int8Conv, ChannelsLastMatchesNchwExactly) {
   const ConvCase& c = GetParam();
   if (!hostHasVnni()) GTEST_SKIP() << "this CPU lacks AVX512-VNNI, which the int8 microkernel needs";
-  TempDir tmp;
-  ASSERT_TRUE(frontend::writeOnnxFile(*qlinearConvModel(c), tmp.file("m.onnx")).isOk());
   driver::CompileOptions nchw;
   nchw.pipeline.disabled = {"channels-last"};
-  auto program = compileProgram([&] { return qlinearConvModel(c); }, nchw);
-  ASSERT_TRUE(program.isOk()) << program.status().message();
   ir::Tensor input = randomBytes(c.x_type, {1, c.channels, c.size, c.size}, lowest(c.x_type), highest(c.x_type), 5);
-  auto want = lower::evaluateProgram(*program, std::vector<ir::Tensor>{input});
-  ASSERT_TRUE(want.isOk()) << want.status().message();
-
-  driver::CompileOptions llvm_ir;
-  llvm_ir.emit = driver::Stage::kLlvm;
-  compileOrFail(tmp.file("m.onnx"), tmp.file("m.ll"), llvm_ir);
-  std::vector<char> ir_text = readBytes(tmp.file("m.ll"));
-  bool dot = std::string(ir_text.begin(), ir_text.end()).find("vpdpbusd") != std::string::npos;
-  EXPECT_EQ(dot, c.vnni) << (c.vnni ? "the int8 plan did not apply" : "the int8 plan applied where it must not");
-
-  compileOrFail(tmp.file("m.onnx"), tmp.file("m.so"));
-  kiln::Model artifact(tmp.file("m.so"));
-  kiln::Session session(artifact, 2);
-  auto got = tools::runArtifact(artifact, session, {input});
-  ASSERT_TRUE(got.isOk()) << got.status().message();
-  ASSERT_EQ(got->size(), 1u);
-  const ir::Tensor& g = (*got)[0];
-  const ir::Tensor& w = (*want)[0];
-  ASSERT_EQ(g.dims(), w.dims());
-  ASSERT_EQ(g.dtype(), w.dtype());
+  auto out = referenceAndArtifact([&] { return qlinearConvModel(c); }, nchw, input, c.vnni);
+  ASSERT_TRUE(out.isOk()) << out.status().message();
+  const ir::Tensor& g = out->got;
+  const ir::Tensor& w = out->want;
   size_t saturated = 0;
   for (size_t i = 0; i < g.bytes().size(); ++i) {
     ASSERT_EQ(g.bytes()[i], w.bytes()[i]) << "element " << i;
