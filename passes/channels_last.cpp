@@ -272,7 +272,11 @@ class ChannelsLast final : public Pass {
         if (!(in = nhwcOperand(graph, in))) return false;
     } else if (poolOps().count(op)) {
       ir::Value* source = nhwcSource(node->input(0));
-      if (!source || source->type.dtype != ir::DType::kFloat32) return false;
+      if (!source || node->outputs.size() != 1) return false;
+      // MaxPool also over 8-bit data (fold-qdq's DQ -> MaxPool -> Q).
+      const ir::DType dtype = source->type.dtype;
+      const bool bytes = dtype == ir::DType::kUInt8 || dtype == ir::DType::kInt8;
+      if (dtype != ir::DType::kFloat32 && !(op == "MaxPool" && bytes)) return false;
       replaceInNhwc(graph, node, {source}, op + "Nhwc", std::string(ops::kKilnDomain));
       return true;
     } else if (op == "Concat") {

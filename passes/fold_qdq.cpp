@@ -10,8 +10,11 @@
 // round(b / (sx·sw[c])), ONNX's convention. A Relu is dropped before the Q
 // only when the Q's zero point is its type's minimum (then saturation is the
 // clamp at zero). Gemm needs transA = 0; transB and alpha/beta are folded into
-// the constants. Elementwise DQ -> op -> Q chains stay in float (kernel fusion
-// inlines them). Also folds models that arrive in QDQ form (ONNX Runtime's
+// the constants. DQ(x_q) -> MaxPool -> Q with the same per-tensor scale
+// (positive) and zero point on both sides => MaxPool(x_q): the max commutes
+// with the increasing DQ, and Q(DQ(v)) = v for every 8-bit v. Other
+// elementwise DQ -> op -> Q chains stay in float (kernel fusion inlines
+// them). Also folds models that arrive in QDQ form (ONNX Runtime's
 // quantizer output). The DequantizeLinears left unread are removed by
 // eliminate-dead-nodes.
 // Requires: shapes inferred.
@@ -224,6 +227,32 @@ void foldInteger(ir::Graph& graph, Match& m) {
   graph.eraseNode(&n);
 }
 
+// Q(MaxPool(DQ(x_q))) as MaxPool(x_q), when DQ and Q agree (see above), the
+// pool has no Indices output and the model's opset (12+) lets MaxPool take
+// 8-bit data.
+bool foldMaxPool(ir::Graph& graph, ir::Node& pool, int64_t opset) {
+  if (opset < 12 || !pool.domain.empty() || pool.op_type != "MaxPool" || pool.outputs.size() != 1 || !pool.outputs[0]) return false;
+  const ir::Node* dq = producerOf(pool.input(0), "DequantizeLinear");
+  std::vector<ir::Node*> users = graph.usersOf(pool.outputs[0]);
+  if (!dq || users.size() != 1 || escapes(graph, pool.outputs[0]) || !users[0]->domain.empty() ||
+      users[0]->op_type != "QuantizeLinear")
+    return false;
+  ir::Node* q = users[0];
+  auto in = qdqParams(*dq);
+  auto out = qdqParams(*q);
+  if (!in || !out || !in->perTensor() || !out->perTensor() || !(in->scales[0] > 0) || in->scales != out->scales ||
+      in->qtype != out->qtype)
+    return false;
+  auto zero = [](const QdqParams& p) { return p.zero_points.empty() ? 0 : p.zero_points[0]; };
+  if (zero(*in) != zero(*out)) return false;
+  ir::Node* folded = addNode(graph, "MaxPool", pool.name, {dq->input(0)}, pool.outputs[0]->name + "_quantized");
+  folded->attributes = pool.attributes;
+  takeOver(folded, q->outputs[0]);
+  graph.eraseNode(q);
+  graph.eraseNode(&pool);
+  return true;
+}
+
 class FoldQdq : public Pass {
  public:
   std::string_view name() const override { return "fold-qdq"; }
@@ -235,9 +264,14 @@ class FoldQdq : public Pass {
     ir::Graph& graph = model.graph;
     std::vector<ir::Node*> nodes;
     for (const auto& n : graph.nodes())  // only the products: a rewrite erases the Relu/Q after one
-      if (n->op_type == "Conv" || n->op_type == "MatMul" || n->op_type == "Gemm") nodes.push_back(n.get());
+      if (n->op_type == "Conv" || n->op_type == "MatMul" || n->op_type == "Gemm" || n->op_type == "MaxPool")
+        nodes.push_back(n.get());
     bool changed = false;
     for (ir::Node* n : nodes) {
+      if (n->op_type == "MaxPool") {
+        changed = foldMaxPool(graph, *n, model.opsetFor("")) || changed;
+        continue;
+      }
       auto m = match(graph, *n);
       if (!m) continue;
       if (m->q && (n->op_type == "Conv" || (n->op_type == "MatMul" && !m->bias))) foldQLinear(graph, *m);

@@ -83,8 +83,10 @@ Status inferMaxPool(InferContext& ctx) {
 
 Status inferAveragePool(InferContext& ctx) { return inferPool(ctx, DTypeClass::kFloat, 1); }
 
-// The kiln.*PoolNhwc ops: float, one output (no Indices).
+// The kiln.*PoolNhwc ops: float (kiln.MaxPoolNhwc any numeric type, as
+// MaxPool since opset 12), one output (no Indices).
 Status inferPoolNhwc(InferContext& ctx) { return inferPool(ctx, DTypeClass::kFloat, 1, Layout::kChannelsLast); }
+Status inferMaxPoolNhwc(InferContext& ctx) { return inferPool(ctx, DTypeClass::kNumeric, 1, Layout::kChannelsLast); }
 
 // The pieces every windowed pool kernel shares.
 struct PoolLoops {
@@ -246,7 +248,7 @@ void registerPoolOps(OpRegistry& registry) {
     const std::vector<int> opsets = {1};
     auto global = [layout](InferContext& ctx) { return inferGlobalPool(ctx, layout); };
     registry.add(OpSchema{domain, last ? "MaxPoolNhwc" : "MaxPool", last ? opsets : std::vector<int>{1, 8, 10, 11, 12},
-                          max_attrs, last ? InferFn(inferPoolNhwc) : InferFn(inferMaxPool),
+                          max_attrs, last ? InferFn(inferMaxPoolNhwc) : InferFn(inferMaxPool),
                           [layout](LowerContext& ctx) { return lowerMaxPool(ctx, layout); }});
     registry.add(OpSchema{domain, last ? "AveragePoolNhwc" : "AveragePool", last ? opsets : std::vector<int>{1, 7, 10, 11},
                           average_attrs, last ? InferFn(inferPoolNhwc) : InferFn(inferAveragePool),

@@ -432,16 +432,38 @@ Status lowerQLinearConvNhwc(LowerContext& ctx) {
   Expr zx = x_offset ? paramAt(ctx.input(in.x_zp), Expr::index(0)) : Expr::constant(x.dtype(), 0);
 
   // P: x with its padding written out as the zero point. Every window then
-  // lies inside P, which starts at input position -pads_begin.
+  // lies inside P, which starts at input position -pads_begin. With a
+  // constant symmetric weight and a channel count that is not a multiple of
+  // 4 (an RGB stem), P and a copy of the weight are also padded to a
+  // multiple of 4 channels, P with the zero point and the weight with zeros,
+  // which add nothing: every dot group of four channels is then a whole
+  // word, not bytes gathered one by one.
+  const int64_t channels = x_dims[3];
+  const ir::Tensor* w_constant = ctx.constantInput(in.w);
+  const int64_t depth = channels % 4 != 0 && w_constant && !w_offset ? (channels + 3) / 4 * 4 : channels;
   LowerContext::Buffer source = x;
-  if (mayLeaveInput(window, 0, in_sizes[0]) || mayLeaveInput(window, 1, in_sizes[1])) {
-    std::vector<int64_t> dims = {x_dims[0], window.span(0), window.span(1), x_dims[3]};
+  LowerContext::Buffer weight = w;
+  if (depth != channels) {
+    std::vector<std::byte> padded(static_cast<size_t>(w_dims[0] * w_dims[1] * depth * w_dims[3]), std::byte{0});
+    const std::byte* from = w_constant->bytes().data();
+    for (int64_t point = 0; point < w_dims[0] * w_dims[1]; ++point)
+      std::copy_n(from + point * channels * w_dims[3], channels * w_dims[3], padded.data() + point * depth * w_dims[3]);
+    weight = ctx.constant("w_channels_padded",
+                          ir::Tensor::fromBytes(w_constant->dtype(), {w_dims[0], w_dims[1], depth, w_dims[3]}, std::move(padded)));
+  }
+  if (depth != channels || mayLeaveInput(window, 0, in_sizes[0]) || mayLeaveInput(window, 1, in_sizes[1])) {
+    std::vector<int64_t> dims = {x_dims[0], window.span(0), window.span(1), depth};
     for (size_t i = 0; i < 2; ++i) dims[1 + i] += (window.out[i] - 1) * window.strides[i];
     source = ctx.temp("padded", x.dtype(), dims);
     std::vector<kir::IterVar> p = kb.vars(dims, "p");
     std::vector<Expr> positions = {p[1] - Expr::index(window.pads_begin[0]), p[2] - Expr::index(window.pads_begin[1])};
     Expr value = x.load({p[0], positions[0], positions[1], p[3]});
-    if (std::optional<Expr> inside = insideInput(window, positions, in_sizes)) value = kir::select(*inside, value, zx);
+    std::optional<Expr> inside = insideInput(window, positions, in_sizes);
+    if (depth != channels) {
+      Expr real = kir::binary(kir::BinaryOp::kLt, Expr(p[3]), Expr::index(channels));
+      inside = inside ? kir::binary(kir::BinaryOp::kAnd, *inside, real) : real;
+    }
+    if (inside) value = kir::select(*inside, value, zx);
     kb.compute(source, p, value);
     window.pads_begin = {0, 0};
   }
@@ -454,14 +476,14 @@ Status lowerQLinearConvNhwc(LowerContext& ctx) {
     std::vector<kir::IterVar> reduced = pointwise ? std::vector<kir::IterVar>{} : kb.vars({w_dims[0], w_dims[1]}, "r");
     std::vector<Expr> offsets = {Expr::index(0), Expr::index(0)};
     if (!pointwise) offsets = {reduced[0], reduced[1]};
-    kir::IterVar c = kb.var("c", w_dims[2]);
+    kir::IterVar c = kb.var("c", depth);
     reduced.push_back(c);
     Expr p = widened(source.load({axes[0], inputPosition(window, 0, axes[1], offsets[0]),
                                   inputPosition(window, 1, axes[2], offsets[1]), c}));
     return kir::reduce(kir::ReduceOp::kSum, reduced, term(p, offsets, c));
   };
   Expr acc = window_sum([&](Expr p, const std::vector<Expr>& r, const kir::IterVar& c) {
-    return p * widened(w.load({r[0], r[1], c, m}));
+    return p * widened(weight.load({r[0], r[1], c, m}));
   });
   Expr zw = w_offset ? widened(paramAt(ctx.input(in.w_zp), m)) : Expr();
   if (x_offset) acc = acc - widened(zx) * hwioFilterSums(ctx, kb, in.w, w)(m);

@@ -209,7 +209,8 @@ TEST_P(Int8Conv, ChannelsLastMatchesNchwExactly) {
   EXPECT_LT(saturated * 10, g.bytes().size()) << "most outputs saturate: the comparison says little";
 }
 
-// C 3 and 20: a ragged group of channels at every kernel offset; M 48 and
+// C 3, 6 and 20: channels padded to a multiple of 4 (with and without
+// spatial padding) or a ragged group at every kernel offset; M 48 and
 // 70: partial vector blocks; pads on one side only and dilation: windows
 // that start inside and end in the padding.
 INSTANTIATE_TEST_SUITE_P(
@@ -221,8 +222,11 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvCase{"pointwise_stride2", 20, 32, 9, 1, 2, {0, 0, 0, 0}},
                       ConvCase{"one_sided_dilated", 20, 32, 12, 3, 1, {0, 2, 2, 0}, 2},
                       ConvCase{"s8_activations", 32, 32, 10, 3, 1, {1, 1, 1, 1}, 1, DType::kInt8, -3},
+                      ConvCase{"pointwise_ragged_channels", 6, 32, 9, 1, 1, {0, 0, 0, 0}},
                       ConvCase{"asymmetric_weights_generic", 16, 32, 8, 3, 1, {1, 1, 1, 1}, 1, DType::kUInt8, 128, 5,
-                               false}),
+                               false},
+                      ConvCase{"asymmetric_ragged_channels_generic", 6, 32, 8, 3, 1, {1, 1, 1, 1}, 1, DType::kUInt8,
+                               128, 5, false}),
     [](const ::testing::TestParamInfo<ConvCase>& info) { return info.param.name; });
 
 // A target without VNNI (--features=-avx512vnni) keeps the generic loops and

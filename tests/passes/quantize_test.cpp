@@ -169,6 +169,48 @@ TEST(FoldQdqTest, QuantizedModelTracksFloat) {
   EXPECT_GT(error.sqnrDb(), 25.0);
 }
 
+// x -> Q -> DQ -> MaxPool(3x3, stride 2, pad 1) -> Q(scale `q_scale`) -> DQ -> y,
+// all uint8 with zero point 128.
+std::unique_ptr<ir::Model> quantizedPool(int64_t opset, float q_scale) {
+  TestGraph g(opset);
+  auto zero_point = [&](const std::string& name) {
+    ir::Value* v = g.model().graph.addValue(name);
+    v->constant = ir::Tensor::fromBytes(ir::DType::kUInt8, {}, {std::byte{128}});
+    v->type = v->constant->type();
+    return v;
+  };
+  ir::Value* x = g.input("x", {1, 4, 9, 9});
+  ir::Value* s = g.constant("s", {}, {0.01f});
+  ir::Value* q = g.op("QuantizeLinear", {x, s, zero_point("z")}, "q");
+  ir::Value* dq = g.op("DequantizeLinear", {q, s, zero_point("z_dq")}, "dq");
+  ir::Node* pool = g.node("MaxPool", {dq}, "pool");
+  setInts(pool, "kernel_shape", {3, 3});
+  setInts(pool, "strides", {2, 2});
+  setInts(pool, "pads", {1, 1, 1, 1});
+  ir::Value* q_scale_value = g.constant("s_out", {}, {q_scale});
+  ir::Value* requantized = g.op("QuantizeLinear", {pool->outputs[0], q_scale_value, zero_point("z_out")}, "pooled_q");
+  g.output(g.op("DequantizeLinear", {requantized, q_scale_value, zero_point("z_y")}, "y"));
+  return g.take();
+}
+
+// DQ -> MaxPool -> Q with the same scale and zero point runs the pool on the
+// 8-bit values, with exactly the same outputs; a different scale on the Q
+// side, or an opset before 12 (no 8-bit MaxPool), keeps the float pool.
+TEST(FoldQdqTest, MaxPoolBetweenMatchingQdqRunsOnBytes) {
+  auto make = [] { return quantizedPool(13, 0.01f); };
+  auto folded = runPasses(make, {"fold-qdq", "eliminate-dead-nodes"});
+  EXPECT_EQ(opSequence(folded->graph), "QuantizeLinear,MaxPool,DequantizeLinear") << ir::printModel(*folded);
+  for (const auto& node : folded->graph.nodes())
+    if (node->op_type == "MaxPool") EXPECT_EQ(node->input(0)->type.dtype, ir::DType::kUInt8);
+  EXPECT_TRUE(passesKeepOutputs(make, {"fold-qdq", "eliminate-dead-nodes"}));
+
+  const std::string unfolded = "QuantizeLinear,DequantizeLinear,MaxPool,QuantizeLinear,DequantizeLinear";
+  auto rescaled = runPasses([] { return quantizedPool(13, 0.02f); }, {"fold-qdq", "eliminate-dead-nodes"});
+  EXPECT_EQ(opSequence(rescaled->graph), unfolded);
+  auto old_opset = runPasses([] { return quantizedPool(11, 0.01f); }, {"fold-qdq", "eliminate-dead-nodes"});
+  EXPECT_EQ(opSequence(old_opset->graph), unfolded);
+}
+
 // x[4,16] -> MatMul(W[16,8]) -> Gemm(W2[8,3], C[3], alpha 0.5, beta 2) -> y
 std::unique_ptr<ir::Model> mlp() {
   TestGraph g(17);
