@@ -201,8 +201,12 @@ bool readsInside(const Affine& flat, const kir::Stage& stage, const ExprNode& re
   return lo >= 0 && hi < count;
 }
 
+int mergeableOuterAxis(const kir::Kernel& kernel, const kir::Stage& stage, const ExprNode& reduce,
+                       const ContractionPlan& plan, const Affine& flat, const kir::Expr& s_expr,
+                       const kir::Expr& v_expr);
+
 // sum_k cast<i32>(S) * cast<i32>(V) with V a constant int8 weight read along
-// one output axis and S an 8-bit load contiguous along one reduction
+// one output axis (or two that merge into one run) and S an 8-bit load contiguous along one reduction
 // variable: the VNNI plan (dot_group 4). That variable runs innermost, in
 // groups of four; any others (a convolution's kernel offsets) run outside it.
 std::optional<ContractionPlan> planInt8Contraction(const kir::Kernel& kernel, const kir::Stage& stage,
@@ -224,19 +228,30 @@ std::optional<ContractionPlan> planInt8Contraction(const kir::Kernel& kernel, co
                                    [&](const kir::IterVar& k) { return s_flat->of(k.id) == 1; });
     if (contiguous == reduce.reduce_vars.end()) continue;
     ContractionPlan plan;
-    for (size_t a = 0; a < stage.axes.size(); ++a) {
-      if (v_flat->of(stage.axes[a].id) == 0) continue;
-      if (plan.v_axis >= 0) plan.v_axis = -2;  // V reads along two output axes
-      if (plan.v_axis == -1) plan.v_axis = static_cast<int>(a);
+    std::vector<int> v_axes;  // output axes V reads along
+    for (size_t a = 0; a < stage.axes.size(); ++a)
+      if (v_flat->of(stage.axes[a].id) != 0) v_axes.push_back(static_cast<int>(a));
+    if (v_axes.empty() || v_axes.size() > 2) continue;
+    plan.v_axis = v_axes.back();
+    if (v_axes.size() == 2) {
+      // Two axes that are one run of V and of the output (a head split
+      // Reshape fused after a projection, [S, 768] stored as [S, 12, 64]):
+      // one merged vector index, packed along it.
+      plan.v_outer_axis = mergeableOuterAxis(kernel, stage, reduce, plan, *v_flat, body.operands[1 - vi],
+                                             body.operands[vi]);
+      if (plan.v_outer_axis != v_axes[0]) continue;
     }
-    if (plan.v_axis < 0 || s_flat->of(stage.axes[plan.v_axis].id) != 0) continue;
+    if (s_flat->of(stage.axes[plan.v_axis].id) != 0) continue;
     const kir::IterVar& v = stage.axes[plan.v_axis];
-    if (v.extent < kMinVectorExtent || !readsInside(*v_flat, stage, reduce, weights->elementCount())) continue;
+    if (vectorExtent(stage, plan) < kMinVectorExtent || !readsInside(*v_flat, stage, reduce, weights->elementCount()))
+      continue;
+    auto vector_axis = [&](size_t a) {
+      return static_cast<int>(a) == plan.v_axis || static_cast<int>(a) == plan.v_outer_axis;
+    };
     for (size_t a = 0; a < stage.axes.size(); ++a)
-      if (static_cast<int>(a) != plan.v_axis && s_flat->of(stage.axes[a].id) != 0) plan.row_axis = static_cast<int>(a);
+      if (!vector_axis(a) && s_flat->of(stage.axes[a].id) != 0) plan.row_axis = static_cast<int>(a);
     for (size_t a = 0; a < stage.axes.size(); ++a)
-      if (static_cast<int>(a) != plan.v_axis && static_cast<int>(a) != plan.row_axis)
-        plan.outer_axes.push_back(static_cast<int>(a));
+      if (!vector_axis(a) && static_cast<int>(a) != plan.row_axis) plan.outer_axes.push_back(static_cast<int>(a));
     for (const kir::IterVar& k : reduce.reduce_vars)
       if (k.id != contiguous->id) plan.k_order.push_back(k);
     plan.k_order.push_back(*contiguous);
@@ -249,7 +264,7 @@ std::optional<ContractionPlan> planInt8Contraction(const kir::Kernel& kernel, co
     plan.reduce = &reduce;
     plan.scalar = body.operands[1 - vi]->operands[0];
     plan.vector = body.operands[vi]->operands[0];
-    chooseTile(plan, v.extent, rowExtent(stage, plan));
+    chooseTile(plan, vectorExtent(stage, plan), rowExtent(stage, plan));
     return plan;
   }
   return std::nullopt;
@@ -522,7 +537,7 @@ std::vector<float> packPanels(const ContractionPlan& plan, const kir::Stage& sta
 int64_t dotPanelsHeaderBytes(const ContractionPlan& plan, const kir::Stage& stage) {
   if (plan.dot_group != 4) return 0;
   const int64_t block = plan.blockLanes();
-  const int64_t blocks = (stage.axes[plan.v_axis].extent + block - 1) / block;
+  const int64_t blocks = (vectorExtent(stage, plan) + block - 1) / block;
   return blocks * block * 4;
 }
 
@@ -565,7 +580,7 @@ int64_t dotGroups(const ContractionPlan& plan) {
 
 std::vector<uint8_t> packDotPanels(const ContractionPlan& plan, const kir::Stage& stage, const ir::Tensor& weights) {
   if (plan.dot_group == 2) return packBf16Panels(plan, stage, weights);
-  const int64_t extent_v = stage.axes[plan.v_axis].extent;
+  const int64_t extent_v = vectorExtent(stage, plan);  // merged: V's flat index is pack_v_stride * q
   const int64_t block = plan.blockLanes();
   const int64_t blocks = (extent_v + block - 1) / block;
   const int64_t groups = dotGroups(plan);

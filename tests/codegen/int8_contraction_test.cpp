@@ -36,6 +36,7 @@ struct Int8Case {
   int a_zero_point = 0, b_zero_point = 0;  // 0: the zero-point input is absent
   int b_max = 127;                         // largest weight value drawn
   bool vnni = true;                        // whether the int8 plan must apply
+  int64_t heads = 0;  // > 0: the result reshaped to [m, heads, n / heads] (a fused head split)
 };
 
 std::ostream& operator<<(std::ostream& os, const Int8Case& c) { return os << c.name; }
@@ -74,7 +75,9 @@ std::unique_ptr<ir::Model> int8Model(const Int8Case& c) {
     std::vector<ir::Value*> inputs = {a, b};
     if (c.a_zero_point != 0 || c.b_zero_point != 0) inputs.push_back(a_zp);
     if (c.b_zero_point != 0) inputs.push_back(b_zp);
-    g.output(g.op("MatMulInteger", inputs, "y"));
+    ir::Value* y = g.op("MatMulInteger", inputs, c.heads > 0 ? "product" : "y");
+    if (c.heads > 0) y = g.op("Reshape", {y, g.int64s("heads", {c.m, c.heads, c.n / c.heads})}, "y");
+    g.output(y);
     return g.take();
   }
   ir::Value* a_scale = g.constant("a_scale", {}, {0.02f});
@@ -147,7 +150,12 @@ INSTANTIATE_TEST_SUITE_P(
                  false},
         Int8Case{"qlinear_u8_s8", "QLinearMatMul", 13, 37, 70, DType::kUInt8, DType::kInt8, 128},
         Int8Case{"qlinear_s8_s8", "QLinearMatMul", 13, 64, 70, DType::kInt8, DType::kInt8, 1, 0},
-        Int8Case{"narrow_n_generic", "MatMulInteger", 4, 16, 4, DType::kUInt8, DType::kInt8, 0, 0, 127, false}),
+        Int8Case{"narrow_n_generic", "MatMulInteger", 4, 16, 4, DType::kUInt8, DType::kInt8, 0, 0, 127, false},
+        // The output stored as [m, heads, n / heads]: two output axes that
+        // V reads as one run, merged into one vector index (96 = a 64-lane
+        // block and a partial one).
+        Int8Case{"head_split", "MatMulInteger", 13, 37, 96, DType::kUInt8, DType::kInt8, 3, 0, 127, true, 3},
+        Int8Case{"head_split_s8", "MatMulInteger", 9, 64, 128, DType::kInt8, DType::kInt8, -3, 0, 127, true, 4}),
     [](const ::testing::TestParamInfo<Int8Case>& info) { return info.param.name; });
 
 struct ConvCase {
