@@ -394,9 +394,23 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
       if (flat->of(stage.axes[a].id) != 0) v_axes.push_back(static_cast<int>(a));
 
     const ir::Tensor* weights = plan.guarded_load ? nullptr : constant_of(load->buffer);
+    // A weight read along two output axes that are one run of it and of the
+    // output (a projection with a head-split Reshape fused after it) packs
+    // along the merged index like one axis.
+    int merged_outer = -1;
+    if (weights && v_axes.size() == 2) {
+      ContractionPlan probe;
+      probe.v_axis = v_axes[1];
+      merged_outer = mergeableOuterAxis(kernel, stage, reduce, probe, *flat, s_expr, v_expr);
+    }
     if (weights && v_axes.size() == 1 && !dependsOn(s_expr, stage.axes[v_axes[0]].id)) {
       plan.packed = true;
       plan.v_axis = v_axes[0];
+    } else if (weights && v_axes.size() == 2 && merged_outer == v_axes[0] &&
+               !dependsOn(s_expr, stage.axes[v_axes[1]].id)) {
+      plan.packed = true;
+      plan.v_axis = v_axes[1];
+      plan.v_outer_axis = merged_outer;
     } else if (plan.guarded_load) {
       // The innermost axis V reads along at a positive stride (unit stride
       // loads contiguously; others gather).
@@ -511,7 +525,7 @@ int64_t rowExtent(const kir::Stage& stage, const ContractionPlan& plan) {
 }
 
 std::vector<float> packPanels(const ContractionPlan& plan, const kir::Stage& stage, const ir::Tensor& weights) {
-  const int64_t extent_v = stage.axes[plan.v_axis].extent;
+  const int64_t extent_v = vectorExtent(stage, plan);  // merged: V's flat index is pack_v_stride * q
   const int64_t block = plan.blockLanes();
   const int64_t blocks = (extent_v + block - 1) / block;
   int64_t k_total = 1;
@@ -553,7 +567,7 @@ uint16_t toBf16(float f) {
 }
 
 std::vector<uint8_t> packBf16Panels(const ContractionPlan& plan, const kir::Stage& stage, const ir::Tensor& weights) {
-  const int64_t extent_v = stage.axes[plan.v_axis].extent;
+  const int64_t extent_v = vectorExtent(stage, plan);
   const int64_t block = plan.blockLanes();
   const int64_t blocks = (extent_v + block - 1) / block;
   const int64_t depth = plan.k_order[0].extent;

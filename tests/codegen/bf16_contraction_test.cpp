@@ -8,7 +8,8 @@
 // Each output element must lie within
 //   (2^-8 + 2^-18 + K * 2^-23) * sum_k |a_k * b_k| + 1e-6
 // of the reference. Shapes cover ragged K (odd, and not a multiple of the
-// 32-value conversion chunk), a partial vector block and a row tail; the IR
+// 32-value conversion chunk), a partial vector block, a row tail and a
+// product stored through a fused head-split Reshape; the IR
 // must show the bf16 instructions (so a silent fallback to float32 fails);
 // the artifact records precision=bf16 and needs avx512bf16; a target without
 // the feature is refused at compile time with the feature named.
@@ -33,6 +34,7 @@ struct Bf16Case {
   std::string name;
   int64_t m, k, n;
   bool gemm = false;  // Gemm with transB and a bias, else MatMul
+  int64_t heads = 0;  // MatMul only, > 0: y reshaped to [m, heads, n / heads] (a fused head split)
 };
 
 std::ostream& operator<<(std::ostream& os, const Bf16Case& c) { return os << c.name; }
@@ -52,7 +54,9 @@ std::unique_ptr<ir::Model> bf16Model(const Bf16Case& c) {
   std::vector<int64_t> b_dims = c.gemm ? std::vector<int64_t>{c.n, c.k} : std::vector<int64_t>{c.k, c.n};
   ir::Value* b = g.constant("b", b_dims, randomFloats(c.k * c.n, 3));
   if (!c.gemm) {
-    g.output(g.op("MatMul", {a, b}, "y"));
+    ir::Value* y = g.op("MatMul", {a, b}, c.heads > 0 ? "product" : "y");
+    if (c.heads > 0) y = g.op("Reshape", {y, g.int64s("heads", {c.m, c.heads, c.n / c.heads})}, "y");
+    g.output(y);
     return g.take();
   }
   ir::Value* bias = g.constant("bias", {c.n}, randomFloats(c.n, 4));
@@ -127,7 +131,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Bf16Contraction,
                          ::testing::Values(Bf16Case{"matmul_aligned", 16, 64, 64},
                                            Bf16Case{"matmul_ragged", 13, 37, 70},
                                            Bf16Case{"matmul_short_k", 7, 3, 40},
-                                           Bf16Case{"gemm_bias_transb", 9, 101, 48, true}),
+                                           Bf16Case{"gemm_bias_transb", 9, 101, 48, true},
+                                           // Two output axes merged into one packed vector index.
+                                           Bf16Case{"matmul_head_split", 13, 37, 96, false, 3}),
                          [](const ::testing::TestParamInfo<Bf16Case>& info) { return info.param.name; });
 
 TEST(Bf16ContractionTarget, Fp32PrecisionKeepsFloat32Arithmetic) {

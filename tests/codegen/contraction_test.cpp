@@ -8,7 +8,8 @@
 // layouts: NCHW (the channels-last pass disabled) and channels-last
 // (kiln.ConvNhwc: packed weight panels along the output channel, padding
 // guards hoisted out of the channel loop, depthwise vectors along the
-// channel).
+// channel). Also a projection whose head-split Reshape is fused after it:
+// its weight packs along the two merged output axes.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -269,6 +270,30 @@ TEST(ChannelsLastModel, GlobalAveragePoolVectorizesAlongTheChannel) {
   EXPECT_EQ(plan.v_axis, 3);
   EXPECT_EQ(codegen::cpu::vectorExtent(*stage, plan), 40);
   expectArtifactMatchesReference(make, true);
+}
+
+// x[1, 1, 13, 40] -> MatMul W[40, 96] -> Add bias -> Reshape [1, 13, 3, 32]:
+// fused, the product is stored along two output axes that read W as one
+// run, and the planner packs W along the merged index.
+TEST(ProjectionWithHeadSplit, PacksAlongTheMergedAxes) {
+  auto make = [] {
+    TestGraph g;
+    ir::Value* x = g.input("x", {1, 1, 13, 40});
+    ir::Value* y = g.op("Add", {g.op("MatMul", {x, g.randomConstant("w", {40, 96})}, "product"),
+                                g.randomConstant("bias", {96})},
+                        "biased");
+    g.output(g.op("Reshape", {y, g.int64s("heads", {1, 13, 3, 32})}, "y"));
+    return g.take();
+  };
+  auto program = compileProgram(make, {});
+  ASSERT_TRUE(program.isOk()) << program.status().message();
+  auto plans = plansOf(*program);
+  ASSERT_EQ(plans.size(), 1u);
+  const auto& [stage, plan] = plans[0];
+  EXPECT_TRUE(plan.packed);
+  EXPECT_GE(plan.v_outer_axis, 0);
+  EXPECT_EQ(codegen::cpu::vectorExtent(*stage, plan), 96);  // a 64-lane block and a partial one
+  expectArtifactMatchesReference(make, false);
 }
 
 }  // namespace
