@@ -338,14 +338,22 @@ void splitTasks(ContractionPlan& plan, const kir::Stage& stage) {
   plan.block_groups = std::clamp<int64_t>((kTargetTasks + outer * plan.row_chunks - 1) / (outer * plan.row_chunks), 1, blocks);
 }
 
-// A packed plan whose S is a plain float32 load contiguous along its one
-// reduction variable becomes a bf16 dot-product plan (dot_group 2).
+// A packed plan whose S is a float32 load (or a hoisted guarded one)
+// contiguous along its innermost reduction variable becomes a bf16
+// dot-product plan (dot_group 2).
 void useBf16Dot(const kir::Kernel& kernel, ContractionPlan& plan) {
-  if (!plan.packed || plan.guarded_load || plan.rows_read_vector || plan.k_order.size() != 1) return;
+  if (!plan.packed || plan.guarded_load || plan.rows_read_vector || plan.k_order.empty()) return;
+  // A hoisted guard (a padded channels-last convolution) gives each row's
+  // address per outer reduction point; the innermost variable must step
+  // through contiguous floats from there.
+  if (plan.hoisted_scalar_guard) {
+    if (plan.scalar_k_stride == 1) plan.dot_group = 2;
+    return;
+  }
   const ExprNode& s = *plan.scalar;
   if (s.kind != ExprNode::Kind::kLoad || s.dtype != ir::DType::kFloat32) return;
   std::optional<Affine> flat = flatIndex(kernel, s);
-  if (!flat || flat->of(plan.k_order[0].id) != 1) return;
+  if (!flat || flat->of(plan.k_order.back().id) != 1) return;
   plan.dot_group = 2;
 }
 
@@ -557,6 +565,25 @@ int64_t dotPanelsHeaderBytes(const ContractionPlan& plan, const kir::Stage& stag
 
 namespace {
 
+// Calls fn(point, base) for each point of the outer reduction variables (all
+// but the innermost, the last fastest): its flat index, and V's element
+// offset there at v = 0 and innermost k = 0.
+void forEachOuterPoint(const ContractionPlan& plan, const std::function<void(int64_t, int64_t)>& fn) {
+  const size_t inner = plan.k_order.size() - 1;
+  std::vector<int64_t> k_index(inner, 0);
+  for (int64_t point = 0;; ++point) {
+    int64_t base = plan.pack_offset;
+    for (size_t i = 0; i < inner; ++i) base += plan.pack_k_strides[i] * k_index[i];
+    fn(point, base);
+    size_t i = inner;
+    while (i-- > 0) {  // odometer
+      if (++k_index[i] < plan.k_order[i].extent) break;
+      k_index[i] = 0;
+    }
+    if (i == static_cast<size_t>(-1)) return;
+  }
+}
+
 // float32 -> bfloat16, rounded to nearest even; NaNs stay (quiet) NaNs.
 uint16_t toBf16(float f) {
   uint32_t bits;
@@ -570,15 +597,20 @@ std::vector<uint8_t> packBf16Panels(const ContractionPlan& plan, const kir::Stag
   const int64_t extent_v = vectorExtent(stage, plan);
   const int64_t block = plan.blockLanes();
   const int64_t blocks = (extent_v + block - 1) / block;
-  const int64_t depth = plan.k_order[0].extent;
-  const int64_t pairs = (depth + 1) / 2;
-  std::vector<uint16_t> packed(static_cast<size_t>(blocks * pairs * block * 2), 0);
+  const int64_t groups = dotGroups(plan);
+  const int64_t depth = plan.k_order.back().extent;  // the innermost variable, in pairs
+  const int64_t inner_pairs = (depth + 1) / 2;
+  const size_t inner = plan.k_order.size() - 1;
+  std::vector<uint16_t> packed(static_cast<size_t>(blocks * groups * block * 2), 0);
   const auto* src = reinterpret_cast<const float*>(weights.bytes().data());
-  for (int64_t v = 0; v < extent_v; ++v)
-    for (int64_t k = 0; k < depth; ++k) {
-      float w = src[plan.pack_offset + plan.pack_v_stride * v + plan.pack_k_strides[0] * k];
-      packed[static_cast<size_t>((((v / block) * pairs + k / 2) * block + v % block) * 2 + k % 2)] = toBf16(w);
-    }
+  forEachOuterPoint(plan, [&](int64_t point, int64_t base) {
+    for (int64_t v = 0; v < extent_v; ++v)
+      for (int64_t k = 0; k < depth; ++k) {
+        float w = src[base + plan.pack_v_stride * v + plan.pack_k_strides[inner] * k];
+        const int64_t pair = point * inner_pairs + k / 2;
+        packed[static_cast<size_t>((((v / block) * groups + pair) * block + v % block) * 2 + k % 2)] = toBf16(w);
+      }
+  });
   std::vector<uint8_t> out(packed.size() * 2);
   std::memcpy(out.data(), packed.data(), out.size());
   return out;
@@ -600,31 +632,24 @@ std::vector<uint8_t> packDotPanels(const ContractionPlan& plan, const kir::Stage
   const int64_t groups = dotGroups(plan);
   const int64_t depth = plan.k_order.back().extent;  // the innermost variable, grouped by four
   const int64_t inner_groups = (depth + 3) / 4;
-  const int64_t outer_points = groups / inner_groups;
   const int64_t header = dotPanelsHeaderBytes(plan, stage);
   std::vector<uint8_t> out(static_cast<size_t>(header + blocks * groups * block * 4), 0);
   const auto* src = reinterpret_cast<const int8_t*>(weights.bytes().data());
   auto* initial = reinterpret_cast<int32_t*>(out.data());
   const size_t inner = plan.k_order.size() - 1;
-  for (int64_t v = 0; v < extent_v; ++v) {
-    int32_t column_sum = 0;
-    std::vector<int64_t> k_index(inner, 0);
-    for (int64_t point = 0; point < outer_points; ++point) {
-      int64_t base = plan.pack_offset + plan.pack_v_stride * v;
-      for (size_t i = 0; i < inner; ++i) base += plan.pack_k_strides[i] * k_index[i];
+  std::vector<int32_t> column_sums(static_cast<size_t>(extent_v), 0);
+  forEachOuterPoint(plan, [&](int64_t point, int64_t base) {
+    for (int64_t v = 0; v < extent_v; ++v)
       for (int64_t k = 0; k < depth; ++k) {
-        int8_t w = src[base + plan.pack_k_strides[inner] * k];
-        column_sum += w;
+        int8_t w = src[base + plan.pack_v_stride * v + plan.pack_k_strides[inner] * k];
+        column_sums[static_cast<size_t>(v)] += w;
         int64_t dst = (((v / block) * groups + point * inner_groups + k / 4) * block + v % block) * 4 + k % 4;
         out[static_cast<size_t>(header + dst)] = static_cast<uint8_t>(w);
       }
-      for (size_t i = inner; i-- > 0;) {  // odometer over the outer variables, the last fastest
-        if (++k_index[i] < plan.k_order[i].extent) break;
-        k_index[i] = 0;
-      }
-    }
+  });
+  for (int64_t v = 0; v < extent_v; ++v) {
     // S + 128 adds 128 * sum_k V to every sum.
-    int32_t start = plan.scalar_signed ? -128 * column_sum : 0;
+    int32_t start = plan.scalar_signed ? -128 * column_sums[static_cast<size_t>(v)] : 0;
     std::memcpy(initial + v, &start, sizeof start);
   }
   return out;

@@ -476,21 +476,27 @@ class ContractionEmitter {
     }
   }
 
-  // The outer reduction variables' loops, then along the innermost full
-  // groups of four k and the ragged rest (K % 4 values, the panel's
-  // zero-padded bytes cancelling whatever the rest of S's word holds).
+  // Loops over the outer reduction variables (all but the innermost) and
+  // calls body(point) inside, `point` their flat index (the panel's order).
+  void outerReductionLoops(const std::function<void(llvm::Value*)>& body) {
+    std::function<void(size_t, llvm::Value*)> nest = [&](size_t d, llvm::Value* point) {
+      if (d + 1 >= plan_.k_order.size()) return body(point);
+      const kir::IterVar& k = plan_.k_order[d];
+      e_.loop(k.id, b_.getInt64(0), b_.getInt64(k.extent), [&](llvm::Value* iv) {
+        nest(d + 1, b_.CreateAdd(b_.CreateMul(point, b_.getInt64(k.extent), "", true, true), iv, "", true, true));
+      });
+    };
+    nest(0, b_.getInt64(0));
+  }
+
+  // Per outer point, along the innermost variable full groups of four k and
+  // the ragged rest (K % 4 values, the panel's zero-padded bytes cancelling
+  // whatever the rest of S's word holds).
   void int8Reduction(int rows, llvm::Value* r0) {
     const kir::IterVar& inner = plan_.k_order.back();
     const int64_t full = inner.extent / 4;
     const int64_t inner_groups = (inner.extent + 3) / 4;
-    std::function<void(size_t, llvm::Value*)> nest = [&](size_t d, llvm::Value* point) {
-      if (d + 1 < plan_.k_order.size()) {
-        const kir::IterVar& k = plan_.k_order[d];
-        e_.loop(k.id, b_.getInt64(0), b_.getInt64(k.extent), [&](llvm::Value* iv) {
-          nest(d + 1, b_.CreateAdd(b_.CreateMul(point, b_.getInt64(k.extent), "", true, true), iv, "", true, true));
-        });
-        return;
-      }
+    outerReductionLoops([&](llvm::Value* point) {
       llvm::Value* first = b_.CreateMul(point, b_.getInt64(inner_groups), "", true, true);
       if (full > 0)
         e_.loop(-1, b_.getInt64(0), b_.getInt64(full), [&](llvm::Value* g) {
@@ -498,8 +504,7 @@ class ContractionEmitter {
         });
       if (inner.extent % 4 != 0)
         int8Step(rows, r0, b_.CreateAdd(first, b_.getInt64(full)), b_.getInt64(full), static_cast<int>(inner.extent % 4));
-    };
-    nest(0, b_.getInt64(0));
+    });
   }
 
   // One group of k (`group` in the panel, `inner_group` along the innermost
@@ -538,25 +543,41 @@ class ContractionEmitter {
     }
   }
 
-  // Chunks of 32 k: each row's S converted to 16 bf16 pairs in one
-  // instruction, parked in a small buffer, then broadcast pair by pair.
+  // Per outer point (with a hoisted guard, each row's address there first),
+  // chunks of 32 k along the innermost variable.
   void bf16Reduction(int rows, llvm::Value* r0) {
-    const int64_t depth = plan_.k_order[0].extent;
-    const int64_t full = depth / kBf16Chunk;
-    if (full > 0)
-      e_.loop(-1, b_.getInt64(0), b_.getInt64(full), [&](llvm::Value* c) { bf16Chunk(rows, r0, c, kBf16Chunk); });
-    if (depth % kBf16Chunk != 0) bf16Chunk(rows, r0, b_.getInt64(full), static_cast<int>(depth % kBf16Chunk));
+    const kir::IterVar& inner = plan_.k_order.back();
+    const int64_t full = inner.extent / kBf16Chunk;
+    const int64_t inner_pairs = (inner.extent + 1) / 2;
+    outerReductionLoops([&](llvm::Value* point) {
+      if (plan_.hoisted_scalar_guard) hoistScalarRows(rows, r0, inner);
+      llvm::Value* first_pair = b_.CreateMul(point, b_.getInt64(inner_pairs), "", true, true);
+      if (full > 0)
+        e_.loop(-1, b_.getInt64(0), b_.getInt64(full),
+                [&](llvm::Value* c) { bf16Chunk(rows, r0, first_pair, c, kBf16Chunk); });
+      if (inner.extent % kBf16Chunk != 0)
+        bf16Chunk(rows, r0, first_pair, b_.getInt64(full), static_cast<int>(inner.extent % kBf16Chunk));
+    });
   }
 
-  void bf16Chunk(int rows, llvm::Value* r0, llvm::Value* chunk, int count) {
+  // One chunk of up to 32 k: each row's S converted to 16 bf16 pairs in one
+  // instruction, parked in a small buffer, then broadcast pair by pair
+  // against the panel's pairs from `first_pair` + 16 * chunk on.
+  void bf16Chunk(int rows, llvm::Value* r0, llvm::Value* first_pair, llvm::Value* chunk, int count) {
     llvm::Type* i32 = b_.getInt32Ty();
     auto* words = llvm::FixedVectorType::get(i32, kVectorLanes);
-    const int k_id = plan_.k_order[0].id;
-    const kir::ExprNode& load = *plan_.scalar;
-    e_.bind(k_id, b_.CreateMul(chunk, b_.getInt64(kBf16Chunk), "", true, true));
+    const int k_id = plan_.k_order.back().id;
+    llvm::Value* k0 = b_.CreateMul(chunk, b_.getInt64(kBf16Chunk), "", true, true);
+    e_.bind(k_id, k0);
     for (int i = 0; i < rows; ++i) {
       bindRow(r0, i);
-      llvm::Value* first = e_.address(load.buffer, load.operands);
+      llvm::Value* first = nullptr;
+      if (plan_.hoisted_scalar_guard) {
+        first = b_.CreateGEP(f32_, scalar_rows_[static_cast<size_t>(i)], k0);
+      } else {
+        const kir::ExprNode& load = *plan_.scalar;
+        first = e_.address(load.buffer, load.operands);
+      }
       llvm::Value* halves[2];
       for (int h = 0; h < 2; ++h) {
         llvm::Value* at = b_.CreateConstInBoundsGEP1_64(f32_, first, static_cast<uint64_t>(h * kVectorLanes));
@@ -579,7 +600,7 @@ class ContractionEmitter {
                             b_.CreateConstInBoundsGEP1_64(i32, pairs_, static_cast<uint64_t>(i * kVectorLanes)),
                             llvm::Align(64));
     }
-    llvm::Value* pair0 = b_.CreateMul(chunk, b_.getInt64(kBf16Chunk / 2));
+    llvm::Value* pair0 = b_.CreateAdd(first_pair, b_.CreateMul(chunk, b_.getInt64(kBf16Chunk / 2)));
     for (int p = 0; p < (count + 1) / 2; ++p) {
       llvm::Value* pair = b_.CreateAdd(pair0, b_.getInt64(p));
       std::vector<llvm::Value*> v;

@@ -11,7 +11,8 @@
 // 32-value conversion chunk), a partial vector block, a row tail and a
 // product stored through a fused head-split Reshape; the IR
 // must show the bf16 instructions (so a silent fallback to float32 fails);
-// the artifact records precision=bf16 and needs avx512bf16; a target without
+// channels-last convolutions (padded, strided, unpadded, pointwise) meet
+// the same bound with K = C * kernel^2; the artifact records precision=bf16 and needs avx512bf16; a target without
 // the feature is refused at compile time with the feature named.
 #include <gtest/gtest.h>
 
@@ -135,6 +136,80 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Bf16Contraction,
                                            // Two output axes merged into one packed vector index.
                                            Bf16Case{"matmul_head_split", 13, 37, 96, false, 3}),
                          [](const ::testing::TestParamInfo<Bf16Case>& info) { return info.param.name; });
+
+struct Bf16ConvCase {
+  std::string name;
+  int64_t channels, filters, size, kernel, stride, pad;
+};
+
+std::ostream& operator<<(std::ostream& os, const Bf16ConvCase& c) { return os << c.name; }
+
+// Conv (no bias) of x[1, C, size, size], channels-last under the -O
+// pipeline; with `magnitudes` the weight is |W|, so the model run on |x|
+// gives sum_k |x_k * w_k| per output, the scale of the error bound.
+std::unique_ptr<ir::Model> bf16ConvModel(const Bf16ConvCase& c, bool magnitudes) {
+  TestGraph g;
+  ir::Value* x = g.input("x", {1, c.channels, c.size, c.size});
+  std::vector<float> w = randomFloats(c.filters * c.channels * c.kernel * c.kernel, 5);
+  if (magnitudes)
+    for (float& v : w) v = std::fabs(v);
+  ir::Node* conv = g.node("Conv", {x, g.constant("w", {c.filters, c.channels, c.kernel, c.kernel}, w)}, "y");
+  setInts(conv, "strides", {c.stride, c.stride});
+  setInts(conv, "pads", {c.pad, c.pad, c.pad, c.pad});
+  g.output(conv->outputs[0]);
+  return g.take();
+}
+
+class Bf16Conv : public ::testing::TestWithParam<Bf16ConvCase> {};
+
+// Channels-last convolutions take the bf16 dot product too, the kernel
+// offsets looping outside the channel pairs (with the padding guard hoisted
+// per offset): within the same bound, K = C * kernel^2.
+TEST_P(Bf16Conv, WithinBf16Tolerance) {
+  const Bf16ConvCase& c = GetParam();
+  if (!hostHasBf16()) GTEST_SKIP() << "this CPU lacks AVX512-BF16, which --precision bf16 needs";
+  TempDir tmp;
+  ASSERT_TRUE(frontend::writeOnnxFile(*bf16ConvModel(c, false), tmp.file("m.onnx")).isOk());
+  compileOrFail(tmp.file("m.onnx"), tmp.file("m.ll"), bf16Options(driver::Stage::kLlvm));
+  EXPECT_NE(irText(tmp.file("m.ll")).find("dpbf16ps"), std::string::npos) << "the bf16 plan did not apply";
+
+  const std::vector<int64_t> dims = {1, c.channels, c.size, c.size};
+  std::vector<float> x = randomFloats(c.channels * c.size * c.size, 9), x_abs = x;
+  for (float& v : x_abs) v = std::fabs(v);
+  auto reference = compileProgram([&] { return bf16ConvModel(c, false); }, {});
+  auto magnitude = compileProgram([&] { return bf16ConvModel(c, true); }, {});
+  ASSERT_TRUE(reference.isOk() && magnitude.isOk());
+  auto want = lower::evaluateProgram(*reference, std::vector<ir::Tensor>{ir::Tensor::fromValues<float>(ir::DType::kFloat32, dims, x)});
+  auto scale = lower::evaluateProgram(*magnitude, std::vector<ir::Tensor>{ir::Tensor::fromValues<float>(ir::DType::kFloat32, dims, x_abs)});
+  ASSERT_TRUE(want.isOk() && scale.isOk());
+
+  compileOrFail(tmp.file("m.onnx"), tmp.file("m.so"), bf16Options());
+  kiln::Model artifact(tmp.file("m.so"));
+  kiln::Session session(artifact, 2);
+  auto got = tools::runArtifact(artifact, session, {ir::Tensor::fromValues<float>(ir::DType::kFloat32, dims, x)});
+  ASSERT_TRUE(got.isOk()) << got.status().message();
+  const int64_t k = c.channels * c.kernel * c.kernel;
+  const double relative = std::ldexp(1.0, -8) + std::ldexp(1.0, -18) + static_cast<double>(k) * std::ldexp(1.0, -23);
+  const auto* y = reinterpret_cast<const float*>((*got)[0].bytes().data());
+  const auto* ref = reinterpret_cast<const float*>((*want)[0].bytes().data());
+  const auto* mag = reinterpret_cast<const float*>((*scale)[0].bytes().data());
+  int64_t inexact = 0;
+  for (int64_t i = 0; i < (*want)[0].elementCount(); ++i) {
+    double error = std::fabs(static_cast<double>(y[i]) - ref[i]);
+    ASSERT_LE(error, relative * mag[i] + 1e-6) << "y[" << i << "] = " << y[i] << ", reference " << ref[i];
+    inexact += error > 0;
+  }
+  EXPECT_GT(inexact, 0) << "no rounding visible: were the operands really rounded to bf16?";
+}
+
+// C 20: a partial 32-value chunk and an odd pair count per offset; C 40: a
+// full chunk and a partial one; padding on every side, stride 2, 1x1.
+INSTANTIATE_TEST_SUITE_P(Shapes, Bf16Conv,
+                         ::testing::Values(Bf16ConvCase{"k3_pad1", 20, 40, 9, 3, 1, 1},
+                                           Bf16ConvCase{"k3_stride2", 40, 24, 11, 3, 2, 1},
+                                           Bf16ConvCase{"k5_unpadded", 7, 32, 9, 5, 1, 0},
+                                           Bf16ConvCase{"pointwise", 48, 32, 6, 1, 1, 0}),
+                         [](const ::testing::TestParamInfo<Bf16ConvCase>& info) { return info.param.name; });
 
 TEST(Bf16ContractionTarget, Fp32PrecisionKeepsFloat32Arithmetic) {
   Bf16Case c{"fp32", 13, 37, 70};

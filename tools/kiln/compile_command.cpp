@@ -307,7 +307,7 @@ void addCompileCommand(CLI::App& app, int& exit_code) {
                   "tf32, fp16 or bf16 inputs and fp32 accumulation")
       ->check(CLI::IsMember({"fp32", "tf32", "fp16", "bf16"}));
   cmd->add_option("--precision", args->precision,
-                  "arithmetic of float32 MatMul/Gemm against constant weights for --target cpu: fp32 (exact, default), "
+                  "arithmetic of float32 MatMul/Gemm/Conv against constant weights for --target cpu: fp32 (exact, default), "
                   "or bf16 (AVX512-BF16 dot products, fp32 accumulation; the artifact then needs avx512bf16)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
   cmd->add_option("--sparse-kernels", args->sparse_kernels,
