@@ -397,17 +397,21 @@ class ContractionEmitter {
       epilogue(rows, r0);
       return;
     }
-    // Reduction loops; k_flat counts points in loop order (the panel's k).
-    std::function<void(size_t, llvm::Value*)> nest = [&](size_t d, llvm::Value* k_flat) {
-      if (d == plan_.k_order.size()) return multiplyAccumulate(rows, r0, k_flat);
-      const kir::IterVar& k = plan_.k_order[d];
-      if (d + 1 == plan_.k_order.size() && plan_.hoisted_scalar_guard) hoistScalarRows(rows, r0, k);
-      e_.loop(k.id, b_.getInt64(0), b_.getInt64(k.extent), [&](llvm::Value* iv) {
+    if (plan_.k_order.empty()) {
+      multiplyAccumulate(rows, r0, b_.getInt64(0));
+      epilogue(rows, r0);
+      return;
+    }
+    // Reduction loops; the flat k counts points in loop order (the panel's k).
+    outerReductionLoops([&](llvm::Value* point) {
+      const kir::IterVar& inner = plan_.k_order.back();
+      if (plan_.hoisted_scalar_guard) hoistScalarRows(rows, r0, inner);
+      e_.loop(inner.id, b_.getInt64(0), b_.getInt64(inner.extent), [&](llvm::Value* iv) {
         k_inner_ = iv;
-        nest(d + 1, b_.CreateAdd(b_.CreateMul(k_flat, b_.getInt64(k.extent), "", true, true), iv, "", true, true));
+        multiplyAccumulate(rows, r0,
+                           b_.CreateAdd(b_.CreateMul(point, b_.getInt64(inner.extent), "", true, true), iv, "", true, true));
       });
-    };
-    nest(0, b_.getInt64(0));
+    });
     epilogue(rows, r0);
   }
 
