@@ -205,12 +205,40 @@ int mergeableOuterAxis(const kir::Kernel& kernel, const kir::Stage& stage, const
                        const ContractionPlan& plan, const Affine& flat, const kir::Expr& s_expr,
                        const kir::Expr& v_expr);
 
+constexpr int64_t kAmxTileRows = 16;
+constexpr int64_t kAmxTileBytes = 64;  // k per tile step
+// Below 4 output rows a tile step does less work than a few vpdpbusd.
+constexpr int64_t kMinAmxRows = 4;
+constexpr int64_t kAmxTaskRows = 256;
+
+// An int8 plan with output rows whose S steps a fixed number of bytes per
+// row, and whole groups of four k along the innermost variable, at least
+// one tile step of them, runs on AMX tiles (ContractionPlan::amx): up to
+// two row tiles by two vectors, the rows spread evenly over the tiles (70
+// rows: 24, 24 and 22).
+void useAmxTiles(const kir::Stage& stage, const Affine& s_flat, ContractionPlan& plan) {
+  const int64_t depth = plan.k_order.back().extent;
+  const int64_t extent_row = rowExtent(stage, plan);
+  if (plan.row_axis < 0 || depth % 4 != 0 || depth < kAmxTileBytes || extent_row < kMinAmxRows) return;
+  const int64_t row_stride = s_flat.of(stage.axes[plan.row_axis].id);
+  if (row_stride <= 0) return;
+  plan.amx = true;
+  plan.scalar_row_stride = row_stride;
+  for (const kir::IterVar& k : plan.k_order) plan.scalar_k_strides.push_back(s_flat.of(k.id));
+  plan.vectors = vectorExtent(stage, plan) > kVectorLanes ? 2 : 1;
+  const int64_t tiles = (extent_row + 2 * kAmxTileRows - 1) / (2 * kAmxTileRows);
+  plan.rows = static_cast<int>((extent_row + tiles - 1) / tiles);
+  // A task's sums wait in a stack buffer for the epilogue: at most 256 rows.
+  plan.row_chunks = (tiles + kAmxTaskRows / plan.rows - 1) / (kAmxTaskRows / plan.rows);
+}
+
 // sum_k cast<i32>(S) * cast<i32>(V) with V a constant int8 weight read along
 // one output axis (or two that merge into one run) and S an 8-bit load contiguous along one reduction
 // variable: the VNNI plan (dot_group 4). That variable runs innermost, in
 // groups of four; any others (a convolution's kernel offsets) run outside it.
 std::optional<ContractionPlan> planInt8Contraction(const kir::Kernel& kernel, const kir::Stage& stage,
-                                                   const ExprNode& reduce, const ConstantOf& constant_of) {
+                                                   const ExprNode& reduce, const ConstantOf& constant_of,
+                                                   const ContractionIsa& isa) {
   if (reduce.reduce_vars.empty()) return std::nullopt;
   const ExprNode& body = *reduce.operands[0];
   if (body.kind != ExprNode::Kind::kBinary || static_cast<kir::BinaryOp>(body.op) != kir::BinaryOp::kMul)
@@ -265,6 +293,7 @@ std::optional<ContractionPlan> planInt8Contraction(const kir::Kernel& kernel, co
     plan.scalar = body.operands[1 - vi]->operands[0];
     plan.vector = body.operands[vi]->operands[0];
     chooseTile(plan, vectorExtent(stage, plan), rowExtent(stage, plan));
+    if (isa.amx_int8) useAmxTiles(stage, *s_flat, plan);
     return plan;
   }
   return std::nullopt;
@@ -338,6 +367,38 @@ void splitTasks(ContractionPlan& plan, const kir::Stage& stage) {
   plan.block_groups = std::clamp<int64_t>((kTargetTasks + outer * plan.row_chunks - 1) / (outer * plan.row_chunks), 1, blocks);
 }
 
+// The points of all reduction variables.
+int64_t reductionPoints(const ContractionPlan& plan) {
+  int64_t points = 1;
+  for (const kir::IterVar& k : plan.k_order) points *= k.extent;
+  return points;
+}
+
+// A bf16 plan with output rows and a multiple of 32 k along the innermost
+// variable runs on AMX-BF16 tiles (ContractionPlan::amx), one row tile per
+// task: up to 32 rows by two vectors, the blocks split into enough groups
+// to give a few threads tasks. Its rows of S in bf16 stay under 512 KiB.
+void useAmxBf16(const kir::Stage& stage, ContractionPlan& plan) {
+  constexpr int64_t kMaxRowsBytes = 512 * 1024;
+  constexpr int64_t kTargetTasks = 16;
+  const int64_t depth = plan.k_order.back().extent;
+  const int64_t extent_row = rowExtent(stage, plan);
+  if (plan.row_axis < 0 || plan.rows_read_vector || plan.scalar_vector || depth % 32 != 0 || extent_row < kMinAmxRows)
+    return;
+  const int64_t tiles = (extent_row + 2 * kAmxTileRows - 1) / (2 * kAmxTileRows);
+  const int rows = static_cast<int>((extent_row + tiles - 1) / tiles);
+  if (rows * reductionPoints(plan) * 2 > kMaxRowsBytes) return;
+  plan.amx = true;
+  plan.rows = rows;
+  plan.vectors = vectorExtent(stage, plan) > kVectorLanes ? 2 : 1;
+  plan.row_chunks = tiles;
+  plan.rows_outside_blocks = true;
+  int64_t outer = 1;
+  for (int a : plan.outer_axes) outer *= stage.axes[a].extent;
+  const int64_t blocks = (vectorExtent(stage, plan) + plan.blockLanes() - 1) / plan.blockLanes();
+  plan.block_groups = std::clamp<int64_t>((kTargetTasks + outer * tiles - 1) / (outer * tiles), 1, blocks);
+}
+
 // A packed plan whose S is a float32 load (or a hoisted guarded one)
 // contiguous along its innermost reduction variable becomes a bf16
 // dot-product plan (dot_group 2).
@@ -366,7 +427,7 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
     collectReduces(stage.value, reduces);
     if (reduces.size() == 1 && static_cast<kir::ReduceOp>(reduces[0]->op) == kir::ReduceOp::kSum &&
         reduces[0]->dtype == ir::DType::kInt32)
-      return planInt8Contraction(kernel, stage, *reduces[0], constant_of);
+      return planInt8Contraction(kernel, stage, *reduces[0], constant_of, isa);
   }
   if (stage.value.dtype() != ir::DType::kFloat32 || kernel.params[stage.buffer].dtype != ir::DType::kFloat32)
     return std::nullopt;
@@ -520,7 +581,13 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
     best = std::move(plan);
   }
   if (best && isa.bf16_dot) useBf16Dot(kernel, *best);
+  if (best && isa.amx_bf16 && best->dot_group == 2) useAmxBf16(stage, *best);
   return best;
+}
+
+int64_t amxBf16RowsBytes(const kir::Stage& stage, const ContractionPlan& plan) {
+  const int64_t tiles = (rowExtent(stage, plan) + plan.rows - 1) / plan.rows;
+  return (tiles + plan.row_chunks - 1) / plan.row_chunks * plan.rows * reductionPoints(plan) * 2;
 }
 
 int64_t vectorExtent(const kir::Stage& stage, const ContractionPlan& plan) {
@@ -638,17 +705,20 @@ std::vector<uint8_t> packDotPanels(const ContractionPlan& plan, const kir::Stage
   auto* initial = reinterpret_cast<int32_t*>(out.data());
   const size_t inner = plan.k_order.size() - 1;
   std::vector<int32_t> column_sums(static_cast<size_t>(extent_v), 0);
+  // AMX multiplies S as it is up to the last multiple of 64 k; vpdpbusd
+  // takes the rest.
+  const int64_t on_tiles = plan.amx ? depth / kAmxTileBytes * kAmxTileBytes : 0;
   forEachOuterPoint(plan, [&](int64_t point, int64_t base) {
     for (int64_t v = 0; v < extent_v; ++v)
       for (int64_t k = 0; k < depth; ++k) {
         int8_t w = src[base + plan.pack_v_stride * v + plan.pack_k_strides[inner] * k];
-        column_sums[static_cast<size_t>(v)] += w;
+        if (k >= on_tiles) column_sums[static_cast<size_t>(v)] += w;
         int64_t dst = (((v / block) * groups + point * inner_groups + k / 4) * block + v % block) * 4 + k % 4;
         out[static_cast<size_t>(header + dst)] = static_cast<uint8_t>(w);
       }
   });
   for (int64_t v = 0; v < extent_v; ++v) {
-    // S + 128 adds 128 * sum_k V to every sum.
+    // S + 128 adds 128 * sum_k V to every sum vpdpbusd forms.
     int32_t start = plan.scalar_signed ? -128 * column_sums[static_cast<size_t>(v)] : 0;
     std::memcpy(initial + v, &start, sizeof start);
   }

@@ -23,6 +23,23 @@
 // an int8 S is fed as S + 128 (a xor of the sign bits) and the accumulators
 // start at -128 * sum_k V, stored ahead of the panels.
 //
+// On a CPU with AMX-INT8 the same plan runs on tiles instead (`amx`): the
+// panel's [K/4][lanes][4] bytes of one vector are exactly a B tile (16 rows
+// of 16 lanes x 4 k), S's rows are an A tile (one row per output row, 64
+// k each), and 2 x 2 accumulator tiles of 16 x 16 int32 cover 32 rows x 32
+// lanes per step of 64 k. The innermost variable's rest (K % 64 per outer
+// point) runs through vpdpbusd after the tiles' sums go to memory; an int8
+// S is multiplied as such on tiles (tdpbssd), so only the rest's sum of V
+// enters the accumulators' initial values. The epilogue is the VNNI plan's.
+//
+// With --precision bf16 on a CPU with AMX-BF16, a bf16 plan with output
+// rows and a multiple of 32 k along the innermost variable runs on tiles
+// the same way (tdpbf16ps, float32 accumulator tiles, 32 k per step; the
+// pair panels below are B tiles as they stand): each task holds one row
+// tile and first converts its rows of S, every reduction point, to bf16
+// in a buffer of its own ([row][point][k], the A tiles' source), which all
+// the task's vector blocks then read.
+//
 // Under --precision bf16, float32 contractions of the same MatMul shape (V a
 // constant weight, S a float32 load contiguous along the one reduction
 // variable) run as bfloat16 dot products of pairs along k with float32
@@ -103,6 +120,14 @@ struct ContractionPlan {
   // loads, and S is contiguous along the innermost reduction variable.
   int dot_group = 1;
   bool scalar_signed = false;  // dot_group 4: S is int8 (fed as S + 128)
+  // dot_group 4 on AMX tiles (see above): rows are output rows along
+  // row_axis, read at scalar_row_stride bytes apart; the innermost reduction
+  // variable's extent is a multiple of 4.
+  // dot_group 2 on AMX-BF16 tiles likewise, S's rows first converted to
+  // bf16 per task (see above; the innermost extent is a multiple of 32).
+  bool amx = false;
+  int64_t scalar_row_stride = 0;
+  std::vector<int64_t> scalar_k_strides;  // amx int8: S's flat index coefficient of each of k_order
   int vectors = 1;  // accumulator vectors per row (block = vectors * kVectorLanes)
   int rows = 1;     // rows per register tile
   // Streaming V along two output axes at once (an NCHW convolution's output
@@ -133,6 +158,8 @@ int64_t rowExtent(const kir::Stage& stage, const ContractionPlan& plan);
 // The dot-product instructions the target offers the planner.
 struct ContractionIsa {
   bool int8_dot = false;  // AVX512-VNNI
+  bool amx_int8 = false;  // AMX-TILE and AMX-INT8 (with int8_dot)
+  bool amx_bf16 = false;  // AMX-TILE and AMX-BF16 (with bf16_dot)
   bool bf16_dot = false;  // AVX512-BF16, chosen by --precision bf16
 };
 
@@ -154,6 +181,9 @@ std::vector<uint8_t> packDotPanels(const ContractionPlan& plan, const kir::Stage
 // The dot groups of one block's panel: the points of the outer reduction
 // variables times ceil(extent of the innermost / dot_group).
 int64_t dotGroups(const ContractionPlan& plan);
+
+// An AMX-BF16 plan's per-task buffer of S's rows in bf16, in bytes.
+int64_t amxBf16RowsBytes(const kir::Stage& stage, const ContractionPlan& plan);
 
 // Bytes of packDotPanels' output before the panels themselves.
 int64_t dotPanelsHeaderBytes(const ContractionPlan& plan, const kir::Stage& stage);

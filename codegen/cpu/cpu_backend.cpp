@@ -64,7 +64,9 @@ class CpuBackend final : public Backend {
     };
     cpu::ContractionIsa isa;
     isa.int8_dot = has("avx512vnni") && has("avx512bw");
+    isa.amx_int8 = isa.int8_dot && has("amx-tile") && has("amx-int8");
     isa.bf16_dot = bf16_;
+    isa.amx_bf16 = bf16_ && has("amx-tile") && has("amx-bf16");
     return isa;
   }
 

@@ -15,6 +15,10 @@ namespace {
 
 // k values of S converted to bf16 at a time: two float32 vectors.
 constexpr int kBf16Chunk = 2 * kVectorLanes;
+// AMX tiles: at most 16 rows of 64 bytes.
+constexpr int kTileRows = 16;
+constexpr int kTileBytes = 64;
+constexpr int kPrefetchSteps = 2;  // how far ahead AMX steps fetch S's rows
 
 int64_t vectorBlocks(const kir::Stage& stage, const ContractionPlan& plan) {
   int64_t block = plan.blockLanes();
@@ -32,6 +36,148 @@ int64_t reductionSize(const ContractionPlan& plan) {
   for (const kir::IterVar& v : plan.k_order) k *= v.extent;
   return k;
 }
+
+// The full steps (64 bytes of k) of row tiles on AMX (ContractionEmitter::amxSteps):
+// over every outer reduction point and step, ceil(rows / 16) A tiles of S's
+// rows and `vectors` B tiles of the panel into as many accumulator tiles,
+// carried across the steps in phis (tiles have no memory slots), stored
+// once at the end.
+class AmxTiles {
+ public:
+  AmxTiles(llvm::IRBuilder<>& b, const ContractionPlan& plan, int rows) : b_(b), plan_(plan), rows_(rows) {}
+
+  // Row tile by row tile, `tiles` of them (>= 0), from S's row 0 at `s`.
+  void emit(llvm::Value* s, llvm::Value* panel, llvm::Value* sums, llvm::Value* tiles) {
+    llvm::Function* f = b_.GetInsertBlock()->getParent();
+    llvm::BasicBlock* entry = b_.GetInsertBlock();
+    auto* body = llvm::BasicBlock::Create(b_.getContext(), "tile", f);
+    auto* exit = llvm::BasicBlock::Create(b_.getContext(), "exit", f);
+    b_.CreateCondBr(b_.CreateICmpSGT(tiles, b_.getInt64(0)), body, exit);
+    b_.SetInsertPoint(body);
+    llvm::PHINode* tile = b_.CreatePHI(b_.getInt64Ty(), 2, "tile");
+    tile->addIncoming(b_.getInt64(0), entry);
+    llvm::Type* i8 = b_.getInt8Ty();
+    rowTile(b_.CreateGEP(i8, s, b_.CreateMul(tile, b_.getInt64(rows_ * rowStride()))), panel,
+            b_.CreateGEP(i8, sums, b_.CreateMul(tile, b_.getInt64(rows_ * plan_.blockLanes() * 4))));
+    llvm::Value* next = b_.CreateAdd(tile, b_.getInt64(1), "", true, true);
+    tile->addIncoming(next, b_.GetInsertBlock());
+    b_.CreateCondBr(b_.CreateICmpSLT(next, tiles), body, exit);
+    b_.SetInsertPoint(exit);
+    b_.CreateRetVoid();
+  }
+
+ private:
+  // int8: S itself, k one byte each; bf16: the task's rows converted,
+  // [row][point][k] two bytes each.
+  bool bf16() const { return plan_.dot_group == 2; }
+  int64_t points() const {
+    int64_t points = 1;
+    for (size_t d = 0; d + 1 < plan_.k_order.size(); ++d) points *= plan_.k_order[d].extent;
+    return points;
+  }
+  int64_t rowStride() const { return bf16() ? points() * plan_.k_order.back().extent * 2 : plan_.scalar_row_stride; }
+
+  void rowTile(llvm::Value* s, llvm::Value* panel, llvm::Value* sums) {
+    const kir::IterVar& inner = plan_.k_order.back();
+    const int64_t per_step = bf16() ? kTileBytes / 2 : kTileBytes;  // k
+    const int64_t chunks = inner.extent / per_step;
+    int64_t points = 1;
+    for (size_t d = 0; d + 1 < plan_.k_order.size(); ++d) points *= plan_.k_order[d].extent;
+    const int row_tiles = (rows_ + kTileRows - 1) / kTileRows;
+    const int vectors = plan_.vectors;
+    const int64_t panel_row = plan_.blockLanes() * 4;  // bytes per group of four k
+    llvm::Type* i8 = b_.getInt8Ty();
+    std::vector<llvm::Value*> zero;
+    for (int t = 0; t < row_tiles; ++t)
+      for (int j = 0; j < vectors; ++j)
+        zero.push_back(call(llvm::Intrinsic::x86_tilezero_internal, {rowsOf(t), shape(kTileBytes)}));
+
+    llvm::Function* f = b_.GetInsertBlock()->getParent();
+    llvm::BasicBlock* entry = b_.GetInsertBlock();
+    auto* loop = llvm::BasicBlock::Create(b_.getContext(), "step", f);
+    auto* done = llvm::BasicBlock::Create(b_.getContext(), "done", f);
+    b_.CreateBr(loop);
+    b_.SetInsertPoint(loop);
+    llvm::PHINode* step = b_.CreatePHI(b_.getInt64Ty(), 2, "step");
+    step->addIncoming(b_.getInt64(0), entry);
+    std::vector<llvm::PHINode*> acc;
+    for (llvm::Value* z : zero) {
+      acc.push_back(b_.CreatePHI(z->getType(), 2));
+      acc.back()->addIncoming(z, entry);
+    }
+    // Step = point * chunks + chunk; S's offset there is the chunk's 64 k
+    // plus each outer reduction variable's stride times its value.
+    llvm::Value* point = b_.CreateUDiv(step, b_.getInt64(chunks));
+    llvm::Value* chunk = b_.CreateURem(step, b_.getInt64(chunks));
+    llvm::Value* s_offset = b_.CreateMul(chunk, b_.getInt64(kTileBytes));
+    llvm::Value* rest = point;
+    if (bf16()) s_offset = b_.CreateAdd(s_offset, b_.CreateMul(point, b_.getInt64(inner.extent * 2)));
+    for (size_t d = plan_.k_order.size() - 1; !bf16() && d-- > 0;) {
+      const int64_t extent = plan_.k_order[d].extent;
+      llvm::Value* k = d == 0 ? rest : b_.CreateURem(rest, b_.getInt64(extent));
+      if (d > 0) rest = b_.CreateUDiv(rest, b_.getInt64(extent));
+      s_offset = b_.CreateAdd(s_offset, b_.CreateMul(k, b_.getInt64(plan_.scalar_k_strides[d])));
+    }
+    // The panel's rows: groups of four k (int8) or pairs (bf16), 16 a step.
+    llvm::Value* group = b_.CreateAdd(b_.CreateMul(point, b_.getInt64(inner.extent / (bf16() ? 2 : 4))),
+                                      b_.CreateMul(chunk, b_.getInt64(kTileRows)));
+    llvm::Value* row_stride = b_.getInt64(rowStride());
+    // A's rows are as many streams as rows, `stride` bytes apart, which
+    // the hardware prefetchers do not follow: each row's line two steps
+    // ahead is fetched into L1 now, so the tile loads find it there.
+    // (B's panel is one contiguous stream.)
+    llvm::Function* prefetch =
+        llvm::Intrinsic::getDeclaration(b_.GetInsertBlock()->getModule(), llvm::Intrinsic::prefetch, {b_.getPtrTy()});
+    llvm::Value* ahead = b_.CreateGEP(i8, s, b_.CreateAdd(s_offset, b_.getInt64(kPrefetchSteps * kTileBytes)));
+    for (int r = 0; r < rows_; ++r)
+      b_.CreateCall(prefetch, {b_.CreateGEP(i8, ahead, b_.getInt64(r * rowStride())), b_.getInt32(0), b_.getInt32(3),
+                               b_.getInt32(1)});
+    std::vector<llvm::Value*> a, v;
+    for (int t = 0; t < row_tiles; ++t) {
+      llvm::Value* at = b_.CreateGEP(i8, s, b_.CreateAdd(s_offset, b_.getInt64(t * kTileRows * rowStride())));
+      a.push_back(call(llvm::Intrinsic::x86_tileloadd64_internal, {rowsOf(t), shape(kTileBytes), at, row_stride}));
+    }
+    for (int j = 0; j < vectors; ++j) {
+      llvm::Value* at = b_.CreateGEP(
+          i8, panel, b_.CreateAdd(b_.CreateMul(group, b_.getInt64(panel_row)), b_.getInt64(j * kTileBytes)));
+      v.push_back(call(llvm::Intrinsic::x86_tileloadd64_internal,
+                       {shape(kTileRows), shape(kTileBytes), at, b_.getInt64(panel_row)}));
+    }
+    const auto dot = bf16()                ? llvm::Intrinsic::x86_tdpbf16ps_internal
+                     : plan_.scalar_signed ? llvm::Intrinsic::x86_tdpbssd_internal
+                                           : llvm::Intrinsic::x86_tdpbusd_internal;
+    std::vector<llvm::Value*> next;
+    for (int t = 0; t < row_tiles; ++t)
+      for (int j = 0; j < vectors; ++j) {
+        llvm::Value* in = acc[static_cast<size_t>(t * vectors + j)];
+        next.push_back(call(dot, {rowsOf(t), shape(kTileBytes), shape(kTileBytes), in, a[static_cast<size_t>(t)],
+                                  v[static_cast<size_t>(j)]}));
+      }
+    llvm::Value* following = b_.CreateAdd(step, b_.getInt64(1), "", true, true);
+    step->addIncoming(following, b_.GetInsertBlock());
+    for (size_t i = 0; i < acc.size(); ++i) acc[i]->addIncoming(next[i], b_.GetInsertBlock());
+    b_.CreateCondBr(b_.CreateICmpSLT(following, b_.getInt64(points * chunks)), loop, done);
+
+    b_.SetInsertPoint(done);
+    for (int t = 0; t < row_tiles; ++t)
+      for (int j = 0; j < vectors; ++j) {
+        llvm::Value* at = b_.CreateConstInBoundsGEP1_64(
+            i8, sums, static_cast<uint64_t>((t * kTileRows * plan_.blockLanes() + j * kVectorLanes) * 4));
+        call(llvm::Intrinsic::x86_tilestored64_internal,
+             {rowsOf(t), shape(kTileBytes), at, b_.getInt64(panel_row), next[static_cast<size_t>(t * vectors + j)]});
+      }
+  }
+
+  llvm::Value* shape(int64_t value) { return b_.getInt16(static_cast<uint16_t>(value)); }
+  llvm::Value* rowsOf(int tile) { return shape(std::min(kTileRows, rows_ - tile * kTileRows)); }
+  llvm::Value* call(llvm::Intrinsic::ID id, llvm::ArrayRef<llvm::Value*> args) {
+    return b_.CreateCall(llvm::Intrinsic::getDeclaration(b_.GetInsertBlock()->getModule(), id), args);
+  }
+
+  llvm::IRBuilder<>& b_;
+  const ContractionPlan& plan_;
+  int rows_;
+};
 
 class ContractionEmitter {
  public:
@@ -74,10 +220,12 @@ class ContractionEmitter {
       auto each_block = [&](const std::function<void()>& body) {
         e_.loop(-1, block0, block1, [&](llvm::Value* block) {
           startBlock(block);
+          if (plan_.amx) amxBlock(tile0, tile1, extent_row);
           body();
         });
       };
       auto each_tile = [&](const std::function<void(llvm::Value*)>& body) { e_.loop(-1, tile0, tile1, body); };
+      if (bf16_rows_) convertRows(tile0, tile1, extent_row);
       if (plan_.rows_outside_blocks)
         each_tile([&](llvm::Value* tile) { each_block([&] { rowTile(tile, extent_row); }); });
       else
@@ -94,6 +242,18 @@ class ContractionEmitter {
     for (int i = 0; i < plan_.rows * plan_.vectors; ++i) acc_.push_back(entry.CreateAlloca(acc_vec_));
     lanes_ = entry.CreateAlloca(llvm::ArrayType::get(lane_, static_cast<uint64_t>(plan_.blockLanes())));
     lanes_->setAlignment(llvm::Align(64));
+    if (plan_.amx) {
+      const int64_t tiles = ceilDiv(rowExtent(stage_, plan_), plan_.rows);
+      const int64_t rows = ceilDiv(tiles, plan_.row_chunks) * plan_.rows;  // a task's
+      tile_sums_ =
+          entry.CreateAlloca(llvm::ArrayType::get(b_.getInt32Ty(), static_cast<uint64_t>(rows * plan_.blockLanes())));
+      tile_sums_->setAlignment(llvm::Align(64));
+      if (plan_.dot_group == 2) {
+        bf16_rows_ = entry.CreateAlloca(
+            llvm::ArrayType::get(b_.getInt8Ty(), static_cast<uint64_t>(amxBf16RowsBytes(stage_, plan_))));
+        bf16_rows_->setAlignment(llvm::Align(64));
+      }
+    }
     if (plan_.dot_group == 2) {
       pairs_ = entry.CreateAlloca(llvm::ArrayType::get(b_.getInt32Ty(), static_cast<uint64_t>(plan_.rows * kVectorLanes)));
       pairs_->setAlignment(llvm::Align(64));
@@ -383,6 +543,11 @@ class ContractionEmitter {
   }
 
   void tileBody(int rows, llvm::Value* r0) {
+    if (plan_.amx) {
+      amxReduction(rows, r0);
+      epilogue(rows, r0);
+      return;
+    }
     for (int i = 0; i < rows; ++i)
       for (int j = 0; j < plan_.vectors; ++j) {
         llvm::Value* start = llvm::Constant::getNullValue(acc_vec_);
@@ -493,19 +658,18 @@ class ContractionEmitter {
     nest(0, b_.getInt64(0));
   }
 
-  // Per outer point, along the innermost variable full groups of four k and
-  // the ragged rest (K % 4 values, the panel's zero-padded bytes cancelling
-  // whatever the rest of S's word holds).
-  void int8Reduction(int rows, llvm::Value* r0) {
+  // Per outer point, along the innermost variable full groups of four k
+  // (from first_group on) and the ragged rest (K % 4 values, the panel's
+  // zero-padded bytes cancelling whatever the rest of S's word holds).
+  void int8Reduction(int rows, llvm::Value* r0, int64_t first_group = 0) {
     const kir::IterVar& inner = plan_.k_order.back();
     const int64_t full = inner.extent / 4;
     const int64_t inner_groups = (inner.extent + 3) / 4;
     outerReductionLoops([&](llvm::Value* point) {
       llvm::Value* first = b_.CreateMul(point, b_.getInt64(inner_groups), "", true, true);
-      if (full > 0)
-        e_.loop(-1, b_.getInt64(0), b_.getInt64(full), [&](llvm::Value* g) {
-          int8Step(rows, r0, b_.CreateAdd(first, g, "", true, true), g, 4);
-        });
+      if (full > first_group)
+        e_.loop(-1, b_.getInt64(first_group), b_.getInt64(full),
+                [&](llvm::Value* g) { int8Step(rows, r0, b_.CreateAdd(first, g, "", true, true), g, 4); });
       if (inner.extent % 4 != 0)
         int8Step(rows, r0, b_.CreateAdd(first, b_.getInt64(full)), b_.getInt64(full), static_cast<int>(inner.extent % 4));
     });
@@ -545,6 +709,129 @@ class ContractionEmitter {
         b_.CreateStore(vnniDot(sum, s, v[static_cast<size_t>(j)]), acc(i, j));
       }
     }
+  }
+
+  // The sums of the task's row tiles in this block on AMX (contraction.h):
+  // the reduction's full steps of 64 k run in functions of their own
+  // (amxSteps), one call for the full row tiles and one for a row tail,
+  // which leave them in tile_sums_ for amxReduction.
+  void amxBlock(llvm::Value* tile0, llvm::Value* tile1, int64_t extent_row) {
+    const int64_t full = extent_row / plan_.rows;
+    const int64_t tail = extent_row % plan_.rows;
+    first_row_ = b_.CreateMul(tile0, b_.getInt64(plan_.rows), "", true, true);
+    llvm::Value* full_tiles = b_.CreateSub(smin(tile1, b_.getInt64(full)), tile0);
+    b_.CreateCall(amxSteps(plan_.rows), {amxRows(first_row_), panel_, tile_sums_, full_tiles});
+    if (tail == 0) return;
+    e_.branch(
+        b_.CreateICmpSGT(tile1, b_.getInt64(full)),
+        [&] {
+          llvm::Value* sums = b_.CreateInBoundsGEP(
+              b_.getInt32Ty(), tile_sums_, b_.CreateMul(full_tiles, b_.getInt64(plan_.rows * plan_.blockLanes())));
+          b_.CreateCall(amxSteps(static_cast<int>(tail)),
+                        {amxRows(b_.getInt64(full * plan_.rows)), panel_, sums, b_.getInt64(1)});
+        },
+        [] {});
+  }
+
+  // The A tiles' source at output row `row`, every reduction variable 0:
+  // S itself (int8), or the row in the task's bf16 rows.
+  llvm::Value* amxRows(llvm::Value* row) {
+    if (bf16_rows_)
+      return b_.CreateInBoundsGEP(b_.getInt8Ty(), bf16_rows_,
+                                  b_.CreateMul(b_.CreateSub(row, first_row_), b_.getInt64(bf16RowBytes())));
+    for (const kir::IterVar& k : plan_.k_order) e_.bind(k.id, b_.getInt64(0));
+    bindRow(row, 0);
+    const kir::ExprNode& load = *plan_.scalar;
+    return e_.address(load.buffer, load.operands);
+  }
+
+  int64_t bf16RowBytes() const { return reductionSize(plan_) * 2; }
+
+  // AMX-BF16: the task's rows of S, at every reduction point, into
+  // bf16_rows_ ([row][point][k], rounded to nearest even 32 at a time;
+  // zeros where a hoisted guard fails), before its blocks read them.
+  void convertRows(llvm::Value* tile0, llvm::Value* tile1, int64_t extent_row) {
+    const kir::IterVar& inner = plan_.k_order.back();
+    llvm::Value* first = b_.CreateMul(tile0, b_.getInt64(plan_.rows), "", true, true);
+    llvm::Value* last = smin(b_.CreateMul(tile1, b_.getInt64(plan_.rows), "", true, true), b_.getInt64(extent_row));
+    llvm::Function* cvt = declaration(llvm::Intrinsic::x86_avx512bf16_cvtne2ps2bf16_512);
+    e_.loop(-1, first, last, [&](llvm::Value* row) {
+      llvm::Value* out_row = b_.CreateInBoundsGEP(b_.getInt8Ty(), bf16_rows_,
+                                                  b_.CreateMul(b_.CreateSub(row, first), b_.getInt64(bf16RowBytes())));
+      outerReductionLoops([&](llvm::Value* point) {
+        llvm::Value* start = nullptr;  // S's address at k 0
+        if (plan_.hoisted_scalar_guard) {
+          hoistScalarRows(1, row, inner);
+          start = scalar_rows_[0];
+        } else {
+          e_.bind(inner.id, b_.getInt64(0));
+          bindRow(row, 0);
+          const kir::ExprNode& load = *plan_.scalar;
+          start = e_.address(load.buffer, load.operands);
+        }
+        llvm::Value* out =
+            b_.CreateInBoundsGEP(b_.getInt8Ty(), out_row, b_.CreateMul(point, b_.getInt64(inner.extent * 2)));
+        e_.loop(-1, b_.getInt64(0), b_.getInt64(inner.extent / kBf16Chunk), [&](llvm::Value* c) {
+          llvm::Value* at =
+              b_.CreateGEP(f32_, start, b_.CreateMul(c, b_.getInt64(kBf16Chunk)));  // k at unit stride (useBf16Dot)
+          llvm::Value* lo = b_.CreateAlignedLoad(vec_, at, llvm::Align(4));
+          llvm::Value* hi = b_.CreateAlignedLoad(vec_, b_.CreateConstGEP1_64(f32_, at, kVectorLanes), llvm::Align(4));
+          // The second operand fills the low half.
+          b_.CreateAlignedStore(b_.CreateCall(cvt, {hi, lo}),
+                                b_.CreateInBoundsGEP(b_.getInt8Ty(), out, b_.CreateMul(c, b_.getInt64(kBf16Chunk * 2))),
+                                llvm::Align(64));
+        });
+      });
+    });
+  }
+
+  // The tile's sums from tile_sums_ with the block's initial values into
+  // the accumulators; the innermost variable's rest (under 64 k per outer
+  // point) then runs as vpdpbusd.
+  void amxReduction(int rows, llvm::Value* r0) {
+    llvm::Type* i32 = b_.getInt32Ty();
+    llvm::Value* sums = b_.CreateInBoundsGEP(
+        i32, tile_sums_, b_.CreateMul(b_.CreateSub(r0, first_row_), b_.getInt64(plan_.blockLanes())));
+    for (int i = 0; i < rows; ++i)
+      for (int j = 0; j < plan_.vectors; ++j) {
+        llvm::Value* sum = b_.CreateAlignedLoad(
+            acc_vec_,
+            b_.CreateConstInBoundsGEP1_64(i32, sums, static_cast<uint64_t>(i * plan_.blockLanes() + j * kVectorLanes)),
+            llvm::Align(64));
+        if (initial_)
+          sum = b_.CreateAdd(
+              sum, b_.CreateAlignedLoad(acc_vec_, b_.CreateConstInBoundsGEP1_64(i32, initial_, j * kVectorLanes),
+                                        llvm::Align(64)));
+        b_.CreateStore(sum, acc(i, j));
+      }
+    if (plan_.dot_group == 4 && plan_.k_order.back().extent % kTileBytes != 0)
+      int8Reduction(rows, r0, plan_.k_order.back().extent / kTileBytes * (kTileBytes / 4));
+  }
+
+  // void steps(ptr s, ptr panel, ptr sums, i64 tiles): the sums of `tiles`
+  // consecutive row tiles of `rows` rows over every outer reduction point's
+  // full 64-k steps, S's first row at `s` (all reduction variables 0), into
+  // sums ([tiles * rows][block] int32). Each row count has its own function
+  // because LLVM configures the tile registers once per function, one shape
+  // per register: a tile of 32 rows (A and accumulator tiles of 16 and 16
+  // rows, B tiles of 16) and one of 22 (16 and 6) in the same function would
+  // need more than the 8 registers. A call configures them (ldtilecfg) and
+  // releases them, so each call covers all the row tiles it can.
+  llvm::Function* amxSteps(int rows) {
+    llvm::Function* stage_fn = b_.GetInsertBlock()->getParent();
+    llvm::Module& module = *stage_fn->getParent();
+    const std::string name = stage_fn->getName().str() + ".amx" + std::to_string(rows);
+    if (llvm::Function* f = module.getFunction(name)) return f;
+    llvm::LLVMContext& c = b_.getContext();
+    llvm::Type* ptr = b_.getPtrTy();
+    auto* f = llvm::Function::Create(llvm::FunctionType::get(b_.getVoidTy(), {ptr, ptr, ptr, b_.getInt64Ty()}, false),
+                                     llvm::GlobalValue::InternalLinkage, name, module);
+    f->addFnAttr(llvm::Attribute::NoUnwind);
+    f->addFnAttr(llvm::Attribute::NoInline);
+    llvm::IRBuilder<> b(llvm::BasicBlock::Create(c, "entry", f));
+    AmxTiles tiles{b, plan_, rows};
+    tiles.emit(f->getArg(0), f->getArg(1), f->getArg(2), f->getArg(3));
+    return f;
   }
 
   // Per outer point (with a hoisted guard, each row's address there first),
@@ -687,6 +974,9 @@ class ContractionEmitter {
   llvm::Value* panel_ = nullptr;
   llvm::Value* initial_ = nullptr;  // dot panels: the block's initial accumulators
   llvm::AllocaInst* pairs_ = nullptr;  // bf16: each row's current chunk of S as 16 pairs
+  llvm::AllocaInst* tile_sums_ = nullptr;  // AMX: the task's row tiles' sums in a block, [rows][block] int32
+  llvm::Value* first_row_ = nullptr;       // AMX: the task's first row, tile_sums_'s row 0
+  llvm::AllocaInst* bf16_rows_ = nullptr;  // AMX-BF16: the task's rows of S in bf16
   llvm::Value* k_inner_ = nullptr;     // the innermost reduction loop's variable
   bool assume_inside_ = false;         // emitting the tile tileInside proved inside the guard
   std::vector<llvm::Value*> scalar_rows_;  // hoisted_scalar_guard: each row's S address at k_inner 0

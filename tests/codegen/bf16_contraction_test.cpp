@@ -1,5 +1,8 @@
 // float32 MatMul/Gemm under --precision bf16 (codegen/cpu/contraction.h, dot
-// group 2: AVX512-BF16 vdpbf16ps) against the exact float32 reference.
+// group 2) against the exact float32 reference, on both instruction sets:
+// AVX512-BF16 (vdpbf16ps; the host with AMX turned off) and AMX-BF16 tiles
+// (tdpbf16ps; compiled for sapphirerapids, run only on a CPU with AMX-BF16,
+// elsewhere IR-checked and built, the run skipped saying so).
 //
 // Tolerance, derived from bfloat16's 8-bit significand: rounding to nearest
 // even changes a value by at most a relative u = 2^-9, so a product of two
@@ -69,28 +72,67 @@ std::unique_ptr<ir::Model> bf16Model(const Bf16Case& c) {
 
 bool hostHasBf16() { return kiln::cpu::hostHas("avx512bf16"); }
 
-driver::CompileOptions bf16Options(driver::Stage emit = driver::Stage::kArtifact) {
+// AVX512-BF16 compiles for the host with AMX turned off; AMX for
+// sapphirerapids, whose artifact runs only where the CPU has AMX-BF16.
+enum class Isa { kAvx512, kAmx };
+
+driver::CompileOptions bf16Options(driver::Stage emit = driver::Stage::kArtifact, Isa isa = Isa::kAvx512) {
   driver::CompileOptions options;
   options.codegen.precision = "bf16";
   options.emit = emit;
+  if (isa == Isa::kAmx)
+    options.codegen.cpu = "sapphirerapids";
+  else
+    options.codegen.features = "-amx-bf16";
   return options;
 }
+
+bool hostRuns(Isa isa) {
+  return hostHasBf16() && (isa == Isa::kAvx512 || (kiln::cpu::hostHas("amx-tile") && kiln::cpu::hostHas("amx-bf16") &&
+                                                   kiln::cpu::enableAmx()));
+}
+
+std::string cannotRun(Isa isa) {
+  return isa == Isa::kAmx ? "this CPU lacks AMX-BF16 (or Linux refused the tile state): checked the IR and built only"
+                          : "this CPU lacks AVX512-BF16, which --precision bf16 needs";
+}
+
+// AMX takes a bf16 plan with at least 4 output rows and a multiple of 32
+// k along the innermost reduction variable (contraction.cpp, useAmxBf16).
+bool amxApplies(Isa isa, int64_t rows, int64_t depth) { return isa == Isa::kAmx && rows >= 4 && depth % 32 == 0; }
 
 std::string irText(const std::string& path) {
   std::vector<char> bytes = readBytes(path);
   return std::string(bytes.begin(), bytes.end());
 }
 
-class Bf16Contraction : public ::testing::TestWithParam<Bf16Case> {};
+// Compiles m.onnx in `tmp` to LLVM IR and checks the bf16 plan applied, on
+// tiles exactly when `tiles`; then builds the artifact. False when this CPU
+// cannot run it.
+bool compileChecked(TempDir& tmp, Isa isa, bool tiles) {
+  if (isa == Isa::kAvx512 && !hostHasBf16()) return false;  // compiled for the host
+  compileOrFail(tmp.file("m.onnx"), tmp.file("m.ll"), bf16Options(driver::Stage::kLlvm, isa));
+  const std::string ir_text = irText(tmp.file("m.ll"));
+  EXPECT_NE(ir_text.find("dpbf16ps"), std::string::npos) << "the bf16 plan did not apply";
+  EXPECT_NE(ir_text.find("cvtne2ps2bf16"), std::string::npos);
+  EXPECT_EQ(ir_text.find("tdpbf16ps") != std::string::npos, tiles)
+      << (tiles ? "the bf16 plan did not run on AMX tiles" : "AMX tiles where the plan must not use them");
+  compileOrFail(tmp.file("m.onnx"), tmp.file("m.so"), bf16Options(driver::Stage::kArtifact, isa));
+  return hostRuns(isa);
+}
+
+template <typename Case>
+std::string caseName(const ::testing::TestParamInfo<std::tuple<Case, Isa>>& info) {
+  return std::get<0>(info.param).name + (std::get<1>(info.param) == Isa::kAmx ? "_amx" : "_avx512");
+}
+
+class Bf16Contraction : public ::testing::TestWithParam<std::tuple<Bf16Case, Isa>> {};
 
 TEST_P(Bf16Contraction, WithinBf16Tolerance) {
-  const Bf16Case& c = GetParam();
-  if (!hostHasBf16()) GTEST_SKIP() << "this CPU lacks AVX512-BF16, which --precision bf16 needs";
+  const auto& [c, isa] = GetParam();
   TempDir tmp;
   ASSERT_TRUE(frontend::writeOnnxFile(*bf16Model(c), tmp.file("m.onnx")).isOk());
-  compileOrFail(tmp.file("m.onnx"), tmp.file("m.ll"), bf16Options(driver::Stage::kLlvm));
-  EXPECT_NE(irText(tmp.file("m.ll")).find("dpbf16ps"), std::string::npos) << "the bf16 plan did not apply";
-  EXPECT_NE(irText(tmp.file("m.ll")).find("cvtne2ps2bf16"), std::string::npos);
+  if (!compileChecked(tmp, isa, amxApplies(isa, c.m, c.k))) GTEST_SKIP() << cannotRun(isa);
 
   auto program = compileProgram([&] { return bf16Model(c); }, {});
   ASSERT_TRUE(program.isOk()) << program.status().message();
@@ -99,7 +141,6 @@ TEST_P(Bf16Contraction, WithinBf16Tolerance) {
   auto want = lower::evaluateProgram(*program, std::vector<ir::Tensor>{input});
   ASSERT_TRUE(want.isOk()) << want.status().message();
 
-  compileOrFail(tmp.file("m.onnx"), tmp.file("m.so"), bf16Options());
   kiln::Model artifact(tmp.file("m.so"));
   EXPECT_NE(artifact.metadata("options").find("precision=bf16"), std::string::npos) << artifact.metadata("options");
   EXPECT_NE(artifact.metadata("cpu_features").find("avx512bf16"), std::string::npos);
@@ -129,13 +170,19 @@ TEST_P(Bf16Contraction, WithinBf16Tolerance) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Bf16Contraction,
-                         ::testing::Values(Bf16Case{"matmul_aligned", 16, 64, 64},
-                                           Bf16Case{"matmul_ragged", 13, 37, 70},
-                                           Bf16Case{"matmul_short_k", 7, 3, 40},
-                                           Bf16Case{"gemm_bias_transb", 9, 101, 48, true},
-                                           // Two output axes merged into one packed vector index.
-                                           Bf16Case{"matmul_head_split", 13, 37, 96, false, 3}),
-                         [](const ::testing::TestParamInfo<Bf16Case>& info) { return info.param.name; });
+                         ::testing::Combine(::testing::Values(Bf16Case{"matmul_aligned", 16, 64, 64},
+                                                              Bf16Case{"matmul_ragged", 13, 37, 70},
+                                                              Bf16Case{"matmul_short_k", 7, 3, 40},
+                                                              Bf16Case{"gemm_bias_transb", 9, 101, 48, true},
+                                                              // Two output axes merged into one packed vector index.
+                                                              Bf16Case{"matmul_head_split", 13, 37, 96, false, 3},
+                                                              // AMX: 70 rows (three tiles of 24, 24, 22), 5 steps of 32
+                                                              // k, a partial block; and a head split on tiles.
+                                                              Bf16Case{"tiles_ragged_rows", 70, 160, 70},
+                                                              Bf16Case{"tiles_head_split", 37, 64, 96, false, 3},
+                                                              Bf16Case{"tiles_gemm", 33, 96, 40, true}),
+                                            ::testing::Values(Isa::kAvx512, Isa::kAmx)),
+                         caseName<Bf16Case>);
 
 struct Bf16ConvCase {
   std::string name;
@@ -160,18 +207,18 @@ std::unique_ptr<ir::Model> bf16ConvModel(const Bf16ConvCase& c, bool magnitudes)
   return g.take();
 }
 
-class Bf16Conv : public ::testing::TestWithParam<Bf16ConvCase> {};
+class Bf16Conv : public ::testing::TestWithParam<std::tuple<Bf16ConvCase, Isa>> {};
 
 // Channels-last convolutions take the bf16 dot product too, the kernel
 // offsets looping outside the channel pairs (with the padding guard hoisted
 // per offset): within the same bound, K = C * kernel^2.
 TEST_P(Bf16Conv, WithinBf16Tolerance) {
-  const Bf16ConvCase& c = GetParam();
-  if (!hostHasBf16()) GTEST_SKIP() << "this CPU lacks AVX512-BF16, which --precision bf16 needs";
+  const auto& [c, isa] = GetParam();
   TempDir tmp;
   ASSERT_TRUE(frontend::writeOnnxFile(*bf16ConvModel(c, false), tmp.file("m.onnx")).isOk());
-  compileOrFail(tmp.file("m.onnx"), tmp.file("m.ll"), bf16Options(driver::Stage::kLlvm));
-  EXPECT_NE(irText(tmp.file("m.ll")).find("dpbf16ps"), std::string::npos) << "the bf16 plan did not apply";
+  // Rows run along the output's width, k along the channels.
+  const int64_t width = (c.size + 2 * c.pad - c.kernel) / c.stride + 1;
+  if (!compileChecked(tmp, isa, amxApplies(isa, width, c.channels))) GTEST_SKIP() << cannotRun(isa);
 
   const std::vector<int64_t> dims = {1, c.channels, c.size, c.size};
   std::vector<float> x = randomFloats(c.channels * c.size * c.size, 9), x_abs = x;
@@ -183,7 +230,6 @@ TEST_P(Bf16Conv, WithinBf16Tolerance) {
   auto scale = lower::evaluateProgram(*magnitude, std::vector<ir::Tensor>{ir::Tensor::fromValues<float>(ir::DType::kFloat32, dims, x_abs)});
   ASSERT_TRUE(want.isOk() && scale.isOk());
 
-  compileOrFail(tmp.file("m.onnx"), tmp.file("m.so"), bf16Options());
   kiln::Model artifact(tmp.file("m.so"));
   kiln::Session session(artifact, 2);
   auto got = tools::runArtifact(artifact, session, {ir::Tensor::fromValues<float>(ir::DType::kFloat32, dims, x)});
@@ -204,12 +250,17 @@ TEST_P(Bf16Conv, WithinBf16Tolerance) {
 
 // C 20: a partial 32-value chunk and an odd pair count per offset; C 40: a
 // full chunk and a partial one; padding on every side, stride 2, 1x1.
+// AMX: C 64 with padding on every side (zeros where the hoisted guard
+// fails, converted with the rows), and C 32 at stride 2.
 INSTANTIATE_TEST_SUITE_P(Shapes, Bf16Conv,
-                         ::testing::Values(Bf16ConvCase{"k3_pad1", 20, 40, 9, 3, 1, 1},
-                                           Bf16ConvCase{"k3_stride2", 40, 24, 11, 3, 2, 1},
-                                           Bf16ConvCase{"k5_unpadded", 7, 32, 9, 5, 1, 0},
-                                           Bf16ConvCase{"pointwise", 48, 32, 6, 1, 1, 0}),
-                         [](const ::testing::TestParamInfo<Bf16ConvCase>& info) { return info.param.name; });
+                         ::testing::Combine(::testing::Values(Bf16ConvCase{"k3_pad1", 20, 40, 9, 3, 1, 1},
+                                                              Bf16ConvCase{"k3_stride2", 40, 24, 11, 3, 2, 1},
+                                                              Bf16ConvCase{"k5_unpadded", 7, 32, 9, 5, 1, 0},
+                                                              Bf16ConvCase{"pointwise", 48, 32, 6, 1, 1, 0},
+                                                              Bf16ConvCase{"tiles_k3_pad1", 64, 40, 10, 3, 1, 1},
+                                                              Bf16ConvCase{"tiles_stride2", 32, 24, 13, 3, 2, 1}),
+                                            ::testing::Values(Isa::kAvx512, Isa::kAmx)),
+                         caseName<Bf16ConvCase>);
 
 TEST(Bf16ContractionTarget, Fp32PrecisionKeepsFloat32Arithmetic) {
   Bf16Case c{"fp32", 13, 37, 70};

@@ -1,12 +1,16 @@
 // Integer matrix products through the CPU's int8 dot-product microkernel
-// (codegen/cpu/contraction.h, dot group 4: AVX512-VNNI) against the reference
-// evaluator, exactly: ragged K (not a multiple of 4), ragged N (a partial
-// vector block), row tails, uint8 and int8 activations (the latter through
+// (codegen/cpu/contraction.h, dot group 4) against the reference evaluator,
+// exactly, on both of its instruction sets: AVX512-VNNI (vpdpbusd) and AMX
+// tiles (tdpbusd, tdpbssd; compiled for sapphirerapids). Cases cover ragged
+// K (not a multiple of 4, or of a tile's 64 bytes), ragged N (a partial
+// vector block), row tails, uint8 and int8 activations (for VNNI through
 // the +128 offset), zero and nonzero zero points on either side, and
 // requantized QLinearMatMul outputs. Each case also checks which path the
-// code took, from the LLVM IR: vpdpbusd where the plan applies, the generic
-// loops where it must not (uint8 weights of 128 and above, a target without
-// VNNI), so a silent fallback fails. QLinearConv runs channels-last
+// code took, from the LLVM IR: the instruction set's dot product where the
+// plan applies, the generic loops where it must not (uint8 weights of 128
+// and above, a target without VNNI), so a silent fallback fails. AMX
+// artifacts run only on a CPU with AMX-INT8; elsewhere their IR is checked
+// and the run skipped, saying so. QLinearConv runs channels-last
 // (kiln.QLinearConvNhwc) through the same microkernel with the kernel
 // offsets as outer reduction variables; it is checked against the NCHW
 // QLinearConv lowering (channels-last disabled), exactly.
@@ -90,26 +94,65 @@ std::unique_ptr<ir::Model> int8Model(const Int8Case& c) {
 
 bool hostHasVnni() { return kiln::cpu::hostHas("avx512vnni") && kiln::cpu::hostHas("avx512bw"); }
 
+// The int8 plan's two instruction sets. VNNI compiles for the host with AMX
+// turned off; AMX compiles for sapphirerapids, whose artifact runs only
+// where the CPU has AMX-INT8 (and Linux grants the tile state).
+enum class Isa { kVnni, kAmx };
+
+std::string isaName(Isa isa) { return isa == Isa::kAmx ? "amx" : "vnni"; }
+
+bool hostRuns(Isa isa) {
+  if (!hostHasVnni()) return false;
+  return isa == Isa::kVnni ||
+         (kiln::cpu::hostHas("amx-tile") && kiln::cpu::hostHas("amx-int8") && kiln::cpu::enableAmx());
+}
+
+driver::CompileOptions isaOptions(Isa isa) {
+  driver::CompileOptions options;
+  if (isa == Isa::kAmx)
+    options.codegen.cpu = "sapphirerapids";
+  else
+    options.codegen.features = "-amx-int8";
+  return options;
+}
+
+// Which dot product the IR must hold: `plan` (the int8 plan applies) and
+// `tiles` (it runs on AMX tiles; only with Isa::kAmx) as the test expects.
+void expectDotProducts(const std::string& ir_text, bool plan, bool tiles) {
+  const bool vpdpbusd = ir_text.find("vpdpbusd") != std::string::npos;
+  const bool tdp = ir_text.find("llvm.x86.tdpb") != std::string::npos;
+  EXPECT_EQ(tdp, tiles) << (tiles ? "the int8 plan did not run on AMX tiles"
+                                  : "AMX tiles where the plan must not use them");
+  EXPECT_EQ(vpdpbusd || tdp, plan) << (plan ? "the int8 plan did not apply"
+                                            : "the int8 plan applied where it must not");
+}
+
 // The model's output on `input` from the reference evaluator (its program
-// compiled with `reference`) and from the artifact (default options; 2
-// threads), same dtype and dims. The artifact's LLVM IR must hold vpdpbusd
-// exactly when `vnni`, so a silent fallback fails.
+// compiled with `reference`) and from the artifact (compiled for `isa`; 2
+// threads), same dtype and dims. The artifact's LLVM IR must hold the dot
+// products expectDotProducts asks for, so a silent fallback fails. Returns
+// nullopt, after the IR checks, where this CPU cannot run the artifact.
 struct Outputs {
   ir::Tensor got, want;
 };
-Expected<Outputs> referenceAndArtifact(const ModelFactory& make, const driver::CompileOptions& reference,
-                                       const ir::Tensor& input, bool vnni) {
+Expected<std::optional<Outputs>> referenceAndArtifact(const ModelFactory& make, const driver::CompileOptions& reference,
+                                                      const ir::Tensor& input, Isa isa, bool plan, bool tiles) {
+  // Compiled for the host, whose VNNI the IR check needs.
+  if (isa == Isa::kVnni && !hostHasVnni()) return std::optional<Outputs>();
   TempDir tmp;
   KILN_RETURN_IF_ERROR(frontend::writeOnnxFile(*make(), tmp.file("m.onnx")));
-  KILN_ASSIGN_OR_RETURN(lower::Program program, compileProgram(make, reference));
-  KILN_ASSIGN_OR_RETURN(std::vector<ir::Tensor> want, lower::evaluateProgram(program, std::vector<ir::Tensor>{input}));
-  driver::CompileOptions llvm_ir;
+  driver::CompileOptions options = isaOptions(isa);
+  driver::CompileOptions llvm_ir = options;
   llvm_ir.emit = driver::Stage::kLlvm;
   compileOrFail(tmp.file("m.onnx"), tmp.file("m.ll"), llvm_ir);
   std::vector<char> ir_text = readBytes(tmp.file("m.ll"));
-  bool dot = std::string(ir_text.begin(), ir_text.end()).find("vpdpbusd") != std::string::npos;
-  EXPECT_EQ(dot, vnni) << (vnni ? "the int8 plan did not apply" : "the int8 plan applied where it must not");
-  compileOrFail(tmp.file("m.onnx"), tmp.file("m.so"));
+  expectDotProducts(std::string(ir_text.begin(), ir_text.end()), plan, tiles);
+  // Built on every machine: LLVM's backend (tile configuration and
+  // register allocation) runs even where the artifact cannot.
+  compileOrFail(tmp.file("m.onnx"), tmp.file("m.so"), options);
+  if (!hostRuns(isa)) return std::optional<Outputs>();
+  KILN_ASSIGN_OR_RETURN(lower::Program program, compileProgram(make, reference));
+  KILN_ASSIGN_OR_RETURN(std::vector<ir::Tensor> want, lower::evaluateProgram(program, std::vector<ir::Tensor>{input}));
   kiln::Model artifact(tmp.file("m.so"));
   kiln::Session session(artifact, 2);
   KILN_ASSIGN_OR_RETURN(std::vector<ir::Tensor> got, tools::runArtifact(artifact, session, {input}));
@@ -117,19 +160,38 @@ Expected<Outputs> referenceAndArtifact(const ModelFactory& make, const driver::C
   if (got[0].dtype() != want[0].dtype() || got[0].dims() != want[0].dims())
     return internalError("the artifact's output is " + got[0].type().toString() + ", the reference's " +
                          want[0].type().toString());
-  return Outputs{std::move(got[0]), std::move(want[0])};
+  return std::optional<Outputs>(Outputs{std::move(got[0]), std::move(want[0])});
 }
 
-class Int8Contraction : public ::testing::TestWithParam<Int8Case> {};
+// The skip message for an ISA this CPU cannot run (after the IR checks).
+std::string cannotRun(Isa isa) {
+  return isa == Isa::kAmx ? "this CPU lacks AMX-INT8 (or Linux refused the tile state): checked the IR only"
+                          : "this CPU lacks AVX512-VNNI, which the int8 microkernel needs";
+}
+
+// AMX takes an int8 plan with at least 4 output rows and a multiple of 4,
+// at least 64, k along the innermost reduction variable (contraction.cpp,
+// useAmxTiles).
+bool amxApplies(Isa isa, bool plan, int64_t rows, int64_t depth) {
+  return isa == Isa::kAmx && plan && rows >= 4 && depth % 4 == 0 && depth >= 64;
+}
+
+template <typename Case>
+std::string caseName(const ::testing::TestParamInfo<std::tuple<Case, Isa>>& info) {
+  return std::get<0>(info.param).name + "_" + isaName(std::get<1>(info.param));
+}
+
+class Int8Contraction : public ::testing::TestWithParam<std::tuple<Int8Case, Isa>> {};
 
 TEST_P(Int8Contraction, MatchesReferenceExactly) {
-  const Int8Case& c = GetParam();
-  if (!hostHasVnni()) GTEST_SKIP() << "this CPU lacks AVX512-VNNI, which the int8 microkernel needs";
+  const auto& [c, isa] = GetParam();
   ir::Tensor input = randomBytes(c.a_type, {c.m, c.k}, lowest(c.a_type), highest(c.a_type), 5);
-  auto out = referenceAndArtifact([&] { return int8Model(c); }, {}, input, c.vnni);
+  auto out =
+      referenceAndArtifact([&] { return int8Model(c); }, {}, input, isa, c.vnni, amxApplies(isa, c.vnni, c.m, c.k));
   ASSERT_TRUE(out.isOk()) << out.status().message();
-  const ir::Tensor& g = out->got;
-  const ir::Tensor& w = out->want;
+  if (!out->has_value()) GTEST_SKIP() << cannotRun(isa);
+  const ir::Tensor& g = (*out)->got;
+  const ir::Tensor& w = (*out)->want;
   size_t element = c.op == "MatMulInteger" ? 4 : 1;
   for (size_t i = 0; i < g.bytes().size(); i += element)
     ASSERT_EQ(std::memcmp(g.bytes().data() + i, w.bytes().data() + i, element), 0) << "element " << i / element;
@@ -139,24 +201,30 @@ TEST_P(Int8Contraction, MatchesReferenceExactly) {
 // tail block; N 40: one block of three vectors; M 13: a row tail.
 INSTANTIATE_TEST_SUITE_P(
     Shapes, Int8Contraction,
-    ::testing::Values(
-        Int8Case{"u8_s8_symmetric", "MatMulInteger", 13, 64, 70, DType::kUInt8, DType::kInt8},
-        Int8Case{"u8_s8_ragged_k", "MatMulInteger", 13, 37, 70, DType::kUInt8, DType::kInt8, 3},
-        Int8Case{"u8_s8_short_k", "MatMulInteger", 7, 5, 40, DType::kUInt8, DType::kInt8, 200},
-        Int8Case{"s8_s8_both_zero_points", "MatMulInteger", 13, 37, 70, DType::kInt8, DType::kInt8, -5, 3},
-        Int8Case{"s8_s8_symmetric", "MatMulInteger", 9, 96, 33, DType::kInt8, DType::kInt8},
-        Int8Case{"u8_small_u8_weights", "MatMulInteger", 6, 20, 48, DType::kUInt8, DType::kUInt8, 128, 7, 127},
-        Int8Case{"u8_large_u8_weights_generic", "MatMulInteger", 6, 20, 48, DType::kUInt8, DType::kUInt8, 128, 7, 255,
-                 false},
-        Int8Case{"qlinear_u8_s8", "QLinearMatMul", 13, 37, 70, DType::kUInt8, DType::kInt8, 128},
-        Int8Case{"qlinear_s8_s8", "QLinearMatMul", 13, 64, 70, DType::kInt8, DType::kInt8, 1, 0},
-        Int8Case{"narrow_n_generic", "MatMulInteger", 4, 16, 4, DType::kUInt8, DType::kInt8, 0, 0, 127, false},
-        // The output stored as [m, heads, n / heads]: two output axes that
-        // V reads as one run, merged into one vector index (96 = a 64-lane
-        // block and a partial one).
-        Int8Case{"head_split", "MatMulInteger", 13, 37, 96, DType::kUInt8, DType::kInt8, 3, 0, 127, true, 3},
-        Int8Case{"head_split_s8", "MatMulInteger", 9, 64, 128, DType::kInt8, DType::kInt8, -3, 0, 127, true, 4}),
-    [](const ::testing::TestParamInfo<Int8Case>& info) { return info.param.name; });
+    ::testing::Combine(
+        ::testing::Values(
+            Int8Case{"u8_s8_symmetric", "MatMulInteger", 13, 64, 70, DType::kUInt8, DType::kInt8},
+            Int8Case{"u8_s8_ragged_k", "MatMulInteger", 13, 37, 70, DType::kUInt8, DType::kInt8, 3},
+            Int8Case{"u8_s8_short_k", "MatMulInteger", 7, 5, 40, DType::kUInt8, DType::kInt8, 200},
+            Int8Case{"s8_s8_both_zero_points", "MatMulInteger", 13, 37, 70, DType::kInt8, DType::kInt8, -5, 3},
+            Int8Case{"s8_s8_symmetric", "MatMulInteger", 9, 96, 33, DType::kInt8, DType::kInt8},
+            Int8Case{"u8_small_u8_weights", "MatMulInteger", 6, 20, 48, DType::kUInt8, DType::kUInt8, 128, 7, 127},
+            Int8Case{"u8_large_u8_weights_generic", "MatMulInteger", 6, 20, 48, DType::kUInt8, DType::kUInt8, 128, 7,
+                     255, false},
+            Int8Case{"qlinear_u8_s8", "QLinearMatMul", 13, 37, 70, DType::kUInt8, DType::kInt8, 128},
+            Int8Case{"qlinear_s8_s8", "QLinearMatMul", 13, 64, 70, DType::kInt8, DType::kInt8, 1, 0},
+            Int8Case{"narrow_n_generic", "MatMulInteger", 4, 16, 4, DType::kUInt8, DType::kInt8, 0, 0, 127, false},
+            // The output stored as [m, heads, n / heads]: two output axes that
+            // V reads as one run, merged into one vector index (96 = a 64-lane
+            // block and a partial one).
+            Int8Case{"head_split", "MatMulInteger", 13, 37, 96, DType::kUInt8, DType::kInt8, 3, 0, 127, true, 3},
+            Int8Case{"head_split_s8", "MatMulInteger", 9, 64, 128, DType::kInt8, DType::kInt8, -3, 0, 127, true, 4},
+            // AMX: 70 rows in three tiles (24, 24, 22: two row tiles each, the
+            // last ones partial), K 200 as three 64-byte steps and 8 bytes.
+            Int8Case{"tiles_ragged", "MatMulInteger", 70, 200, 70, DType::kUInt8, DType::kInt8, 7, 2},
+            Int8Case{"tiles_s8_qlinear", "QLinearMatMul", 37, 100, 40, DType::kInt8, DType::kInt8, -2, 0}),
+        ::testing::Values(Isa::kVnni, Isa::kAmx)),
+    caseName<Int8Case>);
 
 struct ConvCase {
   std::string name;
@@ -197,18 +265,21 @@ std::unique_ptr<ir::Model> qlinearConvModel(const ConvCase& c) {
   return g.take();
 }
 
-class Int8Conv : public ::testing::TestWithParam<ConvCase> {};
+class Int8Conv : public ::testing::TestWithParam<std::tuple<ConvCase, Isa>> {};
 
 TEST_P(Int8Conv, ChannelsLastMatchesNchwExactly) {
-  const ConvCase& c = GetParam();
-  if (!hostHasVnni()) GTEST_SKIP() << "this CPU lacks AVX512-VNNI, which the int8 microkernel needs";
+  const auto& [c, isa] = GetParam();
   driver::CompileOptions nchw;
   nchw.pipeline.disabled = {"channels-last"};
   ir::Tensor input = randomBytes(c.x_type, {1, c.channels, c.size, c.size}, lowest(c.x_type), highest(c.x_type), 5);
-  auto out = referenceAndArtifact([&] { return qlinearConvModel(c); }, nchw, input, c.vnni);
+  // Rows run along the output's width; k along the channels, padded to a multiple of 4.
+  const int64_t width = (c.size + c.pads[1] + c.pads[3] - c.dilation * (c.kernel - 1) - 1) / c.stride + 1;
+  auto out = referenceAndArtifact([&] { return qlinearConvModel(c); }, nchw, input, isa, c.vnni,
+                                  amxApplies(isa, c.vnni, width, (c.channels + 3) / 4 * 4));
   ASSERT_TRUE(out.isOk()) << out.status().message();
-  const ir::Tensor& g = out->got;
-  const ir::Tensor& w = out->want;
+  if (!out->has_value()) GTEST_SKIP() << cannotRun(isa);
+  const ir::Tensor& g = (*out)->got;
+  const ir::Tensor& w = (*out)->want;
   size_t saturated = 0;
   for (size_t i = 0; i < g.bytes().size(); ++i) {
     ASSERT_EQ(g.bytes()[i], w.bytes()[i]) << "element " << i;
@@ -223,19 +294,21 @@ TEST_P(Int8Conv, ChannelsLastMatchesNchwExactly) {
 // that start inside and end in the padding.
 INSTANTIATE_TEST_SUITE_P(
     Shapes, Int8Conv,
-    ::testing::Values(ConvCase{"k3_same", 64, 64, 14, 3, 1, {1, 1, 1, 1}},
-                      ConvCase{"k3_stride2", 32, 48, 15, 3, 2, {1, 1, 1, 1}},
-                      ConvCase{"stem_k7_c3", 3, 64, 23, 7, 2, {3, 3, 3, 3}},
-                      ConvCase{"pointwise", 64, 70, 9, 1, 1, {0, 0, 0, 0}},
-                      ConvCase{"pointwise_stride2", 20, 32, 9, 1, 2, {0, 0, 0, 0}},
-                      ConvCase{"one_sided_dilated", 20, 32, 12, 3, 1, {0, 2, 2, 0}, 2},
-                      ConvCase{"s8_activations", 32, 32, 10, 3, 1, {1, 1, 1, 1}, 1, DType::kInt8, -3},
-                      ConvCase{"pointwise_ragged_channels", 6, 32, 9, 1, 1, {0, 0, 0, 0}},
-                      ConvCase{"asymmetric_weights_generic", 16, 32, 8, 3, 1, {1, 1, 1, 1}, 1, DType::kUInt8, 128, 5,
-                               false},
-                      ConvCase{"asymmetric_ragged_channels_generic", 6, 32, 8, 3, 1, {1, 1, 1, 1}, 1, DType::kUInt8,
-                               128, 5, false}),
-    [](const ::testing::TestParamInfo<ConvCase>& info) { return info.param.name; });
+    ::testing::Combine(
+        ::testing::Values(
+            ConvCase{"k3_same", 64, 64, 14, 3, 1, {1, 1, 1, 1}}, ConvCase{"k3_stride2", 32, 48, 15, 3, 2, {1, 1, 1, 1}},
+            ConvCase{"stem_k7_c3", 3, 64, 23, 7, 2, {3, 3, 3, 3}}, ConvCase{"pointwise", 64, 70, 9, 1, 1, {0, 0, 0, 0}},
+            ConvCase{"pointwise_stride2", 20, 32, 9, 1, 2, {0, 0, 0, 0}},
+            ConvCase{"one_sided_dilated", 20, 32, 12, 3, 1, {0, 2, 2, 0}, 2},
+            ConvCase{"s8_activations", 64, 32, 10, 3, 1, {1, 1, 1, 1}, 1, DType::kInt8, -3},
+            ConvCase{"pointwise_ragged_channels", 6, 32, 9, 1, 1, {0, 0, 0, 0}},
+            ConvCase{"asymmetric_weights_generic", 16, 32, 8, 3, 1, {1, 1, 1, 1}, 1, DType::kUInt8, 128, 5, false},
+            ConvCase{
+                "asymmetric_ragged_channels_generic", 6, 32, 8, 3, 1, {1, 1, 1, 1}, 1, DType::kUInt8, 128, 5, false},
+            // AMX: 128 channels, two 64-byte steps per kernel offset.
+            ConvCase{"k3_wide", 128, 24, 10, 3, 1, {1, 1, 1, 1}}),
+        ::testing::Values(Isa::kVnni, Isa::kAmx)),
+    caseName<ConvCase>);
 
 // A target without VNNI (--features=-avx512vnni) keeps the generic loops and
 // still computes the same numbers.
