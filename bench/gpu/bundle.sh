@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Packs the kiln CLI, kiln-conformance, cuda_runtime_test and libkiln_rt with the shared
+# Packs the kiln CLI, kiln-conformance, cuda_runtime_test, the CPU
+# microkernel tests that need a CPU this machine may lack
+# (int8_contraction_test, bf16_contraction_test: AMX) and libkiln_rt with the shared
 # libraries they need (all but the C library and NVRTC, which the GPU
 # machine's CUDA toolkit provides) into one compressed file, so that a GPU
 # machine without LLVM, protobuf or ONNX installed can compile and run models,
@@ -32,8 +34,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/lib"
-for b in bin/kiln bin/kiln-conformance tests/cuda_runtime_test; do
-  [ -x "$build/$b" ] || { echo "bundle.sh: $build/$b is missing; build kiln kiln-conformance cuda_runtime_test first" >&2; exit 1; }
+for b in bin/kiln bin/kiln-conformance tests/cuda_runtime_test tests/int8_contraction_test tests/bf16_contraction_test; do
+  [ -x "$build/$b" ] || { echo "bundle.sh: $build/$b is missing; build kiln kiln-conformance cuda_runtime_test int8_contraction_test bf16_contraction_test first" >&2; exit 1; }
   strip -o "$stage/bin/$(basename "$b")" "$build/$b"
 done
 cp -L "$build/lib/libkiln_rt.so.0" "$stage/lib/"

@@ -5,6 +5,10 @@
 #   bench/gpu/device.sh BUNDLE.tar.xz OUT_DIR bench [gpu_bench.py options]
 #   bench/gpu/device.sh BUNDLE.tar.xz OUT_DIR conformance
 #   bench/gpu/device.sh BUNDLE.tar.xz OUT_DIR profile [profile_kiln.py options]
+#   bench/gpu/device.sh BUNDLE.tar.xz OUT_DIR cputest TEST [gtest options]  # int8_contraction_test or
+#                                                                          # bf16_contraction_test (AMX)
+#   bench/gpu/device.sh BUNDLE.tar.xz OUT_DIR amxbench [amx_bench.py options]
+#   bench/gpu/device.sh BUNDLE.tar.xz OUT_DIR amxgemm [amx_gemm.py options]
 set -euo pipefail
 bundle=$1
 out=$2
@@ -38,6 +42,20 @@ case $what in
   profile)
     python3 bench/gpu/profile_kiln.py --kiln "$kiln" --runtime "$kiln_root/lib/libkiln_rt.so" --out "$out" "$@"
     ;;
+  cputest)
+    test=$1
+    shift
+    case $test in int8_contraction_test | bf16_contraction_test) ;;
+      *) echo "device.sh: cputest runs int8_contraction_test or bf16_contraction_test, not '$test'" >&2; exit 2 ;;
+    esac
+    "$kiln_root/bin/$test" "$@" 2>&1 | tee "$out/$test.txt"
+    ;;
+  amxbench)
+    python3 bench/quant/amx_bench.py --kiln "$kiln" --out "$out" "$@"
+    ;;
+  amxgemm)
+    python3 bench/quant/amx_gemm.py --kiln "$kiln" "$@" | tee "$out/amx_gemm.txt"
+    ;;
   conformance)
     if [ ! -e "$kiln_root/data/node/.all" ]; then
       echo "device.sh: this bundle holds only some node cases; make it with bundle.sh ... --node-cases all" >&2
@@ -47,7 +65,7 @@ case $what in
       --expected tests/conformance/expected_pass.txt "$@" | tee "$out/conformance.txt"
     ;;
   *)
-    echo "device.sh: unknown step '$what' (test, bench, profile, conformance)" >&2
+    echo "device.sh: unknown step '$what' (test, bench, profile, conformance, cputest, amxbench, amxgemm)" >&2
     exit 2
     ;;
 esac
