@@ -1,6 +1,7 @@
 // Helpers for tests that compile models to artifacts.
 #pragma once
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -73,6 +74,17 @@ inline LoadResult tryLoad(const std::string& path) {
   kiln_error_free(error);
   kiln_model_free(model);
   return result;
+}
+
+// An artifact that uses AMX on a CPU (or under a kernel) without it: the
+// load refuses it, naming AMX, rather than the first tile instruction
+// faulting.
+inline void expectAmxRefused(const std::string& path) {
+  LoadResult load = tryLoad(path);
+  EXPECT_EQ(load.status, KILN_ERROR_UNSUPPORTED) << load.message;
+  std::string lower = load.message;
+  for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  EXPECT_NE(lower.find("amx"), std::string::npos) << load.message;
 }
 
 }  // namespace kiln::testing
