@@ -340,14 +340,18 @@ MachinePeak estimatePeak(int threads, double override_gflops) {
   double nominal = peak.cores * peak.ghz * peak.flops_per_cycle;
   std::ostringstream how;
   how.precision(3);
-  // The clock the kernel reports is often the base clock, not the turbo clock
-  // the FMA units run at: the measured rate is the honest peak where it is higher.
+  // The nominal figure is only a guess at what the FMA units deliver: the
+  // clock the kernel reports is often the base clock, not the one AVX-512
+  // code runs at, and some cores (AMD Zen 4) issue one 512-bit FMA per cycle,
+  // not two. The measured FMA-loop rate is what this machine delivers, so it
+  // is the peak wherever it could be measured (on a busy machine it reads
+  // low; --peak-gflops takes a figure of one's own).
   double measured = lanes ? measureFmaGflops(peak.cores, lanes) : 0;
-  if (measured > nominal) {
+  if (measured > 0) {
     peak.gflops = measured;
     peak.ghz = measured / (peak.cores * peak.flops_per_cycle);
     how << "measured: " << peak.cores << " threads of FMA loops, " << peak.cores << " cores x " << peak.ghz
-        << " GHz effective x " << peak.flops_per_cycle << " FLOP/cycle (" << isa << ")";
+        << " GHz effective x " << peak.flops_per_cycle << " FLOP/cycle (" << isa << "); nominal " << nominal;
   } else {
     peak.gflops = nominal;
     how << peak.cores << " cores x " << peak.ghz << " GHz x " << peak.flops_per_cycle << " FLOP/cycle (" << isa << ")";
