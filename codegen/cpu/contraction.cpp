@@ -214,8 +214,14 @@ constexpr int64_t kAmxTaskRows = 256;
 // An int8 plan with output rows whose S steps a fixed number of bytes per
 // row, and whole groups of four k along the innermost variable, at least
 // one tile step of them, runs on AMX tiles (ContractionPlan::amx): up to
-// two row tiles by two vectors, the rows spread evenly over the tiles (70
-// rows: 24, 24 and 22).
+// two row tiles (amxTileRows) by two vectors.
+// Rows per AMX register tile: up to two tiles of 16 rows, the rows spread
+// evenly over the tiles (70 rows: 24, 24 and 22).
+int amxTileRows(int64_t extent_row) {
+  const int64_t tiles = (extent_row + 2 * kAmxTileRows - 1) / (2 * kAmxTileRows);
+  return static_cast<int>((extent_row + tiles - 1) / tiles);
+}
+
 void useAmxTiles(const kir::Stage& stage, const Affine& s_flat, ContractionPlan& plan) {
   const int64_t depth = plan.k_order.back().extent;
   const int64_t extent_row = rowExtent(stage, plan);
@@ -226,8 +232,8 @@ void useAmxTiles(const kir::Stage& stage, const Affine& s_flat, ContractionPlan&
   plan.scalar_row_stride = row_stride;
   for (const kir::IterVar& k : plan.k_order) plan.scalar_k_strides.push_back(s_flat.of(k.id));
   plan.vectors = vectorExtent(stage, plan) > kVectorLanes ? 2 : 1;
-  const int64_t tiles = (extent_row + 2 * kAmxTileRows - 1) / (2 * kAmxTileRows);
-  plan.rows = static_cast<int>((extent_row + tiles - 1) / tiles);
+  plan.rows = amxTileRows(extent_row);
+  const int64_t tiles = (extent_row + plan.rows - 1) / plan.rows;
   // A task's sums wait in a stack buffer for the epilogue: at most 256 rows.
   plan.row_chunks = (tiles + kAmxTaskRows / plan.rows - 1) / (kAmxTaskRows / plan.rows);
 }
@@ -367,16 +373,9 @@ void splitTasks(ContractionPlan& plan, const kir::Stage& stage) {
   plan.block_groups = std::clamp<int64_t>((kTargetTasks + outer * plan.row_chunks - 1) / (outer * plan.row_chunks), 1, blocks);
 }
 
-// The points of all reduction variables.
-int64_t reductionPoints(const ContractionPlan& plan) {
-  int64_t points = 1;
-  for (const kir::IterVar& k : plan.k_order) points *= k.extent;
-  return points;
-}
-
 // A bf16 plan with output rows and a multiple of 32 k along the innermost
 // variable runs on AMX-BF16 tiles (ContractionPlan::amx), one row tile per
-// task: up to 32 rows by two vectors, the blocks split into enough groups
+// task: up to 32 rows (amxTileRows) by two vectors, the blocks split into enough groups
 // to give a few threads tasks. Its rows of S in bf16 stay under 512 KiB.
 void useAmxBf16(const kir::Stage& stage, ContractionPlan& plan) {
   constexpr int64_t kMaxRowsBytes = 512 * 1024;
@@ -385,9 +384,9 @@ void useAmxBf16(const kir::Stage& stage, ContractionPlan& plan) {
   const int64_t extent_row = rowExtent(stage, plan);
   if (plan.row_axis < 0 || plan.rows_read_vector || plan.scalar_vector || depth % 32 != 0 || extent_row < kMinAmxRows)
     return;
-  const int64_t tiles = (extent_row + 2 * kAmxTileRows - 1) / (2 * kAmxTileRows);
-  const int rows = static_cast<int>((extent_row + tiles - 1) / tiles);
+  const int rows = amxTileRows(extent_row);
   if (rows * reductionPoints(plan) * 2 > kMaxRowsBytes) return;
+  const int64_t tiles = (extent_row + rows - 1) / rows;
   plan.amx = true;
   plan.rows = rows;
   plan.vectors = vectorExtent(stage, plan) > kVectorLanes ? 2 : 1;
@@ -583,6 +582,12 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
   if (best && isa.bf16_dot) useBf16Dot(kernel, *best);
   if (best && isa.amx_bf16 && best->dot_group == 2) useAmxBf16(stage, *best);
   return best;
+}
+
+int64_t reductionPoints(const ContractionPlan& plan) {
+  int64_t points = 1;
+  for (const kir::IterVar& k : plan.k_order) points *= k.extent;
+  return points;
 }
 
 int64_t amxBf16RowsBytes(const kir::Stage& stage, const ContractionPlan& plan) {

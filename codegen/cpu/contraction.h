@@ -182,6 +182,9 @@ std::vector<uint8_t> packDotPanels(const ContractionPlan& plan, const kir::Stage
 // variables times ceil(extent of the innermost / dot_group).
 int64_t dotGroups(const ContractionPlan& plan);
 
+// The points of all reduction variables (K of a GEMM, C * kh * kw of a convolution).
+int64_t reductionPoints(const ContractionPlan& plan);
+
 // An AMX-BF16 plan's per-task buffer of S's rows in bf16, in bytes.
 int64_t amxBf16RowsBytes(const kir::Stage& stage, const ContractionPlan& plan);
 

@@ -31,12 +31,6 @@ int64_t blockGroups(const kir::Stage& stage, const ContractionPlan& plan) {
   return plan.block_groups > 0 ? plan.block_groups : vectorBlocks(stage, plan);
 }
 
-int64_t reductionSize(const ContractionPlan& plan) {
-  int64_t k = 1;
-  for (const kir::IterVar& v : plan.k_order) k *= v.extent;
-  return k;
-}
-
 // The full steps (64 bytes of k) of row tiles on AMX (ContractionEmitter::amxSteps):
 // over every outer reduction point and step, ceil(rows / 16) A tiles of S's
 // rows and `vectors` B tiles of the panel into as many accumulator tiles,
@@ -70,19 +64,13 @@ class AmxTiles {
   // int8: S itself, k one byte each; bf16: the task's rows converted,
   // [row][point][k] two bytes each.
   bool bf16() const { return plan_.dot_group == 2; }
-  int64_t points() const {
-    int64_t points = 1;
-    for (size_t d = 0; d + 1 < plan_.k_order.size(); ++d) points *= plan_.k_order[d].extent;
-    return points;
-  }
-  int64_t rowStride() const { return bf16() ? points() * plan_.k_order.back().extent * 2 : plan_.scalar_row_stride; }
+  int64_t rowStride() const { return bf16() ? reductionPoints(plan_) * 2 : plan_.scalar_row_stride; }
 
   void rowTile(llvm::Value* s, llvm::Value* panel, llvm::Value* sums) {
     const kir::IterVar& inner = plan_.k_order.back();
     const int64_t per_step = bf16() ? kTileBytes / 2 : kTileBytes;  // k
     const int64_t chunks = inner.extent / per_step;
-    int64_t points = 1;
-    for (size_t d = 0; d + 1 < plan_.k_order.size(); ++d) points *= plan_.k_order[d].extent;
+    const int64_t points = reductionPoints(plan_) / inner.extent;  // of the outer reduction variables
     const int row_tiles = (rows_ + kTileRows - 1) / kTileRows;
     const int vectors = plan_.vectors;
     const int64_t panel_row = plan_.blockLanes() * 4;  // bytes per group of four k
@@ -267,7 +255,7 @@ class ContractionEmitter {
     if (plan_.dot_group > 1)
       locateDotPanels(block);
     else if (plan_.packed)
-      panel_ = b_.CreateInBoundsGEP(f32_, panels_, b_.CreateMul(block, b_.getInt64(reductionSize(plan_) * plan_.blockLanes())));
+      panel_ = b_.CreateInBoundsGEP(f32_, panels_, b_.CreateMul(block, b_.getInt64(reductionPoints(plan_) * plan_.blockLanes())));
   }
 
   // Row tile `tile`: full tiles of plan.rows rows, the last one the rest.
@@ -740,12 +728,19 @@ class ContractionEmitter {
       return b_.CreateInBoundsGEP(b_.getInt8Ty(), bf16_rows_,
                                   b_.CreateMul(b_.CreateSub(row, first_row_), b_.getInt64(bf16RowBytes())));
     for (const kir::IterVar& k : plan_.k_order) e_.bind(k.id, b_.getInt64(0));
+    return scalarRowAddress(row);
+  }
+
+  // S's address at output row `row` and innermost reduction variable 0,
+  // the outer ones as bound (S a load, not a guarded select).
+  llvm::Value* scalarRowAddress(llvm::Value* row) {
+    e_.bind(plan_.k_order.back().id, b_.getInt64(0));
     bindRow(row, 0);
     const kir::ExprNode& load = *plan_.scalar;
     return e_.address(load.buffer, load.operands);
   }
 
-  int64_t bf16RowBytes() const { return reductionSize(plan_) * 2; }
+  int64_t bf16RowBytes() const { return reductionPoints(plan_) * 2; }
 
   // AMX-BF16: the task's rows of S, at every reduction point, into
   // bf16_rows_ ([row][point][k], rounded to nearest even 32 at a time;
@@ -764,10 +759,7 @@ class ContractionEmitter {
           hoistScalarRows(1, row, inner);
           start = scalar_rows_[0];
         } else {
-          e_.bind(inner.id, b_.getInt64(0));
-          bindRow(row, 0);
-          const kir::ExprNode& load = *plan_.scalar;
-          start = e_.address(load.buffer, load.operands);
+          start = scalarRowAddress(row);
         }
         llvm::Value* out =
             b_.CreateInBoundsGEP(b_.getInt8Ty(), out_row, b_.CreateMul(point, b_.getInt64(inner.extent * 2)));
