@@ -85,4 +85,11 @@ Expected<CpuTarget> resolveTarget(const TargetOptions& options) {
   return target;
 }
 
+Expected<bool> runsOnThisHost(const TargetOptions& options) {
+  KILN_ASSIGN_OR_RETURN(CpuTarget target, resolveTarget(options));
+  for (const std::string& feature : target.required)
+    if (!kiln::cpu::hostHas(feature)) return false;
+  return true;
+}
+
 }  // namespace kiln::codegen::cpu

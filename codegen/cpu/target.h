@@ -27,4 +27,8 @@ struct CpuTarget {
 // the named CPU, plus explicit feature overrides.
 Expected<CpuTarget> resolveTarget(const TargetOptions& options);
 
+// Whether an artifact built for `options` loads on this machine: every
+// feature its code may use is one the host has, as the runtime checks at load.
+Expected<bool> runsOnThisHost(const TargetOptions& options);
+
 }  // namespace kiln::codegen::cpu

@@ -40,3 +40,9 @@ finish() {
   echo "$1: $passed passed, $failed failed"
   [ "$failed" -eq 0 ]
 }
+# runs_here KILN MODEL INPUT CPU: whether this machine runs MODEL compiled for
+# --cpu CPU, as the runtime's own load check says.
+runs_here() {
+  "$1" compile "$2" -o "$work/runs_here.so" --cpu "$4" -q 2>/dev/null &&
+    "$1" run "$work/runs_here.so" --input "$3" >/dev/null 2>&1
+}

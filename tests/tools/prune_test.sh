@@ -76,6 +76,24 @@ assert out["sqnr_db"] is not None and out["sqnr_db"] > 5 and out["top1_agreement
 PY
 then pass "magnitude JSON report"; else fail "magnitude JSON report"; fi
 
+# Compiled for another CPU, the report measures the same pruning: where the
+# artifact cannot run here, on a build for this machine, and says so.
+if runs_here "$kiln" "$cnn" "$data/validation/set_000/image.npy" sapphirerapids; then host_note=false; else host_note=true; fi
+expect "magnitude:0.3 --cpu sapphirerapids" 0 "accuracy of the pruned model against the dense one on 200 validation sets" -- \
+  "$kiln" compile "$cnn" -o "$work/m_spr.so" --cpu sapphirerapids --prune magnitude:0.3 --validation "$data/validation" \
+  --report "$work/m_spr.json"
+if $py - "$work/m.json" "$work/m_spr.json" "$host_note" <<'PY'
+import json, sys
+here, cross = (json.load(open(f))["pruning"] for f in sys.argv[1:3])
+assert cross["accuracy"]["host_build"] == (sys.argv[3] == "true"), cross["accuracy"]
+assert here["accuracy"]["host_build"] is False, here["accuracy"]
+# The same pruned weights whichever CPU they are built for.
+assert here["nonzero_after"] == cross["nonzero_after"], (here["nonzero_after"], cross["nonzero_after"])
+a, b = here["accuracy"]["outputs"][0], cross["accuracy"]["outputs"][0]
+assert abs(a["sqnr_db"] - b["sqnr_db"]) < 0.5 and a["top1_agreement"] == b["top1_agreement"], (a, b)
+PY
+then pass "--cpu sapphirerapids: pruning report (host build $host_note)"; else fail "--cpu sapphirerapids: pruning report"; fi
+
 # --- magnitude blocks on the transformer: every zero is in a whole 1x16 block --
 expect "magnitude:0.6:block" 0 "pruned \(magnitude:0.6:block\)" -- \
   "$kiln" compile "$transformer" -o "$work/b.onnx" --emit onnx --prune magnitude:0.6:block

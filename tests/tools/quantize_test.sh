@@ -72,6 +72,21 @@ expect "int8 entropy" 0 "\(entropy\)" -- \
 expect "dynamic int8" 0 "on 2 validation sets" -- \
   "$kiln" compile "$tiny" -o "$work/d.so" --quantize dynamic-int8 --validation "$work/valid"
 
+# Compiling for another CPU: calibration and the accuracy report run on this
+# machine, so where the target's artifact cannot run here they use a build for
+# this host and say so.
+if runs_here "$kiln" "$tiny" "$work/valid/set_0/image.npy" sapphirerapids; then host_note=false; else host_note=true; fi
+for mode in int8 dynamic-int8; do
+  if [ "$mode" = int8 ]; then data=(--calibration "$work/calib"); else data=(--validation "$work/valid"); fi
+  expect "--quantize $mode --cpu sapphirerapids" 0 "accuracy of the quantized model against float32" -- \
+    "$kiln" compile "$tiny" -o "$work/x.so" --cpu sapphirerapids --quantize "$mode" "${data[@]}" --report "$work/x.json"
+  if grep -q "measured on a build for this machine" "$work/err"; then said=true; else said=false; fi
+  json=$($py -c 'import json, sys; print(str(json.load(open(sys.argv[1]))["accuracy"]["host_build"]).lower())' "$work/x.json")
+  [ "$said" = "$host_note" ] && [ "$json" = "$host_note" ] &&
+    pass "--quantize $mode --cpu sapphirerapids: host build $host_note" ||
+    fail "--quantize $mode --cpu sapphirerapids: expected host build $host_note, stderr says $said, JSON $json" "$work/err"
+done
+
 # The QDQ export (-O0: no fold-qdq) is a valid ONNX model.
 expect "emit QDQ onnx" 0 "" -- \
   "$kiln" compile "$tiny" -o "$work/qdq.onnx" --emit onnx -O0 --quantize int8 --calibration "$work/calib"

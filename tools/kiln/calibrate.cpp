@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "codegen/cpu/target.h"
 #include "compiler/onnx/writer.h"
 #include "passes/infer_shapes.h"
 #include "tools/common/run_artifact.h"
@@ -103,7 +104,20 @@ std::vector<quant::OutputError> errorsAgainst(const std::vector<std::vector<ir::
   return errors;
 }
 
-Status compileQuietly(const std::string& source, const std::string& artifact, driver::CompileOptions options) {
+Expected<bool> runsHere(const driver::CompileOptions& options) {
+  if (options.target != "cpu") return false;
+  return codegen::cpu::runsOnThisHost(options.codegen);
+}
+
+Status compileToRun(const std::string& source, const std::string& artifact, driver::CompileOptions options) {
+  KILN_ASSIGN_OR_RETURN(bool here, runsHere(options));
+  if (!here) {
+    options.target = "cpu";
+    options.codegen.cpu.clear();
+    options.codegen.features.clear();
+    options.codegen.cuda_arch.clear();
+    options.codegen.cuda_precision.clear();
+  }
   options.pipeline.print_after.clear();
   options.pipeline.time_passes = false;
   options.emit = driver::Stage::kArtifact;
@@ -112,6 +126,16 @@ Status compileQuietly(const std::string& source, const std::string& artifact, dr
   std::ostringstream quiet;
   auto summary = driver::compileFile(source, artifact, options, quiet);
   return summary ? Status::ok() : summary.status();
+}
+
+Expected<std::string> artifactToMeasure(const std::string& source, const std::string& artifact,
+                                        const std::string& host_copy, const driver::CompileOptions& options,
+                                        bool& host_build) {
+  KILN_ASSIGN_OR_RETURN(bool here, runsHere(options));
+  host_build = !here;
+  if (here) return artifact;
+  KILN_RETURN_IF_ERROR(compileToRun(source, host_copy, options).withContext("compiling a copy for this host"));
+  return host_copy;
 }
 
 Expected<std::vector<InputSet>> readInputSets(const std::string& dir, const std::vector<InputSpec>& inputs,
@@ -203,7 +227,7 @@ Status QuantizeSession::compileReference(const std::string& source, const driver
   driver::CompileOptions ref = options;
   ref.pipeline.quantize = nullptr;
   reference_artifact_ = scratch_ + "/reference.so";
-  return compileQuietly(source, reference_artifact_, ref).withContext("compiling the float32 model for calibration");
+  return compileToRun(source, reference_artifact_, ref).withContext("compiling the float32 model for calibration");
 }
 
 Status QuantizeSession::prepare(const std::string& model_path, const QuantizeRequest& request,
@@ -277,10 +301,14 @@ Status QuantizeSession::prepare(const std::string& model_path, const QuantizeReq
   return Status::ok();
 }
 
-Expected<AccuracyReport> QuantizeSession::measure(const std::string& quantized_artifact) {
+Expected<AccuracyReport> QuantizeSession::measure(const std::string& model_path, const std::string& artifact,
+                                                  const driver::CompileOptions& options) {
   AccuracyReport report;
   const std::vector<InputSet>& sets = validation_.empty() ? calibration_ : validation_;
   if (sets.empty() || reference_artifact_.empty()) return report;
+  KILN_ASSIGN_OR_RETURN(
+      std::string quantized_artifact,
+      artifactToMeasure(model_path, artifact, scratch_ + "/quantized.so", options, report.host_build));
   report.data = validation_.empty() ? "calibration" : "validation";
   report.sets = static_cast<int>(sets.size());
   report.budget = budget_;
@@ -318,10 +346,12 @@ std::string number(double v, int precision) {
 
 }  // namespace
 
+const char* const kHostBuildNote = ", measured on a build for this machine (the artifact's CPU has features it lacks)";
+
 std::string formatAccuracy(const AccuracyReport& report) {
   std::ostringstream os;
   os << "accuracy of the quantized model against float32 on " << report.sets << " " << report.data << " set"
-     << (report.sets == 1 ? "" : "s") << ":\n";
+     << (report.sets == 1 ? "" : "s") << (report.host_build ? kHostBuildNote : "") << ":\n";
   for (const AccuracyRow& row : report.rows) {
     os << "  " << row.output << ": max abs error " << number(row.error.max_abs, 6) << ", SQNR "
        << number(row.error.sqnrDb(), 1) << " dB";
@@ -347,8 +377,11 @@ std::string accuracyJson(const AccuracyReport& report, const std::string& indent
   // JSON has no infinity: an exact match reports SQNR null.
   auto json_number = [](double v) { return std::isfinite(v) ? number(v, 6) : std::string("null"); };
   std::ostringstream os;
-  os << "{\n" << indent << "  \"data\": " << jsonQuote(report.data) << ",\n" << indent << "  \"sets\": " << report.sets
-     << ",\n" << indent << "  \"outputs\": [";
+  os << "{\n"
+     << indent << "  \"data\": " << jsonQuote(report.data) << ",\n"
+     << indent << "  \"sets\": " << report.sets << ",\n"
+     << indent << "  \"host_build\": " << (report.host_build ? "true" : "false") << ",\n"
+     << indent << "  \"outputs\": [";
   for (size_t i = 0; i < report.rows.size(); ++i) {
     const AccuracyRow& r = report.rows[i];
     os << (i ? "," : "") << "\n" << indent << "    {\"name\": " << jsonQuote(r.output)

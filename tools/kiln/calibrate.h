@@ -41,9 +41,23 @@ std::vector<float> floatsOf(const ir::Tensor& t);
 // Whether a tensor of `dtype` has values the error measures can compare.
 bool isNumeric(ir::DType dtype);
 
-// Compiles `source` to the artifact `artifact` with `options` as a
+// Compiles `source` to the artifact `artifact` for this process to run, as a
 // measuring step does: no printing, no pass timing, no progress callbacks.
-Status compileQuietly(const std::string& source, const std::string& artifact, driver::CompileOptions options);
+// The options' own CPU target when its artifact runs on this machine (the
+// numbers are then the target's own), else this host with the same pipeline
+// and precision: `--cpu sapphirerapids` calibrates on a machine without AMX.
+Status compileToRun(const std::string& source, const std::string& artifact, driver::CompileOptions options);
+
+// Whether `options` build an artifact this machine runs (a CPU target whose
+// features the host has).
+Expected<bool> runsHere(const driver::CompileOptions& options);
+
+// The artifact that stands for `artifact` (compiled from `source` with
+// `options`) in a measurement: itself when it runs here, else a build for
+// this host at `host_copy`. `host_build` says which.
+Expected<std::string> artifactToMeasure(const std::string& source, const std::string& artifact,
+                                        const std::string& host_copy, const driver::CompileOptions& options,
+                                        bool& host_build);
 
 // The model's data inputs (constants left out) into `inputs`, and the sets of
 // `calibration_dir` and `validation_dir` (either may be empty) into
@@ -97,6 +111,9 @@ struct AccuracyRow {
 struct AccuracyReport {
   std::string data;  // "calibration" or "validation", and how many sets
   int sets = 0;
+  // Measured on a build of the same model for this host: the artifact's CPU
+  // target has features this machine lacks.
+  bool host_build = false;
   std::vector<AccuracyRow> rows;
   QuantizeBudgetReport budget;  // how --accuracy-budget chose the float32 layers
 };
@@ -114,9 +131,11 @@ class QuantizeSession {
   // `options` may gain --shape pins for inputs of open size (from the first set).
   Status prepare(const std::string& model_path, const QuantizeRequest& request, driver::CompileOptions& options);
 
-  // Float32 against the quantized artifact on the validation sets (else the
-  // calibration sets); nullopt-like empty report when there is no data.
-  Expected<AccuracyReport> measure(const std::string& quantized_artifact);
+  // Float32 against the quantized artifact (compiled from `model_path` with
+  // `options`; a host build of it where it cannot run here) on the validation
+  // sets, else the calibration sets; an empty report when there is no data.
+  Expected<AccuracyReport> measure(const std::string& model_path, const std::string& quantized_artifact,
+                                   const driver::CompileOptions& options);
 
   int calibrationSets() const { return static_cast<int>(calibration_.size()); }
   double calibrationMs() const { return calibration_ms_; }
@@ -142,6 +161,8 @@ class QuantizeSession {
 
 // The accuracy table for a terminal, and as a JSON object.
 std::string formatAccuracy(const AccuracyReport& report);
+// Said after "on N sets" where a report was measured on a host build.
+extern const char* const kHostBuildNote;
 std::string accuracyJson(const AccuracyReport& report, const std::string& indent);
 
 }  // namespace kiln::cli

@@ -234,7 +234,7 @@ int runCompile(const CompileArgs& args) {
   std::optional<AccuracyReport> accuracy;
   if (summary && quantizer && options->emit == driver::Stage::kArtifact && options->target == "cpu") {
     progress.stage("accuracy");
-    auto measured = quantizer->measure(args.output);
+    auto measured = quantizer->measure(args.model, args.output, *options);
     if (!measured) {
       progress.finish();
       return reportError(measured.status());
@@ -245,7 +245,7 @@ int runCompile(const CompileArgs& args) {
     pruner->report().graph = *options->pipeline.prune->report;
     if (options->emit == driver::Stage::kArtifact && options->target == "cpu") {
       progress.stage("accuracy");
-      if (Status s = pruner->measure(args.output); !s) {
+      if (Status s = pruner->measure(args.model, args.output, *options); !s) {
         progress.finish();
         return reportError(s);
       }

@@ -154,6 +154,7 @@ namespace {
 void renderAccuracy(std::ostream& os, const AccuracyReport& a) {
   os << "<h2 id=\"accuracy\">Accuracy</h2>\n<p class=\"muted\">The quantized artifact against the float32 model on "
      << a.sets << " " << htmlEscape(a.data) << " set" << (a.sets == 1 ? "" : "s")
+     << htmlEscape(a.host_build ? kHostBuildNote : "")
      << ". SQNR = 10&middot;log<sub>10</sub>(&Sigma;ref&sup2; / &Sigma;(ref&minus;quantized)&sup2;); top-1 agreement "
         "for [N, C] outputs: rows whose arg-max matches.</p>\n";
   os << "<table id=\"accuracy-table\"><tr><th>output</th><th>max abs error</th><th>SQNR (dB)</th>"

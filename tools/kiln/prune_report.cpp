@@ -77,13 +77,13 @@ std::string formatPruning(const PruningReport& report) {
   if (report.accuracy) {
     const AccuracyReport& a = *report.accuracy;
     os << "accuracy of the pruned model against the dense one on " << a.sets << " " << a.data << " set"
-       << (a.sets == 1 ? "" : "s") << ":\n";
+       << (a.sets == 1 ? "" : "s") << (a.host_build ? kHostBuildNote : "") << ":\n";
     for (const AccuracyRow& row : a.rows) os << "  " << accuracyLine(row) << "\n";
   }
   if (report.latency_runs > 0)
     os << "latency (median of " << report.latency_runs << " interleaved runs): dense " << fixed(report.dense_ms, 3)
        << " ms, pruned " << fixed(report.pruned_ms, 3) << " ms (" << fixed(report.dense_ms / report.pruned_ms, 2)
-       << "x)\n";
+       << "x)" << (report.accuracy && report.accuracy->host_build ? ", both built for this machine" : "") << "\n";
   return os.str();
 }
 

@@ -44,7 +44,7 @@ Status PruneSession::compileTo(const std::string& model_path, const driver::Comp
   o.pipeline.prune = std::move(spec);
   o.pipeline.quantize = nullptr;
   o.target = "cpu";
-  return compileQuietly(model_path, artifact, std::move(o));
+  return compileToRun(model_path, artifact, std::move(o));
 }
 
 Expected<std::vector<quant::OutputError>> PruneSession::deviation(const std::string& artifact) {
@@ -175,12 +175,15 @@ Status PruneSession::chooseRatios(const std::string& model_path, const driver::C
                       spec_->text + ") within it on the calibration sets; lower the budget or the ratio");
 }
 
-Status PruneSession::measure(const std::string& pruned_artifact) {
+Status PruneSession::measure(const std::string& model_path, const std::string& artifact,
+                             const driver::CompileOptions& options) {
   const std::vector<InputSet>& sets = validation_.empty() ? calibration_ : validation_;
   if (sets.empty() || dense_artifact_.empty()) return Status::ok();
   AccuracyReport accuracy;
   accuracy.data = validation_.empty() ? "calibration" : "validation";
   accuracy.sets = static_cast<int>(sets.size());
+  KILN_ASSIGN_OR_RETURN(std::string pruned_artifact,
+                        artifactToMeasure(model_path, artifact, scratch_ + "/pruned.so", options, accuracy.host_build));
   KILN_ASSIGN_OR_RETURN(auto want, runArtifactOnSets(dense_artifact_, sets));
   KILN_ASSIGN_OR_RETURN(auto got, runArtifactOnSets(pruned_artifact, sets));
   std::vector<quant::OutputError> errors = errorsAgainst(want, got);

@@ -55,9 +55,11 @@ class PruneSession {
   // inputs of open size (from the first set).
   Status prepare(const std::string& model_path, const PruneRequest& request, driver::CompileOptions& options);
 
-  // The pruned artifact against the dense one: accuracy on the validation
-  // (else calibration) sets and latency; nothing without data.
-  Status measure(const std::string& pruned_artifact);
+  // The pruned artifact (compiled from `model_path` with `options`; a host
+  // build of it where it cannot run here) against the dense one: accuracy on
+  // the validation (else calibration) sets and latency; nothing without data.
+  Status measure(const std::string& model_path, const std::string& pruned_artifact,
+                 const driver::CompileOptions& options);
 
   PruningReport& report() { return report_; }
 

@@ -36,7 +36,7 @@ Status QuantizeSession::chooseFloatLayers(const std::string& model_path, const s
     trial->keep_float = keep;
     driver::CompileOptions o = options;
     o.pipeline.quantize = trial;
-    KILN_RETURN_IF_ERROR(compileQuietly(model_path, trial_artifact, o).withContext("--accuracy-budget"));
+    KILN_RETURN_IF_ERROR(compileToRun(model_path, trial_artifact, o).withContext("--accuracy-budget"));
     ++budget_.compiles;
     KILN_ASSIGN_OR_RETURN(auto got, runArtifactOnSets(trial_artifact, calibration_));
     return errorsAgainst(reference, got);
