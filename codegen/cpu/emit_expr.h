@@ -1,11 +1,12 @@
 // Kernel IR expressions -> LLVM IR, inside one stage function.
 #pragma once
 
+#include <llvm/IR/IRBuilder.h>
+
 #include <functional>
 #include <unordered_map>
+#include <utility>
 #include <vector>
-
-#include <llvm/IR/IRBuilder.h>
 
 #include "compiler/kir/kir.h"
 
@@ -62,6 +63,12 @@ class ExprEmitter {
   llvm::Value* emitIntDivision(kir::BinaryOp op, kir::DType type, llvm::Value* a, llvm::Value* b);
   llvm::Value* emitSelect(const kir::ExprNode& n);
   llvm::Value* emitCast(kir::DType from, kir::DType to, llvm::Value* v);
+  // Float `v` clamped to integer type `to`'s bounds, NaN to 0: converting
+  // it truncates to what a saturating conversion gives.
+  llvm::Value* clampForCast(llvm::Value* v, kir::DType to);
+  static std::pair<double, double> integerBounds(kir::DType t);
+  llvm::Value* emitSmallIntegerDifference(const kir::ExprNode& n);
+  llvm::Value* emitQuantizeRounding(const kir::ExprNode& n);
   llvm::Value* emitReduce(const kir::ExprNode& n);
   llvm::Value* emitStringCall(const kir::ExprNode& n);
   llvm::Value* combineFloat(kir::ReduceOp op, llvm::Value* acc, llvm::Value* x);

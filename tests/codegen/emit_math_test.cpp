@@ -208,5 +208,93 @@ TEST(EmitCastTest, FloatToNarrowIntegersSaturate) {
   }
 }
 
+// QuantizeLinear and QuantizeLinear -> DequantizeLinear, fused into one
+// elementwise kernel each, against the ONNX definitions evaluated here in
+// float: saturate(round_half_even(x / scale) + zero_point), then
+// (q - zero_point) * scale. The generated code divides through the
+// reciprocal with one correction step and dequantizes without leaving float
+// (emit_expr.cpp); both must be exact for every input. The sweep puts x on
+// each half-integer quotient and one float either side of it, plus specials.
+TEST(EmitQuantizeTest, QuantizeAndRequantizeMatchTheDefinitionExactly) {
+  const float inf = std::numeric_limits<float>::infinity();
+  struct Case {
+    float scale;
+    int zero_point;
+    ir::DType dtype;
+  };
+  const std::vector<Case> cases = {{0.1f, 128, ir::DType::kUInt8},     {0.0123f, 3, ir::DType::kUInt8},
+                                   {3.7f, 0, ir::DType::kUInt8},       {0.25f, 17, ir::DType::kUInt8},
+                                   {0.0071f, -5, ir::DType::kInt8},    {1.3f, 0, ir::DType::kInt8},
+                                   {7.77e-6f, 200, ir::DType::kUInt8}, {0.0314f, 0, ir::DType::kInt8}};
+  std::vector<float> x = {std::numeric_limits<float>::quiet_NaN(),
+                          inf,
+                          -inf,
+                          0.0f,
+                          -0.0f,
+                          1e-40f,
+                          -1e-40f,
+                          3e38f,
+                          -3e38f,
+                          1e30f,
+                          -1e30f,
+                          1.17549435e-38f};
+  for (const Case& c : cases)
+    for (int k = -600; k <= 600; ++k) {
+      float tie = (static_cast<float>(k) + 0.5f) * c.scale;
+      x.insert(x.end(), {tie, std::nextafter(tie, inf), std::nextafter(tie, -inf), static_cast<float>(k) * c.scale});
+    }
+  const int64_t n = static_cast<int64_t>(x.size());
+  TestGraph g(13);
+  ir::Value* in = g.input("x", {n});
+  // The same values again: a second input keeps common-subexpression
+  // elimination from sharing one QuantizeLinear, so the requantize chain
+  // fuses into one kernel rather than reading the quantized output back.
+  ir::Value* again = g.input("x_again", {n});
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    std::string id = std::to_string(i);
+    ir::Value* scale = g.constant("scale" + id, {}, {c.scale});
+    ir::Value* zp = g.model().graph.addValue("zp" + id);
+    const std::vector<uint8_t> u8 = {static_cast<uint8_t>(c.zero_point)};
+    const std::vector<int8_t> s8 = {static_cast<int8_t>(c.zero_point)};
+    zp->constant = c.dtype == ir::DType::kUInt8 ? ir::Tensor::fromValues<uint8_t>(c.dtype, {}, u8)
+                                                : ir::Tensor::fromValues<int8_t>(c.dtype, {}, s8);
+    zp->type = zp->constant->type();
+    g.output(g.op("QuantizeLinear", {in, scale, zp}, "q" + id));
+    ir::Value* q = g.op("QuantizeLinear", {again, scale, zp}, "q_inner" + id);
+    g.output(g.op("DequantizeLinear", {q, scale, zp}, "dq" + id));
+  }
+  TempDir tmp;
+  ASSERT_TRUE(frontend::writeOnnxFile(g.model(), tmp.file("q.onnx")).isOk());
+  compileOrFail(tmp.file("q.onnx"), tmp.file("q.so"));
+  kiln::Model artifact(tmp.file("q.so"));
+  kiln::Session session(artifact, 1);
+  ir::Tensor input = ir::Tensor::fromValues<float>(ir::DType::kFloat32, {n}, x);
+  auto outputs = tools::runArtifact(artifact, session, {input, input});
+  ASSERT_TRUE(outputs.isOk()) << outputs.status().message();
+  ASSERT_EQ(outputs->size(), 2 * cases.size());
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    const bool is_unsigned = c.dtype == ir::DType::kUInt8;
+    const float lo = is_unsigned ? 0.0f : -128.0f, hi = is_unsigned ? 255.0f : 127.0f;
+    const ir::Tensor& q = (*outputs)[2 * i];
+    const ir::Tensor& dq = (*outputs)[2 * i + 1];
+    for (int64_t e = 0; e < n; ++e) {
+      const float v = x[static_cast<size_t>(e)];
+      const float quotient = v / c.scale;
+      float want_q = std::nearbyint(quotient) + static_cast<float>(c.zero_point);
+      want_q = std::isnan(want_q) ? 0.0f : std::clamp(want_q, lo, hi);
+      const float got_q = is_unsigned ? static_cast<float>(reinterpret_cast<const uint8_t*>(q.bytes().data())[e])
+                                      : static_cast<float>(reinterpret_cast<const int8_t*>(q.bytes().data())[e]);
+      ASSERT_EQ(got_q, want_q) << "QuantizeLinear(" << v << ", scale " << c.scale << ", zero point " << c.zero_point
+                               << "), element " << e;
+      const float want_dq = (want_q - static_cast<float>(c.zero_point)) * c.scale;
+      const float got_dq = reinterpret_cast<const float*>(dq.bytes().data())[e];
+      ASSERT_EQ(got_dq, want_dq) << "DequantizeLinear(QuantizeLinear(" << v << ")), scale " << c.scale
+                                 << ", zero point " << c.zero_point << ", element " << e;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace kiln::testing
