@@ -61,6 +61,11 @@ struct PipelineOptions {
   // only when this is set: the driver sets it for --target cpu unless the
   // graph is written back as ONNX. Listed in `passes`, it runs regardless.
   bool cpu_layout = false;
+  // Whether the -O pipeline may run the passes that write Kiln's own ops
+  // (domain kiln) in place of ONNX ops the model's opset lacks
+  // (recognize-layer-norm, recognize-gelu): the driver clears it when the
+  // graph is written back as ONNX. Listed in `passes`, they run regardless.
+  bool kiln_ops = true;
   // --quantize: run as the "quantize" step (after fold-affine at -O1 and
   // above; first at -O0 or when --passes leaves it out).
   std::shared_ptr<const QuantizeSpec> quantize;
@@ -77,8 +82,14 @@ struct PassRecord {
   bool changed = false;
 };
 
-// Runs the pipeline; printing (--print-after, --time-passes) goes to `log`.
-// Shape inference runs first and after every pass that changed the graph.
+// Runs the pipeline; --print-after's IR goes to `log`. Shape inference runs
+// first and after every pass that changed the graph. --time-passes' table is
+// printPassTimes, which the driver calls once the program passes have run too.
 Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOptions& options, std::ostream& log);
+
+// The --time-passes table: one row per record, in the order they ran, with
+// what its counts are (graph nodes, or kernel calls for a program pass), and
+// the total time.
+void printPassTimes(const std::vector<PassRecord>& records, std::ostream& log);
 
 }  // namespace kiln::passes

@@ -22,6 +22,8 @@ std::unique_ptr<Pass> createFoldAffine();
 std::unique_ptr<Pass> createInlineConstantIf();
 std::unique_ptr<Pass> createFoldQdq();
 std::unique_ptr<Pass> createChannelsLast();
+std::unique_ptr<Pass> createRecognizeLayerNorm();
+std::unique_ptr<Pass> createRecognizeGelu();
 
 const std::vector<PassInfo>& allPasses() {
   static const std::vector<PassInfo> kPasses = {
@@ -40,6 +42,12 @@ const std::vector<PassInfo>& allPasses() {
        "fold DequantizeLinear -> Conv/MatMul/Gemm [-> Relu] -> QuantizeLinear into QLinearConv, QLinearMatMul, "
        "ConvInteger or MatMulInteger",
        createFoldQdq},
+      {"recognize-layer-norm",
+       "turn the decomposed layer normalization of opset < 17 exporters (ReduceMean, Sub, Pow, Sqrt, Div...) into one "
+       "LayerNormalization",
+       createRecognizeLayerNorm},
+      {"recognize-gelu", "turn GELU's tanh approximation written out in Mul/Add/Pow/Tanh into one Gelu",
+       createRecognizeGelu},
       {"channels-last",
        "run 2-D convolutions over NHWC data (kiln.ConvNhwc) and cancel the transposes between them (CPU target)",
        createChannelsLast},
@@ -77,9 +85,11 @@ std::vector<std::string> pipelineFor(int opt_level) {
   // fold-qdq runs twice: before fold-constants, which would otherwise turn an
   // imported model's DequantizeLinear(int8 weight) into a float weight, and
   // after the quantize step, on the QDQ graph it wrote.
+  // The recognize-* passes run after prune and quantize, which know ONNX's
+  // elementwise ops but not Kiln's twins of LayerNormalization and Gelu.
   return {"inline-constant-if", "fold-qdq", "fold-constants", "eliminate-common-subexpressions", "remove-no-ops",
-          "fold-affine", std::string(kPruneStep), std::string(kQuantizeStep), "fold-qdq", "channels-last",
-          "eliminate-dead-nodes", "fuse-kernels", "plan-in-place"};
+          "fold-affine", std::string(kPruneStep), std::string(kQuantizeStep), "fold-qdq", "recognize-layer-norm",
+          "recognize-gelu", "channels-last", "eliminate-dead-nodes", "fuse-kernels", "plan-in-place"};
 }
 
 Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOptions& options, std::ostream& log) {
@@ -154,6 +164,10 @@ Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOp
     if (!info) return invalidInput("--passes: unknown pass '" + name + "'");
     if (options.disabled.count(name)) continue;
     if (name == "channels-last" && options.passes.empty() && !options.cpu_layout) continue;
+    // Where the model's opset predates the op they write, these write Kiln's
+    // twin of it, which ONNX written back for other runtimes cannot hold.
+    if ((name == "recognize-layer-norm" || name == "recognize-gelu") && options.passes.empty() && !options.kiln_ops)
+      continue;
     std::unique_ptr<Pass> pass = info->create();
     KILN_RETURN_IF_ERROR(timed(name, [&]() -> Expected<bool> {
       KILN_ASSIGN_OR_RETURN(bool changed, pass->run(model));
@@ -161,13 +175,26 @@ Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOp
       return changed;
     }));
   }
-  if (options.time_passes) {
-    log << "pass                         nodes before -> after      ms\n";
-    for (const PassRecord& r : records)
-      log << std::left << std::setw(28) << r.name << std::right << std::setw(8) << r.nodes_before << " -> "
-          << std::setw(6) << r.nodes_after << std::setw(10) << std::fixed << std::setprecision(2) << r.ms << "\n";
-  }
   return records;
+}
+
+void printPassTimes(const std::vector<PassRecord>& records, std::ostream& log) {
+  std::ios_base::fmtflags flags = log.flags();
+  std::streamsize precision = log.precision();
+  auto row = [&](std::string_view name, std::string_view counts, auto before, auto after, auto ms) {
+    log << std::left << std::setw(33) << name << std::setw(8) << counts << std::right << std::setw(8) << before
+        << " -> " << std::setw(6) << after << std::setw(10) << ms << "\n";
+  };
+  row("pass", "counts", "before", "after", "ms");
+  log << std::fixed << std::setprecision(2);
+  double total_ms = 0;
+  for (const PassRecord& r : records) {
+    row(r.name, isProgramPass(r.name) ? "kernels" : "nodes", r.nodes_before, r.nodes_after, r.ms);
+    total_ms += r.ms;
+  }
+  log << std::left << std::setw(59) << "total" << std::right << std::setw(10) << total_ms << "\n";
+  log.flags(flags);
+  log.precision(precision);
 }
 
 }  // namespace kiln::passes

@@ -29,9 +29,14 @@ int64_t exprCost(const kir::Expr& e) {
 // Accumulators of one inner axis kept on the stage function's stack.
 constexpr int64_t kMaxInnerAccumulators = 4096;
 
+// Each distinct reduce node once: a fused activation that reads its input
+// several times (GELU, SiLU) shares one sum.
 void collectReduces(const kir::Expr& e, std::vector<const kir::ExprNode*>& out) {
   if (!e.valid()) return;
-  if (e->kind == kir::ExprNode::Kind::kReduce) out.push_back(&*e);
+  if (e->kind == kir::ExprNode::Kind::kReduce) {
+    if (std::find(out.begin(), out.end(), &*e) != out.end()) return;
+    out.push_back(&*e);
+  }
   for (const kir::Expr& op : e->operands) collectReduces(op, out);
 }
 

@@ -269,6 +269,8 @@ Expected<lower::Program> buildProgram(ir::Model& model, const CompileOptions& op
                      ? lowerSymbolic(model, *symbols, options, log, records)
                      : lowerModel(model, options, log, records);
   KILN_ASSIGN_OR_RETURN(lower::Program program, std::move(lowered));
+  // After lowering, so the table holds the program passes as well.
+  if (options.pipeline.time_passes) passes::printPassTimes(records, log);
   if (options.on_lowered) options.on_lowered(model, program);
   if (summary) {
     summary->passes = std::move(records);
@@ -298,7 +300,9 @@ Expected<CompileSummary> compileFile(const std::string& input, const std::string
     if (options.on_stage) options.on_stage("optimize");
     passes::PipelineOptions pipeline = options.pipeline;
     pipeline.cpu_layout = options.target == "cpu" && options.emit == Stage::kGraph;
+    pipeline.kiln_ops = options.emit == Stage::kGraph;
     KILN_ASSIGN_OR_RETURN(summary.passes, passes::runPipeline(*model, pipeline, log));
+    if (pipeline.time_passes) passes::printPassTimes(summary.passes, log);
     if (options.emit == Stage::kOnnx && model->opset_imports.count(std::string(ops::kKilnDomain)))
       return unsupported("--emit onnx: the graph holds Kiln's own ops (domain 'kiln', written by the channels-last "
                          "pass), which other runtimes cannot read; leave channels-last out of --passes");

@@ -111,6 +111,8 @@ bool plainReads(const kir::Kernel& kernel, const Expr& e, const std::set<int>& p
 // How a consumer kernel reads the parameters bound to the fused buffer.
 struct ReadProfile {
   int loads = 0;            // load sites over all stages
+  int load_nodes = 0;       // distinct load nodes among them
+  std::set<const ExprNode*> seen;
   bool in_reduce = false;   // some load sits inside a reduction (or a store index)
   bool at_own_axes = true;  // every load indexes exactly its stage's axes
   int64_t max_points = 0;   // largest iteration space of a reading stage
@@ -123,6 +125,7 @@ void profileLoads(const kir::Kernel& kernel, const kir::Stage& stage, const Expr
   if (e->kind == ExprNode::Kind::kLoad && params.count(e->buffer)) {
     reads = true;
     ++profile.loads;
+    if (profile.seen.insert(e.operator->()).second) ++profile.load_nodes;
     profile.in_reduce = profile.in_reduce || in_reduce;
     const std::vector<int64_t>& shape = kernel.params[e->buffer].shape;
     bool at_axes = e->operands.size() == stage.axes.size();
@@ -344,7 +347,9 @@ class KernelFuser {
       // Read once, or twice at the same element of one float32 stage (SiLU:
       // `x * sigmoid(x)`): both reads then share one inlined sum (see
       // inlineProducer), which codegen tiles like any other epilogue(sum).
-      bool shared = reads.loads <= kMaxLoadsPerElement && reads.reading_stages == 1 &&
+      // Reads are counted as load nodes there: a lowering that uses one load
+      // several times (Gelu's tanh form: x five times) reads it once.
+      bool shared = reads.load_nodes <= kMaxLoadsPerElement && reads.reading_stages == 1 &&
                     stage->value.dtype() == ir::DType::kFloat32;
       if ((reads.loads != 1 && !shared) || !reads.at_own_axes) return -1;
       // One reduction per stage: two (a residual Add of two convolutions)

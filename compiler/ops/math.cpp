@@ -393,6 +393,12 @@ void registerMathOps(OpRegistry& registry) {
     registry.add(OpSchema{"", spec.name, spec.versions, spec.attributes,
                           [&spec](InferContext& ctx) { return inferUnary(ctx, spec); },
                           [fn = spec.fn](LowerContext& ctx) { return lowerUnary(ctx, fn); }});
+    // Gelu for models whose opset predates 20: what the recognize-gelu pass
+    // writes there.
+    if (spec.name == "Gelu")
+      registry.add(OpSchema{kKilnDomain, spec.name, {1}, spec.attributes,
+                            [&spec](InferContext& ctx) { return inferUnary(ctx, spec); },
+                            [fn = spec.fn](LowerContext& ctx) { return lowerUnary(ctx, fn); }});
   }
   registry.add(OpSchema{"", "PRelu", {1, 6, 7, 9, 16}, {kConsumedInputs}, inferPRelu, [](LowerContext& ctx) {
                           return lowerBroadcastElementwise(ctx, prelu, BroadcastRule::kChannelsBefore7);

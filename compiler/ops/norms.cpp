@@ -347,12 +347,12 @@ Status lowerHardmax(LowerContext& ctx) {
 }  // namespace
 
 void registerNormOps(OpRegistry& registry) {
-  registry.add(OpSchema{"",
-                        "LayerNormalization",
-                        {17},
-                        {{"axis", Kind::kInt}, {"epsilon", Kind::kFloat}, {"stash_type", Kind::kInt}},
-                        inferLayerNorm,
-                        lowerLayerNorm});
+  const std::vector<AttrSpec> layer_norm_attrs = {
+      {"axis", Kind::kInt}, {"epsilon", Kind::kFloat}, {"stash_type", Kind::kInt}};
+  registry.add(OpSchema{"", "LayerNormalization", {17}, layer_norm_attrs, inferLayerNorm, lowerLayerNorm});
+  // The same op for models whose opset predates 17: what the
+  // recognize-layer-norm pass writes there.
+  registry.add(OpSchema{kKilnDomain, "LayerNormalization", {1}, layer_norm_attrs, inferLayerNorm, lowerLayerNorm});
   registry.add(OpSchema{"",
                         "InstanceNormalization",
                         {1, 6},

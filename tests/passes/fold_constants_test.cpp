@@ -6,6 +6,7 @@
 #include "compiler/ir/printer.h"
 #include "passes/infer_shapes.h"
 #include "passes/pass.h"
+#include "tests/passes/model_check.h"
 
 namespace kiln::passes {
 namespace {
@@ -91,6 +92,85 @@ TEST(FoldConstantsTest, IdenticalConstantsAreShared) {
   std::ostringstream log;
   ASSERT_TRUE(runPipeline(*m, options, log).isOk());
   EXPECT_EQ(g.nodes()[1]->inputs[1], g.nodes()[0]->inputs[1]);
+}
+
+// The model after `passes` (shape inference first), with the records.
+std::vector<PassRecord> runRecorded(ir::Model& m, std::vector<std::string> passes) {
+  PipelineOptions options;
+  options.passes = std::move(passes);
+  std::ostringstream log;
+  auto records = runPipeline(m, options, log);
+  EXPECT_TRUE(records.isOk()) << records.status().message();
+  return records.isOk() ? *records : std::vector<PassRecord>{};
+}
+
+// y = MatMul(x, Transpose(w)) + (c1 + c2): the transposed weight and the
+// bias sum are known at compile time.
+std::unique_ptr<ir::Model> makeWeightModel() {
+  testing::TestGraph g;
+  ir::Value* x = g.input("x", {2, 4});
+  ir::Value* w = g.randomConstant("w", {3, 4});
+  ir::Value* wt = g.op("Transpose", {w}, "wt");
+  ir::Value* bias = g.op("Add", {g.randomConstant("c1", {3}), g.randomConstant("c2", {3})}, "bias");
+  g.output(g.op("Add", {g.op("MatMul", {x, wt}, "mm"), bias}, "y"));
+  return g.take();
+}
+
+TEST(FoldConstantsTest, KeepsOutputs) {
+  auto m = makeWeightModel();
+  std::vector<PassRecord> records = runRecorded(*m, {"fold-constants"});
+  ASSERT_FALSE(records.empty());
+  EXPECT_EQ(records.back().nodes_before, 4u);
+  EXPECT_EQ(records.back().nodes_after, 2u);
+  EXPECT_EQ(testing::opSequence(m->graph), "MatMul,Add");
+  EXPECT_TRUE(m->graph.nodes()[0]->inputs[1]->isConstant()) << "the transposed weight";
+  EXPECT_TRUE(testing::passesKeepOutputs(makeWeightModel, {"fold-constants"}));
+  EXPECT_TRUE(testing::passesKeepOutputs(makeModel, {"fold-constants"}));
+}
+
+// x.view(x.size(0), x.size(1), -1) as exporters write it: Shape -> Gather ->
+// Unsqueeze and Shape -> Gather -> Concat give Reshape its target.
+std::unique_ptr<ir::Model> makeShapeArithmetic() {
+  testing::TestGraph g;
+  ir::Value* x = g.input("x", {2, 3, 4, 5});
+  ir::Value* shape = g.op("Shape", {x}, "shape");
+  ir::Value* zero = g.model().graph.addValue("zero");
+  zero->constant = ir::Tensor::fromValues<int64_t>(ir::DType::kInt64, {}, std::vector<int64_t>{0});
+  zero->type = zero->constant->type();
+  ir::Value* batch = g.op("Gather", {shape, zero}, "batch");  // a scalar
+  ir::Value* batch1 = g.op("Unsqueeze", {batch, g.int64s("axes", {0})}, "batch1");
+  ir::Value* channels = g.op("Gather", {shape, g.int64s("one", {1})}, "channels");
+  ir::Node* concat = g.node("Concat", {batch1, channels, g.int64s("rest", {-1})}, "target");
+  testing::setInt(concat, "axis", 0);
+  g.output(g.op("Reshape", {x, concat->outputs[0]}, "y"));
+  return g.take();
+}
+
+TEST(FoldConstantsTest, ShapeArithmeticBecomesConstants) {
+  // Shape inference computes every value of the chain; the nodes stay.
+  auto inferred = makeShapeArithmetic();
+  ASSERT_TRUE(inferShapes(*inferred).isOk());
+  EXPECT_EQ(testing::opSequence(inferred->graph), "Shape,Gather,Unsqueeze,Gather,Concat,Reshape");
+  for (const char* name : {"shape", "batch", "batch1", "channels", "target"})
+    EXPECT_TRUE(inferred->graph.findValue(name)->isConstant()) << name;
+  EXPECT_FALSE(inferred->graph.findValue("y")->isConstant());
+
+  // fold-constants drops them: Reshape reads a constant target.
+  auto m = makeShapeArithmetic();
+  std::vector<PassRecord> records = runRecorded(*m, {"fold-constants"});
+  ASSERT_FALSE(records.empty());
+  EXPECT_EQ(records.back().name, "fold-constants");
+  EXPECT_EQ(records.back().nodes_before, 6u);
+  EXPECT_EQ(records.back().nodes_after, 1u);
+  ASSERT_EQ(testing::opSequence(m->graph), "Reshape") << ir::printModel(*m);
+  const ir::Value* target = m->graph.nodes()[0]->inputs[1];
+  ASSERT_TRUE(target->isConstant());
+  EXPECT_EQ(target->producer, nullptr);
+  EXPECT_EQ(target->constant->toInts(), (std::vector<int64_t>{2, 3, -1}));
+  const ir::Value* y = m->graph.outputs[0];
+  ASSERT_TRUE(y->type.shape.has_value());
+  EXPECT_EQ(ir::toString(*y->type.shape), "2x3x20");
+  EXPECT_TRUE(testing::passesKeepOutputs(makeShapeArithmetic, {"fold-constants"}));
 }
 
 TEST(PipelineTest, UnknownPassNamesAreErrors) {

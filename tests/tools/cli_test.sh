@@ -81,6 +81,32 @@ expect "-O0 checks" 0 "" -- "$kiln" check "$work/o0.so" --test-dir "$case_dir"
 expect "--report" 0 "" -- "$kiln" compile "$examples/tiny_cnn/tiny_cnn.onnx" -o "$work/t.so" --report "$work/report.json"
 /usr/bin/python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert r['kernels'] > 0 and r['weight_bytes'] > 0 and r['passes']" "$work/report.json" &&
   echo "PASS --report writes the JSON fields" && passed=$((passed + 1)) || { echo "FAIL --report JSON"; failed=$((failed + 1)); }
+/usr/bin/python3 - "$work/report.json" <<'PY' && echo "PASS --report lists the program passes" && passed=$((passed + 1)) ||
+import json, sys
+passes = {p["name"]: p for p in json.load(open(sys.argv[1]))["passes"]}
+for name in ("infer-shapes", "fold-constants", "fuse-kernels", "plan-in-place"):
+    assert name in passes, (name, list(passes))
+    assert all(isinstance(passes[name].get(k), (int, float)) for k in ("nodes_before", "nodes_after", "ms")), passes[name]
+assert passes["fuse-kernels"]["nodes_after"] < passes["fuse-kernels"]["nodes_before"], passes["fuse-kernels"]
+PY
+  { echo "FAIL --report lists the program passes"; failed=$((failed + 1)); }
+
+# --time-passes: one table of every pass that ran, the program passes'
+# counts being kernels; --print-after all: the IR (or kernels) after each.
+expect "--time-passes" 0 "^fuse-kernels +kernels +[0-9]+ -> +[0-9]+ +[0-9.]+$" -- \
+  "$kiln" compile "$examples/tiny_cnn/tiny_cnn.onnx" -o "$work/t.so" --time-passes
+for row in "infer-shapes +nodes" "fold-constants +nodes" "plan-in-place +kernels" "total +[0-9.]+$"; do
+  grep -qE "^$row" "$work/err" && echo "PASS --time-passes lists /$row/" && passed=$((passed + 1)) ||
+    { echo "FAIL --time-passes lists /$row/"; sed 's/^/  | /' "$work/err"; failed=$((failed + 1)); }
+done
+expect "--print-after all" 0 "kernels after fuse-kernels" -- \
+  "$kiln" compile "$examples/tiny_cnn/tiny_cnn.onnx" -o "$work/t.so" --print-after all --time-passes
+ran=$(awk '/^pass +counts/ { table = 1; next } /^total / { table = 0 } table { print $1 }' "$work/err" | sort -u)
+printed=$(sed -nE 's/^\/\/ ----- (IR|kernels) after ([a-z-]+) -----$/\2/p' "$work/err" | sort -u)
+[ "$(echo "$ran" | wc -l)" -ge 2 ] && [ "$ran" = "$printed" ] &&
+  echo "PASS --print-after all prints after every pass" && passed=$((passed + 1)) ||
+  { echo "FAIL --print-after all: ran [$(tr '\n' ' ' <<<"$ran")], printed after [$(tr '\n' ' ' <<<"$printed")]"
+    failed=$((failed + 1)); }
 
 # A symbolic batch dim: compiled once, run at two batch sizes; sample 1 of
 # the batch of 3 must give what the batch of 1 gives.
