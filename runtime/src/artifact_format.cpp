@@ -1,5 +1,6 @@
 #include "artifact_format.h"
 
+#include <algorithm>
 #include <cstring>
 #include <elf.h>
 
@@ -171,8 +172,15 @@ std::optional<ModelDesc> parse(std::span<const uint8_t> section, std::string* er
 
 std::optional<SectionRef> findElfSection(std::span<const uint8_t> file, const char* name, std::string* error) {
   Elf64_Ehdr eh;
-  if (file.size() < sizeof(eh) || std::memcmp(file.data(), ELFMAG, SELFMAG) != 0) {
+  // The magic is judged on the bytes there are: a file cut inside the header
+  // is truncated, one that starts otherwise is something else.
+  if (!file.empty() && std::memcmp(file.data(), ELFMAG, std::min<size_t>(file.size(), SELFMAG)) != 0) {
     *error = "not an ELF shared object (wrong magic): not a Kiln artifact";
+    return std::nullopt;
+  }
+  if (file.size() < sizeof(eh)) {
+    *error = "the file is truncated (" + std::to_string(file.size()) + " bytes, shorter than the " +
+             std::to_string(sizeof(eh)) + "-byte ELF header)";
     return std::nullopt;
   }
   std::memcpy(&eh, file.data(), sizeof(eh));
@@ -227,9 +235,11 @@ uint64_t hashBytes(std::span<const uint8_t> bytes, uint64_t seed) {
   return h;
 }
 
-uint64_t hashArtifact(std::span<const uint8_t> file, SectionRef skip) {
-  uint64_t h = hashBytes(file.subspan(0, skip.offset), 1);
-  return hashBytes(file.subspan(skip.offset + skip.size), h);
+uint64_t hashArtifact(std::span<const uint8_t> file, SectionRef desc) {
+  const uint64_t field = desc.offset + kContentHashOffset;
+  if (desc.size < kHeaderBytes || field + sizeof(uint64_t) > file.size()) return hashBytes(file, 1);
+  uint64_t h = hashBytes(file.subspan(0, field), 1);
+  return hashBytes(file.subspan(field + sizeof(uint64_t)), h);
 }
 
 }  // namespace kiln::artifact

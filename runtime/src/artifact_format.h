@@ -33,7 +33,8 @@ inline constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'D', 'S', 'C', '\0'};
 // 5: containers at the graph boundary: each input's and output's kind
 // (tensor, sequence, optional tensor, optional sequence) and present slot
 // after the any-shape list.
-inline constexpr uint32_t kFormatVersion = 5;
+// 6: the checksum covers the description too, all but its own field.
+inline constexpr uint32_t kFormatVersion = 6;
 // Version of the calling convention between runtime and generated code
 // (kiln_exec_context and the entry point's signature). 2: the profiling hook.
 // 3: the dim slot table and the allocator for run-time-shaped buffers.
@@ -115,8 +116,11 @@ struct SectionRef {
 // headers and the section lie inside the file.
 std::optional<SectionRef> findElfSection(std::span<const uint8_t> file, const char* name, std::string* error);
 
-// 64-bit hash of the file with `skip` (the description section) left out.
-uint64_t hashArtifact(std::span<const uint8_t> file, SectionRef skip);
+// 64-bit hash of the whole file but the description section's own hash
+// field (its 8 bytes at kContentHashOffset): code, weights and the
+// description (shapes, workspace size, kinds, which the runtime sizes
+// buffers from) alike.
+uint64_t hashArtifact(std::span<const uint8_t> file, SectionRef desc);
 
 uint64_t hashBytes(std::span<const uint8_t> bytes, uint64_t seed = 0);
 

@@ -558,12 +558,18 @@ kiln_status runSession(kiln_session* session, const kiln_value* inputs, size_t n
                        const kiln_run_options* run_options = nullptr) {
   if (!session) return fail(error, KILN_ERROR_INVALID_ARGUMENT, "session must not be NULL");
   const kiln::artifact::ModelDesc& desc = session->model->desc;
-  if (num_inputs != desc.inputs.size() || (num_inputs && !inputs))
+  if (num_inputs != desc.inputs.size())
     return fail(error, KILN_ERROR_INVALID_ARGUMENT,
                 "got " + std::to_string(num_inputs) + " inputs, the model takes " + std::to_string(desc.inputs.size()));
-  if (num_outputs != desc.outputs.size() || (num_outputs && !outputs))
+  if (num_inputs && !inputs)
+    return fail(error, KILN_ERROR_INVALID_ARGUMENT, "inputs is NULL but num_inputs is " + std::to_string(num_inputs));
+  if (num_outputs != desc.outputs.size())
     return fail(error, KILN_ERROR_INVALID_ARGUMENT,
                 "got " + std::to_string(num_outputs) + " outputs, the model produces " + std::to_string(desc.outputs.size()));
+  if (num_outputs && !outputs)
+    return fail(error, KILN_ERROR_INVALID_ARGUMENT,
+                "outputs is NULL but num_outputs is " + std::to_string(num_outputs) +
+                    " (pass an array; an entry whose data is NULL has the run allocate it)");
   return guarded(error, [&] {
     std::vector<void*> in_ptrs(num_inputs), out_ptrs(num_outputs, nullptr);
     std::vector<int64_t> slots(desc.slot_count, 0);

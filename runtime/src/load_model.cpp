@@ -16,6 +16,12 @@
 namespace kiln::runtime {
 namespace {
 
+uint64_t physicalMemoryBytes() {
+  long pages = sysconf(_SC_PHYS_PAGES), page_bytes = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page_bytes <= 0) return UINT64_MAX;  // unknown: leave it to the allocation
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_bytes);
+}
+
 kiln_status readFile(const char* path, std::vector<uint8_t>& bytes, std::string& message) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -26,6 +32,15 @@ kiln_status readFile(const char* path, std::vector<uint8_t>& bytes, std::string&
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(fd);
     message = std::string("artifact '") + path + "' is not a regular file";
+    return KILN_ERROR_IO;
+  }
+  // The whole file is read (and copied once more for dlopen): one larger than
+  // the machine's memory cannot load, and a sparse file can claim terabytes.
+  uint64_t memory_bytes = physicalMemoryBytes();
+  if (static_cast<uint64_t>(st.st_size) > memory_bytes) {
+    close(fd);
+    message = std::string("artifact '") + path + "' is " + std::to_string(st.st_size) +
+              " bytes, more than this machine's memory (" + std::to_string(memory_bytes) + " bytes)";
     return KILN_ERROR_IO;
   }
   bytes.resize(static_cast<size_t>(st.st_size));

@@ -84,7 +84,33 @@ TEST_F(HostileArtifactTest, TheUntamperedArtifactLoads) {
 TEST_F(HostileArtifactTest, TruncatedInsideTheElfHeader) {
   LoadResult r = load("short", std::vector<char>(bytes_->begin(), bytes_->begin() + 40));
   EXPECT_EQ(r.status, KILN_ERROR_INVALID_ARTIFACT);
-  EXPECT_EQ(r.message, where("short") + "not an ELF shared object (wrong magic): not a Kiln artifact");
+  EXPECT_EQ(r.message, where("short") + "the file is truncated (40 bytes, shorter than the 64-byte ELF header)");
+  r = load("empty", {});
+  EXPECT_EQ(r.status, KILN_ERROR_INVALID_ARTIFACT);
+  EXPECT_EQ(r.message, where("empty") + "the file is truncated (0 bytes, shorter than the 64-byte ELF header)");
+}
+
+TEST_F(HostileArtifactTest, ShortFileThatIsNotElf) {
+  std::string text = "hello\n";
+  LoadResult r = load("text", std::vector<char>(text.begin(), text.end()));
+  EXPECT_EQ(r.status, KILN_ERROR_INVALID_ARTIFACT);
+  EXPECT_EQ(r.message, where("text") + "not an ELF shared object (wrong magic): not a Kiln artifact");
+}
+
+// The loader reads the whole file: one larger than the machine's memory (a
+// sparse file, which costs no disk) is refused before anything is read.
+TEST_F(HostileArtifactTest, LargerThanMemory) {
+  uint64_t memory_bytes =
+      static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(sysconf(_SC_PAGE_SIZE));
+  uint64_t file_bytes = std::max<uint64_t>(memory_bytes * 2, uint64_t{1} << 40);
+  std::string path = dir_->file("huge.so");
+  testing::writeBytes(path, *bytes_);
+  std::filesystem::resize_file(path, file_bytes);
+  LoadResult r = tryLoad(path);
+  std::filesystem::remove(path);
+  EXPECT_EQ(r.status, KILN_ERROR_IO);
+  EXPECT_EQ(r.message, "artifact '" + path + "' is " + std::to_string(file_bytes) +
+                           " bytes, more than this machine's memory (" + std::to_string(memory_bytes) + " bytes)");
 }
 
 TEST_F(HostileArtifactTest, TruncatedBeforeTheSectionTable) {
@@ -93,24 +119,56 @@ TEST_F(HostileArtifactTest, TruncatedBeforeTheSectionTable) {
   EXPECT_EQ(r.message, where("half") + "the file is truncated or its section table is damaged");
 }
 
-TEST_F(HostileArtifactTest, EveryBitFlipOutsideTheDescriptionIsCaught) {
+// Sampled across the file, and at every byte of the description (whose
+// dims, workspace size and kinds size the runtime's buffers), except the 8
+// bytes of the checksum itself.
+TEST_F(HostileArtifactTest, EveryBitFlipIsCaught) {
   std::span<const uint8_t> file(reinterpret_cast<const uint8_t*>(bytes_->data()), bytes_->size());
   std::string error;
   auto section = artifact::findElfSection(file, artifact::kDescSection, &error);
   ASSERT_TRUE(section.has_value()) << error;
-  int loaded = 0;
-  size_t step = std::max<size_t>(1, bytes_->size() / 300);
-  for (size_t at = 0; at < bytes_->size(); at += step) {
-    if (at >= section->offset && at < section->offset + section->size) continue;
-    std::vector<char> flipped = *bytes_;
-    flipped[at] ^= 0x04;
-    LoadResult r = load("flipped", flipped);
-    if (r.status == KILN_OK) ++loaded;
-    EXPECT_NE(r.status, KILN_OK) << "flip at byte " << at << " went unnoticed";
-    EXPECT_FALSE(r.message.empty());
-    EXPECT_EQ(r.message.find('\n'), std::string::npos) << r.message;
+  std::vector<size_t> where;
+  for (size_t at = 0; at < bytes_->size(); at += std::max<size_t>(1, bytes_->size() / 300)) where.push_back(at);
+  for (size_t at = section->offset; at < section->offset + section->size; ++at) where.push_back(at);
+  const size_t hash_field = section->offset + artifact::kContentHashOffset;
+  int loaded = 0, tried = 0;
+  for (size_t at : where) {
+    if (at >= hash_field && at < hash_field + sizeof(uint64_t)) continue;
+    for (char bit : {char{0x01}, char{0x40}}) {
+      std::vector<char> flipped = *bytes_;
+      flipped[at] ^= bit;
+      LoadResult r = load("flipped", flipped);
+      ++tried;
+      if (r.status == KILN_OK) ++loaded;
+      EXPECT_NE(r.status, KILN_OK) << "flip of bit " << int{bit} << " at byte " << at << " went unnoticed";
+      EXPECT_FALSE(r.message.empty());
+      EXPECT_EQ(r.message.find('\n'), std::string::npos) << r.message;
+    }
   }
+  EXPECT_GT(tried, 300);
   EXPECT_EQ(loaded, 0);
+}
+
+// A description that still parses, with an output dim changed: refused by the
+// checksum before anything sizes a buffer from it.
+TEST_F(HostileArtifactTest, ChangedDescriptionFailsTheChecksum) {
+  std::vector<char> bytes = *bytes_;
+  std::span<const uint8_t> file(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  std::string error;
+  auto section = artifact::findElfSection(file, artifact::kDescSection, &error);
+  ASSERT_TRUE(section.has_value()) << error;
+  auto desc = artifact::parse(file.subspan(section->offset, section->size), &error);
+  ASSERT_TRUE(desc.has_value()) << error;
+  ASSERT_FALSE(desc->outputs.empty());
+  ASSERT_FALSE(desc->outputs[0].dims.empty());
+  desc->outputs[0].dims[0] = 0;
+  std::vector<uint8_t> serialized = artifact::serialize(*desc);
+  ASSERT_LE(serialized.size(), section->size);
+  serialized.resize(section->size, 0);
+  std::memcpy(bytes.data() + section->offset, serialized.data(), serialized.size());
+  LoadResult r = load("desc_edit", bytes);
+  EXPECT_EQ(r.status, KILN_ERROR_INVALID_ARTIFACT);
+  EXPECT_EQ(r.message, where("desc_edit") + "checksum mismatch: the file was damaged or modified after compilation");
 }
 
 TEST_F(HostileArtifactTest, BitFlipInTheCodeFailsTheChecksum) {

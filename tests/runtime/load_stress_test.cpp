@@ -164,11 +164,13 @@ TEST_F(BadArgumentsTest, NullInputAndOutputArrays) {
   kiln_tensor output = tensor(out_);
   auto [status, message] = run(nullptr, 2, &output, 1);
   EXPECT_EQ(status, KILN_ERROR_INVALID_ARGUMENT);
-  EXPECT_EQ(message, "got 2 inputs, the model takes 2");
+  EXPECT_EQ(message, "inputs is NULL but num_inputs is 2");
   kiln_tensor inputs[2] = {tensor(x_), tensor(y_)};
   std::tie(status, message) = run(inputs, 2, nullptr, 1);
   EXPECT_EQ(status, KILN_ERROR_INVALID_ARGUMENT);
-  EXPECT_EQ(message, "got 1 outputs, the model produces 1");
+  EXPECT_EQ(
+      message,
+      "outputs is NULL but num_outputs is 1 (pass an array; an entry whose data is NULL has the run allocate it)");
 }
 
 TEST_F(BadArgumentsTest, WrongCounts) {
