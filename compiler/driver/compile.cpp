@@ -294,14 +294,19 @@ Expected<CompileSummary> compileFile(const std::string& input, const std::string
 #endif
   if (options.on_stage) options.on_stage("import");
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> model, importModel(input));
+  // What the passes and the lowering find wrong is in the model too: its
+  // errors name the file, as the importer's do.
+  const std::string model_file = "'" + input + "'";
   CompileSummary summary;
   if (options.emit == Stage::kGraph || options.emit == Stage::kOnnx) {
-    KILN_RETURN_IF_ERROR(passes::pinInputShapes(*model, options.shapes));
+    KILN_RETURN_IF_ERROR(passes::pinInputShapes(*model, options.shapes).withContext(model_file));
     if (options.on_stage) options.on_stage("optimize");
     passes::PipelineOptions pipeline = options.pipeline;
     pipeline.cpu_layout = options.target == "cpu" && options.emit == Stage::kGraph;
     pipeline.kiln_ops = options.emit == Stage::kGraph;
-    KILN_ASSIGN_OR_RETURN(summary.passes, passes::runPipeline(*model, pipeline, log));
+    auto records = passes::runPipeline(*model, pipeline, log);
+    if (!records) return records.status().withContext(model_file);
+    summary.passes = records.take();
     if (pipeline.time_passes) passes::printPassTimes(summary.passes, log);
     if (options.emit == Stage::kOnnx && model->opset_imports.count(std::string(ops::kKilnDomain)))
       return unsupported("--emit onnx: the graph holds Kiln's own ops (domain 'kiln', written by the channels-last "
@@ -311,7 +316,9 @@ Expected<CompileSummary> compileFile(const std::string& input, const std::string
     return summary;
   }
   std::set<std::string> dtype_only = dtypeOnlyInputs(*model);
-  KILN_ASSIGN_OR_RETURN(lower::Program program, buildProgram(*model, options, log, &summary));
+  auto built = buildProgram(*model, options, log, &summary);
+  if (!built) return built.status().withContext(model_file);
+  lower::Program program = built.take();
   if (options.emit == Stage::kKernels) {
     KILN_RETURN_IF_ERROR(writeText(output, lower::toString(program)));
     return summary;
@@ -320,7 +327,8 @@ Expected<CompileSummary> compileFile(const std::string& input, const std::string
     for (const auto* list : {&program.input_buffers, &program.output_buffers})
       for (int b : *list)
         if (program.buffers[b].container != ir::ValueKind::kTensor)
-          return unsupported("'" + program.buffers[b].name + "' is " + ir::kindName(program.buffers[b].container) +
+          return unsupported(model_file + ": '" + program.buffers[b].name + "' is " +
+                             ir::kindName(program.buffers[b].container) +
                              ": the CUDA backend takes and returns tensors only");
   if (options.on_stage) options.on_stage("codegen");
   KILN_ASSIGN_OR_RETURN(auto backend, createBackend(options));

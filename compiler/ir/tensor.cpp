@@ -9,10 +9,20 @@
 
 namespace kiln::ir {
 
+// Shapes go into one-line error messages, and a hostile model's can have a
+// million dims: past kMaxRank, a shape lists its first 8 and last 2 dims
+// ("1x1x1x1x1x1x1x1x...(999990 more)x1x1").
 std::string toString(const Shape& shape) {
+  constexpr size_t kHeadDims = 8, kTailDims = 2;
   if (shape.empty()) return "scalar";
+  bool elide = shape.size() > static_cast<size_t>(kMaxRank);
   std::string out;
   for (size_t i = 0; i < shape.size(); ++i) {
+    if (elide && i == kHeadDims) {
+      out += "x...(" + std::to_string(shape.size() - kHeadDims - kTailDims) + " more)";
+      i = shape.size() - kTailDims - 1;
+      continue;
+    }
     if (i) out += 'x';
     const Dim& d = shape[i];
     out += d.isKnown() ? std::to_string(d.value) : (d.symbol.empty() ? "?" : d.symbol);

@@ -57,6 +57,17 @@ std::unique_ptr<Model> smallModel() {
   return model;
 }
 
+// A shape of up to kMaxRank dims is printed whole; a longer one (a hostile
+// model's, bound for a one-line error) keeps its first 8 and last 2.
+TEST(ShapeText, ShapesPastTheMaxRankAreElided) {
+  EXPECT_EQ(toString(makeShape(std::vector<int64_t>(16, 2))), "2x2x2x2x2x2x2x2x2x2x2x2x2x2x2x2");
+  std::vector<int64_t> dims(1000000, 1);
+  dims[7] = 8;
+  dims[999998] = 9;
+  EXPECT_EQ(toString(makeShape(dims)), "1x1x1x1x1x1x1x8x...(999990 more)x9x1");
+  EXPECT_EQ(toString(makeShape(std::vector<int64_t>(17, 3))), "3x3x3x3x3x3x3x3x...(7 more)x3x3");
+}
+
 TEST(PrinterTest, PrintsSmallModel) {
   auto model = smallModel();
   EXPECT_EQ(printModel(*model),

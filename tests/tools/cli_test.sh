@@ -108,6 +108,69 @@ printed=$(sed -nE 's/^\/\/ ----- (IR|kernels) after ([a-z-]+) -----$/\2/p' "$wor
   { echo "FAIL --print-after all: ran [$(tr '\n' ' ' <<<"$ran")], printed after [$(tr '\n' ' ' <<<"$printed")]"
     failed=$((failed + 1)); }
 
+# Errors past the import name the model file as the importer's do; a long
+# shape in one is elided; a run-time check that refuses the inputs' values is
+# bad input (exit 2) in run, check, bench and profile alike.
+/usr/bin/python3 - "$work" <<'PY'
+import os, sys, numpy as np, onnx
+from onnx import helper, numpy_helper, TensorProto as T
+work = sys.argv[1]
+def save(nodes, inputs, name, initializers=()):
+    graph = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info("y", T.FLOAT, None)], list(initializers))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), f"{work}/{name}")
+save([helper.make_node("Add", ["a", "b"], ["y"], name="add0")],
+     [helper.make_tensor_value_info("a", T.FLOAT, [2, 3]), helper.make_tensor_value_info("b", T.FLOAT, [4, 5])], "bad_add.onnx")
+save([helper.make_node("Reshape", ["x", "s"], ["y"], name="r")], [helper.make_tensor_value_info("x", T.FLOAT, [2, 3])],
+     "reshape_rank.onnx", [numpy_helper.from_array(np.ones(100000, dtype=np.int64), "s")])
+save([helper.make_node("Reshape", ["x", "s"], ["y"], name="rs")],
+     [helper.make_tensor_value_info("x", T.FLOAT, [6]), helper.make_tensor_value_info("s", T.INT64, [2])], "rt_reshape.onnx")
+x, s = np.arange(6, dtype=np.float32), np.array([-3, -2], dtype=np.int64)
+np.save(f"{work}/x6.npy", x)
+np.save(f"{work}/s_bad.npy", s)
+os.makedirs(f"{work}/rt_case/test_data_set_0")
+for name, t in (("input_0", x), ("input_1", s), ("output_0", x.reshape(2, 3))):
+    open(f"{work}/rt_case/test_data_set_0/{name}.pb", "wb").write(numpy_helper.from_array(t).SerializeToString())
+PY
+expect_one_line_errors=1
+expect "a shape inference error names the model file" 2 \
+  "^kiln: error: '$work/bad_add.onnx': pass infer-shapes: Add 'add0': shapes 2x3, 4x5 do not broadcast \(dim 0: 2 vs 4\)$" -- \
+  "$kiln" compile "$work/bad_add.onnx" -o "$work/x.so"
+expect "a 100000-dim shape in an error is elided" 2 \
+  "^kiln: error: '$work/reshape_rank.onnx': pass infer-shapes: Reshape 'r': cannot reshape 2x3 into 1x1x1x1x1x1x1x1x\.\.\.\(99990 more\)x1x1: element counts differ$" -- \
+  "$kiln" compile "$work/reshape_rank.onnx" -o "$work/x.so"
+expect "compile a run-time Reshape" 0 "" -- "$kiln" compile "$work/rt_reshape.onnx" -o "$work/rt.so"
+bad_target="Reshape 'rs': target shape \[-3x-2\] has an entry below -1, more than one -1, or a 0 past the input's rank 1$"
+expect "run: a run-time check refusing the inputs exits 2" 2 "^kiln: error: $bad_target" -- \
+  "$kiln" run "$work/rt.so" --input "$work/x6.npy" --input "$work/s_bad.npy"
+expect "check: a run-time check refusing the inputs exits 2" 2 "^kiln: error: test_data_set_0: $bad_target" -- \
+  "$kiln" check "$work/rt.so" --test-dir "$work/rt_case"
+for cmd in bench profile; do
+  expect "$cmd: a run-time check refusing the inputs exits 2" 2 "^kiln: error: artifact '$work/rt.so': $bad_target" -- \
+    "$kiln" $cmd "$work/rt.so" --input "$work/x6.npy" --input "$work/s_bad.npy"
+done
+# A file larger than this machine's memory (sparse: no disk used) is refused
+# before it is read, as an artifact and as an input.
+memory_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+huge=$((memory_kb * 2048 > 1 << 40 ? memory_kb * 2048 : 1 << 40))
+truncate -s "$huge" "$work/huge.so"
+expect "an artifact larger than memory" 4 \
+  "^kiln: error: artifact '$work/huge.so' is $huge bytes, more than this machine's memory \([0-9]+ bytes\)$" -- \
+  "$kiln" run "$work/huge.so" --input "$work/x6.npy"
+/usr/bin/python3 - "$work/huge.npy" "$huge" <<'PY'
+import struct, sys
+path, size = sys.argv[1], int(sys.argv[2])
+header = "{'descr': '<U1', 'fortran_order': False, 'shape': (%d,), }" % ((size - 128) // 4)
+header = header.ljust(117) + "\n"
+with open(path, "wb") as f:
+    f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
+    f.truncate(size)
+PY
+expect "an input .npy larger than memory" 4 \
+  "^kiln: error: '$work/huge.npy' is $huge bytes, more than this machine's memory \([0-9]+ bytes\)$" -- \
+  "$kiln" run "$work/rt.so" --input "$work/huge.npy" --input "$work/s_bad.npy"
+rm -f "$work/huge.so" "$work/huge.npy"
+expect_one_line_errors=0
+
 # A symbolic batch dim: compiled once, run at two batch sizes; sample 1 of
 # the batch of 3 must give what the batch of 1 gives.
 /usr/bin/python3 - "$examples/tiny_cnn/tiny_cnn.onnx" "$work" <<'PY'

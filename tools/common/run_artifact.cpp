@@ -6,6 +6,22 @@
 
 namespace kiln::tools {
 
+Status runtimeStatus(const kiln::Error& e) {
+  switch (e.status()) {
+    case KILN_ERROR_IO:
+      return ioError(e.what());
+    case KILN_ERROR_UNSUPPORTED:
+      return unsupported(e.what());
+    case KILN_ERROR_INVALID_ARTIFACT:
+    case KILN_ERROR_INVALID_ARGUMENT:
+    case KILN_ERROR_RUNTIME:
+      return invalidInput(e.what());
+    case KILN_OK:
+      break;
+  }
+  return internalError(e.what());
+}
+
 Expected<std::vector<ir::Tensor>> runArtifact(const kiln::Model& model, kiln::Session& session,
                                               const std::vector<ir::Tensor>& inputs) {
   if (inputs.size() != model.numInputs())
@@ -34,7 +50,7 @@ Expected<std::vector<ir::Tensor>> runArtifact(const kiln::Model& model, kiln::Se
   try {
     session.run(in, out);
   } catch (const kiln::Error& e) {
-    return makeError(e.status() == KILN_ERROR_INVALID_ARGUMENT ? ErrorKind::kInvalidInput : ErrorKind::kInternal, e.what());
+    return runtimeStatus(e);
   }
   std::vector<ir::Tensor> results;
   for (kiln_tensor& o : out) {

@@ -11,6 +11,12 @@
 
 namespace kiln::tools {
 
+// A runtime error as a Status, whose kind gives the CLI's exit code: a file
+// that cannot be read is I/O, an artifact this host cannot run unsupported;
+// a damaged artifact, a refused argument and a run stopped by a run-time
+// check on the inputs' values (KILN_ERROR_RUNTIME) are invalid input.
+Status runtimeStatus(const kiln::Error& e);
+
 // Runs `session` on `inputs` (in the model's input order); outputs come back
 // as owned tensors in the model's output order. Errors name the input at fault.
 Expected<std::vector<ir::Tensor>> runArtifact(const kiln::Model& model, kiln::Session& session,

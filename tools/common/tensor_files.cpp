@@ -2,6 +2,7 @@
 
 #include <google/protobuf/io/coded_stream.h>
 #include <onnx/onnx_pb.h>
+#include <unistd.h>
 
 #include <array>
 #include <bit>
@@ -12,7 +13,6 @@
 #include <fstream>
 
 #include "compiler/onnx/importer.h"
-#include "compiler/onnx/mapped_file.h"
 #include "compiler/support/half.h"
 #include "string_fns.h"
 
@@ -248,8 +248,20 @@ std::string extensionOf(const std::string& path) { return std::filesystem::path(
 
 }  // namespace
 
+Expected<std::shared_ptr<const frontend::MappedFile>> mapValueFile(const std::string& path) {
+  std::error_code ec;
+  uintmax_t file_bytes = std::filesystem::file_size(path, ec);  // on error, open says why
+  long pages = sysconf(_SC_PHYS_PAGES), page_bytes = sysconf(_SC_PAGE_SIZE);
+  uintmax_t memory_bytes =
+      pages > 0 && page_bytes > 0 ? static_cast<uintmax_t>(pages) * static_cast<uintmax_t>(page_bytes) : UINTMAX_MAX;
+  if (!ec && file_bytes > memory_bytes)
+    return ioError("'" + path + "' is " + std::to_string(file_bytes) + " bytes, more than this machine's memory (" +
+                   std::to_string(memory_bytes) + " bytes)");
+  return frontend::MappedFile::open(path);
+}
+
 Expected<ir::Tensor> readNpy(const std::string& path) {
-  auto file = frontend::MappedFile::open(path);
+  auto file = mapValueFile(path);
   if (!file) return file.status();
   auto bytes = (*file)->bytes();
   auto tensor = parseNpy(bytes, file.take());
@@ -272,7 +284,7 @@ Expected<ir::Tensor> parseTensorProtoBytes(std::span<const std::byte> bytes, con
 }
 
 Expected<ir::Tensor> readTensorProtoFile(const std::string& path) {
-  auto file = frontend::MappedFile::open(path);
+  auto file = mapValueFile(path);
   if (!file) return file.status();
   std::string dir = std::filesystem::path(path).parent_path().string();
   auto tensor = parseTensorProtoBytes((*file)->bytes(), dir.empty() ? "." : dir);

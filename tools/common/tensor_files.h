@@ -4,13 +4,20 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <span>
 #include <string>
 
 #include "compiler/ir/tensor.h"
+#include "compiler/onnx/mapped_file.h"
 #include "compiler/support/status.h"
 
 namespace kiln::tools {
+
+// Maps a tensor or value file for reading. A run takes its inputs whole, so a
+// file larger than this machine's memory (a sparse file can claim terabytes)
+// is refused before any of it is read.
+Expected<std::shared_ptr<const frontend::MappedFile>> mapValueFile(const std::string& path);
 
 // Dispatches on the extension: ".npy" or ".pb".
 Expected<ir::Tensor> readTensorFile(const std::string& path);

@@ -41,10 +41,7 @@ Expected<std::unique_ptr<kiln::Model>> loadArtifact(const std::string& path) {
   try {
     return std::make_unique<kiln::Model>(path);
   } catch (const kiln::Error& e) {
-    ErrorKind kind = e.status() == KILN_ERROR_IO            ? ErrorKind::kIO
-                     : e.status() == KILN_ERROR_UNSUPPORTED ? ErrorKind::kUnsupported
-                                                            : ErrorKind::kInvalidInput;
-    return makeError(kind, e.what());
+    return runtimeStatus(e);
   }
 }
 

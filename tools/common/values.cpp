@@ -16,7 +16,7 @@ namespace {
 
 template <typename Proto>
 Expected<Proto> parseProtoFile(const std::string& path, const char* what) {
-  auto file = frontend::MappedFile::open(path);
+  auto file = mapValueFile(path);
   if (!file) return file.status();
   auto bytes = (*file)->bytes();
   if (bytes.size() > static_cast<size_t>(INT_MAX)) return unsupported("'" + path + "': larger than protobuf's 2 GiB limit");
@@ -150,7 +150,7 @@ Expected<std::vector<Value>> runArtifactValues(const kiln::Model& model, kiln::S
   try {
     session.runValues(in, out);
   } catch (const kiln::Error& e) {
-    return makeError(e.status() == KILN_ERROR_INVALID_ARGUMENT ? ErrorKind::kInvalidInput : ErrorKind::kInternal, e.what());
+    return runtimeStatus(e);
   }
   std::vector<Value> results;
   for (kiln_value& o : out) {

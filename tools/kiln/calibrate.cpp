@@ -234,7 +234,7 @@ Status QuantizeSession::prepare(const std::string& model_path, const QuantizeReq
                                 driver::CompileOptions& options) {
   request_ = request;
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> model, driver::importModel(model_path));
-  KILN_RETURN_IF_ERROR(passes::pinInputShapes(*model, options.shapes));
+  KILN_RETURN_IF_ERROR(passes::pinInputShapes(*model, options.shapes).withContext("'" + model_path + "'"));
   if (const ir::Node* n = passes::firstQuantizedNode(model->graph))
     return invalidInput("--quantize: '" + model_path + "' is already quantized (it has " + n->describe() +
                         "); compile it without --quantize");
@@ -260,8 +260,11 @@ Status QuantizeSession::prepare(const std::string& model_path, const QuantizeReq
   pipeline.print_after.clear();
   pipeline.time_passes = false;
   std::ostringstream quiet;
-  KILN_RETURN_IF_ERROR(passes::pinInputShapes(*model, options.shapes));
-  KILN_RETURN_IF_ERROR(passes::runPipeline(*model, pipeline, quiet).status().withContext("--quantize"));
+  KILN_RETURN_IF_ERROR(passes::pinInputShapes(*model, options.shapes).withContext("'" + model_path + "'"));
+  KILN_RETURN_IF_ERROR(passes::runPipeline(*model, pipeline, quiet)
+                           .status()
+                           .withContext("--quantize")
+                           .withContext("'" + model_path + "'"));
   std::vector<std::string> names = passes::valuesToCalibrate(model->graph);
   std::vector<std::string> layers = passes::quantizableLayers(model->graph);
   model_outputs_ = model->graph.outputs.size();

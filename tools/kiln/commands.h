@@ -13,7 +13,7 @@ namespace kiln::cli {
 enum ExitCode {
   kExitOk = 0,
   kExitMismatch = 1,     // `check`: outputs differ from expected
-  kExitInvalidInput = 2, // bad usage, malformed model/artifact/input
+  kExitInvalidInput = 2, // bad usage, malformed model/artifact/input, input values a run refuses
   kExitUnsupported = 3,  // valid, but not supported (op, feature, target)
   kExitIoError = 4,      // a file could not be read or written
   kExitInternal = 5,     // a bug in kiln

@@ -23,8 +23,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.footer(
       "Exit codes: 0 success; 1 `check` found a mismatch; 2 bad usage or malformed input (model, artifact, tensor "
-      "file); 3 valid but unsupported (an op, a CPU feature, a target); 4 a file could not be read or written; "
-      "5 an internal error.");
+      "file, or input values a run refuses: a run-time check, a size too large to allocate); 3 valid but "
+      "unsupported (an op, a CPU feature, a target); 4 a file could not be read or written; 5 an internal error.");
   app.set_version_flag("--version", "kiln " KILN_VERSION);
   int exit_code = kiln::cli::kExitOk;
   kiln::cli::addCompileCommand(app, exit_code);

@@ -205,10 +205,7 @@ std::vector<kiln_tensor>& TimingHarness::outputs() {
 }
 
 Status TimingHarness::failed(const kiln::Error& e) const {
-  ErrorKind kind = e.status() == KILN_ERROR_INVALID_ARGUMENT ? ErrorKind::kInvalidInput
-                   : e.status() == KILN_ERROR_UNSUPPORTED    ? ErrorKind::kUnsupported
-                                                             : ErrorKind::kInternal;
-  return makeError(kind, "artifact '" + artifact_ + "': " + e.what());
+  return tools::runtimeStatus(e).withContext("artifact '" + artifact_ + "'");
 }
 
 Status TimingHarness::run() {

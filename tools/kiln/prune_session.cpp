@@ -61,7 +61,7 @@ Status PruneSession::prepare(const std::string& model_path, const PruneRequest& 
   bool data = !request.calibration_dir.empty() || !request.validation_dir.empty();
   if (data) {
     KILN_ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> model, driver::importModel(model_path));
-    KILN_RETURN_IF_ERROR(passes::pinInputShapes(*model, options.shapes));
+    KILN_RETURN_IF_ERROR(passes::pinInputShapes(*model, options.shapes).withContext("'" + model_path + "'"));
     KILN_RETURN_IF_ERROR(readInputData(*model, request.calibration_dir, request.validation_dir, options.shapes,
                                        inputs_, calibration_, validation_));
     std::error_code ec;
@@ -86,14 +86,14 @@ Status PruneSession::chooseRatios(const std::string& model_path, const driver::C
   KILN_ASSIGN_OR_RETURN(dense_calibration_outputs_, runArtifactOnSets(dense_artifact_, calibration_));
   // The layers (groups) the spec would prune, from one run of the passes.
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> model, driver::importModel(model_path));
-  KILN_RETURN_IF_ERROR(passes::pinInputShapes(*model, options.shapes));
+  KILN_RETURN_IF_ERROR(passes::pinInputShapes(*model, options.shapes).withContext("'" + model_path + "'"));
   passes::PipelineOptions pipeline = options.pipeline;
   pipeline.quantize = nullptr;
   pipeline.print_after.clear();
   pipeline.time_passes = false;
   pipeline.prune = spec_;
   std::ostringstream quiet;
-  KILN_RETURN_IF_ERROR(passes::runPipeline(*model, pipeline, quiet).status());
+  KILN_RETURN_IF_ERROR(passes::runPipeline(*model, pipeline, quiet).status().withContext("'" + model_path + "'"));
   bool channels = spec_->method == passes::PruneSpec::Method::kChannels;
   std::vector<BudgetChoice> layers;
   std::map<std::string, size_t> index;
