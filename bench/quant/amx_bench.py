@@ -4,6 +4,7 @@ AMX (the device machine; this repository's own machine has none).
 
     /usr/bin/python3 bench/quant/amx_bench.py --kiln KILN --out DIR [--work DIR]
         [--models resnet50,bert_base] [--threads 2] [--iters 30] [--warmup 5]
+        [--rounds 1]
 
 Every process is pinned to the first --threads cores the machine offers, so
 the peers get the same cores. ONNX Runtime is the python package's CPU
@@ -12,6 +13,12 @@ bench/models.py (random weights) and calibration inputs from
 bench/quant/inputs.py, as bench/quant/run.sh makes them, into --work
 (default /tmp/kiln-amx-bench) with the artifacts. Writes --out's
 results.md and prints it.
+
+With --rounds N every engine is timed once per round, in turn, after all
+are compiled: a shared machine's slow spell then hits every column of a
+round alike. Each cell is the median over rounds of the per-round median,
+and each ratio the median over rounds of that round's ONNX Runtime fp32 /
+Kiln ratio.
 """
 import argparse
 import json
@@ -74,6 +81,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--iters", type=int, default=30)
     p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--variants", default=",".join(COLUMNS[1:]),
                    help="which of " + ", ".join(COLUMNS[1:]) + " to run (ONNX Runtime fp32 always runs)")
     args = p.parse_args()
@@ -98,38 +106,51 @@ def main():
             "kiln bf16 AVX512": ["--precision", "bf16", "--features=-amx-bf16"],
             "kiln bf16 AMX": ["--precision", "bf16"],
         }
-        times = {"ort fp32": ort_time(args, model, inputs)}
+        # What each column times: ("ort", model) or ("kiln", artifact); None where its compile failed.
+        engines = {"ort fp32": ("ort", model)}
         qdq = os.path.join(folder, "qdq.onnx")
-        if "ort QDQ" in wanted and run([args.kiln, "compile", "-O0", model, "-o", qdq, "--emit", "onnx"] + quant) is not None:
-            times["ort QDQ"] = ort_time(args, qdq, inputs)
+        if "ort QDQ" in wanted:
+            ok = run([args.kiln, "compile", "-O0", model, "-o", qdq, "--emit", "onnx"] + quant) is not None
+            engines["ort QDQ"] = ("ort", qdq) if ok else None
         for variant, flags in variants.items():
             if variant not in wanted:
                 continue
             artifact = os.path.join(folder, variant.replace(" ", "_") + ".so")
             ok = run([args.kiln, "compile", "-O2", model, "-o", artifact] + flags) is not None
-            times[variant] = kiln_time(args, artifact, inputs) if ok else None
-        rows.append((name, times))
-        report(args, cpu, cores, rows)  # after each model, so a cut-short run keeps what it measured
+            engines[variant] = ("kiln", artifact) if ok else None
+        rounds = {c: [] for c in engines}
+        rows.append((name, rounds))
+        for _ in range(args.rounds):
+            for c, engine in engines.items():
+                if engine is None:
+                    continue
+                kind, path = engine
+                t = ort_time(args, path, inputs) if kind == "ort" else kiln_time(args, path, inputs)
+                if t is not None:
+                    rounds[c].append(t)
+            report(args, cpu, cores, rows)  # after each round, so a cut-short run keeps what it measured
 
 
 def report(args, cpu, cores, rows):
     columns = [c for c in COLUMNS if any(c in times for _, times in rows)]
-    lines = [f"CPU: {cpu}; {args.threads} threads pinned to cores {cores}; median of {args.iters} runs, ms",
-             "(ratio: ONNX Runtime fp32 / Kiln)", "",
-             "| model | " + " | ".join(columns) + " |", "| --- |" + " ---: |" * len(columns)]
-    for name, times in rows:
-        base = times.get("ort fp32")
+    lines = [f"CPU: {cpu}; {args.threads} threads pinned to cores {cores}; median of {args.iters} runs, ms"
+             + (f"; median of {args.rounds} interleaved rounds" if args.rounds > 1 else ""),
+             "(ratio: ONNX Runtime fp32 / Kiln" + (", the median of the per-round ratios)" if args.rounds > 1 else ")"),
+             "", "| model | " + " | ".join(columns) + " |", "| --- |" + " ---: |" * len(columns)]
+    for name, rounds in rows:
+        base = rounds.get("ort fp32") or []
         cells = []
         for c in columns:
-            t = times.get(c)
-            if c not in times:
+            ts = rounds.get(c)
+            if c not in rounds:
                 cells.append("not run")
-            elif t is None:
+            elif not ts:
                 cells.append("failed")
             elif c.startswith("kiln") and base:
-                cells.append(f"{t:.2f} ({base / t:.2f}x)")
+                ratios = [b / t for b, t in zip(base, ts)]
+                cells.append(f"{statistics.median(ts):.2f} ({statistics.median(ratios):.2f}x)")
             else:
-                cells.append(f"{t:.2f}")
+                cells.append(f"{statistics.median(ts):.2f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     os.makedirs(args.out, exist_ok=True)
