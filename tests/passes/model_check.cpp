@@ -181,7 +181,8 @@ double elementAt(const Bytes& bytes, ir::DType dtype, int64_t i) {
   return ::testing::AssertionSuccess();
 }
 
-::testing::AssertionResult passesKeepOutputs(const ModelFactory& make, std::vector<std::string> passes) {
+::testing::AssertionResult passesKeepOutputs(const ModelFactory& make, std::vector<std::string> passes, double rel,
+                                             unsigned seeds) {
   driver::CompileOptions reference;
   reference.pipeline.opt_level = 0;
   driver::CompileOptions optimized;
@@ -190,7 +191,11 @@ double elementAt(const Bytes& bytes, ir::DType dtype, int64_t i) {
   if (!a) return ::testing::AssertionFailure() << "-O0: " << a.status().message();
   auto b = compileProgram(make, optimized);
   if (!b) return ::testing::AssertionFailure() << "with passes: " << b.status().message();
-  return sameOutputs(*b, *a);
+  for (unsigned seed = 1; seed <= seeds; ++seed) {
+    ::testing::AssertionResult same = sameOutputs(*b, *a, rel, seed);
+    if (!same) return same;
+  }
+  return ::testing::AssertionSuccess();
 }
 
 }  // namespace kiln::testing

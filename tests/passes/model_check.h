@@ -64,7 +64,9 @@ Expected<lower::Program> compileProgram(const ModelFactory& make, const driver::
                                        unsigned seed = 1);
 
 // The usual proof that graph passes keep the meaning: -O0 against only
-// `passes`, both lowered without kernel fusion.
-::testing::AssertionResult passesKeepOutputs(const ModelFactory& make, std::vector<std::string> passes);
+// `passes`, both lowered without kernel fusion, on `seeds` input sets
+// (seeds 1..seeds) at sameOutputs' tolerance `rel`.
+::testing::AssertionResult passesKeepOutputs(const ModelFactory& make, std::vector<std::string> passes,
+                                             double rel = 1e-4, unsigned seeds = 1);
 
 }  // namespace kiln::testing
