@@ -174,22 +174,27 @@ bool usesSlots(const Expr& e) {
   return false;
 }
 
-bool isDynamic(const Kernel& kernel, const Stage& stage) {
+namespace {
+
+bool anyDynamicParam(const Kernel& kernel) {
+  return std::any_of(kernel.params.begin(), kernel.params.end(), [](const BufferParam& p) { return p.isDynamic(); });
+}
+
+// isDynamic without the params' dims, which all stages share.
+bool readsRunTimeSizes(const Stage& stage) {
   if (stage.kind != Stage::Kind::kStore) return true;
   for (const IterVar& v : stage.axes)
     if (v.extent_slot >= 0) return true;
-  for (const BufferParam& p : kernel.params)
-    if (p.isDynamic()) return true;
   if (usesSlots(stage.value)) return true;
-  for (const Expr& e : stage.store_index)
-    if (usesSlots(e)) return true;
-  return false;
+  return std::any_of(stage.store_index.begin(), stage.store_index.end(), [](const Expr& e) { return usesSlots(e); });
 }
 
+}  // namespace
+
+bool isDynamic(const Kernel& kernel, const Stage& stage) { return readsRunTimeSizes(stage) || anyDynamicParam(kernel); }
+
 bool isDynamic(const Kernel& kernel) {
-  for (const Stage& stage : kernel.stages)
-    if (isDynamic(kernel, stage)) return true;
-  return false;
+  return anyDynamicParam(kernel) || std::any_of(kernel.stages.begin(), kernel.stages.end(), readsRunTimeSizes);
 }
 
 bool writesDistinctElements(const Stage& stage) {

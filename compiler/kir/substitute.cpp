@@ -11,8 +11,13 @@ class Rewriter {
   explicit Rewriter(const std::function<Expr(const Expr&)>& fn) : fn_(fn) {}
 
   Expr operator()(const Expr& e) {
-    auto it = done_.find(e.node().get());
-    if (it != done_.end()) return it->second;
+    // A node with one owner is reached once: only shared ones are memoized
+    // (the memo's allocations dominated fusing long elementwise chains).
+    const bool shared = e.node().use_count() > 1;
+    if (shared) {
+      auto it = done_.find(e.node().get());
+      if (it != done_.end()) return it->second;
+    }
     std::vector<Expr> operands;
     operands.reserve(e->operands.size());
     bool same = true;
@@ -27,7 +32,7 @@ class Rewriter {
       rebuilt = Expr(std::make_shared<const ExprNode>(std::move(node)));
     }
     Expr result = fn_(rebuilt);
-    done_.emplace(e.node().get(), result);
+    if (shared) done_.emplace(e.node().get(), result);
     return result;
   }
 

@@ -185,7 +185,7 @@ Status lowerEinsum(LowerContext& ctx) {
     if (!vars.count(c)) summed.push_back(vars[c] = kb.var(std::string(1, c), size));
 
   ir::DType dtype = computeDType(y.dtype());
-  Expr product;
+  std::vector<Expr> factors;
   for (size_t k = 0; k < ins.size(); ++k) {
     std::vector<Expr> index;
     size_t d = 0, ell_rank = ins[k].rank() - (eq.inputs[k].size() - (eq.inputs[k].find(kEllipsis) != std::string::npos));
@@ -199,9 +199,9 @@ Status lowerEinsum(LowerContext& ctx) {
       }
       for (size_t e = 0; e < ell_rank; ++e) at(ell_vars[ell_vars.size() - ell_rank + e]);
     }
-    Expr value = toCompute(ins[k].load(index));
-    product = product.valid() ? product * value : value;
+    factors.push_back(toCompute(ins[k].load(index)));
   }
+  Expr product = combinePairwise(kir::BinaryOp::kMul, std::move(factors));
   if (!summed.empty()) product = kir::reduce(kir::ReduceOp::kSum, summed, product);
   kb.compute(y, axes, kir::cast(y.dtype(), kir::cast(dtype, product)));
   return Status::ok();

@@ -38,4 +38,20 @@ inline std::vector<kir::Expr> asExprs(std::span<const kir::IterVar> vars) {
   return std::vector<kir::Expr>(vars.begin(), vars.end());
 }
 
+// `terms` (at least one) combined by `op` pairwise, level by level:
+// ((t0 op t1) op (t2 op t3)) op t4... The expression is log2(n) deep rather
+// than the n of a left fold, so a variadic op of ir::kMaxNodeInputs inputs
+// keeps every recursive walk over kernel IR shallow. Up to three terms this
+// is the left-to-right order.
+inline kir::Expr combinePairwise(kir::BinaryOp op, std::vector<kir::Expr> terms) {
+  while (terms.size() > 1) {
+    std::vector<kir::Expr> next;
+    next.reserve((terms.size() + 1) / 2);
+    for (size_t i = 0; i + 1 < terms.size(); i += 2) next.push_back(kir::binary(op, terms[i], terms[i + 1]));
+    if (terms.size() % 2 == 1) next.push_back(terms.back());
+    terms = std::move(next);
+  }
+  return terms.front();
+}
+
 }  // namespace kiln::ops

@@ -276,8 +276,7 @@ Status inferVariadic(InferContext& ctx, const VariadicSpec& spec) {
 }
 
 Expr variadic(std::span<const Expr> v, kir::BinaryOp combine, bool mean) {
-  Expr acc = v[0];
-  for (size_t i = 1; i < v.size(); ++i) acc = kir::binary(combine, acc, v[i]);
+  Expr acc = combinePairwise(combine, std::vector<Expr>(v.begin(), v.end()));
   return mean ? acc / static_cast<double>(v.size()) : acc;
 }
 

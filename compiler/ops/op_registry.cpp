@@ -51,6 +51,15 @@ Status checkAttributes(const ir::Node& node, const OpSchema& schema, int64_t ops
   return Status::ok();
 }
 
+// Variadic ops take any number of inputs or outputs in ONNX; Kiln takes up
+// to `limit` (ir::kMaxNodeInputs, ir::kMaxNodeOutputs say why).
+Status checkValueCount(const ir::Node& node, std::string_view what, size_t count, size_t limit) {
+  if (count <= limit) return Status::ok();
+  return invalidInput(node.describe() + ": has " + std::to_string(count) + " " + std::string(what) +
+                      ", more than the " + std::to_string(limit) +
+                      " Kiln accepts per node; split it into several nodes");
+}
+
 // The random ops, left out on purpose (the error says why).
 bool isRandomOp(const ir::Node& node) {
   static const std::string_view kRandomOps[] = {"Bernoulli",     "Multinomial",      "RandomNormal",
@@ -220,6 +229,8 @@ Expected<const OpSchema*> OpRegistry::resolve(const ir::Node& node, int64_t opse
                        std::to_string(schema->versions.front()) + " (Kiln implements versions " +
                        versionList(schema->versions) + ")");
   KILN_RETURN_IF_ERROR(checkAttributes(node, *schema, opset));
+  KILN_RETURN_IF_ERROR(checkValueCount(node, "inputs", node.inputs.size(), ir::kMaxNodeInputs));
+  KILN_RETURN_IF_ERROR(checkValueCount(node, "outputs", node.outputs.size(), ir::kMaxNodeOutputs));
   // Every ONNX op has at least one output; a node that lists none (or only
   // empty names) would be lowered with nothing to write.
   if (std::none_of(node.outputs.begin(), node.outputs.end(), [](const ir::Value* v) { return v != nullptr; }))

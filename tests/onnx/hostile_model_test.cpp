@@ -15,6 +15,7 @@
 #include "compiler/ir/printer.h"
 #include "passes/infer_shapes.h"
 #include "tests/onnx/onnx_test_util.h"
+#include "tools/common/run_artifact.h"
 
 namespace kiln::testing {
 namespace {
@@ -327,6 +328,137 @@ TEST(HostileModelTest, EachInputLeftOutInTurn) {
   }
   std::printf("%zu op/input pairs left out: %d compiled, %d refused\n", tried.size(), compiled, refused);
   EXPECT_GT(refused, compiled) << "most inputs of the node tests are required";
+}
+
+// ---- variadic ops ------------------------------------------------------------------
+
+// x: float32[2x3] read `inputs` times by one `op` node 'big' writing y.
+onnx::ModelProto variadicModel(const std::string& op, size_t inputs, std::initializer_list<int64_t> y_dims) {
+  onnx::ModelProto model = reluModel();
+  auto* graph = model.mutable_graph();
+  graph->clear_node();
+  graph->clear_output();
+  auto* node = addNode(graph, op, "big", {}, {"y"});
+  for (size_t i = 0; i < inputs; ++i) node->add_input("x");
+  setType(graph->add_output(), "y", onnx::TensorProto::FLOAT, y_dims);
+  return model;
+}
+
+onnx::ModelProto concatModel(size_t inputs) {
+  onnx::ModelProto model = variadicModel("Concat", inputs, {2 * static_cast<int64_t>(inputs), 3});
+  auto* axis = model.mutable_graph()->mutable_node(0)->add_attribute();
+  axis->set_name("axis");
+  axis->set_type(onnx::AttributeProto::INT);
+  axis->set_i(0);
+  return model;
+}
+
+// ONNX puts no bound on a variadic op's inputs; Kiln takes ir::kMaxNodeInputs,
+// checked for every op where the op table resolves a node. A Sum of 300000
+// inputs (a 900 KB file) used to overflow the stack, 10000 took a minute.
+TEST(HostileModelTest, SumOfMoreInputsThanTheBound) {
+  auto imported = importProto(variadicModel("Sum", ir::kMaxNodeInputs + 1, {2, 3}));
+  ASSERT_TRUE(imported.isOk()) << imported.status().message();
+  expectMessage(passes::inferShapes(**imported),
+                "Sum 'big': has 1025 inputs, more than the 1024 Kiln accepts per node; split it into several nodes");
+}
+
+TEST(HostileModelTest, ConcatOfMoreInputsThanTheBound) {
+  auto imported = importProto(concatModel(ir::kMaxNodeInputs + 1));
+  ASSERT_TRUE(imported.isOk()) << imported.status().message();
+  expectMessage(passes::inferShapes(**imported),
+                "Concat 'big': has 1025 inputs, more than the 1024 Kiln accepts per node; split it into several nodes");
+}
+
+TEST(HostileModelTest, SplitIntoMoreOutputsThanTheBound) {
+  onnx::ModelProto model = reluModel();
+  auto* graph = model.mutable_graph();
+  graph->clear_node();
+  auto* split = addNode(graph, "Split", "big", {"x"}, {"y"});
+  for (size_t i = 1; i <= ir::kMaxNodeOutputs; ++i) split->add_output("piece" + std::to_string(i));
+  auto imported = importProto(model);
+  ASSERT_TRUE(imported.isOk()) << imported.status().message();
+  expectMessage(passes::inferShapes(**imported),
+                "Split 'big': has 1025 outputs, more than the 1024 Kiln accepts per node; split it into several nodes");
+}
+
+// Depth of the deepest stage expression, walked with an explicit stack.
+size_t deepestExpression(const lower::Program& program) {
+  size_t deepest = 0;
+  std::vector<std::pair<const kir::ExprNode*, size_t>> pending;
+  for (const lower::KernelCall& call : program.calls) {
+    for (const kir::Stage& stage : call.kernel.stages) {
+      pending.emplace_back(stage.value.node().get(), 1);
+      while (!pending.empty()) {
+        auto [node, depth] = pending.back();
+        pending.pop_back();
+        deepest = std::max(deepest, depth);
+        for (const kir::Expr& operand : node->operands) pending.emplace_back(operand.node().get(), depth + 1);
+      }
+    }
+  }
+  return deepest;
+}
+
+// At the bound, the variadic ops lower to shallow expressions: their inputs
+// combine pairwise (10 levels for 1024), so the compiler's recursive walks
+// over kernel IR need little stack. A left fold was one level per input.
+TEST(HostileModelTest, VariadicOpsAtTheBoundLowerToShallowExpressions) {
+  onnx::ModelProto einsum = variadicModel("Einsum", ir::kMaxNodeInputs, {2, 3});
+  auto* equation = einsum.mutable_graph()->mutable_node(0)->add_attribute();
+  equation->set_name("equation");
+  equation->set_type(onnx::AttributeProto::STRING);
+  std::string terms;
+  for (size_t i = 0; i < ir::kMaxNodeInputs; ++i) terms += i ? ",ij" : "ij";
+  equation->set_s(terms + "->ij");
+  std::vector<std::pair<std::string, onnx::ModelProto>> models = {
+      {"Sum", variadicModel("Sum", ir::kMaxNodeInputs, {2, 3})},
+      {"Mean", variadicModel("Mean", ir::kMaxNodeInputs, {2, 3})},
+      {"Max", variadicModel("Max", ir::kMaxNodeInputs, {2, 3})},
+      {"Concat", concatModel(ir::kMaxNodeInputs)},
+      {"Einsum", einsum}};
+  for (const auto& [op, model] : models) {
+    SCOPED_TRACE(op);
+    auto imported = importProto(model);
+    ASSERT_TRUE(imported.isOk()) << imported.status().message();
+    std::ostringstream log;
+    auto program = driver::buildProgram(**imported, driver::CompileOptions{}, log);
+    ASSERT_TRUE(program.isOk()) << program.status().message();
+    EXPECT_LE(deepestExpression(*program), 20u);
+  }
+}
+
+// `model` compiled and run on x; its one output.
+Expected<ir::Tensor> compileAndRun(const onnx::ModelProto& model, const std::vector<float>& x) {
+  TempDir dir;
+  writeFile(dir.file("model.onnx"), model.SerializeAsString());
+  std::ostringstream log;
+  KILN_RETURN_IF_ERROR(driver::compileFile(dir.file("model.onnx"), dir.file("model.so"), {}, log).status());
+  kiln::Model artifact(dir.file("model.so"));
+  kiln::Session session(artifact, 1);
+  KILN_ASSIGN_OR_RETURN(std::vector<ir::Tensor> outputs,
+                        tools::runArtifact(artifact, session, {ir::Tensor::fromValues<float>(ir::DType::kFloat32, {2, 3}, x)}));
+  return std::move(outputs.at(0));
+}
+
+const std::vector<float> kX = {0.5f, -1.25f, 3.0f, 0.0f, -0.75f, 2.5f};
+
+// A Sum of exactly the bound compiles (about a second) and adds right: every
+// partial sum of equal terms is a power-of-two multiple of one, so exact.
+TEST(HostileModelTest, SumAtTheBoundCompilesAndRuns) {
+  auto y = compileAndRun(variadicModel("Sum", ir::kMaxNodeInputs, {2, 3}), kX);
+  ASSERT_TRUE(y.isOk()) << y.status().message();
+  for (size_t i = 0; i < kX.size(); ++i)
+    EXPECT_EQ(y->floatAt(static_cast<int64_t>(i)), static_cast<double>(ir::kMaxNodeInputs) * kX[i]) << i;
+}
+
+// A Concat of the bound: 1024 stages, about 3 s (it was minutes at 1000
+// before stage functions took only their own buffers).
+TEST(HostileModelTest, ConcatAtTheBoundCompilesAndRuns) {
+  auto y = compileAndRun(concatModel(ir::kMaxNodeInputs), kX);
+  ASSERT_TRUE(y.isOk()) << y.status().message();
+  ASSERT_EQ(y->elementCount(), static_cast<int64_t>(ir::kMaxNodeInputs * kX.size()));
+  for (int64_t i = 0; i < y->elementCount(); ++i) ASSERT_EQ(y->floatAt(i), kX[i % 6]) << i;
 }
 
 // ---- external data -----------------------------------------------------------------
