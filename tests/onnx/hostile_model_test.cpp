@@ -436,8 +436,9 @@ Expected<ir::Tensor> compileAndRun(const onnx::ModelProto& model, const std::vec
   KILN_RETURN_IF_ERROR(driver::compileFile(dir.file("model.onnx"), dir.file("model.so"), {}, log).status());
   kiln::Model artifact(dir.file("model.so"));
   kiln::Session session(artifact, 1);
-  KILN_ASSIGN_OR_RETURN(std::vector<ir::Tensor> outputs,
-                        tools::runArtifact(artifact, session, {ir::Tensor::fromValues<float>(ir::DType::kFloat32, {2, 3}, x)}));
+  KILN_ASSIGN_OR_RETURN(
+      std::vector<ir::Tensor> outputs,
+      tools::runArtifact(artifact, session, {ir::Tensor::fromValues<float>(ir::DType::kFloat32, {2, 3}, x)}));
   return std::move(outputs.at(0));
 }
 

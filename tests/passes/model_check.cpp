@@ -198,4 +198,17 @@ double elementAt(const Bytes& bytes, ir::DType dtype, int64_t i) {
   return ::testing::AssertionSuccess();
 }
 
+void expectKernelsDrop(const ModelFactory& make, const std::string& pass, size_t without, size_t with, double rel) {
+  driver::CompileOptions on, off;
+  off.pipeline.disabled = {pass};
+  driver::CompileSummary a, b;
+  auto program_on = compileProgram(make, on, &a);
+  auto program_off = compileProgram(make, off, &b);
+  ASSERT_TRUE(program_on.isOk()) << program_on.status().message();
+  ASSERT_TRUE(program_off.isOk()) << program_off.status().message();
+  EXPECT_EQ(b.kernels, without) << lower::toString(*program_off);
+  EXPECT_EQ(a.kernels, with) << lower::toString(*program_on);
+  EXPECT_TRUE(sameOutputs(*program_on, *program_off, rel));
+}
+
 }  // namespace kiln::testing

@@ -69,4 +69,9 @@ Expected<lower::Program> compileProgram(const ModelFactory& make, const driver::
 ::testing::AssertionResult passesKeepOutputs(const ModelFactory& make, std::vector<std::string> passes,
                                              double rel = 1e-4, unsigned seeds = 1);
 
+// The model compiled at -O2 without the pass `pass` and with it: the kernel
+// count must fall from `without` to `with`, and the outputs agree to `rel`.
+void expectKernelsDrop(const ModelFactory& make, const std::string& pass, size_t without, size_t with,
+                       double rel = 1e-5);
+
 }  // namespace kiln::testing

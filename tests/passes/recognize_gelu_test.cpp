@@ -116,17 +116,7 @@ TEST(RecognizeGeluTest, LeavesOtherCoefficients) {
 // as one Gelu it is the epilogue of the MatMul's kernel.
 TEST(RecognizeGeluTest, ActivationJoinsTheMatMulKernel) {
   for (Form form : {Form::kTorchTanh, Form::kGeluNew}) {
-    auto make = [&] { return mlp({.form = form}); };
-    driver::CompileOptions with, without;
-    without.pipeline.disabled = {kPass};
-    driver::CompileSummary a, b;
-    auto program_with = compileProgram(make, with, &a);
-    auto program_without = compileProgram(make, without, &b);
-    ASSERT_TRUE(program_with.isOk()) << program_with.status().message();
-    ASSERT_TRUE(program_without.isOk()) << program_without.status().message();
-    EXPECT_EQ(b.kernels, 2u) << lower::toString(*program_without);
-    EXPECT_EQ(a.kernels, 1u) << lower::toString(*program_with);
-    EXPECT_TRUE(sameOutputs(*program_with, *program_without, 1e-5));
+    expectKernelsDrop([&] { return mlp({.form = form}); }, kPass, 2, 1);
   }
 }
 

@@ -178,17 +178,7 @@ TEST(RecognizeLayerNormTest, StopsBeforeAScaleWhoseInputHasTwoReaders) {
 // At -O2 the decomposed form took the MatMul and five kernels; recognized, it
 // is the MatMul and LayerNormalization's one kernel.
 TEST(RecognizeLayerNormTest, KernelCountDrops) {
-  auto make = [] { return decomposedLayerNorm(Decomposed{}); };
-  driver::CompileOptions with, without;
-  without.pipeline.disabled = {kPass};
-  driver::CompileSummary a, b;
-  auto program_with = compileProgram(make, with, &a);
-  auto program_without = compileProgram(make, without, &b);
-  ASSERT_TRUE(program_with.isOk()) << program_with.status().message();
-  ASSERT_TRUE(program_without.isOk()) << program_without.status().message();
-  EXPECT_EQ(b.kernels, 6u) << lower::toString(*program_without);
-  EXPECT_EQ(a.kernels, 2u) << lower::toString(*program_with);
-  EXPECT_TRUE(sameOutputs(*program_with, *program_without, 1e-5));
+  expectKernelsDrop([] { return decomposedLayerNorm(Decomposed{}); }, kPass, 6, 2);
 }
 
 // --emit onnx at -O2 writes no Kiln op: the pass is left out below opset 17.
