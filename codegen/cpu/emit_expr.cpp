@@ -507,10 +507,10 @@ llvm::Value* ExprEmitter::emitSmallIntegerDifference(const ExprNode& n) {
   auto asFloat = [&](const kir::Expr& e) -> llvm::Value* {
     const kir::Expr& narrow = e->operands[0];
     DType t = narrow.dtype();
-    const kir::Expr& src = narrow->operands.empty() ? narrow : narrow->operands[0];
-    if (narrow->kind == ExprNode::Kind::kCast && src.dtype() == DType::kFloat32 && !substitutes_.count(&*narrow)) {
+    if (narrow->kind == ExprNode::Kind::kCast && narrow->operands[0].dtype() == DType::kFloat32 &&
+        !substitutes_.count(&*narrow)) {
       auto [lo, hi] = integerBounds(t);
-      const kir::Expr& x = looserClampOperand(src, lo, hi);
+      const kir::Expr& x = looserClampOperand(narrow->operands[0], lo, hi);
       llvm::Value* clamped = clampForCast(emit(x), t);
       return isIntegral(x) ? clamped : intrinsic(llvm::Intrinsic::trunc, {clamped});
     }
