@@ -101,8 +101,10 @@ class ChannelsLast final : public Pass {
     if (convs.empty()) return false;
     model.opset_imports[std::string(ops::kKilnDomain)] = 1;
     for (ir::Node* conv : convs) {
+      ir::Value* weights = conv->input(conv->op_type == "QLinearConv" ? 3 : 1);
       convert(graph, conv);
       graph.eraseNode(conv);  // a graph output keeps it alive otherwise, beside its replacement
+      releaseIfUnread(graph, weights);  // now in HWIO
     }
     KILN_RETURN_IF_ERROR(graph.sortTopologically());
     for (bool changed = true; changed;) {

@@ -264,7 +264,9 @@ class FoldAffine final : public Pass {
       new_weights[i] = static_cast<float>((*weights)[i] * affine->scale[op->channelOf(node, static_cast<int64_t>(i))]);
     std::string base = node.name.empty() ? x->name : node.name;
     node.inputs.resize(std::max<size_t>(node.inputs.size(), 2));
+    ir::Value* old_weights = node.inputs[1];
     node.inputs[1] = floatConstant(graph, base + "/folded_weight", op->wdims, new_weights);
+    releaseIfUnread(graph, old_weights);
 
     if (is_matmul) {
       if (affine->hasShift()) {  // the reader becomes Add(x, t)

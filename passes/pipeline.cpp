@@ -115,6 +115,9 @@ Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOp
     record.nodes_after = model.graph.nodes().size();
     record.changed = *changed;
     records.push_back(record);
+    // Constants the pass stopped reading (folded or transposed weights) are
+    // freed now rather than held to the end of the compile.
+    if (*changed) model.graph.removeUnusedValues();
     // In every build: a pass that leaves the IR broken (a value with two
     // producers, a read before its write) stops the compile as an internal
     // error instead of compiling something wrong. It costs a few

@@ -18,6 +18,13 @@ bool isGraphOutput(const ir::Graph& graph, const ir::Value* value) {
   return std::find(graph.outputs.begin(), graph.outputs.end(), value) != graph.outputs.end();
 }
 
+void releaseIfUnread(ir::Graph& graph, ir::Value* value) {
+  if (!value || !value->isConstant() || isGraphOutput(graph, value) || !graph.usersOf(value).empty() ||
+      capturedBySubgraphs(graph).count(value))
+    return;
+  value->constant.reset();
+}
+
 bool forwardValue(ir::Graph& graph, ir::Value* value, ir::Value* source,
                   const std::unordered_set<const ir::Value*>& captured) {
   if (value == source || captured.count(value)) return false;

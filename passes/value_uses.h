@@ -15,6 +15,12 @@ std::unordered_set<const ir::Value*> capturedBySubgraphs(const ir::Graph& graph)
 
 bool isGraphOutput(const ir::Graph& graph, const ir::Value* value);
 
+// Drops the data of the constant `value` when nothing reads it any more (no
+// node, graph output or subgraph): a pass that replaces weights (folded,
+// transposed) then holds each weight once, not twice, until the pipeline
+// removes the value itself.
+void releaseIfUnread(ir::Graph& graph, ir::Value* value);
+
 // Makes every reader of `value` (produced by a node that is about to be
 // dropped) read `source` instead, which holds the same data. A graph output
 // keeps its name: when `value` is one, `source`'s producer is made to produce

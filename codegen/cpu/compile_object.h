@@ -7,6 +7,7 @@
 #include <llvm/IR/Module.h>
 #include <llvm/Target/TargetMachine.h>
 
+#include "codegen/cpu/weight_blob.h"
 #include "compiler/support/status.h"
 
 namespace kiln::codegen::cpu {
@@ -18,7 +19,10 @@ Expected<std::vector<char>> emitObject(llvm::Module& module, llvm::TargetMachine
 // Links one object into a shared object at `path` with LLD, in-process.
 Status linkSharedObject(const std::vector<char>& object, const std::string& path);
 
-// Writes the checksum of the linked artifact into its description section.
-Status sealArtifact(const std::string& path);
+// Appends `weights` to the linked artifact at `path` (at a multiple of
+// artifact::kWeightsAlignment, running each entry's writer in turn) and
+// writes the checksum of the whole file into its description section, whose
+// weights_bytes must be weights.bytes().
+Status sealArtifact(const std::string& path, const WeightBlob& weights = {});
 
 }  // namespace kiln::codegen::cpu

@@ -628,6 +628,13 @@ std::vector<float> packPanels(const ContractionPlan& plan, const kir::Stage& sta
   return panels;
 }
 
+int64_t packedPanelsBytes(const ContractionPlan& plan, const kir::Stage& stage) {
+  const int64_t block = plan.blockLanes();
+  const int64_t blocks = (vectorExtent(stage, plan) + block - 1) / block;
+  if (plan.dot_group <= 1) return blocks * reductionPoints(plan) * block * static_cast<int64_t>(sizeof(float));
+  return dotPanelsHeaderBytes(plan, stage) + blocks * dotGroups(plan) * block * 4;
+}
+
 int64_t dotPanelsHeaderBytes(const ContractionPlan& plan, const kir::Stage& stage) {
   if (plan.dot_group != 4) return 0;
   const int64_t block = plan.blockLanes();

@@ -188,6 +188,9 @@ int64_t reductionPoints(const ContractionPlan& plan);
 // An AMX-BF16 plan's per-task buffer of S's rows in bf16, in bytes.
 int64_t amxBf16RowsBytes(const kir::Stage& stage, const ContractionPlan& plan);
 
+// Bytes of packPanels' (dot_group <= 1) or packDotPanels' output.
+int64_t packedPanelsBytes(const ContractionPlan& plan, const kir::Stage& stage);
+
 // Bytes of packDotPanels' output before the panels themselves.
 int64_t dotPanelsHeaderBytes(const ContractionPlan& plan, const kir::Stage& stage);
 

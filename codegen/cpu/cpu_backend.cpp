@@ -35,23 +35,28 @@ class CpuBackend final : public Backend {
       desc.kernels.push_back({call.kernel.name, call.kernel.origin, static_cast<uint64_t>(kir::countFlops(call.kernel))});
     desc.workspace_bytes = static_cast<uint64_t>(program.workspace_bytes);
     llvm::LLVMContext context;
-    std::unique_ptr<llvm::Module> module = cpu::emitModule(context, program, artifact::serialize(desc), contractionIsa(), sparse_);
-    KILN_RETURN_IF_ERROR(cpu::optimizeModule(*module, *target_.machine, opt_level_));
+    const uint64_t blob_min_bytes = kind == EmitKind::kArtifact ? cpu::kBlobMinBytes : UINT64_MAX;
+    cpu::EmittedModule emitted =
+        cpu::emitModule(context, program, std::move(desc), contractionIsa(), sparse_, blob_min_bytes);
+    llvm::Module& module = *emitted.module;
+    KILN_RETURN_IF_ERROR(cpu::optimizeModule(module, *target_.machine, opt_level_));
     if (kind == EmitKind::kLlvmIr) {
       std::error_code ec;
       llvm::raw_fd_ostream out(path, ec);
       if (ec) return ioError("cannot write '" + path + "': " + ec.message());
-      module->print(out, nullptr);
+      module.print(out, nullptr);
       return Status::ok();
     }
-    KILN_ASSIGN_OR_RETURN(std::vector<char> object, cpu::emitObject(*module, *target_.machine));
+    KILN_ASSIGN_OR_RETURN(std::vector<char> object, cpu::emitObject(module, *target_.machine));
     if (kind == EmitKind::kObject) {
       std::ofstream out(path, std::ios::binary | std::ios::trunc);
       out.write(object.data(), static_cast<std::streamsize>(object.size()));
       return out ? Status::ok() : ioError("cannot write '" + path + "'");
     }
+    emitted.module.reset();  // the code is in `object` now; free LLVM's copy before the weights are packed
     KILN_RETURN_IF_ERROR(cpu::linkSharedObject(object, path));
-    return cpu::sealArtifact(path);
+    object = {};
+    return cpu::sealArtifact(path, emitted.weights);
   }
 
  private:

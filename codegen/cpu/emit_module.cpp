@@ -28,6 +28,13 @@ struct ContextLayout {
   static constexpr unsigned kAllocator = 8;
   static constexpr unsigned kStrings = 9;
   static constexpr unsigned kStringPool = 10;
+  static constexpr unsigned kWeights = 11;
+};
+
+// Where a weight is: a global of the module, or an offset in the weights blob.
+struct WeightRef {
+  llvm::Constant* global = nullptr;
+  uint64_t offset = 0;
 };
 
 // A run-time-sized buffer, as locals of the entry point: its address, the
@@ -85,24 +92,27 @@ constexpr int64_t kMinParallelFlops = 1 << 17;
 
 class ModuleEmitter {
  public:
-  ModuleEmitter(llvm::LLVMContext& c, const lower::Program& program, const ContractionIsa& isa, SparseMode sparse_mode)
-      : c_(c), program_(program), isa_(isa), sparse_mode_(sparse_mode), module_(std::make_unique<llvm::Module>("kiln_model", c)), ptr_(llvm::PointerType::get(c, 0)) {
+  ModuleEmitter(llvm::LLVMContext& c, const lower::Program& program, const ContractionIsa& isa, SparseMode sparse_mode,
+                uint64_t blob_min_bytes)
+      : c_(c), program_(program), isa_(isa), sparse_mode_(sparse_mode), blob_min_bytes_(blob_min_bytes),
+        module_(std::make_unique<llvm::Module>("kiln_model", c)), ptr_(llvm::PointerType::get(c, 0)) {
+    llvm::Type* i32 = llvm::Type::getInt32Ty(c);
     context_type_ = llvm::StructType::create(
-        c, {llvm::Type::getInt32Ty(c), llvm::Type::getInt32Ty(c), ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_},
-        "kiln_exec_context");
+        c, {i32, i32, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_}, "kiln_exec_context");
     module_->setSourceFileName("kiln_model");
     for (const lower::KernelCall& call : program.calls)
       for (const kir::Stage& stage : call.kernel.stages) calls_string_functions_ |= callsStringFunctions(stage);
   }
 
-  std::unique_ptr<llvm::Module> run(const std::vector<uint8_t>& description) {
-    emitDescription(description);
+  EmittedModule run(artifact::ModelDesc desc) {
     planContractions();
     emitConstants();
     std::vector<llvm::Function*> kernels;
     for (size_t k = 0; k < program_.calls.size(); ++k) kernels.push_back(emitKernel(k));
     emitEntry(kernels);
-    return std::move(module_);
+    desc.weights_bytes = weights_.bytes();
+    emitDescription(artifact::serialize(desc));
+    return {std::move(module_), std::move(weights_)};
   }
 
  private:
@@ -159,29 +169,50 @@ class ModuleEmitter {
     for (const kir::Expr& op : e->operands) countLoads(op, loads);
   }
 
-  // Weights go in .rodata at 64-byte alignment, already in kernel layout.
+  // Weights already in kernel layout: large ones in the weights blob, the
+  // rest in .rodata at 64-byte alignment.
   void emitConstants() {
-    constants_.assign(program_.buffers.size(), nullptr);
+    constants_.assign(program_.buffers.size(), WeightRef{});
     for (size_t i = 0; i < program_.buffers.size(); ++i) {
       const lower::ProgramBuffer& b = program_.buffers[i];
       if (b.kind != lower::ProgramBuffer::Kind::kConstant) continue;
       if (packed_only_.count(static_cast<int>(i))) {
-        constants_[i] = llvm::ConstantPointerNull::get(ptr_);
+        constants_[i].global = llvm::ConstantPointerNull::get(ptr_);
         continue;
       }
       if (b.dtype == ir::DType::kString) {
-        constants_[i] = emitStringConstant(*b.constant, i);
+        constants_[i].global = emitStringConstant(*b.constant, i);
         continue;
       }
       auto bytes = b.constant->bytes();
+      if (bytes.size() >= blob_min_bytes_) {
+        constants_[i].offset = weights_.add(bytes.size(), [tensor = *b.constant](const WeightBlob::Sink& sink) {
+          auto data = tensor.bytes();
+          sink({reinterpret_cast<const uint8_t*>(data.data()), data.size()});
+        });
+        continue;
+      }
       llvm::ArrayRef<uint8_t> data(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
       llvm::Constant* init = data.empty() ? llvm::ConstantAggregateZero::get(llvm::ArrayType::get(llvm::Type::getInt8Ty(c_), 1))
                                           : llvm::ConstantDataArray::get(c_, data);
       auto* g = new llvm::GlobalVariable(*module_, init->getType(), true, llvm::GlobalValue::PrivateLinkage, init,
                                          "weight_" + std::to_string(i));
       g->setAlignment(llvm::Align(64));
-      constants_[i] = g;
+      constants_[i].global = g;
     }
+  }
+
+  // A weight's address in a function whose first argument is the context.
+  llvm::Value* weightAddress(llvm::IRBuilder<>& b, llvm::Value* ctx, const WeightRef& weight) {
+    if (weight.global) return weight.global;
+    llvm::LoadInst* base =
+        b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kWeights), "weights");
+    // The blob is page-aligned and does not change while the model is loaded.
+    base->setMetadata(llvm::LLVMContext::MD_invariant_load, llvm::MDNode::get(c_, {}));
+    base->setMetadata(llvm::LLVMContext::MD_align,
+                      llvm::MDNode::get(c_, {llvm::ConstantAsMetadata::get(b.getInt64(artifact::kWeightsAlignment))}));
+    base->setMetadata(llvm::LLVMContext::MD_nonnull, llvm::MDNode::get(c_, {}));
+    return b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), base, weight.offset);
   }
 
   // A string tensor: an array of pointers to NUL-terminated constants, which
@@ -217,7 +248,7 @@ class ModuleEmitter {
   // void stage(ctx, p..., begin, end), p... the params `stageParams` lists:
   // the stage's loops, the collapsed parallel axes restricted to [begin, end).
   llvm::Function* emitStage(const kir::Kernel& kernel, size_t s, const StageSchedule& schedule,
-                            const ContractionPlan* contraction, llvm::Value* panels,
+                            const ContractionPlan* contraction, const WeightRef* panel_weights,
                             const SparsePlan* sparse = nullptr, const SparseWeights* sparse_weights = nullptr) {
     const kir::Stage& stage = kernel.stages[s];
     const std::vector<int> used = stageParams(stage);
@@ -238,6 +269,7 @@ class ModuleEmitter {
     llvm::IRBuilder<> b(llvm::BasicBlock::Create(c_, "entry", f));
     ExprEmitter emitter(b, kernel, buffers);
     if (contraction) {
+      llvm::Value* panels = panel_weights ? weightAddress(b, f->getArg(0), *panel_weights) : nullptr;
       if (sparse) emitSparseContraction(b, emitter, stage, *contraction, *sparse, *sparse_weights, begin, end);
       else emitContraction(b, emitter, stage, *contraction, panels, begin, end);
       b.CreateRetVoid();
@@ -355,9 +387,22 @@ class ModuleEmitter {
     return f;
   }
 
-  // Packed weight panels of a contraction, as a private global.
-  llvm::GlobalVariable* emitPanels(const lower::KernelCall& call, const kir::Stage& stage, const ContractionPlan& plan) {
+  // Packed weight panels of a contraction: packed while the artifact is
+  // sealed when large, else a private global.
+  WeightRef emitPanels(const lower::KernelCall& call, const kir::Stage& stage, const ContractionPlan& plan) {
     const ir::Tensor& weights = *program_.buffers[call.args[plan.vector->buffer]].constant;
+    const auto bytes = static_cast<uint64_t>(packedPanelsBytes(plan, stage));
+    if (bytes >= blob_min_bytes_) {
+      auto pack = [plan, stage, weights](const WeightBlob::Sink& sink) {
+        if (plan.dot_group > 1) {
+          sink(packDotPanels(plan, stage, weights));
+          return;
+        }
+        std::vector<float> panels = packPanels(plan, stage, weights);
+        sink({reinterpret_cast<const uint8_t*>(panels.data()), panels.size() * sizeof(float)});
+      };
+      return {nullptr, weights_.add(bytes, std::move(pack))};
+    }
     llvm::Constant* init = nullptr;
     if (plan.dot_group > 1) {
       init = llvm::ConstantDataArray::get(c_, llvm::ArrayRef<uint8_t>(packDotPanels(plan, stage, weights)));
@@ -368,7 +413,7 @@ class ModuleEmitter {
     auto* g = new llvm::GlobalVariable(*module_, init->getType(), true, llvm::GlobalValue::PrivateLinkage, init,
                                        "panels_" + std::to_string(panel_count_++));
     g->setAlignment(llvm::Align(64));
-    return g;
+    return {g};
   }
 
   llvm::Function* emitKernel(size_t call_index) {
@@ -389,8 +434,9 @@ class ModuleEmitter {
         continue;
       }
       if (plan) {
-        llvm::Value* panels = plan->packed ? emitPanels(call, stage, *plan) : nullptr;
-        stages.push_back(emitStage(kernel, s, StageSchedule{}, &*plan, panels));
+        std::optional<WeightRef> panels;
+        if (plan->packed) panels = emitPanels(call, stage, *plan);
+        stages.push_back(emitStage(kernel, s, StageSchedule{}, &*plan, panels ? &*panels : nullptr));
         int64_t n = contractionTasks(stage, *plan);
         tasks.push_back(n >= 2 && kir::countFlops(kernel) >= kMinParallelFlops ? n : -n);
         continue;
@@ -509,7 +555,7 @@ class ModuleEmitter {
     switch (pb.kind) {
       case lower::ProgramBuffer::Kind::kInput: return pointerAt(f->getArg(1), pb.io_index);
       case lower::ProgramBuffer::Kind::kOutput: return pointerAt(f->getArg(2), pb.io_index);
-      case lower::ProgramBuffer::Kind::kConstant: return constants_[buffer];
+      case lower::ProgramBuffer::Kind::kConstant: return weightAddress(b, f->getArg(0), constants_[buffer]);
       case lower::ProgramBuffer::Kind::kIntermediate: break;
     }
     return b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), f->getArg(3), static_cast<uint64_t>(pb.workspace_offset));
@@ -818,11 +864,13 @@ class ModuleEmitter {
   const lower::Program& program_;
   ContractionIsa isa_;
   SparseMode sparse_mode_;
+  uint64_t blob_min_bytes_;
   std::unique_ptr<llvm::Module> module_;
   llvm::PointerType* ptr_;
   bool calls_string_functions_ = false;
   llvm::StructType* context_type_;
-  std::vector<llvm::Constant*> constants_;
+  WeightBlob weights_;
+  std::vector<WeightRef> constants_;
   std::vector<std::vector<std::optional<ContractionPlan>>> plans_;  // per call, per stage
   std::vector<std::vector<std::optional<SparsePlan>>> sparse_plans_;  // per call, per stage
   std::set<int> packed_only_;
@@ -838,10 +886,9 @@ class ModuleEmitter {
 
 }  // namespace
 
-std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext& context, const lower::Program& program,
-                                         const std::vector<uint8_t>& description, const ContractionIsa& isa,
-                                         SparseMode sparse_mode) {
-  return ModuleEmitter(context, program, isa, sparse_mode).run(description);
+EmittedModule emitModule(llvm::LLVMContext& context, const lower::Program& program, artifact::ModelDesc desc,
+                         const ContractionIsa& isa, SparseMode sparse_mode, uint64_t blob_min_bytes) {
+  return ModuleEmitter(context, program, isa, sparse_mode, blob_min_bytes).run(std::move(desc));
 }
 
 }  // namespace kiln::codegen::cpu

@@ -3,7 +3,10 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <cerrno>
 #include <cstring>
+#include <fcntl.h>
+#include <span>
 #include <unistd.h>
 
 #include <lld/Common/Driver.h>
@@ -55,15 +58,72 @@ Status linkSharedObject(const std::vector<char>& object, const std::string& path
   return Status::ok();
 }
 
-Status sealArtifact(const std::string& path) {
-  KILN_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, readAll(path));
+Status sealArtifact(const std::string& path, const WeightBlob& weights) {
+  KILN_ASSIGN_OR_RETURN(std::vector<uint8_t> image, readAll(path));
   std::string error;
-  auto section = artifact::findElfSection(bytes, artifact::kDescSection, &error);
+  auto section = artifact::findElfSection(image, artifact::kDescSection, &error);
   if (!section) return internalError("linked artifact lacks its description: " + error);
-  if (section->size < artifact::kHeaderBytes) return internalError("description section too small");
-  uint64_t hash = artifact::hashArtifact(bytes, *section);
-  std::memcpy(bytes.data() + section->offset + artifact::kContentHashOffset, &hash, sizeof(hash));
-  return writeAll(path, bytes.data(), bytes.size());
+  auto desc = artifact::parse(std::span(image).subspan(section->offset, section->size), &error);
+  if (!desc) return internalError("linked artifact's description: " + error);
+  if (desc->weights_bytes != weights.bytes())
+    return internalError("the description counts " + std::to_string(desc->weights_bytes) + " bytes of weights, not " +
+                         std::to_string(weights.bytes()));
+  const uint64_t blob_offset =
+      weights.bytes() == 0 ? image.size()
+                           : (image.size() + artifact::kWeightsAlignment - 1) / artifact::kWeightsAlignment *
+                                 artifact::kWeightsAlignment;
+  const uint64_t field = section->offset + artifact::kContentHashOffset;
+  const uint64_t file_bytes = blob_offset + weights.bytes();
+  // artifact::hashArtifact's two parts: the bytes before the hash field, then
+  // everything after it, the weights hashed as they are written.
+  std::span<const uint8_t> all(image);
+  artifact::Hasher rest(file_bytes - field - sizeof(uint64_t), artifact::hashBytes(all.subspan(0, field), 1));
+  rest.update(all.subspan(field + sizeof(uint64_t)));
+
+  int fd = ::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+  if (fd < 0) return ioError("cannot write '" + path + "': " + std::strerror(errno));
+  std::string write_error;
+  auto put = [&](std::span<const uint8_t> bytes) {
+    while (!bytes.empty() && write_error.empty()) {
+      ssize_t n = ::write(fd, bytes.data(), bytes.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) write_error = std::strerror(errno);
+      else bytes = bytes.subspan(static_cast<size_t>(n));
+    }
+  };
+  static const uint8_t kZeros[4096] = {};
+  auto pad = [&](uint64_t count) {
+    for (; count > 0; count -= std::min<uint64_t>(count, sizeof(kZeros))) {
+      std::span<const uint8_t> zeros(kZeros, std::min<uint64_t>(count, sizeof(kZeros)));
+      rest.update(zeros);
+      put(zeros);
+    }
+  };
+  put(all);
+  pad(blob_offset - image.size());
+  image = {};
+  uint64_t at = 0;
+  for (const WeightBlob::Entry& entry : weights.entries()) {
+    pad(entry.offset - at);
+    uint64_t written = 0;
+    entry.write([&](std::span<const uint8_t> bytes) {
+      rest.update(bytes);
+      put(bytes);
+      written += bytes.size();
+    });
+    if (written != entry.bytes) {
+      ::close(fd);
+      return internalError("a weight at blob offset " + std::to_string(entry.offset) + " wrote " +
+                           std::to_string(written) + " bytes of " + std::to_string(entry.bytes));
+    }
+    at = entry.offset + entry.bytes;
+  }
+  uint64_t hash = rest.finish();
+  if (write_error.empty() && ::pwrite(fd, &hash, sizeof(hash), static_cast<off_t>(field)) != sizeof(hash))
+    write_error = std::strerror(errno);
+  if (::close(fd) != 0 && write_error.empty()) write_error = std::strerror(errno);
+  if (!write_error.empty()) return ioError("cannot write '" + path + "': " + write_error);
+  return Status::ok();
 }
 
 }  // namespace kiln::codegen::cpu

@@ -31,11 +31,22 @@ std::string hexDigest(uint64_t h) {
   return text;
 }
 
+// Read in pieces: the model may be gigabytes, and holding it twice over (its
+// mapping is the importer's) would set the compile's peak memory.
 Expected<std::string> modelHash(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return ioError("cannot read '" + path + "'");
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), {});
-  return hexDigest(artifact::hashBytes(bytes));
+  const auto size = static_cast<uint64_t>(in.tellg());
+  in.seekg(0);
+  artifact::Hasher hash(size, 0);
+  std::vector<char> piece(1 << 20);
+  for (uint64_t left = size; left > 0;) {
+    const auto n = static_cast<std::streamsize>(std::min<uint64_t>(left, piece.size()));
+    if (!in.read(piece.data(), n)) return ioError("cannot read '" + path + "'");
+    hash.update({reinterpret_cast<const uint8_t*>(piece.data()), static_cast<size_t>(n)});
+    left -= static_cast<uint64_t>(n);
+  }
+  return hexDigest(hash.finish());
 }
 
 // The options that shape the generated code, canonical and free of paths.

@@ -33,7 +33,7 @@ Expected<std::unique_ptr<ParsedModel>> parseModel(std::span<const std::byte> byt
 // What converting a TensorProto needs besides the message itself.
 struct TensorSource {
   std::string base_dir;                     // folder of the model ("" forbids external data)
-  std::shared_ptr<const void> model_owner;  // keeps the bytes behind raw_spans alive; null: copy
+  std::shared_ptr<const MappedFile> model_owner;  // keeps the bytes behind raw_spans alive; null: copy
   const RawDataSpans* raw_spans = nullptr;
   std::map<std::string, std::shared_ptr<const MappedFile>> external_files;  // by canonical path
 };

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 namespace kiln::frontend {
@@ -35,6 +36,16 @@ Expected<std::shared_ptr<const MappedFile>> MappedFile::open(const std::string& 
   }
   ::close(fd);  // the mapping stays valid without the descriptor
   return std::shared_ptr<const MappedFile>(std::move(file));
+}
+
+void MappedFile::release(std::span<const std::byte> range) const {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(range.data()), end = begin + range.size();
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  if (page == 0 || last <= first || begin < reinterpret_cast<uintptr_t>(data_) ||
+      end > reinterpret_cast<uintptr_t>(data_) + size_)
+    return;
+  ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);  // advice: failure changes nothing
 }
 
 MappedFile::~MappedFile() {

@@ -23,6 +23,13 @@ class MappedFile {
   std::span<const std::byte> bytes() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
 
+  // Gives the whole pages inside `range` (part of bytes()) back to the
+  // kernel once their bytes were copied elsewhere: they leave the process's
+  // memory and are read from the file again if touched. Without this a
+  // weight copied at import (raw data not aligned for its type) would count
+  // twice towards the compile's peak memory.
+  void release(std::span<const std::byte> range) const;
+
  private:
   MappedFile() = default;
 

@@ -49,15 +49,22 @@ void toLittleEndian(std::span<std::byte> bytes, size_t element_bytes) {
     std::reverse(bytes.begin() + i, bytes.begin() + i + element_bytes);
 }
 
-// Borrows `data` when the owner keeps it alive and the host can read it in
-// place; copies it otherwise.
+// Borrows `data` when a mapped file keeps it alive and the host can read it
+// in place; copies it otherwise (and gives the mapped pages back). A
+// borrowed tensor's pages are given back when its last copy is gone, so a
+// weight a pass replaced (folded, transposed) stops counting towards the
+// compile's memory.
 ir::Tensor adoptBytes(ir::DType dtype, std::vector<int64_t> dims, std::span<const std::byte> data,
-                      std::shared_ptr<const void> owner) {
+                      std::shared_ptr<const MappedFile> owner) {
   size_t element_bytes = static_cast<size_t>(ir::byteSize(dtype));
   bool aligned = reinterpret_cast<uintptr_t>(data.data()) % element_bytes == 0;
-  if (owner && aligned && std::endian::native == std::endian::little)
-    return ir::Tensor::borrow(dtype, std::move(dims), std::move(owner), data.data(), data.size());
+  if (owner && aligned && std::endian::native == std::endian::little) {
+    const MappedFile* file = owner.get();
+    std::shared_ptr<const void> lease(file, [owner, data](const void*) { owner->release(data); });
+    return ir::Tensor::borrow(dtype, std::move(dims), std::move(lease), data.data(), data.size());
+  }
   std::vector<std::byte> copy(data.begin(), data.end());
+  if (owner) owner->release(data);
   toLittleEndian(copy, element_bytes);
   return ir::Tensor::fromBytes(dtype, std::move(dims), std::move(copy));
 }

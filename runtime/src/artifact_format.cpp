@@ -80,6 +80,7 @@ std::vector<uint8_t> serialize(const ModelDesc& desc) {
       payload.u32(t.kind);
       payload.u32(static_cast<uint32_t>(t.present_slot));
     }
+  payload.u64(desc.weights_bytes);
   Writer out;
   out.bytes.assign(kMagic, kMagic + 8);
   out.u32(kFormatVersion);
@@ -158,6 +159,7 @@ std::optional<ModelDesc> parse(std::span<const uint8_t> section, std::string* er
       }
       t.kind = static_cast<uint8_t>(kind);
     }
+  desc.weights_bytes = in.u64();
   if (!in.ok()) {
     *error = "the model description is malformed";
     return std::nullopt;
@@ -220,19 +222,83 @@ std::optional<SectionRef> findElfSection(std::span<const uint8_t> file, const ch
   return std::nullopt;
 }
 
-uint64_t hashBytes(std::span<const uint8_t> bytes, uint64_t seed) {
-  uint64_t h = seed ^ (bytes.size() * kPrime1);
-  size_t i = 0;
-  for (; i + 8 <= bytes.size(); i += 8) {
-    uint64_t w;
-    std::memcpy(&w, bytes.data() + i, 8);
-    h = rotl(h ^ (w * kPrime2), 31) * kPrime1;
+namespace {
+
+// One past the last byte the ELF image uses: its headers, program and section
+// tables, every section with file contents and every segment. Called after
+// findElfSection accepted the headers.
+uint64_t elfImageEnd(std::span<const uint8_t> file) {
+  Elf64_Ehdr eh;
+  std::memcpy(&eh, file.data(), sizeof(eh));
+  auto end_of = [](uint64_t offset, uint64_t size) { return size > UINT64_MAX - offset ? UINT64_MAX : offset + size; };
+  uint64_t end = sizeof(eh);
+  end = std::max(end, end_of(eh.e_shoff, static_cast<uint64_t>(eh.e_shnum) * sizeof(Elf64_Shdr)));
+  uint64_t program_table = static_cast<uint64_t>(eh.e_phnum) * sizeof(Elf64_Phdr);
+  if (eh.e_phentsize != sizeof(Elf64_Phdr) || end_of(eh.e_phoff, program_table) > file.size()) return UINT64_MAX;
+  end = std::max(end, eh.e_phoff + program_table);
+  for (size_t i = 0; i < eh.e_phnum; ++i) {
+    Elf64_Phdr ph;
+    std::memcpy(&ph, file.data() + eh.e_phoff + i * sizeof(ph), sizeof(ph));
+    end = std::max(end, end_of(ph.p_offset, ph.p_filesz));
   }
-  for (; i < bytes.size(); ++i) h = rotl(h ^ (bytes[i] * kPrime1), 11) * kPrime2;
-  h ^= h >> 33;
-  h *= kPrime2;
-  h ^= h >> 29;
-  return h;
+  for (size_t i = 0; i < eh.e_shnum; ++i) {
+    Elf64_Shdr sh;
+    std::memcpy(&sh, file.data() + eh.e_shoff + i * sizeof(sh), sizeof(sh));
+    if (sh.sh_type != SHT_NOBITS) end = std::max(end, end_of(sh.sh_offset, sh.sh_size));
+  }
+  return end;
+}
+
+}  // namespace
+
+std::optional<SectionRef> findWeights(std::span<const uint8_t> file, const ModelDesc& desc, std::string* error) {
+  if (desc.weights_bytes == 0) return SectionRef{file.size(), 0};
+  if (desc.weights_bytes > file.size()) {
+    *error = "the file is truncated (" + std::to_string(file.size()) + " bytes, but its weights alone take " +
+             std::to_string(desc.weights_bytes) + ")";
+    return std::nullopt;
+  }
+  const uint64_t offset = file.size() - desc.weights_bytes;
+  if (offset % kWeightsAlignment != 0 || elfImageEnd(file) > offset) {
+    *error = "the weights (the last " + std::to_string(desc.weights_bytes) + " bytes) do not start on a " +
+             std::to_string(kWeightsAlignment) + "-byte boundary after the code: the file was truncated or extended";
+    return std::nullopt;
+  }
+  return SectionRef{offset, desc.weights_bytes};
+}
+
+Hasher::Hasher(uint64_t total, uint64_t seed) : h_(seed ^ (total * kPrime1)) {}
+
+void Hasher::update(std::span<const uint8_t> bytes) {
+  auto word = [&](const uint8_t* p) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    h_ = rotl(h_ ^ (w * kPrime2), 31) * kPrime1;
+  };
+  size_t i = 0;
+  if (pending_size_ > 0) {
+    while (pending_size_ < 8 && i < bytes.size()) pending_[pending_size_++] = bytes[i++];
+    if (pending_size_ < 8) return;
+    word(pending_);
+    pending_size_ = 0;
+  }
+  for (; i + 8 <= bytes.size(); i += 8) word(bytes.data() + i);
+  for (; i < bytes.size(); ++i) pending_[pending_size_++] = bytes[i];
+}
+
+uint64_t Hasher::finish() {
+  for (size_t i = 0; i < pending_size_; ++i) h_ = rotl(h_ ^ (pending_[i] * kPrime1), 11) * kPrime2;
+  pending_size_ = 0;
+  h_ ^= h_ >> 33;
+  h_ *= kPrime2;
+  h_ ^= h_ >> 29;
+  return h_;
+}
+
+uint64_t hashBytes(std::span<const uint8_t> bytes, uint64_t seed) {
+  Hasher h(bytes.size(), seed);
+  h.update(bytes);
+  return h.finish();
 }
 
 uint64_t hashArtifact(std::span<const uint8_t> file, SectionRef desc) {

@@ -34,20 +34,26 @@ inline constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'D', 'S', 'C', '\0'};
 // (tensor, sequence, optional tensor, optional sequence) and present slot
 // after the any-shape list.
 // 6: the checksum covers the description too, all but its own field.
-inline constexpr uint32_t kFormatVersion = 6;
+// 7: CPU artifacts keep their large weights in a blob after the ELF image
+// (`weights_bytes`, the description's last field).
+inline constexpr uint32_t kFormatVersion = 7;
 // Version of the calling convention between runtime and generated code
 // (kiln_exec_context and the entry point's signature). 2: the profiling hook.
 // 3: the dim slot table and the allocator for run-time-shaped buffers.
 // 4: the string functions and the run's string pool.
 // 5: sequences at the graph boundary: a sequence input or output is passed
 // as a kiln_sequence (exec_context.h) instead of tensor data.
-inline constexpr uint32_t kAbiVersion = 5;
+// 6: the address of the weights blob in the context.
+inline constexpr uint32_t kAbiVersion = 6;
 // Limits the runtime checks a description against.
 inline constexpr uint32_t kMaxSlots = 1u << 16;
 inline constexpr uint32_t kMaxChecks = 1u << 16;
 inline constexpr const char* kDescSection = ".kiln.desc";
 inline constexpr size_t kHeaderBytes = 32;
 inline constexpr size_t kContentHashOffset = 24;
+// The weights blob starts at a multiple of this, so the runtime maps it in
+// place (a page on x86-64); each weight in it at a multiple of 64.
+inline constexpr uint64_t kWeightsAlignment = 4096;
 
 // TensorDesc::kind, numbered as ir::ValueKind.
 inline constexpr uint8_t kKindTensor = 0;
@@ -100,6 +106,10 @@ struct ModelDesc {
   std::vector<KernelDesc> kernels;  // kernel_count entries, in execution order
   uint32_t slot_count = 0;          // dim slots of a run (0: static shapes)
   std::vector<std::string> checks;  // run-time check messages; "{$k}" is slot k's value
+  // CPU artifacts (format 7): the weights blob, the last `weights_bytes` bytes
+  // of the file, starting at a multiple of kWeightsAlignment past the ELF
+  // image. Generated code finds it through kiln_exec_context::weights.
+  uint64_t weights_bytes = 0;
   uint64_t content_hash = 0;  // filled in after linking
 };
 
@@ -116,6 +126,11 @@ struct SectionRef {
 // headers and the section lie inside the file.
 std::optional<SectionRef> findElfSection(std::span<const uint8_t> file, const char* name, std::string* error);
 
+// Where the weights blob lies in `file`: its last desc.weights_bytes bytes,
+// at a multiple of kWeightsAlignment, after every byte of the ELF image
+// (headers, sections, segments); nullopt with `error` set otherwise.
+std::optional<SectionRef> findWeights(std::span<const uint8_t> file, const ModelDesc& desc, std::string* error);
+
 // 64-bit hash of the whole file but the description section's own hash
 // field (its 8 bytes at kContentHashOffset): code, weights and the
 // description (shapes, workspace size, kinds, which the runtime sizes
@@ -123,5 +138,19 @@ std::optional<SectionRef> findElfSection(std::span<const uint8_t> file, const ch
 uint64_t hashArtifact(std::span<const uint8_t> file, SectionRef desc);
 
 uint64_t hashBytes(std::span<const uint8_t> bytes, uint64_t seed = 0);
+
+// hashBytes over bytes that arrive in pieces: `total` of them in all, fed to
+// update() in order. The compiler hashes weights while it writes them.
+class Hasher {
+ public:
+  Hasher(uint64_t total, uint64_t seed);
+  void update(std::span<const uint8_t> bytes);
+  uint64_t finish();
+
+ private:
+  uint64_t h_;
+  uint8_t pending_[8] = {};  // the bytes of a word not yet complete
+  size_t pending_size_ = 0;
+};
 
 }  // namespace kiln::artifact

@@ -419,6 +419,7 @@ kiln_status kiln_session_create(kiln_model* model, const kiln_session_options* o
     s->context.num_threads = static_cast<uint32_t>(threads);
     s->context.pool = s->pool.get();
     s->context.parallel_for = &kiln::runtime::ThreadPool::parallelForThunk;
+    s->context.weights = model->weights;
     *session = s.release();
     return KILN_OK;
   });

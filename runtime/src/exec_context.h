@@ -49,6 +49,10 @@ struct kiln_exec_context {
   // the run's pool, which owns every string they return until the run ends.
   const struct kiln_string_fns* strings;
   void* string_pool;
+  // Weights (ABI 6): the artifact's weights blob (ModelDesc::weights_bytes),
+  // mapped read-only; generated code reads a large weight at its offset in
+  // it. NULL when the artifact has none.
+  const void* weights;
 };
 
 // Sequences (ABI 5). A sequence input is passed in `inputs` as a

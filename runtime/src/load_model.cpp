@@ -189,6 +189,27 @@ void* openChecked(const std::vector<uint8_t>& bytes, int& fd_out, std::string& m
   return handle;
 }
 
+// Maps the weights blob (the file's last weights_bytes, checked by
+// findWeights) from the same memory file, read-only: the generated code reads
+// them in place, and the pages are the memory file's, not a copy.
+bool mapWeights(kiln_model& model, uint64_t file_bytes, std::string& message) {
+  const uint64_t bytes = model.desc.weights_bytes;
+  if (bytes == 0) return true;
+  long page = sysconf(_SC_PAGE_SIZE);
+  const uint64_t offset = file_bytes - bytes;
+  if (page <= 0 || offset % static_cast<uint64_t>(page) != 0) {
+    message = "the weights' offset " + std::to_string(offset) + " is not a multiple of this machine's page size";
+    return false;
+  }
+  void* p = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, model.library_fd, static_cast<off_t>(offset));
+  if (p == MAP_FAILED) {
+    message = std::string("cannot map the weights: ") + std::strerror(errno);
+    return false;
+  }
+  model.weights = p;
+  return true;
+}
+
 void buildViews(kiln_model& model) {
   auto view = [](const artifact::TensorDesc& t) {
     kiln_model::TensorView v;
@@ -227,6 +248,7 @@ kiln_status checkArtifact(std::span<const uint8_t> bytes, artifact::ModelDesc& d
     return KILN_ERROR_INVALID_ARTIFACT;
   }
   if (kiln_status s = checkDescription(*parsed, message); s != KILN_OK) return s;
+  if (!artifact::findWeights(bytes, *parsed, &message)) return KILN_ERROR_INVALID_ARTIFACT;
   kiln_status host = parsed->target == "cuda" ? checkCudaArtifact(bytes, *parsed, message) : checkHost(*parsed, message);
   if (host != KILN_OK) return host;
   desc = std::move(*parsed);
@@ -258,6 +280,10 @@ kiln_status loadModel(const char* path, std::unique_ptr<kiln_model>& model, std:
     message = where + error;
     return KILN_ERROR_INVALID_ARTIFACT;
   }
+  if (!mapWeights(*model, bytes.size(), error)) {
+    message = where + error;
+    return KILN_ERROR_IO;
+  }
   model->entry = reinterpret_cast<kiln_entry_fn>(dlsym(model->library, model->desc.entry_symbol.c_str()));
   if (!model->entry) {
     message = where + "entry point '" + model->desc.entry_symbol + "' is missing";
@@ -270,6 +296,7 @@ kiln_status loadModel(const char* path, std::unique_ptr<kiln_model>& model, std:
 }  // namespace kiln::runtime
 
 kiln_model::~kiln_model() {
+  if (weights) munmap(const_cast<void*>(weights), desc.weights_bytes);
   if (library) dlclose(library);
   if (library_fd >= 0) close(library_fd);
 }

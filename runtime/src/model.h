@@ -23,6 +23,7 @@ struct kiln_model {
   void* library = nullptr;  // dlopen handle
   int library_fd = -1;       // the memory file it was mapped from, open while it is loaded
   kiln_entry_fn entry = nullptr;
+  const void* weights = nullptr;  // the weights blob, mapped from library_fd (NULL when it is empty)
   std::unique_ptr<kiln::runtime::CudaModel> cuda;  // CUDA artifacts (no library, no entry)
   // C views of the description for kiln_model_input/output.
   struct TensorView {

@@ -185,7 +185,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Bf16Contraction,
                                                               // k, a partial block; and a head split on tiles.
                                                               Bf16Case{"tiles_ragged_rows", 70, 160, 70},
                                                               Bf16Case{"tiles_head_split", 37, 64, 96, false, 3},
-                                                              Bf16Case{"tiles_gemm", 33, 96, 40, true}),
+                                                              Bf16Case{"tiles_gemm", 33, 96, 40, true},
+                                                              // 80 KiB of bf16 panels: in the weights blob.
+                                                              Bf16Case{"blob_panels", 16, 256, 160}),
                                             ::testing::Values(Isa::kAvx512, Isa::kAmx)),
                          caseName<Bf16Case>);
 

@@ -228,7 +228,10 @@ INSTANTIATE_TEST_SUITE_P(
             // AMX: 70 rows in three tiles (24, 24, 22: two row tiles each, the
             // last ones partial), K 200 as three 64-byte steps and 8 bytes.
             Int8Case{"tiles_ragged", "MatMulInteger", 70, 200, 70, DType::kUInt8, DType::kInt8, 7, 2},
-            Int8Case{"tiles_s8_qlinear", "QLinearMatMul", 37, 100, 40, DType::kInt8, DType::kInt8, -2, 0}),
+            Int8Case{"tiles_s8_qlinear", "QLinearMatMul", 37, 100, 40, DType::kInt8, DType::kInt8, -2, 0},
+            // 80 KiB of panels: packed into the weights blob while the
+            // artifact is written, read through the context.
+            Int8Case{"blob_panels", "MatMulInteger", 20, 512, 160, DType::kUInt8, DType::kInt8, 3}),
         ::testing::Values(Isa::kVnni, Isa::kAmx)),
     caseName<Int8Case>);
 
