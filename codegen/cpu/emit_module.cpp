@@ -141,7 +141,8 @@ class ModuleEmitter {
       // A param is still needed unless its only load is a packed plan's V.
       std::vector<int64_t> loads(kernel.params.size(), 0), packed(kernel.params.size(), 0);
       for (size_t s = 0; s < kernel.stages.size(); ++s) {
-        countLoads(kernel.stages[s].value, loads);
+        std::set<const kir::ExprNode*> seen;
+        countLoads(kernel.stages[s].value, loads, seen);
         if (plans[s] && plans[s]->packed) ++packed[plans[s]->vector->buffer];
       }
       for (size_t p = 0; p < kernel.params.size(); ++p)
@@ -163,10 +164,14 @@ class ModuleEmitter {
         packed_only_.insert(static_cast<int>(i));
   }
 
-  // Adds the loads of each param in `e` (counted as a tree) to `loads`.
-  static void countLoads(const kir::Expr& e, std::vector<int64_t>& loads) {
+  // Adds the loads of each param in `e` to `loads`, a node shared by several
+  // parents once: fusion shares one sum between the two reads of a product
+  // (GELU's x * erf(x)), and the contraction computes it once, so its weight
+  // is still read only by the packed panels.
+  static void countLoads(const kir::Expr& e, std::vector<int64_t>& loads, std::set<const kir::ExprNode*>& seen) {
+    if (!seen.insert(e.operator->()).second) return;
     if (e->kind == kir::ExprNode::Kind::kLoad) ++loads[e->buffer];
-    for (const kir::Expr& op : e->operands) countLoads(op, loads);
+    for (const kir::Expr& op : e->operands) countLoads(op, loads, seen);
   }
 
   // Weights already in kernel layout: large ones in the weights blob, the

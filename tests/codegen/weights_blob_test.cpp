@@ -173,6 +173,36 @@ TEST_F(WeightsBlobTest, EmittedLlvmHoldsEveryWeight) {
   EXPECT_GT(ir.size(), size_t{4} * (kDepth * kColumns + kTableRows * kTableColumns));
 }
 
+// p * erf(p), p = x @ w (GELU's shape): fusion makes one stage that reads the
+// product twice through one shared sum, so the weight is read only by the
+// packed panels and ships once, not also as it is.
+TEST(WeightsBlobSharingTest, AProductReadTwiceShipsItsWeightOnce) {
+  auto make = [] {
+    TestGraph g;
+    ir::Value* x = g.input("x", {kRows, kDepth});
+    ir::Value* p = g.op("MatMul", {x, g.randomConstant("w", {kDepth, kColumns})}, "p");
+    g.output(g.op("Mul", {p, g.op("Erf", {p}, "erf")}, "y"));
+    return g.take();
+  };
+  TempDir tmp;
+  ASSERT_TRUE(frontend::writeOnnxFile(*make(), tmp.file("gelu.onnx")).isOk());
+  compileOrFail(tmp.file("gelu.onnx"), tmp.file("gelu.so"));
+  std::vector<char> file = readBytes(tmp.file("gelu.so"));
+  EXPECT_EQ(descriptionOf(file).weights_bytes, uint64_t{kDepth * kColumns * 4});
+
+  std::vector<ir::Tensor> inputs = {randomInput({kRows, kDepth}, 5)};
+  auto program = compileProgram(make, {});
+  ASSERT_TRUE(program.isOk()) << program.status().message();
+  auto want = lower::evaluateProgram(*program, inputs);
+  ASSERT_TRUE(want.isOk()) << want.status().message();
+  kiln::Model artifact(tmp.file("gelu.so"));
+  kiln::Session session(artifact, 2);
+  auto got = tools::runArtifact(artifact, session, inputs);
+  ASSERT_TRUE(got.isOk()) << got.status().message();
+  auto diff = tools::compareTensors((*got)[0], (*want)[0], {1e-4, 1e-5});
+  EXPECT_FALSE(diff.has_value()) << *diff;
+}
+
 TEST(ArtifactHasherTest, PiecesHashLikeTheWhole) {
   std::vector<uint8_t> bytes(1000);
   std::mt19937 rng(9);
