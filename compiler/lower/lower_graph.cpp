@@ -25,6 +25,15 @@ Status expectTensor(const ir::Value& value, const std::string& role) {
                      ir::kindName(value.type.kind) + "; compiled programs take and return tensors only");
 }
 
+// The runtime's tensors hold at most KILN_MAX_RANK dims: a model with a
+// higher-rank input or output would compile to an artifact no one can load.
+Status expectInterfaceRank(const ir::Value& value, const std::string& role) {
+  size_t rank = value.type.shape ? value.type.shape->size() : 0;
+  if (rank <= static_cast<size_t>(ir::kMaxRank)) return Status::ok();
+  return unsupported(role + " '" + value.name + "' has rank " + std::to_string(rank) +
+                     "; a compiled model's inputs and outputs have rank at most " + std::to_string(ir::kMaxRank));
+}
+
 Expected<std::vector<int64_t>> staticDims(const ir::Value& value, const std::string& role) {
   KILN_RETURN_IF_ERROR(expectTensor(value, role));
   if (!value.type.shape) return unsupported(role + " '" + value.name + "' has an unknown rank");
@@ -179,6 +188,7 @@ class GraphLowering final : public ops::SubgraphLowering {
         program_.input_buffers.push_back(bindContainer(v, ProgramBuffer::Kind::kInput, static_cast<int>(i)));
         continue;
       }
+      KILN_RETURN_IF_ERROR(expectInterfaceRank(v, "input"));
       std::vector<int> slots;
       KILN_ASSIGN_OR_RETURN(auto dims, hasContainerBoundary() ? symbolSlots(v, slots) : staticDims(v, "input"));
       program_.inputs.push_back(TensorSignature{v.name, v.type.dtype, *v.type.shape, v.type.kind});
@@ -208,6 +218,7 @@ class GraphLowering final : public ops::SubgraphLowering {
         if (!direct) copies_.push_back({&v, b});
         continue;
       }
+      KILN_RETURN_IF_ERROR(expectInterfaceRank(v, "output"));
       std::vector<int> slots;
       KILN_ASSIGN_OR_RETURN(auto dims, dimsOrPending(v, "output", slots));
       program_.outputs.push_back(TensorSignature{v.name, v.type.dtype, *v.type.shape, v.type.kind});

@@ -181,7 +181,7 @@ std::optional<Expr> clipBound(LowerContext& ctx, const ClipBound& bound, ir::DTy
     return Expr::constant(dtype, ctx.attrFloat(bound.attribute, 0));
   }
   if (!ctx.hasInput(bound.input)) return std::nullopt;
-  if (const ir::Tensor* value = ctx.constantInput(bound.input)) return Expr::constant(dtype, value->floatAt(0));
+  if (const ir::Tensor* value = ctx.constantInput(bound.input)) return tensorElement(*value, 0, dtype);
   LowerContext::Buffer buffer = ctx.input(bound.input);
   return toCompute(buffer.load(std::vector<Expr>(buffer.rank(), Expr::index(0))));
 }

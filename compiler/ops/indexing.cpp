@@ -9,6 +9,7 @@
 // element, and a scatter whose index was out of range writes the element it
 // would have hit back unchanged (see lowerScatter).
 #include <algorithm>
+#include <cmath>
 
 #include "compiler/lower/lower_context.h"
 #include "compiler/ops/infer_checks.h"
@@ -349,6 +350,8 @@ Expected<int64_t> oneHotDepth(const NodeView& ctx) {
   const ir::Tensor* depth = ctx.constantInput(1);
   if (!depth) return ctx.unsupportedError("depth (input 1) is computed at run time; Kiln needs it to be a constant");
   if (depth->elementCount() != 1) return ctx.error("depth must hold one element (input 1)");
+  if (ir::isFloat(depth->dtype()) && !(std::abs(depth->floatAt(0)) < 0x1p63))
+    return ctx.error("depth " + std::to_string(depth->floatAt(0)) + " is not a size (input 1)");
   int64_t d = ir::isFloat(depth->dtype()) ? static_cast<int64_t>(depth->floatAt(0)) : depth->intAt(0);
   if (d < 1) return ctx.error("depth must be positive, got " + std::to_string(d) + " (input 1)");
   return d;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "compiler/ir/dtype.h"
+#include "compiler/ir/tensor.h"
 #include "compiler/kir/kir.h"
 
 namespace kiln::ops {
@@ -32,6 +33,28 @@ inline kir::Expr lowestValue(ir::DType dtype) {
   for (const Lowest& entry : kLowest)
     if (entry.dtype == dtype) return kir::Expr::constant(dtype, entry.value);
   return kir::Expr::constant(dtype, 0);  // unsigned and bool
+}
+
+// An integer constant of `dtype` (`bits` read as that dtype), exact for any
+// int64 or uint64: kernel IR constants are doubles, exact only up to 2^53, so
+// a larger value is written hi * 2^32 + lo from two exact halves (no step of
+// which overflows), and the backends fold it back into one immediate.
+inline kir::Expr integerConstant(ir::DType dtype, int64_t bits) {
+  constexpr int64_t kExact = int64_t{1} << 53;
+  bool is_unsigned = ir::isUnsigned(dtype);
+  if ((bits >= 0 || !is_unsigned) && bits >= -kExact && bits <= kExact)
+    return kir::Expr::constant(dtype, static_cast<double>(bits));
+  uint64_t u = static_cast<uint64_t>(bits);
+  double hi = is_unsigned ? static_cast<double>(u >> 32) : static_cast<double>(bits >> 32);
+  double lo = static_cast<double>(u & 0xffffffffu);
+  return kir::Expr::constant(dtype, hi) * kir::Expr::constant(dtype, 4294967296.0) + kir::Expr::constant(dtype, lo);
+}
+
+// Element `i` of a constant tensor as an expression of `dtype` (the dtype its
+// kernel computes in), exact for integers of any size.
+inline kir::Expr tensorElement(const ir::Tensor& tensor, int64_t i, ir::DType dtype) {
+  if (ir::isFloat(tensor.dtype())) return kir::Expr::constant(dtype, tensor.floatAt(i));
+  return integerConstant(dtype, tensor.intAt(i));
 }
 
 inline std::vector<kir::Expr> asExprs(std::span<const kir::IterVar> vars) {

@@ -351,15 +351,11 @@ Status inferConstantOfShape(InferContext& ctx) {
 }
 
 Status lowerConstantOfShape(LowerContext& ctx) {
-  double fill = 0;
-  if (const ir::Tensor* value = ctx.attrTensor("value"))
-    fill = ir::isFloat(value->dtype()) ? value->floatAt(0) : static_cast<double>(value->intAt(0));
-  if (!ctx.constantInput(0)) return lowerRunTimeConstantOfShape(ctx, fill);
+  if (!ctx.constantInput(0)) return lowerRunTimeConstantOfShape(ctx);
   kir::KernelBuilder& kb = ctx.newKernel();
   Buffer y = ctx.output(0);
-  ir::DType dtype = computeDType(y.dtype());
   std::vector<kir::IterVar> axes = kb.vars(y.shape());
-  kb.compute(y, axes, Expr::constant(dtype, fill));
+  kb.compute(y, axes, constantOfShapeFill(ctx, computeDType(y.dtype())));
   return Status::ok();
 }
 
@@ -397,9 +393,18 @@ Status inferRange(InferContext& ctx) {
   double delta = is_float ? in[2]->floatAt(0) : static_cast<double>(in[2]->intAt(0));
   if (delta == 0) return ctx.error("delta must not be 0");
   double count_real = std::ceil((limit - start) / delta);
+  if (!is_float) {
+    // Exactly, in 128 bits: doubles round int64 bounds, and limit - start or
+    // i * delta may leave int64 although every element lies between the bounds.
+    __int128 span = static_cast<__int128>(in[1]->intAt(0)) - in[0]->intAt(0);
+    __int128 step = in[2]->intAt(0);
+    if (step < 0) span = -span, step = -step;
+    count_real = span <= 0 ? 0.0 : static_cast<double>((span + step - 1) / step);
+  }
   if (!(count_real <= static_cast<double>(kMaxRangeElems)))
     return ctx.unsupportedError("the range has more than " + std::to_string(kMaxRangeElems) + " elements");
-  int64_t count = std::max<int64_t>(0, static_cast<int64_t>(count_real));
+  int64_t count = count_real > 0 ? static_cast<int64_t>(count_real) : 0;
+  auto intElement = [&](int64_t i) { return static_cast<__int128>(in[0]->intAt(0)) + __int128{i} * in[2]->intAt(0); };
   std::vector<std::byte> bytes(static_cast<size_t>(count * ir::byteSize(dtype)));
   for (int64_t i = 0; i < count; ++i) {
     std::byte* dst = bytes.data() + i * ir::byteSize(dtype);
@@ -412,13 +417,13 @@ Status inferRange(InferContext& ctx) {
         put(start + static_cast<double>(i) * delta);
         break;
       case ir::DType::kInt16:
-        put(static_cast<int16_t>(in[0]->intAt(0) + i * in[2]->intAt(0)));
+        put(static_cast<int16_t>(intElement(i)));
         break;
       case ir::DType::kInt32:
-        put(static_cast<int32_t>(in[0]->intAt(0) + i * in[2]->intAt(0)));
+        put(static_cast<int32_t>(intElement(i)));
         break;
       default:
-        put(static_cast<int64_t>(in[0]->intAt(0) + i * in[2]->intAt(0)));
+        put(static_cast<int64_t>(intElement(i)));
         break;
     }
   }
@@ -469,7 +474,7 @@ Status lowerTrilu(LowerContext& ctx) {
   Buffer x = ctx.input(0);
   Expr k = Expr::index(0);
   if (const ir::Tensor* value = ctx.hasInput(1) ? ctx.constantInput(1) : nullptr) {
-    k = Expr::index(value->intAt(0));
+    k = integerConstant(ir::DType::kInt64, value->intAt(0));
   } else if (ctx.hasInput(1)) {
     Buffer k_input = ctx.input(1);
     k = k_input.load(std::vector<Expr>(k_input.rank(), Expr::index(0)));

@@ -180,7 +180,11 @@ Status fromSizes(const NodeView& ctx, const std::vector<int64_t>& in, ResizeSpec
   for (int64_t d : spec.axes) {
     if (in[d] < 0) continue;
     spec.scales[d] = common;
-    spec.out[d] = static_cast<int64_t>(common * static_cast<double>(in[d]) + 0.5);
+    double size = common * static_cast<double>(in[d]) + 0.5;
+    if (!(size < 0x1p63))  // NaN when every dim is empty: not_larger's common scale stays infinite
+      return ctx.error("keep_aspect_ratio_policy '" + policy + "' makes dim " + std::to_string(d) + " of size " +
+                       std::to_string(in[d]) + " overflow 64 bits");
+    spec.out[d] = static_cast<int64_t>(size);
   }
   return Status::ok();
 }
@@ -253,7 +257,12 @@ Expected<ResizeSpec> resizeSpec(const NodeView& ctx, const std::vector<int64_t>&
   for (size_t d = 0; d < in.size(); ++d) {
     if (isUpsample(ctx) && spec.scales[d] < 1) return ctx.error("Upsample scales must be at least 1");
     if (!(spec.scales[d] > 0)) return ctx.error("scales must be positive");
-    if (in[d] >= 0) spec.out[d] = static_cast<int64_t>(std::floor(static_cast<double>(in[d]) * spec.scales[d]));
+    if (in[d] < 0) continue;
+    double size = std::floor(static_cast<double>(in[d]) * spec.scales[d]);
+    if (!(size < 0x1p63))  // an infinite scale, or one that multiplies past int64
+      return ctx.error("scale " + std::to_string(spec.scales[d]) + " makes dim " + std::to_string(d) + " of size " +
+                       std::to_string(in[d]) + " overflow 64 bits");
+    spec.out[d] = static_cast<int64_t>(size);
   }
   return spec;
 }

@@ -136,7 +136,12 @@ Status inferRunTimeConstantOfShape(InferContext& ctx, ir::DType dtype) {
   return Status::ok();
 }
 
-Status lowerRunTimeConstantOfShape(LowerContext& ctx, double fill) {
+Expr constantOfShapeFill(const NodeView& ctx, ir::DType dtype) {
+  const ir::Tensor* value = ctx.attrTensor("value");
+  return value ? tensorElement(*value, 0, dtype) : Expr::constant(dtype, 0);
+}
+
+Status lowerRunTimeConstantOfShape(LowerContext& ctx) {
   int64_t k = ctx.inputDims(0)[0];
   ctx.newKernel("shape");
   std::vector<int> shape = readIntoSlots(ctx, ctx.input(0), k);
@@ -146,7 +151,7 @@ Status lowerRunTimeConstantOfShape(LowerContext& ctx, double fill) {
   kir::KernelBuilder& kb = ctx.newKernel();
   Buffer y = ctx.output(0);
   std::vector<kir::IterVar> axes = ctx.outputVars(0);
-  kb.compute(y, axes, Expr::constant(computeDType(y.dtype()), fill));
+  kb.compute(y, axes, constantOfShapeFill(ctx, computeDType(y.dtype())));
   return Status::ok();
 }
 
@@ -178,9 +183,18 @@ Status lowerRunTimeRange(LowerContext& ctx) {
     Expr big = Expr::constant(ir::DType::kFloat64, 0x1p52), none = Expr::constant(ir::DType::kFloat64, 0);
     count = kir::cast(ir::DType::kInt64, kir::select(c < big, kir::select(c > none, c, none), big));
   } else {
+    // Unsigned: limit - start and the count may leave int64 though every
+    // element lies between the bounds (Range(-2^63, 2^63-1, 2^62) has 4).
+    // Counts past 2^52 become 2^52, which the size check refuses.
     Expr s64 = kir::cast(ir::DType::kInt64, s), l64 = kir::cast(ir::DType::kInt64, l), d64 = kir::cast(ir::DType::kInt64, d);
-    Expr toward = kir::select(d64 > zero, d64 - Expr::index(1), d64 + Expr::index(1));
-    count = (l64 - s64 + toward) / d64;
+    auto u64 = [](Expr e) { return kir::cast(ir::DType::kUInt64, std::move(e)); };
+    Expr one = Expr::constant(ir::DType::kUInt64, 1), big = Expr::constant(ir::DType::kUInt64, 0x1p52);
+    Expr up = d64 > zero;
+    Expr span = kir::select(up, u64(l64) - u64(s64), u64(s64) - u64(l64));
+    Expr magnitude = kir::select(up, u64(d64), Expr::constant(ir::DType::kUInt64, 0) - u64(d64));
+    Expr n = (span - one) / magnitude + one;
+    Expr nonempty = kir::select(up, l64 > s64, l64 < s64);
+    count = kir::select(nonempty, kir::cast(ir::DType::kInt64, kir::select(n < big, n, big)), zero);
   }
   ir::DType t = ir::isFloat(dtype) ? dtype : ir::DType::kInt64;
   ctx.builder().check(ctx.addCheck("delta (input 2) is 0"),

@@ -50,7 +50,9 @@ Status lowerRunTimeExpand(LowerContext& ctx);
 Status inferRunTimeTile(InferContext& ctx, const ir::Shape& in);
 Status lowerRunTimeTile(LowerContext& ctx);
 Status inferRunTimeConstantOfShape(InferContext& ctx, ir::DType dtype);
-Status lowerRunTimeConstantOfShape(LowerContext& ctx, double fill);
+Status lowerRunTimeConstantOfShape(LowerContext& ctx);
+// ConstantOfShape's `value` (0 when absent) as an expression of `dtype`.
+kir::Expr constantOfShapeFill(const NodeView& ctx, ir::DType dtype);
 Status inferRunTimeRange(InferContext& ctx);
 Status lowerRunTimeRange(LowerContext& ctx);
 Status inferRunTimeSqueeze(InferContext& ctx, const ir::Shape& in, bool squeeze);  // false: Unsqueeze

@@ -351,7 +351,7 @@ Status lowerConstant(LowerContext& ctx) {
       index[d] = Expr::index(rest % dims[d]);
       rest /= dims[d];
     }
-    Expr element = Expr::constant(dtype, ir::isFloat(dtype) ? value.floatAt(flat) : static_cast<double>(value.intAt(flat)));
+    Expr element = tensorElement(value, flat, dtype);
     kb.computeAt(y, {}, index, kir::cast(y.dtype(), element));
   }
   return Status::ok();

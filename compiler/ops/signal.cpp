@@ -306,7 +306,7 @@ Status lowerRunTimeStft(LowerContext& ctx) {
   ctx.newKernel("shape");
   auto scalar = [&](size_t i) {
     const ir::Tensor* t = ctx.constantInput(i);
-    return t ? Expr::index(t->intAt(0)) : runTimeScalar(ctx, i);
+    return t ? integerConstant(ir::DType::kInt64, t->intAt(0)) : runTimeScalar(ctx, i);
   };
   int64_t window_length = window ? ctx.inputDims(2)[0] : 0;
   Expr step = scalar(1);
@@ -436,7 +436,7 @@ Expected<MelSizes> melSizes(LowerContext& ctx) {
   ctx.newKernel("shape");
   auto scalar = [&](size_t i) {
     const ir::Tensor* t = ctx.constantInput(i);
-    return t ? Expr::index(t->intAt(0)) : runTimeScalar(ctx, i);
+    return t ? integerConstant(ir::DType::kInt64, t->intAt(0)) : runTimeScalar(ctx, i);
   };
   int mels = ctx.newSlot(), length = ctx.newSlot();
   ctx.builder().setSlot(mels, scalar(0));

@@ -84,8 +84,12 @@ Expected<std::vector<SliceAxis>> sliceAxes(const NodeView& ctx, const std::vecto
       end = std::clamp(end, int64_t{-1}, d - 1);
     }
     int64_t span = step > 0 ? end - start : start - end;
-    int64_t magnitude = step > 0 ? step : -step;
-    int64_t count = span <= 0 ? 0 : (span + magnitude - 1) / magnitude;
+    // Unsigned: -INT64_MIN and span + magnitude would overflow int64.
+    uint64_t magnitude = step > 0 ? static_cast<uint64_t>(step) : 0 - static_cast<uint64_t>(step);
+    int64_t count = span <= 0 ? 0 : static_cast<int64_t>(1 + static_cast<uint64_t>(span - 1) / magnitude);
+    // One element or none: the step is never applied, and kernel IR constants
+    // (doubles) could not hold a step like INT64_MAX exactly.
+    if (count <= 1) step = 1;
     result[static_cast<size_t>(axes[k])] = {start, step, count};
   }
   return result;
@@ -163,6 +167,12 @@ Expected<PadSpec> padSpec(const NodeView& ctx, size_t rank) {
     return ctx.error("pads has " + std::to_string(pads.size()) + " entries, expected " +
                      std::to_string(2 * axes.size()) + " (two per padded axis)");
   PadSpec spec{std::vector<int64_t>(rank, 0), std::vector<int64_t>(rank, 0), ctx.attrString("mode", "constant")};
+  // No tensor has a dim of 2^48 elements (ir::kMaxTensorBytes), so no pad or
+  // crop of real use goes past it; bounding them keeps dim + begin + end and
+  // the kernels' index offsets far from overflow.
+  for (int64_t pad : pads)
+    if (pad < -ir::kMaxTensorBytes || pad > ir::kMaxTensorBytes)
+      return ctx.error("pads value " + std::to_string(pad) + " is beyond any tensor's size");
   for (size_t k = 0; k < axes.size(); ++k) {
     spec.begin[static_cast<size_t>(axes[k])] = pads[k];
     spec.end[static_cast<size_t>(axes[k])] = pads[k + axes.size()];

@@ -6,8 +6,10 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -231,6 +233,234 @@ TEST(HostileModelTest, TileRepeatsOverflowingTheShape) {
   Status status = passes::inferShapes(**imported);
   ASSERT_FALSE(status.isOk()) << "3 * 7349874591868649475 elements must not be accepted";
   EXPECT_NE(status.message().find("Tile 'tile'"), std::string::npos) << status.message();
+}
+
+// ---- constants at the edges of int64 and double ---------------------------------
+// Found by an audit under UBSan: shape inference of Pad, Slice, Range, Resize
+// and OneHot did signed arithmetic or float-to-int casts that overflow on
+// extreme constants (undefined behaviour; in a release build a wrapped shape
+// or a wrong Range).
+
+void addInt64s(onnx::GraphProto* graph, const std::string& name, std::vector<int64_t> values, bool scalar = false) {
+  auto* init = graph->add_initializer();
+  init->set_name(name);
+  init->set_data_type(onnx::TensorProto::INT64);
+  if (!scalar) init->add_dims(static_cast<int64_t>(values.size()));
+  for (int64_t v : values) init->add_int64_data(v);
+}
+
+// x: float32[2x3] -> `op` (x, then the named int64 initializers) -> y, shape left to inference.
+onnx::ModelProto opOnX(const std::string& op, std::vector<std::pair<std::string, std::vector<int64_t>>> constants) {
+  onnx::ModelProto model = reluModel();
+  auto* graph = model.mutable_graph();
+  graph->clear_node();
+  graph->clear_output();
+  auto* node = addNode(graph, op, "n", {"x"}, {"y"});
+  for (auto& [name, values] : constants) {
+    addInt64s(graph, name, values);
+    node->add_input(name);
+  }
+  setType(graph->add_output(), "y", onnx::TensorProto::FLOAT, {});
+  return model;
+}
+
+Status inferModel(const onnx::ModelProto& model) {
+  auto imported = importProto(model);
+  if (!imported) return imported.status();
+  return passes::inferShapes(**imported);
+}
+
+TEST(HostileModelTest, PadsOverflowingInt64) {
+  constexpr int64_t kHuge = int64_t{1} << 62;  // begin + end = 2^63
+  expectError(inferModel(opOnX("Pad", {{"pads", {kHuge, 0, kHuge, 0}}})),
+              {"Pad 'n'", "pads value 4611686018427387904 is beyond any tensor's size"});
+}
+
+TEST(HostileModelTest, SliceStepsAtTheInt64Extremes) {
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min(), kMax = std::numeric_limits<int64_t>::max();
+  for (auto [step, dims] : {std::pair{kMin, "2x0"}, std::pair{kMax, "2x1"}}) {
+    auto imported = importProto(opOnX("Slice", {{"starts", {step < 0 ? kMin : 0}}, {"ends", {kMax}}, {"axes", {1}},
+                                                {"steps", {step}}}));
+    ASSERT_TRUE(imported.isOk()) << imported.status().message();
+    Status status = passes::inferShapes(**imported);
+    ASSERT_TRUE(status.isOk()) << status.message();
+    EXPECT_EQ(ir::toString(*(*imported)->graph.outputs[0]->type.shape), dims) << "step " << step;
+  }
+}
+
+TEST(HostileModelTest, ResizeScaleThatOverflowsInt64) {
+  onnx::ModelProto model = reluModel();
+  auto* graph = model.mutable_graph();
+  graph->clear_node();
+  graph->clear_output();
+  auto* scales = graph->add_initializer();
+  scales->set_name("scales");
+  scales->set_data_type(onnx::TensorProto::FLOAT);
+  scales->add_dims(2);
+  scales->add_float_data(1);
+  scales->add_float_data(std::numeric_limits<float>::infinity());
+  addNode(graph, "Resize", "up", {"x", "", "scales"}, {"y"});
+  setType(graph->add_output(), "y", onnx::TensorProto::FLOAT, {});
+  expectError(inferModel(model), {"Resize 'up'", "scale inf makes dim 1 of size 3 overflow 64 bits"});
+}
+
+TEST(HostileModelTest, OneHotDepthThatIsNotASize) {
+  onnx::ModelProto model = reluModel();
+  auto* graph = model.mutable_graph();
+  graph->clear_node();
+  graph->clear_output();
+  auto* depth = graph->add_initializer();
+  depth->set_name("depth");
+  depth->set_data_type(onnx::TensorProto::FLOAT);
+  depth->add_float_data(std::numeric_limits<float>::quiet_NaN());
+  addInt64s(graph, "values", {0, 1});
+  addNode(graph, "OneHot", "hot", {"x", "depth", "values"}, {"y"});
+  setType(graph->add_output(), "y", onnx::TensorProto::INT64, {});
+  expectError(inferModel(model), {"OneHot 'hot'", "depth nan is not a size (input 1)"});
+}
+
+// start, limit, delta -> Range 'range' -> y (int64): constants, or graph inputs when `run_time`.
+onnx::ModelProto int64RangeModel(int64_t start, int64_t limit, int64_t delta, bool run_time) {
+  onnx::ModelProto model = reluModel();
+  auto* graph = model.mutable_graph();
+  graph->clear_node();
+  graph->clear_input();
+  graph->clear_output();
+  const char* names[] = {"start", "limit", "delta"};
+  int64_t values[] = {start, limit, delta};
+  for (int i = 0; i < 3; ++i) {
+    if (run_time) setType(graph->add_input(), names[i], onnx::TensorProto::INT64, {});
+    else addInt64s(graph, names[i], {values[i]}, /*scalar=*/true);
+  }
+  addNode(graph, "Range", "range", {"start", "limit", "delta"}, {"y"});
+  setType(graph->add_output(), "y", onnx::TensorProto::INT64, {});
+  return model;
+}
+
+// limit - start and i * delta may leave int64 although every element lies
+// between start and limit; doubles round bounds near 2^62.
+const std::vector<std::pair<std::array<int64_t, 3>, std::vector<int64_t>>> kInt64Ranges = {
+    {{INT64_MIN, INT64_MAX, int64_t{1} << 62}, {INT64_MIN, -(int64_t{1} << 62), 0, int64_t{1} << 62}},
+    {{INT64_MAX, INT64_MIN, INT64_MIN}, {INT64_MAX, -1}},
+    {{0, INT64_MAX, int64_t{1} << 62}, {0, int64_t{1} << 62}},
+    {{INT64_MIN, 0, INT64_MAX}, {INT64_MIN, -1}},
+    {{int64_t{1} << 62, (int64_t{1} << 62) + 3, 1}, {int64_t{1} << 62, (int64_t{1} << 62) + 1, (int64_t{1} << 62) + 2}},
+    {{INT64_MIN, INT64_MAX, -1}, {}},
+};
+
+TEST(HostileModelTest, ConstantRangeAtTheInt64ExtremesIsExact) {
+  for (const auto& [bounds, want] : kInt64Ranges) {
+    auto imported = importProto(int64RangeModel(bounds[0], bounds[1], bounds[2], false));
+    ASSERT_TRUE(imported.isOk()) << imported.status().message();
+    Status status = passes::inferShapes(**imported);
+    ASSERT_TRUE(status.isOk()) << status.message();
+    const ir::Value* y = (*imported)->graph.outputs[0];
+    ASSERT_TRUE(y->isConstant());
+    std::vector<int64_t> got;
+    for (int64_t i = 0; i < y->constant->elementCount(); ++i) got.push_back(y->constant->intAt(i));
+    EXPECT_EQ(got, want) << bounds[0] << ", " << bounds[1] << ", " << bounds[2];
+  }
+}
+
+TEST(HostileModelTest, RunTimeRangeAtTheInt64ExtremesIsExact) {
+  TempDir dir;
+  writeFile(dir.file("model.onnx"), int64RangeModel(0, 0, 0, true).SerializeAsString());
+  std::ostringstream log;
+  ASSERT_TRUE(driver::compileFile(dir.file("model.onnx"), dir.file("model.so"), {}, log).isOk()) << log.str();
+  kiln::Model artifact(dir.file("model.so"));
+  kiln::Session session(artifact, 1);
+  auto scalar = [](int64_t v) { return ir::Tensor::fromValues<int64_t>(ir::DType::kInt64, {}, std::vector{v}); };
+  auto run = [&](int64_t start, int64_t limit, int64_t delta) {
+    return tools::runArtifact(artifact, session, std::vector{scalar(start), scalar(limit), scalar(delta)});
+  };
+  for (const auto& [bounds, want] : kInt64Ranges) {
+    auto outputs = run(bounds[0], bounds[1], bounds[2]);
+    ASSERT_TRUE(outputs.isOk()) << outputs.status().message();
+    std::vector<int64_t> got;
+    for (int64_t i = 0; i < outputs->at(0).elementCount(); ++i) got.push_back(outputs->at(0).intAt(i));
+    EXPECT_EQ(got, want) << bounds[0] << ", " << bounds[1] << ", " << bounds[2];
+  }
+  // 2^63 and 2^64 - 1 elements: refused, not wrapped to an empty range.
+  expectError(run(0, INT64_MIN, -1), {"Range 'range'", "too large"});
+  expectError(run(INT64_MIN, INT64_MAX, 1), {"Range 'range'", "too large"});
+}
+
+// Kernel IR constants are doubles, exact to 2^53: a Clip bound of INT64_MAX
+// became 2^63, then INT64_MIN (every element clipped to it), and
+// ConstantOfShape's 2^60 + 1 came out 2^60.
+TEST(HostileModelTest, Int64ConstantsPast2To53StayExactInKernels) {
+  constexpr int64_t kBig = (int64_t{1} << 60) + 1;
+  onnx::ModelProto model = reluModel();
+  auto* graph = model.mutable_graph();
+  graph->clear_node();
+  graph->clear_input();
+  graph->clear_output();
+  setType(graph->add_input(), "x", onnx::TensorProto::INT64, {3});
+  setType(graph->add_input(), "shape", onnx::TensorProto::INT64, {1});
+  addInt64s(graph, "lowest", {INT64_MIN}, /*scalar=*/true);
+  addInt64s(graph, "highest", {INT64_MAX}, /*scalar=*/true);
+  addInt64s(graph, "big", {kBig}, /*scalar=*/true);
+  addNode(graph, "Clip", "keep", {"x", "lowest", "highest"}, {"kept"});
+  addNode(graph, "Clip", "cap", {"x", "", "big"}, {"capped"});
+  auto* fill = addNode(graph, "ConstantOfShape", "fill", {"shape"}, {"filled"});
+  auto* value = fill->add_attribute();
+  value->set_name("value");
+  value->set_type(onnx::AttributeProto::TENSOR);
+  value->mutable_t()->set_data_type(onnx::TensorProto::INT64);
+  value->mutable_t()->add_dims(1);
+  value->mutable_t()->add_int64_data(kBig);
+  for (const char* name : {"kept", "capped", "filled"})
+    setType(graph->add_output(), name, onnx::TensorProto::INT64, {});
+  TempDir dir;
+  writeFile(dir.file("model.onnx"), model.SerializeAsString());
+  std::ostringstream log;
+  ASSERT_TRUE(driver::compileFile(dir.file("model.onnx"), dir.file("model.so"), {}, log).isOk()) << log.str();
+  kiln::Model artifact(dir.file("model.so"));
+  kiln::Session session(artifact, 1);
+  std::vector<int64_t> x = {INT64_MAX, kBig + 1, -5};
+  std::vector<int64_t> shape = {2};
+  auto outputs = tools::runArtifact(artifact, session,
+                                    std::vector{ir::Tensor::fromValues<int64_t>(ir::DType::kInt64, {3}, x),
+                                                ir::Tensor::fromValues<int64_t>(ir::DType::kInt64, {1}, shape)});
+  ASSERT_TRUE(outputs.isOk()) << outputs.status().message();
+  auto values = [](const ir::Tensor& t) {
+    std::vector<int64_t> v;
+    for (int64_t i = 0; i < t.elementCount(); ++i) v.push_back(t.intAt(i));
+    return v;
+  };
+  EXPECT_EQ(values(outputs->at(0)), x);
+  EXPECT_EQ(values(outputs->at(1)), (std::vector<int64_t>{kBig, kBig, -5}));
+  EXPECT_EQ(values(outputs->at(2)), (std::vector<int64_t>{kBig, kBig}));
+}
+
+// The runtime's tensors hold at most KILN_MAX_RANK dims; a rank-17 input or
+// output compiled to an artifact that every load refused.
+TEST(HostileModelTest, InterfaceRankAboveTheRuntimeLimit) {
+  auto compile = [](const onnx::ModelProto& model) {
+    TempDir dir;
+    writeFile(dir.file("model.onnx"), model.SerializeAsString());
+    std::ostringstream log;
+    return driver::compileFile(dir.file("model.onnx"), dir.file("model.so"), {}, log).status();
+  };
+  auto ones = [](onnx::ValueInfoProto* info, const std::string& name, int rank) {
+    setType(info, name, onnx::TensorProto::FLOAT, {});
+    auto* shape = info->mutable_type()->mutable_tensor_type()->mutable_shape();
+    for (int d = 0; d < rank; ++d) shape->add_dim()->set_dim_value(1);
+  };
+  onnx::ModelProto model = reluModel();
+  auto* graph = model.mutable_graph();
+  graph->clear_input();
+  graph->clear_output();
+  ones(graph->add_input(), "x", 17);
+  ones(graph->add_output(), "y", 17);
+  expectError(compile(model), {"input 'x' has rank 17; a compiled model's inputs and outputs have rank at most 16"});
+
+  graph->clear_input();
+  ones(graph->add_input(), "x", 16);
+  graph->clear_node();
+  addInt64s(graph, "axes", {0});
+  addNode(graph, "Unsqueeze", "up", {"x", "axes"}, {"y"});
+  expectError(compile(model), {"output 'y' has rank 17"});
 }
 
 // ---- graph structure -------------------------------------------------------------
