@@ -130,6 +130,11 @@ np.save(f"{work}/s_bad.npy", s)
 os.makedirs(f"{work}/rt_case/test_data_set_0")
 for name, t in (("input_0", x), ("input_1", s), ("output_0", x.reshape(2, 3))):
     open(f"{work}/rt_case/test_data_set_0/{name}.pb", "wb").write(numpy_helper.from_array(t).SerializeToString())
+graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [helper.make_tensor_value_info("x", T.FLOAT, [2])],
+                          [helper.make_tensor_value_info("y\nkiln: error: forged", T.FLOAT, [2])])
+onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), f"{work}/newline_name.onnx")
+save([helper.make_node("ConstantOfShape", ["shape"], ["y"], name="fill")], [], "four_tib.onnx",
+     [numpy_helper.from_array(np.array([1 << 20, 1 << 20], dtype=np.int64), "shape")])
 PY
 expect_one_line_errors=1
 expect "a shape inference error names the model file" 2 \
@@ -138,6 +143,9 @@ expect "a shape inference error names the model file" 2 \
 expect "a 100000-dim shape in an error is elided" 2 \
   "^kiln: error: '$work/reshape_rank.onnx': pass infer-shapes: Reshape 'r': cannot reshape 2x3 into 1x1x1x1x1x1x1x1x\.\.\.\(99990 more\)x1x1: element counts differ$" -- \
   "$kiln" compile "$work/reshape_rank.onnx" -o "$work/x.so"
+expect "a name with a newline stays on the error's one line" 2 \
+  "^kiln: error: '$work/newline_name.onnx': graph 'g' output 'y\\\\nkiln: error: forged' is produced by nothing$" -- \
+  "$kiln" compile "$work/newline_name.onnx" -o "$work/x.so"
 expect "compile a run-time Reshape" 0 "" -- "$kiln" compile "$work/rt_reshape.onnx" -o "$work/rt.so"
 bad_target="Reshape 'rs': target shape \[-3x-2\] has an entry below -1, more than one -1, or a 0 past the input's rank 1$"
 expect "run: a run-time check refusing the inputs exits 2" 2 "^kiln: error: $bad_target" -- \
@@ -169,6 +177,20 @@ expect "an input .npy larger than memory" 4 \
   "^kiln: error: '$work/huge.npy' is $huge bytes, more than this machine's memory \([0-9]+ bytes\)$" -- \
   "$kiln" run "$work/rt.so" --input "$work/huge.npy" --input "$work/s_bad.npy"
 rm -f "$work/huge.so" "$work/huge.npy"
+# An output the model sizes past this machine's memory: the model's demand,
+# exit 2 in bench and profile as in run (ASan would abort the allocation).
+expect "compile a model with a 4 TiB output" 0 "" -- "$kiln" compile "$work/four_tib.onnx" -o "$work/four_tib.so"
+for cmd in bench profile; do
+  expect "$cmd: an output larger than memory exits 2" 2 \
+    "^kiln: error: output 0 'y' needs 4398046511104 bytes, more than this machine can allocate$" -- \
+    env ASAN_OPTIONS="${ASAN_OPTIONS:-}:allocator_may_return_null=1" "$kiln" $cmd "$work/four_tib.so"
+done
+# inspect sniffs a file for ELF: a FIFO must be refused, not waited on; a
+# missing file is an I/O error (exit 4), as in the other commands.
+mkfifo "$work/fifo.onnx"
+expect "inspect a FIFO" 4 "^kiln: error: '$work/fifo.onnx' is not a regular file$" -- \
+  timeout 30 "$kiln" inspect "$work/fifo.onnx"
+expect "inspect a missing file" 4 "^kiln: error: cannot open '$work/missing.onnx'" -- "$kiln" inspect "$work/missing.onnx"
 expect_one_line_errors=0
 
 # A symbolic batch dim: compiled once, run at two batch sizes; sample 1 of

@@ -7,6 +7,30 @@
 
 namespace kiln::cli {
 
+// `text` on one line: newlines, tabs and other control characters (a model's
+// value names may hold any byte) written as C escapes, so that an error
+// message naming them stays the one line scripts read.
+inline std::string oneLine(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    auto byte = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (byte < 0x20 || byte == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\x%02x", byte);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 // A JSON string literal, quotes included.
 inline std::string jsonQuote(std::string_view text) {
   std::string out = "\"";

@@ -30,11 +30,17 @@ struct InspectArgs {
   std::vector<std::string> shapes;
 };
 
+// Only a regular file is sniffed: reading a FIFO would wait for a writer. What
+// is not one goes on to the model importer, which refuses it with exit 4.
 bool isArtifact(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return false;
+  struct stat st {};
   char magic[4] = {};
-  in.read(magic, 4);
-  return in && magic[0] == 0x7f && magic[1] == 'E' && magic[2] == 'L' && magic[3] == 'F';
+  bool elf = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && read(fd, magic, 4) == 4 && magic[0] == 0x7f &&
+             magic[1] == 'E' && magic[2] == 'L' && magic[3] == 'F';
+  close(fd);
+  return elf;
 }
 
 // Columns padded to their widest cell; numeric columns (named in `right`) right-aligned.
@@ -345,7 +351,7 @@ int inspectModel(const InspectArgs& args) {
 void addInspectCommand(CLI::App& app, int& exit_code) {
   auto args = std::make_shared<InspectArgs>();
   CLI::App* cmd = app.add_subcommand("inspect", "Describe an ONNX model or a compiled artifact");
-  cmd->add_option("file", args->path, "model.onnx or artifact .so")->required()->check(CLI::ExistingFile);
+  cmd->add_option("file", args->path, "model.onnx or artifact .so")->required();
   cmd->add_flag("--json", args->json, "print the description as JSON, for scripts");
   cmd->add_flag("--ir", args->ir, "print the model's Graph IR as text");
   cmd->add_option("--dot", args->dot, "write the graph as Graphviz dot to this file");

@@ -2,11 +2,12 @@
 #include <iostream>
 
 #include "tools/kiln/commands.h"
+#include "tools/kiln/escape.h"
 
 namespace kiln::cli {
 
 int reportError(const Status& status) {
-  std::cerr << "kiln: error: " << status.message() << "\n";
+  std::cerr << "kiln: error: " << oneLine(status.message()) << "\n";
   switch (status.kind()) {
     case ErrorKind::kInvalidInput: return kExitInvalidInput;
     case ErrorKind::kUnsupported: return kExitUnsupported;

@@ -180,7 +180,9 @@ Expected<std::unique_ptr<TimingHarness>> TimingHarness::create(const std::string
     h->runtime_allocated_.push_back(!known);
     if (known) {
       h->owned_.emplace_back(static_cast<std::byte*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64)), std::free);
-      if (!h->owned_.back()) return internalError("out of memory for output " + std::to_string(i));
+      if (!h->owned_.back())  // a size the model asks for, not a fault of Kiln: exit 2, as `kiln run` does
+        return invalidInput("output " + std::to_string(i) + " '" + info.name + "' needs " + std::to_string(bytes) +
+                            " bytes, more than this machine can allocate");
       out.data = h->owned_.back().get();
       out.bytes = bytes;
     }

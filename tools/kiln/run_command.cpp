@@ -12,6 +12,7 @@
 #include "tools/common/test_case.h"
 #include "tools/common/values.h"
 #include "tools/kiln/commands.h"
+#include "tools/kiln/escape.h"
 
 namespace kiln::cli {
 namespace {
@@ -104,7 +105,7 @@ int runCheck(const CheckArgs& args) {
   auto mismatch = tools::checkTestCase(**model, session, args.test_dir, {args.rtol, args.atol});
   if (!mismatch) return reportError(mismatch.status());
   if (*mismatch) {
-    std::cerr << "kiln: mismatch: " << **mismatch << "\n";
+    std::cerr << "kiln: mismatch: " << oneLine(**mismatch) << "\n";
     return kExitMismatch;
   }
   std::cout << "ok: " << sets->size() << " data set(s) match within rtol " << args.rtol << ", atol " << args.atol << "\n";
