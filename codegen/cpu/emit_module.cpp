@@ -86,6 +86,11 @@ std::vector<int> stageParams(const kir::Stage& stage) {
 // to compile inlined, 2.4 s not; a Sum of 1024, 3.2 s against 0.5 s.
 constexpr size_t kMaxInlinedStages = 64;
 constexpr size_t kMaxInlinedStageParams = 64;
+// Likewise kernels into the entry point: with every kernel inlined, its one
+// block is quadratic in LLVM's machine scheduler (1000 Identity outputs took
+// 15 s to compile, 2000 more than 30 s). A call per kernel costs nothing
+// measurable.
+constexpr size_t kMaxInlinedKernels = 64;
 
 // Contractions below this much work run on the calling thread.
 constexpr int64_t kMinParallelFlops = 1 << 17;
@@ -426,6 +431,7 @@ class ModuleEmitter {
     const kir::Kernel& kernel = call.kernel;
     std::vector<llvm::Type*> params(kernel.params.size() + 1, ptr_);
     llvm::Function* f = makeFunction(kernel.name, llvm::Type::getVoidTy(c_), params);
+    if (program_.calls.size() > kMaxInlinedKernels) f->addFnAttr(llvm::Attribute::NoInline);
     std::vector<llvm::Function*> stages;
     std::vector<int64_t> tasks;  // parallel task count per stage; 0: run serially
     for (size_t s = 0; s < kernel.stages.size(); ++s) {

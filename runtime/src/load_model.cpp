@@ -1,6 +1,6 @@
 // Loading an artifact: every check happens on the file's bytes before the
 // dynamic loader sees it, and the loader then maps exactly the bytes that were
-// checked (a memfd copy), so a file changed after the check is never run.
+// checked (a sealed memfd copy), so a file changed after the check is never run.
 #include <cerrno>
 #include <cstring>
 #include <dlfcn.h>
@@ -22,39 +22,88 @@ uint64_t physicalMemoryBytes() {
   return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_bytes);
 }
 
-kiln_status readFile(const char* path, std::vector<uint8_t>& bytes, std::string& message) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+// The artifact's bytes, staged once in an anonymous memory file that is
+// sealed against change and mapped read-only: every check reads this
+// mapping, the dynamic loader maps the same file, and the weights blob is
+// read in place from it. So a file changed after the check is never run, and
+// the artifact is in memory once.
+struct StagedFile {
+  int fd = -1;
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+
+  std::span<const uint8_t> bytes() const { return {data, size}; }
+  void release() {
+    if (data) munmap(const_cast<uint8_t*>(data), size);
+    if (fd >= 0) close(fd);
+    *this = {};
+  }
+};
+
+kiln_status stageFile(const char* path, StagedFile& staged, std::string& message) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below as not regular.
+  int in = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (in < 0) {
     message = std::string("cannot open artifact '") + path + "': " + std::strerror(errno);
     return KILN_ERROR_IO;
   }
   struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
+  if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(in);
     message = std::string("artifact '") + path + "' is not a regular file";
     return KILN_ERROR_IO;
   }
-  // The whole file is read (and copied once more for dlopen): one larger than
-  // the machine's memory cannot load, and a sparse file can claim terabytes.
+  // The whole file is staged in memory: one larger than the machine's memory
+  // cannot load, and a sparse file can claim terabytes.
   uint64_t memory_bytes = physicalMemoryBytes();
   if (static_cast<uint64_t>(st.st_size) > memory_bytes) {
-    close(fd);
+    close(in);
     message = std::string("artifact '") + path + "' is " + std::to_string(st.st_size) +
               " bytes, more than this machine's memory (" + std::to_string(memory_bytes) + " bytes)";
     return KILN_ERROR_IO;
   }
-  bytes.resize(static_cast<size_t>(st.st_size));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = read(fd, bytes.data() + done, bytes.size() - done);
+  staged.fd = memfd_create("kiln-artifact", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (staged.fd < 0) {
+    close(in);
+    message = std::string("memfd_create failed: ") + std::strerror(errno);
+    return KILN_ERROR_IO;
+  }
+  std::vector<char> piece(1 << 20);
+  for (uint64_t left = static_cast<uint64_t>(st.st_size); left > 0;) {
+    ssize_t n = read(in, piece.data(), std::min<uint64_t>(left, piece.size()));
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      close(fd);
+      close(in);
+      staged.release();
       message = std::string("cannot read artifact '") + path + "'";
       return KILN_ERROR_IO;
     }
-    done += static_cast<size_t>(n);
+    for (ssize_t done = 0; done < n;) {
+      ssize_t w = write(staged.fd, piece.data() + done, static_cast<size_t>(n - done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        close(in);
+        staged.release();
+        message = "cannot stage the artifact in memory: " + std::string(std::strerror(errno));
+        return KILN_ERROR_IO;
+      }
+      done += w;
+    }
+    left -= static_cast<uint64_t>(n);
   }
-  close(fd);
+  close(in);
+  // Best effort: the seals make the staged bytes immutable even to this process.
+  fcntl(staged.fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+  staged.size = static_cast<size_t>(st.st_size);
+  if (staged.size > 0) {
+    void* p = mmap(nullptr, staged.size, PROT_READ, MAP_SHARED, staged.fd, 0);
+    if (p == MAP_FAILED) {
+      staged.release();
+      message = std::string("cannot map the staged artifact: ") + std::strerror(errno);
+      return KILN_ERROR_IO;
+    }
+    staged.data = static_cast<const uint8_t*>(p);
+  }
   return KILN_OK;
 }
 
@@ -158,56 +207,15 @@ kiln_status checkDescription(const artifact::ModelDesc& desc, std::string& messa
   return KILN_OK;
 }
 
-// dlopen()s the checked bytes from an anonymous memory file. The file stays
-// open while the library is loaded: the loader knows a library by its path,
-// /proc/self/fd/N, and would hand a later model whose memory file got the
-// same descriptor number the first model's code.
-void* openChecked(const std::vector<uint8_t>& bytes, int& fd_out, std::string& message) {
-  int fd = memfd_create("kiln-artifact", MFD_CLOEXEC);
-  if (fd < 0) {
-    message = std::string("memfd_create failed: ") + std::strerror(errno);
-    return nullptr;
-  }
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
-    if (n <= 0) {
-      close(fd);
-      message = "cannot stage the artifact in memory";
-      return nullptr;
-    }
-    done += static_cast<size_t>(n);
-  }
-  std::string proc_path = "/proc/self/fd/" + std::to_string(fd);
+// dlopen()s the staged file. It stays open while the library is loaded: the
+// loader knows a library by its path, /proc/self/fd/N, and would hand a later
+// model whose memory file got the same descriptor number the first model's
+// code.
+void* openChecked(const StagedFile& staged, std::string& message) {
+  std::string proc_path = "/proc/self/fd/" + std::to_string(staged.fd);
   void* handle = dlopen(proc_path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!handle) {
-    message = std::string("the dynamic loader refused the artifact: ") + dlerror();
-    close(fd);
-    return nullptr;
-  }
-  fd_out = fd;
+  if (!handle) message = std::string("the dynamic loader refused the artifact: ") + dlerror();
   return handle;
-}
-
-// Maps the weights blob (the file's last weights_bytes, checked by
-// findWeights) from the same memory file, read-only: the generated code reads
-// them in place, and the pages are the memory file's, not a copy.
-bool mapWeights(kiln_model& model, uint64_t file_bytes, std::string& message) {
-  const uint64_t bytes = model.desc.weights_bytes;
-  if (bytes == 0) return true;
-  long page = sysconf(_SC_PAGE_SIZE);
-  const uint64_t offset = file_bytes - bytes;
-  if (page <= 0 || offset % static_cast<uint64_t>(page) != 0) {
-    message = "the weights' offset " + std::to_string(offset) + " is not a multiple of this machine's page size";
-    return false;
-  }
-  void* p = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, model.library_fd, static_cast<off_t>(offset));
-  if (p == MAP_FAILED) {
-    message = std::string("cannot map the weights: ") + std::strerror(errno);
-    return false;
-  }
-  model.weights = p;
-  return true;
 }
 
 void buildViews(kiln_model& model) {
@@ -256,33 +264,37 @@ kiln_status checkArtifact(std::span<const uint8_t> bytes, artifact::ModelDesc& d
 }
 
 kiln_status loadModel(const char* path, std::unique_ptr<kiln_model>& model, std::string& message) {
-  std::vector<uint8_t> bytes;
-  if (kiln_status s = readFile(path, bytes, message); s != KILN_OK) return s;
+  StagedFile staged;
+  if (kiln_status s = stageFile(path, staged, message); s != KILN_OK) return s;
   std::string where = std::string("artifact '") + path + "': ";
   std::string error;
   artifact::ModelDesc desc;
-  if (kiln_status s = checkArtifact(bytes, desc, error); s != KILN_OK) {
+  if (kiln_status s = checkArtifact(staged.bytes(), desc, error); s != KILN_OK) {
+    staged.release();
     message = where + error;
     return s;
   }
   model = std::make_unique<kiln_model>();
   model->desc = std::move(desc);
   if (model->desc.target == "cuda") {  // GPU kernels from the checked bytes; no host code to map
-    if (kiln_status s = CudaModel::load(bytes, model->desc, model->cuda, error); s != KILN_OK) {
+    kiln_status s = CudaModel::load(staged.bytes(), model->desc, model->cuda, error);
+    staged.release();  // the session uploads what it needs from the CudaModel's copies
+    if (s != KILN_OK) {
       message = where + error;
       return s;
     }
     buildViews(*model);
     return KILN_OK;
   }
-  model->library = openChecked(bytes, model->library_fd, error);
+  // The model owns the staged file from here, and frees it with itself.
+  model->library_fd = staged.fd;
+  model->file = staged.data;
+  model->file_bytes = staged.size;
+  if (model->desc.weights_bytes > 0) model->weights = staged.data + (staged.size - model->desc.weights_bytes);
+  model->library = openChecked(staged, error);
   if (!model->library) {
     message = where + error;
     return KILN_ERROR_INVALID_ARTIFACT;
-  }
-  if (!mapWeights(*model, bytes.size(), error)) {
-    message = where + error;
-    return KILN_ERROR_IO;
   }
   model->entry = reinterpret_cast<kiln_entry_fn>(dlsym(model->library, model->desc.entry_symbol.c_str()));
   if (!model->entry) {
@@ -296,7 +308,7 @@ kiln_status loadModel(const char* path, std::unique_ptr<kiln_model>& model, std:
 }  // namespace kiln::runtime
 
 kiln_model::~kiln_model() {
-  if (weights) munmap(const_cast<void*>(weights), desc.weights_bytes);
   if (library) dlclose(library);
+  if (file) munmap(const_cast<uint8_t*>(file), file_bytes);
   if (library_fd >= 0) close(library_fd);
 }

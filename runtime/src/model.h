@@ -22,8 +22,10 @@ struct kiln_model {
   kiln::artifact::ModelDesc desc;
   void* library = nullptr;  // dlopen handle
   int library_fd = -1;       // the memory file it was mapped from, open while it is loaded
+  const uint8_t* file = nullptr;  // that file, mapped read-only: the bytes the checks read
+  size_t file_bytes = 0;
   kiln_entry_fn entry = nullptr;
-  const void* weights = nullptr;  // the weights blob, mapped from library_fd (NULL when it is empty)
+  const void* weights = nullptr;  // the weights blob, the file's last desc.weights_bytes (NULL when empty)
   std::unique_ptr<kiln::runtime::CudaModel> cuda;  // CUDA artifacts (no library, no entry)
   // C views of the description for kiln_model_input/output.
   struct TensorView {

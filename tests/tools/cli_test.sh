@@ -191,6 +191,10 @@ mkfifo "$work/fifo.onnx"
 expect "inspect a FIFO" 4 "^kiln: error: '$work/fifo.onnx' is not a regular file$" -- \
   timeout 30 "$kiln" inspect "$work/fifo.onnx"
 expect "inspect a missing file" 4 "^kiln: error: cannot open '$work/missing.onnx'" -- "$kiln" inspect "$work/missing.onnx"
+# Loading an artifact opens it without waiting for a writer, too.
+mkfifo "$work/fifo.so"
+expect "run a FIFO" 4 "^kiln: error: artifact '$work/fifo.so' is not a regular file$" -- \
+  timeout 30 "$kiln" run "$work/fifo.so"
 expect_one_line_errors=0
 
 # A symbolic batch dim: compiled once, run at two batch sizes; sample 1 of
