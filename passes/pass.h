@@ -66,6 +66,11 @@ struct PipelineOptions {
   // (recognize-layer-norm, recognize-gelu): the driver clears it when the
   // graph is written back as ONNX. Listed in `passes`, they run regardless.
   bool kiln_ops = true;
+  // Whether the -O pipeline may compute convolutions with Winograd's
+  // transforms (winograd-conv): the driver clears it under --precision bf16,
+  // where the direct kernel's bf16 dot products (or AMX tiles) are faster
+  // than a float32 product. Listed in `passes`, it runs regardless.
+  bool winograd = true;
   // --quantize: run as the "quantize" step (after fold-affine at -O1 and
   // above; first at -O0 or when --passes leaves it out).
   std::shared_ptr<const QuantizeSpec> quantize;

@@ -22,6 +22,7 @@ std::unique_ptr<Pass> createFoldAffine();
 std::unique_ptr<Pass> createInlineConstantIf();
 std::unique_ptr<Pass> createFoldQdq();
 std::unique_ptr<Pass> createChannelsLast();
+std::unique_ptr<Pass> createWinogradConv();
 std::unique_ptr<Pass> createRecognizeLayerNorm();
 std::unique_ptr<Pass> createRecognizeGelu();
 
@@ -51,6 +52,10 @@ const std::vector<PassInfo>& allPasses() {
       {"channels-last",
        "run 2-D convolutions over NHWC data (kiln.ConvNhwc) and cancel the transposes between them (CPU target)",
        createChannelsLast},
+      {"winograd-conv",
+       "compute 3x3 stride-1 channels-last convolutions (kiln.ConvNhwc) with Winograd F(2x2, 3x3): input transform, "
+       "batched product with a weight transformed at compile time, output transform",
+       createWinogradConv},
       {"eliminate-dead-nodes", "remove nodes whose results are never used", createEliminateDeadNodes},
   };
   return kPasses;
@@ -89,7 +94,7 @@ std::vector<std::string> pipelineFor(int opt_level) {
   // elementwise ops but not Kiln's twins of LayerNormalization and Gelu.
   return {"inline-constant-if", "fold-qdq", "fold-constants", "eliminate-common-subexpressions", "remove-no-ops",
           "fold-affine", std::string(kPruneStep), std::string(kQuantizeStep), "fold-qdq", "recognize-layer-norm",
-          "recognize-gelu", "channels-last", "eliminate-dead-nodes", "fuse-kernels", "plan-in-place"};
+          "recognize-gelu", "channels-last", "winograd-conv", "eliminate-dead-nodes", "fuse-kernels", "plan-in-place"};
 }
 
 Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOptions& options, std::ostream& log) {
@@ -167,6 +172,7 @@ Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOp
     if (!info) return invalidInput("--passes: unknown pass '" + name + "'");
     if (options.disabled.count(name)) continue;
     if (name == "channels-last" && options.passes.empty() && !options.cpu_layout) continue;
+    if (name == "winograd-conv" && options.passes.empty() && !options.winograd) continue;
     // Where the model's opset predates the op they write, these write Kiln's
     // twin of it, which ONNX written back for other runtimes cannot hold.
     if ((name == "recognize-layer-norm" || name == "recognize-gelu") && options.passes.empty() && !options.kiln_ops)

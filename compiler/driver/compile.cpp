@@ -210,6 +210,7 @@ Expected<lower::Program> lowerModel(ir::Model& model, const CompileOptions& opti
                                     std::vector<passes::PassRecord>& records) {
   passes::PipelineOptions pipeline = options.pipeline;
   pipeline.cpu_layout = options.target == "cpu";
+  pipeline.winograd = options.codegen.precision.empty() || options.codegen.precision == "fp32";
   KILN_ASSIGN_OR_RETURN(records, passes::runPipeline(model, pipeline, log));
   KILN_ASSIGN_OR_RETURN(lower::Program program, lower::lowerGraph(model));
   // On CUDA a Transpose feeding or fed by a GEMM becomes the GEMM's layout.
@@ -315,6 +316,7 @@ Expected<CompileSummary> compileFile(const std::string& input, const std::string
     passes::PipelineOptions pipeline = options.pipeline;
     pipeline.cpu_layout = options.target == "cpu" && options.emit == Stage::kGraph;
     pipeline.kiln_ops = options.emit == Stage::kGraph;
+    pipeline.winograd = options.codegen.precision.empty() || options.codegen.precision == "fp32";
     auto records = passes::runPipeline(*model, pipeline, log);
     if (!records) return records.status().withContext(model_file);
     summary.passes = records.take();

@@ -152,6 +152,8 @@ void registerUniqueOps(OpRegistry& registry);
 void registerNmsOps(OpRegistry& registry);
 // The ai.onnx.preview.training domain (training.cpp).
 void registerTrainingOps(OpRegistry& registry);
+// Kiln's Winograd convolution steps, written by the winograd-conv pass (winograd.cpp).
+void registerWinogradOps(OpRegistry& registry);
 
 // The one place op families are listed.
 const OpRegistry& OpRegistry::global() {
@@ -191,6 +193,7 @@ const OpRegistry& OpRegistry::global() {
     registerSequenceOps(r);
     registerOptionalOps(r);
     registerTrainingOps(r);
+    registerWinogradOps(r);
     return r;
   }();
   return registry;
