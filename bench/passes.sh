@@ -10,7 +10,7 @@
 # Models and inputs are bench/export_models.py's (exported when missing,
 # which needs python3-torch and python3-torchvision); the kiln CLI is
 # build/bin/kiln (KILN=path for another). Steps run one after another:
-# BERT-base's compile alone takes about 3 GB.
+# BERT-base's compile alone takes about 0.6 GB.
 set -uo pipefail
 bench=$(cd "$(dirname "$0")" && pwd)
 tool=bench/passes.sh

@@ -42,10 +42,28 @@ void propagateConstants(ir::Node& node, int64_t opset) {
     if (out) out->constant = std::move((*values)[next++]);
 }
 
+// The element type a graph output declares and the one its nodes compute
+// must agree: a model that declares int64 for what its nodes compute as
+// float32 is malformed (ONNX Runtime refuses it too), and compiling it as
+// inferred would answer in a type the caller did not ask for. Shapes are not
+// compared: exporters declare placeholders (a scalar, a stale batch size),
+// and the computed shape wins, as in ONNX Runtime.
+Status checkDeclaredOutput(const ir::Value& out, const ir::TensorType& declared) {
+  const ir::TensorType& inferred = out.type;
+  if (declared.kind != inferred.kind || declared.dtype == ir::DType::kUndefined ||
+      inferred.dtype == ir::DType::kUndefined || declared.dtype == inferred.dtype)
+    return Status::ok();
+  std::string by = out.producer ? " by " + out.producer->describe() : "";
+  return invalidInput("graph output '" + out.name + "' is declared " + std::string(ir::name(declared.dtype)) +
+                      ", but it is computed" + by + " as " + inferred.toString());
+}
+
 }  // namespace
 
 Status inferShapes(ir::Model& model) {
   const auto& registry = ops::OpRegistry::global();
+  std::vector<ir::TensorType> declared;
+  for (const ir::Value* out : model.graph.outputs) declared.push_back(out->type);
   for (const auto& node : model.graph.nodes()) {
     int64_t opset = model.opsetFor(node->domain);
     KILN_ASSIGN_OR_RETURN(const ops::OpSchema* schema, registry.resolve(*node, opset));
@@ -60,6 +78,8 @@ Status inferShapes(ir::Model& model) {
     KILN_RETURN_IF_ERROR(passed_through ? ctx.outputStatus() : ops::inferNode(*schema, ctx));
     propagateConstants(*node, opset);
   }
+  for (size_t i = 0; i < declared.size(); ++i)
+    KILN_RETURN_IF_ERROR(checkDeclaredOutput(*model.graph.outputs[i], declared[i]));
   return Status::ok();
 }
 

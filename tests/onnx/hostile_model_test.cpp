@@ -465,6 +465,28 @@ TEST(HostileModelTest, InterfaceRankAboveTheRuntimeLimit) {
 
 // ---- graph structure -------------------------------------------------------------
 
+// A graph output declared with another element type than its nodes compute
+// is malformed; compiling it as inferred would answer in a type nobody asked
+// for. Shapes are the exporter's placeholders: the computed one wins.
+TEST(HostileModelTest, OutputDeclaredUnlikeWhatItsNodesCompute) {
+  auto compile = [](const onnx::ModelProto& model) {
+    TempDir dir;
+    writeFile(dir.file("model.onnx"), model.SerializeAsString());
+    std::ostringstream log;
+    return driver::compileFile(dir.file("model.onnx"), dir.file("model.so"), {}, log).status();
+  };
+  onnx::ModelProto model = reluModel();
+  auto* graph = model.mutable_graph();
+  graph->clear_output();
+  setType(graph->add_output(), "y", onnx::TensorProto::INT64, {9, 9});
+  expectError(compile(model),
+              {"graph output 'y' is declared int64, but it is computed by ", "'relu'", " as float32[2x3]"});
+  graph->clear_output();
+  setType(graph->add_output(), "y", onnx::TensorProto::FLOAT, {2, 4});
+  Status shape_only = compile(model);
+  EXPECT_TRUE(shape_only.isOk()) << shape_only.message();
+}
+
 TEST(HostileModelTest, NodeReadingItsOwnOutputIsACycle) {
   onnx::ModelProto model = reluModel();
   auto* graph = model.mutable_graph();
