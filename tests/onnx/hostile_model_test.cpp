@@ -435,13 +435,15 @@ TEST(HostileModelTest, Int64ConstantsPast2To53StayExactInKernels) {
 
 // The runtime's tensors hold at most KILN_MAX_RANK dims; a rank-17 input or
 // output compiled to an artifact that every load refused.
+// Compiles `model` (written to a temporary folder) to an artifact.
+Status compileModel(const onnx::ModelProto& model) {
+  TempDir dir;
+  writeFile(dir.file("model.onnx"), model.SerializeAsString());
+  std::ostringstream log;
+  return driver::compileFile(dir.file("model.onnx"), dir.file("model.so"), {}, log).status();
+}
+
 TEST(HostileModelTest, InterfaceRankAboveTheRuntimeLimit) {
-  auto compile = [](const onnx::ModelProto& model) {
-    TempDir dir;
-    writeFile(dir.file("model.onnx"), model.SerializeAsString());
-    std::ostringstream log;
-    return driver::compileFile(dir.file("model.onnx"), dir.file("model.so"), {}, log).status();
-  };
   auto ones = [](onnx::ValueInfoProto* info, const std::string& name, int rank) {
     setType(info, name, onnx::TensorProto::FLOAT, {});
     auto* shape = info->mutable_type()->mutable_tensor_type()->mutable_shape();
@@ -453,14 +455,14 @@ TEST(HostileModelTest, InterfaceRankAboveTheRuntimeLimit) {
   graph->clear_output();
   ones(graph->add_input(), "x", 17);
   ones(graph->add_output(), "y", 17);
-  expectError(compile(model), {"input 'x' has rank 17; a compiled model's inputs and outputs have rank at most 16"});
+  expectError(compileModel(model), {"input 'x' has rank 17; a compiled model's inputs and outputs have rank at most 16"});
 
   graph->clear_input();
   ones(graph->add_input(), "x", 16);
   graph->clear_node();
   addInt64s(graph, "axes", {0});
   addNode(graph, "Unsqueeze", "up", {"x", "axes"}, {"y"});
-  expectError(compile(model), {"output 'y' has rank 17"});
+  expectError(compileModel(model), {"output 'y' has rank 17"});
 }
 
 // ---- graph structure -------------------------------------------------------------
@@ -469,21 +471,15 @@ TEST(HostileModelTest, InterfaceRankAboveTheRuntimeLimit) {
 // is malformed; compiling it as inferred would answer in a type nobody asked
 // for. Shapes are the exporter's placeholders: the computed one wins.
 TEST(HostileModelTest, OutputDeclaredUnlikeWhatItsNodesCompute) {
-  auto compile = [](const onnx::ModelProto& model) {
-    TempDir dir;
-    writeFile(dir.file("model.onnx"), model.SerializeAsString());
-    std::ostringstream log;
-    return driver::compileFile(dir.file("model.onnx"), dir.file("model.so"), {}, log).status();
-  };
   onnx::ModelProto model = reluModel();
   auto* graph = model.mutable_graph();
   graph->clear_output();
   setType(graph->add_output(), "y", onnx::TensorProto::INT64, {9, 9});
-  expectError(compile(model),
+  expectError(compileModel(model),
               {"graph output 'y' is declared int64, but it is computed by ", "'relu'", " as float32[2x3]"});
   graph->clear_output();
   setType(graph->add_output(), "y", onnx::TensorProto::FLOAT, {2, 4});
-  Status shape_only = compile(model);
+  Status shape_only = compileModel(model);
   EXPECT_TRUE(shape_only.isOk()) << shape_only.message();
 }
 
