@@ -129,10 +129,11 @@ def export(name, batch, folder):
     return path, x
 
 
-def compile_kiln(kiln, onnx_path, out, precision):
+def compile_kiln(kiln, onnx_path, out, precision, extra=()):
     cmd = [kiln, "compile", onnx_path, "--target", "cuda", "-o", out, "-q"]
     if precision != "fp32":
         cmd += ["--cuda-precision", precision]
+    cmd += list(extra)
     start = time.perf_counter()
     subprocess.run(cmd, check=True)
     return time.perf_counter() - start

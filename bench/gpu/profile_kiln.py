@@ -5,11 +5,16 @@ per kernel kind, the launch count and how much of the run's wall time the
 kernels fill. Runs on the GPU machine:
 
     python3 bench/gpu/profile_kiln.py --kiln KILN --runtime LIBKILN_RT --out DIR \
-        [--models bert_base] [--precision fp16] [--runs 20]
+        [--models bert_base] [--precision fp16] [--runs 20] [--batch 1] \
+        [--variant NAME=COMPILE_ARGS ...]
+
+Each --variant compiles the model again with extra `kiln compile` arguments
+(for example `--variant nchw="--disable-pass=channels-last"`) and profiles
+it after the default build, so two schedules are compared on one machine.
 
 A kernel kind is the generated function's name without its kernel number
 (`k33_Mul_s0_epilogue` -> `Mul_s0_epilogue`), or cuBLASLt's kernel name.
-Writes DIR/profile_MODEL.txt.
+Writes DIR/profile_MODEL[_bBATCH][_VARIANT].txt.
 """
 import argparse
 import collections
@@ -32,12 +37,13 @@ def kind(name):
     return "cuBLASLt " + name[:60]
 
 
-def profile_model(name, args, lib):
-    folder = os.path.join(args.out, name)
+def profile_model(name, args, lib, variant="", extra=()):
+    folder = os.path.join(args.out, f"{name}_b{args.batch}")
     os.makedirs(folder, exist_ok=True)
-    onnx_path, x = gpu_bench.export(name, 1, folder)
-    art = os.path.join(folder, f"kiln_{args.precision}.so")
-    gpu_bench.compile_kiln(args.kiln, onnx_path, art, args.precision)
+    onnx_path, x = gpu_bench.export(name, args.batch, folder)
+    suffix = (f"_b{args.batch}" if args.batch != 1 else "") + (f"_{variant}" if variant else "")
+    art = os.path.join(folder, f"kiln_{args.precision}{suffix}.so")
+    gpu_bench.compile_kiln(args.kiln, onnx_path, art, args.precision, extra)
     k = gpu_bench.KilnModel(lib, art, None)
     xt = torch.from_numpy(x).cuda()
     out = torch.empty(k.output_shape(), dtype=torch.float32, device="cuda")
@@ -64,14 +70,15 @@ def profile_model(name, args, lib):
         per_kind[kind(e.name)][1] += us
         total_us += us
         launches += 1
-    lines = [f"# {name} {args.precision}: {wall_ms:.3f} ms per run (wall, device I/O, {args.runs} runs)",
+    title = f"{name} batch {args.batch} {args.precision}" + (f" ({variant}: {' '.join(extra)})" if variant else "")
+    lines = [f"# {title}: {wall_ms:.3f} ms per run (wall, device I/O, {args.runs} runs)",
              f"GPU activities per run: {launches / args.runs:.0f}, busy {total_us / args.runs / 1e3:.3f} ms "
              f"({100 * total_us / args.runs / 1e3 / wall_ms:.0f}% of the wall time)", "",
              "| kind | per run | us per run | us each |", "| --- | --- | --- | --- |"]
     for kname, (count, us) in sorted(per_kind.items(), key=lambda kv: -kv[1][1]):
         lines.append(f"| {kname} | {count / args.runs:.0f} | {us / args.runs:.1f} | {us / count:.2f} |")
     text = "\n".join(lines)
-    with open(os.path.join(args.out, f"profile_{name}.txt"), "w") as f:
+    with open(os.path.join(args.out, f"profile_{name}{suffix}.txt"), "w") as f:
         f.write(text + "\n")
     print(text, flush=True)
 
@@ -84,10 +91,16 @@ def main():
     p.add_argument("--models", default="bert_base")
     p.add_argument("--precision", default="fp16")
     p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--variant", action="append", default=[],
+                   help="NAME=ARGS: also profile a build with these extra kiln compile arguments")
     args = p.parse_args()
     lib = gpu_bench.load_runtime(args.runtime)
     for name in args.models.split(","):
         profile_model(name, args, lib)
+        for v in args.variant:
+            vname, _, vargs = v.partition("=")
+            profile_model(name, args, lib, vname, vargs.split())
 
 
 if __name__ == "__main__":
