@@ -57,10 +57,10 @@ struct PipelineOptions {
   std::set<std::string> disabled;         // --disable-pass
   std::set<std::string> print_after;      // --print-after (or "all")
   bool time_passes = false;
-  // The -O pipeline's layout pass for the CPU backend (channels-last) runs
-  // only when this is set: the driver sets it for --target cpu unless the
-  // graph is written back as ONNX. Listed in `passes`, it runs regardless.
-  bool cpu_layout = false;
+  // The -O pipeline's layout pass (channels-last) runs only when this is
+  // set: the driver sets it for the CPU and CUDA targets unless the graph is
+  // written back as ONNX. Listed in `passes`, it runs regardless.
+  bool channels_last = false;
   // Whether the -O pipeline may run the passes that write Kiln's own ops
   // (domain kiln) in place of ONNX ops the model's opset lacks
   // (recognize-layer-norm, recognize-gelu): the driver clears it when the
@@ -69,7 +69,8 @@ struct PipelineOptions {
   // Whether the -O pipeline may compute convolutions with Winograd's
   // transforms (winograd-conv): the driver clears it under --precision bf16,
   // where the direct kernel's bf16 dot products (or AMX tiles) are faster
-  // than a float32 product. Listed in `passes`, it runs regardless.
+  // than a float32 product, and for CUDA, whose convolutions are cuBLASLt
+  // GEMMs on tensor cores. Listed in `passes`, it runs regardless.
   bool winograd = true;
   // --quantize: run as the "quantize" step (after fold-affine at -O1 and
   // above; first at -O0 or when --passes leaves it out).

@@ -49,8 +49,7 @@ const std::vector<PassInfo>& allPasses() {
        createRecognizeLayerNorm},
       {"recognize-gelu", "turn GELU's tanh approximation written out in Mul/Add/Pow/Tanh into one Gelu",
        createRecognizeGelu},
-      {"channels-last",
-       "run 2-D convolutions over NHWC data (kiln.ConvNhwc) and cancel the transposes between them (CPU target)",
+      {"channels-last", "run 2-D convolutions over NHWC data (kiln.ConvNhwc) and cancel the transposes between them",
        createChannelsLast},
       {"winograd-conv",
        "compute 3x3 stride-1 channels-last convolutions (kiln.ConvNhwc) with Winograd F(2x2, 3x3): input transform, "
@@ -171,7 +170,7 @@ Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOp
     const PassInfo* info = findPass(name);
     if (!info) return invalidInput("--passes: unknown pass '" + name + "'");
     if (options.disabled.count(name)) continue;
-    if (name == "channels-last" && options.passes.empty() && !options.cpu_layout) continue;
+    if (name == "channels-last" && options.passes.empty() && !options.channels_last) continue;
     if (name == "winograd-conv" && options.passes.empty() && !options.winograd) continue;
     // Where the model's opset predates the op they write, these write Kiln's
     // twin of it, which ONNX written back for other runtimes cannot hold.

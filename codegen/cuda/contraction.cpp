@@ -179,11 +179,11 @@ class GemmPlanner {
         return finish(*c);
       }
       c_layout_ = stage_.axes;
-      return finish(scratchMatrix(c_layout_, groups_.batch, groups_.m, groups_.n));
+      return finish(scratchMatrix(c_layout_, groups_.batch, groups_.m, groups_.n, operand_type_));
     }
     group(0);
     c_layout_ = concat({&groups_.batch, &groups_.m, &groups_.n});
-    return finish(scratchMatrix(c_layout_, groups_.batch, groups_.m, groups_.n));
+    return finish(scratchMatrix(c_layout_, groups_.batch, groups_.m, groups_.n, operand_type_));
   }
 
  private:
@@ -410,9 +410,16 @@ class GemmPlanner {
     plan_.b = right.param;
     plan_.c = c.param;
     if (c.param != stage_.buffer) {
+      // In the 16-bit precisions the product reaches the epilogue kernel
+      // rounded to the operand type (half the bytes written and read).
       const kir::BufferParam& scratch = plan_.scratch[static_cast<size_t>(c.param) - kernel_.params.size()];
-      kir::Expr product = kir::KernelBuilder::Buffer(c.param, ir::DType::kFloat32, scratch.shape)
-                              .load(c_layout_.empty() ? std::vector<kir::Expr>{kir::Expr::index(0)} : indices(c_layout_));
+      kir::Expr product =
+          kir::KernelBuilder::Buffer(c.param, scratch.dtype, scratch.shape)
+              .load(c_layout_.empty() ? std::vector<kir::Expr>{kir::Expr::index(0)} : indices(c_layout_));
+      if (scratch.dtype != ir::DType::kFloat32) {
+        product = kir::cast(ir::DType::kFloat32, product);
+        g.type_d = g.type_a;
+      }
       kir::Stage epilogue = stage_;
       epilogue.value = kir::rewrite(stage_.value, [&](const kir::Expr& e) { return &*e == &reduce_ ? product : e; });
       plan_.epilogue = std::move(epilogue);
@@ -473,6 +480,12 @@ std::optional<GemmStage> planGemm(const kir::Kernel& kernel, const kir::Stage& s
   int64_t flops = 2 * product(reduce.reduce_vars);
   for (const IterVar& v : stage.axes) flops *= v.extent;
   if (flops < kMinGemmFlops) return std::nullopt;
+  int64_t batch = 1, rows = 1, cols = 1;
+  for (const IterVar& v : stage.axes) {
+    bool in_s = kir::dependsOn(body.operands[0], v.id), in_v = kir::dependsOn(body.operands[1], v.id);
+    (in_s && in_v ? batch : in_v ? cols : rows) *= v.extent;
+  }
+  if (batch > 1 && std::min(rows, cols) < kMinBatchedGemmSide) return std::nullopt;
   return GemmPlanner(kernel, stage, reduce, std::move(*output), precision, aliases, scalar, half_copy).run();
 }
 

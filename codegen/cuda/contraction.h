@@ -19,7 +19,10 @@
 // In the fp16 and bf16 precisions A and B are 16-bit: an operand read in
 // place must have a 16-bit copy (a weight converted at compile time, or an
 // activation whose producer also stores it rounded); any other operand is
-// packed into a 16-bit scratch matrix. D stays float32.
+// packed into a 16-bit scratch matrix. D is float32 when it is the output
+// (or a 16-bit copy that only GEMMs read, emit_module.cpp); a scratch D that
+// an epilogue kernel finishes is 16-bit too, the sum rounded once as the
+// 16-bit precisions round every GEMM operand.
 //
 // This is a schedule: it changes how the definition is computed, never what.
 // Stages that do not fit (another reduction, a non-float32 sum, a scatter)
@@ -40,6 +43,13 @@ namespace kiln::codegen::cuda {
 // as the plain thread-per-element kernel than as pack + GEMM + epilogue
 // launches (each launch costs a few microseconds).
 inline constexpr int64_t kMinGemmFlops = int64_t{1} << 18;
+
+// A batch of products with fewer rows or columns than this (a depthwise
+// convolution: a batch of channels, each one column of pixels) runs as the
+// thread-per-element kernel too: a tensor-core tile of 64 or more columns
+// would compute one, and the operand packing would copy the input once per
+// kernel offset.
+inline constexpr int64_t kMinBatchedGemmSide = 8;
 
 struct GemmStage {
   // Scratch matrices, as parameters appended after the kernel's own

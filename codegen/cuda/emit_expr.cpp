@@ -233,6 +233,11 @@ std::string ExprEmitter::emitNode(const ExprNode& n) {
       return it->second;
     }
     case ExprNode::Kind::kLoad: {
+      if (auto copy = read_copies_.find(n.buffer); copy != read_copies_.end() && n.dtype == DType::kFloat32) {
+        const NarrowFloat* narrow = narrowFloat(kernel_.params[copy->second].dtype);
+        std::string element = "p" + std::to_string(copy->second) + "[" + offset(copy->second, n.operands) + "]";
+        if (narrow) return define(n.dtype, applied(narrow->load, element));
+      }
       std::string element = "p" + std::to_string(n.buffer) + "[" + offset(n.buffer, n.operands) + "]";
       if (n.dtype == DType::kBool) return define(n.dtype, "(" + element + " != 0)");
       if (const NarrowFloat* narrow = narrowFloat(n.dtype)) return define(n.dtype, applied(narrow->load, element));
@@ -560,18 +565,51 @@ std::string ExprEmitter::offset(int buffer, const std::vector<kir::Expr>& indice
   return sum.empty() ? "0" : sum;
 }
 
-void ExprEmitter::store(int buffer, const std::vector<kir::Expr>& indices, const std::string& value) {
+std::string ExprEmitter::memoryValue(int buffer, const std::string& value) {
   DType t = kernel_.params[buffer].dtype;
-  std::string v = value;
-  if (t == DType::kBool) v = "(unsigned char)(" + value + ")";
-  if (const NarrowFloat* narrow = narrowFloat(t)) v = applied(narrow->store, value);
-  line("p" + std::to_string(buffer) + "[" + offset(buffer, indices) + "] = " + v + ";");
-  if (auto m = mirrors_.find(buffer); m != mirrors_.end()) {
-    int copy = m->second;
-    std::string c = value;
-    if (const NarrowFloat* narrow = narrowFloat(kernel_.params[copy].dtype)) c = applied(narrow->store, value);
-    line("p" + std::to_string(copy) + "[" + offset(copy, indices) + "] = " + c + ";");
+  if (t == DType::kBool) return "(unsigned char)(" + value + ")";
+  if (const NarrowFloat* narrow = narrowFloat(t)) return applied(narrow->store, value);
+  return value;
+}
+
+void ExprEmitter::store(int buffer, const std::vector<kir::Expr>& indices, const std::string& value) {
+  if (!copy_only_.count(buffer))
+    line("p" + std::to_string(buffer) + "[" + offset(buffer, indices) + "] = " + memoryValue(buffer, value) + ";");
+  if (auto m = mirrors_.find(buffer); m != mirrors_.end())
+    line("p" + std::to_string(m->second) + "[" + offset(m->second, indices) + "] = " + memoryValue(m->second, value) +
+         ";");
+}
+
+void ExprEmitter::vectorStore(int buffer, const std::vector<kir::Expr>& indices, int var_id, const std::string& base,
+                              int64_t width, const kir::Expr& value) {
+  std::vector<std::pair<int, std::string>> targets;  // parameter, its register array
+  if (!copy_only_.count(buffer)) targets.emplace_back(buffer, fresh("o"));
+  if (auto m = mirrors_.find(buffer); m != mirrors_.end()) targets.emplace_back(m->second, fresh("o"));
+  for (const auto& [param, array] : targets) {
+    Expected<std::string> type = memoryType(kernel_.params[param].dtype);
+    if (!type) return fail(type.status());
+    line("__align__(16) " + *type + " " + array + "[" + std::to_string(width) + "];");
   }
+  const std::string lane = fresh("u");
+  line("#pragma unroll");
+  line("for (int " + lane + " = 0; " + lane + " < " + std::to_string(width) + "; ++" + lane + ") {");
+  ++indent_;
+  scopes_.emplace_back();
+  std::string saved = vars_.count(var_id) ? vars_[var_id] : std::string();
+  vars_[var_id] = "(" + base + " + " + lane + ")";
+  std::string v = emit(value);
+  for (const auto& [param, array] : targets) line(array + "[" + lane + "] = " + memoryValue(param, v) + ";");
+  scopes_.pop_back();
+  --indent_;
+  line("}");
+  vars_[var_id] = base;
+  for (const auto& [param, array] : targets) {
+    const int64_t bytes = width * static_cast<int64_t>(ir::byteSize(kernel_.params[param].dtype));
+    const char* vec = bytes == 16 ? "uint4" : bytes == 8 ? "uint2" : bytes == 4 ? "unsigned" : "unsigned short";
+    line(std::string("*reinterpret_cast<") + vec + "*>(&p" + std::to_string(param) + "[" + offset(param, indices) +
+         "]) = *reinterpret_cast<const " + vec + "*>(" + array + ");");
+  }
+  vars_[var_id] = saved;
 }
 
 }  // namespace kiln::codegen::cuda

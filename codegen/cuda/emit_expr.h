@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -37,9 +38,25 @@ class ExprEmitter {
   // Every later store to parameter `buffer` is also made to parameter `copy`
   // (the same view in another dtype, rounded to it): the 16-bit copy of an
   // activation that a GEMM reads.
-  void mirror(int buffer, int copy) { mirrors_[buffer] = copy; }
+  // Every later load of parameter `buffer` reads parameter `copy` instead
+  // (its 16-bit copy, widened): for a packing stage, which rounds what it
+  // loads to that same 16-bit type, so the result is the same.
+  void readCopy(int buffer, int copy) { read_copies_[buffer] = copy; }
+  // With `copy_only`, nothing reads the buffer's own elements: only the
+  // copy is stored.
+  void mirror(int buffer, int copy, bool copy_only = false) {
+    mirrors_[buffer] = copy;
+    if (copy_only) copy_only_.insert(buffer);
+  }
   // for (long long NAME = 0; NAME < extent; ++NAME) { body }, with `var_id` bound to NAME.
   void loop(int var_id, int64_t extent, const std::function<void()>& body);
+  // Stores `value` at `width` consecutive points of the innermost store
+  // axis `var_id`, from `base` on: the points are computed in an unrolled
+  // loop into a register array, then written with one `width`-element
+  // vector store (and one to the mirror copy). The caller guarantees the
+  // points are adjacent and the first is aligned to the vector's size.
+  void vectorStore(int buffer, const std::vector<kir::Expr>& indices, int var_id, const std::string& base,
+                   int64_t width, const kir::Expr& value);
   void bind(int var_id, std::string name) { vars_[var_id] = std::move(name); }
   // The reduction `n` computed by the 32 lanes of a warp together: lane
   // `lane` folds iterations lane, lane + 32, ... of its flattened space, then
@@ -62,6 +79,8 @@ class ExprEmitter {
   std::string emitReduce(const kir::ExprNode& n);
   std::string reduceInit(const kir::ExprNode& n);
   std::string offset(int buffer, const std::vector<kir::Expr>& indices);
+  // `value` (a register value) as stored in parameter `buffer`'s memory type.
+  std::string memoryValue(int buffer, const std::string& value);
   std::string fresh(const char* prefix);
   std::string define(kir::DType dtype, const std::string& value);
   std::string rounded(kir::DType dtype, const std::string& value);
@@ -74,6 +93,8 @@ class ExprEmitter {
   std::vector<std::vector<int64_t>> strides_;
   std::map<int, std::string> vars_;
   std::map<int, int> mirrors_;
+  std::set<int> copy_only_;
+  std::map<int, int> read_copies_;
   // Values already computed, per open scope (an if arm or loop body closes
   // its own), so shared subexpressions are computed once where visible.
   std::vector<std::map<const kir::ExprNode*, std::string>> scopes_;

@@ -38,13 +38,20 @@ uint64_t alignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 struct Usage {
   std::set<uint32_t> operands;      // read in place as a GEMM's A or B
   std::set<uint32_t> gemm_written;  // written as a GEMM's D
-  std::set<uint32_t> fp32_read;     // read by generated code, or as a GEMM's bias or C
+  // Read by generated code other than a GEMM's packing, or as a GEMM's bias.
+  std::set<uint32_t> fp32_read;
   std::set<uint32_t> kernel_written;  // written by generated code
   // Written as D by a GEMM that could not store 16-bit elements: one that
-  // accumulates C (cuBLASLt's C has D's type) or adds a bias that is not a
-  // float32 constant (the bias has D's type too: constants get a copy).
+  // adds a bias that is not a float32 constant (the bias has D's type:
+  // constants get a copy).
   std::set<uint32_t> fp32_d;
+  // (D, C) of each GEMM that accumulates C: cuBLASLt's C has D's type, so
+  // both are 16-bit or both float32.
+  std::vector<std::pair<uint32_t, uint32_t>> accumulated;
   std::map<uint32_t, std::set<uint32_t>> biases;  // D -> the constant biases its GEMMs add
+  // Read by a GEMM's packing or as its C: such readers take a 16-bit copy
+  // where the buffer has one.
+  std::set<uint32_t> copy_readers;
 };
 
 // The 16-bit copies of GEMM operands in the fp16/bf16 precisions, decided
@@ -57,7 +64,46 @@ struct HalfCopies {
   // GEMMs write D (and add a bias converted like a weight) in 16 bits
   // straight into the copy, and the float32 buffer is never written.
   std::set<uint32_t> gemm_stores;
+  // Activations (above) that nothing reads as float32: their writers store
+  // only the copy.
+  std::set<uint32_t> copy_only;
 };
+
+// Buffers that may get a 16-bit copy: those GEMMs read in place, their
+// packings read, or they accumulate as C.
+std::set<uint32_t> copyCandidates(const Usage& usage) {
+  std::set<uint32_t> out = usage.operands;
+  out.insert(usage.copy_readers.begin(), usage.copy_readers.end());
+  return out;
+}
+
+// Which intermediates GEMMs write straight into 16-bit copies: those that
+// GEMMs write (with no bias or a constant one) and that nothing but GEMMs
+// (as A, B or C) and GEMM packings reads. Where a GEMM accumulates C, its D
+// and C must both be 16-bit or both float32 (a C that generated kernels
+// write qualifies when they store a 16-bit copy of it): candidates that
+// break that are dropped until none does (a ResNet stage's residual chain
+// stays 16-bit up to a block whose output a pool reads in float32).
+std::set<uint32_t> gemmStores(const lower::Program& program, const Usage& usage) {
+  std::set<uint32_t> stores, kernel_copies;
+  for (uint32_t b : copyCandidates(usage)) {
+    const lower::ProgramBuffer& buffer = program.buffers[b];
+    if (buffer.dtype != ir::DType::kFloat32 || buffer.kind != Kind::kIntermediate) continue;
+    if (!usage.gemm_written.count(b))
+      kernel_copies.insert(b);
+    else if (!usage.fp32_read.count(b) && !usage.kernel_written.count(b) && !usage.fp32_d.count(b))
+      stores.insert(b);
+  }
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (auto [d, c] : usage.accumulated) {
+      const bool d16 = stores.count(d) > 0, c16 = stores.count(c) > 0 || kernel_copies.count(c) > 0;
+      if (d16 && !c16) changed |= stores.erase(d) > 0;
+      if (!d16 && stores.count(c)) changed |= stores.erase(c) > 0;
+    }
+  }
+  return stores;
+}
 
 class ModuleEmitter {
  public:
@@ -148,16 +194,19 @@ class ModuleEmitter {
     return offset;
   }
 
-  // Program buffers every parameter that `e` loads is bound to, as read in float32.
-  void noteLoads(const kir::Expr& e, const std::vector<uint32_t>& args) {
+  // Program buffers every parameter that `e` loads is bound to, as read in
+  // float32 (a packing reads 16-bit copies where there are any: it is not
+  // counted).
+  void noteLoads(const kir::Expr& e, const std::vector<uint32_t>& args, std::set<uint32_t>* into = nullptr) {
+    if (!into) into = &usage_.fp32_read;
     if (e->kind == kir::ExprNode::Kind::kLoad && static_cast<size_t>(e->buffer) < args.size())
-      usage_.fp32_read.insert(args[static_cast<size_t>(e->buffer)]);
-    for (const kir::Expr& op : e->operands) noteLoads(op, args);
+      into->insert(args[static_cast<size_t>(e->buffer)]);
+    for (const kir::Expr& op : e->operands) noteLoads(op, args, into);
   }
   // ...and the buffer the stage writes, as written by generated code.
-  void noteLoads(const kir::Stage& stage, const std::vector<uint32_t>& args) {
+  void noteLoads(const kir::Stage& stage, const std::vector<uint32_t>& args, bool packing) {
     if (static_cast<size_t>(stage.buffer) < args.size()) usage_.kernel_written.insert(args[static_cast<size_t>(stage.buffer)]);
-    if (stage.value.valid()) noteLoads(stage.value, args);
+    if (stage.value.valid()) noteLoads(stage.value, args, packing ? &usage_.copy_readers : &usage_.fp32_read);
     for (const kir::Expr& i : stage.store_index) noteLoads(i, args);
   }
 
@@ -179,12 +228,14 @@ class ModuleEmitter {
   }
 
   // One generated __global__ function computing `stage`, and its launch.
+  // `packing`: a GEMM's packing stage, which rounds what it stores to the
+  // operand type, so it may load the 16-bit copies of what it reads.
   Status emitLaunch(const kir::Kernel& kernel, const kir::Stage& stage, const std::string& function,
-                    const std::vector<uint32_t>& args, size_t call_index) {
+                    const std::vector<uint32_t>& args, size_t call_index, bool packing = false) {
     KILN_ASSIGN_OR_RETURN(std::string params, paramList(kernel, args));
-    noteLoads(stage, args);
-    LaunchSchedule schedule = scheduleStage(stage);
-    KILN_RETURN_IF_ERROR(emitStage(kernel, stage, function, params, schedule));
+    noteLoads(stage, args, packing);
+    LaunchSchedule schedule = scheduleStage(kernel, stage, [&](int param) { return elementBytes(kernel, param); });
+    KILN_RETURN_IF_ERROR(emitStage(kernel, stage, function, params, schedule, packing));
     if (stagePoints(stage) == 0) return Status::ok();  // nothing to compute: no launch
     artifact::CudaLaunch launch;
     launch.function = function;
@@ -196,6 +247,16 @@ class ModuleEmitter {
     return Status::ok();
   }
 
+  // What a store to parameter `param` of the current call writes: the
+  // bytes of its element (0 when only its 16-bit copy is stored) and of its
+  // copy's (0: none).
+  std::pair<int, int> elementBytes(const kir::Kernel& kernel, int param) const {
+    auto mirror = mirrors_.find(param);
+    int copy = mirror == mirrors_.end() ? 0 : static_cast<int>(ir::byteSize(kernel.params[mirror->second].dtype));
+    int own = copy_only_.count(param) ? copy : static_cast<int>(ir::byteSize(kernel.params[param].dtype));
+    return {own, copy};
+  }
+
   Status emitCall(size_t call_index) {
     const lower::KernelCall& call = program_.calls[call_index];
     // A parameter whose buffer has a 16-bit copy for GEMMs writes the copy
@@ -204,14 +265,20 @@ class ModuleEmitter {
     kir::Kernel kernel = call.kernel;
     std::vector<uint32_t> args(call.args.begin(), call.args.end());
     mirrors_.clear();
+    copy_only_.clear();
+    read_copies_.clear();
     for (size_t i = 0; i < call.kernel.params.size(); ++i) {
       const kir::BufferParam& p = call.kernel.params[i];
       auto copy = copy_of_.find(args[i]);
-      if (!p.written || copy == copy_of_.end() || half_->weights.count(args[i])) continue;
+      if (copy == copy_of_.end() || p.dtype != ir::DType::kFloat32) continue;
+      // A parameter only read gets its copy for the packing stages to load.
+      const bool mirrored = p.written && !half_->weights.count(args[i]);
+      if (p.written && !mirrored) continue;
       kir::BufferParam c = p;
       c.name = p.name + "_half";
       c.dtype = operandType(precision_);
-      mirrors_[static_cast<int>(i)] = static_cast<int>(kernel.params.size());
+      (mirrored ? mirrors_ : read_copies_)[static_cast<int>(i)] = static_cast<int>(kernel.params.size());
+      if (mirrored && half_->copy_only.count(args[i])) copy_only_.insert(static_cast<int>(i));
       kernel.params.push_back(c);
       args.push_back(copy->second);
     }
@@ -267,7 +334,8 @@ class ModuleEmitter {
     }
     module_.workspace_bytes = std::max(module_.workspace_bytes, at);
     for (size_t i = 0; i < gemm.packs.size(); ++i)
-      KILN_RETURN_IF_ERROR(emitLaunch(extended, gemm.packs[i], function + "_pack" + std::to_string(i), args, call_index));
+      KILN_RETURN_IF_ERROR(
+          emitLaunch(extended, gemm.packs[i], function + "_pack" + std::to_string(i), args, call_index, true));
     artifact::CudaLaunch launch;
     launch.function = function + "_gemm";
     launch.kernel = static_cast<uint32_t>(call_index);
@@ -282,8 +350,7 @@ class ModuleEmitter {
       usage_.operands.insert(buffer);
       if (type != artifact::GemmOperand::kFloat32 && half_) launch.args[slot] = copy_of_.at(buffer);
     }
-    for (int p : {gemm.bias, gemm.cin})
-      if (p >= 0) usage_.fp32_read.insert(args[static_cast<size_t>(p)]);
+    if (gemm.bias >= 0) usage_.fp32_read.insert(args[static_cast<size_t>(gemm.bias)]);
     launch.kind = artifact::CudaLaunch::kGemm;
     launch.gemm = gemm.gemm;
     if (static_cast<size_t>(gemm.c) < own) noteGemmOutput(gemm, args, own, launch);
@@ -297,7 +364,10 @@ class ModuleEmitter {
   void noteGemmOutput(const GemmStage& gemm, const std::vector<uint32_t>& args, size_t own, artifact::CudaLaunch& launch) {
     const uint32_t d = args[static_cast<size_t>(gemm.c)];
     usage_.gemm_written.insert(d);
-    if (gemm.cin >= 0) usage_.fp32_d.insert(d);
+    if (gemm.cin >= 0) {
+      usage_.accumulated.emplace_back(d, args[static_cast<size_t>(gemm.cin)]);
+      usage_.copy_readers.insert(args[static_cast<size_t>(gemm.cin)]);
+    }
     if (gemm.bias >= 0) {
       const uint32_t bias = args[static_cast<size_t>(gemm.bias)];
       const bool constant = static_cast<size_t>(gemm.bias) < own && program_.buffers[bias].kind == Kind::kConstant &&
@@ -308,6 +378,7 @@ class ModuleEmitter {
     if (!half_ || !half_->gemm_stores.count(d)) return;
     launch.args[2] = copy_of_.at(d);
     if (gemm.bias >= 0) launch.args[3] = copy_of_.at(args[static_cast<size_t>(gemm.bias)]);
+    if (gemm.cin >= 0) launch.args.back() = copy_of_.at(args[static_cast<size_t>(gemm.cin)]);  // C in D's type
     launch.gemm.type_d = launch.gemm.type_a;
   }
 
@@ -334,15 +405,15 @@ class ModuleEmitter {
            << "LL; row += ((long long)gridDim.x * blockDim.x) >> 5) {\n";
     }
     ExprEmitter emitter(kernel, out_, 4);
-    for (auto [buffer, copy] : mirrors_) emitter.mirror(buffer, copy);
+    for (auto [buffer, copy] : mirrors_) emitter.mirror(buffer, copy, copy_only_.count(buffer) > 0);
     for (size_t i = 0; i < group.count; ++i) {
       const kir::Stage& stage = kernel.stages[group.first + i];
-      noteLoads(stage, args);
+      noteLoads(stage, args, false);
       auto row_axes = static_cast<size_t>(group.row_axes[i]);
       for (size_t d = 0; d < row_axes; ++d) emitter.line("long long a" + std::to_string(stage.axes[d].id) + ";");
       splitInto(emitter, stage.axes, 0, row_axes, "row");
       if (i + 1 < group.count) {
-        LaunchSchedule schedule = scheduleStage(stage);
+        LaunchSchedule schedule = scheduleStage(kernel, stage, [&](int param) { return elementBytes(kernel, param); });
         emitter.warpReduce(*schedule.warp_reduce, "lane", threads);
         std::string value = emitter.emit(stage.value);
         emitter.line("if (lane == 0) {");
@@ -395,12 +466,16 @@ class ModuleEmitter {
   // parallel axes, split back into axis values innermost first; serial axes
   // become loops inside the thread.
   Status emitStage(const kir::Kernel& kernel, const kir::Stage& stage, const std::string& function,
-                   const std::string& params, const LaunchSchedule& schedule) {
+                   const std::string& params, const LaunchSchedule& schedule, bool packing) {
     out_ << "\nextern \"C\" __global__ void __launch_bounds__(" << std::max<uint32_t>(schedule.block, 1) << ") "
          << function << "(" << params << ") {\n";
     ExprEmitter emitter(kernel, out_, 2);
-    for (auto [buffer, copy] : mirrors_) emitter.mirror(buffer, copy);
-    std::string index = schedule.index32 ? "int" : "long long";
+    for (auto [buffer, copy] : mirrors_) emitter.mirror(buffer, copy, copy_only_.count(buffer) > 0);
+    if (packing)
+      for (auto [buffer, copy] : read_copies_) emitter.readCopy(buffer, copy);
+    // Unsigned: splitting it into axes by constant extents is then shifts
+    // and multiplications, without the sign corrections.
+    std::string index = schedule.index32 ? "unsigned" : "long long";
     // A warp per point: the flat index counts warps, and the whole warp
     // iterates together (the shuffles need every lane).
     const char* per_point = schedule.warp_reduce ? " >> 5" : "";
@@ -413,12 +488,16 @@ class ModuleEmitter {
       for (int d = schedule.parallel_axes - 1; d >= 0; --d) {
         const kir::IterVar& axis = stage.axes[static_cast<size_t>(d)];
         std::string name = "a" + std::to_string(axis.id);
-        if (d == 0) {
-          out_ << "    const long long " << name << " = rest;\n";
-        } else {
-          out_ << "    const long long " << name << " = rest % " << axis.extent << "; rest /= " << axis.extent << ";\n";
-        }
-        emitter.bind(axis.id, name);
+        // The innermost axis of a vector schedule: the first of the thread's points.
+        const bool first_of_vector = schedule.vector > 1 && static_cast<size_t>(d) + 1 == stage.axes.size();
+        const int64_t extent = first_of_vector ? axis.extent / schedule.vector : axis.extent;
+        if (first_of_vector) name += "v";
+        std::string value = d == 0 ? "rest" : "rest % " + std::to_string(extent);
+        if (first_of_vector) value = "(" + value + ") * " + std::to_string(schedule.vector);
+        out_ << "    const long long " << name << " = " << value << ";";
+        if (d > 0) out_ << " rest /= " << extent << ";";
+        out_ << "\n";
+        if (!first_of_vector) emitter.bind(axis.id, name);
       }
     } else {
       out_ << "  if (blockIdx.x == 0 && threadIdx.x == 0) {\n";
@@ -430,6 +509,12 @@ class ModuleEmitter {
         emitter.line("if (lane == 0) {");
         emitter.store(stage.buffer, stage.store_index, value);
         emitter.line("}");
+        return;
+      }
+      if (d == stage.axes.size() && schedule.vector > 1) {
+        const kir::IterVar& inner = stage.axes.back();
+        emitter.vectorStore(stage.buffer, stage.store_index, inner.id, "a" + std::to_string(inner.id) + "v",
+                            schedule.vector, stage.value);
         return;
       }
       if (d == stage.axes.size()) {
@@ -448,6 +533,8 @@ class ModuleEmitter {
   const HalfCopies* half_;  // null: float32 operands, or the first pass of a 16-bit precision
   std::map<uint32_t, uint32_t> copy_of_;  // program buffer -> plan buffer of its 16-bit copy
   std::map<int, int> mirrors_;            // the current call's parameter -> its copy's parameter
+  std::set<int> copy_only_;               // the current call's parameters whose copy alone is stored
+  std::map<int, int> read_copies_;        // the current call's read-only parameter -> its copy's parameter
   Usage usage_;
   uint64_t scratch_at_ = 0;  // where GEMM scratch matrices start in the workspace
   std::ostringstream out_;
@@ -458,24 +545,30 @@ class ModuleEmitter {
 
 Expected<CudaModule> emitModule(const lower::Program& program, artifact::CudaPrecision precision) {
   if (operandType(precision) == ir::DType::kFloat32) return ModuleEmitter(program, precision, nullptr).run();
-  // 16-bit GEMM operands: a first pass finds what the GEMMs read in place;
-  // weights among them get a converted copy, intermediates that only
-  // generated kernels write get a rounded copy stored beside them, and the
-  // rest is packed into 16-bit scratch matrices by the second pass.
+  // 16-bit GEMM operands: a first pass finds what the GEMMs read in place,
+  // what their packings read and what they accumulate as C; weights read in
+  // place get a converted copy, intermediates that only generated kernels
+  // write get a rounded copy stored beside them, those GEMMs write get one
+  // written by the GEMMs (gemmStores), and the rest is packed into 16-bit
+  // scratch matrices by the second pass.
   ModuleEmitter probe(program, precision, nullptr);
   KILN_RETURN_IF_ERROR(probe.run().status());
   const Usage& usage = probe.usage();
   HalfCopies half;
-  for (uint32_t b : usage.operands) {
+  const std::set<uint32_t> stores = gemmStores(program, usage);
+  std::set<uint32_t> fp32_c;  // accumulated by a GEMM with a float32 D: read in float32
+  for (auto [d, c] : usage.accumulated)
+    if (!stores.count(d)) fp32_c.insert(c);
+  for (uint32_t b : copyCandidates(usage)) {
     const lower::ProgramBuffer& buffer = program.buffers[b];
     if (buffer.dtype != ir::DType::kFloat32) continue;
-    if (buffer.kind == Kind::kConstant && buffer.constant) {
+    if (buffer.kind == Kind::kConstant && buffer.constant && usage.operands.count(b)) {
       half.weights.insert(b);
       if (!usage.fp32_read.count(b)) half.dropped.insert(b);
     } else if (buffer.kind == Kind::kIntermediate && !usage.gemm_written.count(b)) {
       half.activations.insert(b);
-    } else if (buffer.kind == Kind::kIntermediate && !usage.fp32_read.count(b) && !usage.kernel_written.count(b) &&
-               !usage.fp32_d.count(b)) {
+      if (!usage.fp32_read.count(b) && !fp32_c.count(b)) half.copy_only.insert(b);
+    } else if (stores.count(b)) {
       half.activations.insert(b);
       half.gemm_stores.insert(b);
       if (auto biases = usage.biases.find(b); biases != usage.biases.end())

@@ -27,9 +27,20 @@ struct LaunchSchedule {
   // stage's one reduction `warp_reduce` (a row's sum, max, mean...) and
   // combine by shuffles; lane 0 stores. `threads` counts lanes.
   const kir::ExprNode* warp_reduce = nullptr;
+  // Each thread computes `vector` consecutive points of the innermost axis
+  // (an unrolled loop) and stores them with one 8- or 16-byte store, so a
+  // warp writes whole contiguous segments: a stage without reductions whose
+  // store index puts those points side by side at a multiple of `vector`
+  // elements (every buffer starts 64-byte aligned). The per-point index
+  // arithmetic (splitting the flat index, a convolution packing's padding
+  // guards) is shared too. `threads` counts threads, points / vector.
+  int64_t vector = 1;
 };
 
-LaunchSchedule scheduleStage(const kir::Stage& stage);
+// `element_bytes(i)`: the size of an element of parameter i, and of the
+// 16-bit copy its stores also write, if any (0: none).
+LaunchSchedule scheduleStage(const kir::Kernel& kernel, const kir::Stage& stage,
+                             const std::function<std::pair<int, int>(int)>& element_bytes);
 
 // Consecutive stages of one kernel that run as one launch with a warp per
 // row: one or more row reductions (LayerNorm's mean and inverse deviation,

@@ -209,8 +209,9 @@ Status pinSymbols(ir::Model& model, const lower::ShapeSamples& samples, size_t s
 Expected<lower::Program> lowerModel(ir::Model& model, const CompileOptions& options, std::ostream& log,
                                     std::vector<passes::PassRecord>& records) {
   passes::PipelineOptions pipeline = options.pipeline;
-  pipeline.cpu_layout = options.target == "cpu";
-  pipeline.winograd = options.codegen.precision.empty() || options.codegen.precision == "fp32";
+  pipeline.channels_last = true;
+  pipeline.winograd =
+      options.target == "cpu" && (options.codegen.precision.empty() || options.codegen.precision == "fp32");
   KILN_ASSIGN_OR_RETURN(records, passes::runPipeline(model, pipeline, log));
   KILN_ASSIGN_OR_RETURN(lower::Program program, lower::lowerGraph(model));
   // On CUDA a Transpose feeding or fed by a GEMM becomes the GEMM's layout.
@@ -314,9 +315,10 @@ Expected<CompileSummary> compileFile(const std::string& input, const std::string
     KILN_RETURN_IF_ERROR(passes::pinInputShapes(*model, options.shapes).withContext(model_file));
     if (options.on_stage) options.on_stage("optimize");
     passes::PipelineOptions pipeline = options.pipeline;
-    pipeline.cpu_layout = options.target == "cpu" && options.emit == Stage::kGraph;
+    pipeline.channels_last = options.emit == Stage::kGraph;
     pipeline.kiln_ops = options.emit == Stage::kGraph;
-    pipeline.winograd = options.codegen.precision.empty() || options.codegen.precision == "fp32";
+    pipeline.winograd =
+        options.target == "cpu" && (options.codegen.precision.empty() || options.codegen.precision == "fp32");
     auto records = passes::runPipeline(*model, pipeline, log);
     if (!records) return records.status().withContext(model_file);
     summary.passes = records.take();

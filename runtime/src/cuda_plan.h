@@ -74,9 +74,9 @@ inline bool hasBias(GemmEpilogue e) { return e == GemmEpilogue::kBias || e == Ge
 // from offset_bias, the same for every problem); with `accumulate` the last
 // buffer holds C, laid out as D (ldc, stride_c) from offset_cin. A and B
 // hold `type_a`/`type_b` elements (their offsets and strides count those);
-// D and the bias hold `type_d` elements: float32, or in the fp16/bf16
-// precisions the 16-bit type when D is an intermediate only GEMMs read
-// (then without C: cuBLASLt's C has D's type).
+// D, the bias and C hold `type_d` elements (cuBLASLt's C has D's type):
+// float32, or in the fp16/bf16 precisions the 16-bit type when D is an
+// intermediate only GEMMs and their packings read, or a scratch matrix.
 struct CudaGemm {
   uint32_t trans_a = 0, trans_b = 0;
   CudaPrecision precision = CudaPrecision::kFp32;

@@ -59,7 +59,6 @@ std::string checkGemm(const artifact::CudaLaunch& l, const std::vector<CudaBuffe
   if (g.trans_a > 1 || g.trans_b > 1 || static_cast<uint32_t>(g.precision) > 3 || static_cast<uint32_t>(g.type_a) > 2 ||
       static_cast<uint32_t>(g.type_b) > 2 || static_cast<uint32_t>(g.type_d) > 2)
     return "has an unknown mode";
-  if (g.type_d != artifact::GemmOperand::kFloat32 && g.accumulate) return "accumulates into a 16-bit D";
   if (g.lda < static_cast<int64_t>(g.trans_a ? g.k : g.m) || g.ldb < static_cast<int64_t>(g.trans_b ? g.n : g.k) ||
       g.ldc < static_cast<int64_t>(g.m))
     return "has a leading dimension below its rows";
@@ -70,7 +69,7 @@ std::string checkGemm(const artifact::CudaLaunch& l, const std::vector<CudaBuffe
   const uint64_t d_bytes = artifact::operandBytes(g.type_d);
   std::vector<uint64_t> sizes = {artifact::operandBytes(g.type_a), artifact::operandBytes(g.type_b), d_bytes};
   if (artifact::hasBias(g.epilogue)) ends.push_back(e.bias), sizes.push_back(d_bytes);
-  if (g.accumulate) ends.push_back(e.cin), sizes.push_back(4);
+  if (g.accumulate) ends.push_back(e.cin), sizes.push_back(d_bytes);  // C has D's type
   for (size_t i = 0; i < ends.size(); ++i)
     if (ends[i] > buffers[l.args[i]].bytes / sizes[i]) return "reaches past buffer " + std::to_string(l.args[i]);
   return "";
@@ -489,7 +488,7 @@ cuda::CUdeviceptr CudaSession::operandB(const artifact::CudaLaunch& l) const {
 
 cuda::CUdeviceptr CudaSession::inputC(const artifact::CudaLaunch& l) const {
   const artifact::CudaGemm& g = l.gemm;
-  return g.accumulate ? address(l.args.back()) + g.offset_cin * 4 : outputD(l);
+  return g.accumulate ? address(l.args.back()) + g.offset_cin * artifact::operandBytes(g.type_d) : outputD(l);
 }
 
 cuda::CUdeviceptr CudaSession::outputD(const artifact::CudaLaunch& l) const {

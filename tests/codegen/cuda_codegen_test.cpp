@@ -3,10 +3,11 @@
 // byte-identical from run to run, and a runtime without a GPU refuses them
 // with a clear message instead of crashing.
 #include <elf.h>
+#include <gtest/gtest.h>
 
 #include <cstring>
-
-#include <gtest/gtest.h>
+#include <map>
+#include <regex>
 
 #include "artifact_format.h"
 #include "cuda_plan.h"
@@ -185,8 +186,9 @@ TEST(CudaCodegen, ContractionsBecomeGemms) {
 // [B, S, H*D] becomes D's layout: with batch 1 the context GEMM writes it
 // (leading dimension 256, heads 64 apart), with batch 2 a generated
 // epilogue does. In fp16 the projections and the context, which only GEMMs
-// read, are stored by their GEMMs in 16 bits (16-bit biases), so nothing
-// converts them either. The runtime test checks the numbers.
+// (and, at batch 2, their packings) read, are stored by their GEMMs in 16
+// bits (16-bit biases), so nothing converts them either. The runtime test
+// checks the numbers.
 TEST(CudaCodegen, AttentionTransposesBecomeGemmLayouts) {
   TempDir dir;
   for (int64_t batch : {1, 2}) {
@@ -223,9 +225,10 @@ TEST(CudaCodegen, AttentionTransposesBecomeGemmLayouts) {
           continue;
         }
         if (!scores && !context) {
-          // Q, K or V: D is 16-bit exactly where the attention GEMMs read it in place.
+          // Q, K or V: D is 16-bit in fp16, read by the attention GEMMs in
+          // place (batch 1) or by their packings, through the copy (batch 2).
           ++head_projections;
-          EXPECT_EQ(l.gemm.type_d, half_if_one) << origin;
+          EXPECT_EQ(l.gemm.type_d, half ? artifact::GemmOperand::kFloat16 : artifact::GemmOperand::kFloat32) << origin;
           ASSERT_TRUE(artifact::hasBias(l.gemm.epilogue)) << origin;
           const artifact::CudaBuffer& bias = s.plan.buffers[l.args[3]];
           EXPECT_EQ(bias.kind, artifact::CudaBuffer::kConstant) << origin;
@@ -295,7 +298,11 @@ TEST(CudaCodegen, SixteenBitPrecisionsStoreSixteenBitOperands) {
       artifact::GemmExtents e = artifact::gemmExtents(l.gemm);
       EXPECT_LE(e.a, s.plan.buffers[l.args[0]].bytes / 2);
       EXPECT_LE(e.b, s.plan.buffers[l.args[1]].bytes / 2);
-      EXPECT_LE(e.c, s.plan.buffers[l.args[2]].bytes / 4);
+      // D in the workspace (a scratch matrix the Tanh epilogue reads) is
+      // 16-bit too; D written as the model's output is float32.
+      const artifact::CudaBuffer& d = s.plan.buffers[l.args[2]];
+      EXPECT_EQ(l.gemm.type_d, d.kind == artifact::CudaBuffer::kWorkspace ? want : artifact::GemmOperand::kFloat32);
+      EXPECT_LE(e.c, d.bytes / artifact::operandBytes(l.gemm.type_d));
       // One operand is a weight (a 16-bit constant), the other an activation's copy in the workspace.
       int constants = 0, workspace = 0;
       for (int i : {0, 1}) {
@@ -325,6 +332,81 @@ TEST(CudaCodegen, SixteenBitPrecisionsStoreSixteenBitOperands) {
   }
 }
 
+// Convolutions run channels-last on CUDA too: each full convolution is one
+// GEMM whose bias, residual and Relu are cuBLASLt's epilogue (the bias runs
+// along D's rows), the padded 3x3 convolution's windows are packed 16
+// bytes of channels per thread (one vector store), and the depthwise
+// convolution (a batch of 32 one-column products) stays a generated kernel.
+// In fp16 the activations that only GEMMs and their packings read are
+// 16-bit: the packing reads the depthwise output's copy, and the residual
+// GEMM accumulates a 16-bit C into a 16-bit D.
+TEST(CudaCodegen, ConvolutionBlockRunsChannelsLast) {
+  TempDir dir;
+  ASSERT_TRUE(testing::writeConvBlockModel(dir.file("m.onnx")));
+  for (const char* precision : {"fp32", "fp16"}) {
+    SCOPED_TRACE(precision);
+    const bool half = std::string(precision) == "fp16";
+    const artifact::GemmOperand operand = half ? artifact::GemmOperand::kFloat16 : artifact::GemmOperand::kFloat32;
+    driver::CompileOptions options = cudaOptions();
+    options.codegen.cuda_precision = precision;
+    testing::compileOrFail(dir.file("m.onnx"), dir.file("m.so"), options);
+    Sections s;
+    ASSERT_NO_FATAL_FAILURE(readSections(dir.file("m.so"), s));
+    using E = artifact::GemmEpilogue;
+    std::map<std::string, int> gemms, packs, epilogues;
+    for (const artifact::CudaLaunch& l : s.plan.launches) {
+      const std::string& origin = s.desc.kernels[l.kernel].origin;
+      std::string conv = origin.find("conv_full") != std::string::npos ? "full"
+                         : origin.find("conv_dw") != std::string::npos ? "dw"
+                         : origin.find("conv_pw") != std::string::npos ? "pw"
+                                                                       : "";
+      if (conv.empty()) continue;
+      packs[conv] += l.function.find("_pack") != std::string::npos;
+      epilogues[conv] += l.function.find("_epilogue") != std::string::npos;
+      if (conv == "full" && l.function.find("_pack") != std::string::npos)
+        EXPECT_EQ(uint64_t{l.grid} * l.block, 8u * 64 * 64 * 9 * 32 / (half ? 8 : 4))
+            << "16 bytes of a window's channels per thread";
+      if (l.kind != artifact::CudaLaunch::kGemm) continue;
+      ++gemms[conv];
+      EXPECT_EQ(l.gemm.batch * l.gemm.m * l.gemm.n, 8u * 64 * 64 * 64) << origin;
+      EXPECT_EQ(l.gemm.epilogue, E::kReluBias) << origin;
+      EXPECT_EQ(l.gemm.accumulate, conv == "pw" ? 1u : 0u) << origin << ": the residual is C";
+      EXPECT_EQ(l.gemm.type_d, operand) << origin;
+      artifact::GemmExtents e = artifact::gemmExtents(l.gemm);
+      EXPECT_LE(e.c, s.plan.buffers[l.args[2]].bytes / artifact::operandBytes(l.gemm.type_d)) << origin;
+      if (l.gemm.accumulate) {
+        EXPECT_LE(e.cin, s.plan.buffers[l.args.back()].bytes / artifact::operandBytes(l.gemm.type_d)) << origin;
+        EXPECT_EQ(s.plan.buffers[l.args.back()].kind, artifact::CudaBuffer::kWorkspace) << origin;
+      }
+    }
+    EXPECT_EQ(gemms["full"], 1);
+    EXPECT_EQ(gemms["pw"], 1);
+    EXPECT_EQ(gemms["dw"], 0) << "a depthwise convolution is no GEMM";
+    EXPECT_EQ(packs["full"], 1) << "the padded windows";
+    EXPECT_EQ(packs["dw"] + packs["pw"], 0);
+    EXPECT_EQ(epilogues["full"] + epilogues["pw"], 0) << "cuBLASLt applies bias, residual and Relu";
+
+    if (!half) continue;
+    // The packing loads the depthwise output's 16-bit copy, and the
+    // depthwise kernel stores nothing else.
+    driver::CompileOptions source = options;
+    source.emit = driver::Stage::kLlvm;
+    testing::compileOrFail(dir.file("m.onnx"), dir.file("m.cu"), source);
+    std::vector<char> bytes = testing::readBytes(dir.file("m.cu"));
+    std::string text(bytes.begin(), bytes.end());
+    for (const char* kind : {"_Clip_s0(", "_Relu_s0_pack0("}) {
+      size_t begin = text.find(kind);
+      ASSERT_NE(begin, std::string::npos) << kind;
+      std::string body = text.substr(begin, text.find("\n}\n", begin) - begin);
+      if (std::string(kind) == "_Clip_s0(") {
+        EXPECT_EQ(body.find("] = v"), std::string::npos) << "a float32 store: " << body;
+      } else {
+        EXPECT_NE(body.find("kiln_h2f("), std::string::npos) << "the packing reads the copy: " << body;
+      }
+    }
+  }
+}
+
 // The 16-bit copy of an activation is stored by the kernel that writes it,
 // rounded: the CUDA source (--emit llvm) stores it with the conversion.
 TEST(CudaCodegen, ActivationCopiesAreStoredByTheirProducers) {
@@ -339,6 +421,16 @@ TEST(CudaCodegen, ActivationCopiesAreStoredByTheirProducers) {
   size_t copies = 0;
   for (size_t at = source.find("= kiln_f2h("); at != std::string::npos; at = source.find("= kiln_f2h(", at + 1)) ++copies;
   EXPECT_GE(copies, 2u) << "the LayerNorm row group and the Tanh epilogue each store a half copy";
+  // Only the second GEMM reads Tanh's output, through the copy: the
+  // epilogue stores nothing else (the float32 buffer would be dead).
+  size_t begin = source.find("_Tanh_s0_epilogue(");
+  ASSERT_NE(begin, std::string::npos);
+  std::string body = source.substr(begin, source.find("\n}\n", begin) - begin);
+  std::regex store(R"(p\d+\[[^\n]*\] = ([^;]*);)");
+  std::vector<std::string> stored;
+  for (std::sregex_iterator it(body.begin(), body.end(), store), end; it != end; ++it) stored.push_back((*it)[1]);
+  ASSERT_EQ(stored.size(), 1u) << body;
+  EXPECT_EQ(stored[0].rfind("kiln_f2h(", 0), 0u) << body;
 }
 
 // LayerNorm's and Softmax's three stages each (two row reductions, one

@@ -242,4 +242,69 @@ inline Status writeAttentionModel(const std::string& path, int64_t batch) {
   return frontend::writeOnnxFile(model, path);
 }
 
+// A channels-last convolution block at a batch large enough for the CUDA
+// backend's wide schedules: x [8, 32, 64, 64] -> depthwise 3x3 Conv + bias +
+// Clip(0, 6) -> padded 3x3 Conv (32 -> 64) + bias + Relu = a -> 1x1 Conv +
+// bias + a (a residual) -> Relu -> 1x1 Conv (64 -> 16, whose NCHW output
+// takes the transpose back). On CUDA the depthwise convolution (a batch of
+// 32 one-column products) is a generated kernel, not a GEMM; the 3x3
+// convolution's packing (9.4M points) writes 16 bytes per thread; the 1x1
+// convolution's bias, residual and Relu are cuBLASLt's epilogue; and in the
+// 16-bit precisions a and the block's output, which only GEMMs and their
+// packings read, are 16-bit, the residual accumulated as a 16-bit C.
+inline Status writeConvBlockModel(const std::string& path) {
+  ir::Model model;
+  model.ir_version = 8;
+  model.opset_imports[""] = 13;
+  ir::Graph& g = model.graph;
+  const std::vector<int64_t> dims = {8, 32, 64, 64};
+  ir::Value* x = g.addValue("x", {ir::DType::kFloat32, ir::makeShape(dims)});
+  g.inputs.push_back(x);
+  uint32_t seed = 60;
+  auto constant = [&](const std::string& name, std::vector<int64_t> shape) {
+    ir::Tensor t = randomTensor(std::move(shape), seed++);
+    ir::Value* v = g.addValue(name, t.type());
+    v->constant = std::move(t);
+    return v;
+  };
+  auto scalar = [&](const std::string& name, float value) {
+    ir::Tensor t =
+        ir::Tensor::fromValues<float>(ir::DType::kFloat32, {}, std::span<const float>(std::vector<float>{value}));
+    ir::Value* v = g.addValue(name, t.type());
+    v->constant = std::move(t);
+    return v;
+  };
+  auto node = [&](const std::string& op, std::vector<ir::Value*> inputs, const std::string& out) {
+    ir::Node* n = g.addNode(op, out);
+    n->inputs = std::move(inputs);
+    ir::Value* v = g.addValue(out);
+    v->producer = n;
+    v->producer_output = 0;
+    n->outputs.push_back(v);
+    return n;
+  };
+  auto attr = [](std::vector<int64_t> values) {
+    ir::Attribute a;
+    a.kind = values.size() == 1 ? ir::Attribute::Kind::kInt : ir::Attribute::Kind::kInts;
+    if (values.size() == 1)
+      a.i = values[0];
+    else
+      a.ints = std::move(values);
+    return a;
+  };
+  ir::Node* dw = node("Conv", {x, constant("w_dw", {32, 1, 3, 3}), constant("b_dw", {32})}, "conv_dw");
+  dw->attributes["pads"] = attr({1, 1, 1, 1});
+  dw->attributes["group"] = attr({32});
+  ir::Node* clip = node("Clip", {dw->outputs[0], scalar("lo", 0.0f), scalar("hi", 6.0f)}, "clip_dw");
+  ir::Node* conv =
+      node("Conv", {clip->outputs[0], constant("w_full", {64, 32, 3, 3}), constant("b_full", {64})}, "conv_full");
+  conv->attributes["pads"] = attr({1, 1, 1, 1});
+  ir::Node* a = node("Relu", {conv->outputs[0]}, "relu_full");
+  ir::Node* pw = node("Conv", {a->outputs[0], constant("w_pw", {64, 64, 1, 1}), constant("b_pw", {64})}, "conv_pw");
+  ir::Node* add = node("Add", {pw->outputs[0], a->outputs[0]}, "residual");
+  ir::Node* block = node("Relu", {add->outputs[0]}, "block");
+  g.outputs.push_back(node("Conv", {block->outputs[0], constant("w_out", {16, 64, 1, 1})}, "y")->outputs[0]);
+  return frontend::writeOnnxFile(model, path);
+}
+
 }  // namespace kiln::testing

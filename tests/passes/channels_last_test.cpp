@@ -211,22 +211,26 @@ TEST(ChannelsLastTest, LeavesWhatConvNhwcDoesNotTake) {
   EXPECT_FALSE(after->opset_imports.count("kiln"));
 }
 
-// The -O pipeline runs the pass for the CPU target only, and never when the
-// graph is written back as ONNX for other runtimes.
-TEST(ChannelsLastTest, RunsForTheCpuTargetOnly) {
+// The -O pipeline runs the pass for the CPU and CUDA targets (whose GEMMs
+// then take a convolution's bias along D's rows), never when the graph is
+// written back as ONNX for other runtimes, and not when disabled.
+TEST(ChannelsLastTest, RunsForCompiledTargetsOnly) {
   auto make = [] {
     TestGraph g;
     g.output(conv(g, g.input("x", {1, 3, 8, 8}), 3, 4, 3, "c")->outputs[0]);
     return g.take();
   };
   for (const char* target : {"cpu", "cuda"}) {
-    driver::CompileOptions options;
-    options.target = target;
-    options.on_lowered = [&](const ir::Model& model, const lower::Program&) {
-      EXPECT_EQ(countOps(model.graph, "ConvNhwc"), std::string(target) == "cpu" ? 1 : 0) << target;
-    };
-    auto program = compileProgram(make, options);
-    EXPECT_TRUE(program.isOk()) << program.status().message();
+    for (bool disabled : {false, true}) {
+      driver::CompileOptions options;
+      options.target = target;
+      if (disabled) options.pipeline.disabled = {"channels-last"};
+      options.on_lowered = [&](const ir::Model& model, const lower::Program&) {
+        EXPECT_EQ(countOps(model.graph, "ConvNhwc"), disabled ? 0 : 1) << target;
+      };
+      auto program = compileProgram(make, options);
+      EXPECT_TRUE(program.isOk()) << program.status().message();
+    }
   }
   // --emit onnx: never channels-last at -O2, and refused when --passes asks
   // for it (other runtimes cannot read kiln.ConvNhwc).

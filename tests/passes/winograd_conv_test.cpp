@@ -131,8 +131,11 @@ TEST(WinogradConvTest, RewritesOnlyDenseThreeByThreeStrideOneConvolutions) {
   EXPECT_EQ(countOps(graph, "WinogradOutput"), 1);
   EXPECT_EQ(countOps(graph, "ConvNhwc"), countOps(before->graph, "ConvNhwc") - 1);
   EXPECT_EQ(countOps(graph, "Conv"), countOps(before->graph, "Conv"));  // grouped, dynamic stay NCHW
-  for (const auto& node : graph.nodes())
-    if (node->op_type == "WinogradOutput") EXPECT_EQ(node->outputs[0]->name, "taken_nhwc");
+  for (const auto& node : graph.nodes()) {
+    if (node->op_type == "WinogradOutput") {
+      EXPECT_EQ(node->outputs[0]->name, "taken_nhwc");
+    }
+  }
   EXPECT_LE(passError(mixedConvs), kTolerance);
 }
 

@@ -151,6 +151,36 @@ TEST(CudaRuntime, SixteenBitOperandsMatchTheCpuArtifact) {
   }
 }
 
+// A channels-last convolution block at batch 8 (the wide schedules: packing
+// several points per thread, cuBLASLt's bias, residual and Relu epilogue,
+// the depthwise convolution as a generated kernel) against the fp32 CPU
+// artifact, in fp32 and fp16.
+TEST(CudaRuntime, ConvolutionBlockMatchesTheCpuArtifact) {
+  TempDir dir;
+  ASSERT_TRUE(testing::writeConvBlockModel(dir.file("m.onnx")));
+  testing::compileOrFail(dir.file("m.onnx"), dir.file("cpu.so"), target("cpu"));
+  Model cpu(dir.file("cpu.so"));
+  Session cpu_session(cpu, 1);
+  std::vector<ir::Tensor> inputs = randomInputs(cpu, 23);
+  auto want = tools::runArtifact(cpu, cpu_session, inputs);
+  ASSERT_TRUE(want.isOk()) << want.status().message();
+  const std::pair<const char*, tools::Tolerance> modes[] = {{"fp32", {1e-4, 1e-5}}, {"fp16", {1e-2, 2e-2}}};
+  for (const auto& [precision, tol] : modes) {
+    SCOPED_TRACE(precision);
+    driver::CompileOptions options = target("cuda");
+    options.codegen.cuda_precision = precision;
+    std::string path = dir.file(std::string(precision) + ".so");
+    testing::compileOrFail(dir.file("m.onnx"), path, options);
+    LOAD_CUDA_OR_SKIP(gpu, path);
+    Session session(*gpu);
+    auto got = tools::runArtifact(*gpu, session, inputs);
+    ASSERT_TRUE(got.isOk()) << got.status().message();
+    ASSERT_EQ(got->size(), 1u);
+    auto mismatch = tools::compareTensors((*got)[0], (*want)[0], tol);
+    EXPECT_FALSE(mismatch.has_value()) << *mismatch;
+  }
+}
+
 // A session captures its launches once and replays the graph on every run:
 // new inputs give new, correct outputs, the same as launching one by one.
 TEST(CudaRuntime, GraphReplayFollowsNewInputs) {
