@@ -42,69 +42,86 @@ inline ir::Tensor randomTensor(std::vector<int64_t> dims, uint32_t seed) {
   return ir::Tensor::fromValues<float>(ir::DType::kFloat32, std::move(dims), std::span<const float>(values));
 }
 
-inline Status writeContractionModel(const std::string& path) {
-  ir::Model model;
-  model.ir_version = 8;
-  model.opset_imports[""] = 13;
-  ir::Graph& g = model.graph;
-  uint32_t seed = 1;
-  auto input = [&](const std::string& name, std::vector<int64_t> dims) {
-    ir::Value* v = g.addValue(name, {ir::DType::kFloat32, ir::makeShape(dims)});
-    g.inputs.push_back(v);
+// Builds a float32 test model node by node: inputs, constants (random in
+// [-0.5, 0.5), seeded in the order they are made, from `first_seed`),
+// one-output nodes, outputs.
+class ModelWriter {
+ public:
+  ModelWriter(int64_t opset, uint32_t first_seed) : seed_(first_seed) {
+    model_.ir_version = 8;
+    model_.opset_imports[""] = opset;
+  }
+  ir::Value* input(const std::string& name, const std::vector<int64_t>& dims) {
+    ir::Value* v = g().addValue(name, {ir::DType::kFloat32, ir::makeShape(dims)});
+    g().inputs.push_back(v);
     return v;
-  };
-  auto constant = [&](const std::string& name, std::vector<int64_t> dims) {
-    ir::Tensor t = randomTensor(std::move(dims), seed++);
-    ir::Value* v = g.addValue(name, t.type());
+  }
+  ir::Value* constant(const std::string& name, std::vector<int64_t> dims) {
+    return constant(name, randomTensor(std::move(dims), seed_++));
+  }
+  ir::Value* scalar(const std::string& name, float value) {
+    return constant(name, ir::Tensor::fromValues<float>(ir::DType::kFloat32, {}, std::span<const float>(&value, 1)));
+  }
+  ir::Value* constant(const std::string& name, ir::Tensor t) {
+    ir::Value* v = g().addValue(name, t.type());
     v->constant = std::move(t);
     return v;
-  };
-  auto node = [&](const std::string& op, std::vector<ir::Value*> inputs, const std::string& out) {
-    ir::Node* n = g.addNode(op, out);
+  }
+  ir::Node* node(const std::string& op, std::vector<ir::Value*> inputs, const std::string& out) {
+    ir::Node* n = g().addNode(op, out);
     n->inputs = std::move(inputs);
-    ir::Value* v = g.addValue(out);
+    ir::Value* v = g().addValue(out);
     v->producer = n;
     v->producer_output = 0;
     n->outputs.push_back(v);
     return n;
-  };
-  auto ints = [](std::vector<int64_t> values) {
+  }
+  // An int (one value) or ints attribute.
+  static void set(ir::Node* n, const std::string& name, std::vector<int64_t> values) {
     ir::Attribute a;
-    a.kind = ir::Attribute::Kind::kInts;
-    a.ints = std::move(values);
-    return a;
-  };
-  auto output = [&](ir::Node* n) { g.outputs.push_back(n->outputs[0]); };
+    a.kind = values.size() == 1 ? ir::Attribute::Kind::kInt : ir::Attribute::Kind::kInts;
+    if (values.size() == 1)
+      a.i = values[0];
+    else
+      a.ints = std::move(values);
+    n->attributes[name] = std::move(a);
+  }
+  void output(ir::Node* n) { g().outputs.push_back(n->outputs[0]); }
+  Status write(const std::string& path) { return frontend::writeOnnxFile(model_, path); }
 
-  ir::Node* mm = node("MatMul", {input("x0", {2, 96, 128}), constant("w0", {128, 80})}, "mm0");
-  ir::Node* add = node("Add", {mm->outputs[0], constant("b0", {80})}, "add0");
-  output(node("Relu", {add->outputs[0]}, "y0"));
+ private:
+  ir::Graph& g() { return model_.graph; }
+  ir::Model model_;
+  uint32_t seed_;
+};
 
-  output(node("MatMul", {input("x1", {4, 64, 96}), input("x1b", {4, 96, 72})}, "y1"));
+inline Status writeContractionModel(const std::string& path) {
+  ModelWriter m(13, 1);
+  ir::Node* mm = m.node("MatMul", {m.input("x0", {2, 96, 128}), m.constant("w0", {128, 80})}, "mm0");
+  ir::Node* add = m.node("Add", {mm->outputs[0], m.constant("b0", {80})}, "add0");
+  m.output(m.node("Relu", {add->outputs[0]}, "y0"));
 
-  ir::Node* conv = node("Conv", {input("x2", {2, 16, 20, 20}), constant("w2", {32, 16, 3, 3}), constant("b2", {32})}, "conv2");
-  conv->attributes["pads"] = ints({1, 1, 1, 1});
-  output(node("Relu", {conv->outputs[0]}, "y2"));
+  m.output(m.node("MatMul", {m.input("x1", {4, 64, 96}), m.input("x1b", {4, 96, 72})}, "y1"));
 
-  output(node("Conv", {input("x3", {2, 64, 14, 14}), constant("w3", {48, 64, 1, 1})}, "y3"));
+  ir::Node* conv = m.node(
+      "Conv", {m.input("x2", {2, 16, 20, 20}), m.constant("w2", {32, 16, 3, 3}), m.constant("b2", {32})}, "conv2");
+  ModelWriter::set(conv, "pads", {1, 1, 1, 1});
+  m.output(m.node("Relu", {conv->outputs[0]}, "y2"));
 
-  ir::Node* gemm = node("Gemm", {input("x4", {64, 200}), constant("w4", {120, 200}), constant("b4", {120})}, "y4");
-  ir::Attribute trans;
-  trans.kind = ir::Attribute::Kind::kInt;
-  trans.i = 1;
-  gemm->attributes["transB"] = trans;
-  output(gemm);
+  m.output(m.node("Conv", {m.input("x3", {2, 64, 14, 14}), m.constant("w3", {48, 64, 1, 1})}, "y3"));
 
-  ir::Node* mm5 = node("MatMul", {input("x5", {64, 96}), constant("w5", {96, 128})}, "mm5");
-  ir::Node* bias5 = node("Add", {mm5->outputs[0], constant("b5", {128})}, "bias5");
-  output(node("Add", {input("r5", {64, 128}), bias5->outputs[0]}, "y5"));
+  ir::Node* gemm =
+      m.node("Gemm", {m.input("x4", {64, 200}), m.constant("w4", {120, 200}), m.constant("b4", {120})}, "y4");
+  ModelWriter::set(gemm, "transB", {1});
+  m.output(gemm);
 
-  ir::Node* mm6 = node("MatMul", {input("x6", {4, 64, 96}), input("x6b", {4, 96, 64})}, "mm6");
-  ir::Tensor eight = ir::Tensor::fromValues<float>(ir::DType::kFloat32, {}, std::span<const float>(std::vector<float>{8.0f}));
-  ir::Value* scale = g.addValue("scale6", eight.type());
-  scale->constant = std::move(eight);
-  output(node("Div", {mm6->outputs[0], scale}, "y6"));
-  return frontend::writeOnnxFile(model, path);
+  ir::Node* mm5 = m.node("MatMul", {m.input("x5", {64, 96}), m.constant("w5", {96, 128})}, "mm5");
+  ir::Node* bias5 = m.node("Add", {mm5->outputs[0], m.constant("b5", {128})}, "bias5");
+  m.output(m.node("Add", {m.input("r5", {64, 128}), bias5->outputs[0]}, "y5"));
+
+  ir::Node* mm6 = m.node("MatMul", {m.input("x6", {4, 64, 96}), m.input("x6b", {4, 96, 64})}, "mm6");
+  m.output(m.node("Div", {mm6->outputs[0], m.scalar("scale6", 8.0f)}, "y6"));
+  return m.write(path);
 }
 
 // LayerNormalization then Softmax over rows of 256: the row groups of the
@@ -253,58 +270,22 @@ inline Status writeAttentionModel(const std::string& path, int64_t batch) {
 // 16-bit precisions a and the block's output, which only GEMMs and their
 // packings read, are 16-bit, the residual accumulated as a 16-bit C.
 inline Status writeConvBlockModel(const std::string& path) {
-  ir::Model model;
-  model.ir_version = 8;
-  model.opset_imports[""] = 13;
-  ir::Graph& g = model.graph;
-  const std::vector<int64_t> dims = {8, 32, 64, 64};
-  ir::Value* x = g.addValue("x", {ir::DType::kFloat32, ir::makeShape(dims)});
-  g.inputs.push_back(x);
-  uint32_t seed = 60;
-  auto constant = [&](const std::string& name, std::vector<int64_t> shape) {
-    ir::Tensor t = randomTensor(std::move(shape), seed++);
-    ir::Value* v = g.addValue(name, t.type());
-    v->constant = std::move(t);
-    return v;
-  };
-  auto scalar = [&](const std::string& name, float value) {
-    ir::Tensor t =
-        ir::Tensor::fromValues<float>(ir::DType::kFloat32, {}, std::span<const float>(std::vector<float>{value}));
-    ir::Value* v = g.addValue(name, t.type());
-    v->constant = std::move(t);
-    return v;
-  };
-  auto node = [&](const std::string& op, std::vector<ir::Value*> inputs, const std::string& out) {
-    ir::Node* n = g.addNode(op, out);
-    n->inputs = std::move(inputs);
-    ir::Value* v = g.addValue(out);
-    v->producer = n;
-    v->producer_output = 0;
-    n->outputs.push_back(v);
-    return n;
-  };
-  auto attr = [](std::vector<int64_t> values) {
-    ir::Attribute a;
-    a.kind = values.size() == 1 ? ir::Attribute::Kind::kInt : ir::Attribute::Kind::kInts;
-    if (values.size() == 1)
-      a.i = values[0];
-    else
-      a.ints = std::move(values);
-    return a;
-  };
-  ir::Node* dw = node("Conv", {x, constant("w_dw", {32, 1, 3, 3}), constant("b_dw", {32})}, "conv_dw");
-  dw->attributes["pads"] = attr({1, 1, 1, 1});
-  dw->attributes["group"] = attr({32});
-  ir::Node* clip = node("Clip", {dw->outputs[0], scalar("lo", 0.0f), scalar("hi", 6.0f)}, "clip_dw");
+  ModelWriter m(13, 60);
+  ir::Node* dw = m.node(
+      "Conv", {m.input("x", {8, 32, 64, 64}), m.constant("w_dw", {32, 1, 3, 3}), m.constant("b_dw", {32})}, "conv_dw");
+  ModelWriter::set(dw, "pads", {1, 1, 1, 1});
+  ModelWriter::set(dw, "group", {32});
+  ir::Node* clip = m.node("Clip", {dw->outputs[0], m.scalar("lo", 0.0f), m.scalar("hi", 6.0f)}, "clip_dw");
   ir::Node* conv =
-      node("Conv", {clip->outputs[0], constant("w_full", {64, 32, 3, 3}), constant("b_full", {64})}, "conv_full");
-  conv->attributes["pads"] = attr({1, 1, 1, 1});
-  ir::Node* a = node("Relu", {conv->outputs[0]}, "relu_full");
-  ir::Node* pw = node("Conv", {a->outputs[0], constant("w_pw", {64, 64, 1, 1}), constant("b_pw", {64})}, "conv_pw");
-  ir::Node* add = node("Add", {pw->outputs[0], a->outputs[0]}, "residual");
-  ir::Node* block = node("Relu", {add->outputs[0]}, "block");
-  g.outputs.push_back(node("Conv", {block->outputs[0], constant("w_out", {16, 64, 1, 1})}, "y")->outputs[0]);
-  return frontend::writeOnnxFile(model, path);
+      m.node("Conv", {clip->outputs[0], m.constant("w_full", {64, 32, 3, 3}), m.constant("b_full", {64})}, "conv_full");
+  ModelWriter::set(conv, "pads", {1, 1, 1, 1});
+  ir::Node* a = m.node("Relu", {conv->outputs[0]}, "relu_full");
+  ir::Node* pw =
+      m.node("Conv", {a->outputs[0], m.constant("w_pw", {64, 64, 1, 1}), m.constant("b_pw", {64})}, "conv_pw");
+  ir::Node* add = m.node("Add", {pw->outputs[0], a->outputs[0]}, "residual");
+  ir::Node* block = m.node("Relu", {add->outputs[0]}, "block");
+  m.output(m.node("Conv", {block->outputs[0], m.constant("w_out", {16, 64, 1, 1})}, "y"));
+  return m.write(path);
 }
 
 }  // namespace kiln::testing

@@ -87,12 +87,41 @@ TEST(CudaRuntime, TinyCnnMatchesTheCpuArtifact) {
   }
 }
 
-void expectOutputsMatch(const std::vector<ir::Tensor>& got, const std::vector<ir::Tensor>& want, tools::Tolerance tol) {
+void expectOutputsMatch(const std::vector<ir::Tensor>& got, const std::vector<ir::Tensor>& want, tools::Tolerance tol,
+                        const std::vector<testing::ContractionCase>* cases = nullptr) {
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) {
     auto mismatch = tools::compareTensors(got[i], want[i], tol);
-    EXPECT_FALSE(mismatch.has_value()) << testing::contractionCases()[i].name << " ("
-                                       << testing::contractionCases()[i].what << "): " << *mismatch;
+    EXPECT_FALSE(mismatch.has_value()) << (cases ? std::string((*cases)[i].name) + " (" + (*cases)[i].what + "): "
+                                                 : "output " + std::to_string(i) + ": ")
+                                       << *mismatch;
+  }
+}
+
+using Modes = std::vector<std::pair<const char*, tools::Tolerance>>;
+
+// Compiles `onnx` for the CPU and for CUDA in each precision of `modes` and
+// checks the GPU's outputs on random inputs against the fp32 CPU artifact's
+// at that precision's tolerance (outputs named after `cases` when given).
+void expectCudaMatchesCpu(const std::string& onnx, const TempDir& dir, uint32_t seed, const Modes& modes,
+                          const std::vector<testing::ContractionCase>* cases = nullptr) {
+  testing::compileOrFail(onnx, dir.file("cpu.so"), target("cpu"));
+  Model cpu(dir.file("cpu.so"));
+  Session cpu_session(cpu, 1);
+  std::vector<ir::Tensor> inputs = randomInputs(cpu, seed);
+  auto want = tools::runArtifact(cpu, cpu_session, inputs);
+  ASSERT_TRUE(want.isOk()) << want.status().message();
+  for (const auto& [precision, tol] : modes) {
+    SCOPED_TRACE(precision);
+    driver::CompileOptions options = target("cuda");
+    options.codegen.cuda_precision = precision;
+    std::string path = dir.file(std::string(precision) + ".so");
+    testing::compileOrFail(onnx, path, options);
+    LOAD_CUDA_OR_SKIP(gpu, path);
+    Session session(*gpu);
+    auto got = tools::runArtifact(*gpu, session, inputs);
+    ASSERT_TRUE(got.isOk()) << got.status().message();
+    expectOutputsMatch(*got, *want, tol, cases);
   }
 }
 
@@ -102,26 +131,9 @@ void expectOutputsMatch(const std::vector<ir::Tensor>& got, const std::vector<ir
 TEST(CudaRuntime, ContractionsMatchTheCpuArtifactInEveryPrecision) {
   TempDir dir;
   ASSERT_TRUE(testing::writeContractionModel(dir.file("m.onnx")));
-  testing::compileOrFail(dir.file("m.onnx"), dir.file("cpu.so"), target("cpu"));
-  Model cpu(dir.file("cpu.so"));
-  Session cpu_session(cpu, 1);
-  std::vector<ir::Tensor> inputs = randomInputs(cpu, 11);
-  auto want = tools::runArtifact(cpu, cpu_session, inputs);
-  ASSERT_TRUE(want.isOk()) << want.status().message();
-  const std::pair<const char*, tools::Tolerance> modes[] = {
-      {"fp32", {1e-4, 1e-5}}, {"tf32", {1e-2, 2e-2}}, {"fp16", {1e-2, 2e-2}}, {"bf16", {4e-2, 1e-1}}};
-  for (const auto& [precision, tol] : modes) {
-    SCOPED_TRACE(precision);
-    driver::CompileOptions options = target("cuda");
-    options.codegen.cuda_precision = precision;
-    std::string path = dir.file(std::string(precision) + ".so");
-    testing::compileOrFail(dir.file("m.onnx"), path, options);
-    LOAD_CUDA_OR_SKIP(gpu, path);
-    Session session(*gpu);
-    auto got = tools::runArtifact(*gpu, session, inputs);
-    ASSERT_TRUE(got.isOk()) << got.status().message();
-    expectOutputsMatch(*got, *want, tol);
-  }
+  expectCudaMatchesCpu(dir.file("m.onnx"), dir, 11,
+                       {{"fp32", {1e-4, 1e-5}}, {"tf32", {1e-2, 2e-2}}, {"fp16", {1e-2, 2e-2}}, {"bf16", {4e-2, 1e-1}}},
+                       &testing::contractionCases());
 }
 
 // GEMMs that read activations through their 16-bit copies (a LayerNorm
@@ -130,55 +142,17 @@ TEST(CudaRuntime, ContractionsMatchTheCpuArtifactInEveryPrecision) {
 TEST(CudaRuntime, SixteenBitOperandsMatchTheCpuArtifact) {
   TempDir dir;
   ASSERT_TRUE(testing::writeHalfChainModel(dir.file("m.onnx")));
-  testing::compileOrFail(dir.file("m.onnx"), dir.file("cpu.so"), target("cpu"));
-  Model cpu(dir.file("cpu.so"));
-  Session cpu_session(cpu, 1);
-  std::vector<ir::Tensor> inputs = randomInputs(cpu, 17);
-  auto want = tools::runArtifact(cpu, cpu_session, inputs);
-  ASSERT_TRUE(want.isOk()) << want.status().message();
-  const std::pair<const char*, tools::Tolerance> modes[] = {{"fp16", {1e-2, 2e-2}}, {"bf16", {4e-2, 1e-1}}};
-  for (const auto& [precision, tol] : modes) {
-    SCOPED_TRACE(precision);
-    driver::CompileOptions options = target("cuda");
-    options.codegen.cuda_precision = precision;
-    std::string path = dir.file(std::string(precision) + ".so");
-    testing::compileOrFail(dir.file("m.onnx"), path, options);
-    LOAD_CUDA_OR_SKIP(gpu, path);
-    Session session(*gpu);
-    auto got = tools::runArtifact(*gpu, session, inputs);
-    ASSERT_TRUE(got.isOk()) << got.status().message();
-    expectOutputsMatch(*got, *want, tol);
-  }
+  expectCudaMatchesCpu(dir.file("m.onnx"), dir, 17, {{"fp16", {1e-2, 2e-2}}, {"bf16", {4e-2, 1e-1}}});
 }
 
 // A channels-last convolution block at batch 8 (the wide schedules: packing
 // several points per thread, cuBLASLt's bias, residual and Relu epilogue,
-// the depthwise convolution as a generated kernel) against the fp32 CPU
-// artifact, in fp32 and fp16.
+// the depthwise convolution as a generated kernel, 16-bit residuals in
+// fp16) against the fp32 CPU artifact, in fp32 and fp16.
 TEST(CudaRuntime, ConvolutionBlockMatchesTheCpuArtifact) {
   TempDir dir;
   ASSERT_TRUE(testing::writeConvBlockModel(dir.file("m.onnx")));
-  testing::compileOrFail(dir.file("m.onnx"), dir.file("cpu.so"), target("cpu"));
-  Model cpu(dir.file("cpu.so"));
-  Session cpu_session(cpu, 1);
-  std::vector<ir::Tensor> inputs = randomInputs(cpu, 23);
-  auto want = tools::runArtifact(cpu, cpu_session, inputs);
-  ASSERT_TRUE(want.isOk()) << want.status().message();
-  const std::pair<const char*, tools::Tolerance> modes[] = {{"fp32", {1e-4, 1e-5}}, {"fp16", {1e-2, 2e-2}}};
-  for (const auto& [precision, tol] : modes) {
-    SCOPED_TRACE(precision);
-    driver::CompileOptions options = target("cuda");
-    options.codegen.cuda_precision = precision;
-    std::string path = dir.file(std::string(precision) + ".so");
-    testing::compileOrFail(dir.file("m.onnx"), path, options);
-    LOAD_CUDA_OR_SKIP(gpu, path);
-    Session session(*gpu);
-    auto got = tools::runArtifact(*gpu, session, inputs);
-    ASSERT_TRUE(got.isOk()) << got.status().message();
-    ASSERT_EQ(got->size(), 1u);
-    auto mismatch = tools::compareTensors((*got)[0], (*want)[0], tol);
-    EXPECT_FALSE(mismatch.has_value()) << *mismatch;
-  }
+  expectCudaMatchesCpu(dir.file("m.onnx"), dir, 23, {{"fp32", {1e-4, 1e-5}}, {"fp16", {1e-2, 2e-2}}});
 }
 
 // A session captures its launches once and replays the graph on every run:
@@ -204,8 +178,8 @@ TEST(CudaRuntime, GraphReplayFollowsNewInputs) {
     auto replayed = tools::runArtifact(*gpu, graphed, inputs);
     auto launched = tools::runArtifact(*gpu, one_by_one, inputs);
     ASSERT_TRUE(want.isOk() && replayed.isOk() && launched.isOk());
-    expectOutputsMatch(*replayed, *want, {1e-4, 1e-5});
-    expectOutputsMatch(*launched, *replayed, {1e-5, 1e-6});
+    expectOutputsMatch(*replayed, *want, {1e-4, 1e-5}, &testing::contractionCases());
+    expectOutputsMatch(*launched, *replayed, {1e-5, 1e-6}, &testing::contractionCases());
   }
   unsetenv("KILN_CUDA_GEMM_TUNE");
 }
