@@ -5,6 +5,7 @@
 #   bench/gpu/device.sh BUNDLE.tar.xz OUT_DIR bench [gpu_bench.py options]
 #   bench/gpu/device.sh BUNDLE.tar.xz OUT_DIR conformance
 #   bench/gpu/device.sh BUNDLE.tar.xz OUT_DIR profile [profile_kiln.py options]
+#   bench/gpu/device.sh BUNDLE.tar.xz OUT_DIR gemmrate [gemm_rate.py options]  # BERT's GEMMs vs cuBLAS
 #   bench/gpu/device.sh BUNDLE.tar.xz OUT_DIR cputest TEST [gtest options]  # int8_contraction_test or
 #                                                                          # bf16_contraction_test (AMX)
 #   bench/gpu/device.sh BUNDLE.tar.xz OUT_DIR amxbench [amx_bench.py options]
@@ -42,6 +43,9 @@ case $what in
   profile)
     python3 bench/gpu/profile_kiln.py --kiln "$kiln" --runtime "$kiln_root/lib/libkiln_rt.so" --out "$out" "$@"
     ;;
+  gemmrate)
+    python3 bench/gpu/gemm_rate.py --kiln "$kiln" --runtime "$kiln_root/lib/libkiln_rt.so" --out "$out" "$@"
+    ;;
   cputest)
     test=$1
     shift
@@ -65,7 +69,7 @@ case $what in
       --expected tests/conformance/expected_pass.txt "$@" | tee "$out/conformance.txt"
     ;;
   *)
-    echo "device.sh: unknown step '$what' (test, bench, profile, conformance, cputest, amxbench, amxgemm)" >&2
+    echo "device.sh: unknown step '$what' (test, bench, profile, gemmrate, conformance, cputest, amxbench, amxgemm)" >&2
     exit 2
     ;;
 esac
