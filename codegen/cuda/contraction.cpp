@@ -166,6 +166,9 @@ class GemmPlanner {
   }
 
   std::optional<GemmStage> run() {
+    group(0);
+    if (product(groups_.batch) > 1 && std::min(product(groups_.m), product(groups_.n)) < kMinBatchedGemmSide)
+      return std::nullopt;
     // D is laid out as the output is, so the epilogue reads it coalesced, or
     // is the output itself. Leading output axes may join the batch: an NCHW
     // output is then a batch of (pixels x channels) column-major matrices.
@@ -480,12 +483,6 @@ std::optional<GemmStage> planGemm(const kir::Kernel& kernel, const kir::Stage& s
   int64_t flops = 2 * product(reduce.reduce_vars);
   for (const IterVar& v : stage.axes) flops *= v.extent;
   if (flops < kMinGemmFlops) return std::nullopt;
-  int64_t batch = 1, rows = 1, cols = 1;
-  for (const IterVar& v : stage.axes) {
-    bool in_s = kir::dependsOn(body.operands[0], v.id), in_v = kir::dependsOn(body.operands[1], v.id);
-    (in_s && in_v ? batch : in_v ? cols : rows) *= v.extent;
-  }
-  if (batch > 1 && std::min(rows, cols) < kMinBatchedGemmSide) return std::nullopt;
   return GemmPlanner(kernel, stage, reduce, std::move(*output), precision, aliases, scalar, half_copy).run();
 }
 

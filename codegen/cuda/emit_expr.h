@@ -37,17 +37,16 @@ class ExprEmitter {
   void store(int buffer, const std::vector<kir::Expr>& indices, const std::string& value);
   // Every later store to parameter `buffer` is also made to parameter `copy`
   // (the same view in another dtype, rounded to it): the 16-bit copy of an
-  // activation that a GEMM reads.
-  // Every later load of parameter `buffer` reads parameter `copy` instead
-  // (its 16-bit copy, widened): for a packing stage, which rounds what it
-  // loads to that same 16-bit type, so the result is the same.
-  void readCopy(int buffer, int copy) { read_copies_[buffer] = copy; }
-  // With `copy_only`, nothing reads the buffer's own elements: only the
-  // copy is stored.
+  // activation that a GEMM reads. With `copy_only`, nothing reads the
+  // buffer's own elements: only the copy is stored.
   void mirror(int buffer, int copy, bool copy_only = false) {
     mirrors_[buffer] = copy;
     if (copy_only) copy_only_.insert(buffer);
   }
+  // Every later load of parameter `buffer` reads parameter `copy` instead
+  // (its 16-bit copy, widened): for a packing stage, which rounds what it
+  // loads to that same 16-bit type, so the result is the same.
+  void readCopy(int buffer, int copy) { read_copies_[buffer] = copy; }
   // for (long long NAME = 0; NAME < extent; ++NAME) { body }, with `var_id` bound to NAME.
   void loop(int var_id, int64_t extent, const std::function<void()>& body);
   // Stores `value` at `width` consecutive points of the innermost store

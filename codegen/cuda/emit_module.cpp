@@ -197,17 +197,16 @@ class ModuleEmitter {
   // Program buffers every parameter that `e` loads is bound to, as read in
   // float32 (a packing reads 16-bit copies where there are any: it is not
   // counted).
-  void noteLoads(const kir::Expr& e, const std::vector<uint32_t>& args, std::set<uint32_t>* into = nullptr) {
-    if (!into) into = &usage_.fp32_read;
+  void noteLoads(const kir::Expr& e, const std::vector<uint32_t>& args, std::set<uint32_t>& into) {
     if (e->kind == kir::ExprNode::Kind::kLoad && static_cast<size_t>(e->buffer) < args.size())
-      into->insert(args[static_cast<size_t>(e->buffer)]);
+      into.insert(args[static_cast<size_t>(e->buffer)]);
     for (const kir::Expr& op : e->operands) noteLoads(op, args, into);
   }
   // ...and the buffer the stage writes, as written by generated code.
   void noteLoads(const kir::Stage& stage, const std::vector<uint32_t>& args, bool packing) {
     if (static_cast<size_t>(stage.buffer) < args.size()) usage_.kernel_written.insert(args[static_cast<size_t>(stage.buffer)]);
-    if (stage.value.valid()) noteLoads(stage.value, args, packing ? &usage_.copy_readers : &usage_.fp32_read);
-    for (const kir::Expr& i : stage.store_index) noteLoads(i, args);
+    if (stage.value.valid()) noteLoads(stage.value, args, packing ? usage_.copy_readers : usage_.fp32_read);
+    for (const kir::Expr& i : stage.store_index) noteLoads(i, args, usage_.fp32_read);
   }
 
   // The parameter list of a __global__ function over `kernel`'s parameters
@@ -405,7 +404,7 @@ class ModuleEmitter {
            << "LL; row += ((long long)gridDim.x * blockDim.x) >> 5) {\n";
     }
     ExprEmitter emitter(kernel, out_, 4);
-    for (auto [buffer, copy] : mirrors_) emitter.mirror(buffer, copy, copy_only_.count(buffer) > 0);
+    bindCopies(emitter, false);
     for (size_t i = 0; i < group.count; ++i) {
       const kir::Stage& stage = kernel.stages[group.first + i];
       noteLoads(stage, args, false);
@@ -446,6 +445,15 @@ class ModuleEmitter {
     return Status::ok();
   }
 
+  // The current call's 16-bit copies, for an emitter of one of its stages:
+  // every store also writes the copy (or only the copy), and a packing
+  // stage loads the copies of what it reads.
+  void bindCopies(ExprEmitter& emitter, bool packing) const {
+    for (auto [buffer, copy] : mirrors_) emitter.mirror(buffer, copy, copy_only_.count(buffer) > 0);
+    if (packing)
+      for (auto [buffer, copy] : read_copies_) emitter.readCopy(buffer, copy);
+  }
+
   // Assigns the already-declared a<id> of axes [begin, end) from the flat
   // index `flat` (row-major over them).
   static void splitInto(ExprEmitter& emitter, const std::vector<kir::IterVar>& axes, size_t begin, size_t end,
@@ -470,9 +478,7 @@ class ModuleEmitter {
     out_ << "\nextern \"C\" __global__ void __launch_bounds__(" << std::max<uint32_t>(schedule.block, 1) << ") "
          << function << "(" << params << ") {\n";
     ExprEmitter emitter(kernel, out_, 2);
-    for (auto [buffer, copy] : mirrors_) emitter.mirror(buffer, copy, copy_only_.count(buffer) > 0);
-    if (packing)
-      for (auto [buffer, copy] : read_copies_) emitter.readCopy(buffer, copy);
+    bindCopies(emitter, packing);
     // Unsigned: splitting it into axes by constant extents is then shifts
     // and multiplications, without the sign corrections.
     std::string index = schedule.index32 ? "unsigned" : "long long";

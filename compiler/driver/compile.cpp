@@ -205,14 +205,22 @@ Status pinSymbols(ir::Model& model, const lower::ShapeSamples& samples, size_t s
   return passes::pinInputShapes(model, shapes);
 }
 
+// The -O pipeline with the switches the target and output decide:
+// channels-last unless the graph is written back as ONNX for other runtimes,
+// Winograd only for the CPU in fp32 (bf16 kernels and CUDA's tensor-core
+// GEMMs are faster on the direct convolution).
+passes::PipelineOptions pipelineFor(const CompileOptions& options) {
+  passes::PipelineOptions pipeline = options.pipeline;
+  pipeline.channels_last = options.emit != Stage::kOnnx;
+  pipeline.winograd =
+      options.target == "cpu" && (options.codegen.precision.empty() || options.codegen.precision == "fp32");
+  return pipeline;
+}
+
 // Optimizes and lowers `model` as it is (its input shapes static).
 Expected<lower::Program> lowerModel(ir::Model& model, const CompileOptions& options, std::ostream& log,
                                     std::vector<passes::PassRecord>& records) {
-  passes::PipelineOptions pipeline = options.pipeline;
-  pipeline.channels_last = true;
-  pipeline.winograd =
-      options.target == "cpu" && (options.codegen.precision.empty() || options.codegen.precision == "fp32");
-  KILN_ASSIGN_OR_RETURN(records, passes::runPipeline(model, pipeline, log));
+  KILN_ASSIGN_OR_RETURN(records, passes::runPipeline(model, pipelineFor(options), log));
   KILN_ASSIGN_OR_RETURN(lower::Program program, lower::lowerGraph(model));
   // On CUDA a Transpose feeding or fed by a GEMM becomes the GEMM's layout.
   lower::FusionOptions fusion;
@@ -314,11 +322,8 @@ Expected<CompileSummary> compileFile(const std::string& input, const std::string
   if (options.emit == Stage::kGraph || options.emit == Stage::kOnnx) {
     KILN_RETURN_IF_ERROR(passes::pinInputShapes(*model, options.shapes).withContext(model_file));
     if (options.on_stage) options.on_stage("optimize");
-    passes::PipelineOptions pipeline = options.pipeline;
-    pipeline.channels_last = options.emit == Stage::kGraph;
+    passes::PipelineOptions pipeline = pipelineFor(options);
     pipeline.kiln_ops = options.emit == Stage::kGraph;
-    pipeline.winograd =
-        options.target == "cpu" && (options.codegen.precision.empty() || options.codegen.precision == "fp32");
     auto records = passes::runPipeline(*model, pipeline, log);
     if (!records) return records.status().withContext(model_file);
     summary.passes = records.take();
