@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "compiler/kir/affine.h"
 #include "compiler/kir/substitute.h"
@@ -156,10 +157,17 @@ bool storesAtAxes(const kir::Stage& stage) {
 class GemmPlanner {
  public:
   GemmPlanner(const kir::Kernel& kernel, const kir::Stage& stage, const ExprNode& reduce, kir::Affine output,
-              artifact::CudaPrecision precision, const std::function<bool(int, int)>& aliases,
-              const std::function<std::optional<double>(int)>& scalar, const std::function<bool(int)>& half_copy)
-      : kernel_(kernel), stage_(stage), reduce_(reduce), output_(std::move(output)), aliases_(aliases), scalar_(scalar),
-        half_copy_(half_copy), operand_type_(operandType(precision)) {
+              artifact::CudaPrecision precision, const GemmBindings& bindings)
+      : kernel_(kernel),
+        stage_(stage),
+        reduce_(reduce),
+        output_(std::move(output)),
+        aliases_(bindings.aliases),
+        scalar_(bindings.scalar),
+        half_copy_(bindings.half_copy),
+        constant_(bindings.constant),
+        operand_type_(operandType(precision)),
+        next_var_(kir::maxVarId(kernel) + 1) {
     plan_.gemm.precision = precision;
     s_ = reduce.operands[0]->operands[0];
     v_ = reduce.operands[0]->operands[1];
@@ -349,29 +357,74 @@ class GemmPlanner {
     return *asMatrix(param, denseLayout(layout), batch, rows, cols, p.elementCount());
   }
 
-  // An operand read in place when it is a strided load (of a parameter with
-  // a 16-bit copy, in the 16-bit precisions), else packed into a scratch
+  // `e` as a matrix read in place: a strided load (of a parameter with a
+  // 16-bit copy, in the 16-bit precisions).
+  std::optional<Matrix> inPlace(const kir::Expr& e, const std::vector<IterVar>& rows, bool left) const {
+    const bool half = operand_type_ != ir::DType::kFloat32;
+    if (e->kind != ExprNode::Kind::kLoad || e->dtype != ir::DType::kFloat32 || (half && !half_copy_(e->buffer)))
+      return std::nullopt;
+    auto flat = kir::flatIndex(kernel_, *e);
+    if (!flat) return std::nullopt;
+    int64_t elements = kernel_.params[static_cast<size_t>(e->buffer)].elementCount();
+    auto m = asMatrix(e->buffer, *flat, groups_.batch, rows, groups_.k, elements);
+    if (!m || !factorOf(*m, left)) return std::nullopt;
+    return m;
+  }
+
+  // The inner dimension the GEMM runs with: K, or K padded to
+  // kGemmAlignBytes when that costs no run-time work (neither operand is
+  // read in place from an activation).
+  int64_t paddedK() const {
+    const int64_t k = product(groups_.k);
+    const int64_t align = kGemmAlignBytes / static_cast<int64_t>(ir::byteSize(operand_type_));
+    const int64_t padded = (k + align - 1) / align * align;
+    if (padded == k) return k;
+    for (auto [e, rows] : {std::pair{s_, &groups_.m}, std::pair{v_, &groups_.n}})
+      if (inPlace(e, *rows, true) && !readsOnlyConstants(e, constant_)) return k;
+    return padded;
+  }
+
+  // An operand read in place when it can be, else packed into a scratch
   // matrix of the operand type (k innermost, or rows innermost when the
   // operand reads along the output's innermost axis: coalesced reads for the
-  // packing).
-  Matrix operand(const kir::Expr& e, const std::vector<IterVar>& rows, bool left) {
-    const bool half = operand_type_ != ir::DType::kFloat32;
-    if (e->kind == ExprNode::Kind::kLoad && e->dtype == ir::DType::kFloat32 && (!half || half_copy_(e->buffer))) {
-      if (auto flat = kir::flatIndex(kernel_, *e)) {
-        int64_t elements = kernel_.params[static_cast<size_t>(e->buffer)].elementCount();
-        auto m = asMatrix(e->buffer, *flat, groups_.batch, rows, groups_.k, elements);
-        if (m && factorOf(*m, left)) return *m;
+  // packing). With `k_padded` > K, always packed, over one inner variable
+  // of that extent: points past K are zeros.
+  Matrix operand(const kir::Expr& e, const std::vector<IterVar>& rows, bool left, int64_t k_padded) {
+    const int64_t k = product(groups_.k);
+    if (k_padded == k)
+      if (auto m = inPlace(e, rows, left)) return *m;
+    std::vector<IterVar> inner = groups_.k;
+    kir::Expr value = e;
+    if (k_padded != k) {
+      IterVar padded;
+      padded.id = next_var_++;
+      padded.extent = k_padded;
+      inner = {padded};
+      // The original inner variables from the padded one (clamped, so the
+      // loads stay in bounds where the select discards them).
+      std::map<int, kir::Expr> split;
+      kir::Expr at = kir::min(kir::Expr(padded), kir::Expr::index(k - 1));
+      int64_t stride = 1;
+      for (size_t i = groups_.k.size(); i-- > 0;) {
+        split[groups_.k[i].id] = (at / kir::Expr::index(stride)) % kir::Expr::index(groups_.k[i].extent);
+        stride *= groups_.k[i].extent;
       }
+      value = kir::select(kir::Expr(padded) < kir::Expr::index(k), kir::substitute(e, split),
+                          kir::Expr::constant(ir::DType::kFloat32, 0.0));
     }
     bool rows_inner = !stage_.axes.empty() && contains(rows, stage_.axes.back().id);
-    std::vector<IterVar> layout = rows_inner ? concat({&groups_.batch, &groups_.k, &rows})
-                                             : concat({&groups_.batch, &rows, &groups_.k});
-    Matrix m = scratchMatrix(layout, groups_.batch, rows, groups_.k, operand_type_);
+    // An operand that no batch variable reads is packed once, for every
+    // batch (stride 0).
+    std::vector<IterVar> batch;
+    for (const IterVar& v : groups_.batch)
+      if (kir::dependsOn(e, v.id)) batch = groups_.batch;
+    std::vector<IterVar> layout = rows_inner ? concat({&batch, &inner, &rows}) : concat({&batch, &rows, &inner});
+    Matrix m = scratchMatrix(layout, groups_.batch, rows, inner, operand_type_);
     kir::Stage pack;
     pack.buffer = m.param;
     pack.axes = layout;
     pack.store_index = indices(layout);
-    pack.value = e;
+    pack.value = value;
     plan_.packs.push_back(std::move(pack));
     return m;
   }
@@ -385,10 +438,11 @@ class GemmPlanner {
   GemmStage finish(const Matrix& c) {
     // Option B: D (n x m) = V (n x k) * S^T (k x m); option A: D (m x n) = S (m x k) * V^T (k x n).
     const bool transposed = *layoutFor(c);
-    Matrix left = transposed ? operand(v_, groups_.n, true) : operand(s_, groups_.m, true);
-    Matrix right = transposed ? operand(s_, groups_.m, false) : operand(v_, groups_.n, false);
+    const int64_t k = paddedK();
+    Matrix left = transposed ? operand(v_, groups_.n, true, k) : operand(s_, groups_.m, true, k);
+    Matrix right = transposed ? operand(s_, groups_.m, false, k) : operand(v_, groups_.n, false, k);
     Factor fa = *factorOf(left, true), fb = *factorOf(right, false);
-    const int64_t m = product(groups_.m), n = product(groups_.n), k = product(groups_.k);
+    const int64_t m = product(groups_.m), n = product(groups_.n);
     artifact::CudaGemm& g = plan_.gemm;
     g.trans_a = fa.trans;
     g.trans_b = fb.trans;
@@ -437,7 +491,9 @@ class GemmPlanner {
   const std::function<bool(int, int)>& aliases_;
   const std::function<std::optional<double>(int)>& scalar_;
   const std::function<bool(int)>& half_copy_;
+  const std::function<bool(int)>& constant_;
   ir::DType operand_type_;
+  int next_var_;  // the next unused iteration variable id (a padded inner dimension's)
   kir::Expr s_, v_;
   Groups groups_;
   std::vector<IterVar> c_layout_;  // a scratch D's variables, outermost first
@@ -454,10 +510,14 @@ ir::DType operandType(artifact::CudaPrecision precision) {
   }
 }
 
+bool readsOnlyConstants(const kir::Expr& e, const std::function<bool(int)>& constant) {
+  if (e->kind == ExprNode::Kind::kLoad && !constant(e->buffer)) return false;
+  return std::all_of(e->operands.begin(), e->operands.end(),
+                     [&](const kir::Expr& op) { return readsOnlyConstants(op, constant); });
+}
+
 std::optional<GemmStage> planGemm(const kir::Kernel& kernel, const kir::Stage& stage, artifact::CudaPrecision precision,
-                                  const std::function<bool(int, int)>& aliases,
-                                  const std::function<std::optional<double>(int)>& scalar,
-                                  const std::function<bool(int)>& half_copy) {
+                                  const GemmBindings& bindings) {
   if (stage.kind != kir::Stage::Kind::kStore || stage.axes.empty()) return std::nullopt;
   if (!kir::storesDistinctAffine(stage) || kir::isDynamic(kernel, stage)) return std::nullopt;
   // The output's layout: the axes' row-major layout, or where an affine
@@ -483,7 +543,7 @@ std::optional<GemmStage> planGemm(const kir::Kernel& kernel, const kir::Stage& s
   int64_t flops = 2 * product(reduce.reduce_vars);
   for (const IterVar& v : stage.axes) flops *= v.extent;
   if (flops < kMinGemmFlops) return std::nullopt;
-  return GemmPlanner(kernel, stage, reduce, std::move(*output), precision, aliases, scalar, half_copy).run();
+  return GemmPlanner(kernel, stage, reduce, std::move(*output), precision, bindings).run();
 }
 
 }  // namespace kiln::codegen::cuda

@@ -51,6 +51,14 @@ inline constexpr int64_t kMinGemmFlops = int64_t{1} << 18;
 // kernel offset.
 inline constexpr int64_t kMinBatchedGemmSide = 8;
 
+// cuBLASLt's Hopper kernels want every operand's rows 16-byte aligned. A
+// product whose inner dimension K breaks that (a 7x7 stem convolution over
+// 3 channels: K = 147) is padded with zeros to a multiple of this many
+// bytes when both operands are packed anyway or are constants (whose
+// packing is done at compile time): the padded product is the same sum,
+// and cuBLASLt picks a tensor-core kernel over twice as fast for it.
+inline constexpr int64_t kGemmAlignBytes = 16;
+
 struct GemmStage {
   // Scratch matrices, as parameters appended after the kernel's own
   // (parameter kernel.params.size() + i is scratch[i]).
@@ -62,16 +70,27 @@ struct GemmStage {
   std::optional<kir::Stage> epilogue;   // writes the stage's output from the product
 };
 
-// A plan when `stage` is a float32 contraction worth a GEMM; `aliases(i, j)`
-// says whether parameters i and j are bound to the same buffer, and
-// `scalar(i)` gives parameter i's value when it is a one-element float32
-// constant (a scale the epilogue may fold into alpha); `half_copy(i)`, in
-// the 16-bit precisions, whether parameter i has a 16-bit copy a GEMM may
-// read in its place.
+// What the planner may ask about the kernel's parameters (by index).
+struct GemmBindings {
+  // Whether parameters i and j are bound to the same buffer.
+  std::function<bool(int, int)> aliases;
+  // Parameter i's value when it is a one-element float32 constant (a scale
+  // the epilogue may fold into alpha).
+  std::function<std::optional<double>(int)> scalar;
+  // In the 16-bit precisions, whether parameter i has a 16-bit copy a GEMM
+  // may read in its place.
+  std::function<bool(int)> half_copy;
+  // Whether parameter i holds data known at compile time (a packing that
+  // reads only such parameters is computed by the compiler).
+  std::function<bool(int)> constant;
+};
+
+// A plan when `stage` is a float32 contraction worth a GEMM.
 std::optional<GemmStage> planGemm(const kir::Kernel& kernel, const kir::Stage& stage, artifact::CudaPrecision precision,
-                                  const std::function<bool(int, int)>& aliases,
-                                  const std::function<std::optional<double>(int)>& scalar,
-                                  const std::function<bool(int)>& half_copy);
+                                  const GemmBindings& bindings);
+
+// Whether every parameter `e` loads is a compile-time constant.
+bool readsOnlyConstants(const kir::Expr& e, const std::function<bool(int)>& constant);
 
 // The element type of GEMM operands in `precision`: float16 or bfloat16 for
 // the 16-bit modes, else float32.

@@ -10,6 +10,7 @@
 #include "codegen/cuda/contraction.h"
 #include "codegen/cuda/emit_expr.h"
 #include "codegen/cuda/schedule.h"
+#include "compiler/kir/evaluator.h"
 #include "compiler/support/half.h"
 
 namespace kiln::codegen::cuda {
@@ -38,8 +39,13 @@ uint64_t alignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 struct Usage {
   std::set<uint32_t> operands;      // read in place as a GEMM's A or B
   std::set<uint32_t> gemm_written;  // written as a GEMM's D
-  // Read by generated code other than a GEMM's packing, or as a GEMM's bias.
+  // Read in float32: as a GEMM's bias, in a store's index, or (once
+  // `settleKernelReads` has run) by generated code other than a packing
+  // from a buffer that gets no 16-bit copy.
   std::set<uint32_t> fp32_read;
+  // Read by generated code other than a GEMM's packing (the first pass's
+  // record; `settleKernelReads` sorts it into copy_readers and fp32_read).
+  std::set<uint32_t> kernel_read;
   std::set<uint32_t> kernel_written;  // written by generated code
   // Written as D by a GEMM that could not store 16-bit elements: one that
   // adds a bias that is not a float32 constant (the bias has D's type:
@@ -70,11 +76,33 @@ struct HalfCopies {
 };
 
 // Buffers that may get a 16-bit copy: those GEMMs read in place, their
-// packings read, or they accumulate as C.
+// packings read, they accumulate as C, or they write as D.
 std::set<uint32_t> copyCandidates(const Usage& usage) {
   std::set<uint32_t> out = usage.operands;
   out.insert(usage.copy_readers.begin(), usage.copy_readers.end());
+  out.insert(usage.gemm_written.begin(), usage.gemm_written.end());
   return out;
+}
+
+// 16-bit storage of the activations around the GEMMs: a generated kernel
+// reads an intermediate's 16-bit copy wherever it has one (computing in
+// float32 from the widened value), so an intermediate that is a copy
+// candidate for a GEMM's sake gains nothing from its float32 buffer when
+// only generated kernels read it. Their reads count as copy readers; reads
+// of anything else (inputs, weights, intermediates no GEMM touches) stay
+// float32 reads. The LayerNorm after a projection then reads that
+// projection's 16-bit D, and the attention scores reach Softmax in 16 bits,
+// as PyTorch's fp16 model stores them.
+void settleKernelReads(const lower::Program& program, Usage& usage) {
+  const std::set<uint32_t> candidates = copyCandidates(usage);
+  for (uint32_t b : usage.kernel_read) {
+    if (b >= program.buffers.size()) continue;  // a GEMM's scratch matrix
+    const lower::ProgramBuffer& buffer = program.buffers[b];
+    const bool activation =
+        buffer.kind == Kind::kIntermediate && buffer.dtype == ir::DType::kFloat32 && candidates.count(b) > 0;
+    (activation ? usage.copy_readers : usage.fp32_read).insert(b);
+  }
+  usage.kernel_read.clear();
 }
 
 // Which intermediates GEMMs write straight into 16-bit copies: those that
@@ -118,6 +146,7 @@ class ModuleEmitter {
     placeBuffers();
     module_.workspace_bytes = std::max(static_cast<uint64_t>(program_.workspace_bytes), scratch_at_);
     for (size_t c = 0; c < program_.calls.size(); ++c) KILN_RETURN_IF_ERROR(emitCall(c));
+    module_.plan.weights_bytes = module_.weights.size();  // with the packings done at compile time
     module_.source = out_.str();
     return std::move(module_);
   }
@@ -183,7 +212,6 @@ class ModuleEmitter {
       }
     }
     scratch_at_ = at;
-    module_.plan.weights_bytes = module_.weights.size();
   }
 
   uint64_t appendWeights(const uint8_t* data, uint64_t bytes) {
@@ -194,9 +222,7 @@ class ModuleEmitter {
     return offset;
   }
 
-  // Program buffers every parameter that `e` loads is bound to, as read in
-  // float32 (a packing reads 16-bit copies where there are any: it is not
-  // counted).
+  // Program buffers every parameter that `e` loads is bound to.
   void noteLoads(const kir::Expr& e, const std::vector<uint32_t>& args, std::set<uint32_t>& into) {
     if (e->kind == kir::ExprNode::Kind::kLoad && static_cast<size_t>(e->buffer) < args.size())
       into.insert(args[static_cast<size_t>(e->buffer)]);
@@ -205,7 +231,7 @@ class ModuleEmitter {
   // ...and the buffer the stage writes, as written by generated code.
   void noteLoads(const kir::Stage& stage, const std::vector<uint32_t>& args, bool packing) {
     if (static_cast<size_t>(stage.buffer) < args.size()) usage_.kernel_written.insert(args[static_cast<size_t>(stage.buffer)]);
-    if (stage.value.valid()) noteLoads(stage.value, args, packing ? usage_.copy_readers : usage_.fp32_read);
+    if (stage.value.valid()) noteLoads(stage.value, args, packing ? usage_.copy_readers : usage_.kernel_read);
     for (const kir::Expr& i : stage.store_index) noteLoads(i, args, usage_.fp32_read);
   }
 
@@ -266,6 +292,7 @@ class ModuleEmitter {
     mirrors_.clear();
     copy_only_.clear();
     read_copies_.clear();
+    activation_reads_.clear();
     for (size_t i = 0; i < call.kernel.params.size(); ++i) {
       const kir::BufferParam& p = call.kernel.params[i];
       auto copy = copy_of_.find(args[i]);
@@ -276,17 +303,17 @@ class ModuleEmitter {
       kir::BufferParam c = p;
       c.name = p.name + "_half";
       c.dtype = operandType(precision_);
-      (mirrored ? mirrors_ : read_copies_)[static_cast<int>(i)] = static_cast<int>(kernel.params.size());
+      const int copy_param = static_cast<int>(kernel.params.size());
+      (mirrored ? mirrors_ : read_copies_)[static_cast<int>(i)] = copy_param;
       if (mirrored && half_->copy_only.count(args[i])) copy_only_.insert(static_cast<int>(i));
+      if (half_->activations.count(args[i])) activation_reads_[static_cast<int>(i)] = copy_param;
       kernel.params.push_back(c);
       args.push_back(copy->second);
     }
     const size_t own_params = call.kernel.params.size();
-    auto half_copy = [&](int i) {
-      return static_cast<size_t>(i) < own_params && copy_of_.count(args[static_cast<size_t>(i)]) > 0;
-    };
-    auto aliases = [&](int i, int j) { return args[static_cast<size_t>(i)] == args[static_cast<size_t>(j)]; };
-    auto scalar = [&](int i) -> std::optional<double> {
+    GemmBindings bindings;
+    bindings.aliases = [&](int i, int j) { return args[static_cast<size_t>(i)] == args[static_cast<size_t>(j)]; };
+    bindings.scalar = [&](int i) -> std::optional<double> {
       const lower::ProgramBuffer& b = program_.buffers[args[static_cast<size_t>(i)]];
       if (b.kind != Kind::kConstant || !b.constant || b.constant->dtype() != ir::DType::kFloat32 ||
           b.constant->elementCount() != 1)
@@ -295,17 +322,22 @@ class ModuleEmitter {
       std::memcpy(&v, b.constant->bytes().data(), sizeof v);
       return static_cast<double>(v);
     };
+    // The first pass (no copies decided yet) asks for every operand in place.
+    bindings.half_copy = [&](int i) {
+      return !half_ || (static_cast<size_t>(i) < own_params && copy_of_.count(args[static_cast<size_t>(i)]) > 0);
+    };
+    bindings.constant = [&](int i) {
+      return static_cast<size_t>(i) < own_params && constantData(args[static_cast<size_t>(i)]);
+    };
     for (size_t s = 0; s < kernel.stages.size(); ++s) {
       std::string function = kernel.name + "_s" + std::to_string(s);
-      if (std::optional<RowGroup> rows = planRowGroup(kernel, s, aliases)) {
+      if (std::optional<RowGroup> rows = planRowGroup(kernel, s, bindings.aliases)) {
         Status emitted = emitRowGroup(kernel, *rows, function + "_rows", args, call_index);
         if (!emitted) return emitted.withContext("kernel '" + kernel.name + "' (from " + kernel.origin + ")");
         s += rows->count - 1;
         continue;
       }
-      // The first pass (no copies decided yet) asks for every operand in place.
-      std::function<bool(int)> copy = [&](int i) { return !half_ || half_copy(i); };
-      std::optional<GemmStage> gemm = planGemm(kernel, kernel.stages[s], precision_, aliases, scalar, copy);
+      std::optional<GemmStage> gemm = planGemm(kernel, kernel.stages[s], precision_, bindings);
       Status emitted = gemm ? emitGemm(kernel, *gemm, function, args, call_index)
                             : emitLaunch(kernel, kernel.stages[s], function, args, call_index);
       if (!emitted) return emitted.withContext("kernel '" + kernel.name + "' (from " + kernel.origin + ")");
@@ -313,28 +345,67 @@ class ModuleEmitter {
     return Status::ok();
   }
 
+  // Whether program buffer `b` (of the current call's own parameters) holds
+  // compile-time data.
+  bool constantData(uint32_t b) const {
+    return b < program_.buffers.size() && program_.buffers[b].kind == Kind::kConstant && program_.buffers[b].constant &&
+           program_.buffers[b].dtype != ir::DType::kString;
+  }
+
+  // A packing that reads only constants (a padded convolution weight), run
+  // by the reference evaluator now: its matrix is stored with the weights.
+  std::optional<std::vector<uint8_t>> foldPacking(const kir::Kernel& kernel, const kir::Stage& pack,
+                                                  const std::vector<uint32_t>& args, size_t own) const {
+    auto constant = [&](int i) { return static_cast<size_t>(i) < own && constantData(args[static_cast<size_t>(i)]); };
+    if (!readsOnlyConstants(pack.value, constant)) return std::nullopt;
+    const kir::BufferParam& out = kernel.params[static_cast<size_t>(pack.buffer)];
+    std::vector<uint8_t> bytes(static_cast<size_t>(out.elementCount()) * ir::byteSize(out.dtype));
+    kir::Kernel one = kernel;
+    one.stages = {pack};
+    std::vector<void*> buffers(kernel.params.size(), nullptr);
+    for (size_t i = 0; i < own; ++i)
+      if (constantData(args[i]))
+        buffers[i] = const_cast<std::byte*>(program_.buffers[args[i]].constant->bytes().data());
+    buffers[static_cast<size_t>(pack.buffer)] = bytes.data();
+    kir::evaluate(one, buffers);
+    return bytes;
+  }
+
   // A contraction: packing kernels, the cuBLASLt GEMM, the epilogue kernel.
   // Scratch matrices live past the program's arena; every stage reuses the
-  // same region (launches run in order on one stream).
+  // same region (launches run in order on one stream). A packing of
+  // constants is done now, its matrix stored with the weights.
   Status emitGemm(const kir::Kernel& kernel, const GemmStage& gemm, const std::string& function,
                   std::vector<uint32_t> args, size_t call_index) {
     kir::Kernel extended = kernel;
+    extended.params.insert(extended.params.end(), gemm.scratch.begin(), gemm.scratch.end());
     uint64_t at = scratch_at_;
     const size_t own = args.size();
-    for (const kir::BufferParam& p : gemm.scratch) {
-      extended.params.push_back(p);
+    std::vector<std::optional<std::vector<uint8_t>>> folded;
+    for (const kir::Stage& pack : gemm.packs) folded.push_back(foldPacking(extended, pack, args, own));
+    for (size_t i = 0; i < gemm.scratch.size(); ++i) {
+      const kir::BufferParam& p = gemm.scratch[i];
       artifact::CudaBuffer b;
-      b.kind = artifact::CudaBuffer::kWorkspace;
-      b.offset = at;
       b.bytes = static_cast<uint64_t>(p.elementCount()) * ir::byteSize(p.dtype);
-      at = alignUp(at + b.bytes, artifact::kCudaWeightAlignment);
+      auto pack = std::find_if(gemm.packs.begin(), gemm.packs.end(),
+                               [&](const kir::Stage& s) { return static_cast<size_t>(s.buffer) == own + i; });
+      if (pack != gemm.packs.end() && folded[static_cast<size_t>(pack - gemm.packs.begin())]) {
+        const std::vector<uint8_t>& bytes = *folded[static_cast<size_t>(pack - gemm.packs.begin())];
+        b.kind = artifact::CudaBuffer::kConstant;
+        b.offset = appendWeights(bytes.data(), bytes.size());
+      } else {
+        b.kind = artifact::CudaBuffer::kWorkspace;
+        b.offset = at;
+        at = alignUp(at + b.bytes, artifact::kCudaWeightAlignment);
+      }
       args.push_back(static_cast<uint32_t>(module_.plan.buffers.size()));
       module_.plan.buffers.push_back(b);
     }
     module_.workspace_bytes = std::max(module_.workspace_bytes, at);
     for (size_t i = 0; i < gemm.packs.size(); ++i)
-      KILN_RETURN_IF_ERROR(
-          emitLaunch(extended, gemm.packs[i], function + "_pack" + std::to_string(i), args, call_index, true));
+      if (!folded[i])
+        KILN_RETURN_IF_ERROR(
+            emitLaunch(extended, gemm.packs[i], function + "_pack" + std::to_string(i), args, call_index, true));
     artifact::CudaLaunch launch;
     launch.function = function + "_gemm";
     launch.kernel = static_cast<uint32_t>(call_index);
@@ -446,10 +517,11 @@ class ModuleEmitter {
   }
 
   // The current call's 16-bit copies, for an emitter of one of its stages:
-  // every store also writes the copy (or only the copy), and a packing
-  // stage loads the copies of what it reads.
+  // every store also writes the copy (or only the copy), every stage loads
+  // the copies of activations, and a packing stage also those of weights.
   void bindCopies(ExprEmitter& emitter, bool packing) const {
     for (auto [buffer, copy] : mirrors_) emitter.mirror(buffer, copy, copy_only_.count(buffer) > 0);
+    for (auto [buffer, copy] : activation_reads_) emitter.readCopy(buffer, copy);
     if (packing)
       for (auto [buffer, copy] : read_copies_) emitter.readCopy(buffer, copy);
   }
@@ -541,6 +613,8 @@ class ModuleEmitter {
   std::map<int, int> mirrors_;            // the current call's parameter -> its copy's parameter
   std::set<int> copy_only_;               // the current call's parameters whose copy alone is stored
   std::map<int, int> read_copies_;        // the current call's read-only parameter -> its copy's parameter
+  std::map<int, int>
+      activation_reads_;  // the current call's activation parameter -> its copy's parameter, read by every stage
   Usage usage_;
   uint64_t scratch_at_ = 0;  // where GEMM scratch matrices start in the workspace
   std::ostringstream out_;
@@ -559,7 +633,8 @@ Expected<CudaModule> emitModule(const lower::Program& program, artifact::CudaPre
   // scratch matrices by the second pass.
   ModuleEmitter probe(program, precision, nullptr);
   KILN_RETURN_IF_ERROR(probe.run().status());
-  const Usage& usage = probe.usage();
+  Usage usage = probe.usage();
+  settleKernelReads(program, usage);
   HalfCopies half;
   const std::set<uint32_t> stores = gemmStores(program, usage);
   std::set<uint32_t> fp32_c;  // accumulated by a GEMM with a float32 D: read in float32

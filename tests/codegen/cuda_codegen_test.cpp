@@ -5,11 +5,13 @@
 #include <elf.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <regex>
 
 #include "artifact_format.h"
+#include "compiler/support/half.h"
 #include "cuda_plan.h"
 #include "kiln_runtime.h"
 #include "tests/codegen/cuda_test_models.h"
@@ -240,7 +242,10 @@ TEST(CudaCodegen, AttentionTransposesBecomeGemmLayouts) {
         EXPECT_EQ(l.gemm.k, scores ? 64u : 128u) << origin;
         scores_seen = scores_seen || scores;
         context_seen = context_seen || context;
-        if (scores) EXPECT_EQ(l.gemm.type_d, artifact::GemmOperand::kFloat32) << origin << ": Softmax reads it";
+        if (scores) {
+          EXPECT_EQ(l.gemm.type_d, half ? artifact::GemmOperand::kFloat16 : artifact::GemmOperand::kFloat32)
+              << origin << ": Softmax reads the scores' 16-bit copy";
+        }
         if (!one) continue;
         EXPECT_EQ(l.gemm.batch, 4u) << origin;
         // Both operands in place in the workspace (the projections, or their 16-bit copies).
@@ -363,9 +368,10 @@ TEST(CudaCodegen, ConvolutionBlockRunsChannelsLast) {
       if (conv.empty()) continue;
       packs[conv] += l.function.find("_pack") != std::string::npos;
       epilogues[conv] += l.function.find("_epilogue") != std::string::npos;
-      if (conv == "full" && l.function.find("_pack") != std::string::npos)
+      if (conv == "full" && l.function.find("_pack") != std::string::npos) {
         EXPECT_EQ(uint64_t{l.grid} * l.block, 8u * 64 * 64 * 9 * 32 / (half ? 8 : 4))
             << "16 bytes of a window's channels per thread";
+      }
       if (l.kind != artifact::CudaLaunch::kGemm) continue;
       ++gemms[conv];
       EXPECT_EQ(l.gemm.batch * l.gemm.m * l.gemm.n, 8u * 64 * 64 * 64) << origin;
@@ -404,6 +410,71 @@ TEST(CudaCodegen, ConvolutionBlockRunsChannelsLast) {
         EXPECT_NE(body.find("kiln_h2f("), std::string::npos) << "the packing reads the copy: " << body;
       }
     }
+  }
+}
+
+// A 7x7 stem convolution over 3 channels (K = 147) runs with K padded to a
+// multiple of 16 bytes: the window packing writes the padded rows (zeros
+// past 147) 16 bytes per thread, and the weight's padded matrix is computed
+// at compile time and stored with the weights (no packing launch), holding
+// every weight once and zeros for the rest.
+TEST(CudaCodegen, StemConvolutionPadsItsInnerDimension) {
+  TempDir dir;
+  ASSERT_TRUE(testing::writeStemModel(dir.file("m.onnx")));
+  for (const char* precision : {"fp32", "fp16", "bf16"}) {
+    SCOPED_TRACE(precision);
+    driver::CompileOptions options = cudaOptions();
+    options.codegen.cuda_precision = precision;
+    testing::compileOrFail(dir.file("m.onnx"), dir.file("m.so"), options);
+    Sections s;
+    ASSERT_NO_FATAL_FAILURE(readSections(dir.file("m.so"), s));
+    expectCubinFor(s, "sm_90");
+    const bool fp32 = std::string(precision) == "fp32";
+    const uint64_t bytes = fp32 ? 4 : 2, padded_k = fp32 ? 148 : 152;
+    int gemms = 0, packs = 0;
+    for (const artifact::CudaLaunch& l : s.plan.launches) {
+      packs += l.function.find("_pack") != std::string::npos;
+      if (l.kind != artifact::CudaLaunch::kGemm) continue;
+      ++gemms;
+      EXPECT_EQ(l.gemm.k, padded_k);
+      EXPECT_EQ(l.gemm.lda * bytes % 16, 0u) << "lda " << l.gemm.lda;
+      EXPECT_EQ(l.gemm.ldb * bytes % 16, 0u) << "ldb " << l.gemm.ldb;
+      int weights = 0;
+      for (size_t slot : {0, 1}) {
+        const artifact::CudaBuffer& b = s.plan.buffers[l.args[slot]];
+        if (b.kind != artifact::CudaBuffer::kConstant) continue;
+        ++weights;
+        ASSERT_EQ(b.bytes, 64u * padded_k * bytes);
+        ASSERT_LE(b.offset + b.bytes, s.weights.size());
+        std::span<const uint8_t> m = s.weights.subspan(b.offset, b.bytes);
+        // The padded matrix: 64 x 147 weights and 64 x (K - 147) zeros.
+        ir::Tensor w = testing::randomTensor({testing::kStemWeightDims.begin(), testing::kStemWeightDims.end()}, 90);
+        double want = 0, got = 0;
+        for (size_t e = 0; e < w.bytes().size() / 4; ++e) {
+          float v = 0;
+          std::memcpy(&v, w.bytes().data() + 4 * e, 4);
+          want += std::fabs(v);
+        }
+        size_t zeros = 0;
+        for (size_t e = 0; e < 64 * padded_k; ++e) {
+          float v = 0;
+          if (fp32) {
+            std::memcpy(&v, m.data() + 4 * e, 4);
+          } else {
+            uint16_t h = 0;
+            std::memcpy(&h, m.data() + 2 * e, 2);
+            v = std::string(precision) == "fp16" ? halfToFloat(h) : bfloat16ToFloat(h);
+          }
+          zeros += v == 0.0f;
+          got += std::fabs(v);
+        }
+        EXPECT_EQ(zeros, 64u * (padded_k - 147));
+        EXPECT_NEAR(got, want, want * (fp32 ? 1e-6 : 4e-3));
+      }
+      EXPECT_EQ(weights, 1) << "the weight's padded matrix is a constant";
+    }
+    EXPECT_EQ(gemms, 1);
+    EXPECT_EQ(packs, 1) << "only the windows are packed at run time";
   }
 }
 

@@ -4,6 +4,7 @@
 // cuda_runtime_test (the numbers).
 #pragma once
 
+#include <array>
 #include <random>
 #include <string>
 #include <vector>
@@ -285,6 +286,20 @@ inline Status writeConvBlockModel(const std::string& path) {
   ir::Node* add = m.node("Add", {pw->outputs[0], a->outputs[0]}, "residual");
   ir::Node* block = m.node("Relu", {add->outputs[0]}, "block");
   m.output(m.node("Conv", {block->outputs[0], m.constant("w_out", {16, 64, 1, 1})}, "y"));
+  return m.write(path);
+}
+
+// A ResNet stem: x [4, 3, 64, 64] -> 7x7 Conv, stride 2, pads 3 (3 -> 64
+// channels) + bias -> Relu. Its product's inner dimension is 7 * 7 * 3 =
+// 147, which the CUDA backend pads with zeros to a multiple of 16 bytes.
+inline constexpr std::array<int64_t, 4> kStemWeightDims = {64, 3, 7, 7};
+inline Status writeStemModel(const std::string& path) {
+  ModelWriter m(13, 90);
+  const std::vector<int64_t> w(kStemWeightDims.begin(), kStemWeightDims.end());
+  ir::Node* conv = m.node("Conv", {m.input("x", {4, 3, 64, 64}), m.constant("w", w), m.constant("b", {64})}, "stem");
+  ModelWriter::set(conv, "pads", {3, 3, 3, 3});
+  ModelWriter::set(conv, "strides", {2, 2});
+  m.output(m.node("Relu", {conv->outputs[0]}, "y"));
   return m.write(path);
 }
 

@@ -155,6 +155,16 @@ TEST(CudaRuntime, ConvolutionBlockMatchesTheCpuArtifact) {
   expectCudaMatchesCpu(dir.file("m.onnx"), dir, 23, {{"fp32", {1e-4, 1e-5}}, {"fp16", {1e-2, 2e-2}}});
 }
 
+// A 7x7 stem convolution over 3 channels, its inner dimension padded with
+// zeros (147 -> 148 or 152; the weight's padded matrix computed at compile
+// time) against the fp32 CPU artifact in every precision.
+TEST(CudaRuntime, PaddedStemConvolutionMatchesTheCpuArtifact) {
+  TempDir dir;
+  ASSERT_TRUE(testing::writeStemModel(dir.file("m.onnx")));
+  expectCudaMatchesCpu(dir.file("m.onnx"), dir, 24,
+                       {{"fp32", {1e-4, 1e-5}}, {"fp16", {1e-2, 2e-2}}, {"bf16", {4e-2, 1e-1}}});
+}
+
 // A session captures its launches once and replays the graph on every run:
 // new inputs give new, correct outputs, the same as launching one by one.
 TEST(CudaRuntime, GraphReplayFollowsNewInputs) {
