@@ -1,10 +1,12 @@
 #include "codegen/cuda/emit_expr.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 
+#include "compiler/kir/affine.h"
 #include "compiler/support/half.h"
 
 namespace kiln::codegen::cuda {
@@ -233,12 +235,13 @@ std::string ExprEmitter::emitNode(const ExprNode& n) {
       return it->second;
     }
     case ExprNode::Kind::kLoad: {
-      if (auto copy = read_copies_.find(n.buffer); copy != read_copies_.end() && n.dtype == DType::kFloat32) {
-        const NarrowFloat* narrow = narrowFloat(kernel_.params[copy->second].dtype);
-        std::string element = "p" + std::to_string(copy->second) + "[" + offset(copy->second, n.operands) + "]";
-        if (narrow) return define(n.dtype, applied(narrow->load, element));
-      }
-      std::string element = "p" + std::to_string(n.buffer) + "[" + offset(n.buffer, n.operands) + "]";
+      if (auto value = values_.find(n.buffer); value != values_.end()) return value->second;
+      const int param = loadedParam(n);
+      auto vector = vector_loads_.find(&n);
+      std::string element = vector != vector_loads_.end()
+                                ? vector->second + "[" + vector_lane_ + "]"
+                                : "p" + std::to_string(param) + "[" + offset(param, n.operands) + "]";
+      if (param != n.buffer) return define(n.dtype, applied(narrowFloat(kernel_.params[param].dtype)->load, element));
       if (n.dtype == DType::kBool) return define(n.dtype, "(" + element + " != 0)");
       if (const NarrowFloat* narrow = narrowFloat(n.dtype)) return define(n.dtype, applied(narrow->load, element));
       return define(n.dtype, element);
@@ -480,8 +483,12 @@ void ExprEmitter::warpReduce(const ExprNode& n, const std::string& lane, int64_t
   for (size_t d = n.reduce_vars.size(); d-- > 0;) {
     const kir::IterVar& v = n.reduce_vars[d];
     std::string name = fresh("r");
-    line("const long long " + name + " = " + rest + " % " + std::to_string(v.extent) + "LL; " + rest + " /= " +
-         std::to_string(v.extent) + "LL;");
+    // The outermost variable is what is left (the flat index is in range).
+    if (d == 0)
+      line("const long long " + name + " = " + rest + ";");
+    else
+      line("const long long " + name + " = " + rest + " % " + std::to_string(v.extent) + "LL; " + rest +
+           " /= " + std::to_string(v.extent) + "LL;");
     saved[v.id] = vars_.count(v.id) ? vars_[v.id] : std::string();
     vars_[v.id] = name;
   }
@@ -580,8 +587,54 @@ void ExprEmitter::store(int buffer, const std::vector<kir::Expr>& indices, const
          ";");
 }
 
+int ExprEmitter::loadedParam(const ExprNode& n) const {
+  auto copy = read_copies_.find(n.buffer);
+  if (copy != read_copies_.end() && n.dtype == DType::kFloat32 && narrowFloat(kernel_.params[copy->second].dtype))
+    return copy->second;
+  return n.buffer;
+}
+
+// The loads of `e` that are always evaluated (not inside a select's arms,
+// which may guard an out-of-bounds index), each once.
+static void eagerLoads(const kir::Expr& e, std::vector<const ExprNode*>& out) {
+  if (e->kind == ExprNode::Kind::kLoad && std::find(out.begin(), out.end(), &*e) == out.end()) out.push_back(&*e);
+  if (e->kind == ExprNode::Kind::kSelect) return eagerLoads(e->operands[0], out);
+  for (const kir::Expr& op : e->operands) eagerLoads(op, out);
+}
+
+void ExprEmitter::vectorLoads(int var_id, const std::string& base, int64_t width, const kir::Expr& value) {
+  std::vector<const ExprNode*> loads;
+  eagerLoads(value, loads);
+  scopes_.emplace_back();  // index values computed at `base` only: not reused inside the loop
+  vars_[var_id] = base;
+  for (const ExprNode* n : loads) {
+    if (values_.count(n->buffer)) continue;
+    const int param = loadedParam(*n);
+    const int64_t bytes = width * static_cast<int64_t>(ir::byteSize(kernel_.params[param].dtype));
+    auto flat = kir::flatIndex(kernel_, *n);
+    const int64_t chunk = std::min<int64_t>(bytes, 16);  // bytes per vector load
+    if ((chunk != 4 && chunk != 8 && chunk != 16) || bytes % chunk != 0) continue;
+    if (!flat || flat->of(var_id) != 1 || flat->offset % width != 0) continue;
+    if (!std::all_of(flat->coeff.begin(), flat->coeff.end(),
+                     [&](const auto& c) { return c.first == var_id || c.second % width == 0; }))
+      continue;
+    Expected<std::string> type = memoryType(kernel_.params[param].dtype);
+    if (!type) continue;
+    std::string array = fresh("vl");
+    line("__align__(16) " + *type + " " + array + "[" + std::to_string(width) + "];");
+    const std::string from = "&p" + std::to_string(param) + "[" + offset(param, n->operands) + "]";
+    const std::string vec = chunk == 16 ? "uint4" : chunk == 8 ? "uint2" : "unsigned";
+    for (int64_t part = 0; part < bytes / chunk; ++part)
+      line("reinterpret_cast<" + vec + "*>(" + array + ")[" + std::to_string(part) + "] = reinterpret_cast<const " +
+           vec + "*>(" + from + ")[" + std::to_string(part) + "];");
+    vector_loads_[n] = array;
+  }
+  scopes_.pop_back();
+}
+
 void ExprEmitter::vectorStore(int buffer, const std::vector<kir::Expr>& indices, int var_id, const std::string& base,
                               int64_t width, const kir::Expr& value) {
+  vectorLoads(var_id, base, width, value);
   std::vector<std::pair<int, std::string>> targets;  // parameter, its register array
   if (!copy_only_.count(buffer)) targets.emplace_back(buffer, fresh("o"));
   if (auto m = mirrors_.find(buffer); m != mirrors_.end()) targets.emplace_back(m->second, fresh("o"));
@@ -591,6 +644,7 @@ void ExprEmitter::vectorStore(int buffer, const std::vector<kir::Expr>& indices,
     line("__align__(16) " + *type + " " + array + "[" + std::to_string(width) + "];");
   }
   const std::string lane = fresh("u");
+  vector_lane_ = lane;
   line("#pragma unroll");
   line("for (int " + lane + " = 0; " + lane + " < " + std::to_string(width) + "; ++" + lane + ") {");
   ++indent_;
@@ -603,6 +657,7 @@ void ExprEmitter::vectorStore(int buffer, const std::vector<kir::Expr>& indices,
   --indent_;
   line("}");
   vars_[var_id] = base;
+  vector_loads_.clear();
   for (const auto& [param, array] : targets) {
     const int64_t bytes = width * static_cast<int64_t>(ir::byteSize(kernel_.params[param].dtype));
     const char* vec = bytes == 16 ? "uint4" : bytes == 8 ? "uint2" : bytes == 4 ? "unsigned" : "unsigned short";

@@ -47,6 +47,14 @@ class ExprEmitter {
   // (its 16-bit copy, widened): for a packing stage, which rounds what it
   // loads to that same 16-bit type, so the result is the same.
   void readCopy(int buffer, int copy) { read_copies_[buffer] = copy; }
+  // Every later load of parameter `buffer` gives `name` instead: in a row
+  // group, the value a reduction stage computed for the current row, which
+  // every thread holds and the group's later stages read only at that row.
+  // Not for a buffer whose loads read a 16-bit copy (they would see the
+  // rounded value).
+  void bindValue(int buffer, std::string name) {
+    if (!read_copies_.count(buffer)) values_[buffer] = std::move(name);
+  }
   // for (long long NAME = 0; NAME < extent; ++NAME) { body }, with `var_id` bound to NAME.
   void loop(int var_id, int64_t extent, const std::function<void()>& body);
   // Stores `value` at `width` consecutive points of the innermost store
@@ -54,6 +62,10 @@ class ExprEmitter {
   // loop into a register array, then written with one `width`-element
   // vector store (and one to the mirror copy). The caller guarantees the
   // points are adjacent and the first is aligned to the vector's size.
+  // A load the loop always makes whose `width` elements are adjacent along
+  // the axis and start at a multiple of `width` (the GEMM's D an epilogue
+  // reads, a bias) is read before the loop with vector loads (16 bytes
+  // each, or the whole run when it is 4 or 8 bytes).
   void vectorStore(int buffer, const std::vector<kir::Expr>& indices, int var_id, const std::string& base,
                    int64_t width, const kir::Expr& value);
   void bind(int var_id, std::string name) { vars_[var_id] = std::move(name); }
@@ -78,6 +90,10 @@ class ExprEmitter {
   std::string emitReduce(const kir::ExprNode& n);
   std::string reduceInit(const kir::ExprNode& n);
   std::string offset(int buffer, const std::vector<kir::Expr>& indices);
+  // The parameter a load reads: its own, or the 16-bit copy bound to it.
+  int loadedParam(const kir::ExprNode& n) const;
+  // vectorStore's loads read ahead into register arrays (vector_loads_).
+  void vectorLoads(int var_id, const std::string& base, int64_t width, const kir::Expr& value);
   // `value` (a register value) as stored in parameter `buffer`'s memory type.
   std::string memoryValue(int buffer, const std::string& value);
   std::string fresh(const char* prefix);
@@ -94,6 +110,10 @@ class ExprEmitter {
   std::map<int, int> mirrors_;
   std::set<int> copy_only_;
   std::map<int, int> read_copies_;
+  std::map<int, std::string> values_;  // bindValue
+  // Inside vectorStore's loop: loads read ahead, as register arrays indexed by vector_lane_.
+  std::map<const kir::ExprNode*, std::string> vector_loads_;
+  std::string vector_lane_;
   // Values already computed, per open scope (an if arm or loop body closes
   // its own), so shared subexpressions are computed once where visible.
   std::vector<std::map<const kir::ExprNode*, std::string>> scopes_;

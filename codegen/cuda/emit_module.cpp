@@ -454,9 +454,10 @@ class ModuleEmitter {
 
   // A row group (schedule.h): a warp (or, for few rows, a block) per row
   // runs each stage of the group for its row in turn. A reduction stage's
-  // threads split the reduction and thread 0 stores the row's value;
-  // __syncwarp() (__syncthreads()) then makes it visible to the others,
-  // which the next stages read. The last stage's threads stride over the
+  // threads split the reduction, which leaves the row's value in every
+  // thread: the next stages read it there (planRowGroup checked they read
+  // only their own row's), and thread 0 stores it for readers outside the
+  // group. The last stage's threads stride over the
   // row's inner elements.
   Status emitRowGroup(const kir::Kernel& kernel, const RowGroup& group, const std::string& function,
                       const std::vector<uint32_t>& args, size_t call_index) {
@@ -490,6 +491,8 @@ class ModuleEmitter {
         emitter.store(stage.buffer, stage.store_index, value);
         emitter.line("}");
         emitter.line(sync);
+        // The later stages read this row's value from the register.
+        emitter.bindValue(stage.buffer, value);
         continue;
       }
       int64_t inner = 1;
@@ -535,8 +538,12 @@ class ModuleEmitter {
     emitter.line("{ long long " + rest + " = " + flat + ";");
     for (size_t d = end; d-- > begin;) {
       std::string name = "a" + std::to_string(axes[d].id);
-      emitter.line("  " + name + " = " + rest + " % " + std::to_string(axes[d].extent) + "LL; " + rest + " /= " +
-                   std::to_string(axes[d].extent) + "LL;");
+      // The outermost axis is what is left (the flat index is in range).
+      if (d == begin)
+        emitter.line("  " + name + " = " + rest + ";");
+      else
+        emitter.line("  " + name + " = " + rest + " % " + std::to_string(axes[d].extent) + "LL; " + rest +
+                     " /= " + std::to_string(axes[d].extent) + "LL;");
       emitter.bind(axes[d].id, name);
     }
     emitter.line("}");

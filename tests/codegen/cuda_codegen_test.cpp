@@ -79,6 +79,25 @@ void expectCubinFor(const Sections& s, const std::string& arch) {
   }
 }
 
+// Compiles `onnx` for sm_90 in `precision` and reads the artifact's sections.
+void compileSections(const std::string& onnx, const std::string& so, const std::string& precision, Sections& s) {
+  driver::CompileOptions options = cudaOptions();
+  options.codegen.cuda_precision = precision;
+  testing::compileOrFail(onnx, so, options);
+  ASSERT_NO_FATAL_FAILURE(readSections(so, s));
+  expectCubinFor(s, "sm_90");
+}
+
+// The CUDA C source of `onnx` in `precision` (--emit llvm), written to `cu`.
+std::string cudaSource(const std::string& onnx, const std::string& cu, const std::string& precision) {
+  driver::CompileOptions options = cudaOptions();
+  options.codegen.cuda_precision = precision;
+  options.emit = driver::Stage::kLlvm;
+  testing::compileOrFail(onnx, cu, options);
+  std::vector<char> bytes = testing::readBytes(cu);
+  return std::string(bytes.begin(), bytes.end());
+}
+
 TEST(CudaCodegen, TinyCnnArtifactCarriesCubinPtxAndWeights) {
   TempDir dir;
   std::string path = dir.file("tiny_cnn_cuda.so");
@@ -287,12 +306,8 @@ TEST(CudaCodegen, SixteenBitPrecisionsStoreSixteenBitOperands) {
     SCOPED_TRACE(precision);
     const artifact::GemmOperand want =
         std::string(precision) == "fp16" ? artifact::GemmOperand::kFloat16 : artifact::GemmOperand::kBFloat16;
-    driver::CompileOptions options = cudaOptions();
-    options.codegen.cuda_precision = precision;
-    testing::compileOrFail(dir.file("chain.onnx"), dir.file("chain.so"), options);
     Sections s;
-    ASSERT_NO_FATAL_FAILURE(readSections(dir.file("chain.so"), s));
-    expectCubinFor(s, "sm_90");
+    ASSERT_NO_FATAL_FAILURE(compileSections(dir.file("chain.onnx"), dir.file("chain.so"), precision, s));
     int gemms = 0;
     for (const artifact::CudaLaunch& l : s.plan.launches) {
       EXPECT_EQ(l.function.find("_pack"), std::string::npos) << l.function << ": an activation was packed, not copied";
@@ -326,9 +341,8 @@ TEST(CudaCodegen, SixteenBitPrecisionsStoreSixteenBitOperands) {
     EXPECT_EQ(constant_bytes, (256u * 256 + 256 * 128) * 2 + 2 * 256 * 4);
 
     // Model inputs read by GEMMs are packed into 16-bit matrices; every GEMM is 16-bit.
-    testing::compileOrFail(dir.file("m.onnx"), dir.file("m.so"), options);
     Sections c;
-    ASSERT_NO_FATAL_FAILURE(readSections(dir.file("m.so"), c));
+    ASSERT_NO_FATAL_FAILURE(compileSections(dir.file("m.onnx"), dir.file("m.so"), precision, c));
     for (const artifact::CudaLaunch& l : c.plan.launches) {
       if (l.kind != artifact::CudaLaunch::kGemm) continue;
       EXPECT_EQ(l.gemm.type_a, want) << l.function;
@@ -395,11 +409,7 @@ TEST(CudaCodegen, ConvolutionBlockRunsChannelsLast) {
     if (!half) continue;
     // The packing loads the depthwise output's 16-bit copy, and the
     // depthwise kernel stores nothing else.
-    driver::CompileOptions source = options;
-    source.emit = driver::Stage::kLlvm;
-    testing::compileOrFail(dir.file("m.onnx"), dir.file("m.cu"), source);
-    std::vector<char> bytes = testing::readBytes(dir.file("m.cu"));
-    std::string text(bytes.begin(), bytes.end());
+    const std::string text = cudaSource(dir.file("m.onnx"), dir.file("m.cu"), precision);
     for (const char* kind : {"_Clip_s0(", "_Relu_s0_pack0("}) {
       size_t begin = text.find(kind);
       ASSERT_NE(begin, std::string::npos) << kind;
@@ -423,12 +433,8 @@ TEST(CudaCodegen, StemConvolutionPadsItsInnerDimension) {
   ASSERT_TRUE(testing::writeStemModel(dir.file("m.onnx")));
   for (const char* precision : {"fp32", "fp16", "bf16"}) {
     SCOPED_TRACE(precision);
-    driver::CompileOptions options = cudaOptions();
-    options.codegen.cuda_precision = precision;
-    testing::compileOrFail(dir.file("m.onnx"), dir.file("m.so"), options);
     Sections s;
-    ASSERT_NO_FATAL_FAILURE(readSections(dir.file("m.so"), s));
-    expectCubinFor(s, "sm_90");
+    ASSERT_NO_FATAL_FAILURE(compileSections(dir.file("m.onnx"), dir.file("m.so"), precision, s));
     const bool fp32 = std::string(precision) == "fp32";
     const uint64_t bytes = fp32 ? 4 : 2, padded_k = fp32 ? 148 : 152;
     int gemms = 0, packs = 0;
@@ -478,17 +484,38 @@ TEST(CudaCodegen, StemConvolutionPadsItsInnerDimension) {
   }
 }
 
+// A wide GELU epilogue computes 16 bytes of points per thread and reads
+// what it needs of them the same way: the GEMM's scratch D (16-bit in
+// fp16) and the bias with vector loads before its unrolled loop.
+TEST(CudaCodegen, WideEpiloguesReadWithVectorLoads) {
+  TempDir dir;
+  ASSERT_TRUE(testing::writeWideGeluModel(dir.file("m.onnx")));
+  for (const char* precision : {"fp32", "fp16"}) {
+    SCOPED_TRACE(precision);
+    const std::string source = cudaSource(dir.file("m.onnx"), dir.file("m.cu"), precision);
+    size_t begin = source.find("_epilogue(");
+    ASSERT_NE(begin, std::string::npos) << source;
+    std::string body = source.substr(begin, source.find("\n}\n", begin) - begin);
+    // The output is the model's (float32): 4 points per thread. D: one
+    // uint4 of 4 float32 points or one uint2 of 4 fp16 ones; the bias: one uint4.
+    const std::string d_load = std::string(precision) == "fp16" ? "= reinterpret_cast<const uint2*>(&p"
+                                                                : "= reinterpret_cast<const uint4*>(&p";
+    EXPECT_NE(body.find(d_load), std::string::npos) << body;
+    size_t loads = 0;
+    std::regex load(R"(= reinterpret_cast<const uint[24]\*>\(&p)");
+    for (std::sregex_iterator it(body.begin(), body.end(), load), end; it != end; ++it) ++loads;
+    EXPECT_EQ(loads, 2u) << body;
+    EXPECT_NE(body.find("*reinterpret_cast<uint4*>(&p"), std::string::npos) << "one vector store: " << body;
+    EXPECT_NE(body.find("erff("), std::string::npos) << body;
+  }
+}
+
 // The 16-bit copy of an activation is stored by the kernel that writes it,
 // rounded: the CUDA source (--emit llvm) stores it with the conversion.
 TEST(CudaCodegen, ActivationCopiesAreStoredByTheirProducers) {
   TempDir dir;
   ASSERT_TRUE(testing::writeHalfChainModel(dir.file("chain.onnx")));
-  driver::CompileOptions options = cudaOptions();
-  options.codegen.cuda_precision = "fp16";
-  options.emit = driver::Stage::kLlvm;
-  testing::compileOrFail(dir.file("chain.onnx"), dir.file("chain.cu"), options);
-  std::vector<char> bytes = testing::readBytes(dir.file("chain.cu"));
-  std::string source(bytes.begin(), bytes.end());
+  const std::string source = cudaSource(dir.file("chain.onnx"), dir.file("chain.cu"), "fp16");
   size_t copies = 0;
   for (size_t at = source.find("= kiln_f2h("); at != std::string::npos; at = source.find("= kiln_f2h(", at + 1)) ++copies;
   EXPECT_GE(copies, 2u) << "the LayerNorm row group and the Tanh epilogue each store a half copy";
@@ -526,6 +553,23 @@ TEST(CudaCodegen, RowReductionsAndTheirReaderAreOneLaunch) {
   }
   EXPECT_EQ(layer_norm, 1);
   EXPECT_EQ(softmax, 1);
+
+  // Each reduction's value reaches the group's later stages in a register:
+  // thread 0 stores it (for readers outside the group), nothing loads it.
+  const std::string text = cudaSource(dir.file("m.onnx"), dir.file("m.cu"), "fp32");
+  std::regex row_store(R"(if \(lane == 0\) \{\s*(p\d+)\[)");
+  int row_values = 0;
+  for (size_t begin = text.find("_rows("); begin != std::string::npos; begin = text.find("_rows(", begin + 1)) {
+    std::string body = text.substr(begin, text.find("\n}\n", begin) - begin);
+    for (std::sregex_iterator it(body.begin(), body.end(), row_store), end; it != end; ++it) {
+      ++row_values;
+      const std::string param = (*it)[1].str() + "[";
+      size_t uses = 0;
+      for (size_t at = body.find(param); at != std::string::npos; at = body.find(param, at + 1)) ++uses;
+      EXPECT_EQ(uses, 1u) << param << " is loaded back: " << body;
+    }
+  }
+  EXPECT_EQ(row_values, 4) << "LayerNorm's mean and inverse deviation, Softmax's max and sum";
 }
 
 TEST(CudaCodegen, UnknownPrecisionIsAClearError) {

@@ -289,6 +289,22 @@ inline Status writeConvBlockModel(const std::string& path) {
   return m.write(path);
 }
 
+// A BERT feed-forward's first half, wide enough for the vector schedule:
+// x [4096, 256] -> MatMul (256 -> 1024) + bias -> GELU in its erf form,
+// 0.5 * h * (1 + Erf(h / sqrt(2))). On CUDA the GELU is a generated
+// epilogue over the GEMM's scratch D, 16 bytes of points per thread.
+inline Status writeWideGeluModel(const std::string& path) {
+  ModelWriter m(13, 100);
+  ir::Node* mm = m.node("MatMul", {m.input("x", {4096, 256}), m.constant("w", {256, 1024})}, "mm");
+  ir::Value* h = m.node("Add", {mm->outputs[0], m.constant("b", {1024})}, "h")->outputs[0];
+  ir::Node* scaled = m.node("Div", {h, m.scalar("sqrt2", 1.41421356f)}, "scaled");
+  ir::Node* erf = m.node("Erf", {scaled->outputs[0]}, "erf");
+  ir::Node* plus = m.node("Add", {erf->outputs[0], m.scalar("one", 1.0f)}, "plus");
+  ir::Node* times = m.node("Mul", {h, plus->outputs[0]}, "times");
+  m.output(m.node("Mul", {times->outputs[0], m.scalar("half", 0.5f)}, "y"));
+  return m.write(path);
+}
+
 // A ResNet stem: x [4, 3, 64, 64] -> 7x7 Conv, stride 2, pads 3 (3 -> 64
 // channels) + bias -> Relu. Its product's inner dimension is 7 * 7 * 3 =
 // 147, which the CUDA backend pads with zeros to a multiple of 16 bytes.

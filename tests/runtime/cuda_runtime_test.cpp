@@ -165,6 +165,14 @@ TEST(CudaRuntime, PaddedStemConvolutionMatchesTheCpuArtifact) {
                        {{"fp32", {1e-4, 1e-5}}, {"fp16", {1e-2, 2e-2}}, {"bf16", {4e-2, 1e-1}}});
 }
 
+// The wide GELU epilogue (vector loads of D and the bias, 16 bytes of points
+// per thread) against the fp32 CPU artifact.
+TEST(CudaRuntime, WideGeluEpilogueMatchesTheCpuArtifact) {
+  TempDir dir;
+  ASSERT_TRUE(testing::writeWideGeluModel(dir.file("m.onnx")));
+  expectCudaMatchesCpu(dir.file("m.onnx"), dir, 25, {{"fp32", {1e-4, 1e-5}}, {"fp16", {1e-2, 2e-2}}});
+}
+
 // A session captures its launches once and replays the graph on every run:
 // new inputs give new, correct outputs, the same as launching one by one.
 TEST(CudaRuntime, GraphReplayFollowsNewInputs) {
