@@ -620,8 +620,8 @@ class ModuleEmitter {
   std::map<int, int> mirrors_;            // the current call's parameter -> its copy's parameter
   std::set<int> copy_only_;               // the current call's parameters whose copy alone is stored
   std::map<int, int> read_copies_;        // the current call's read-only parameter -> its copy's parameter
-  std::map<int, int>
-      activation_reads_;  // the current call's activation parameter -> its copy's parameter, read by every stage
+  // The current call's activation parameter -> its copy's parameter, which every stage reads.
+  std::map<int, int> activation_reads_;
   Usage usage_;
   uint64_t scratch_at_ = 0;  // where GEMM scratch matrices start in the workspace
   std::ostringstream out_;
