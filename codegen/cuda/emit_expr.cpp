@@ -587,6 +587,11 @@ void ExprEmitter::store(int buffer, const std::vector<kir::Expr>& indices, const
          ";");
 }
 
+// The type that moves `bytes` (2, 4, 8 or 16) in one access.
+static const char* vectorType(int64_t bytes) {
+  return bytes == 16 ? "uint4" : bytes == 8 ? "uint2" : bytes == 4 ? "unsigned" : "unsigned short";
+}
+
 int ExprEmitter::loadedParam(const ExprNode& n) const {
   auto copy = read_copies_.find(n.buffer);
   if (copy != read_copies_.end() && n.dtype == DType::kFloat32 && narrowFloat(kernel_.params[copy->second].dtype))
@@ -623,7 +628,7 @@ void ExprEmitter::vectorLoads(int var_id, const std::string& base, int64_t width
     std::string array = fresh("vl");
     line("__align__(16) " + *type + " " + array + "[" + std::to_string(width) + "];");
     const std::string from = "&p" + std::to_string(param) + "[" + offset(param, n->operands) + "]";
-    const std::string vec = chunk == 16 ? "uint4" : chunk == 8 ? "uint2" : "unsigned";
+    const std::string vec = vectorType(chunk);
     for (int64_t part = 0; part < bytes / chunk; ++part)
       line("reinterpret_cast<" + vec + "*>(" + array + ")[" + std::to_string(part) + "] = reinterpret_cast<const " +
            vec + "*>(" + from + ")[" + std::to_string(part) + "];");
@@ -660,7 +665,7 @@ void ExprEmitter::vectorStore(int buffer, const std::vector<kir::Expr>& indices,
   vector_loads_.clear();
   for (const auto& [param, array] : targets) {
     const int64_t bytes = width * static_cast<int64_t>(ir::byteSize(kernel_.params[param].dtype));
-    const char* vec = bytes == 16 ? "uint4" : bytes == 8 ? "uint2" : bytes == 4 ? "unsigned" : "unsigned short";
+    const std::string vec = vectorType(bytes);
     line(std::string("*reinterpret_cast<") + vec + "*>(&p" + std::to_string(param) + "[" + offset(param, indices) +
          "]) = *reinterpret_cast<const " + vec + "*>(" + array + ");");
   }

@@ -381,18 +381,17 @@ class ModuleEmitter {
     extended.params.insert(extended.params.end(), gemm.scratch.begin(), gemm.scratch.end());
     uint64_t at = scratch_at_;
     const size_t own = args.size();
-    std::vector<std::optional<std::vector<uint8_t>>> folded;
-    for (const kir::Stage& pack : gemm.packs) folded.push_back(foldPacking(extended, pack, args, own));
+    // Per scratch matrix: its contents when its packing was done now.
+    std::vector<std::optional<std::vector<uint8_t>>> folded(gemm.scratch.size());
+    for (const kir::Stage& pack : gemm.packs)
+      folded[static_cast<size_t>(pack.buffer) - own] = foldPacking(extended, pack, args, own);
     for (size_t i = 0; i < gemm.scratch.size(); ++i) {
       const kir::BufferParam& p = gemm.scratch[i];
       artifact::CudaBuffer b;
       b.bytes = static_cast<uint64_t>(p.elementCount()) * ir::byteSize(p.dtype);
-      auto pack = std::find_if(gemm.packs.begin(), gemm.packs.end(),
-                               [&](const kir::Stage& s) { return static_cast<size_t>(s.buffer) == own + i; });
-      if (pack != gemm.packs.end() && folded[static_cast<size_t>(pack - gemm.packs.begin())]) {
-        const std::vector<uint8_t>& bytes = *folded[static_cast<size_t>(pack - gemm.packs.begin())];
+      if (const auto& bytes = folded[i]) {
         b.kind = artifact::CudaBuffer::kConstant;
-        b.offset = appendWeights(bytes.data(), bytes.size());
+        b.offset = appendWeights(bytes->data(), bytes->size());
       } else {
         b.kind = artifact::CudaBuffer::kWorkspace;
         b.offset = at;
@@ -403,7 +402,7 @@ class ModuleEmitter {
     }
     module_.workspace_bytes = std::max(module_.workspace_bytes, at);
     for (size_t i = 0; i < gemm.packs.size(); ++i)
-      if (!folded[i])
+      if (!folded[static_cast<size_t>(gemm.packs[i].buffer) - own])
         KILN_RETURN_IF_ERROR(
             emitLaunch(extended, gemm.packs[i], function + "_pack" + std::to_string(i), args, call_index, true));
     artifact::CudaLaunch launch;
