@@ -108,6 +108,14 @@ printed=$(sed -nE 's/^\/\/ ----- (IR|kernels) after ([a-z-]+) -----$/\2/p' "$wor
   { echo "FAIL --print-after all: ran [$(tr '\n' ' ' <<<"$ran")], printed after [$(tr '\n' ' ' <<<"$printed")]"
     failed=$((failed + 1)); }
 
+# A repeatable option takes one value per use: the positional after it stays
+# the model or artifact, as in any Unix command line.
+expect "repeatable options before the model" 0 "" -- "$kiln" compile --disable-pass fuse-kernels \
+  --print-after=fold-constants --passes fold-constants,eliminate-dead-nodes "$examples/tiny_cnn/tiny_cnn.onnx" -o "$work/t.so"
+expect "--input before the artifact" 0 "" -- "$kiln" run -i "$case_dir/test_data_set_0/input_0.pb" \
+  -i "$case_dir/test_data_set_0/input_1.pb" "$work/c.so"
+expect "--shape before the model in inspect" 0 "" -- "$kiln" inspect --shape image=1x3x32x32 "$examples/tiny_cnn/tiny_cnn.onnx"
+
 # Errors past the import name the model file as the importer's do; a long
 # shape in one is elided; a run-time check that refuses the inputs' values is
 # bad input (exit 2) in run, check, bench and profile alike.

@@ -318,7 +318,8 @@ void addCompileCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("-O", args->opt_level, "optimization level 0..3 (-O0 .. -O3)")
       ->check(CLI::Range(0, 3))
       ->capture_default_str();
-  cmd->add_option("--shape", args->shapes, "pin an input's shape: NAME=1x3x224x224 (repeatable)");
+  cmd->add_option("--shape", args->shapes, "pin an input's shape: NAME=1x3x224x224 (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("--cpu", args->cpu, "LLVM CPU name to compile for (default: this host)");
   cmd->add_option("--features", args->features, "CPU feature changes, e.g. +avx512f,-amx-tile");
   cmd->add_option("--emit", args->emit,
@@ -326,9 +327,13 @@ void addCompileCommand(CLI::App& app, int& exit_code) {
                   "llvm (LLVM IR; CUDA C for --target cuda), obj (object file; the cubin for --target cuda), so (artifact)")
       ->check(CLI::IsMember({"graph", "onnx", "kernels", "llvm", "obj", "so"}))
       ->capture_default_str();
-  cmd->add_option("--passes", args->passes, "run exactly these passes, in order (comma-separated)")->delimiter(',');
-  cmd->add_option("--disable-pass", args->disabled, "skip a pass of the -O pipeline (repeatable)");
-  cmd->add_option("--print-after", args->print_after, "print the IR after a pass, or 'all' (repeatable)");
+  cmd->add_option("--passes", args->passes, "run exactly these passes, in order (comma-separated)")
+      ->delimiter(',')
+      ->allow_extra_args(false);
+  cmd->add_option("--disable-pass", args->disabled, "skip a pass of the -O pipeline (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--print-after", args->print_after, "print the IR after a pass, or 'all' (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_flag("--time-passes", args->time_passes, "print how long each pass took");
   cmd->add_option("--report", args->report,
                   "write what the compiler did: FILE.html (a page with the graph picture, passes, kernels, memory "

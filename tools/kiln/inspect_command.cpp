@@ -355,8 +355,8 @@ void addInspectCommand(CLI::App& app, int& exit_code) {
   cmd->add_flag("--json", args->json, "print the description as JSON, for scripts");
   cmd->add_flag("--ir", args->ir, "print the model's Graph IR as text");
   cmd->add_option("--dot", args->dot, "write the graph as Graphviz dot to this file");
-  cmd->add_option("--shape", args->shapes,
-                  "pin an input's shape: NAME=1x3x224x224 (repeatable; lets FLOPs be counted)");
+  cmd->add_option("--shape", args->shapes, "pin an input's shape: NAME=1x3x224x224 (repeatable; lets FLOPs be counted)")
+      ->allow_extra_args(false);
   cmd->callback(
       [args, &exit_code] { exit_code = isArtifact(args->path) ? inspectArtifact(*args) : inspectModel(*args); });
 }

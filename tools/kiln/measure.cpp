@@ -83,8 +83,10 @@ std::string readFirstLine(const std::string& path) {
 void addMeasureOptions(CLI::App& cmd, MeasureOptions& options, const std::string& iters_help) {
   cmd.add_option("artifact", options.artifact, "compiled model (.so)")->required();
   cmd.add_option("-i,--input", options.inputs.files,
-                 "input file, in the model's input order, or NAME=FILE (repeatable); other inputs get random data");
-  cmd.add_option("--shape", options.inputs.shapes, "size of an input with symbolic dims: NAME=1x3x224x224 (repeatable)");
+                 "input file, in the model's input order, or NAME=FILE (repeatable); other inputs get random data")
+      ->allow_extra_args(false);
+  cmd.add_option("--shape", options.inputs.shapes, "size of an input with symbolic dims: NAME=1x3x224x224 (repeatable)")
+      ->allow_extra_args(false);
   cmd.add_option("--seed", options.inputs.seed, "seed of the random input data")->capture_default_str();
   cmd.add_option("--threads", options.threads, "worker threads (0: one per core)")->check(CLI::Range(0, 1024));
   cmd.add_option("--iters", options.iters, iters_help)->check(CLI::Range(1, 10000000))->capture_default_str();

@@ -118,7 +118,8 @@ void addRunCommands(CLI::App& app, int& exit_code) {
   auto run = std::make_shared<RunArgs>();
   CLI::App* cmd = app.add_subcommand("run", "Run an artifact on inputs (.npy or ONNX TensorProto .pb; a sequence or optional input as an ONNX SequenceProto or OptionalProto .pb)");
   cmd->add_option("artifact", run->artifact, "compiled model (.so)")->required();
-  cmd->add_option("-i,--input", run->inputs, "input file, in the model's input order, or NAME=FILE (repeatable)");
+  cmd->add_option("-i,--input", run->inputs, "input file, in the model's input order, or NAME=FILE (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("--output-dir", run->output_dir, "write each output as output_K.npy here (a sequence's elements as output_K_E.npy)");
   cmd->add_option("--threads", run->threads, "worker threads (0: one per core)")->check(CLI::Range(0, 1024));
   cmd->add_option("--repeat", run->repeat, "run this many times and report the median time")->check(CLI::Range(1, 100000));
