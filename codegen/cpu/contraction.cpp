@@ -430,7 +430,10 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
   }
   if (stage.value.dtype() != ir::DType::kFloat32 || kernel.params[stage.buffer].dtype != ir::DType::kFloat32)
     return std::nullopt;
-  if (stage.axes.empty() || !storesAtAxes(stage)) return std::nullopt;
+  // The output may be a slice of a larger buffer (a Concat's part, fusion's
+  // copies_into_stores): the epilogue stores element by element at the
+  // stage's own index, which only has to write each element once.
+  if (stage.axes.empty() || !kir::storesDistinctAffine(stage)) return std::nullopt;
   std::vector<const ExprNode*> reduces;
   collectReduces(stage.value, reduces);
   if (reduces.size() != 1) return std::nullopt;

@@ -86,7 +86,10 @@ const kir::ExprNode* reduceToMoveOut(const kir::Stage& stage) {
 
 StageSchedule scheduleStage(const kir::Stage& stage) {
   StageSchedule schedule;
-  if (!kir::writesDistinctElements(stage)) return schedule;
+  // Threads split the stage only where no two iterations write one element:
+  // distinct axis variables, or affine indices that keep them apart (a
+  // Concat's input copied into its slice of the output).
+  if (!kir::storesDistinctAffine(stage)) return schedule;
   schedule.reduce_outside_inner_axis = reduceToMoveOut(stage);
   int64_t points = 1;
   for (const kir::IterVar& v : stage.axes) points *= v.extent;

@@ -194,9 +194,10 @@ bool isDynamic(const Kernel& kernel, const Stage& stage);
 bool isDynamic(const Kernel& kernel);
 bool usesSlots(const Expr& e);
 // True when every iteration writes its own element: each store index is a
-// distinct axis variable covering all the axes. Only such stages may be split
-// across threads; a scatter (indices from data) may write one element from
-// many iterations and runs serially, so later updates win as the algorithm says.
+// distinct axis variable covering all the axes. Only such stages (or those
+// storesDistinctAffine, affine.h, proves distinct) may be split across
+// threads; a scatter (indices from data) may write one element from many
+// iterations and runs serially, so later updates win as the algorithm says.
 bool writesDistinctElements(const Stage& stage);
 
 // Builds a Kernel. A parameter handle loads with `x(i, j)`.

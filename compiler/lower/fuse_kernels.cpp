@@ -258,6 +258,35 @@ std::vector<Expr> translateIndex(const std::vector<Expr>& index, const std::vect
   return out;
 }
 
+// The elements a store stage may write, per dimension of its buffer: the
+// [lowest, highest] index, from affine store indices over the axes' extents.
+using Box = std::vector<std::pair<int64_t, int64_t>>;
+
+std::optional<Box> storeBox(const kir::Stage& stage) {
+  Extents extents;
+  for (const kir::IterVar& v : stage.axes) extents[v.id] = v.extent;
+  Box box;
+  for (const Expr& index : stage.store_index) {
+    std::optional<kir::Affine> a = kir::affine(index);
+    if (!a) return std::nullopt;
+    int64_t lo = a->offset, hi = a->offset;
+    for (auto [var, coeff] : a->coeff) {
+      auto extent = extents.find(var);
+      if (extent == extents.end()) return std::nullopt;
+      (coeff < 0 ? lo : hi) += coeff * (extent->second - 1);
+    }
+    box.emplace_back(lo, hi);
+  }
+  return box;
+}
+
+// Whether two boxes of one buffer share no element.
+bool disjoint(const Box& a, const Box& b) {
+  for (size_t d = 0; d < a.size() && d < b.size(); ++d)
+    if (a[d].second < b[d].first || b[d].second < a[d].first) return true;
+  return false;
+}
+
 class KernelFuser {
  public:
   KernelFuser(Program& program, const FusionOptions& options)
@@ -279,7 +308,7 @@ class KernelFuser {
         if (c >= 0) {
           inlineProducer(p, c);
           changed = true;
-        } else if (absorbView(p)) {
+        } else if (absorbView(p) || absorbCopy(p)) {
           changed = true;
         }
       }
@@ -387,36 +416,69 @@ class KernelFuser {
 
   // options_.views_into_stores: contraction `p` stores into the buffer of
   // its one reader when that reader is a pure view of it (header comment).
-  bool absorbView(int p) {
-    if (!options_.views_into_stores) return false;
-    KernelCall& producer = program_.calls[p];
-    if (kir::isDynamic(producer.kernel) || producer.kernel.stages.size() != 1) return false;
-    kir::Stage& stage = producer.kernel.stages[0];
+  // The one later reader of contraction `p`'s output, when `p` could store
+  // into a buffer of that reader's instead (absorbView, absorbCopy), or -1:
+  // `p` is one contraction stage writing only its intermediate output, read
+  // by one later kernel under the same control flow, neither dynamic.
+  int storeRetargetableReader(int p) const {
+    const KernelCall& producer = program_.calls[p];
+    if (kir::isDynamic(producer.kernel) || producer.kernel.stages.size() != 1) return -1;
+    const kir::Stage& stage = producer.kernel.stages[0];
     for (size_t i = 0; i < producer.kernel.params.size(); ++i)
-      if (producer.kernel.params[i].written != (static_cast<int>(i) == stage.buffer)) return false;
-    if (stage.kind != kir::Stage::Kind::kStore || !isContraction(stage.value)) return false;
+      if (producer.kernel.params[i].written != (static_cast<int>(i) == stage.buffer)) return -1;
+    if (stage.kind != kir::Stage::Kind::kStore || !isContraction(stage.value)) return -1;
     const int b = producer.args[stage.buffer];
     if (program_.buffers[b].kind != ProgramBuffer::Kind::kIntermediate || paramsBoundTo(producer, b).size() != 1)
-      return false;
+      return -1;
     const std::set<int>& users = users_[b];
-    if (users.size() != 2 || *users.begin() != p) return false;
+    if (users.size() != 2 || *users.begin() != p) return -1;
     const int c = *users.rbegin();
-    if (program_.innermostRegion(p) != program_.innermostRegion(c)) return false;
+    if (program_.innermostRegion(p) != program_.innermostRegion(c)) return -1;
+    if (kir::isDynamic(program_.calls[c].kernel)) return -1;
+    return c;
+  }
+
+  // Whether buffer `out` can take producer `p`'s stores ahead of reader `c`:
+  // not a model input or constant, and nothing before `c` touches it.
+  bool writableEarlier(int out, int c) const {
+    if (program_.buffers[out].kind == ProgramBuffer::Kind::kInput ||
+        program_.buffers[out].kind == ProgramBuffer::Kind::kConstant)
+      return false;
+    for (int u : users_[out])
+      if (u < c) return false;
+    return true;
+  }
+
+  // Moves producer `p`'s one stage to store at `store` into `out`, whose
+  // parameter in the reader `c` is `out_param`.
+  // `p` takes `c`'s origin too where `c` goes (absorbView).
+  void retargetStore(int p, int c, int out, int out_param, std::vector<Expr> store, bool merge_origin) {
+    KernelCall& producer = program_.calls[p];
+    const KernelCall& consumer = program_.calls[c];
+    kir::Stage& stage = producer.kernel.stages[0];
+    users_[producer.args[stage.buffer]].erase(p);
+    producer.kernel.params[stage.buffer] = consumer.kernel.params[out_param];
+    producer.args[stage.buffer] = out;
+    stage.store_index = std::move(store);
+    if (merge_origin) producer.kernel.origin += " + " + consumer.kernel.origin;
+    users_[out].insert(p);
+  }
+
+  bool absorbView(int p) {
+    if (!options_.views_into_stores) return false;
+    const int c = storeRetargetableReader(p);
+    if (c < 0) return false;
+    KernelCall& producer = program_.calls[p];
+    kir::Stage& stage = producer.kernel.stages[0];
+    const int b = producer.args[stage.buffer];
     KernelCall& consumer = program_.calls[c];
-    if (kir::isDynamic(consumer.kernel)) return false;
     const kir::Stage* view = pureDefinition(consumer.kernel);
     if (!view || !isPermutation(*view) || consumer.args[view->value->buffer] != b) return false;
     const int out = consumer.args[view->buffer];
     // A Transpose that its reader's reduction will take as a permuted
     // operand is better left to that: the GEMM then reads the producer in
     // place, where here the producer's D would be the scattered one.
-    if (readInReductionAsPermutation(c, *view, out)) return false;
-    if (program_.buffers[out].kind == ProgramBuffer::Kind::kInput ||
-        program_.buffers[out].kind == ProgramBuffer::Kind::kConstant)
-      return false;
-    // Written earlier now: nothing between the two may touch the view's buffer.
-    for (int u : users_[out])
-      if (u < c) return false;
+    if (readInReductionAsPermutation(c, *view, out) || !writableEarlier(out, c)) return false;
     // The producer's element at its store index, in the shape the view reads,
     // lands where the view's axis reading that index dimension stores.
     const std::vector<int64_t>& from = producer.kernel.params[stage.buffer].shape;
@@ -432,15 +494,108 @@ class KernelFuser {
     moved.store_index = store;
     if (!kir::storesDistinctAffine(moved)) return false;
 
-    producer.kernel.params[stage.buffer] = consumer.kernel.params[view->buffer];
-    producer.args[stage.buffer] = out;
-    stage.store_index = std::move(store);
-    producer.kernel.origin += " + " + consumer.kernel.origin;
+    retargetStore(p, c, out, view->buffer, std::move(store), true);
     for (int arg : consumer.args) users_[arg].erase(c);
     users_[b].clear();
-    users_[out].insert(p);
     remove(c);
     return true;
+  }
+
+  // options_.copies_into_stores: contraction `p` stores straight into the
+  // part of its reader's output that one stage of the reader only copies it
+  // to (a Concat's input: `out[.., c + 64] = x[.., c]`), and that stage goes
+  // (the reader keeps its other stages).
+  // The copy must cover all of `p`'s output, be its reader's only read of
+  // it, and the reader's earlier stages must store outside the copy's
+  // region (boxes of their affine store indices), since `p` now writes that
+  // region before them; no stage of the reader may read its output.
+  bool absorbCopy(int p) {
+    if (!options_.copies_into_stores) return false;
+    const int c = storeRetargetableReader(p);
+    if (c < 0) return false;
+    KernelCall& producer = program_.calls[p];
+    const kir::Stage& stage = producer.kernel.stages[0];
+    const int b = producer.args[stage.buffer];
+    KernelCall& consumer = program_.calls[c];
+    // A reader that is only the copy is absorbView's: it would go whole.
+    if (consumer.kernel.stages.size() < 2) return false;
+    const std::set<int> params = paramsBoundTo(consumer, b);
+    auto reads = [&](const kir::Stage& s, auto&& pred) {
+      bool any = false;
+      for (const Expr& e : s.store_index) any = any || anyNode(e, pred);
+      return any || anyNode(s.value, pred);
+    };
+    auto reads_b = [&](const ExprNode& n) { return n.kind == ExprNode::Kind::kLoad && params.count(n.buffer); };
+    int copy = -1;
+    for (size_t i = 0; i < consumer.kernel.stages.size(); ++i) {
+      if (!reads(consumer.kernel.stages[i], reads_b)) continue;
+      if (copy >= 0) return false;
+      copy = static_cast<int>(i);
+    }
+    if (copy < 0) return false;
+    const kir::Stage& s = consumer.kernel.stages[static_cast<size_t>(copy)];
+    if (s.kind != kir::Stage::Kind::kStore || !isPermutation(s) || !params.count(s.value->buffer)) return false;
+    const std::vector<int64_t>& viewed = consumer.kernel.params[s.value->buffer].shape;
+    const Extents extents = extentsOf(consumer.kernel);
+    for (size_t k = 0; k < viewed.size(); ++k)
+      if (extents.at(s.value->operands[k]->var_id) != viewed[k]) return false;
+    const int out = consumer.args[s.buffer];
+    if (out == b || !writableEarlier(out, c)) return false;
+    auto reads_out = [&](const ExprNode& n) {
+      return n.kind == ExprNode::Kind::kLoad && consumer.args[static_cast<size_t>(n.buffer)] == out;
+    };
+    std::optional<Box> region = storeBox(s);
+    if (!region) return false;
+    for (size_t i = 0; i < consumer.kernel.stages.size(); ++i) {
+      const kir::Stage& t = consumer.kernel.stages[i];
+      if (reads(t, reads_out)) return false;
+      if (static_cast<int>(i) >= copy || consumer.args[static_cast<size_t>(t.buffer)] != out) continue;
+      std::optional<Box> before = storeBox(t);
+      if (t.kind != kir::Stage::Kind::kStore || !before || !disjoint(*before, *region)) return false;
+    }
+    // The producer's element at its store index, in the shape the copy reads,
+    // lands where the copy stores that element.
+    std::vector<Expr> at = translateIndex(stage.store_index, producer.kernel.params[stage.buffer].shape, viewed,
+                                          extentsOf(producer.kernel));
+    std::map<int, Expr> vars;
+    for (size_t k = 0; k < at.size(); ++k) {
+      if (!at[k].valid()) return false;
+      vars[s.value->operands[k]->var_id] = at[k];
+    }
+    std::vector<Expr> store;
+    for (const Expr& index : s.store_index) {
+      store.push_back(kir::substitute(index, vars));
+      if (!kir::affine(store.back())) return false;
+    }
+    kir::Stage moved = stage;
+    moved.store_index = store;
+    if (!kir::storesDistinctAffine(moved)) return false;
+
+    retargetStore(p, c, out, s.buffer, std::move(store), false);
+    consumer.kernel.stages.erase(consumer.kernel.stages.begin() + copy);
+    dropParams(consumer, params);
+    users_[b].clear();
+    return true;
+  }
+
+  // Removes parameters `drop` (read by no stage any more) from `call`.
+  static void dropParams(KernelCall& call, const std::set<int>& drop) {
+    std::vector<int> map(call.kernel.params.size(), -1);
+    std::vector<kir::BufferParam> params;
+    std::vector<int> args;
+    for (size_t i = 0; i < call.kernel.params.size(); ++i) {
+      if (drop.count(static_cast<int>(i))) continue;
+      map[i] = static_cast<int>(params.size());
+      params.push_back(call.kernel.params[i]);
+      args.push_back(call.args[i]);
+    }
+    for (kir::Stage& stage : call.kernel.stages) {
+      stage.value = kir::remapParams(stage.value, map);
+      for (Expr& index : stage.store_index) index = kir::remapParams(index, map);
+      if (stage.kind == kir::Stage::Kind::kStore) stage.buffer = map[static_cast<size_t>(stage.buffer)];
+    }
+    call.kernel.params = std::move(params);
+    call.args = std::move(args);
   }
 
   bool readInReductionAsPermutation(int c, const kir::Stage& view, int out) const {

@@ -31,8 +31,13 @@
 // view's buffer, at the index the view would have read it from, when that
 // index stays affine (attention's context `[B, H, S, D] -> [B, S, H*D]`:
 // the GEMM writes D with a leading dimension of H*D). The CPU's tiled
-// kernels expect operands and outputs as lowered, so the CPU pipeline
-// leaves these transposes alone.
+// kernels expect operands as lowered, so the CPU pipeline leaves these
+// transposes alone. With `copies_into_stores` (the CPU asks for it), a
+// contraction whose one reader copies it whole into a part of its own
+// output, in one of several stages (a Concat: `out[.., c + 64] = x[.., c]`),
+// stores straight into that part and the copy stage goes; the reader's
+// earlier stages must store outside the part, which the boxes of their
+// affine store indices show.
 #pragma once
 
 #include <cstddef>
@@ -52,6 +57,7 @@ struct FusionStats {
 struct FusionOptions {
   bool permutations_into_reductions = false;
   bool views_into_stores = false;
+  bool copies_into_stores = false;
 };
 
 FusionStats fuseKernels(Program& program, const FusionOptions& options = {});

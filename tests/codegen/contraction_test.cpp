@@ -297,5 +297,43 @@ TEST(ProjectionWithHeadSplit, PacksAlongTheMergedAxes) {
   expectArtifactMatchesReference(make, false);
 }
 
+// SqueezeNet's fire module: squeeze 1x1 + Relu, then expand 1x1 and expand
+// 3x3 (+ Relu each) concatenated on the channel axis. fuse-kernels has the
+// 3x3 convolution store straight into its half of the concatenation
+// (copies_into_stores), so its plan writes a slice of the output, channels
+// 12..23 of 24, rather than a buffer of its own; the copy is gone.
+std::unique_ptr<ir::Model> fireModule() {
+  TestGraph g;
+  ir::Value* x = g.input("x", {1, 8, 9, 10});
+  auto conv = [&](ir::Value* in, int64_t c_in, int64_t c_out, int64_t k, const std::string& name) {
+    ir::Node* n = g.node(
+        "Conv", {in, g.randomConstant(name + "_w", {c_out, c_in, k, k}), g.randomConstant(name + "_b", {c_out})}, name);
+    setInts(n, "pads", {k / 2, k / 2, k / 2, k / 2});
+    return g.op("Relu", {n->outputs[0]}, name + "_relu");
+  };
+  ir::Value* squeeze = conv(x, 8, 4, 1, "squeeze");
+  ir::Node* concat =
+      g.node("Concat", {conv(squeeze, 4, 12, 1, "expand1x1"), conv(squeeze, 4, 12, 3, "expand3x3")}, "concat");
+  setInt(concat, "axis", 1);
+  g.output(concat->outputs[0]);
+  return g.take();
+}
+
+TEST(FireModule, ExpandStoresIntoItsSliceOfTheConcatenation) {
+  for (bool channels_last : {false, true}) {
+    SCOPED_TRACE(channels_last ? "channels-last" : "NCHW");
+    auto program = compileProgram(fireModule, layoutOptions(channels_last));
+    ASSERT_TRUE(program.isOk()) << program.status().message();
+    int slices = 0;
+    for (const auto& [stage, plan] : plansOf(*program)) slices += !kir::writesDistinctElements(*stage);
+    EXPECT_EQ(slices, 1) << lower::toString(*program);
+    int copies = 0;  // stages that only move a value
+    for (const lower::KernelCall& call : program->calls)
+      for (const kir::Stage& stage : call.kernel.stages) copies += stage.value->kind == kir::ExprNode::Kind::kLoad;
+    EXPECT_EQ(copies, channels_last ? 2 : 0) << "the layout transposes at the edges only";
+    expectArtifactMatchesReference(fireModule, channels_last);
+  }
+}
+
 }  // namespace
 }  // namespace kiln::testing

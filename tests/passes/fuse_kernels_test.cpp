@@ -324,6 +324,56 @@ TEST(FuseKernelsTest, ContractionStoresThroughViewsOnlyForCuda) {
   }
 }
 
+// Concat(relu(conv1x1(x)), conv3x3(x)) on channels, or with the inputs
+// swapped, or the 3x3 taken twice.
+std::unique_ptr<ir::Model> concatOfConvs(bool swapped, bool twice) {
+  TestGraph g;
+  ir::Value* x = g.input("x", {1, 4, 6, 7});
+  ir::Value* a = g.op("Relu", {g.op("Conv", {x, g.randomConstant("w1", {8, 4, 1, 1})}, "conv1x1")}, "relu");
+  ir::Node* conv = g.node("Conv", {x, g.randomConstant("w3", {8, 4, 3, 3})}, "conv3x3");
+  setInts(conv, "pads", {1, 1, 1, 1});
+  ir::Value* b = conv->outputs[0];
+  std::vector<ir::Value*> parts = twice     ? std::vector<ir::Value*>{a, b, b}
+                                  : swapped ? std::vector<ir::Value*>{b, a}
+                                            : std::vector<ir::Value*>{a, b};
+  ir::Node* concat = g.node("Concat", parts, "concat");
+  setInt(concat, "axis", 1);
+  g.output(concat->outputs[0]);
+  return g.take();
+}
+
+// On the CPU (copies_into_stores) the 3x3 convolution stores into its part
+// of the concatenation at the channel offset (8 behind the 1x1's part, or
+// 0 ahead of it), and the Concat kernel keeps only the 1x1's stage; read
+// twice, it is copied as before. CUDA keeps the copy.
+TEST(FuseKernelsTest, ContractionStoresIntoItsPartOfAConcatenation) {
+  driver::CompileOptions plain;
+  plain.pipeline.opt_level = 0;
+  for (const char* target : {"cpu", "cuda"})
+    for (int variant = 0; variant < 3; ++variant) {
+      const bool swapped = variant == 1, twice = variant == 2;
+      SCOPED_TRACE(std::string(target) + (swapped ? " swapped" : twice ? " twice" : ""));
+      auto make = [&] { return concatOfConvs(swapped, twice); };
+      auto unfused = compileProgram(make, plain);
+      ASSERT_TRUE(unfused.isOk()) << unfused.status().message();
+      driver::CompileOptions fusing;
+      fusing.target = target;
+      fusing.pipeline.passes = {"fuse-kernels"};
+      auto fused = compileProgram(make, fusing);
+      ASSERT_TRUE(fused.isOk()) << fused.status().message();
+      ASSERT_EQ(fused->calls.size(), 2u) << kernelsText(*fused);
+      const bool absorbed = std::string(target) == "cpu" && !twice;
+      const kir::Kernel& conv = fused->calls[0].kernel;
+      ASSERT_EQ(conv.stages.size(), 1u);
+      EXPECT_EQ(fused->calls[0].args[conv.stages[0].buffer] == fused->output_buffers[0], absorbed)
+          << kernelsText(*fused);
+      const std::string store = kir::toString(conv.stages[0].store_index[1]);
+      if (absorbed) EXPECT_EQ(store.find("add(") != std::string::npos, !swapped) << store;
+      EXPECT_EQ(fused->calls[1].kernel.stages.size(), absorbed ? 1u : twice ? 3u : 2u) << kernelsText(*fused);
+      EXPECT_TRUE(sameOutputs(*fused, *unfused));
+    }
+}
+
 // Affine stores are distinct when each axis feeds one index and each index's
 // coefficients nest; two axes overlapping in one index collide.
 TEST(FuseKernelsTest, DistinctAffineStores) {
