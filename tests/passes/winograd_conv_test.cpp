@@ -107,18 +107,19 @@ double passError(const ModelFactory& make) {
 
 // Taken: one dense 3x3 stride-1 convolution. Left alone: stride 2,
 // dilation 2, grouped (2 groups) and depthwise, 1x1, a weight that is an
-// input, and one below 16 channels.
+// input, one below 64 input channels and one below 16 output channels.
 std::unique_ptr<ir::Model> mixedConvs() {
   TestGraph g;
-  ir::Value* x = g.input("x", {1, 16, 9, 9});
-  g.output(conv(g, x, {16, 16}, "taken"));
-  g.output(conv(g, x, {16, 16, 3, {1, 1, 1, 1}, 2}, "strided"));
-  g.output(conv(g, x, {16, 16, 3, {2, 2, 2, 2}, 1, 2}, "dilated"));
-  g.output(conv(g, x, {16, 16, 3, {1, 1, 1, 1}, 1, 1, 2}, "grouped"));
-  g.output(conv(g, x, {16, 16, 3, {1, 1, 1, 1}, 1, 1, 16}, "depthwise"));
-  g.output(conv(g, x, {16, 16, 1, {0, 0, 0, 0}}, "pointwise"));
-  g.output(conv(g, x, {16, 16}, "dynamic", g.input("w", {16, 16, 3, 3})));
-  g.output(conv(g, g.input("x8", {1, 8, 9, 9}), {8, 16}, "narrow"));
+  ir::Value* x = g.input("x", {1, 64, 9, 9});
+  g.output(conv(g, x, {64, 16}, "taken"));
+  g.output(conv(g, x, {64, 16, 3, {1, 1, 1, 1}, 2}, "strided"));
+  g.output(conv(g, x, {64, 16, 3, {2, 2, 2, 2}, 1, 2}, "dilated"));
+  g.output(conv(g, x, {64, 16, 3, {1, 1, 1, 1}, 1, 1, 2}, "grouped"));
+  g.output(conv(g, x, {64, 64, 3, {1, 1, 1, 1}, 1, 1, 64}, "depthwise"));
+  g.output(conv(g, x, {64, 16, 1, {0, 0, 0, 0}}, "pointwise"));
+  g.output(conv(g, x, {64, 16}, "dynamic", g.input("w", {16, 64, 3, 3})));
+  g.output(conv(g, g.input("x48", {1, 48, 9, 9}), {48, 64}, "narrow_input"));
+  g.output(conv(g, x, {64, 8}, "narrow_output"));
   return g.take();
 }
 
@@ -190,13 +191,13 @@ TEST_P(WinogradMaps, MatchesTheDirectConvolution) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, WinogradMaps,
-                         ::testing::Values(MapCase{"map7", {1, 16, 7, 7}, {1, 1, 1, 1}},
-                                           MapCase{"map13", {1, 16, 13, 13}, {1, 1, 1, 1}},
-                                           MapCase{"row1x9", {1, 16, 1, 9}, {1, 1, 1, 1}},
-                                           MapCase{"unpadded8", {1, 16, 8, 8}, {0, 0, 0, 0}},
-                                           MapCase{"unpadded7x5", {1, 20, 7, 5}, {0, 0, 0, 0}},
-                                           MapCase{"asymmetric", {1, 16, 6, 9}, {0, 1, 2, 0}},
-                                           MapCase{"batch3", {3, 16, 6, 5}, {1, 1, 1, 1}}),
+                         ::testing::Values(MapCase{"map7", {1, 64, 7, 7}, {1, 1, 1, 1}},
+                                           MapCase{"map13", {1, 64, 13, 13}, {1, 1, 1, 1}},
+                                           MapCase{"row1x9", {1, 64, 1, 9}, {1, 1, 1, 1}},
+                                           MapCase{"unpadded8", {1, 64, 8, 8}, {0, 0, 0, 0}},
+                                           MapCase{"unpadded7x5", {1, 68, 7, 5}, {0, 0, 0, 0}},
+                                           MapCase{"asymmetric", {1, 64, 6, 9}, {0, 1, 2, 0}},
+                                           MapCase{"batch3", {3, 64, 6, 5}, {1, 1, 1, 1}}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 // A residual block as ResNet has it: Relu(Conv3x3(x) + b + x). At -O2 the
@@ -204,9 +205,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, WinogradMaps,
 // compiled artifact agrees with the one compiled without the pass.
 std::unique_ptr<ir::Model> residualBlock() {
   TestGraph g;
-  ir::Value* x = g.input("x", {2, 32, 11, 10});
-  ir::Value* a = g.op("Relu", {conv(g, x, {32, 32}, "conv_a")}, "relu_a");
-  ir::Value* b = conv(g, a, {32, 32}, "conv_b");
+  ir::Value* x = g.input("x", {2, 64, 11, 10});
+  ir::Value* a = g.op("Relu", {conv(g, x, {64, 64}, "conv_a")}, "relu_a");
+  ir::Value* b = conv(g, a, {64, 64}, "conv_b");
   g.output(g.op("Relu", {g.op("Add", {b, x}, "residual")}, "y"));
   return g.take();
 }
@@ -241,9 +242,9 @@ TEST(WinogradConvTest, GeneratedCodeMatchesTheDirectConvolution) {
   compileOrFail(tmp.file("block.onnx"), tmp.file("with.so"), with);
   compileOrFail(tmp.file("block.onnx"), tmp.file("without.so"), without);
   std::mt19937 rng(7);
-  std::vector<float> data(2 * 32 * 11 * 10);
+  std::vector<float> data(2 * 64 * 11 * 10);
   for (float& v : data) v = std::uniform_real_distribution<float>(-1, 1)(rng);
-  std::vector<ir::Tensor> inputs = {ir::Tensor::fromValues<float>(ir::DType::kFloat32, {2, 32, 11, 10}, data)};
+  std::vector<ir::Tensor> inputs = {ir::Tensor::fromValues<float>(ir::DType::kFloat32, {2, 64, 11, 10}, data)};
   auto run = [&](const std::string& path) {
     kiln::Model model(path);
     kiln::Session session(model, 2);
