@@ -19,12 +19,13 @@ die() {  # STATUS MESSAGE: the one-line error every runner gives
 }
 
 bench_usage() {
-  echo "usage: $tool [--threads N] [--iters N] [--warmup N] [--max-time S] [--time-limit S] [--models a,b] [--out DIR] [--results FILE]" >&2
+  echo "usage: $tool [--threads N] [--iters N] [--warmup N] [--max-time S] [--time-limit S] [--rounds N] [--models a,b] [--out DIR] [--results FILE]" >&2
   exit 2
 }
 
 # parse_bench_options ARGS...: sets threads, iters, warmup, max_time,
-# time_limit, models, out, results and `names` (the --models list as an array).
+# time_limit, rounds, models, out, results and `names` (the --models list as
+# an array). `rounds` keeps the runner's default (1 where it set none).
 parse_bench_options() {
   while [ $# -gt 0 ]; do
     [ $# -ge 2 ] || bench_usage
@@ -34,6 +35,7 @@ parse_bench_options() {
       --warmup) warmup=$2 ;;
       --max-time) max_time=$2 ;;
       --time-limit) time_limit=$2 ;;
+      --rounds) rounds=$2 ;;
       --models) models=$2 ;;
       --out) out=$2 ;;
       --results) results=$2 ;;
@@ -42,7 +44,8 @@ parse_bench_options() {
     shift 2
   done
   local n
-  for n in "$threads" "$iters" "$time_limit"; do
+  rounds=${rounds:-1}
+  for n in "$threads" "$iters" "$time_limit" "$rounds"; do
     [[ $n =~ ^[1-9][0-9]*$ ]] || die 2 "'$n' is not a positive integer"
   done
   [[ $warmup =~ ^[0-9]+$ && $max_time =~ ^[0-9]+(\.[0-9]+)?$ ]] || die 2 "bad --warmup or --max-time"

@@ -108,6 +108,12 @@ def main():
         if r and r.get("peak_gflops"):
             peak_gflops, derivation = r["peak_gflops"], "kiln bench: " + r["peak_derivation"]
             break
+    # bench/run.sh's turns (merge_rounds.py keeps each turn's median).
+    rounds = max((len((engine_result(os.path.join(a.out, "models", m), "ort")[0] or {}).get("round_median_ms", []))
+                  for m in names), default=0)
+    timing_note = (f"Kiln and ONNX Runtime take {rounds} turns each, interleaved, and report the median of their "
+                   "turns' medians, each over the turn's timed runs after warm-up; PyTorch runs once, its median "
+                   if rounds > 1 else "median ")
     rows, efficiency, notes, versions = [], [], [], {}
     for m in names:
         folder = os.path.join(a.out, "models", m)
@@ -162,7 +168,7 @@ def main():
         f"- Machine: {machine(a.kiln)}",
         "- Engines: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
         f"- fp32 peak: {peak_gflops:.0f} GFLOP/s = {derivation}",
-        f"- Batch 1, fp32, {threads_note} for every engine; median of the timed runs after warm-up "
+        f"- Batch 1, fp32, {threads_note} for every engine; {timing_note}of the timed runs after warm-up "
         "(same iteration and time budget for every engine); models exported by `torch.onnx.export` at opset 17 "
         "with random weights; Kiln compiled with `-O2`.",
         "",

@@ -3,7 +3,7 @@
 # machine, in one run; writes bench/RESULTS.md. See bench/README.md.
 #
 #   bench/run.sh [--threads N] [--iters N] [--warmup N] [--max-time S] [--time-limit S]
-#                [--models a,b,...] [--out DIR] [--results FILE]
+#                [--rounds N] [--models a,b,...] [--out DIR] [--results FILE]
 #
 # Installs what it needs and is missing: python3-torch and python3-torchvision
 # with apt-get (large, so not in scripts/install-deps.sh), onnxruntime-node
@@ -20,6 +20,7 @@ iters=50
 warmup=10
 max_time=20     # seconds of timed runs per engine and model (warm-up gets a fifth more)
 time_limit=900  # seconds before one compile or one engine's benchmark is killed
+rounds=5        # Kiln and ONNX Runtime take turns this many times per model
 models=squeezenet1_1,mobilenet_v2,efficientnet_b0,resnet50,small_encoder,bert_base
 out=$bench/out
 results=$bench/RESULTS.md
@@ -40,18 +41,29 @@ $py "$bench/export_models.py" "$out/models" "${names[@]}" || { echo "bench/run.s
 # --- 2. run every engine on every model -----------------------------------------
 
 timing=(--threads "$threads" --iters "$iters" --warmup "$warmup" --max-time "$max_time")
+# Kiln and ONNX Runtime alternate, each round a share of the iterations and
+# of the time, so a burst of load on this shared machine falls on both.
+round_timing=(--threads "$threads" --iters $(((iters + rounds - 1) / rounds)) --warmup "$warmup"
+  --max-time "$(awk -v t="$max_time" -v r="$rounds" 'BEGIN { print t / r }')")
 for m in "${names[@]}"; do
   dir=$out/models/$m
   rm -f "$dir"/*.json "$dir"/*.err "$dir"/*.rc "$dir"/*.seconds "$dir"/*_output.npy "$dir/kiln.so"
   rm -rf "$dir/kiln_out"
   log "$m"
+  compiled=0
   if run_step "$dir" compile "$kiln" compile -O2 "$dir/model.onnx" -o "$dir/kiln.so"; then
-    run_step "$dir" kiln "$kiln" bench "$dir/kiln.so" --input "$dir/input.npy" "${timing[@]}" --json &&
-      run_step "$dir" kiln_run "$kiln" run "$dir/kiln.so" --input "$dir/input.npy" --threads "$threads" \
-        --output-dir "$dir/kiln_out" && cp "$dir/kiln_out/output_0.npy" "$dir/kiln_output.npy"
+    compiled=1
+    run_step "$dir" kiln_run "$kiln" run "$dir/kiln.so" --input "$dir/input.npy" --threads "$threads" \
+      --output-dir "$dir/kiln_out" && cp "$dir/kiln_out/output_0.npy" "$dir/kiln_output.npy"
   fi
-  run_step "$dir" ort node "$bench/ort_bench.js" --model "$dir/model.onnx" --input "$dir/input.npy" "${timing[@]}" \
-    --output "$dir/ort_output.npy"
+  for ((r = 1; r <= rounds; r++)); do
+    [ "$compiled" = 1 ] &&
+      run_step "$dir" "kiln.round$r" "$kiln" bench "$dir/kiln.so" --input "$dir/input.npy" "${round_timing[@]}" --json
+    run_step "$dir" "ort.round$r" node "$bench/ort_bench.js" --model "$dir/model.onnx" --input "$dir/input.npy" \
+      "${round_timing[@]}" --output "$dir/ort_output.npy"
+  done
+  [ "$compiled" = 1 ] && $py "$bench/merge_rounds.py" "$dir" kiln "$rounds"
+  $py "$bench/merge_rounds.py" "$dir" ort "$rounds"
   for mode in jit eager; do
     run_step "$dir" "torch_$mode" $py "$bench/torch_bench.py" --model "$m" --mode "$mode" --input "$dir/input.npy" \
       "${timing[@]}" --output "$dir/torch_${mode}_output.npy"

@@ -88,4 +88,26 @@ grep -qE "^1 +[A-Za-z_]" "$work/out" && grep -qE "GFLOP/s" "$work/out" && pass "
 expect "profile --iters 0" 2 "--iters" -- "$kiln" profile "$work/m.so" --iters 0
 expect "profile missing artifact" 4 "^kiln: error: .*nope.so" -- "$kiln" profile "$work/nope.so"
 
+# --- bench/run.sh's rounds: merge_rounds.py -------------------------------------
+# Two rounds of kiln bench become one result: the median of the rounds'
+# medians, the least minimum, the iterations summed, the throughput of the
+# pooled mean; a failed round fails the merged step with its status.
+merge=$(cd "$(dirname "$0")/../../bench" && pwd)/merge_rounds.py
+for r in 1 2; do
+  "$kiln" bench "$work/m.so" --iters $((3 * r)) --warmup 0 --threads 1 --json >"$work/kiln.round$r.json" 2>"$work/kiln.round$r.err"
+  echo $? >"$work/kiln.round$r.rc"
+  echo 0.1 >"$work/kiln.round$r.seconds"
+done
+expect "merge two rounds" 0 "" -- $py "$merge" "$work" kiln 2
+cp "$work/kiln.json" "$work/out"
+check_json "merged rounds: median of the medians, iterations summed" \
+  "abs(r['median_ms'] - sum(r['round_median_ms']) / 2) < 1e-9 and len(r['round_median_ms']) == 2 and r['iters'] == 9"
+check_json "merged rounds: throughput of the pooled mean, min <= median" \
+  "abs(r['throughput_per_s'] * r['mean_ms'] / 1000 - 1) < 1e-9 and r['min_ms'] <= r['median_ms']"
+[ "$(cat "$work/kiln.rc")" = 0 ] && pass "merged rounds exit 0" || fail "merged rounds exit 0"
+echo 3 >"$work/kiln.round2.rc"
+echo "kiln: error: unsupported" >"$work/kiln.round2.err"
+expect "merge with a failed round" 0 "" -- $py "$merge" "$work" kiln 2
+[ "$(cat "$work/kiln.rc")" = 3 ] && grep -q "unsupported" "$work/kiln.err" && pass "a failed round fails the merged step" ||
+  fail "a failed round fails the merged step" "$work/kiln.err"
 finish bench_test
