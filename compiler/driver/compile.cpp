@@ -228,6 +228,7 @@ Expected<lower::Program> lowerModel(ir::Model& model, const CompileOptions& opti
   fusion.permutations_into_reductions = options.target == "cuda";
   fusion.views_into_stores = options.target == "cuda";
   fusion.copies_into_stores = options.target == "cpu";
+  fusion.scales_into_contractions = options.target == "cpu";
   KILN_RETURN_IF_ERROR(runProgramPasses(program, options.pipeline, fusion, log, records));
   return program;
 }

@@ -371,7 +371,11 @@ class KernelFuser {
     }
     ReadProfile reads = profileReads(consumer.kernel, params);
     if (reads.loads == 0) return -1;
-    if (reads.in_reduce) return permutationIntoReduction(producer, *stage, consumer, params) ? c : -1;
+    if (reads.in_reduce)
+      return permutationIntoReduction(producer, *stage, consumer, params) ||
+                     scaleIntoContraction(*stage, consumer, params, reads)
+                 ? c
+                 : -1;
     if (containsReduce(stage->value)) {
       // Read once, or twice at the same element of one float32 stage (SiLU:
       // `x * sigmoid(x)`): both reads then share one inlined sum (see
@@ -412,6 +416,44 @@ class KernelFuser {
       if (!plainReads(consumer.kernel, s.value, params, shape)) return false;
     }
     return true;
+  }
+
+  // A product of two loads, `x[axes] * s[some axes]` (EfficientNet's
+  // squeeze-and-excitation scale), read once, as the activation operand of
+  // a contraction against a constant weight (options_.scales_into_contractions):
+  // inlined there it costs one multiply per broadcast operand, where as a
+  // kernel it writes and reads back all of x.
+  bool scaleIntoContraction(const kir::Stage& stage, const KernelCall& consumer, const std::set<int>& params,
+                            const ReadProfile& reads) const {
+    if (!options_.scales_into_contractions || reads.loads != 1) return false;
+    const Expr& v = stage.value;
+    if (v->kind != ExprNode::Kind::kBinary || static_cast<kir::BinaryOp>(v->op) != kir::BinaryOp::kMul ||
+        v.dtype() != ir::DType::kFloat32)
+      return false;
+    for (const Expr& operand : v->operands) {
+      if (operand->kind != ExprNode::Kind::kLoad) return false;
+      for (const Expr& index : operand->operands)
+        if (index->kind != ExprNode::Kind::kVar && !(index->kind == ExprNode::Kind::kConst && index->value == 0))
+          return false;
+    }
+    // The one read is an operand of `sum(read * weight)`.
+    bool found = false;
+    for (const kir::Stage& s : consumer.kernel.stages)
+      anyNode(s.value, [&](const ExprNode& n) {
+        if (n.kind != ExprNode::Kind::kReduce || static_cast<kir::ReduceOp>(n.op) != kir::ReduceOp::kSum) return false;
+        const ExprNode& body = *n.operands[0];
+        if (body.kind != ExprNode::Kind::kBinary || static_cast<kir::BinaryOp>(body.op) != kir::BinaryOp::kMul)
+          return false;
+        for (int i = 0; i < 2; ++i) {
+          const ExprNode& read = *body.operands[i];
+          const ExprNode& weight = *body.operands[1 - i];
+          found = found || (read.kind == ExprNode::Kind::kLoad && params.count(read.buffer) &&
+                            weight.kind == ExprNode::Kind::kLoad &&
+                            program_.buffers[consumer.args[weight.buffer]].kind == ProgramBuffer::Kind::kConstant);
+        }
+        return false;
+      });
+    return found;
   }
 
   // options_.views_into_stores: contraction `p` stores into the buffer of

@@ -37,7 +37,12 @@
 // output, in one of several stages (a Concat: `out[.., c + 64] = x[.., c]`),
 // stores straight into that part and the copy stage goes; the reader's
 // earlier stages must store outside the part, which the boxes of their
-// affine store indices show.
+// affine store indices show. With `scales_into_contractions` (CPU), a
+// product of two loads `x * s` read once, as the activation operand of a
+// sum against a constant weight, is inlined into that sum (EfficientNet's
+// squeeze-and-excitation scale before its projection): the tiled kernel
+// multiplies each broadcast operand once more, where the kernel it replaces
+// wrote and read back all of x * s.
 #pragma once
 
 #include <cstddef>
@@ -58,6 +63,7 @@ struct FusionOptions {
   bool permutations_into_reductions = false;
   bool views_into_stores = false;
   bool copies_into_stores = false;
+  bool scales_into_contractions = false;
 };
 
 FusionStats fuseKernels(Program& program, const FusionOptions& options = {});

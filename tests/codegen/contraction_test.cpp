@@ -335,5 +335,29 @@ TEST(FireModule, ExpandStoresIntoItsSliceOfTheConcatenation) {
   }
 }
 
+// EfficientNet's squeeze-and-excitation scale before the block's 1x1
+// projection: fuse-kernels inlines `x * s` into the projection's sum, and
+// the planner keeps the packed weight, S being the product.
+TEST(ScaledProjection, PacksTheWeightUnderTheScale) {
+  auto make = [] {
+    TestGraph g;
+    ir::Value* x = g.input("x", {1, 40, 7, 9});
+    ir::Value* scale = g.op("Sigmoid", {g.op("GlobalAveragePool", {x}, "pool")}, "gate");
+    ir::Value* y = g.op("Conv", {g.op("Mul", {x, scale}, "scaled"), g.randomConstant("w", {24, 40, 1, 1})}, "project");
+    g.output(g.op("Add", {y, g.randomConstant("b", {1, 24, 1, 1})}, "y"));
+    return g.take();
+  };
+  for (bool channels_last : {false, true}) {
+    SCOPED_TRACE(channels_last ? "channels-last" : "NCHW");
+    auto program = compileProgram(make, layoutOptions(channels_last));
+    ASSERT_TRUE(program.isOk()) << program.status().message();
+    int scaled = 0;
+    for (const auto& [stage, plan] : plansOf(*program))
+      scaled += plan.packed && plan.scalar->kind == kir::ExprNode::Kind::kBinary;
+    EXPECT_EQ(scaled, 1) << lower::toString(*program);
+    expectArtifactMatchesReference(make, channels_last);
+  }
+}
+
 }  // namespace
 }  // namespace kiln::testing

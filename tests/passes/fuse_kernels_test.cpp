@@ -374,6 +374,45 @@ TEST(FuseKernelsTest, ContractionStoresIntoItsPartOfAConcatenation) {
     }
 }
 
+// Conv1x1(x * s), s per channel: squeeze-and-excitation's scale before the
+// block's projection; with `dynamic_weight` the weight is an input.
+std::unique_ptr<ir::Model> scaledProjection(bool dynamic_weight) {
+  TestGraph g;
+  ir::Value* x = g.input("x", {1, 8, 5, 6});
+  ir::Value* scale = g.op("Sigmoid", {g.op("GlobalAveragePool", {x}, "pool")}, "gate");
+  ir::Value* w = dynamic_weight ? g.input("w", {4, 8, 1, 1}) : g.randomConstant("w", {4, 8, 1, 1});
+  g.output(g.op("Conv", {g.op("Mul", {x, scale}, "scaled"), w}, "project"));
+  return g.take();
+}
+
+// On the CPU (scales_into_contractions) the scale is inlined into the
+// projection's sum as its activation operand, `sum(x * s * w)`, and no
+// kernel writes x * s; against a weight that is an input, or on CUDA, the
+// Mul stays a kernel.
+TEST(FuseKernelsTest, ChannelScaleFusesIntoTheProjection) {
+  driver::CompileOptions plain;
+  plain.pipeline.opt_level = 0;
+  for (const char* target : {"cpu", "cuda"})
+    for (bool dynamic_weight : {false, true}) {
+      SCOPED_TRACE(std::string(target) + (dynamic_weight ? " dynamic weight" : ""));
+      auto make = [&] { return scaledProjection(dynamic_weight); };
+      auto unfused = compileProgram(make, plain);
+      ASSERT_TRUE(unfused.isOk()) << unfused.status().message();
+      driver::CompileOptions fusing;
+      fusing.target = target;
+      fusing.pipeline.passes = {"fuse-kernels"};
+      auto fused = compileProgram(make, fusing);
+      ASSERT_TRUE(fused.isOk()) << fused.status().message();
+      const bool inlined = std::string(target) == "cpu" && !dynamic_weight;
+      const kir::Kernel& last = fused->calls.back().kernel;
+      EXPECT_EQ(last.origin.find("Mul_scaled") != std::string::npos, inlined) << kernelsText(*fused);
+      const std::string value = kir::toString(last.stages.back().value);
+      EXPECT_EQ(value.find("sum[") != std::string::npos && value.find("mul(mul(") != std::string::npos, inlined)
+          << value;
+      EXPECT_TRUE(sameOutputs(*fused, *unfused));
+    }
+}
+
 // Affine stores are distinct when each axis feeds one index and each index's
 // coefficients nest; two axes overlapping in one index collide.
 TEST(FuseKernelsTest, DistinctAffineStores) {
