@@ -5,6 +5,7 @@
 Writes OUT_DIR/NAME/model.onnx and OUT_DIR/NAME/input.npy. A model already
 exported is kept (delete its folder to export it again).
 """
+import argparse
 import os
 import sys
 
@@ -35,13 +36,16 @@ def export(name, out_dir):
 
 
 def main():
-    if len(sys.argv) < 2:
-        sys.exit("usage: export_models.py OUT_DIR [NAME ...]")
-    names = sys.argv[2:] or list(models.MODELS)
-    for name in names:
+    parser = argparse.ArgumentParser(description="Exports the benchmark models to ONNX with their input.")
+    parser.add_argument("out_dir", metavar="OUT_DIR", help="writes OUT_DIR/NAME/model.onnx and input.npy")
+    parser.add_argument("names", metavar="NAME", nargs="*",
+                        help=f"models to export (default: all of {', '.join(models.MODELS)})")
+    args = parser.parse_args()
+    for name in args.names:
         if name not in models.MODELS:
-            sys.exit(f"export_models.py: unknown model '{name}' (known: {', '.join(models.MODELS)})")
-        export(name, sys.argv[1])
+            parser.error(f"unknown model '{name}' (known: {', '.join(models.MODELS)})")
+    for name in args.names or list(models.MODELS):
+        export(name, args.out_dir)
 
 
 if __name__ == "__main__":
