@@ -25,6 +25,14 @@ bool containsLoadOrDivision(const kir::Expr& e) {
   return false;
 }
 
+// A float constant (or splat of one) that is neither zero nor NaN.
+bool isNonzeroNumber(llvm::Value* v) {
+  auto* c = llvm::dyn_cast<llvm::Constant>(v);
+  if (c && c->getType()->isVectorTy()) c = c->getSplatValue();
+  auto* f = llvm::dyn_cast_or_null<llvm::ConstantFP>(c);
+  return f && !f->isNaN() && !f->isZero();
+}
+
 bool isKind(const kir::Expr& e, ExprNode::Kind kind, int op) {
   return e->kind == kind && static_cast<int>(e->op) == op;
 }
@@ -222,6 +230,7 @@ llvm::Value* ExprEmitter::emit(const kir::Expr& e) {
     case ExprNode::Kind::kUnary: return emitUnary(n);
     case ExprNode::Kind::kBinary: {
       if (llvm::Value* v = emitQuantizeRounding(n)) return v;
+      if (llvm::Value* v = emitSigmoid(n)) return v;
       llvm::Value* a = emit(n.operands[0]);
       llvm::Value* b = emit(n.operands[1]);
       return emitBinary(static_cast<BinaryOp>(n.op), n.operands[0].dtype(), a, b);
@@ -339,9 +348,17 @@ llvm::Value* ExprEmitter::emitBinary(BinaryOp op, DType t, llvm::Value* a, llvm:
       case BinaryOp::kDiv: return b_.CreateFDiv(a, b);
       case BinaryOp::kMod: return b_.CreateFRem(a, b);
       case BinaryOp::kPow: return intrinsic(llvm::Intrinsic::pow, {a, b});
-      // a > b || isnan(a) ? a : b, as the reference evaluator: NaN propagates from a.
-      case BinaryOp::kMax: return b_.CreateSelect(b_.CreateOr(b_.CreateFCmpOGT(a, b), b_.CreateFCmpUNO(a, a)), a, b);
-      case BinaryOp::kMin: return b_.CreateSelect(b_.CreateOr(b_.CreateFCmpOLT(a, b), b_.CreateFCmpUNO(a, a)), a, b);
+      // a > b || isnan(a) ? a : b, as the reference evaluator: NaN propagates
+      // from a. Against a constant b other than zero and NaN that is exactly
+      // b > a ? b : a (a == b only where they are the same float), x86's
+      // vmaxps(b, a), one instruction in place of two compares, their or
+      // and a blend: Clip's upper bound, HardSwish's.
+      case BinaryOp::kMax:
+        if (isNonzeroNumber(b)) return b_.CreateSelect(b_.CreateFCmpOGT(b, a), b, a);
+        return b_.CreateSelect(b_.CreateOr(b_.CreateFCmpOGT(a, b), b_.CreateFCmpUNO(a, a)), a, b);
+      case BinaryOp::kMin:
+        if (isNonzeroNumber(b)) return b_.CreateSelect(b_.CreateFCmpOLT(b, a), b, a);
+        return b_.CreateSelect(b_.CreateOr(b_.CreateFCmpOLT(a, b), b_.CreateFCmpUNO(a, a)), a, b);
       case BinaryOp::kEq: return b_.CreateFCmpOEQ(a, b);
       case BinaryOp::kNe: return b_.CreateFCmpUNE(a, b);
       case BinaryOp::kLt: return b_.CreateFCmpOLT(a, b);
@@ -553,6 +570,28 @@ llvm::Value* ExprEmitter::emitQuantizeRounding(const ExprNode& n) {
     llvm::Value* round = intrinsic(llvm::Intrinsic::roundeven, {q});
     llvm::Value* zv = emit(z);
     return side == 0 ? b_.CreateFAdd(round, zv) : b_.CreateFAdd(zv, round);
+  }
+  return nullptr;
+}
+
+// 1 / (1 + exp(-x)) in float32, as Sigmoid, SiLU and the recurrent cells
+// lower it: emitSigmoidF32's cheaper form (emit_math.h), the exp's scaling
+// and the divide being most of an expand convolution's SiLU epilogue.
+llvm::Value* ExprEmitter::emitSigmoid(const ExprNode& n) {
+  auto isOne = [](const kir::Expr& e) { return e->kind == ExprNode::Kind::kConst && e->value == 1.0; };
+  if (n.dtype != DType::kFloat32 || static_cast<BinaryOp>(n.op) != BinaryOp::kDiv || !isOne(n.operands[0]))
+    return nullptr;
+  const kir::Expr& sum = n.operands[1];
+  if (!isKind(sum, ExprNode::Kind::kBinary, static_cast<int>(BinaryOp::kAdd)) || substitutes_.count(&*sum))
+    return nullptr;
+  for (int side = 0; side < 2; ++side) {
+    const kir::Expr& exp = sum->operands[side];
+    if (!isOne(sum->operands[1 - side]) || !isKind(exp, ExprNode::Kind::kUnary, static_cast<int>(UnaryOp::kExp)) ||
+        substitutes_.count(&*exp))
+      continue;
+    const kir::Expr& neg = exp->operands[0];
+    if (!isKind(neg, ExprNode::Kind::kUnary, static_cast<int>(UnaryOp::kNeg)) || substitutes_.count(&*neg)) continue;
+    return emitSigmoidF32(b_, emit(neg->operands[0]));
   }
   return nullptr;
 }

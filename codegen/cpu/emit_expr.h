@@ -69,6 +69,7 @@ class ExprEmitter {
   static std::pair<double, double> integerBounds(kir::DType t);
   llvm::Value* emitSmallIntegerDifference(const kir::ExprNode& n);
   llvm::Value* emitQuantizeRounding(const kir::ExprNode& n);
+  llvm::Value* emitSigmoid(const kir::ExprNode& n);
   llvm::Value* emitReduce(const kir::ExprNode& n);
   llvm::Value* emitStringCall(const kir::ExprNode& n);
   llvm::Value* combineFloat(kir::ReduceOp op, llvm::Value* acc, llvm::Value* x);

@@ -48,27 +48,67 @@ llvm::Value* powerOfTwo(llvm::IRBuilder<>& b, llvm::Value* n_int, llvm::Type* fl
   return b.CreateBitCast(b.CreateShl(biased, llvm::ConstantInt::get(n_int->getType(), 23)), float_type);
 }
 
+// exp(t - n ln 2) for an integer-valued float n = round(t / ln 2), so that
+// |r| <= ln(2) / 2: ln 2 split in two so r is exact, then Cephes' degree-6
+// minimax polynomial as 1 + r (1 + r P(r)).
+llvm::Value* expOfReduced(llvm::IRBuilder<>& b, llvm::Value* t, llvm::Value* n) {
+  llvm::Value* r = fma(b, n, constant(t, -0.693359375), t);
+  r = fma(b, n, constant(t, 2.12194440e-4), r);
+  llvm::Value* p = polynomial(
+      b, r, {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3, 4.1665795894E-2, 1.6666665459E-1, 5.0000001201E-1});
+  return fma(b, fma(b, p, r, constant(t, 1.0)), r, constant(t, 1.0));
+}
+
 }  // namespace
 
-// exp(x) = 2^n * exp(r), n = round(x / ln 2), |r| <= ln(2) / 2; exp(r) by
-// Cephes' degree-6 minimax polynomial, ln 2 split in two so r is exact.
-// 2^n is applied as two factors 2^(n/2) so that results down into the
-// subnormals (n >= -150) and up to the overflow (n <= 129) round once.
+// exp(x) = 2^n exp(r) (expOfReduced); 2^n is applied as two factors 2^(n/2)
+// so that results down into the subnormals (n >= -150) and up to the
+// overflow (n <= 129) round once.
 llvm::Value* emitExpF32(llvm::IRBuilder<>& b, llvm::Value* x) {
   llvm::Value* t = clamp(b, x, -104.0, 89.0);  // beyond: exp is 0 or +inf in float
   llvm::Value* n = b.CreateIntrinsic(llvm::Intrinsic::roundeven, {x->getType()},
                                      {b.CreateFMul(t, constant(x, 1.44269504088896341))});
-  llvm::Value* r = fma(b, n, constant(x, -0.693359375), t);
-  r = fma(b, n, constant(x, 2.12194440e-4), r);
-  llvm::Value* p = polynomial(b, r, {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3, 4.1665795894E-2,
-                                     1.6666665459E-1, 5.0000001201E-1});
-  llvm::Value* r2 = b.CreateFMul(r, r);
-  p = b.CreateFAdd(fma(b, p, r2, r), constant(x, 1.0));
+  llvm::Value* p = expOfReduced(b, t, n);
   llvm::Value* n_int = b.CreateFPToSI(n, intTypeLike(x));
   llvm::Value* half = b.CreateAShr(n_int, llvm::ConstantInt::get(n_int->getType(), 1));
   llvm::Value* scaled = b.CreateFMul(b.CreateFMul(p, powerOfTwo(b, half, x->getType())),
                                      powerOfTwo(b, b.CreateSub(n_int, half), x->getType()));
   return keepNaN(b, x, scaled);
+}
+
+// 1 / (1 + exp(-x)), in fewer operations than exp and a divide (it is most
+// of an expand convolution's SiLU epilogue):
+// - -x is clamped to [-87, 87] with NaN passed through (no NaN fix-up at the
+//   end). There 2^n is one normal float, |n| <= 126, and 1 + exp(-x) is
+//   finite; below -87 the result is sigmoid(-87) ~ 1.6e-38, where the true
+//   value is subnormal or 0.
+// - n = round(-x / ln 2) comes from adding 1.5 * 2^23 + 127: the sum's low
+//   mantissa bits are then n + 127, and shifting them into the exponent
+//   field is 2^n (no float-to-int conversion, no separate rounding).
+// - exp(r) as expOfReduced computes it.
+// - The reciprocal may be an estimate refined by one Newton step (`arcp`:
+//   AVX-512 vectors get vrcp14ps and two FMAs; scalar code divides).
+llvm::Value* emitSigmoidF32(llvm::IRBuilder<>& b, llvm::Value* x) {
+  llvm::Value* hi = constant(x, 87.0);
+  llvm::Value* lo = constant(x, -87.0);
+  llvm::Value* t = b.CreateFNeg(x);
+  t = b.CreateSelect(b.CreateFCmpOGT(t, hi), hi, t);  // vminps(hi, t): a NaN t stays
+  t = b.CreateSelect(b.CreateFCmpOLT(t, lo), lo, t);  // vmaxps(lo, t)
+  const double shifter = 12582912.0 + 127.0;
+  llvm::Value* f = fma(b, t, constant(x, 1.44269504088896341), constant(x, shifter));
+  llvm::Value* n = b.CreateFSub(f, constant(x, shifter));
+  llvm::Value* p = expOfReduced(b, t, n);
+  llvm::Type* ints = intTypeLike(x);
+  llvm::Value* scale =
+      b.CreateBitCast(b.CreateShl(b.CreateBitCast(f, ints), llvm::ConstantInt::get(ints, 23)), x->getType());
+  llvm::Value* d = fma(b, p, scale, constant(x, 1.0));
+  llvm::Value* reciprocal = b.CreateFDiv(constant(x, 1.0), d);
+  if (auto* div = llvm::dyn_cast<llvm::Instruction>(reciprocal)) {
+    div->setHasAllowReciprocal(true);
+    div->setHasAllowContract(true);
+    div->setHasNoInfs(true);
+  }
+  return reciprocal;
 }
 
 // Small |x|: Cephes' odd polynomial x + x^3 P(x^2) (no cancellation near 0).

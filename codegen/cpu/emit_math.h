@@ -7,13 +7,15 @@
 // double-precision functions over a dense sweep of [-110, 95], [-1, 1] and
 // [-1e-3, 1e-3] (tests/codegen/emit_math_test.cpp asserts the bounds in
 // parentheses; docs/architecture.md lists them):
-//   exp:  1.0 ulp (2) for results >= FLT_MIN; subnormal results within one
+//   exp:  0.9 ulp (2) for results >= FLT_MIN; subnormal results within one
 //         subnormal spacing; +inf above ln(FLT_MAX), 0 below -104; NaN -> NaN.
 //   tanh: 1.3 ulp (3): odd polynomial below |x| = 0.625, then
 //         1 - 2 / (exp(2|x|) + 1); +-1 for large |x|; NaN -> NaN.
 //   erf:  3.3e-7 absolute and relative (5e-7): rational minimax on [-4, 4],
 //         +-1 outside; NaN -> NaN.
-//   sigmoid, lowered as 1 / (1 + exp(-x)): 2.3 ulp (4) above x = -87.
+//   sigmoid: 2.3 ulp (4) above x = -87; sigmoid(-87) ~ 1.6e-38 below;
+//         NaN -> NaN. The op definitions lower it as 1 / (1 + exp(-x)),
+//         which ExprEmitter recognises and emits with emitSigmoidF32.
 #pragma once
 
 #include <llvm/IR/IRBuilder.h>
@@ -23,5 +25,6 @@ namespace kiln::codegen::cpu {
 llvm::Value* emitExpF32(llvm::IRBuilder<>& b, llvm::Value* x);
 llvm::Value* emitTanhF32(llvm::IRBuilder<>& b, llvm::Value* x);
 llvm::Value* emitErfF32(llvm::IRBuilder<>& b, llvm::Value* x);
+llvm::Value* emitSigmoidF32(llvm::IRBuilder<>& b, llvm::Value* x);
 
 }  // namespace kiln::codegen::cpu

@@ -152,6 +152,14 @@ TEST_F(EmitMathTest, SigmoidThroughExp) {
   Errors e = measure(3, [](double x) { return 1.0 / (1.0 + std::exp(-x)); },
                      [](float x) { return x > -87; });  // beyond, 1/(1+exp(-x)) is a subnormal or 0
   EXPECT_LE(e.ulp, 4.0);
+  // Below -87 the result is sigmoid(-87), about 1.6e-38: the true value or
+  // within that of it.
+  const Sweep& s = *sweep_;
+  for (size_t i = 0; i < s.x.size(); ++i)
+    if (s.x[i] <= -87.0f) {
+      EXPECT_GE(s.y[3][i], 0.0f) << "Sigmoid(" << s.x[i] << ")";
+      EXPECT_LE(s.y[3][i], 1.7e-38f) << "Sigmoid(" << s.x[i] << ")";
+    }
 }
 
 // Cast from float32 and float64 to uint8, int8, uint16 and int16 over values
@@ -204,6 +212,70 @@ TEST(EmitCastTest, FloatToNarrowIntegersSaturate) {
       if (to == ir::DType::kInt16) got = *reinterpret_cast<const int16_t*>(p);
       ASSERT_EQ(got, want) << "Cast(" << (o < targets.size() ? "float32 " : "float64 ") << v << ") to "
                            << ir::name(to) << ", element " << i;
+    }
+  }
+}
+
+// Clip and Relu are max and min against constants, which the generated code
+// emits as one vmaxps/vminps where the bound is neither zero nor NaN
+// (emit_expr.cpp); the results must be the reference evaluator's bit for
+// bit: NaN from x stays NaN, Relu(-0) is +0, a bound equal to x gives it.
+TEST(EmitMinMaxTest, ClipAndReluMatchTheDefinitionBitForBit) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> special = {std::numeric_limits<float>::quiet_NaN(),
+                                      inf,
+                                      -inf,
+                                      -0.0f,
+                                      0.0f,
+                                      -1.5f,
+                                      -1.4999999f,
+                                      -1.5000001f,
+                                      6.0f,
+                                      5.9999995f,
+                                      6.0000005f,
+                                      1e-45f,
+                                      -1e-45f,
+                                      3.25f,
+                                      -7.0f,
+                                      1e30f,
+                                      -1e30f};
+  std::vector<float> x;
+  for (int r = 0; r < 64; ++r) x.insert(x.end(), special.begin(), special.end());
+  const int64_t n = static_cast<int64_t>(x.size());
+  struct Bounds {
+    float lo, hi;
+  };
+  const std::vector<Bounds> clips = {{-1.5f, 6.0f}, {0.0f, 6.0f}, {-inf, 6.0f}, {-1.5f, inf}};
+  TestGraph g;
+  ir::Value* in = g.input("x", {n});
+  for (size_t c = 0; c < clips.size(); ++c) {
+    const std::string id = std::to_string(c);
+    g.output(g.op("Clip", {in, g.constant("lo" + id, {}, {clips[c].lo}), g.constant("hi" + id, {}, {clips[c].hi})},
+                  "clip" + id));
+  }
+  g.output(g.op("Relu", {in}, "relu"));
+  TempDir tmp;
+  ASSERT_TRUE(frontend::writeOnnxFile(g.model(), tmp.file("clip.onnx")).isOk());
+  compileOrFail(tmp.file("clip.onnx"), tmp.file("clip.so"));
+  kiln::Model artifact(tmp.file("clip.so"));
+  kiln::Session session(artifact, 1);
+  auto outputs = tools::runArtifact(artifact, session, {ir::Tensor::fromValues<float>(ir::DType::kFloat32, {n}, x)});
+  ASSERT_TRUE(outputs.isOk()) << outputs.status().message();
+  ASSERT_EQ(outputs->size(), clips.size() + 1);
+  auto max = [](float a, float b) { return a > b || std::isnan(a) ? a : b; };
+  auto min = [](float a, float b) { return a < b || std::isnan(a) ? a : b; };
+  for (size_t o = 0; o < outputs->size(); ++o) {
+    const auto* got = reinterpret_cast<const float*>((*outputs)[o].bytes().data());
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = x[static_cast<size_t>(i)];
+      const float want = o < clips.size() ? min(max(v, clips[o].lo), clips[o].hi) : max(v, 0.0f);
+      uint32_t got_bits = 0, want_bits = 0;
+      std::memcpy(&got_bits, &got[i], 4);
+      std::memcpy(&want_bits, &want, 4);
+      if (std::isnan(want))
+        ASSERT_TRUE(std::isnan(got[i])) << "output " << o << " at " << v;
+      else
+        ASSERT_EQ(got_bits, want_bits) << "output " << o << " at " << v << ": got " << got[i] << ", want " << want;
     }
   }
 }
