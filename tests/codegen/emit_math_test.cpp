@@ -36,21 +36,24 @@ struct Sweep {
 
 const std::vector<std::string> kOps = {"Exp", "Tanh", "Erf", "Sigmoid"};
 
+// `model` written as ONNX, compiled for this CPU and run once on `inputs`.
+Expected<std::vector<ir::Tensor>> compileAndRun(const ir::Model& model, const std::vector<ir::Tensor>& inputs) {
+  TempDir tmp;
+  KILN_RETURN_IF_ERROR(frontend::writeOnnxFile(model, tmp.file("model.onnx")));
+  compileOrFail(tmp.file("model.onnx"), tmp.file("model.so"));
+  kiln::Model artifact(tmp.file("model.so"));
+  kiln::Session session(artifact, 1);
+  return tools::runArtifact(artifact, session, inputs);
+}
+
 // One model with every op on the same input; compiled once, run once.
 Sweep runSweep(std::vector<float> x) {
   TestGraph g;
   ir::Value* in = g.input("x", {static_cast<int64_t>(x.size())});
   for (const std::string& op : kOps) g.output(g.op(op, {in}, op));
-  TempDir tmp;
   Sweep sweep;
-  Status written = frontend::writeOnnxFile(g.model(), tmp.file("math.onnx"));
-  EXPECT_TRUE(written.isOk()) << written.message();
-  if (!written.isOk()) return sweep;
-  compileOrFail(tmp.file("math.onnx"), tmp.file("math.so"));
-  kiln::Model artifact(tmp.file("math.so"));
-  kiln::Session session(artifact, 1);
-  ir::Tensor input = ir::Tensor::fromValues<float>(ir::DType::kFloat32, {static_cast<int64_t>(x.size())}, x);
-  auto outputs = tools::runArtifact(artifact, session, {input});
+  auto outputs = compileAndRun(
+      g.model(), {ir::Tensor::fromValues<float>(ir::DType::kFloat32, {static_cast<int64_t>(x.size())}, x)});
   EXPECT_TRUE(outputs.isOk()) << outputs.status().message();
   if (!outputs.isOk()) return sweep;
   for (const ir::Tensor& t : *outputs) {
@@ -186,12 +189,7 @@ TEST(EmitCastTest, FloatToNarrowIntegersSaturate) {
       setInt(cast, "to", static_cast<int64_t>(to));
       g.output(cast->outputs[0]);
     }
-  TempDir tmp;
-  ASSERT_TRUE(frontend::writeOnnxFile(g.model(), tmp.file("cast.onnx")).isOk());
-  compileOrFail(tmp.file("cast.onnx"), tmp.file("cast.so"));
-  kiln::Model artifact(tmp.file("cast.so"));
-  kiln::Session session(artifact, 1);
-  auto outputs = tools::runArtifact(artifact, session, {ir::Tensor::fromValues<float>(ir::DType::kFloat32, {n}, x)});
+  auto outputs = compileAndRun(g.model(), {ir::Tensor::fromValues<float>(ir::DType::kFloat32, {n}, x)});
   ASSERT_TRUE(outputs.isOk()) << outputs.status().message();
   ASSERT_EQ(outputs->size(), 2 * targets.size());
   for (size_t o = 0; o < outputs->size(); ++o) {
@@ -254,12 +252,7 @@ TEST(EmitMinMaxTest, ClipAndReluMatchTheDefinitionBitForBit) {
                   "clip" + id));
   }
   g.output(g.op("Relu", {in}, "relu"));
-  TempDir tmp;
-  ASSERT_TRUE(frontend::writeOnnxFile(g.model(), tmp.file("clip.onnx")).isOk());
-  compileOrFail(tmp.file("clip.onnx"), tmp.file("clip.so"));
-  kiln::Model artifact(tmp.file("clip.so"));
-  kiln::Session session(artifact, 1);
-  auto outputs = tools::runArtifact(artifact, session, {ir::Tensor::fromValues<float>(ir::DType::kFloat32, {n}, x)});
+  auto outputs = compileAndRun(g.model(), {ir::Tensor::fromValues<float>(ir::DType::kFloat32, {n}, x)});
   ASSERT_TRUE(outputs.isOk()) << outputs.status().message();
   ASSERT_EQ(outputs->size(), clips.size() + 1);
   auto max = [](float a, float b) { return a > b || std::isnan(a) ? a : b; };
@@ -336,13 +329,8 @@ TEST(EmitQuantizeTest, QuantizeAndRequantizeMatchTheDefinitionExactly) {
     ir::Value* q = g.op("QuantizeLinear", {again, scale, zp}, "q_inner" + id);
     g.output(g.op("DequantizeLinear", {q, scale, zp}, "dq" + id));
   }
-  TempDir tmp;
-  ASSERT_TRUE(frontend::writeOnnxFile(g.model(), tmp.file("q.onnx")).isOk());
-  compileOrFail(tmp.file("q.onnx"), tmp.file("q.so"));
-  kiln::Model artifact(tmp.file("q.so"));
-  kiln::Session session(artifact, 1);
   ir::Tensor input = ir::Tensor::fromValues<float>(ir::DType::kFloat32, {n}, x);
-  auto outputs = tools::runArtifact(artifact, session, {input, input});
+  auto outputs = compileAndRun(g.model(), {input, input});
   ASSERT_TRUE(outputs.isOk()) << outputs.status().message();
   ASSERT_EQ(outputs->size(), 2 * cases.size());
   for (size_t i = 0; i < cases.size(); ++i) {

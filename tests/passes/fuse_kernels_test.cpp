@@ -19,10 +19,13 @@ struct Compiled {
   lower::Program fused;
 };
 
-Compiled compileBoth(const ModelFactory& make) {
+// The model at -O0, and with fuse-kernels alone, both for `target`.
+Compiled compileBoth(const ModelFactory& make, const std::string& target = "cpu") {
   driver::CompileOptions plain;
   plain.pipeline.opt_level = 0;
+  plain.target = target;
   driver::CompileOptions fusing;
+  fusing.target = target;
   fusing.pipeline.passes = {"fuse-kernels"};
   auto a = compileProgram(make, plain);
   auto b = compileProgram(make, fusing);
@@ -261,26 +264,19 @@ int countOrigins(const lower::Program& program, const std::string& op) {
 // variables; on the CPU they stay kernels of their own. Both compute the
 // unfused program's outputs.
 TEST(FuseKernelsTest, TransposesIntoReductionsOnlyForCuda) {
-  driver::CompileOptions plain;
-  plain.pipeline.opt_level = 0;
-  auto unfused = compileProgram(transposedHeads, plain);
-  ASSERT_TRUE(unfused.isOk()) << unfused.status().message();
   for (const char* target : {"cpu", "cuda"}) {
     SCOPED_TRACE(target);
-    driver::CompileOptions fusing;
-    fusing.target = target;
-    fusing.pipeline.passes = {"fuse-kernels"};
-    auto fused = compileProgram(transposedHeads, fusing);
-    ASSERT_TRUE(fused.isOk()) << fused.status().message();
+    auto [unfused, fused] = compileBoth(transposedHeads, target);
+    ASSERT_FALSE(fused.calls.empty());
     const bool cuda = std::string(target) == "cuda";
     // The Exp's Transpose is inlined into the Exp either way.
-    EXPECT_EQ(countOrigins(*fused, "Transpose"), cuda ? 0 : 2) << kernelsText(*fused);
-    for (const lower::KernelCall& call : fused->calls) {
+    EXPECT_EQ(countOrigins(fused, "Transpose"), cuda ? 0 : 2) << kernelsText(fused);
+    for (const lower::KernelCall& call : fused.calls) {
       if (call.kernel.origin.find("MatMul 'scores'") == std::string::npos) continue;
       EXPECT_EQ(call.kernel.origin.find("Transpose") != std::string::npos, cuda) << call.kernel.origin;
-      EXPECT_FALSE(hasDivOrMod(call.kernel)) << kernelsText(*fused);
+      EXPECT_FALSE(hasDivOrMod(call.kernel)) << kernelsText(fused);
     }
-    EXPECT_TRUE(sameOutputs(*fused, *unfused));
+    EXPECT_TRUE(sameOutputs(fused, unfused));
   }
 }
 
@@ -302,25 +298,18 @@ std::unique_ptr<ir::Model> transposedContext() {
 // transposed, reshaped layout ([b, s, h*4 + d]: affine, distinct), and no
 // kernel is left for the views; on the CPU the Transpose stays a kernel.
 TEST(FuseKernelsTest, ContractionStoresThroughViewsOnlyForCuda) {
-  driver::CompileOptions plain;
-  plain.pipeline.opt_level = 0;
-  auto unfused = compileProgram(transposedContext, plain);
-  ASSERT_TRUE(unfused.isOk()) << unfused.status().message();
   for (const char* target : {"cpu", "cuda"}) {
     SCOPED_TRACE(target);
-    driver::CompileOptions fusing;
-    fusing.target = target;
-    fusing.pipeline.passes = {"fuse-kernels"};
-    auto fused = compileProgram(transposedContext, fusing);
-    ASSERT_TRUE(fused.isOk()) << fused.status().message();
+    auto [unfused, fused] = compileBoth(transposedContext, target);
+    ASSERT_FALSE(fused.calls.empty());
     const bool cuda = std::string(target) == "cuda";
-    EXPECT_EQ(fused->calls.size(), cuda ? 2u : 3u) << kernelsText(*fused);
-    const kir::Kernel& context = fused->calls[0].kernel;
-    EXPECT_EQ(context.origin.find("Transpose") != std::string::npos, cuda) << kernelsText(*fused);
+    EXPECT_EQ(fused.calls.size(), cuda ? 2u : 3u) << kernelsText(fused);
+    const kir::Kernel& context = fused.calls[0].kernel;
+    EXPECT_EQ(context.origin.find("Transpose") != std::string::npos, cuda) << kernelsText(fused);
     ASSERT_EQ(context.stages.size(), 1u);
-    EXPECT_TRUE(kir::storesDistinctAffine(context.stages[0])) << kernelsText(*fused);
-    EXPECT_FALSE(hasDivOrMod(context)) << kernelsText(*fused);
-    EXPECT_TRUE(sameOutputs(*fused, *unfused));
+    EXPECT_TRUE(kir::storesDistinctAffine(context.stages[0])) << kernelsText(fused);
+    EXPECT_FALSE(hasDivOrMod(context)) << kernelsText(fused);
+    EXPECT_TRUE(sameOutputs(fused, unfused));
   }
 }
 
@@ -347,30 +336,20 @@ std::unique_ptr<ir::Model> concatOfConvs(bool swapped, bool twice) {
 // 0 ahead of it), and the Concat kernel keeps only the 1x1's stage; read
 // twice, it is copied as before. CUDA keeps the copy.
 TEST(FuseKernelsTest, ContractionStoresIntoItsPartOfAConcatenation) {
-  driver::CompileOptions plain;
-  plain.pipeline.opt_level = 0;
   for (const char* target : {"cpu", "cuda"})
     for (int variant = 0; variant < 3; ++variant) {
       const bool swapped = variant == 1, twice = variant == 2;
       SCOPED_TRACE(std::string(target) + (swapped ? " swapped" : twice ? " twice" : ""));
-      auto make = [&] { return concatOfConvs(swapped, twice); };
-      auto unfused = compileProgram(make, plain);
-      ASSERT_TRUE(unfused.isOk()) << unfused.status().message();
-      driver::CompileOptions fusing;
-      fusing.target = target;
-      fusing.pipeline.passes = {"fuse-kernels"};
-      auto fused = compileProgram(make, fusing);
-      ASSERT_TRUE(fused.isOk()) << fused.status().message();
-      ASSERT_EQ(fused->calls.size(), 2u) << kernelsText(*fused);
+      auto [unfused, fused] = compileBoth([&] { return concatOfConvs(swapped, twice); }, target);
+      ASSERT_EQ(fused.calls.size(), 2u) << kernelsText(fused);
       const bool absorbed = std::string(target) == "cpu" && !twice;
-      const kir::Kernel& conv = fused->calls[0].kernel;
+      const kir::Kernel& conv = fused.calls[0].kernel;
       ASSERT_EQ(conv.stages.size(), 1u);
-      EXPECT_EQ(fused->calls[0].args[conv.stages[0].buffer] == fused->output_buffers[0], absorbed)
-          << kernelsText(*fused);
+      EXPECT_EQ(fused.calls[0].args[conv.stages[0].buffer] == fused.output_buffers[0], absorbed) << kernelsText(fused);
       const std::string store = kir::toString(conv.stages[0].store_index[1]);
       if (absorbed) EXPECT_EQ(store.find("add(") != std::string::npos, !swapped) << store;
-      EXPECT_EQ(fused->calls[1].kernel.stages.size(), absorbed ? 1u : twice ? 3u : 2u) << kernelsText(*fused);
-      EXPECT_TRUE(sameOutputs(*fused, *unfused));
+      EXPECT_EQ(fused.calls[1].kernel.stages.size(), absorbed ? 1u : twice ? 3u : 2u) << kernelsText(fused);
+      EXPECT_TRUE(sameOutputs(fused, unfused));
     }
 }
 
@@ -390,26 +369,18 @@ std::unique_ptr<ir::Model> scaledProjection(bool dynamic_weight) {
 // kernel writes x * s; against a weight that is an input, or on CUDA, the
 // Mul stays a kernel.
 TEST(FuseKernelsTest, ChannelScaleFusesIntoTheProjection) {
-  driver::CompileOptions plain;
-  plain.pipeline.opt_level = 0;
   for (const char* target : {"cpu", "cuda"})
     for (bool dynamic_weight : {false, true}) {
       SCOPED_TRACE(std::string(target) + (dynamic_weight ? " dynamic weight" : ""));
-      auto make = [&] { return scaledProjection(dynamic_weight); };
-      auto unfused = compileProgram(make, plain);
-      ASSERT_TRUE(unfused.isOk()) << unfused.status().message();
-      driver::CompileOptions fusing;
-      fusing.target = target;
-      fusing.pipeline.passes = {"fuse-kernels"};
-      auto fused = compileProgram(make, fusing);
-      ASSERT_TRUE(fused.isOk()) << fused.status().message();
+      auto [unfused, fused] = compileBoth([&] { return scaledProjection(dynamic_weight); }, target);
+      ASSERT_FALSE(fused.calls.empty());
       const bool inlined = std::string(target) == "cpu" && !dynamic_weight;
-      const kir::Kernel& last = fused->calls.back().kernel;
-      EXPECT_EQ(last.origin.find("Mul_scaled") != std::string::npos, inlined) << kernelsText(*fused);
+      const kir::Kernel& last = fused.calls.back().kernel;
+      EXPECT_EQ(last.origin.find("Mul_scaled") != std::string::npos, inlined) << kernelsText(fused);
       const std::string value = kir::toString(last.stages.back().value);
       EXPECT_EQ(value.find("sum[") != std::string::npos && value.find("mul(mul(") != std::string::npos, inlined)
           << value;
-      EXPECT_TRUE(sameOutputs(*fused, *unfused));
+      EXPECT_TRUE(sameOutputs(fused, unfused));
     }
 }
 
