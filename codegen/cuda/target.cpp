@@ -4,7 +4,7 @@
 #include <regex>
 #include <vector>
 
-#include <nvrtc.h>
+#include "codegen/cuda/nvrtc_api.h"
 
 namespace kiln::codegen::cuda {
 
@@ -28,11 +28,12 @@ Expected<CudaTarget> resolveTarget(const TargetOptions& options) {
     target.precision = it->second;
     target.precision_name = it->first;
   }
+  KILN_ASSIGN_OR_RETURN(const NvrtcApi* api, nvrtc());
   int count = 0;
   std::vector<int> supported;
-  if (nvrtcGetNumSupportedArchs(&count) == NVRTC_SUCCESS && count > 0) {
+  if (api->getNumSupportedArchs(&count) == NVRTC_SUCCESS && count > 0) {
     supported.resize(static_cast<size_t>(count));
-    nvrtcGetSupportedArchs(supported.data());
+    api->getSupportedArchs(supported.data());
   }
   int code = target.major * 10 + target.minor;
   if (!supported.empty() && std::find(supported.begin(), supported.end(), code) == supported.end()) {

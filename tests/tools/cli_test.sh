@@ -237,4 +237,16 @@ expect "--shape pins the symbol" 0 "" -- "$kiln" compile "$work/batch.onnx" -o "
 expect "a pinned artifact refuses another batch" 2 "input 0 'image': shape \[3x3x32x32\], expected \[2x3x32x32\]" -- \
   "$kiln" run "$work/b2.so" --input "$work/x3.npy"
 
+# --target cuda opens NVRTC when it first needs it (codegen/cuda/nvrtc_api.h),
+# so a CPU compile never loads it; one that cannot be opened is a one-line
+# error naming the library, exit 3 (unsupported here).
+tiny=$examples/tiny_cnn/tiny_cnn.onnx
+if "$kiln" compile "$tiny" --target cuda -o "$work/tiny_cuda.so" -q 2>/dev/null; then
+  expect "NVRTC that cannot be opened" 3 \
+    "^kiln: error: --target cuda needs NVRTC, which could not be opened \(/nonexistent/libnvrtc.so: .*KILN_NVRTC_LIBRARY" -- \
+    env KILN_NVRTC_LIBRARY=/nonexistent/libnvrtc.so "$kiln" compile "$tiny" --target cuda -o "$work/x.so"
+else
+  echo "SKIP NVRTC that cannot be opened: this kiln was built without the CUDA backend (no NVRTC at build time)"
+fi
+
 finish cli_test
