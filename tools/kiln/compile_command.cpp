@@ -3,6 +3,10 @@
 #include <fstream>
 #include <iostream>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include "compiler/driver/compile.h"
 #include "tools/kiln/calibrate.h"
 #include "tools/kiln/commands.h"
@@ -185,6 +189,15 @@ Status writeReport(const std::string& path, const driver::CompileSummary& s, con
 }
 
 int runCompile(const CompileArgs& args) {
+#ifdef __GLIBC__
+  // A compile allocates and frees weight-sized blocks (folded, transposed,
+  // transformed weights). glibc raises its mmap threshold to the size of each
+  // large block freed, so later ones come from the heap, whose memory stays
+  // with the process after it is freed; a fixed threshold gives every block
+  // of 128 KiB and more back when it is freed (ResNet-50's peak RSS
+  // 260 -> 233 MB).
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
   auto options = toOptions(args);
   if (!options) return reportError(options.status());
   auto quantize = quantizeRequest(args);
