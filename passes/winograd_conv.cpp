@@ -68,7 +68,10 @@ ir::Tensor transformWeight(const ir::Tensor& w) {
   const int64_t channels = w.dims()[2], filters = w.dims()[3];
   const auto* src = reinterpret_cast<const float*>(w.bytes().data());
   const int64_t plane = channels * filters;
-  std::vector<float> out(static_cast<size_t>(16 * plane));
+  // Written in place in the tensor's bytes: a float vector handed to
+  // fromValues would hold the transformed weight twice for a moment.
+  std::vector<std::byte> bytes(static_cast<size_t>(16 * plane) * sizeof(float));
+  auto* out = reinterpret_cast<float*>(bytes.data());
   for (int64_t ck = 0; ck < plane; ++ck) {
     for (int a = 0; a < 4; ++a)
       for (int b = 0; b < 4; ++b) {
@@ -78,7 +81,7 @@ ir::Tensor transformWeight(const ir::Tensor& w) {
         out[static_cast<size_t>((a * 4 + b) * plane + ck)] = static_cast<float>(sum);
       }
   }
-  return ir::Tensor::fromValues<float>(ir::DType::kFloat32, {16, channels, filters}, out);
+  return ir::Tensor::fromBytes(ir::DType::kFloat32, {16, channels, filters}, std::move(bytes));
 }
 
 ir::Attribute intsAttribute(std::vector<int64_t> values) {
@@ -103,8 +106,12 @@ class WinogradConv final : public Pass {
       if (qualifies(*node)) convs.push_back(node.get());
     if (convs.empty()) return false;
     for (ir::Node* conv : convs) {
+      ir::Value* weights = conv->input(1);
       rewrite(graph, conv);
       graph.eraseNode(conv);
+      // Freed now, not at the pass's end: ResNet-50's peak compile memory
+      // was the HWIO weights and all their transforms at once.
+      releaseIfUnread(graph, weights);
     }
     KILN_RETURN_IF_ERROR(graph.sortTopologically());
     graph.removeUnusedValues();  // the HWIO weights now read by nothing
