@@ -42,9 +42,9 @@ class Backend {
   virtual std::string_view target() const = 0;
   // Writes `program` to `path` as `kind`. `desc` carries the target-neutral
   // description (inputs, outputs, hashes, options); the backend adds its own
-  // fields (CPU, features, entry point) before embedding it.
-  virtual Status emit(const lower::Program& program, artifact::ModelDesc desc, EmitKind kind,
-                      const std::string& path) = 0;
+  // fields (CPU, features, entry point) before embedding it. The program is
+  // the backend's: it may let the weights go once they are written.
+  virtual Status emit(lower::Program program, artifact::ModelDesc desc, EmitKind kind, const std::string& path) = 0;
   // A one-line summary of the resolved target, e.g. "cpu sapphirerapids (+avx512f,...)".
   virtual std::string describeTarget() const = 0;
 };

@@ -19,10 +19,10 @@ Expected<std::vector<char>> emitObject(llvm::Module& module, llvm::TargetMachine
 // Links one object into a shared object at `path` with LLD, in-process.
 Status linkSharedObject(const std::vector<char>& object, const std::string& path);
 
-// Appends `weights` to the linked artifact at `path` (at a multiple of
-// artifact::kWeightsAlignment, running each entry's writer in turn) and
-// writes the checksum of the whole file into its description section, whose
-// weights_bytes must be weights.bytes().
-Status sealArtifact(const std::string& path, const WeightBlob& weights = {});
+// Appends the blob `weights` (nullptr: none) to the linked artifact at
+// `path`, at a multiple of artifact::kWeightsAlignment, and writes the
+// checksum of the whole file into its description section, whose
+// weights_bytes must be the blob's size.
+Status sealArtifact(const std::string& path, const WeightBlob* weights = nullptr);
 
 }  // namespace kiln::codegen::cpu

@@ -607,27 +607,38 @@ int64_t rowExtent(const kir::Stage& stage, const ContractionPlan& plan) {
   return plan.row_axis < 0 ? 1 : stage.axes[plan.row_axis].extent;
 }
 
-std::vector<float> packPanels(const ContractionPlan& plan, const kir::Stage& stage, const ir::Tensor& weights) {
+void packPanels(const ContractionPlan& plan, const kir::Stage& stage, const ir::Tensor& weights,
+                const std::function<void(std::span<const float>)>& sink) {
   const int64_t extent_v = vectorExtent(stage, plan);  // merged: V's flat index is pack_v_stride * q
   const int64_t block = plan.blockLanes();
   const int64_t blocks = (extent_v + block - 1) / block;
   int64_t k_total = 1;
   for (const kir::IterVar& k : plan.k_order) k_total *= k.extent;
-  std::vector<float> panels(static_cast<size_t>(blocks * k_total * block), 0.0f);
+  std::vector<float> panel(static_cast<size_t>(k_total * block));
   const auto* src = reinterpret_cast<const float*>(weights.bytes().data());
-  std::vector<int64_t> k_index(plan.k_order.size(), 0);
-  for (int64_t kf = 0; kf < k_total; ++kf) {
-    int64_t base = plan.pack_offset;
-    for (size_t i = 0; i < k_index.size(); ++i) base += plan.pack_k_strides[i] * k_index[i];
-    for (int64_t v = 0; v < extent_v; ++v) {
-      int64_t dst = ((v / block) * k_total + kf) * block + v % block;
-      panels[static_cast<size_t>(dst)] = src[base + plan.pack_v_stride * v];
+  std::vector<int64_t> k_index(plan.k_order.size());
+  for (int64_t vb = 0; vb < blocks; ++vb) {
+    const int64_t lanes = std::min(block, extent_v - vb * block);
+    std::fill(panel.begin(), panel.end(), 0.0f);
+    std::fill(k_index.begin(), k_index.end(), 0);
+    for (int64_t kf = 0; kf < k_total; ++kf) {
+      int64_t base = plan.pack_offset + plan.pack_v_stride * vb * block;
+      for (size_t i = 0; i < k_index.size(); ++i) base += plan.pack_k_strides[i] * k_index[i];
+      for (int64_t lane = 0; lane < lanes; ++lane)
+        panel[static_cast<size_t>(kf * block + lane)] = src[base + plan.pack_v_stride * lane];
+      for (size_t i = k_index.size(); i-- > 0;) {  // odometer, innermost k fastest
+        if (++k_index[i] < plan.k_order[i].extent) break;
+        k_index[i] = 0;
+      }
     }
-    for (size_t i = k_index.size(); i-- > 0;) {  // odometer, innermost k fastest
-      if (++k_index[i] < plan.k_order[i].extent) break;
-      k_index[i] = 0;
-    }
+    sink(panel);
   }
+}
+
+std::vector<float> packPanels(const ContractionPlan& plan, const kir::Stage& stage, const ir::Tensor& weights) {
+  std::vector<float> panels;
+  packPanels(plan, stage, weights,
+             [&](std::span<const float> panel) { panels.insert(panels.end(), panel.begin(), panel.end()); });
   return panels;
 }
 

@@ -54,6 +54,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "compiler/ir/tensor.h"
@@ -172,6 +173,10 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
 
 // V's weights in panel layout [ceil(extent_v / block)][K][block], zero padded.
 std::vector<float> packPanels(const ContractionPlan& plan, const kir::Stage& stage, const ir::Tensor& weights);
+// The same panels passed to `sink` one block at a time, so a large weight is
+// packed without a second copy of it in memory.
+void packPanels(const ContractionPlan& plan, const kir::Stage& stage, const ir::Tensor& weights,
+                const std::function<void(std::span<const float>)>& sink);
 
 // Panels of a plan with dot_group > 1, as bytes: for 4, the accumulators'
 // initial values (int32 [blocks][block]) then [blocks][ceil(K/4)][block][4]

@@ -1,8 +1,9 @@
 // The CPU backend: Program -> LLVM IR -> object -> linked, sealed artifact.
-#include <algorithm>
-#include <fstream>
-
 #include <llvm/Support/raw_ostream.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
 
 #include "codegen/backend.h"
 #include "codegen/cpu/compile_object.h"
@@ -25,7 +26,7 @@ class CpuBackend final : public Backend {
     return "cpu " + target_.cpu + " (" + features + ")";
   }
 
-  Status emit(const lower::Program& program, artifact::ModelDesc desc, EmitKind kind, const std::string& path) override {
+  Status emit(lower::Program program, artifact::ModelDesc desc, EmitKind kind, const std::string& path) override {
     desc.target = "cpu";
     desc.cpu_name = target_.cpu;
     desc.cpu_features = target_.required;
@@ -36,8 +37,12 @@ class CpuBackend final : public Backend {
     desc.workspace_bytes = static_cast<uint64_t>(program.workspace_bytes);
     llvm::LLVMContext context;
     const uint64_t blob_min_bytes = kind == EmitKind::kArtifact ? cpu::kBlobMinBytes : UINT64_MAX;
+    // The blob waits beside the output, on the disk that will hold the artifact.
+    std::string folder = std::filesystem::path(path).parent_path().string();
     cpu::EmittedModule emitted =
-        cpu::emitModule(context, program, std::move(desc), contractionIsa(), sparse_, blob_min_bytes);
+        cpu::emitModule(context, std::move(program), std::move(desc), cpu::WeightBlob(folder.empty() ? "." : folder),
+                        contractionIsa(), sparse_, blob_min_bytes);
+    KILN_RETURN_IF_ERROR(emitted.weights.status());
     llvm::Module& module = *emitted.module;
     KILN_RETURN_IF_ERROR(cpu::optimizeModule(module, *target_.machine, opt_level_));
     if (kind == EmitKind::kLlvmIr) {
@@ -53,10 +58,10 @@ class CpuBackend final : public Backend {
       out.write(object.data(), static_cast<std::streamsize>(object.size()));
       return out ? Status::ok() : ioError("cannot write '" + path + "'");
     }
-    emitted.module.reset();  // the code is in `object` now; free LLVM's copy before the weights are packed
+    emitted.module.reset();  // the code is in `object` now; free LLVM's copy before linking
     KILN_RETURN_IF_ERROR(cpu::linkSharedObject(object, path));
     object = {};
-    return cpu::sealArtifact(path, emitted.weights);
+    return cpu::sealArtifact(path, &emitted.weights);
   }
 
  private:

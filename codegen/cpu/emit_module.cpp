@@ -97,20 +97,27 @@ constexpr int64_t kMinParallelFlops = 1 << 17;
 
 class ModuleEmitter {
  public:
-  ModuleEmitter(llvm::LLVMContext& c, const lower::Program& program, const ContractionIsa& isa, SparseMode sparse_mode,
-                uint64_t blob_min_bytes)
-      : c_(c), program_(program), isa_(isa), sparse_mode_(sparse_mode), blob_min_bytes_(blob_min_bytes),
-        module_(std::make_unique<llvm::Module>("kiln_model", c)), ptr_(llvm::PointerType::get(c, 0)) {
+  ModuleEmitter(llvm::LLVMContext& c, lower::Program program, const ContractionIsa& isa, SparseMode sparse_mode,
+                uint64_t blob_min_bytes, WeightBlob weights)
+      : c_(c),
+        program_(std::move(program)),
+        isa_(isa),
+        sparse_mode_(sparse_mode),
+        blob_min_bytes_(blob_min_bytes),
+        module_(std::make_unique<llvm::Module>("kiln_model", c)),
+        ptr_(llvm::PointerType::get(c, 0)),
+        weights_(std::move(weights)) {
     llvm::Type* i32 = llvm::Type::getInt32Ty(c);
     context_type_ = llvm::StructType::create(
         c, {i32, i32, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, ptr_}, "kiln_exec_context");
     module_->setSourceFileName("kiln_model");
-    for (const lower::KernelCall& call : program.calls)
+    for (const lower::KernelCall& call : program_.calls)
       for (const kir::Stage& stage : call.kernel.stages) calls_string_functions_ |= callsStringFunctions(stage);
   }
 
   EmittedModule run(artifact::ModelDesc desc) {
     planContractions();
+    writeBlob();
     emitConstants();
     std::vector<llvm::Function*> kernels;
     for (size_t k = 0; k < program_.calls.size(); ++k) kernels.push_back(emitKernel(k));
@@ -179,10 +186,70 @@ class ModuleEmitter {
     for (const kir::Expr& op : e->operands) countLoads(op, loads, seen);
   }
 
+  // Whether a constant weight (not only read as packed panels) is large
+  // enough for the blob.
+  bool goesToBlob(const lower::ProgramBuffer& b, size_t i) const {
+    return b.kind == lower::ProgramBuffer::Kind::kConstant && !packed_only_.count(static_cast<int>(i)) &&
+           b.dtype != ir::DType::kString && b.constant->bytes().size() >= blob_min_bytes_;
+  }
+
+  // Writes every large weight into the blob before any code is emitted:
+  // the constants as they are, in buffer order, then the packed panels of
+  // each contraction, in the order of the calls. Then every constant that
+  // nothing emitted later reads (a small one is an LLVM global, small
+  // panels are packed into one, sparse plans hold their own copy) is let
+  // go, so LLVM's code generation runs with the weights out of memory.
+  void writeBlob() {
+    constants_.assign(program_.buffers.size(), WeightRef{});
+    in_blob_.assign(program_.buffers.size(), false);
+    std::vector<bool> still_read(program_.buffers.size(), false);
+    for (size_t i = 0; i < program_.buffers.size(); ++i) {
+      const lower::ProgramBuffer& b = program_.buffers[i];
+      if (b.kind != lower::ProgramBuffer::Kind::kConstant || packed_only_.count(static_cast<int>(i))) continue;
+      if (!goesToBlob(b, i)) {
+        still_read[i] = true;
+        continue;
+      }
+      in_blob_[i] = true;
+      constants_[i].offset = weights_.add(b.constant->bytes().size(), [&](const WeightBlob::Sink& sink) {
+        auto data = b.constant->bytes();
+        sink({reinterpret_cast<const uint8_t*>(data.data()), data.size()});
+      });
+    }
+    panel_offsets_.resize(program_.calls.size());
+    for (size_t c = 0; c < program_.calls.size(); ++c) {
+      const lower::KernelCall& call = program_.calls[c];
+      panel_offsets_[c].assign(call.kernel.stages.size(), std::nullopt);
+      for (size_t s = 0; s < call.kernel.stages.size(); ++s) {
+        const std::optional<ContractionPlan>& plan = plans_[c][s];
+        if (sparse_plans_[c][s] || !plan || !plan->packed) continue;
+        const kir::Stage& stage = call.kernel.stages[s];
+        const auto bytes = static_cast<uint64_t>(packedPanelsBytes(*plan, stage));
+        const int buffer = call.args[plan->vector->buffer];
+        if (bytes < blob_min_bytes_) {
+          still_read[buffer] = true;
+          continue;
+        }
+        const ir::Tensor& weights = *program_.buffers[buffer].constant;
+        panel_offsets_[c][s] = weights_.add(bytes, [&](const WeightBlob::Sink& sink) {
+          if (plan->dot_group > 1) {
+            sink(packDotPanels(*plan, stage, weights));
+            return;
+          }
+          packPanels(*plan, stage, weights, [&](std::span<const float> panel) {
+            sink({reinterpret_cast<const uint8_t*>(panel.data()), panel.size_bytes()});
+          });
+        });
+      }
+    }
+    for (size_t i = 0; i < program_.buffers.size(); ++i)
+      if (program_.buffers[i].kind == lower::ProgramBuffer::Kind::kConstant && !still_read[i])
+        program_.buffers[i].constant = ir::Tensor();
+  }
+
   // Weights already in kernel layout: large ones in the weights blob, the
   // rest in .rodata at 64-byte alignment.
   void emitConstants() {
-    constants_.assign(program_.buffers.size(), WeightRef{});
     for (size_t i = 0; i < program_.buffers.size(); ++i) {
       const lower::ProgramBuffer& b = program_.buffers[i];
       if (b.kind != lower::ProgramBuffer::Kind::kConstant) continue;
@@ -194,14 +261,8 @@ class ModuleEmitter {
         constants_[i].global = emitStringConstant(*b.constant, i);
         continue;
       }
+      if (in_blob_[i]) continue;  // writeBlob set its offset
       auto bytes = b.constant->bytes();
-      if (bytes.size() >= blob_min_bytes_) {
-        constants_[i].offset = weights_.add(bytes.size(), [tensor = *b.constant](const WeightBlob::Sink& sink) {
-          auto data = tensor.bytes();
-          sink({reinterpret_cast<const uint8_t*>(data.data()), data.size()});
-        });
-        continue;
-      }
       llvm::ArrayRef<uint8_t> data(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
       llvm::Constant* init = data.empty() ? llvm::ConstantAggregateZero::get(llvm::ArrayType::get(llvm::Type::getInt8Ty(c_), 1))
                                           : llvm::ConstantDataArray::get(c_, data);
@@ -397,22 +458,13 @@ class ModuleEmitter {
     return f;
   }
 
-  // Packed weight panels of a contraction: packed while the artifact is
-  // sealed when large, else a private global.
-  WeightRef emitPanels(const lower::KernelCall& call, const kir::Stage& stage, const ContractionPlan& plan) {
+  // Packed weight panels of a contraction: in the blob when large (written
+  // by writeBlob), else a private global.
+  WeightRef emitPanels(size_t call_index, size_t stage_index, const ContractionPlan& plan) {
+    if (const std::optional<uint64_t>& offset = panel_offsets_[call_index][stage_index]) return {nullptr, *offset};
+    const lower::KernelCall& call = program_.calls[call_index];
+    const kir::Stage& stage = call.kernel.stages[stage_index];
     const ir::Tensor& weights = *program_.buffers[call.args[plan.vector->buffer]].constant;
-    const auto bytes = static_cast<uint64_t>(packedPanelsBytes(plan, stage));
-    if (bytes >= blob_min_bytes_) {
-      auto pack = [plan, stage, weights](const WeightBlob::Sink& sink) {
-        if (plan.dot_group > 1) {
-          sink(packDotPanels(plan, stage, weights));
-          return;
-        }
-        std::vector<float> panels = packPanels(plan, stage, weights);
-        sink({reinterpret_cast<const uint8_t*>(panels.data()), panels.size() * sizeof(float)});
-      };
-      return {nullptr, weights_.add(bytes, std::move(pack))};
-    }
     llvm::Constant* init = nullptr;
     if (plan.dot_group > 1) {
       init = llvm::ConstantDataArray::get(c_, llvm::ArrayRef<uint8_t>(packDotPanels(plan, stage, weights)));
@@ -446,7 +498,7 @@ class ModuleEmitter {
       }
       if (plan) {
         std::optional<WeightRef> panels;
-        if (plan->packed) panels = emitPanels(call, stage, *plan);
+        if (plan->packed) panels = emitPanels(call_index, s, *plan);
         stages.push_back(emitStage(kernel, s, StageSchedule{}, &*plan, panels ? &*panels : nullptr));
         int64_t n = contractionTasks(stage, *plan);
         tasks.push_back(n >= 2 && kir::countFlops(kernel) >= kMinParallelFlops ? n : -n);
@@ -872,7 +924,7 @@ class ModuleEmitter {
   }
 
   llvm::LLVMContext& c_;
-  const lower::Program& program_;
+  lower::Program program_;  // owned: writeBlob lets its large weights go
   ContractionIsa isa_;
   SparseMode sparse_mode_;
   uint64_t blob_min_bytes_;
@@ -882,6 +934,8 @@ class ModuleEmitter {
   llvm::StructType* context_type_;
   WeightBlob weights_;
   std::vector<WeightRef> constants_;
+  std::vector<bool> in_blob_;                                        // per buffer: a constant writeBlob wrote as it is
+  std::vector<std::vector<std::optional<uint64_t>>> panel_offsets_;  // per call, per stage: panels in the blob
   std::vector<std::vector<std::optional<ContractionPlan>>> plans_;  // per call, per stage
   std::vector<std::vector<std::optional<SparsePlan>>> sparse_plans_;  // per call, per stage
   std::set<int> packed_only_;
@@ -897,9 +951,11 @@ class ModuleEmitter {
 
 }  // namespace
 
-EmittedModule emitModule(llvm::LLVMContext& context, const lower::Program& program, artifact::ModelDesc desc,
-                         const ContractionIsa& isa, SparseMode sparse_mode, uint64_t blob_min_bytes) {
-  return ModuleEmitter(context, program, isa, sparse_mode, blob_min_bytes).run(std::move(desc));
+EmittedModule emitModule(llvm::LLVMContext& context, lower::Program program, artifact::ModelDesc desc,
+                         WeightBlob weights, const ContractionIsa& isa, SparseMode sparse_mode,
+                         uint64_t blob_min_bytes) {
+  return ModuleEmitter(context, std::move(program), isa, sparse_mode, blob_min_bytes, std::move(weights))
+      .run(std::move(desc));
 }
 
 }  // namespace kiln::codegen::cpu

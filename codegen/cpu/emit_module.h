@@ -25,10 +25,13 @@ struct EmittedModule {
 };
 
 // `desc` is written into the module with its weights_bytes set. Weights of
-// `blob_min_bytes` or more go to the blob; with UINT64_MAX every weight is in
-// the module (--emit llvm and obj, which have no blob to go with them).
-EmittedModule emitModule(llvm::LLVMContext& context, const lower::Program& program, artifact::ModelDesc desc,
-                         const ContractionIsa& isa = {}, SparseMode sparse_mode = SparseMode::kAuto,
+// `blob_min_bytes` or more are written into `weights` first, and the
+// program's copies of them let go before the code is emitted; with
+// UINT64_MAX every weight is in the module (--emit llvm and obj, which have
+// no blob to go with them). A failure to write the blob is the returned
+// blob's status().
+EmittedModule emitModule(llvm::LLVMContext& context, lower::Program program, artifact::ModelDesc desc,
+                         WeightBlob weights, const ContractionIsa& isa = {}, SparseMode sparse_mode = SparseMode::kAuto,
                          uint64_t blob_min_bytes = kBlobMinBytes);
 
 }  // namespace kiln::codegen::cpu

@@ -58,24 +58,24 @@ Status linkSharedObject(const std::vector<char>& object, const std::string& path
   return Status::ok();
 }
 
-Status sealArtifact(const std::string& path, const WeightBlob& weights) {
+Status sealArtifact(const std::string& path, const WeightBlob* weights) {
   KILN_ASSIGN_OR_RETURN(std::vector<uint8_t> image, readAll(path));
   std::string error;
   auto section = artifact::findElfSection(image, artifact::kDescSection, &error);
   if (!section) return internalError("linked artifact lacks its description: " + error);
   auto desc = artifact::parse(std::span(image).subspan(section->offset, section->size), &error);
   if (!desc) return internalError("linked artifact's description: " + error);
-  if (desc->weights_bytes != weights.bytes())
+  const uint64_t blob_bytes = weights ? weights->bytes() : 0;
+  if (desc->weights_bytes != blob_bytes)
     return internalError("the description counts " + std::to_string(desc->weights_bytes) + " bytes of weights, not " +
-                         std::to_string(weights.bytes()));
-  const uint64_t blob_offset =
-      weights.bytes() == 0 ? image.size()
-                           : (image.size() + artifact::kWeightsAlignment - 1) / artifact::kWeightsAlignment *
-                                 artifact::kWeightsAlignment;
+                         std::to_string(blob_bytes));
+  const uint64_t blob_offset = blob_bytes == 0 ? image.size()
+                                               : (image.size() + artifact::kWeightsAlignment - 1) /
+                                                     artifact::kWeightsAlignment * artifact::kWeightsAlignment;
   const uint64_t field = section->offset + artifact::kContentHashOffset;
-  const uint64_t file_bytes = blob_offset + weights.bytes();
+  const uint64_t file_bytes = blob_offset + blob_bytes;
   // artifact::hashArtifact's two parts: the bytes before the hash field, then
-  // everything after it, the weights hashed as they are written.
+  // everything after it, the weights hashed as they are copied.
   std::span<const uint8_t> all(image);
   artifact::Hasher rest(file_bytes - field - sizeof(uint64_t), artifact::hashBytes(all.subspan(0, field), 1));
   rest.update(all.subspan(field + sizeof(uint64_t)));
@@ -102,21 +102,13 @@ Status sealArtifact(const std::string& path, const WeightBlob& weights) {
   put(all);
   pad(blob_offset - image.size());
   image = {};
-  uint64_t at = 0;
-  for (const WeightBlob::Entry& entry : weights.entries()) {
-    pad(entry.offset - at);
-    uint64_t written = 0;
-    entry.write([&](std::span<const uint8_t> bytes) {
-      rest.update(bytes);
-      put(bytes);
-      written += bytes.size();
-    });
-    if (written != entry.bytes) {
-      ::close(fd);
-      return internalError("a weight at blob offset " + std::to_string(entry.offset) + " wrote " +
-                           std::to_string(written) + " bytes of " + std::to_string(entry.bytes));
-    }
-    at = entry.offset + entry.bytes;
+  Status copied = !weights ? Status::ok() : weights->read([&](std::span<const uint8_t> bytes) {
+    rest.update(bytes);
+    put(bytes);
+  });
+  if (!copied.isOk()) {
+    ::close(fd);
+    return copied;
   }
   uint64_t hash = rest.finish();
   if (write_error.empty() && ::pwrite(fd, &hash, sizeof(hash), static_cast<off_t>(field)) != sizeof(hash))

@@ -44,7 +44,7 @@ class CudaBackend final : public Backend {
   std::string_view target() const override { return "cuda"; }
   std::string describeTarget() const override { return "cuda " + target_.arch + " " + target_.precision_name; }
 
-  Status emit(const lower::Program& program, artifact::ModelDesc desc, EmitKind kind, const std::string& path) override {
+  Status emit(lower::Program program, artifact::ModelDesc desc, EmitKind kind, const std::string& path) override {
     KILN_RETURN_IF_ERROR(checkStaticSignature(desc));
     KILN_RETURN_IF_ERROR(checkNoStrings(program));
     desc.target = "cuda";

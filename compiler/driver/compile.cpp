@@ -1,15 +1,20 @@
 #include "compiler/driver/compile.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
-#include <optional>
-#include <set>
-#include <unordered_set>
-#include <span>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 #include <ostream>
+#include <set>
+#include <span>
 #include <sstream>
+#include <unordered_set>
 
 #include "compiler/ir/printer.h"
 #include "compiler/lower/fuse_kernels.h"
@@ -47,6 +52,21 @@ Expected<std::string> modelHash(const std::string& path) {
     left -= static_cast<uint64_t>(n);
   }
   return hexDigest(hash.finish());
+}
+
+// The output's folder, checked before any work: a mistyped path should not
+// cost a whole compile, nor come back as the linker's or the weights blob's
+// complaint.
+Status checkOutputFolder(const std::string& output) {
+  std::string folder = std::filesystem::path(output).parent_path().string();
+  if (folder.empty()) folder = ".";
+  std::error_code ec;
+  if (!std::filesystem::is_directory(folder, ec))
+    return ioError("cannot write '" + output + "': the folder '" + folder + "' does not exist");
+  if (::access(folder.c_str(), W_OK) != 0)
+    return ioError("cannot write '" + output + "': the folder '" + folder +
+                   "' is not writable: " + std::strerror(errno));
+  return Status::ok();
 }
 
 // The options that shape the generated code, canonical and free of paths.
@@ -316,6 +336,7 @@ Expected<CompileSummary> compileFile(const std::string& input, const std::string
     return unsupported("--target cuda: this build of kiln has no CUDA backend (NVRTC was not found when it was "
                        "configured; install the CUDA toolkit under /usr/local/cuda and rebuild)");
 #endif
+  KILN_RETURN_IF_ERROR(checkOutputFolder(output));
   if (options.on_stage) options.on_stage("import");
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<ir::Model> model, importModel(input));
   // What the passes and the lowering find wrong is in the model too: its
@@ -342,6 +363,10 @@ Expected<CompileSummary> compileFile(const std::string& input, const std::string
   auto built = buildProgram(*model, options, log, &summary);
   if (!built) return built.status().withContext(model_file);
   lower::Program program = built.take();
+  // The program holds what code generation needs, weights included; the
+  // graph's hold on them goes, so the backend can free each weight once it
+  // is written.
+  model.reset();
   if (options.emit == Stage::kKernels) {
     KILN_RETURN_IF_ERROR(writeText(output, lower::toString(program)));
     return summary;
@@ -371,7 +396,7 @@ Expected<CompileSummary> compileFile(const std::string& input, const std::string
   codegen::EmitKind kind = options.emit == Stage::kLlvm     ? codegen::EmitKind::kLlvmIr
                            : options.emit == Stage::kObject ? codegen::EmitKind::kObject
                                                             : codegen::EmitKind::kArtifact;
-  KILN_RETURN_IF_ERROR(backend->emit(program, std::move(desc), kind, output));
+  KILN_RETURN_IF_ERROR(backend->emit(std::move(program), std::move(desc), kind, output));
   return summary;
 }
 

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <random>
 
 #include "artifact_format.h"
@@ -201,6 +202,72 @@ TEST(WeightsBlobSharingTest, AProductReadTwiceShipsItsWeightOnce) {
   ASSERT_TRUE(got.isOk()) << got.status().message();
   auto diff = tools::compareTensors((*got)[0], (*want)[0], {1e-4, 1e-5});
   EXPECT_FALSE(diff.has_value()) << *diff;
+}
+
+TEST_F(WeightsBlobTest, TheBlobsTemporaryFileLeavesNothingBehind) {
+  for (const auto& entry : std::filesystem::directory_iterator(dir_->path()))
+    EXPECT_EQ(entry.path().filename().string().rfind(".kiln-weights", 0), std::string::npos) << entry.path();
+}
+
+// The blob on its own: weights written as they are added, each at the next
+// multiple of 64 bytes, read back in order with zeros between them.
+TEST(WeightBlobFileTest, WeightsLandAtMultiplesOfSixtyFourAndReadBackInOrder) {
+  TempDir dir;
+  codegen::cpu::WeightBlob blob(dir.path());
+  auto fill = [](uint64_t bytes, uint8_t first, size_t piece) {
+    return [=](const codegen::cpu::WeightBlob::Sink& sink) {
+      std::vector<uint8_t> data(bytes);
+      for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(first + i);
+      for (size_t at = 0; at < data.size(); at += piece)
+        sink(std::span(data).subspan(at, std::min(piece, data.size() - at)));
+    };
+  };
+  EXPECT_EQ(blob.add(100, fill(100, 1, 7)), 0u);
+  EXPECT_EQ(blob.add(64, fill(64, 50, 64)), 128u);
+  EXPECT_EQ(blob.add(3000000, fill(3000000, 9, 1 << 16)), 192u);
+  ASSERT_TRUE(blob.status().isOk()) << blob.status().message();
+  EXPECT_EQ(blob.bytes(), 192u + 3000000u);
+  std::vector<uint8_t> want(blob.bytes(), 0);
+  for (size_t i = 0; i < 100; ++i) want[i] = static_cast<uint8_t>(1 + i);
+  for (size_t i = 0; i < 64; ++i) want[128 + i] = static_cast<uint8_t>(50 + i);
+  for (size_t i = 0; i < 3000000; ++i) want[192 + i] = static_cast<uint8_t>(9 + i);
+  std::vector<uint8_t> got;
+  size_t pieces = 0;
+  ASSERT_TRUE(blob.read([&](std::span<const uint8_t> piece) {
+                    got.insert(got.end(), piece.begin(), piece.end());
+                    ++pieces;
+                  })
+                  .isOk());
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(pieces, 3u);  // 1 MiB at a time
+  // Nothing named is left in the folder: the file has no name.
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
+TEST(WeightBlobFileTest, AWriterOfTheWrongSizeIsAnInternalError) {
+  TempDir dir;
+  codegen::cpu::WeightBlob blob(dir.path());
+  const uint8_t byte = 7;
+  blob.add(2, [&](const codegen::cpu::WeightBlob::Sink& sink) { sink({&byte, 1}); });
+  ASSERT_FALSE(blob.status().isOk());
+  EXPECT_EQ(blob.status().kind(), ErrorKind::kInternal);
+  EXPECT_EQ(blob.status().message(), "a weight at blob offset 0 wrote 1 bytes of 2");
+  // Later weights are counted, not written, and the first failure stays.
+  EXPECT_EQ(blob.add(10, [&](const codegen::cpu::WeightBlob::Sink& sink) { sink({&byte, 1}); }), 64u);
+  EXPECT_EQ(blob.status().message(), "a weight at blob offset 0 wrote 1 bytes of 2");
+  EXPECT_FALSE(blob.read([](std::span<const uint8_t>) {}).isOk());
+}
+
+TEST(WeightBlobFileTest, AFolderThatCannotHoldTheBlobIsAnIoErrorNamingIt) {
+  TempDir dir;
+  const std::string missing = dir.path() + "/no-such-folder";
+  codegen::cpu::WeightBlob blob(missing);
+  const uint8_t byte = 7;
+  blob.add(1, [&](const codegen::cpu::WeightBlob::Sink& sink) { sink({&byte, 1}); });
+  ASSERT_FALSE(blob.status().isOk());
+  EXPECT_EQ(blob.status().kind(), ErrorKind::kIO);
+  EXPECT_EQ(blob.status().message(),
+            "cannot create a temporary file for the weights in '" + missing + "': No such file or directory");
 }
 
 TEST(ArtifactHasherTest, PiecesHashLikeTheWhole) {

@@ -237,6 +237,11 @@ expect "--shape pins the symbol" 0 "" -- "$kiln" compile "$work/batch.onnx" -o "
 expect "a pinned artifact refuses another batch" 2 "input 0 'image': shape \[3x3x32x32\], expected \[2x3x32x32\]" -- \
   "$kiln" run "$work/b2.so" --input "$work/x3.npy"
 
+# The output's folder is checked before the compile starts.
+expect "an output folder that does not exist" 4 \
+  "^kiln: error: cannot write '$work/no-such-folder/x.so': the folder '$work/no-such-folder' does not exist$" -- \
+  "$kiln" compile "$examples/tiny_cnn/tiny_cnn.onnx" -o "$work/no-such-folder/x.so"
+
 # --target cuda opens NVRTC when it first needs it (codegen/cuda/nvrtc_api.h),
 # so a CPU compile never loads it; one that cannot be opened is a one-line
 # error naming the library, exit 3 (unsupported here).
