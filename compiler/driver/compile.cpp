@@ -242,11 +242,13 @@ Expected<lower::Program> lowerModel(ir::Model& model, const CompileOptions& opti
                                     std::vector<passes::PassRecord>& records) {
   KILN_ASSIGN_OR_RETURN(records, passes::runPipeline(model, pipelineFor(options), log));
   KILN_ASSIGN_OR_RETURN(lower::Program program, lower::lowerGraph(model));
-  // On CUDA a Transpose feeding or fed by a GEMM becomes the GEMM's layout;
-  // on the CPU a contraction stores straight into its part of a Concat.
+  // A Transpose feeding or fed by a contraction becomes its layout (on the
+  // CPU, one that keeps the innermost axis in place); on the CPU a
+  // contraction stores straight into its part of a Concat.
   lower::FusionOptions fusion;
-  fusion.permutations_into_reductions = options.target == "cuda";
-  fusion.views_into_stores = options.target == "cuda";
+  fusion.permutations_into_reductions = true;
+  fusion.views_into_stores = true;
+  fusion.permutations_keep_innermost = options.target == "cpu";
   fusion.copies_into_stores = options.target == "cpu";
   fusion.scales_into_contractions = options.target == "cpu";
   KILN_RETURN_IF_ERROR(runProgramPasses(program, options.pipeline, fusion, log, records));

@@ -93,6 +93,12 @@ bool isPermutation(const kir::Stage& stage) {
   return true;
 }
 
+// Whether permutation `stage` reads its innermost axis's variable as the
+// innermost index: it moves only the outer axes.
+bool keepsInnermost(const kir::Stage& stage) {
+  return !stage.axes.empty() && isVar(stage.value->operands.back(), stage.axes.back().id);
+}
+
 // Whether every load of `params` in `e` indexes with plain variables (or
 // zeros) a parameter of `shape`: inlining a permutation there leaves loads
 // indexed by plain variables, which stay strided matrices for a GEMM.
@@ -408,6 +414,7 @@ class KernelFuser {
   bool permutationIntoReduction(const KernelCall& producer, const kir::Stage& stage, const KernelCall& consumer,
                                 const std::set<int>& params) const {
     if (!options_.permutations_into_reductions || !isPermutation(stage)) return false;
+    if (options_.permutations_keep_innermost && !keepsInnermost(stage)) return false;
     const std::vector<int64_t>& shape = producer.kernel.params[stage.buffer].shape;
     for (const kir::Stage& s : consumer.kernel.stages) {
       for (const Expr& index : s.store_index)
@@ -516,6 +523,7 @@ class KernelFuser {
     KernelCall& consumer = program_.calls[c];
     const kir::Stage* view = pureDefinition(consumer.kernel);
     if (!view || !isPermutation(*view) || consumer.args[view->value->buffer] != b) return false;
+    if (options_.permutations_keep_innermost && !keepsInnermost(*view)) return false;
     const int out = consumer.args[view->buffer];
     // A Transpose that its reader's reduction will take as a permuted
     // operand is better left to that: the GEMM then reads the producer in

@@ -30,9 +30,12 @@
 // axes]`, x possibly viewed in another shape) stores straight into the
 // view's buffer, at the index the view would have read it from, when that
 // index stays affine (attention's context `[B, H, S, D] -> [B, S, H*D]`:
-// the GEMM writes D with a leading dimension of H*D). The CPU's tiled
-// kernels expect operands as lowered, so the CPU pipeline leaves these
-// transposes alone. With `copies_into_stores` (the CPU asks for it), a
+// the GEMM writes D with a leading dimension of H*D). With
+// `permutations_keep_innermost` (the CPU asks for it with both), only
+// permutations that leave the innermost axis in place qualify: the CPU's
+// tiled kernels vectorize along it, so attention's head transposes of Q, V
+// and the context go, while K's, which moves the innermost axis, stays a
+// kernel that lays K out for the scores' vector loads. With `copies_into_stores` (the CPU asks for it), a
 // contraction whose one reader copies it whole into a part of its own
 // output, in one of several stages (a Concat: `out[.., c + 64] = x[.., c]`),
 // stores straight into that part and the copy stage goes; the reader's
@@ -62,6 +65,7 @@ struct FusionStats {
 struct FusionOptions {
   bool permutations_into_reductions = false;
   bool views_into_stores = false;
+  bool permutations_keep_innermost = false;
   bool copies_into_stores = false;
   bool scales_into_contractions = false;
 };
