@@ -22,6 +22,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <random>
 
 #include "compiler/kir/evaluator.h"
@@ -177,7 +178,7 @@ TEST_P(Bf16Contraction, WithinBf16Tolerance) {
 INSTANTIATE_TEST_SUITE_P(Shapes, Bf16Contraction,
                          ::testing::Combine(::testing::Values(Bf16Case{"matmul_aligned", 16, 64, 64},
                                                               Bf16Case{"matmul_ragged", 13, 37, 70},
-                                                              Bf16Case{"matmul_short_k", 7, 3, 40},
+                                                              Bf16Case{"matmul_short_k", 7, 17, 40},
                                                               Bf16Case{"gemm_bias_transb", 9, 101, 48, true},
                                                               // Two output axes merged into one packed vector index.
                                                               Bf16Case{"matmul_head_split", 13, 37, 96, false, 3},
@@ -264,12 +265,47 @@ TEST_P(Bf16Conv, WithinBf16Tolerance) {
 INSTANTIATE_TEST_SUITE_P(Shapes, Bf16Conv,
                          ::testing::Combine(::testing::Values(Bf16ConvCase{"k3_pad1", 20, 40, 9, 3, 1, 1},
                                                               Bf16ConvCase{"k3_stride2", 40, 24, 11, 3, 2, 1},
-                                                              Bf16ConvCase{"k5_unpadded", 7, 32, 9, 5, 1, 0},
+                                                              Bf16ConvCase{"k5_unpadded", 17, 32, 9, 5, 1, 0},
                                                               Bf16ConvCase{"pointwise", 48, 32, 6, 1, 1, 0},
                                                               Bf16ConvCase{"tiles_k3_pad1", 64, 40, 10, 3, 1, 1},
                                                               Bf16ConvCase{"tiles_stride2", 32, 24, 13, 3, 2, 1}),
                                             ::testing::Values(Isa::kAvx512, Isa::kAmx)),
                          caseName<Bf16ConvCase>);
+
+// Under --precision bf16, a contraction whose innermost reduction runs
+// fewer than 16 values (an RGB stem convolution: 3 channels per kernel
+// offset; a MatMul with K = 3) keeps its float32 plan, exact: its bf16
+// plan converted a 32-value chunk per few products (contraction.cpp,
+// kMinBf16DotDepth).
+TEST(Bf16ContractionTarget, ShortInnermostReductionsKeepFloat32) {
+  if (!hostHasBf16()) GTEST_SKIP() << cannotRun(Isa::kAvx512);
+  auto stem = [] { return bf16ConvModel({"stem", 3, 32, 15, 7, 2, 3}, false); };
+  auto short_k = [] { return bf16Model({"short_k", 7, 3, 40}); };
+  for (const auto& make : std::vector<std::function<std::unique_ptr<ir::Model>()>>{stem, short_k}) {
+    TempDir tmp;
+    std::unique_ptr<ir::Model> model = make();
+    ASSERT_TRUE(frontend::writeOnnxFile(*model, tmp.file("m.onnx")).isOk());
+    compileOrFail(tmp.file("m.onnx"), tmp.file("m.ll"), bf16Options(driver::Stage::kLlvm));
+    EXPECT_EQ(irText(tmp.file("m.ll")).find("dpbf16ps"), std::string::npos) << model->graph.nodes()[0]->op_type;
+    compileOrFail(tmp.file("m.onnx"), tmp.file("m.so"), bf16Options());
+    const ir::Value* input = model->graph.inputs[0];
+    std::vector<int64_t> dims = ir::knownDims(*input->type.shape).value();
+    int64_t count = 1;
+    for (int64_t d : dims) count *= d;
+    ir::Tensor x = ir::Tensor::fromValues<float>(ir::DType::kFloat32, dims, randomFloats(count, 11));
+    auto reference = compileProgram(make, {});
+    ASSERT_TRUE(reference.isOk());
+    auto want = lower::evaluateProgram(*reference, std::vector<ir::Tensor>{x});
+    ASSERT_TRUE(want.isOk());
+    kiln::Model artifact(tmp.file("m.so"));
+    kiln::Session session(artifact, 2);
+    auto got = tools::runArtifact(artifact, session, {x});
+    ASSERT_TRUE(got.isOk()) << got.status().message();
+    // float32 products summed in another order: far inside bf16's 2^-8.
+    auto diff = tools::compareTensors((*got)[0], (*want)[0], {1e-4, 1e-4});
+    EXPECT_FALSE(diff.has_value()) << *diff;
+  }
+}
 
 TEST(Bf16ContractionTarget, Fp32PrecisionKeepsFloat32Arithmetic) {
   Bf16Case c{"fp32", 13, 37, 70};
