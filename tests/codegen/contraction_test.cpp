@@ -359,5 +359,28 @@ TEST(ScaledProjection, PacksTheWeightUnderTheScale) {
   }
 }
 
+// Every generated function of an AVX-512 target asks LLVM for 512-bit
+// vectors, the CPU named or the host: LLVM's Intel server tuning prefers 256
+// bits and split the kernels' 16-lane vectors in two, where `--cpu
+// sapphirerapids` (an empty feature string) used to miss the request. An
+// AVX2 target gets no such request.
+TEST(TargetVectorWidth, AvxFiveTwelveTargetsAskForFullWidthVectors) {
+  TempDir tmp;
+  TestGraph g;
+  ir::Value* x = g.input("x", {8, 64});
+  g.output(g.op("MatMul", {x, g.randomConstant("w", {64, 48})}, "y"));
+  ASSERT_TRUE(frontend::writeOnnxFile(*g.take(), tmp.file("m.onnx")).isOk());
+  for (const char* cpu : {"sapphirerapids", "skylake-avx512", "znver4", "x86-64-v3"}) {
+    SCOPED_TRACE(cpu);
+    driver::CompileOptions options;
+    options.emit = driver::Stage::kLlvm;
+    options.codegen.cpu = cpu;
+    compileOrFail(tmp.file("m.onnx"), tmp.file("m.ll"), options);
+    std::vector<char> bytes = readBytes(tmp.file("m.ll"));
+    const std::string ir(bytes.begin(), bytes.end());
+    EXPECT_EQ(ir.find("\"prefer-vector-width\"=\"512\"") != std::string::npos, std::string(cpu) != "x86-64-v3");
+  }
+}
+
 }  // namespace
 }  // namespace kiln::testing
