@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <iosfwd>
 #include <memory>
@@ -86,6 +87,7 @@ struct PassRecord {
   size_t nodes_after = 0;
   double ms = 0;
   bool changed = false;
+  uint64_t rss_bytes = 0;  // the process's resident memory once the pass finished (0: unknown)
 };
 
 // Runs the pipeline; --print-after's IR goes to `log`. Shape inference runs
@@ -94,8 +96,9 @@ struct PassRecord {
 Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOptions& options, std::ostream& log);
 
 // The --time-passes table: one row per record, in the order they ran, with
-// what its counts are (graph nodes, or kernel calls for a program pass), and
-// the total time.
+// what its counts are (graph nodes, or kernel calls for a program pass), its
+// time and the resident memory after it; then the total time and the
+// largest resident memory.
 void printPassTimes(const std::vector<PassRecord>& records, std::ostream& log);
 
 }  // namespace kiln::passes

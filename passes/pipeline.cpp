@@ -5,6 +5,7 @@
 #include <ostream>
 
 #include "compiler/ir/printer.h"
+#include "compiler/support/resident_memory.h"
 #include "passes/expand_containers.h"
 #include "passes/expand_gradient.h"
 #include "passes/infer_shapes.h"
@@ -122,6 +123,7 @@ Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOp
     // Constants the pass stopped reading (folded or transposed weights) are
     // freed now rather than held to the end of the compile.
     if (*changed) model.graph.removeUnusedValues();
+    records.back().rss_bytes = residentBytes();
     // In every build: a pass that leaves the IR broken (a value with two
     // producers, a read before its write) stops the compile as an internal
     // error instead of compiling something wrong. It costs a few
@@ -189,18 +191,22 @@ Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOp
 void printPassTimes(const std::vector<PassRecord>& records, std::ostream& log) {
   std::ios_base::fmtflags flags = log.flags();
   std::streamsize precision = log.precision();
-  auto row = [&](std::string_view name, std::string_view counts, auto before, auto after, auto ms) {
+  auto row = [&](std::string_view name, std::string_view counts, auto before, auto after, auto ms, auto rss) {
     log << std::left << std::setw(33) << name << std::setw(8) << counts << std::right << std::setw(8) << before
-        << " -> " << std::setw(6) << after << std::setw(10) << ms << "\n";
+        << " -> " << std::setw(6) << after << std::setw(10) << ms << std::setw(10) << rss << "\n";
   };
-  row("pass", "counts", "before", "after", "ms");
+  row("pass", "counts", "before", "after", "ms", "rss MiB");
   log << std::fixed << std::setprecision(2);
   double total_ms = 0;
+  uint64_t peak = 0;
   for (const PassRecord& r : records) {
-    row(r.name, isProgramPass(r.name) ? "kernels" : "nodes", r.nodes_before, r.nodes_after, r.ms);
+    row(r.name, isProgramPass(r.name) ? "kernels" : "nodes", r.nodes_before, r.nodes_after, r.ms,
+        static_cast<double>(r.rss_bytes) / (1 << 20));
     total_ms += r.ms;
+    peak = std::max(peak, r.rss_bytes);
   }
-  log << std::left << std::setw(59) << "total" << std::right << std::setw(10) << total_ms << "\n";
+  log << std::left << std::setw(59) << "total" << std::right << std::setw(10) << total_ms << std::setw(10)
+      << static_cast<double>(peak) / (1 << 20) << "\n";
   log.flags(flags);
   log.precision(precision);
 }

@@ -23,6 +23,7 @@
 #include "compiler/onnx/importer.h"
 #include "compiler/onnx/writer.h"
 #include "compiler/ops/op_registry.h"
+#include "compiler/support/resident_memory.h"
 #include "passes/infer_shapes.h"
 #include "passes/prune.h"
 #include "passes/value_uses.h"
@@ -164,7 +165,7 @@ Status runProgramPasses(lower::Program& program, const passes::PipelineOptions& 
     KILN_RETURN_IF_ERROR(program.verify().withContext("program invalid after " + name));
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     bool changed = program.calls.size() != before || program.workspace_bytes != arena_before;
-    records.push_back({name, before, program.calls.size(), ms, changed});
+    records.push_back({name, before, program.calls.size(), ms, changed, residentBytes()});
     if (options.print_after.count("all") || options.print_after.count(name))
       log << "// ----- kernels after " << name << " -----\n" << lower::toString(program);
     return Status::ok();

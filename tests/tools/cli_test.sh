@@ -86,16 +86,20 @@ import json, sys
 passes = {p["name"]: p for p in json.load(open(sys.argv[1]))["passes"]}
 for name in ("infer-shapes", "fold-constants", "fuse-kernels", "plan-in-place"):
     assert name in passes, (name, list(passes))
-    assert all(isinstance(passes[name].get(k), (int, float)) for k in ("nodes_before", "nodes_after", "ms")), passes[name]
+    assert all(isinstance(passes[name].get(k), (int, float)) for k in ("nodes_before", "nodes_after", "ms", "rss_bytes")), passes[name]
+    # The process's resident memory after the pass: at least the 1 MiB a
+    # compiler holds before any model (Linux: /proc/self/statm).
+    assert passes[name]["rss_bytes"] > 1 << 20, passes[name]
 assert passes["fuse-kernels"]["nodes_after"] < passes["fuse-kernels"]["nodes_before"], passes["fuse-kernels"]
 PY
   { echo "FAIL --report lists the program passes"; failed=$((failed + 1)); }
 
 # --time-passes: one table of every pass that ran, the program passes'
-# counts being kernels; --print-after all: the IR (or kernels) after each.
-expect "--time-passes" 0 "^fuse-kernels +kernels +[0-9]+ -> +[0-9]+ +[0-9.]+$" -- \
+# counts being kernels, each with its time and the resident MiB after it;
+# --print-after all: the IR (or kernels) after each.
+expect "--time-passes" 0 "^fuse-kernels +kernels +[0-9]+ -> +[0-9]+ +[0-9.]+ +[1-9][0-9]*\.[0-9]+$" -- \
   "$kiln" compile "$examples/tiny_cnn/tiny_cnn.onnx" -o "$work/t.so" --time-passes
-for row in "infer-shapes +nodes" "fold-constants +nodes" "plan-in-place +kernels" "total +[0-9.]+$"; do
+for row in "infer-shapes +nodes" "fold-constants +nodes" "plan-in-place +kernels" "total +[0-9.]+ +[1-9][0-9]*\.[0-9]+$"; do
   grep -qE "^$row" "$work/err" && echo "PASS --time-passes lists /$row/" && passed=$((passed + 1)) ||
     { echo "FAIL --time-passes lists /$row/"; sed 's/^/  | /' "$work/err"; failed=$((failed + 1)); }
 done

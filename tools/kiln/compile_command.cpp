@@ -178,7 +178,7 @@ Status writeReport(const std::string& path, const driver::CompileSummary& s, con
   for (size_t i = 0; i < s.passes.size(); ++i) {
     const auto& p = s.passes[i];
     out << (i ? "," : "") << "\n    {\"name\": " << jsonQuote(p.name) << ", \"nodes_before\": " << p.nodes_before
-        << ", \"nodes_after\": " << p.nodes_after << ", \"ms\": " << p.ms << "}";
+        << ", \"nodes_after\": " << p.nodes_after << ", \"ms\": " << p.ms << ", \"rss_bytes\": " << p.rss_bytes << "}";
   }
   out << "\n  ],\n  \"kernels\": " << s.kernels << ",\n  \"flops\": " << s.flops
       << ",\n  \"weight_bytes\": " << s.weight_bytes << ",\n  \"arena_bytes\": " << s.arena_bytes;
@@ -347,7 +347,7 @@ void addCompileCommand(CLI::App& app, int& exit_code) {
       ->allow_extra_args(false);
   cmd->add_option("--print-after", args->print_after, "print the IR after a pass, or 'all' (repeatable)")
       ->allow_extra_args(false);
-  cmd->add_flag("--time-passes", args->time_passes, "print how long each pass took");
+  cmd->add_flag("--time-passes", args->time_passes, "print how long each pass took and the resident memory after it");
   cmd->add_option("--report", args->report,
                   "write what the compiler did: FILE.html (a page with the graph picture, passes, kernels, memory "
                   "plan) or FILE.json");
