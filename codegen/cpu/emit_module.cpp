@@ -117,8 +117,7 @@ class ModuleEmitter {
 
   EmittedModule run(artifact::ModelDesc desc) {
     planContractions();
-    writeBlob();
-    emitConstants();
+    emitWeights();
     std::vector<llvm::Function*> kernels;
     for (size_t k = 0; k < program_.calls.size(); ++k) kernels.push_back(emitKernel(k));
     emitEntry(kernels);
@@ -186,36 +185,44 @@ class ModuleEmitter {
     for (const kir::Expr& op : e->operands) countLoads(op, loads, seen);
   }
 
-  // Whether a constant weight (not only read as packed panels) is large
-  // enough for the blob.
-  bool goesToBlob(const lower::ProgramBuffer& b, size_t i) const {
-    return b.kind == lower::ProgramBuffer::Kind::kConstant && !packed_only_.count(static_cast<int>(i)) &&
-           b.dtype != ir::DType::kString && b.constant->bytes().size() >= blob_min_bytes_;
-  }
-
-  // Writes every large weight into the blob before any code is emitted:
-  // the constants as they are, in buffer order, then the packed panels of
-  // each contraction, in the order of the calls. Then every constant that
-  // nothing emitted later reads (a small one is an LLVM global, small
-  // panels are packed into one, sparse plans hold their own copy) is let
-  // go, so LLVM's code generation runs with the weights out of memory.
-  void writeBlob() {
+  // Weights already in kernel layout, all placed before any code is
+  // emitted: each constant (but those only read as packed panels) in buffer
+  // order, a large one written into the blob, the rest 64-byte-aligned
+  // .rodata globals; then the large packed panels of each contraction, in
+  // the order of the calls (small ones become globals with their kernel).
+  // Every constant is then let go but the weights of small panels, so
+  // LLVM's code generation runs with the weights out of memory (sparse
+  // plans hold their own copy).
+  void emitWeights() {
     constants_.assign(program_.buffers.size(), WeightRef{});
-    in_blob_.assign(program_.buffers.size(), false);
-    std::vector<bool> still_read(program_.buffers.size(), false);
     for (size_t i = 0; i < program_.buffers.size(); ++i) {
       const lower::ProgramBuffer& b = program_.buffers[i];
-      if (b.kind != lower::ProgramBuffer::Kind::kConstant || packed_only_.count(static_cast<int>(i))) continue;
-      if (!goesToBlob(b, i)) {
-        still_read[i] = true;
+      if (b.kind != lower::ProgramBuffer::Kind::kConstant) continue;
+      if (packed_only_.count(static_cast<int>(i))) {
+        constants_[i].global = llvm::ConstantPointerNull::get(ptr_);
         continue;
       }
-      in_blob_[i] = true;
-      constants_[i].offset = weights_.add(b.constant->bytes().size(), [&](const WeightBlob::Sink& sink) {
-        auto data = b.constant->bytes();
-        sink({reinterpret_cast<const uint8_t*>(data.data()), data.size()});
-      });
+      if (b.dtype == ir::DType::kString) {
+        constants_[i].global = emitStringConstant(*b.constant, i);
+        continue;
+      }
+      auto bytes = b.constant->bytes();
+      if (bytes.size() >= blob_min_bytes_) {
+        constants_[i].offset = weights_.add(bytes.size(), [&](const WeightBlob::Sink& sink) {
+          sink({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
+        });
+        continue;
+      }
+      llvm::ArrayRef<uint8_t> data(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+      llvm::Constant* init = data.empty()
+                                 ? llvm::ConstantAggregateZero::get(llvm::ArrayType::get(llvm::Type::getInt8Ty(c_), 1))
+                                 : llvm::ConstantDataArray::get(c_, data);
+      auto* g = new llvm::GlobalVariable(*module_, init->getType(), true, llvm::GlobalValue::PrivateLinkage, init,
+                                         "weight_" + std::to_string(i));
+      g->setAlignment(llvm::Align(64));
+      constants_[i].global = g;
     }
+    std::vector<bool> packed_later(program_.buffers.size(), false);
     panel_offsets_.resize(program_.calls.size());
     for (size_t c = 0; c < program_.calls.size(); ++c) {
       const lower::KernelCall& call = program_.calls[c];
@@ -227,7 +234,7 @@ class ModuleEmitter {
         const auto bytes = static_cast<uint64_t>(packedPanelsBytes(*plan, stage));
         const int buffer = call.args[plan->vector->buffer];
         if (bytes < blob_min_bytes_) {
-          still_read[buffer] = true;
+          packed_later[buffer] = true;
           continue;
         }
         const ir::Tensor& weights = *program_.buffers[buffer].constant;
@@ -243,34 +250,8 @@ class ModuleEmitter {
       }
     }
     for (size_t i = 0; i < program_.buffers.size(); ++i)
-      if (program_.buffers[i].kind == lower::ProgramBuffer::Kind::kConstant && !still_read[i])
+      if (program_.buffers[i].kind == lower::ProgramBuffer::Kind::kConstant && !packed_later[i])
         program_.buffers[i].constant = ir::Tensor();
-  }
-
-  // Weights already in kernel layout: large ones in the weights blob, the
-  // rest in .rodata at 64-byte alignment.
-  void emitConstants() {
-    for (size_t i = 0; i < program_.buffers.size(); ++i) {
-      const lower::ProgramBuffer& b = program_.buffers[i];
-      if (b.kind != lower::ProgramBuffer::Kind::kConstant) continue;
-      if (packed_only_.count(static_cast<int>(i))) {
-        constants_[i].global = llvm::ConstantPointerNull::get(ptr_);
-        continue;
-      }
-      if (b.dtype == ir::DType::kString) {
-        constants_[i].global = emitStringConstant(*b.constant, i);
-        continue;
-      }
-      if (in_blob_[i]) continue;  // writeBlob set its offset
-      auto bytes = b.constant->bytes();
-      llvm::ArrayRef<uint8_t> data(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-      llvm::Constant* init = data.empty() ? llvm::ConstantAggregateZero::get(llvm::ArrayType::get(llvm::Type::getInt8Ty(c_), 1))
-                                          : llvm::ConstantDataArray::get(c_, data);
-      auto* g = new llvm::GlobalVariable(*module_, init->getType(), true, llvm::GlobalValue::PrivateLinkage, init,
-                                         "weight_" + std::to_string(i));
-      g->setAlignment(llvm::Align(64));
-      constants_[i].global = g;
-    }
   }
 
   // A weight's address in a function whose first argument is the context.
@@ -459,7 +440,7 @@ class ModuleEmitter {
   }
 
   // Packed weight panels of a contraction: in the blob when large (written
-  // by writeBlob), else a private global.
+  // by emitWeights), else a private global.
   WeightRef emitPanels(size_t call_index, size_t stage_index, const ContractionPlan& plan) {
     if (const std::optional<uint64_t>& offset = panel_offsets_[call_index][stage_index]) return {nullptr, *offset};
     const lower::KernelCall& call = program_.calls[call_index];
@@ -924,7 +905,7 @@ class ModuleEmitter {
   }
 
   llvm::LLVMContext& c_;
-  lower::Program program_;  // owned: writeBlob lets its large weights go
+  lower::Program program_;  // owned: emitWeights lets its weights go
   ContractionIsa isa_;
   SparseMode sparse_mode_;
   uint64_t blob_min_bytes_;
@@ -934,7 +915,6 @@ class ModuleEmitter {
   llvm::StructType* context_type_;
   WeightBlob weights_;
   std::vector<WeightRef> constants_;
-  std::vector<bool> in_blob_;                                        // per buffer: a constant writeBlob wrote as it is
   std::vector<std::vector<std::optional<uint64_t>>> panel_offsets_;  // per call, per stage: panels in the blob
   std::vector<std::vector<std::optional<ContractionPlan>>> plans_;  // per call, per stage
   std::vector<std::vector<std::optional<SparsePlan>>> sparse_plans_;  // per call, per stage

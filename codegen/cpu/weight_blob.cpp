@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 namespace kiln::codegen::cpu {
 namespace {
@@ -35,7 +36,6 @@ WeightBlob::WeightBlob(std::string folder) : folder_(std::move(folder)) {}
 WeightBlob::WeightBlob(WeightBlob&& other) noexcept
     : folder_(std::move(other.folder_)),
       fd_(std::exchange(other.fd_, -1)),
-      entries_(std::move(other.entries_)),
       bytes_(std::exchange(other.bytes_, 0)),
       written_(std::exchange(other.written_, 0)),
       status_(std::move(other.status_)) {}
@@ -45,7 +45,6 @@ WeightBlob& WeightBlob::operator=(WeightBlob&& other) noexcept {
     if (fd_ >= 0) ::close(fd_);
     folder_ = std::move(other.folder_);
     fd_ = std::exchange(other.fd_, -1);
-    entries_ = std::move(other.entries_);
     bytes_ = std::exchange(other.bytes_, 0);
     written_ = std::exchange(other.written_, 0);
     status_ = std::move(other.status_);
@@ -72,7 +71,6 @@ void WeightBlob::put(std::span<const uint8_t> bytes) {
 
 uint64_t WeightBlob::add(uint64_t bytes, const Writer& write) {
   const uint64_t offset = (bytes_ + 63) / 64 * 64;
-  entries_.push_back({offset, bytes});
   bytes_ = offset + bytes;
   if (!status_.isOk()) return offset;
   if (fd_ < 0) {

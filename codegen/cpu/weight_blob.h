@@ -14,7 +14,6 @@
 #include <functional>
 #include <span>
 #include <string>
-#include <vector>
 
 #include "compiler/support/status.h"
 
@@ -31,11 +30,6 @@ class WeightBlob {
   // Produces exactly the bytes of one weight.
   using Writer = std::function<void(const Sink&)>;
 
-  struct Entry {
-    uint64_t offset = 0;  // from the blob's start, a multiple of 64
-    uint64_t bytes = 0;
-  };
-
   // A blob whose file is created in `folder` when the first weight comes.
   explicit WeightBlob(std::string folder = ".");
   WeightBlob(WeightBlob&& other) noexcept;
@@ -51,7 +45,6 @@ class WeightBlob {
   uint64_t add(uint64_t bytes, const Writer& write);
 
   uint64_t bytes() const { return bytes_; }
-  const std::vector<Entry>& entries() const { return entries_; }
   // The first failure of add(), or ok.
   const Status& status() const { return status_; }
 
@@ -64,7 +57,6 @@ class WeightBlob {
 
   std::string folder_;
   int fd_ = -1;
-  std::vector<Entry> entries_;
   uint64_t bytes_ = 0;    // the blob's size: the last weight's end
   uint64_t written_ = 0;  // bytes in the file so far
   Status status_ = Status::ok();

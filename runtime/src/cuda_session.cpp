@@ -342,6 +342,8 @@ kiln_status CudaSession::prepareGemms(std::string& message) {
     if (l.kind != artifact::CudaLaunch::kGemm) continue;
     const artifact::CudaGemm& g = l.gemm;
     Gemm& call = gemms_[i];
+    const cuda::CUdeviceptr bias =
+        artifact::hasBias(g.epilogue) ? address(l.args[3]) + g.offset_bias * artifact::operandBytes(g.type_d) : 0;
     std::string failed;
     auto check = [&](cuda::cublasStatus r, const char* what) {
       if (r != cuda::CUBLAS_STATUS_SUCCESS && failed.empty()) failed = std::string(what) + ": " + blas->describe(r);
@@ -360,9 +362,9 @@ kiln_status CudaSession::prepareGemms(std::string& message) {
                                                  sizeof epilogue),
             "setting the epilogue");
       if (artifact::hasBias(g.epilogue) && failed.empty()) {
-        const void* bias = reinterpret_cast<const void*>(address(l.args[3]) + g.offset_bias * artifact::operandBytes(g.type_d));
-        check(blas->cublasLtMatmulDescSetAttribute(call.desc, cuda::CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
-                                                   sizeof bias),
+        const void* bias_pointer = reinterpret_cast<const void*>(bias);
+        check(blas->cublasLtMatmulDescSetAttribute(call.desc, cuda::CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_pointer,
+                                                   sizeof bias_pointer),
               "setting the bias");
       }
     }
@@ -411,8 +413,7 @@ kiln_status CudaSession::prepareGemms(std::string& message) {
                                     static_cast<int64_t>(g.type_a),
                                     static_cast<int64_t>(g.type_b),
                                     static_cast<int64_t>(g.type_d)};
-        if (artifact::hasBias(g.epilogue))
-          key.push_back(alignmentOf(address(l.args[3]) + g.offset_bias * artifact::operandBytes(g.type_d)));
+        if (artifact::hasBias(g.epilogue)) key.push_back(alignmentOf(bias));
         for (int m = 0; m < 4; ++m) {
           uint32_t align = alignmentOf(addresses[m]);
           key.push_back(align);

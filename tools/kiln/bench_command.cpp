@@ -5,6 +5,7 @@
 #include <iomanip>
 #include <iostream>
 
+#include "compiler/support/resident_memory.h"
 #include "tools/kiln/commands.h"
 #include "tools/kiln/escape.h"
 #include "tools/kiln/measure.h"
@@ -29,7 +30,7 @@ struct BenchResult {
 
 Expected<BenchResult> measure(const BenchArgs& args) {
   BenchResult result;
-  result.rss_before_load_bytes = currentRssBytes();
+  result.rss_before_load_bytes = residentBytes();
   KILN_ASSIGN_OR_RETURN(auto harness, TimingHarness::create(args.common.artifact, args.common.threads, args.common.inputs));
   using Clock = std::chrono::steady_clock;
   // With --max-time, warm-up stops after a fifth of it and the timed runs

@@ -1,5 +1,7 @@
 #include "tools/kiln/measure.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -10,9 +12,6 @@
 #include <set>
 #include <sstream>
 #include <thread>
-
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include "compiler/driver/compile.h"
 #include "compiler/support/half.h"
@@ -369,13 +368,6 @@ uint64_t peakRssBytes() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<uint64_t>(usage.ru_maxrss) * 1024;
-}
-
-uint64_t currentRssBytes() {
-  std::ifstream in("/proc/self/statm");
-  uint64_t size = 0, resident = 0;
-  in >> size >> resident;
-  return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
 std::string jsonNumber(double value) {

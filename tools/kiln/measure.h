@@ -118,8 +118,7 @@ MachinePeak estimatePeak(int threads, double override_gflops);
 // Threads a session with `requested` (0: one per core) will use.
 int effectiveThreads(int requested);
 
-uint64_t peakRssBytes();     // getrusage's ru_maxrss
-uint64_t currentRssBytes();  // /proc/self/statm
+uint64_t peakRssBytes();  // getrusage's ru_maxrss
 
 std::string jsonNumber(double value);  // finite with 6 significant digits, else null
 
