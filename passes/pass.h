@@ -73,6 +73,11 @@ struct PipelineOptions {
   // than a float32 product, and for CUDA, whose convolutions are cuBLASLt
   // GEMMs on tensor cores. Listed in `passes`, it runs regardless.
   bool winograd = true;
+  // Whether the -O pipeline may write attention as one kiln.Attention
+  // (recognize-attention): the driver sets it for the CPU, whose backend runs
+  // that kernel head by head; CUDA runs the scores and the context as
+  // cuBLASLt GEMMs. Listed in `passes`, it runs regardless.
+  bool attention = true;
   // --quantize: run as the "quantize" step (after fold-affine at -O1 and
   // above; first at -O0 or when --passes leaves it out).
   std::shared_ptr<const QuantizeSpec> quantize;

@@ -26,6 +26,7 @@ std::unique_ptr<Pass> createChannelsLast();
 std::unique_ptr<Pass> createWinogradConv();
 std::unique_ptr<Pass> createRecognizeLayerNorm();
 std::unique_ptr<Pass> createRecognizeGelu();
+std::unique_ptr<Pass> createRecognizeAttention();
 
 const std::vector<PassInfo>& allPasses() {
   static const std::vector<PassInfo> kPasses = {
@@ -50,6 +51,9 @@ const std::vector<PassInfo>& allPasses() {
        createRecognizeLayerNorm},
       {"recognize-gelu", "turn GELU's tanh approximation written out in Mul/Add/Pow/Tanh into one Gelu",
        createRecognizeGelu},
+      {"recognize-attention",
+       "turn MatMul -> [scale] -> [mask] -> Softmax -> MatMul (scaled-dot-product attention) into one kiln.Attention",
+       createRecognizeAttention},
       {"channels-last", "run 2-D convolutions over NHWC data (kiln.ConvNhwc) and cancel the transposes between them",
        createChannelsLast},
       {"winograd-conv",
@@ -92,9 +96,23 @@ std::vector<std::string> pipelineFor(int opt_level) {
   // after the quantize step, on the QDQ graph it wrote.
   // The recognize-* passes run after prune and quantize, which know ONNX's
   // elementwise ops but not Kiln's twins of LayerNormalization and Gelu.
-  return {"inline-constant-if", "fold-qdq", "fold-constants", "eliminate-common-subexpressions", "remove-no-ops",
-          "fold-affine", std::string(kPruneStep), std::string(kQuantizeStep), "fold-qdq", "recognize-layer-norm",
-          "recognize-gelu", "channels-last", "winograd-conv", "eliminate-dead-nodes", "fuse-kernels", "plan-in-place"};
+  return {"inline-constant-if",
+          "fold-qdq",
+          "fold-constants",
+          "eliminate-common-subexpressions",
+          "remove-no-ops",
+          "fold-affine",
+          std::string(kPruneStep),
+          std::string(kQuantizeStep),
+          "fold-qdq",
+          "recognize-layer-norm",
+          "recognize-gelu",
+          "recognize-attention",
+          "channels-last",
+          "winograd-conv",
+          "eliminate-dead-nodes",
+          "fuse-kernels",
+          "plan-in-place"};
 }
 
 Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOptions& options, std::ostream& log) {
@@ -174,6 +192,7 @@ Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOp
     if (options.disabled.count(name)) continue;
     if (name == "channels-last" && options.passes.empty() && !options.channels_last) continue;
     if (name == "winograd-conv" && options.passes.empty() && !options.winograd) continue;
+    if (name == "recognize-attention" && options.passes.empty() && (!options.attention || !options.kiln_ops)) continue;
     // Where the model's opset predates the op they write, these write Kiln's
     // twin of it, which ONNX written back for other runtimes cannot hold.
     if ((name == "recognize-layer-norm" || name == "recognize-gelu") && options.passes.empty() && !options.kiln_ops)

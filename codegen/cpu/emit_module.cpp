@@ -1,18 +1,19 @@
 #include "codegen/cpu/emit_module.h"
 
-#include <map>
-#include <optional>
-#include <set>
-
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/MDBuilder.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/Transforms/Utils/ModuleUtils.h>
 
+#include <map>
+#include <optional>
+#include <set>
+
 #include "codegen/cpu/emit_contraction.h"
 #include "codegen/cpu/emit_expr.h"
 #include "codegen/cpu/emit_sparse_contraction.h"
 #include "codegen/cpu/schedule.h"
+#include "codegen/cpu/stage_groups.h"
 
 namespace kiln::codegen::cpu {
 namespace {
@@ -465,28 +466,43 @@ class ModuleEmitter {
     std::vector<llvm::Type*> params(kernel.params.size() + 1, ptr_);
     llvm::Function* f = makeFunction(kernel.name, llvm::Type::getVoidTy(c_), params);
     if (program_.calls.size() > kMaxInlinedKernels) f->addFnAttr(llvm::Attribute::NoInline);
+    const size_t n = kernel.stages.size();
+    std::vector<const ContractionPlan*> stage_plans(n, nullptr);
+    std::vector<bool> sparse_stage(n, false);
+    for (size_t s = 0; s < n; ++s) {
+      if (plans_[call_index][s]) stage_plans[s] = &*plans_[call_index][s];
+      sparse_stage[s] = sparse_plans_[call_index][s].has_value();
+    }
+    const std::vector<StageGroup> groups = planStageGroups(kernel, stage_plans, sparse_stage);
+    std::vector<const StageGroup*> group_of(n, nullptr);
+    for (const StageGroup& g : groups)
+      for (size_t s = g.first; s < g.end; ++s) group_of[s] = &g;
+
     std::vector<llvm::Function*> stages;
-    std::vector<int64_t> tasks;  // parallel task count per stage; 0: run serially
-    for (size_t s = 0; s < kernel.stages.size(); ++s) {
+    std::vector<int64_t> tasks;  // parallel task count per stage; -n: n tasks run serially
+    for (size_t s = 0; s < n; ++s) {
       const kir::Stage& stage = kernel.stages[s];
       const std::optional<ContractionPlan>& plan = plans_[call_index][s];
       if (const std::optional<SparsePlan>& sparse = sparse_plans_[call_index][s]) {
         SparseWeights weights = emitSparseWeights(*module_, *sparse, panel_count_++);
         stages.push_back(emitStage(kernel, s, StageSchedule{}, &*plan, nullptr, &*sparse, &weights));
-        int64_t n = sparseContractionTasks(stage, *plan, *sparse);
-        tasks.push_back(n >= 2 && kir::countFlops(kernel) * sparse->density >= kMinParallelFlops ? n : -n);
+        int64_t tasks_n = sparseContractionTasks(stage, *plan, *sparse);
+        tasks.push_back(tasks_n >= 2 && kir::countFlops(kernel) * sparse->density >= kMinParallelFlops ? tasks_n
+                                                                                                       : -tasks_n);
         continue;
       }
       if (plan) {
         std::optional<WeightRef> panels;
         if (plan->packed) panels = emitPanels(call_index, s, *plan);
         stages.push_back(emitStage(kernel, s, StageSchedule{}, &*plan, panels ? &*panels : nullptr));
-        int64_t n = contractionTasks(stage, *plan);
-        tasks.push_back(n >= 2 && kir::countFlops(kernel) >= kMinParallelFlops ? n : -n);
+        int64_t tasks_n = contractionTasks(stage, *plan);
+        tasks.push_back(tasks_n >= 2 && kir::countFlops(kernel) >= kMinParallelFlops ? tasks_n : -tasks_n);
         continue;
       }
       // Run-time extents and shape steps: plain serial loops for now.
       StageSchedule schedule = kir::isDynamic(kernel, stage) ? StageSchedule{} : scheduleStage(stage);
+      // In a group, the stage runs one point's range of its collapsed outer axes at a time.
+      if (group_of[s]) schedule.parallel_axes = std::max(schedule.parallel_axes, group_of[s]->axes);
       stages.push_back(emitStage(kernel, s, schedule, nullptr, nullptr));
       int64_t outer = 1;
       for (int d = 0; d < schedule.parallel_axes; ++d) outer *= stage.axes[d].extent;
@@ -495,27 +511,81 @@ class ModuleEmitter {
     llvm::IRBuilder<> b(llvm::BasicBlock::Create(c_, "entry", f));
     std::vector<llvm::Value*> args;
     for (llvm::Argument& arg : f->args()) args.push_back(&arg);
-    for (size_t s = 0; s < kernel.stages.size(); ++s) {
-      std::vector<llvm::Value*> stage_args = {args[0]};
-      for (int p : stageParams(kernel.stages[s])) stage_args.push_back(args[static_cast<size_t>(p) + 1]);
-      int64_t outer = tasks[s];
-      if (outer <= 0) {  // serial: the whole range [0, -outer) on this thread
-        std::vector<llvm::Value*> call_args = stage_args;
-        call_args.push_back(b.getInt64(0));
-        call_args.push_back(b.getInt64(-outer));
-        b.CreateCall(stages[s], call_args);
+    for (size_t s = 0; s < n;) {
+      if (const StageGroup* g = group_of[s]) {
+        llvm::Function* group = emitGroup(kernel, *g, stages, tasks);
+        const bool parallel =
+            std::any_of(tasks.begin() + static_cast<std::ptrdiff_t>(g->first),
+                        tasks.begin() + static_cast<std::ptrdiff_t>(g->end), [](int64_t t) { return t > 0; });
+        emitRange(b, group, args, parallel ? g->points : -g->points);
+        s = g->end;
         continue;
       }
-      llvm::Function* task = emitTask(stages[s], stage_args.size() - 1);
-      llvm::Value* closure = b.CreateAlloca(ptr_, b.getInt64(static_cast<int64_t>(stage_args.size())));
-      for (size_t i = 0; i < stage_args.size(); ++i)
-        b.CreateStore(stage_args[i], b.CreateConstGEP1_64(ptr_, closure, i));
-      llvm::Value* ctx = args[0];
-      llvm::Value* pool = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kPool));
-      llvm::Value* pfor = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kParallelFor));
-      auto* pfor_type = llvm::FunctionType::get(llvm::Type::getVoidTy(c_), {ptr_, b.getInt64Ty(), ptr_, ptr_}, false);
-      b.CreateCall(pfor_type, pfor, {pool, b.getInt64(outer), task, closure});
+      std::vector<llvm::Value*> stage_args = {args[0]};
+      for (int p : stageParams(kernel.stages[s])) stage_args.push_back(args[static_cast<size_t>(p) + 1]);
+      emitRange(b, stages[s], stage_args, tasks[s]);
+      ++s;
     }
+    b.CreateRetVoid();
+    return f;
+  }
+
+  // Calls `fn(args..., begin, end)` over [0, |tasks|): through the thread
+  // pool's parallel_for when `tasks` > 0, else on this thread.
+  void emitRange(llvm::IRBuilder<>& b, llvm::Function* fn, const std::vector<llvm::Value*>& fn_args, int64_t tasks) {
+    if (tasks <= 0) {
+      std::vector<llvm::Value*> call_args = fn_args;
+      call_args.push_back(b.getInt64(0));
+      call_args.push_back(b.getInt64(-tasks));
+      b.CreateCall(fn, call_args);
+      return;
+    }
+    llvm::Function* task = emitTask(fn, fn_args.size() - 1);
+    llvm::Value* closure = b.CreateAlloca(ptr_, b.getInt64(static_cast<int64_t>(fn_args.size())));
+    for (size_t i = 0; i < fn_args.size(); ++i) b.CreateStore(fn_args[i], b.CreateConstGEP1_64(ptr_, closure, i));
+    llvm::Value* ctx = fn_args[0];
+    llvm::Value* pool = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kPool));
+    llvm::Value* pfor = b.CreateLoad(ptr_, b.CreateStructGEP(context_type_, ctx, ContextLayout::kParallelFor));
+    auto* pfor_type = llvm::FunctionType::get(llvm::Type::getVoidTy(c_), {ptr_, b.getInt64Ty(), ptr_, ptr_}, false);
+    b.CreateCall(pfor_type, pfor, {pool, b.getInt64(tasks), task, closure});
+  }
+
+  // void group(ctx, params..., begin, end): for each point in [begin, end),
+  // every stage of `g` on that point's share of its tasks (stage_groups.h).
+  // A stage of T tasks (|tasks|) over P points has T / P per point, since
+  // its task index puts the group axes outermost.
+  llvm::Function* emitGroup(const kir::Kernel& kernel, const StageGroup& g, const std::vector<llvm::Function*>& stages,
+                            const std::vector<int64_t>& tasks) {
+    llvm::Type* i64 = llvm::Type::getInt64Ty(c_);
+    std::vector<llvm::Type*> params(kernel.params.size() + 1, ptr_);
+    params.push_back(i64);
+    params.push_back(i64);
+    llvm::Function* f =
+        makeFunction(kernel.name + "_group" + std::to_string(g.first), llvm::Type::getVoidTy(c_), params);
+    const auto arg = [&](size_t i) { return f->getArg(static_cast<unsigned>(i)); };
+    llvm::Value* begin = arg(kernel.params.size() + 1);
+    llvm::Value* end = arg(kernel.params.size() + 2);
+    auto* entry = llvm::BasicBlock::Create(c_, "entry", f);
+    auto* body = llvm::BasicBlock::Create(c_, "point", f);
+    auto* exit = llvm::BasicBlock::Create(c_, "exit", f);
+    llvm::IRBuilder<> b(entry);
+    b.CreateCondBr(b.CreateICmpSLT(begin, end), body, exit);
+    b.SetInsertPoint(body);
+    llvm::PHINode* point = b.CreatePHI(i64, 2, "point");
+    point->addIncoming(begin, entry);
+    for (size_t s = g.first; s < g.end; ++s) {
+      const int64_t per_point = std::abs(tasks[s]) / g.points;
+      std::vector<llvm::Value*> call_args = {arg(0)};
+      for (int p : stageParams(kernel.stages[s])) call_args.push_back(arg(static_cast<size_t>(p) + 1));
+      llvm::Value* first = b.CreateMul(point, b.getInt64(per_point));
+      call_args.push_back(first);
+      call_args.push_back(b.CreateAdd(first, b.getInt64(per_point)));
+      b.CreateCall(stages[s], call_args);
+    }
+    llvm::Value* next = b.CreateAdd(point, b.getInt64(1), "", true, true);
+    point->addIncoming(next, b.GetInsertBlock());
+    b.CreateCondBr(b.CreateICmpSLT(next, end), body, exit);
+    b.SetInsertPoint(exit);
     b.CreateRetVoid();
     return f;
   }

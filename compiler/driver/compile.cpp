@@ -229,12 +229,14 @@ Status pinSymbols(ir::Model& model, const lower::ShapeSamples& samples, size_t s
 // The -O pipeline with the switches the target and output decide:
 // channels-last unless the graph is written back as ONNX for other runtimes,
 // Winograd only for the CPU in fp32 (bf16 kernels and CUDA's tensor-core
-// GEMMs are faster on the direct convolution).
+// GEMMs are faster on the direct convolution), one-kernel attention only for
+// the CPU (CUDA's scores and context are cuBLASLt GEMMs).
 passes::PipelineOptions pipelineFor(const CompileOptions& options) {
   passes::PipelineOptions pipeline = options.pipeline;
   pipeline.channels_last = options.emit != Stage::kOnnx;
   pipeline.winograd =
       options.target == "cpu" && (options.codegen.precision.empty() || options.codegen.precision == "fp32");
+  pipeline.attention = options.target == "cpu";
   return pipeline;
 }
 

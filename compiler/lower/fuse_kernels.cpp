@@ -465,26 +465,43 @@ class KernelFuser {
 
   // options_.views_into_stores: contraction `p` stores into the buffer of
   // its one reader when that reader is a pure view of it (header comment).
-  // The one later reader of contraction `p`'s output, when `p` could store
-  // into a buffer of that reader's instead (absorbView, absorbCopy), or -1:
-  // `p` is one contraction stage writing only its intermediate output, read
-  // by one later kernel under the same control flow, neither dynamic.
-  int storeRetargetableReader(int p) const {
+  // The stage of `p` that could store into a buffer of its output's one
+  // later reader instead (absorbView, absorbCopy), with that reader: a
+  // contraction stage writing `p`'s one output that a later kernel reads,
+  // read by one later kernel under the same control flow, neither dynamic.
+  // `p`'s other stages (kiln.Attention's) may only write buffers no other
+  // kernel touches, and none of them may read the output.
+  struct Retargetable {
+    int reader = -1;
+    int stage = -1;
+  };
+  Retargetable storeRetargetableReader(int p) const {
     const KernelCall& producer = program_.calls[p];
-    if (kir::isDynamic(producer.kernel) || producer.kernel.stages.size() != 1) return -1;
-    const kir::Stage& stage = producer.kernel.stages[0];
-    for (size_t i = 0; i < producer.kernel.params.size(); ++i)
-      if (producer.kernel.params[i].written != (static_cast<int>(i) == stage.buffer)) return -1;
-    if (stage.kind != kir::Stage::Kind::kStore || !isContraction(stage.value)) return -1;
+    if (kir::isDynamic(producer.kernel)) return {};
+    int found = -1;
+    for (size_t i = 0; i < producer.kernel.stages.size(); ++i) {
+      const kir::Stage& s = producer.kernel.stages[i];
+      if (s.kind != kir::Stage::Kind::kStore) return {};
+      if (users_[producer.args[s.buffer]].size() == 1) continue;  // a buffer of p's own
+      if (found >= 0) return {};
+      found = static_cast<int>(i);
+    }
+    if (found < 0) return {};
+    const kir::Stage& stage = producer.kernel.stages[static_cast<size_t>(found)];
+    if (!isContraction(stage.value)) return {};
     const int b = producer.args[stage.buffer];
     if (program_.buffers[b].kind != ProgramBuffer::Kind::kIntermediate || paramsBoundTo(producer, b).size() != 1)
-      return -1;
+      return {};
+    for (const kir::Stage& s : producer.kernel.stages)
+      if (anyNode(s.value,
+                  [&](const ExprNode& n) { return n.kind == ExprNode::Kind::kLoad && n.buffer == stage.buffer; }))
+        return {};
     const std::set<int>& users = users_[b];
-    if (users.size() != 2 || *users.begin() != p) return -1;
+    if (users.size() != 2 || *users.begin() != p) return {};
     const int c = *users.rbegin();
-    if (program_.innermostRegion(p) != program_.innermostRegion(c)) return -1;
-    if (kir::isDynamic(program_.calls[c].kernel)) return -1;
-    return c;
+    if (program_.innermostRegion(p) != program_.innermostRegion(c)) return {};
+    if (kir::isDynamic(program_.calls[c].kernel)) return {};
+    return {c, found};
   }
 
   // Whether buffer `out` can take producer `p`'s stores ahead of reader `c`:
@@ -501,10 +518,10 @@ class KernelFuser {
   // Moves producer `p`'s one stage to store at `store` into `out`, whose
   // parameter in the reader `c` is `out_param`.
   // `p` takes `c`'s origin too where `c` goes (absorbView).
-  void retargetStore(int p, int c, int out, int out_param, std::vector<Expr> store, bool merge_origin) {
+  void retargetStore(int p, int s, int c, int out, int out_param, std::vector<Expr> store, bool merge_origin) {
     KernelCall& producer = program_.calls[p];
     const KernelCall& consumer = program_.calls[c];
-    kir::Stage& stage = producer.kernel.stages[0];
+    kir::Stage& stage = producer.kernel.stages[static_cast<size_t>(s)];
     users_[producer.args[stage.buffer]].erase(p);
     producer.kernel.params[stage.buffer] = consumer.kernel.params[out_param];
     producer.args[stage.buffer] = out;
@@ -515,10 +532,10 @@ class KernelFuser {
 
   bool absorbView(int p) {
     if (!options_.views_into_stores) return false;
-    const int c = storeRetargetableReader(p);
+    const auto [c, s] = storeRetargetableReader(p);
     if (c < 0) return false;
     KernelCall& producer = program_.calls[p];
-    kir::Stage& stage = producer.kernel.stages[0];
+    kir::Stage& stage = producer.kernel.stages[static_cast<size_t>(s)];
     const int b = producer.args[stage.buffer];
     KernelCall& consumer = program_.calls[c];
     const kir::Stage* view = pureDefinition(consumer.kernel);
@@ -544,7 +561,7 @@ class KernelFuser {
     moved.store_index = store;
     if (!kir::storesDistinctAffine(moved)) return false;
 
-    retargetStore(p, c, out, view->buffer, std::move(store), true);
+    retargetStore(p, s, c, out, view->buffer, std::move(store), true);
     for (int arg : consumer.args) users_[arg].erase(c);
     users_[b].clear();
     remove(c);
@@ -561,10 +578,10 @@ class KernelFuser {
   // region before them; no stage of the reader may read its output.
   bool absorbCopy(int p) {
     if (!options_.copies_into_stores) return false;
-    const int c = storeRetargetableReader(p);
+    const auto [c, producer_stage] = storeRetargetableReader(p);
     if (c < 0) return false;
     KernelCall& producer = program_.calls[p];
-    const kir::Stage& stage = producer.kernel.stages[0];
+    const kir::Stage& stage = producer.kernel.stages[static_cast<size_t>(producer_stage)];
     const int b = producer.args[stage.buffer];
     KernelCall& consumer = program_.calls[c];
     // A reader that is only the copy is absorbView's: it would go whole.
@@ -621,7 +638,7 @@ class KernelFuser {
     moved.store_index = store;
     if (!kir::storesDistinctAffine(moved)) return false;
 
-    retargetStore(p, c, out, s.buffer, std::move(store), false);
+    retargetStore(p, producer_stage, c, out, s.buffer, std::move(store), false);
     consumer.kernel.stages.erase(consumer.kernel.stages.begin() + copy);
     dropParams(consumer, params);
     users_[b].clear();

@@ -154,6 +154,8 @@ void registerNmsOps(OpRegistry& registry);
 void registerTrainingOps(OpRegistry& registry);
 // Kiln's Winograd convolution steps, written by the winograd-conv pass (winograd.cpp).
 void registerWinogradOps(OpRegistry& registry);
+// Kiln's one-kernel attention, written by the recognize-attention pass (attention.cpp).
+void registerAttentionOps(OpRegistry& registry);
 
 // The one place op families are listed.
 const OpRegistry& OpRegistry::global() {
@@ -194,6 +196,7 @@ const OpRegistry& OpRegistry::global() {
     registerOptionalOps(r);
     registerTrainingOps(r);
     registerWinogradOps(r);
+    registerAttentionOps(r);
     return r;
   }();
   return registry;
