@@ -374,9 +374,14 @@ void splitTasks(ContractionPlan& plan, const kir::Stage& stage) {
 }
 
 // A bf16 plan with output rows and a multiple of 32 k along the innermost
-// variable runs on AMX-BF16 tiles (ContractionPlan::amx), one row tile per
-// task: up to 32 rows (amxTileRows) by two vectors, the blocks split into enough groups
-// to give a few threads tasks. Its rows of S in bf16 stay under 512 KiB.
+// variable runs on AMX-BF16 tiles (ContractionPlan::amx): row tiles of up to
+// 32 rows (amxTileRows) by two vectors. A task takes as many row tiles as
+// keep its rows of S in bf16 under 512 KiB (and its sums under kAmxTaskRows
+// rows), so that each vector block's panel comes from memory once per task
+// and its row tiles reuse it from cache; the blocks are split into enough
+// groups to give a few threads tasks. With one row tile per task, BERT-base's
+// 128 rows made four tasks read every panel of a 4.7 MB weight, which does
+// not stay in cache between them.
 void useAmxBf16(const kir::Stage& stage, ContractionPlan& plan) {
   constexpr int64_t kMaxRowsBytes = 512 * 1024;
   constexpr int64_t kTargetTasks = 16;
@@ -385,17 +390,19 @@ void useAmxBf16(const kir::Stage& stage, ContractionPlan& plan) {
   if (plan.row_axis < 0 || plan.rows_read_vector || plan.scalar_vector || depth % 32 != 0 || extent_row < kMinAmxRows)
     return;
   const int rows = amxTileRows(extent_row);
-  if (rows * reductionPoints(plan) * 2 > kMaxRowsBytes) return;
+  const int64_t tile_bytes = rows * reductionPoints(plan) * 2;
+  if (tile_bytes > kMaxRowsBytes) return;
   const int64_t tiles = (extent_row + rows - 1) / rows;
+  const int64_t per_task = std::clamp<int64_t>(std::min(kMaxRowsBytes / tile_bytes, kAmxTaskRows / rows), 1, tiles);
   plan.amx = true;
   plan.rows = rows;
   plan.vectors = vectorExtent(stage, plan) > kVectorLanes ? 2 : 1;
-  plan.row_chunks = tiles;
-  plan.rows_outside_blocks = true;
+  plan.row_chunks = (tiles + per_task - 1) / per_task;
   int64_t outer = 1;
   for (int a : plan.outer_axes) outer *= stage.axes[a].extent;
   const int64_t blocks = (vectorExtent(stage, plan) + plan.blockLanes() - 1) / plan.blockLanes();
-  plan.block_groups = std::clamp<int64_t>((kTargetTasks + outer * tiles - 1) / (outer * tiles), 1, blocks);
+  plan.block_groups =
+      std::clamp<int64_t>((kTargetTasks + outer * plan.row_chunks - 1) / (outer * plan.row_chunks), 1, blocks);
 }
 
 // A packed plan whose S is a float32 load (or a hoisted guarded one)

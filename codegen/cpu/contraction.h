@@ -35,8 +35,8 @@
 // With --precision bf16 on a CPU with AMX-BF16, a bf16 plan with output
 // rows and a multiple of 32 k along the innermost variable runs on tiles
 // the same way (tdpbf16ps, float32 accumulator tiles, 32 k per step; the
-// pair panels below are B tiles as they stand): each task holds one row
-// tile and first converts its rows of S, every reduction point, to bf16
+// pair panels below are B tiles as they stand): each task holds up to
+// 512 KiB of rows in bf16 (useAmxBf16) and first converts its rows of S, every reduction point, to bf16
 // in a buffer of its own ([row][point][k], the A tiles' source), which all
 // the task's vector blocks then read.
 //
