@@ -19,10 +19,12 @@
 //                                                   transpose into this copy
 //   scores[.., i, j] = sum_d Q[.., i, d] * keys[.., d, j]  (scaled, masked)
 //   row_max[.., i]   = max_j scores[.., i, j]
-//   probs[.., i, j]  = exp(scores[.., i, j] - row_max[.., i])
-//   row_sum[.., i]   = sum_j probs[.., i, j]
-//   Y[.., i, e]      = sum_j probs[.., i, j] * V[.., j, e] / row_sum[.., i]
+//   scores[.., i, j] = exp(scores[.., i, j] - row_max[.., i])   in place
+//   row_sum[.., i]   = sum_j scores[.., i, j]
+//   Y[.., i, e]      = sum_j scores[.., i, j] * V[.., j, e] / row_sum[.., i]
 //
+// The exponentials overwrite the scores, each element read where it is
+// written, so one head's working set is its keys and one score matrix.
 // Dividing after the product rather than before rounds differently from
 // Softmax then MatMul, within a few float32 ulps of the row sum's.
 #include <algorithm>
@@ -104,7 +106,6 @@ Status lowerAttention(LowerContext& ctx) {
   const ir::DType dtype = computeDType(q.dtype());
   LowerContext::Buffer keys = ctx.temp("keys", dtype, dims({depth, sk}));
   LowerContext::Buffer scores = ctx.temp("scores", dtype, dims({sq, sk}));
-  LowerContext::Buffer probs = ctx.temp("probs", dtype, dims({sq, sk}));
   LowerContext::Buffer row_max = ctx.temp("row_max", dtype, dims({sq, 1}));
   LowerContext::Buffer row_sum = ctx.temp("row_sum", dtype, dims({sq, 1}));
 
@@ -135,7 +136,8 @@ Status lowerAttention(LowerContext& ctx) {
     kir::IterVar j = kb.var("j", sk);
     kb.compute(row_max, a, kir::reduce(kir::ReduceOp::kMax, {j}, scores.load(indexOf(a, batch, {a[batch], j}))));
   }
-  {  // probs = exp(scores - row_max)
+  const LowerContext::Buffer& probs = scores;
+  {  // probs = exp(scores - row_max), over the scores
     std::vector<kir::IterVar> a = kb.vars(dims({sq, sk}), "p");
     Expr i = a[batch];
     kb.compute(probs, a,
