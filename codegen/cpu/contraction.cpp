@@ -361,13 +361,20 @@ int mergeableOuterAxis(const kir::Kernel& kernel, const kir::Stage& stage, const
 // to balance a few threads. Streaming plans sweep their blocks inside a
 // task, row tile by row tile, and split rows before blocks.
 void splitTasks(ContractionPlan& plan, const kir::Stage& stage) {
-  if (plan.packed || plan.rows_read_vector || plan.dot_group != 1) return;
+  if (plan.rows_read_vector || plan.dot_group != 1) return;
   constexpr int64_t kTargetTasks = 16;
   int64_t outer = 1;
   for (int a : plan.outer_axes) outer *= stage.axes[a].extent;
   const int64_t extent_row = rowExtent(stage, plan);
   const int64_t tiles = (extent_row + plan.rows - 1) / plan.rows;
   const int64_t blocks = (vectorExtent(stage, plan) + plan.blockLanes() - 1) / plan.blockLanes();
+  if (plan.packed) {
+    // A task per block; where that makes too few tasks to balance (BERT's
+    // 768 output columns are 12 blocks: a late thread left a whole block's
+    // time, 1/6 of the run, to the other), rows are split too.
+    plan.row_chunks = std::clamp<int64_t>((kTargetTasks + outer * blocks - 1) / (outer * blocks), 1, tiles);
+    return;
+  }
   plan.rows_outside_blocks = true;
   plan.row_chunks = std::clamp<int64_t>((kTargetTasks + outer - 1) / outer, 1, tiles);
   plan.block_groups = std::clamp<int64_t>((kTargetTasks + outer * plan.row_chunks - 1) / (outer * plan.row_chunks), 1, blocks);
