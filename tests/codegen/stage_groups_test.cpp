@@ -53,6 +53,21 @@ std::unique_ptr<ir::Model> attentionModel(int64_t batch, int64_t heads) {
   return g.take();
 }
 
+// Heads folded into the batch, keys longer than the queries:
+// q [6, 5, 16], k [6, 11, 16], v [6, 11, 24].
+std::unique_ptr<ir::Model> crossAttentionModel() {
+  TestGraph g(17);
+  ir::Value* q = g.input("q", {6, 5, 16});
+  ir::Value* k = g.input("k", {6, 11, 16});
+  ir::Value* v = g.input("v", {6, 11, 24});
+  ir::Node* kt = g.node("Transpose", {k}, "kt");
+  setInts(kt, "perm", {0, 2, 1});
+  ir::Node* softmax = g.node("Softmax", {g.op("MatMul", {q, kt->outputs[0]}, "scores")}, "probs");
+  setInt(softmax, "axis", -1);
+  g.output(g.op("MatMul", {softmax->outputs[0], v}, "y"));
+  return g.take();
+}
+
 // Softmax, then LayerNormalization, over x [2, 3, 8, 16] (rows of 16).
 std::unique_ptr<ir::Model> normalizationModel(std::vector<int64_t> dims) {
   TestGraph g(17);
@@ -167,6 +182,7 @@ void expectArtifactMatches(const ModelFactory& make) {
 TEST(StageGroupsTest, AttentionArtifactMatchesReference) {
   expectArtifactMatches([] { return attentionModel(2, 3); });
   expectArtifactMatches([] { return attentionModel(1, 12); });
+  expectArtifactMatches(crossAttentionModel);
 }
 
 TEST(StageGroupsTest, NormalizationArtifactMatchesReference) {

@@ -127,6 +127,28 @@ TEST(RecognizeAttentionTest, LastAxisNamedByItsIndex) {
   expectOneAttention({.softmax_axis = 3, .opset = 11}, "Transpose,MatMul,Div,Softmax,MatMul", "Transpose,Attention");
 }
 
+// nn.MultiheadAttention's form: heads folded into the batch ([B*H, S, D]),
+// and cross-attention, where the keys' length differs from the queries'.
+TEST(RecognizeAttentionTest, FoldedHeadsAndCrossAttention) {
+  auto make = [] {
+    TestGraph g(17);
+    ir::Value* q = g.input("q", {6, 5, 16});
+    ir::Value* k = g.input("k", {6, 11, 16});
+    ir::Value* v = g.input("v", {6, 11, 24});
+    ir::Node* kt = g.node("Transpose", {k}, "kt");
+    setInts(kt, "perm", {0, 2, 1});
+    ir::Value* s = g.op("Mul", {g.op("MatMul", {q, kt->outputs[0]}, "scores"), g.constant("c", {}, {0.25f})}, "scaled");
+    ir::Node* softmax = g.node("Softmax", {s}, "probs");
+    setInt(softmax, "axis", 2);
+    g.output(g.op("MatMul", {softmax->outputs[0], v}, "y"));
+    return g.take();
+  };
+  auto after = runPasses(make, {kPass});
+  EXPECT_EQ(opSequence(after->graph), "Transpose,Attention") << ir::printModel(*after);
+  EXPECT_TRUE(sameAsUnrewritten(make));
+  expectKernelsDrop(make, kPass, 4, 1);
+}
+
 // Near misses, left as they are (and computing the same).
 void expectLeftAlone(const Layer& p) {
   auto make = [&] { return attention(p); };

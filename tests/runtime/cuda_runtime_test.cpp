@@ -253,6 +253,35 @@ TEST(CudaRuntime, AttentionWithFoldedTransposesMatchesTheCpuArtifact) {
   }
 }
 
+// kiln.Attention, which CUDA's -O pipeline leaves out but --passes can ask
+// for: its six stages as launches (the scores and the context as GEMMs, the
+// row statistics and exponentials generated) against the fp32 CPU artifact.
+TEST(CudaRuntime, OneKernelAttentionMatchesTheCpuArtifact) {
+  TempDir dir;
+  for (int64_t batch : {1, 2}) {
+    SCOPED_TRACE("batch " + std::to_string(batch));
+    std::string onnx = dir.file("attention" + std::to_string(batch) + ".onnx");
+    ASSERT_TRUE(testing::writeAttentionModel(onnx, batch));
+    testing::compileOrFail(onnx, dir.file("cpu.so"), target("cpu"));
+    Model cpu(dir.file("cpu.so"));
+    Session cpu_session(cpu, 1);
+    std::vector<ir::Tensor> inputs = randomInputs(cpu, 23);
+    auto want = tools::runArtifact(cpu, cpu_session, inputs);
+    ASSERT_TRUE(want.isOk()) << want.status().message();
+    driver::CompileOptions options = target("cuda");
+    options.pipeline.passes = {"fold-constants", "remove-no-ops", "recognize-attention", "fuse-kernels"};
+    std::string path = dir.file("gpu" + std::to_string(batch) + ".so");
+    testing::compileOrFail(onnx, path, options);
+    LOAD_CUDA_OR_SKIP(gpu, path);
+    Session session(*gpu);
+    auto got = tools::runArtifact(*gpu, session, inputs);
+    ASSERT_TRUE(got.isOk()) << got.status().message();
+    ASSERT_EQ(got->size(), 1u);
+    auto mismatch = tools::compareTensors((*got)[0], (*want)[0], {1e-4, 1e-4});
+    EXPECT_FALSE(mismatch.has_value()) << *mismatch;
+  }
+}
+
 // A small BERT encoder layer (tests/passes/bert_block.onnx, hidden 32: the
 // thread-per-element path, LayerNorm written as ReduceMean/Pow/Sqrt nodes)
 // against the fp32 CPU artifact.
