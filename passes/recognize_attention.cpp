@@ -56,20 +56,12 @@ class RecognizeAttention final : public Pass {
   }
 
   Expected<bool> run(ir::Model& model) override {
-    ir::Graph& graph = model.graph;
-    captured_ = capturedBySubgraphs(graph);
-    std::vector<ir::Node*> softmaxes;
-    for (const auto& node : graph.nodes())
-      if (node->domain.empty() && node->op_type == "Softmax") softmaxes.push_back(node.get());
-    bool changed = false;
-    for (ir::Node* softmax : softmaxes) {
-      std::optional<AttentionMatch> match = matchAt(graph, *softmax, model.opsetFor(""));
-      if (!match) continue;
-      rewrite(model, *match);
-      changed = true;
-    }
-    if (changed) graph.removeUnusedValues();
-    return changed;
+    captured_ = capturedBySubgraphs(model.graph);
+    return rewriteEach(model.graph, "Softmax", [&](ir::Node& softmax) {
+      std::optional<AttentionMatch> match = matchAt(model.graph, softmax, model.opsetFor(""));
+      if (match) rewrite(model, *match);
+      return match.has_value();
+    });
   }
 
  private:

@@ -165,23 +165,16 @@ class RecognizeGelu final : public Pass {
   }
 
   Expected<bool> run(ir::Model& model) override {
-    ir::Graph& graph = model.graph;
-    captured_ = capturedBySubgraphs(graph);
-    std::vector<ir::Node*> tanhs;
-    for (const auto& node : graph.nodes())
-      if (node->domain.empty() && node->op_type == "Tanh") tanhs.push_back(node.get());
-    bool changed = false;
-    for (ir::Node* tanh : tanhs) {
-      std::optional<GeluMatch> match = matchAt(graph, *tanh);
-      if (!match) continue;
+    captured_ = capturedBySubgraphs(model.graph);
+    return rewriteEach(model.graph, "Tanh", [&](ir::Node& tanh) {
+      std::optional<GeluMatch> match = matchAt(model.graph, tanh);
+      if (!match) return false;
       std::map<std::string, ir::Attribute> attributes;
       attributes["approximate"].kind = ir::Attribute::Kind::kString;
       attributes["approximate"].s = "tanh";
-      replaceMatch(graph, *match, "Gelu", domainFor(model, kGeluSince), {match->x}, std::move(attributes));
-      changed = true;
-    }
-    if (changed) graph.removeUnusedValues();
-    return changed;
+      replaceMatch(model.graph, *match, "Gelu", domainFor(model, kGeluSince), {match->x}, std::move(attributes));
+      return true;
+    });
   }
 
  private:

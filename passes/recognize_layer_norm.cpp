@@ -75,20 +75,12 @@ class RecognizeLayerNorm final : public Pass {
   }
 
   Expected<bool> run(ir::Model& model) override {
-    ir::Graph& graph = model.graph;
-    captured_ = capturedBySubgraphs(graph);
-    std::vector<ir::Node*> divs;
-    for (const auto& node : graph.nodes())
-      if (node->domain.empty() && node->op_type == "Div") divs.push_back(node.get());
-    bool changed = false;
-    for (ir::Node* div : divs) {
-      std::optional<LayerNormMatch> match = matchAt(graph, *div);
-      if (!match) continue;
-      rewrite(model, *match);
-      changed = true;
-    }
-    if (changed) graph.removeUnusedValues();
-    return changed;
+    captured_ = capturedBySubgraphs(model.graph);
+    return rewriteEach(model.graph, "Div", [&](ir::Node& div) {
+      std::optional<LayerNormMatch> match = matchAt(model.graph, div);
+      if (match) rewrite(model, *match);
+      return match.has_value();
+    });
   }
 
  private:

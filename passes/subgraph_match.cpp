@@ -28,6 +28,16 @@ std::string domainFor(ir::Model& model, int64_t since_version) {
   return std::string(ops::kKilnDomain);
 }
 
+bool rewriteEach(ir::Graph& graph, const char* op, const std::function<bool(ir::Node&)>& rewrite_at) {
+  std::vector<ir::Node*> nodes;
+  for (const auto& node : graph.nodes())
+    if (node->domain.empty() && node->op_type == op) nodes.push_back(node.get());
+  bool changed = false;
+  for (ir::Node* node : nodes) changed = rewrite_at(*node) || changed;
+  if (changed) graph.removeUnusedValues();
+  return changed;
+}
+
 void replaceMatch(ir::Graph& graph, const SubgraphMatch& match, const std::string& op, const std::string& domain,
                   std::vector<ir::Value*> inputs, std::map<std::string, ir::Attribute> attributes) {
   ir::Node& root = *match.root;

@@ -3,6 +3,7 @@
 // one op it computes.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -30,6 +31,12 @@ bool innerValue(const ir::Graph& graph, const ir::Value* value, size_t readers,
 // in: ONNX's own when the model's opset has the op, else Kiln's twin of it
 // (same name and meaning, domain kiln), whose import the model then gets.
 std::string domainFor(ir::Model& model, int64_t since_version);
+
+// The recognition passes' loop: `rewrite_at` is tried on every node of the
+// ONNX op `op` (collected first, since rewriting erases nodes) and says
+// whether it rewrote the graph there; values left unread go at the end.
+// Returns whether anything was rewritten.
+bool rewriteEach(ir::Graph& graph, const char* op, const std::function<bool(ir::Node&)>& rewrite_at);
 
 // A matched subgraph: `root` produces its result, `inner` are its other nodes.
 struct SubgraphMatch {

@@ -12,6 +12,7 @@
 
 #include "compiler/ir/printer.h"
 #include "compiler/ops/op_registry.h"
+#include "tests/passes/attention_models.h"
 #include "tests/passes/model_check.h"
 
 namespace kiln::testing {
@@ -130,19 +131,7 @@ TEST(RecognizeAttentionTest, LastAxisNamedByItsIndex) {
 // nn.MultiheadAttention's form: heads folded into the batch ([B*H, S, D]),
 // and cross-attention, where the keys' length differs from the queries'.
 TEST(RecognizeAttentionTest, FoldedHeadsAndCrossAttention) {
-  auto make = [] {
-    TestGraph g(17);
-    ir::Value* q = g.input("q", {6, 5, 16});
-    ir::Value* k = g.input("k", {6, 11, 16});
-    ir::Value* v = g.input("v", {6, 11, 24});
-    ir::Node* kt = g.node("Transpose", {k}, "kt");
-    setInts(kt, "perm", {0, 2, 1});
-    ir::Value* s = g.op("Mul", {g.op("MatMul", {q, kt->outputs[0]}, "scores"), g.constant("c", {}, {0.25f})}, "scaled");
-    ir::Node* softmax = g.node("Softmax", {s}, "probs");
-    setInt(softmax, "axis", 2);
-    g.output(g.op("MatMul", {softmax->outputs[0], v}, "y"));
-    return g.take();
-  };
+  auto make = [] { return crossAttentionModel(true); };
   auto after = runPasses(make, {kPass});
   EXPECT_EQ(opSequence(after->graph), "Transpose,Attention") << ir::printModel(*after);
   EXPECT_TRUE(sameAsUnrewritten(make));
