@@ -517,7 +517,8 @@ class ModuleEmitter {
         const bool parallel =
             std::any_of(tasks.begin() + static_cast<std::ptrdiff_t>(g->first),
                         tasks.begin() + static_cast<std::ptrdiff_t>(g->end), [](int64_t t) { return t > 0; });
-        emitRange(b, group, args, parallel ? g->points : -g->points);
+        const int64_t group_tasks = (g->points + g->points_per_task - 1) / g->points_per_task;
+        emitRange(b, group, args, parallel ? group_tasks : -group_tasks);
         s = g->end;
         continue;
       }
@@ -550,10 +551,10 @@ class ModuleEmitter {
     b.CreateCall(pfor_type, pfor, {pool, b.getInt64(tasks), task, closure});
   }
 
-  // void group(ctx, params..., begin, end): for each point in [begin, end),
-  // every stage of `g` on that point's share of its tasks (stage_groups.h).
-  // A stage of T tasks (|tasks|) over P points has T / P per point, since
-  // its task index puts the group axes outermost.
+  // void group(ctx, params..., begin, end): for each task in [begin, end),
+  // every stage of `g` on the share of its own tasks that the task's points
+  // hold (stage_groups.h): a stage of T tasks (|tasks|) over P points has
+  // T / P per point, since its task index puts the group axes outermost.
   llvm::Function* emitGroup(const kir::Kernel& kernel, const StageGroup& g, const std::vector<llvm::Function*>& stages,
                             const std::vector<int64_t>& tasks) {
     llvm::Type* i64 = llvm::Type::getInt64Ty(c_);
@@ -566,24 +567,26 @@ class ModuleEmitter {
     llvm::Value* begin = arg(kernel.params.size() + 1);
     llvm::Value* end = arg(kernel.params.size() + 2);
     auto* entry = llvm::BasicBlock::Create(c_, "entry", f);
-    auto* body = llvm::BasicBlock::Create(c_, "point", f);
+    auto* body = llvm::BasicBlock::Create(c_, "task", f);
     auto* exit = llvm::BasicBlock::Create(c_, "exit", f);
     llvm::IRBuilder<> b(entry);
     b.CreateCondBr(b.CreateICmpSLT(begin, end), body, exit);
     b.SetInsertPoint(body);
-    llvm::PHINode* point = b.CreatePHI(i64, 2, "point");
-    point->addIncoming(begin, entry);
+    llvm::PHINode* task = b.CreatePHI(i64, 2, "task");
+    task->addIncoming(begin, entry);
+    llvm::Value* point0 = b.CreateMul(task, b.getInt64(g.points_per_task), "", true, true);
+    llvm::Value* point1 = b.CreateAdd(point0, b.getInt64(g.points_per_task), "", true, true);
+    point1 = b.CreateSelect(b.CreateICmpSLT(point1, b.getInt64(g.points)), point1, b.getInt64(g.points));
     for (size_t s = g.first; s < g.end; ++s) {
       const int64_t per_point = std::abs(tasks[s]) / g.points;
       std::vector<llvm::Value*> call_args = {arg(0)};
       for (int p : stageParams(kernel.stages[s])) call_args.push_back(arg(static_cast<size_t>(p) + 1));
-      llvm::Value* first = b.CreateMul(point, b.getInt64(per_point));
-      call_args.push_back(first);
-      call_args.push_back(b.CreateAdd(first, b.getInt64(per_point)));
+      call_args.push_back(b.CreateMul(point0, b.getInt64(per_point), "", true, true));
+      call_args.push_back(b.CreateMul(point1, b.getInt64(per_point), "", true, true));
       b.CreateCall(stages[s], call_args);
     }
-    llvm::Value* next = b.CreateAdd(point, b.getInt64(1), "", true, true);
-    point->addIncoming(next, b.GetInsertBlock());
+    llvm::Value* next = b.CreateAdd(task, b.getInt64(1), "", true, true);
+    task->addIncoming(next, b.GetInsertBlock());
     b.CreateCondBr(b.CreateICmpSLT(next, end), body, exit);
     b.SetInsertPoint(exit);
     b.CreateRetVoid();

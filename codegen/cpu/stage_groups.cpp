@@ -115,7 +115,19 @@ std::vector<StageGroup> planStageGroups(const kir::Kernel& kernel, const std::ve
       axes = next;
       ++end;
     }
-    if (end - first >= 2) groups.push_back({first, end, axes, points(first, axes)});
+    if (end - first >= 2) {
+      StageGroup g{first, end, axes, points(first, axes)};
+      int64_t per_point = 0;  // elements the stages write per point
+      for (size_t s = first; s < end; ++s) {
+        int64_t elements = 1;
+        for (size_t a = static_cast<size_t>(axes); a < kernel.stages[s].axes.size(); ++a)
+          elements *= kernel.stages[s].axes[a].extent;
+        per_point += elements;
+      }
+      const int64_t most = std::max<int64_t>(1, g.points / kGroupTargetTasks);
+      g.points_per_task = std::clamp<int64_t>(kGroupTaskElements / std::max<int64_t>(1, per_point), 1, most);
+      groups.push_back(g);
+    }
     first = end;
   }
   return groups;

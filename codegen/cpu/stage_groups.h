@@ -38,12 +38,20 @@ namespace kiln::codegen::cpu {
 
 // Fewer points than this leave threads idle; the stages then run apart.
 inline constexpr int64_t kMinGroupPoints = 4;
+// A task takes consecutive points until their stages write about this many
+// elements (16 KiB of floats: one L1's worth), so that narrow rows (a
+// Softmax over 8 values) do not pay a call per stage per row; a head of
+// attention is a task of its own...
+inline constexpr int64_t kGroupTaskElements = 4096;
+// ...while leaving at least this many tasks where there are points enough.
+inline constexpr int64_t kGroupTargetTasks = 16;
 
 struct StageGroup {
   size_t first = 0;  // stages [first, end)
   size_t end = 0;
-  int axes = 0;        // leading axes shared: the group's points
-  int64_t points = 1;  // product of their extents
+  int axes = 0;                 // leading axes shared: the group's points
+  int64_t points = 1;           // product of their extents
+  int64_t points_per_task = 1;  // consecutive points a task runs (the last may have fewer)
 };
 
 // `plans[s]`: stage s's contraction plan, or nullptr for a plain stage;

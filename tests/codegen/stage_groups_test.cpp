@@ -86,6 +86,7 @@ TEST(StageGroupsTest, AttentionRunsHeadByHead) {
   EXPECT_EQ(groups[0].end, 6u);
   EXPECT_EQ(groups[0].axes, 2);  // batch and head: the contractions' outer axes
   EXPECT_EQ(groups[0].points, 6);
+  EXPECT_EQ(groups[0].points_per_task, 1);  // six heads: under 16 tasks' worth, a head a task
 }
 
 TEST(StageGroupsTest, NormalizationsRunRowByRow) {
@@ -99,6 +100,8 @@ TEST(StageGroupsTest, NormalizationsRunRowByRow) {
     EXPECT_EQ(groups[0].end - groups[0].first, 3u) << op;
     EXPECT_EQ(groups[0].axes, 3) << op;
     EXPECT_EQ(groups[0].points, 48) << op;
+    // 18 elements a row: rows until 4096 elements, but 16 tasks for 48 rows.
+    EXPECT_EQ(groups[0].points_per_task, 3) << op;
   }
 }
 
