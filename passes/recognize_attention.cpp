@@ -2,7 +2,8 @@
 // writes it from `softmax(q @ k.transpose(-2, -1) / sqrt(d) + mask) @ v`
 // (torch.nn code, HuggingFace's BERT and its relatives),
 //
-//   s = MatMul(Q, Kt) [-> Div(s, c) | Mul(s, c) | Mul(c, s)] [-> Add(s, mask) | Add(mask, s)]
+//   s = MatMul(Q, Kt) [-> Div(s, c) | Mul(s, c) | Mul(c, s)]
+//       [-> Where(keep, s, fill) | Where(drop, fill, s)] [-> Add(s, mask) | Add(mask, s)]
 //   p = Softmax(s, last axis)
 //   y = MatMul(p, V)
 //
@@ -14,14 +15,17 @@
 //
 // Only when Q, Kt and V are float32 of known shapes and one rank of at least
 // 3, with the same batch dims (no broadcasting between them), c is a float32
-// constant of one element, the mask (any float32 value) broadcasts to the
-// scores' shape without widening it, Softmax normalizes the last axis
+// constant of one element, the mask (any float32 value) and the Where's
+// condition (bool; GPT-2's causal mask) broadcast to the scores' shape
+// without widening it, the Where's fill is a float32 value of one element, Softmax normalizes the last axis
 // (axis -1 or rank-1, at any opset), and every intermediate is read once,
 // inside the match, and is no graph output. The last MatMul keeps its output
 // name. kiln.Attention is Kiln's own op, so the -O pipeline runs this pass
 // only for the CPU (CUDA runs the scores and the context as cuBLASLt GEMMs)
 // and not when the graph is written back as ONNX.
 // Requires: shapes inferred.
+#include <algorithm>
+
 #include "compiler/ops/op_registry.h"
 #include "passes/pass.h"
 #include "passes/subgraph_match.h"
@@ -38,6 +42,9 @@ struct AttentionMatch : SubgraphMatch {
   ir::Value* v = nullptr;
   ir::Value* scale = nullptr;  // or nullptr
   ir::Value* mask = nullptr;   // or nullptr
+  ir::Value* keep = nullptr;   // Where's condition, or nullptr
+  ir::Value* fill = nullptr;   // Where's other operand
+  bool fill_when_true = false;
   bool scale_divides = false;
 };
 
@@ -74,8 +81,11 @@ class RecognizeAttention final : public Pass {
     return mul && (scalarConstant(mul->input(0)) || scalarConstant(mul->input(1))) ? mul : nullptr;
   }
 
-  // Whether `s` is MatMul's output, maybe scaled, each read once.
+  // Whether `s` is MatMul's output, maybe scaled, maybe then masked by a
+  // Where, each read once.
   bool scoresBelow(const ir::Graph& graph, const ir::Value* s) const {
+    if (ir::Node* where = producerOf(s, "Where"); where && inner(graph, s))
+      return scoresBelow(graph, where->input(1)) || scoresBelow(graph, where->input(2));
     if (ir::Node* scaling = scalingOf(graph, s))
       s = scaling->input(scalarConstant(scaling->input(0)) && scaling->op_type == "Mul" ? 1 : 0);
     return producerOf(s, "MatMul") && inner(graph, s);
@@ -100,6 +110,21 @@ class RecognizeAttention final : public Pass {
       s = add->input(scores_at);
       if (match.mask == s || !(add->outputs[0]->type == s->type) || !float32Dims(match.mask)) return std::nullopt;
       inner_nodes.push_back(add);
+    }
+    if (ir::Node* where = producerOf(s, "Where"); where && inner(graph, s)) {
+      // where(keep, s, fill) or where(drop, fill, s): the scores are the
+      // operand that leads to the MatMul.
+      match.fill_when_true = scoresBelow(graph, where->input(2));
+      match.keep = where->input(0);
+      match.fill = where->input(match.fill_when_true ? 1 : 2);
+      s = where->input(match.fill_when_true ? 2 : 1);
+      auto keep = match.keep && match.keep->type.shape ? ir::knownDims(*match.keep->type.shape) : std::nullopt;
+      auto fill = float32Dims(match.fill);
+      if (!keep || match.keep->type.dtype != ir::DType::kBool || !fill ||
+          std::any_of(fill->begin(), fill->end(), [](int64_t d) { return d != 1; }) ||
+          !(where->outputs[0]->type == s->type))
+        return std::nullopt;
+      inner_nodes.push_back(where);
     }
     if (ir::Node* scaling = scalingOf(graph, s)) {
       const bool constant_first = scaling->op_type == "Mul" && scalarConstant(scaling->input(0)).has_value();
@@ -150,12 +175,20 @@ class RecognizeAttention final : public Pass {
   static void rewrite(ir::Model& model, const AttentionMatch& match) {
     model.opset_imports[std::string(ops::kKilnDomain)] = 1;
     std::vector<ir::Value*> inputs = {match.q, match.kt, match.v};
-    if (match.scale || match.mask) inputs.push_back(match.scale);
-    if (match.mask) inputs.push_back(match.mask);
+    if (match.scale || match.mask || match.keep) inputs.push_back(match.scale);
+    if (match.mask || match.keep) inputs.push_back(match.mask);
+    if (match.keep) {
+      inputs.push_back(match.keep);
+      inputs.push_back(match.fill);
+    }
     std::map<std::string, ir::Attribute> attributes;
     if (match.scale) {
       attributes["scale_divides"].kind = ir::Attribute::Kind::kInt;
       attributes["scale_divides"].i = match.scale_divides ? 1 : 0;
+    }
+    if (match.fill_when_true) {
+      attributes["fill_when_true"].kind = ir::Attribute::Kind::kInt;
+      attributes["fill_when_true"].i = 1;
     }
     replaceMatch(model.graph, match, "Attention", std::string(ops::kKilnDomain), std::move(inputs),
                  std::move(attributes));

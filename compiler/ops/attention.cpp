@@ -2,9 +2,11 @@
 // recognize-attention pass (passes/recognize_attention.cpp) writes in place
 // of MatMul -> [Div|Mul by a scalar] -> [Add mask] -> Softmax -> MatMul:
 //
-//   kiln.Attention(Q [..., Sq, D], Kt [..., D, Sk], V [..., Sk, Dv], scale?, mask?) -> [..., Sq, Dv]
-//   scores = (Q @ Kt) / scale   (scale_divides = 1; times scale when 0; no scale when absent)
-//   scores = scores + mask      (mask broadcast to [..., Sq, Sk])
+//   kiln.Attention(Q [..., Sq, D], Kt [..., D, Sk], V [..., Sk, Dv], scale?, mask?, keep?, fill?) -> [..., Sq, Dv]
+//   scores = (Q @ Kt) / scale             (scale_divides = 1; times scale when 0; no scale when absent)
+//   scores = where(keep, scores, fill)    (keep: bool, broadcast; fill: one value; both or neither;
+//                                          fill_when_true = 1: where(keep, fill, scores))
+//   scores = scores + mask                (mask broadcast to [..., Sq, Sk])
 //   Y      = softmax(scores, last axis) @ V
 //
 // The batch dims (`...`) of Q, Kt and V are the same. Kt is K already
@@ -42,9 +44,11 @@ using kir::Expr;
 
 constexpr size_t kScale = 3;
 constexpr size_t kMask = 4;
+constexpr size_t kKeep = 5;
+constexpr size_t kFill = 6;
 
 Status inferAttention(InferContext& ctx) {
-  KILN_RETURN_IF_ERROR(expectInputCount(ctx, 3, 5));
+  KILN_RETURN_IF_ERROR(expectInputCount(ctx, 3, 7));
   KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "Q", DTypeClass::kFloat));
   KILN_RETURN_IF_ERROR(expectSameDType(ctx, 0, 1, "Kt"));
   KILN_RETURN_IF_ERROR(expectSameDType(ctx, 0, 2, "V"));
@@ -76,6 +80,20 @@ Status inferAttention(InferContext& ctx) {
     if (!ir::knownDims(m) || !broadcastsTo(m, ir::makeShape(scores)))
       return ctx.error("mask " + ir::toString(m) + " does not broadcast to the scores' shape " +
                        ir::toString(ir::makeShape(scores)));
+  }
+  if (ctx.hasInput(kKeep) != ctx.hasInput(kFill))
+    return ctx.error("keep and fill come together: scores where keep holds, fill where it does not");
+  if (ctx.hasInput(kKeep)) {
+    if (ctx.inputType(kKeep).dtype != ir::DType::kBool) return ctx.error("keep must be bool");
+    KILN_RETURN_IF_ERROR(expectSameDType(ctx, 0, kFill, "fill"));
+    KILN_ASSIGN_OR_RETURN(ir::Shape keep, inputShape(ctx, kKeep, "keep"));
+    KILN_ASSIGN_OR_RETURN(ir::Shape fill, inputShape(ctx, kFill, "fill"));
+    std::optional<std::vector<int64_t>> fd = ir::knownDims(fill);
+    if (!ir::knownDims(keep) || !broadcastsTo(keep, ir::makeShape(scores)))
+      return ctx.error("keep " + ir::toString(keep) + " does not broadcast to the scores' shape " +
+                       ir::toString(ir::makeShape(scores)));
+    if (!fd || std::any_of(fd->begin(), fd->end(), [](int64_t d) { return d != 1; }))
+      return ctx.error("fill must be one value, got " + ir::toString(fill));
   }
   std::vector<int64_t> out = *qd;
   out[rank - 1] = (*vd)[rank - 1];
@@ -124,6 +142,13 @@ Status lowerAttention(LowerContext& ctx) {
       Expr scale = toCompute(s.load(std::vector<Expr>(s.rank(), Expr::index(0))));
       value = ctx.attrInt("scale_divides", 0) ? value / scale : value * scale;
     }
+    if (ctx.hasInput(kKeep)) {
+      LowerContext::Buffer keep = ctx.input(kKeep), fill = ctx.input(kFill);
+      std::vector<Expr> at(a.begin(), a.end());
+      Expr cond = keep.load(broadcastIndex(at, keep.shape()));
+      Expr filled = toCompute(fill.load(std::vector<Expr>(fill.rank(), Expr::index(0))));
+      value = ctx.attrInt("fill_when_true", 0) ? kir::select(cond, filled, value) : kir::select(cond, value, filled);
+    }
     if (ctx.hasInput(kMask)) {
       LowerContext::Buffer m = ctx.input(kMask);
       std::vector<Expr> at(a.begin(), a.end());
@@ -163,8 +188,12 @@ Status lowerAttention(LowerContext& ctx) {
 }  // namespace
 
 void registerAttentionOps(OpRegistry& registry) {
-  registry.add(
-      OpSchema{kKilnDomain, "Attention", {1}, {{"scale_divides", Kind::kInt}}, inferAttention, lowerAttention});
+  registry.add(OpSchema{kKilnDomain,
+                        "Attention",
+                        {1},
+                        {{"scale_divides", Kind::kInt}, {"fill_when_true", Kind::kInt}},
+                        inferAttention,
+                        lowerAttention});
 }
 
 }  // namespace kiln::ops

@@ -38,8 +38,9 @@ std::vector<StageGroup> groupsOf(const lower::Program& program, const lower::Ker
   return codegen::cpu::planStageGroups(kernel, pointers, std::vector<bool>(kernel.stages.size(), false));
 }
 
-// q, k, v [batch, heads, 8, 16] -> softmax(q @ k^T / 4 + mask) @ v
-std::unique_ptr<ir::Model> attentionModel(int64_t batch, int64_t heads) {
+// q, k, v [batch, heads, 8, 16] -> softmax(q @ k^T / 4 + mask) @ v; causal:
+// where(keep, q @ k^T / 4, -1e9) before the mask, as GPT-2 writes it.
+std::unique_ptr<ir::Model> attentionModel(int64_t batch, int64_t heads, bool causal = false) {
   TestGraph g(17);
   ir::Value* q = g.input("q", {batch, heads, 8, 16});
   ir::Value* k = g.input("k", {batch, heads, 8, 16});
@@ -47,6 +48,10 @@ std::unique_ptr<ir::Model> attentionModel(int64_t batch, int64_t heads) {
   ir::Node* kt = g.node("Transpose", {k}, "kt");
   setInts(kt, "perm", {0, 1, 3, 2});
   ir::Value* s = g.op("Div", {g.op("MatMul", {q, kt->outputs[0]}, "scores"), g.constant("c", {}, {4.0f})}, "scaled");
+  if (causal) {
+    ir::Value* keep = g.op("Greater", {g.randomConstant("causal", {8, 8}), g.constant("zero", {}, {0.0f})}, "keep");
+    s = g.op("Where", {keep, s, g.constant("fill", {}, {-1e9f})}, "kept");
+  }
   s = g.op("Add", {s, g.randomConstant("mask", {8, 8}, -3, 0)}, "masked");
   ir::Node* softmax = g.node("Softmax", {s}, "probs");
   setInt(softmax, "axis", -1);
@@ -171,6 +176,7 @@ void expectArtifactMatches(const ModelFactory& make) {
 TEST(StageGroupsTest, AttentionArtifactMatchesReference) {
   expectArtifactMatches([] { return attentionModel(2, 3); });
   expectArtifactMatches([] { return attentionModel(1, 12); });
+  expectArtifactMatches([] { return attentionModel(2, 2, true); });
   expectArtifactMatches([] { return crossAttentionModel(false); });
 }
 

@@ -22,10 +22,12 @@ constexpr char kPass[] = "recognize-attention";
 
 enum class Scale { kNone, kDiv, kMul, kMulFirst, kInput };
 enum class Mask { kNone, kBroadcast, kComputedFirst };
+enum class Where { kNone, kKeep, kDrop };  // Where(keep, s, fill) (GPT-2's causal mask), Where(drop, fill, s)
 
 struct Layer {
   Scale scale = Scale::kDiv;
   Mask mask = Mask::kNone;
+  Where where = Where::kNone;
   int64_t softmax_axis = -1;
   int64_t opset = 17;
   bool omit_axis = false;       // Softmax without its axis attribute
@@ -58,6 +60,13 @@ std::unique_ptr<ir::Model> attention(const Layer& p) {
     case Scale::kInput:
       s = g.op("Mul", {s, g.input("c_in", {})}, "scaled");
       break;
+  }
+  if (p.where != Where::kNone) {
+    ir::Value* cond = g.op("Greater", {g.randomConstant("causal", {8, 8}), g.constant("zero", {}, {0.0f})}, "cond");
+    ir::Value* fill = g.constant("fill", {}, {-1e9f});
+    s = g.op("Where",
+             p.where == Where::kKeep ? std::vector<ir::Value*>{cond, s, fill} : std::vector<ir::Value*>{cond, fill, s},
+             "kept");
   }
   if (p.mask == Mask::kBroadcast) {
     s = g.op("Add", {s, g.randomConstant("mask", {8, 8}, -3, 0)}, "masked");
@@ -119,6 +128,16 @@ TEST(RecognizeAttentionTest, MultipliedUnscaledAndMaskedForms) {
                      "Transpose,Attention");
   expectOneAttention({.mask = Mask::kComputedFirst}, "Transpose,MatMul,Div,Sub,Mul,Add,Softmax,MatMul",
                      "Transpose,Sub,Mul,Attention");
+}
+
+// GPT-2's causal mask, Where(keep, scores, fill), then an Add mask; and
+// masked_fill's Where(drop, fill, scores).
+TEST(RecognizeAttentionTest, WhereMasks) {
+  expectOneAttention({.mask = Mask::kBroadcast, .where = Where::kKeep},
+                     "Transpose,MatMul,Div,Greater,Where,Add,Softmax,MatMul", "Transpose,Greater,Attention");
+  expectOneAttention({.where = Where::kDrop}, "Transpose,MatMul,Div,Greater,Where,Softmax,MatMul",
+                     "Transpose,Greater,Attention");
+  expectKernelsDrop([] { return attention({.mask = Mask::kBroadcast, .where = Where::kKeep}); }, kPass, 4, 1);
 }
 
 // Softmax's last axis given as rank - 1, and before opset 13, where axis
