@@ -54,8 +54,9 @@ bool pointsIsolated(const kir::Kernel& kernel, size_t first, size_t end, int axe
     writers[stage.buffer].push_back(s);
     collectLoads(stage.value, s, accesses);
   }
-  for (const auto& [buffer, stages] : writers) {
-    const std::vector<Access>& all = accesses[buffer];
+  for (const auto& written : writers) {
+    const std::vector<size_t>& stages = written.second;
+    const std::vector<Access>& all = accesses[written.first];
     if (std::all_of(all.begin(), all.end(), [&](const Access& a) { return a.stage == stages[0]; })) continue;
     // The dims the writer indexes with the group axes, in order.
     const kir::Stage& writer = kernel.stages[stages[0]];

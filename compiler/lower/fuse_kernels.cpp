@@ -532,7 +532,8 @@ class KernelFuser {
 
   bool absorbView(int p) {
     if (!options_.views_into_stores) return false;
-    const auto [c, s] = storeRetargetableReader(p);
+    const Retargetable target = storeRetargetableReader(p);
+    const int c = target.reader, s = target.stage;
     if (c < 0) return false;
     KernelCall& producer = program_.calls[p];
     kir::Stage& stage = producer.kernel.stages[static_cast<size_t>(s)];
@@ -578,7 +579,8 @@ class KernelFuser {
   // region before them; no stage of the reader may read its output.
   bool absorbCopy(int p) {
     if (!options_.copies_into_stores) return false;
-    const auto [c, producer_stage] = storeRetargetableReader(p);
+    const Retargetable target = storeRetargetableReader(p);
+    const int c = target.reader, producer_stage = target.stage;
     if (c < 0) return false;
     KernelCall& producer = program_.calls[p];
     const kir::Stage& stage = producer.kernel.stages[static_cast<size_t>(producer_stage)];
