@@ -1,17 +1,12 @@
 #include "codegen/cpu/stage_groups.h"
 
 #include <algorithm>
-#include <functional>
 #include <map>
 
 #include "compiler/kir/affine.h"
 
 namespace kiln::codegen::cpu {
 namespace {
-
-bool isVarOf(const kir::Expr& e, const kir::IterVar& v) {
-  return e->kind == kir::ExprNode::Kind::kVar && e->var_id == v.id;
-}
 
 bool anyLoad(const kir::Expr& e) {
   if (e->kind == kir::ExprNode::Kind::kLoad) return true;
@@ -43,55 +38,110 @@ void collectLoads(const kir::Expr& e, size_t stage, std::map<int, std::vector<Ac
   for (const kir::Expr& op : e->operands) collectLoads(op, stage, out);
 }
 
-// Whether the stages [first, end) keep to their own point of the first
-// `axes` axes in every buffer one of them writes and another touches.
-bool pointsIsolated(const kir::Kernel& kernel, size_t first, size_t end, int axes) {
-  std::map<int, std::vector<Access>> accesses;
-  std::map<int, std::vector<size_t>> writers;
-  for (size_t s = first; s < end; ++s) {
-    const kir::Stage& stage = kernel.stages[s];
-    accesses[stage.buffer].push_back({s, &stage.store_index});
-    writers[stage.buffer].push_back(s);
-    collectLoads(stage.value, s, accesses);
-  }
-  for (const auto& written : writers) {
-    const std::vector<size_t>& stages = written.second;
-    const std::vector<Access>& all = accesses[written.first];
-    if (std::all_of(all.begin(), all.end(), [&](const Access& a) { return a.stage == stages[0]; })) continue;
-    // The dims the writer indexes with the group axes, in order.
-    const kir::Stage& writer = kernel.stages[stages[0]];
-    std::vector<size_t> dims;
-    for (int a = 0; a < axes; ++a) {
-      const kir::IterVar& v = writer.axes[static_cast<size_t>(a)];
-      auto it = std::find_if(writer.store_index.begin(), writer.store_index.end(),
-                             [&](const kir::Expr& e) { return isVarOf(e, v); });
-      if (it == writer.store_index.end()) return false;
-      dims.push_back(static_cast<size_t>(it - writer.store_index.begin()));
-    }
-    for (const Access& access : all) {
-      const kir::Stage& stage = kernel.stages[access.stage];
-      for (int a = 0; a < axes; ++a) {
-        const size_t d = dims[static_cast<size_t>(a)];
-        if (d >= access.index->size() || !isVarOf((*access.index)[d], stage.axes[static_cast<size_t>(a)])) return false;
-      }
-    }
-  }
-  return true;
-}
+// A run of stages being grown from its first, with what keeps its points
+// apart: every buffer that one stage of the run writes and another touches
+// is indexed, in every access, by the group axes' own variables at the
+// positions where its first writer stores them. Each access is checked
+// once, when its buffer becomes shared or when it joins, so growing a run
+// of n stages (an unrolled recurrence: thousands) costs O(n), not O(n^2).
+class Run {
+ public:
+  Run(const kir::Kernel& kernel, size_t first, int axes) : kernel_(kernel), first_(first), axes_(axes) { add(first); }
 
-// The group axes of stages [first, end), each allowing `allowed[s]`: the
-// most that share extents and keep the points apart, or 0.
-int groupAxes(const kir::Kernel& kernel, size_t first, size_t end, const std::vector<int>& allowed) {
-  int axes = *std::min_element(allowed.begin() + static_cast<std::ptrdiff_t>(first),
-                               allowed.begin() + static_cast<std::ptrdiff_t>(end));
-  const kir::Stage& lead = kernel.stages[first];
-  for (size_t s = first + 1; s < end; ++s)
+  int axes() const { return axes_; }
+
+  // The group axes the run would have with stage `s` added (0: none).
+  int axesWith(size_t s, int allowed) const {
+    int axes = std::min(axes_, allowed);
     for (int a = 0; a < axes; ++a)
-      if (kernel.stages[s].axes[static_cast<size_t>(a)].extent != lead.axes[static_cast<size_t>(a)].extent) axes = a;
-  for (; axes > 0; --axes)
-    if (pointsIsolated(kernel, first, end, axes)) return axes;
-  return 0;
-}
+      if (kernel_.stages[s].axes[static_cast<size_t>(a)].extent !=
+          kernel_.stages[first_].axes[static_cast<size_t>(a)].extent)
+        axes = a;
+    for (const auto& [buffer, added] : accessesOf(s)) {
+      auto it = uses_.find(buffer);
+      const Use empty;
+      const Use& use = it == uses_.end() ? empty : it->second;
+      const size_t writer = use.writer >= 0 ? static_cast<size_t>(use.writer) : writesBuffer(s, buffer) ? s : SIZE_MAX;
+      if (writer == SIZE_MAX) continue;  // only read in the run
+      const bool shared = use.shared || touchedByOthers(use.accesses, writer) || touchedByOthers(added, writer);
+      if (!shared) continue;
+      const std::vector<int> dims = groupDims(writer, axes);
+      if (!use.shared)  // shared from now on: what the run already did is checked too
+        for (const Access& x : use.accesses) axes = std::min(axes, alignedAxes(x, dims));
+      for (const Access& x : added) axes = std::min(axes, alignedAxes(x, dims));
+    }
+    return axes;
+  }
+
+  // Adds stage `s`, whose axesWith gave `axes`.
+  void add(size_t s, int axes) {
+    axes_ = axes;
+    add(s);
+  }
+
+ private:
+  struct Use {
+    std::vector<Access> accesses;
+    int writer = -1;      // the first stage of the run that writes the buffer
+    bool shared = false;  // written, and touched by another stage than that
+  };
+
+  void add(size_t s) {
+    for (auto& [buffer, added] : accessesOf(s)) {
+      Use& use = uses_[buffer];
+      if (use.writer < 0 && writesBuffer(s, buffer)) use.writer = static_cast<int>(s);
+      use.accesses.insert(use.accesses.end(), added.begin(), added.end());
+      if (use.writer >= 0 && !use.shared) use.shared = touchedByOthers(use.accesses, static_cast<size_t>(use.writer));
+    }
+  }
+
+  // Whether an access of `accesses` is made by another stage than `writer`.
+  static bool touchedByOthers(const std::vector<Access>& accesses, size_t writer) {
+    return std::any_of(accesses.begin(), accesses.end(), [&](const Access& x) { return x.stage != writer; });
+  }
+
+  std::map<int, std::vector<Access>> accessesOf(size_t s) const {
+    const kir::Stage& stage = kernel_.stages[s];
+    std::map<int, std::vector<Access>> accesses;
+    accesses[stage.buffer].push_back({s, &stage.store_index});
+    collectLoads(stage.value, s, accesses);
+    return accesses;
+  }
+
+  bool writesBuffer(size_t s, int buffer) const { return kernel_.stages[s].buffer == buffer; }
+
+  // Where stage `writer` stores the first `axes` group axes' variables (-1: nowhere).
+  std::vector<int> groupDims(size_t writer, int axes) const {
+    const kir::Stage& stage = kernel_.stages[writer];
+    std::vector<int> dims;
+    for (int a = 0; a < axes; ++a) {
+      const kir::IterVar& v = stage.axes[static_cast<size_t>(a)];
+      auto it = std::find_if(stage.store_index.begin(), stage.store_index.end(),
+                             [&](const kir::Expr& e) { return kir::isVar(e, v.id); });
+      dims.push_back(it == stage.store_index.end() ? -1 : static_cast<int>(it - stage.store_index.begin()));
+    }
+    return dims;
+  }
+
+  // How many leading group axes access `x` indexes by its stage's own
+  // variables at `dims`.
+  int alignedAxes(const Access& x, const std::vector<int>& dims) const {
+    const kir::Stage& stage = kernel_.stages[x.stage];
+    int a = 0;
+    for (; a < static_cast<int>(dims.size()); ++a) {
+      const int d = dims[static_cast<size_t>(a)];
+      if (d < 0 || d >= static_cast<int>(x.index->size()) ||
+          !kir::isVar((*x.index)[static_cast<size_t>(d)], stage.axes[static_cast<size_t>(a)].id))
+        break;
+    }
+    return a;
+  }
+
+  const kir::Kernel& kernel_;
+  size_t first_;
+  int axes_;
+  std::map<int, Use> uses_;
+};
 
 }  // namespace
 
@@ -108,14 +158,14 @@ std::vector<StageGroup> planStageGroups(const kir::Kernel& kernel, const std::ve
   std::vector<StageGroup> groups;
   for (size_t first = 0; first < n;) {
     // The longest run from `first` that still has group axes with enough points.
+    Run run(kernel, first, allowed[first]);
     size_t end = first + 1;
-    int axes = 0;
-    while (end < n) {
-      const int next = groupAxes(kernel, first, end + 1, allowed);
+    for (; end < n; ++end) {
+      const int next = run.axesWith(end, allowed[end]);
       if (next == 0 || points(first, next) < kMinGroupPoints) break;
-      axes = next;
-      ++end;
+      run.add(end, next);
     }
+    const int axes = run.axes();
     if (end - first >= 2) {
       StageGroup g{first, end, axes, points(first, axes)};
       int64_t per_point = 0;  // elements the stages write per point

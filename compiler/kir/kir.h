@@ -150,6 +150,8 @@ Expr tanh(Expr a);
 Expr abs(Expr a);
 // 0 <= index < extent, as a bool expression.
 Expr inRange(Expr index, int64_t extent);
+// Whether `e` is iteration variable `var_id` itself.
+inline bool isVar(const Expr& e, int var_id) { return e->kind == ExprNode::Kind::kVar && e->var_id == var_id; }
 
 struct BufferParam {
   std::string name;
