@@ -49,11 +49,10 @@ bool loadsContiguousIn(const kir::Expr& e, int var, bool& any) {
     if (e->operands.empty() || !kir::dependsOn(e->operands.back(), var)) return true;
     const kir::Expr& last = e->operands.back();
     bool plain = last->kind == kir::ExprNode::Kind::kVar;
-    bool offset = last->kind == kir::ExprNode::Kind::kBinary && static_cast<kir::BinaryOp>(last->op) == kir::BinaryOp::kAdd &&
-                  ((last->operands[0]->kind == kir::ExprNode::Kind::kVar && last->operands[0]->var_id == var &&
-                    !kir::dependsOn(last->operands[1], var)) ||
-                   (last->operands[1]->kind == kir::ExprNode::Kind::kVar && last->operands[1]->var_id == var &&
-                    !kir::dependsOn(last->operands[0], var)));
+    bool offset = last->kind == kir::ExprNode::Kind::kBinary &&
+                  static_cast<kir::BinaryOp>(last->op) == kir::BinaryOp::kAdd &&
+                  ((kir::isVar(last->operands[0], var) && !kir::dependsOn(last->operands[1], var)) ||
+                   (kir::isVar(last->operands[1], var) && !kir::dependsOn(last->operands[0], var)));
     any = any || plain || offset;
     return plain || offset;
   }

@@ -15,6 +15,7 @@ namespace {
 
 using kir::Expr;
 using kir::ExprNode;
+using kir::isVar;
 
 constexpr int kMaxLoadsPerElement = 2;
 // Bounds on the merged expression (counted as a tree) and on what a consumer
@@ -27,8 +28,6 @@ int64_t product(const std::vector<int64_t>& dims) {
   for (int64_t d : dims) n *= d;
   return n;
 }
-
-bool isVar(const Expr& e, int id) { return e->kind == ExprNode::Kind::kVar && e->var_id == id; }
 
 // Whether index `e` names the same element as axis `v` (a unit axis may be
 // indexed by the constant 0, as broadcasting lowerings write it).

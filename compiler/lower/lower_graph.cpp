@@ -326,7 +326,7 @@ namespace {
 // Whether index `e` names the element of axis `axis` (a unit axis may be
 // indexed by the constant 0, as broadcasting lowerings write it).
 bool isAxis(const kir::Expr& e, const kir::IterVar& axis) {
-  if (e->kind == kir::ExprNode::Kind::kVar && e->var_id == axis.id) return true;
+  if (kir::isVar(e, axis.id)) return true;
   return axis.extent == 1 && e->kind == kir::ExprNode::Kind::kConst && e->value == 0;
 }
 
