@@ -81,13 +81,17 @@ class RecognizeAttention final : public Pass {
     return mul && (scalarConstant(mul->input(0)) || scalarConstant(mul->input(1))) ? mul : nullptr;
   }
 
+  // The operand of scalingOf's node that is scaled (the other is the constant).
+  static size_t scaledOperand(const ir::Node& scaling) {
+    return scaling.op_type == "Mul" && scalarConstant(scaling.input(0)) ? 1 : 0;
+  }
+
   // Whether `s` is MatMul's output, maybe scaled, maybe then masked by a
   // Where, each read once.
   bool scoresBelow(const ir::Graph& graph, const ir::Value* s) const {
     if (ir::Node* where = producerOf(s, "Where"); where && inner(graph, s))
       return scoresBelow(graph, where->input(1)) || scoresBelow(graph, where->input(2));
-    if (ir::Node* scaling = scalingOf(graph, s))
-      s = scaling->input(scalarConstant(scaling->input(0)) && scaling->op_type == "Mul" ? 1 : 0);
+    if (ir::Node* scaling = scalingOf(graph, s)) s = scaling->input(scaledOperand(*scaling));
     return producerOf(s, "MatMul") && inner(graph, s);
   }
 
@@ -127,11 +131,9 @@ class RecognizeAttention final : public Pass {
       inner_nodes.push_back(where);
     }
     if (ir::Node* scaling = scalingOf(graph, s)) {
-      const bool constant_first = scaling->op_type == "Mul" && scalarConstant(scaling->input(0)).has_value();
-      ir::Value* c = scaling->input(constant_first ? 0 : 1);
-      ir::Value* product = scaling->input(constant_first ? 1 : 0);
-      if (!scalarConstant(c) || c->type.dtype != ir::DType::kFloat32 || !(scaling->outputs[0]->type == product->type))
-        return std::nullopt;
+      ir::Value* product = scaling->input(scaledOperand(*scaling));
+      ir::Value* c = scaling->input(1 - scaledOperand(*scaling));
+      if (c->type.dtype != ir::DType::kFloat32 || !(scaling->outputs[0]->type == product->type)) return std::nullopt;
       match.scale = c;
       match.scale_divides = scaling->op_type == "Div";
       s = product;
@@ -150,8 +152,8 @@ class RecognizeAttention final : public Pass {
   }
 
   // Q [..., Sq, D], Kt [..., D, Sk], V [..., Sk, Dv], float32, one rank, one
-  // batch; the mask's broadcast does not widen the scores; Softmax over the
-  // last axis.
+  // batch; Softmax over the last axis. (matchAt saw that the mask and the
+  // Where do not widen the scores: their outputs have the scores' type.)
   static bool shapesFit(const AttentionMatch& m, const ir::Node& softmax, int64_t opset) {
     auto q = float32Dims(m.q), kt = float32Dims(m.kt), v = float32Dims(m.v);
     auto s = float32Dims(softmax.outputs[0]);
@@ -162,7 +164,6 @@ class RecognizeAttention final : public Pass {
       if ((*kt)[i] != (*q)[i] || (*v)[i] != (*q)[i]) return false;
     if ((*q)[rank - 1] != (*kt)[rank - 2] || (*kt)[rank - 1] != (*v)[rank - 2]) return false;
     if (s->size() != rank || (*s)[rank - 2] != (*q)[rank - 2] || (*s)[rank - 1] != (*kt)[rank - 1]) return false;
-    if (m.mask && float32Dims(m.mask)->size() > rank) return false;
     const ir::Attribute* attr = softmax.attribute("axis");
     // Before opset 13 the default axis is 1 and Softmax flattens from the
     // axis on; at axis rank-1 that is the last axis alone either way.

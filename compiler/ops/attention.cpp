@@ -47,6 +47,24 @@ constexpr size_t kMask = 4;
 constexpr size_t kKeep = 5;
 constexpr size_t kFill = 6;
 
+// Input `i` (scale, fill) is one value.
+Status expectOneValue(InferContext& ctx, size_t i, const std::string& role) {
+  KILN_ASSIGN_OR_RETURN(ir::Shape shape, inputShape(ctx, i, role));
+  std::optional<std::vector<int64_t>> dims = ir::knownDims(shape);
+  if (!dims || std::any_of(dims->begin(), dims->end(), [](int64_t d) { return d != 1; }))
+    return ctx.error(role + " must be one value, got " + ir::toString(shape));
+  return Status::ok();
+}
+
+// Input `i` (mask, keep) broadcasts to the scores without widening them.
+Status expectBroadcastToScores(InferContext& ctx, size_t i, const std::string& role, const ir::Shape& scores) {
+  KILN_ASSIGN_OR_RETURN(ir::Shape shape, inputShape(ctx, i, role));
+  if (!ir::knownDims(shape) || !broadcastsTo(shape, scores))
+    return ctx.error(role + " " + ir::toString(shape) + " does not broadcast to the scores' shape " +
+                     ir::toString(scores));
+  return Status::ok();
+}
+
 Status inferAttention(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 3, 7));
   KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "Q", DTypeClass::kFloat));
@@ -67,33 +85,22 @@ Status inferAttention(InferContext& ctx) {
                      ir::toString(q) + ", " + ir::toString(kt) + " and " + ir::toString(v));
   if (ctx.hasInput(kScale)) {
     KILN_RETURN_IF_ERROR(expectSameDType(ctx, 0, kScale, "scale"));
-    KILN_ASSIGN_OR_RETURN(ir::Shape s, inputShape(ctx, kScale, "scale"));
-    std::optional<std::vector<int64_t>> sd = ir::knownDims(s);
-    if (!sd || std::any_of(sd->begin(), sd->end(), [](int64_t d) { return d != 1; }))
-      return ctx.error("scale must be one value, got " + ir::toString(s));
+    KILN_RETURN_IF_ERROR(expectOneValue(ctx, kScale, "scale"));
   }
-  std::vector<int64_t> scores = *qd;
-  scores[rank - 1] = (*kd)[rank - 1];
+  std::vector<int64_t> score_dims = *qd;
+  score_dims[rank - 1] = (*kd)[rank - 1];
+  const ir::Shape scores = ir::makeShape(score_dims);
   if (ctx.hasInput(kMask)) {
     KILN_RETURN_IF_ERROR(expectSameDType(ctx, 0, kMask, "mask"));
-    KILN_ASSIGN_OR_RETURN(ir::Shape m, inputShape(ctx, kMask, "mask"));
-    if (!ir::knownDims(m) || !broadcastsTo(m, ir::makeShape(scores)))
-      return ctx.error("mask " + ir::toString(m) + " does not broadcast to the scores' shape " +
-                       ir::toString(ir::makeShape(scores)));
+    KILN_RETURN_IF_ERROR(expectBroadcastToScores(ctx, kMask, "mask", scores));
   }
   if (ctx.hasInput(kKeep) != ctx.hasInput(kFill))
     return ctx.error("keep and fill come together: scores where keep holds, fill where it does not");
   if (ctx.hasInput(kKeep)) {
     if (ctx.inputType(kKeep).dtype != ir::DType::kBool) return ctx.error("keep must be bool");
     KILN_RETURN_IF_ERROR(expectSameDType(ctx, 0, kFill, "fill"));
-    KILN_ASSIGN_OR_RETURN(ir::Shape keep, inputShape(ctx, kKeep, "keep"));
-    KILN_ASSIGN_OR_RETURN(ir::Shape fill, inputShape(ctx, kFill, "fill"));
-    std::optional<std::vector<int64_t>> fd = ir::knownDims(fill);
-    if (!ir::knownDims(keep) || !broadcastsTo(keep, ir::makeShape(scores)))
-      return ctx.error("keep " + ir::toString(keep) + " does not broadcast to the scores' shape " +
-                       ir::toString(ir::makeShape(scores)));
-    if (!fd || std::any_of(fd->begin(), fd->end(), [](int64_t d) { return d != 1; }))
-      return ctx.error("fill must be one value, got " + ir::toString(fill));
+    KILN_RETURN_IF_ERROR(expectBroadcastToScores(ctx, kKeep, "keep", scores));
+    KILN_RETURN_IF_ERROR(expectOneValue(ctx, kFill, "fill"));
   }
   std::vector<int64_t> out = *qd;
   out[rank - 1] = (*vd)[rank - 1];
@@ -137,23 +144,23 @@ Status lowerAttention(LowerContext& ctx) {
     Expr i = a[batch], j = a[batch + 1];
     Expr value = kir::reduce(kir::ReduceOp::kSum, {d},
                              toCompute(q.load(indexOf(a, batch, {i, d}))) * keys.load(indexOf(a, batch, {d, j})));
-    if (ctx.hasInput(kScale)) {
-      LowerContext::Buffer s = ctx.input(kScale);
-      Expr scale = toCompute(s.load(std::vector<Expr>(s.rank(), Expr::index(0))));
-      value = ctx.attrInt("scale_divides", 0) ? value / scale : value * scale;
-    }
+    // Inputs of one value (scale, fill), and inputs broadcast over the scores (keep, mask).
+    auto one_value = [&](size_t input) {
+      LowerContext::Buffer b = ctx.input(input);
+      return toCompute(b.load(std::vector<Expr>(b.rank(), Expr::index(0))));
+    };
+    const std::vector<Expr> at(a.begin(), a.end());
+    auto at_score = [&](size_t input) {
+      LowerContext::Buffer b = ctx.input(input);
+      return b.load(broadcastIndex(at, b.shape()));
+    };
+    if (ctx.hasInput(kScale))
+      value = ctx.attrInt("scale_divides", 0) ? value / one_value(kScale) : value * one_value(kScale);
     if (ctx.hasInput(kKeep)) {
-      LowerContext::Buffer keep = ctx.input(kKeep), fill = ctx.input(kFill);
-      std::vector<Expr> at(a.begin(), a.end());
-      Expr cond = keep.load(broadcastIndex(at, keep.shape()));
-      Expr filled = toCompute(fill.load(std::vector<Expr>(fill.rank(), Expr::index(0))));
-      value = ctx.attrInt("fill_when_true", 0) ? kir::select(cond, filled, value) : kir::select(cond, value, filled);
+      Expr keep = at_score(kKeep), fill = one_value(kFill);
+      value = ctx.attrInt("fill_when_true", 0) ? kir::select(keep, fill, value) : kir::select(keep, value, fill);
     }
-    if (ctx.hasInput(kMask)) {
-      LowerContext::Buffer m = ctx.input(kMask);
-      std::vector<Expr> at(a.begin(), a.end());
-      value = value + toCompute(m.load(broadcastIndex(at, m.shape())));
-    }
+    if (ctx.hasInput(kMask)) value = value + toCompute(at_score(kMask));
     kb.compute(scores, a, value);
   }
   {  // row_max
