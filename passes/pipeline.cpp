@@ -71,6 +71,23 @@ constexpr std::string_view kQuantizeStep = "quantize";
 // Likewise the step that applies --prune (passes/prune.h).
 constexpr std::string_view kPruneStep = "prune";
 
+namespace {
+
+// Whether the -O pipeline's switches (PipelineOptions) leave pass `name`
+// out; passes listed in --passes always run.
+bool switchedOff(std::string_view name, const PipelineOptions& options) {
+  if (!options.passes.empty()) return false;
+  if (name == "channels-last") return !options.channels_last;
+  if (name == "winograd-conv") return !options.winograd;
+  if (name == "recognize-attention") return !options.attention || !options.kiln_ops;
+  // Where the model's opset predates the op they write, these write Kiln's
+  // twin of it, which ONNX written back for other runtimes cannot hold.
+  if (name == "recognize-layer-norm" || name == "recognize-gelu") return !options.kiln_ops;
+  return false;
+}
+
+}  // namespace
+
 bool isProgramPass(std::string_view name) { return name == "fuse-kernels" || name == "plan-in-place"; }
 
 bool programPassEnabled(const PipelineOptions& options, std::string_view name) {
@@ -190,13 +207,7 @@ Expected<std::vector<PassRecord>> runPipeline(ir::Model& model, const PipelineOp
     const PassInfo* info = findPass(name);
     if (!info) return invalidInput("--passes: unknown pass '" + name + "'");
     if (options.disabled.count(name)) continue;
-    if (name == "channels-last" && options.passes.empty() && !options.channels_last) continue;
-    if (name == "winograd-conv" && options.passes.empty() && !options.winograd) continue;
-    if (name == "recognize-attention" && options.passes.empty() && (!options.attention || !options.kiln_ops)) continue;
-    // Where the model's opset predates the op they write, these write Kiln's
-    // twin of it, which ONNX written back for other runtimes cannot hold.
-    if ((name == "recognize-layer-norm" || name == "recognize-gelu") && options.passes.empty() && !options.kiln_ops)
-      continue;
+    if (switchedOff(name, options)) continue;
     std::unique_ptr<Pass> pass = info->create();
     KILN_RETURN_IF_ERROR(timed(name, [&]() -> Expected<bool> {
       KILN_ASSIGN_OR_RETURN(bool changed, pass->run(model));
