@@ -14,9 +14,9 @@ namespace {
 // to cover the gaps between kernels of one run, short enough that an idle
 // session gives its cores back quickly.
 constexpr std::chrono::microseconds kSpin(500);
-// Chunks per thread: enough to balance a late or slower thread.
-constexpr int64_t kChunksPerThread = 4;
-constexpr int64_t kMaxChunks = 0xffff;
+// A chunk takes 1 / (kShare x threads) of the units left.
+constexpr int64_t kShare = 2;
+constexpr int64_t kMaxUnits = int64_t{1} << 31;
 
 void pause() {
 #if defined(__x86_64__)
@@ -50,16 +50,24 @@ ThreadPool::~ThreadPool() {
   for (std::thread& t : workers_) t.join();
 }
 
+int64_t ThreadPool::unitStart(int64_t unit) const {
+  const int64_t units = units_.load(std::memory_order_relaxed);
+  if (units == count_) return unit;
+  return static_cast<int64_t>(static_cast<__int128>(count_) * unit / units);
+}
+
 void ThreadPool::work(uint64_t generation) {
   uint64_t claim = claim_.load(std::memory_order_acquire);
-  while (generationOf(claim) == generation && nextOf(claim) < chunksOf(claim)) {
-    if (!claim_.compare_exchange_weak(claim, claim + 1, std::memory_order_acq_rel, std::memory_order_acquire))
+  while (generationOf(claim) == generation) {
+    const int64_t units = units_.load(std::memory_order_relaxed);
+    const int64_t next = nextOf(claim);
+    if (next >= units) break;
+    const int64_t size = std::max<int64_t>(1, (units - next) / (kShare * num_threads_));
+    if (!claim_.compare_exchange_weak(claim, claim + static_cast<uint64_t>(size), std::memory_order_acq_rel,
+                                      std::memory_order_acquire))
       continue;  // `claim` now holds the current value
-    const int chunks = chunksOf(claim), chunk = nextOf(claim);
-    int64_t begin = count_ * chunk / chunks;
-    int64_t end = count_ * (chunk + 1) / chunks;
-    if (begin < end) fn_(closure_, begin, end);
-    if (done_.fetch_add(1) + 1 == chunks && caller_sleeping_.load()) {  // seq_cst, against the caller's sleep
+    fn_(closure_, unitStart(next), unitStart(next + size));
+    if (done_.fetch_add(size) + size == units && caller_sleeping_.load()) {  // seq_cst, against the caller's sleep
       std::lock_guard<std::mutex> lock(mutex_);
       finished_.notify_one();
     }
@@ -74,20 +82,20 @@ void ThreadPool::parallelFor(int64_t count, kiln_task_fn fn, void* closure) {
     fn(closure, 0, count);
     return;
   }
-  const int chunks = static_cast<int>(std::min({count, num_threads_ * kChunksPerThread, kMaxChunks}));
   // The previous loop is over (every chunk done), so no thread reads these now.
   fn_ = fn;
   closure_ = closure;
   count_ = count;
+  units_.store(std::min(count, kMaxUnits), std::memory_order_relaxed);
   done_.store(0, std::memory_order_relaxed);
   const uint64_t generation = generationOf(claim_.load(std::memory_order_relaxed)) + 1;
-  claim_.store((generation << 32) | (static_cast<uint64_t>(chunks) << 16));  // seq_cst: before the check below
+  claim_.store(generation << 32);  // seq_cst: before the check below
   if (sleeping_workers_.load() > 0) {
     { std::lock_guard<std::mutex> lock(mutex_); }
     wake_.notify_all();
   }
   work(generation);
-  auto finished = [&] { return done_.load() == chunks; };
+  auto finished = [&] { return done_.load() == units_.load(std::memory_order_relaxed); };
   if (spinUntil(finished)) return;
   std::unique_lock<std::mutex> lock(mutex_);
   // seq_cst: stored before the check, as the last chunk's finisher adds to

@@ -22,6 +22,12 @@ namespace kiln::runtime {
 // sleep, and the caller spins while it waits for the last chunk. Chunks are
 // claimed, not assigned, so a worker that wakes late only leaves more of the
 // loop to the others instead of holding up the kernel.
+//
+// A chunk is a share of what is left (guided scheduling): 1 / (2 x threads)
+// of the remaining iterations, at least one. The first claims are large, so
+// a loop costs a few claims per thread, and the last are single iterations,
+// so the threads finish together: with equal chunks fixed in advance (eight
+// for two threads), a loop of 18 tasks gave one thread 10 and the other 8.
 class ThreadPool {
  public:
   explicit ThreadPool(int num_threads);  // including the calling thread
@@ -37,14 +43,14 @@ class ThreadPool {
   static void parallelForThunk(void* pool, int64_t count, kiln_task_fn fn, void* closure);
 
  private:
-  // claim_ packs the loop's generation (bits 32-63), its chunk count (bits
-  // 16-31) and the next chunk to claim (bits 0-15), so a claim is one
-  // compare-and-swap that also proves the loop is still the one the
-  // claimer saw; a chunk claimed keeps the loop (and fn_, closure_, count_)
-  // alive until that chunk is done.
+  // claim_ packs the loop's generation (bits 32-63) and the next unit to
+  // claim (bits 0-31), so a claim is one compare-and-swap that also proves
+  // the loop is still the one the claimer saw; a chunk claimed keeps the
+  // loop (and fn_, closure_, count_, units_) alive until that chunk is done.
+  // Units are the iterations, or equal ranges of them past 2^31.
   static uint64_t generationOf(uint64_t claim) { return claim >> 32; }
-  static int chunksOf(uint64_t claim) { return static_cast<int>((claim >> 16) & 0xffff); }
-  static int nextOf(uint64_t claim) { return static_cast<int>(claim & 0xffff); }
+  static int64_t nextOf(uint64_t claim) { return static_cast<int64_t>(claim & 0xffffffffu); }
+  int64_t unitStart(int64_t unit) const;
 
   void workerLoop();
   // Claims and runs chunks of loop `generation` until none are left.
@@ -55,10 +61,13 @@ class ThreadPool {
   std::mutex job_mutex_;  // held by the caller that owns the workers
 
   std::atomic<uint64_t> claim_{0};
-  std::atomic<int> done_{0};  // chunks of the current loop finished
+  std::atomic<int64_t> done_{0};  // units of the current loop finished
   kiln_task_fn fn_ = nullptr;
   void* closure_ = nullptr;
   int64_t count_ = 0;
+  // Atomic as a claimer reads it before its compare-and-swap proves the
+  // loop current (a stale value only fails the swap).
+  std::atomic<int64_t> units_{0};
 
   // Sleeping: workers wait on wake_ for a new generation, the caller on
   // finished_ for the last chunk; each side counts itself in before it

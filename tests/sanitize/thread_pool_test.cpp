@@ -4,14 +4,17 @@
 // busy with another caller's loop; and the pool shuts down from each of
 // those states. Built a second way under ThreadSanitizer
 // (scripts/sanitize.sh tsan), which checks the claim and sleep protocol.
+#include "thread_pool.h"
+
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
-
-#include "thread_pool.h"
 
 namespace kiln::runtime {
 namespace {
@@ -43,6 +46,51 @@ TEST(ThreadPoolTest, BackToBackLoopsVisitEachIndexOnce) {
       }
     }
   }
+}
+
+// The ranges fn is called with, sorted.
+struct Ranges {
+  static void task(void* closure, int64_t begin, int64_t end) {
+    auto* self = static_cast<Ranges*>(closure);
+    std::lock_guard<std::mutex> lock(self->mutex);
+    self->ranges.emplace_back(begin, end);
+  }
+  // Whether the ranges cover [0, count) once each, in order.
+  bool tile(int64_t count) {
+    std::sort(ranges.begin(), ranges.end());
+    int64_t next = 0;
+    for (auto [begin, end] : ranges) {
+      if (begin != next || end <= begin) return false;
+      next = end;
+    }
+    return next == count;
+  }
+  std::mutex mutex;
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+};
+
+// Chunks are shares of what is left: the first a quarter of the loop (two
+// threads), the last a single iteration, so that neither thread is left
+// with a large chunk while the other idles.
+TEST(ThreadPoolTest, ChunksShrinkToSingleIterations) {
+  ThreadPool pool(2);
+  for (int round = 0; round < 50; ++round) {
+    Ranges r;
+    pool.parallelFor(18, &Ranges::task, &r);
+    ASSERT_TRUE(r.tile(18)) << "round " << round;
+    EXPECT_EQ(r.ranges.front(), std::make_pair(int64_t{0}, int64_t{4})) << "round " << round;
+    EXPECT_EQ(r.ranges.back(), std::make_pair(int64_t{17}, int64_t{18})) << "round " << round;
+  }
+}
+
+// Past 2^31 iterations a claim counts equal ranges of them; the ranges still
+// cover the loop once.
+TEST(ThreadPoolTest, LoopsPast2To31IterationsAreCoveredOnce) {
+  ThreadPool pool(2);
+  const int64_t count = (int64_t{1} << 31) + 12345;
+  Ranges r;
+  pool.parallelFor(count, &Ranges::task, &r);
+  EXPECT_TRUE(r.tile(count));
 }
 
 TEST(ThreadPoolTest, LoopsAfterTheWorkersFellAsleep) {
