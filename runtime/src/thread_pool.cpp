@@ -16,7 +16,6 @@ namespace {
 constexpr std::chrono::microseconds kSpin(500);
 // A chunk takes 1 / (kShare x threads) of the units left.
 constexpr int64_t kShare = 2;
-constexpr int64_t kMaxUnits = int64_t{1} << 31;
 
 void pause() {
 #if defined(__x86_64__)
@@ -50,23 +49,20 @@ ThreadPool::~ThreadPool() {
   for (std::thread& t : workers_) t.join();
 }
 
-int64_t ThreadPool::unitStart(int64_t unit) const {
-  const int64_t units = units_.load(std::memory_order_relaxed);
+int64_t ThreadPool::unitStart(int64_t unit, int64_t units) const {
   if (units == count_) return unit;
   return static_cast<int64_t>(static_cast<__int128>(count_) * unit / units);
 }
 
 void ThreadPool::work(uint64_t generation) {
   uint64_t claim = claim_.load(std::memory_order_acquire);
-  while (generationOf(claim) == generation) {
-    const int64_t units = units_.load(std::memory_order_relaxed);
-    const int64_t next = nextOf(claim);
-    if (next >= units) break;
+  while (generationOf(claim) == generation && nextOf(claim) < unitsOf(claim)) {
+    const int64_t units = unitsOf(claim), next = nextOf(claim);
     const int64_t size = std::max<int64_t>(1, (units - next) / (kShare * num_threads_));
     if (!claim_.compare_exchange_weak(claim, claim + static_cast<uint64_t>(size), std::memory_order_acq_rel,
                                       std::memory_order_acquire))
       continue;  // `claim` now holds the current value
-    fn_(closure_, unitStart(next), unitStart(next + size));
+    fn_(closure_, unitStart(next, units), unitStart(next + size, units));
     if (done_.fetch_add(size) + size == units && caller_sleeping_.load()) {  // seq_cst, against the caller's sleep
       std::lock_guard<std::mutex> lock(mutex_);
       finished_.notify_one();
@@ -86,16 +82,17 @@ void ThreadPool::parallelFor(int64_t count, kiln_task_fn fn, void* closure) {
   fn_ = fn;
   closure_ = closure;
   count_ = count;
-  units_.store(std::min(count, kMaxUnits), std::memory_order_relaxed);
+  const int64_t units = std::min(count, kMaxUnits);
   done_.store(0, std::memory_order_relaxed);
-  const uint64_t generation = generationOf(claim_.load(std::memory_order_relaxed)) + 1;
-  claim_.store(generation << 32);  // seq_cst: before the check below
+  // 1 .. 2^24 - 1, wrapping past 0 (a worker starts having seen 0).
+  const uint64_t generation = generationOf(claim_.load(std::memory_order_relaxed)) % 0xffffff + 1;
+  claim_.store(generation << 40 | static_cast<uint64_t>(units) << 20);  // seq_cst: before the check below
   if (sleeping_workers_.load() > 0) {
     { std::lock_guard<std::mutex> lock(mutex_); }
     wake_.notify_all();
   }
   work(generation);
-  auto finished = [&] { return done_.load() == units_.load(std::memory_order_relaxed); };
+  auto finished = [&] { return done_.load() == units; };
   if (spinUntil(finished)) return;
   std::unique_lock<std::mutex> lock(mutex_);
   // seq_cst: stored before the check, as the last chunk's finisher adds to

@@ -43,14 +43,18 @@ class ThreadPool {
   static void parallelForThunk(void* pool, int64_t count, kiln_task_fn fn, void* closure);
 
  private:
-  // claim_ packs the loop's generation (bits 32-63) and the next unit to
-  // claim (bits 0-31), so a claim is one compare-and-swap that also proves
-  // the loop is still the one the claimer saw; a chunk claimed keeps the
-  // loop (and fn_, closure_, count_, units_) alive until that chunk is done.
-  // Units are the iterations, or equal ranges of them past 2^31.
-  static uint64_t generationOf(uint64_t claim) { return claim >> 32; }
-  static int64_t nextOf(uint64_t claim) { return static_cast<int64_t>(claim & 0xffffffffu); }
-  int64_t unitStart(int64_t unit) const;
+  // claim_ packs the loop's generation (bits 40-63), its unit count (bits
+  // 20-39) and the next unit to claim (bits 0-19), so a claim is one
+  // compare-and-swap that also proves the loop is still the one the claimer
+  // saw, and everything a claimer computes its chunk from comes from that
+  // one word; a chunk claimed keeps the loop (and fn_, closure_, count_)
+  // alive until that chunk is done. Units are the iterations, or equal
+  // ranges of them past kMaxUnits.
+  static constexpr int64_t kMaxUnits = (int64_t{1} << 20) - 1;
+  static uint64_t generationOf(uint64_t claim) { return claim >> 40; }
+  static int64_t unitsOf(uint64_t claim) { return static_cast<int64_t>((claim >> 20) & 0xfffff); }
+  static int64_t nextOf(uint64_t claim) { return static_cast<int64_t>(claim & 0xfffff); }
+  int64_t unitStart(int64_t unit, int64_t units) const;
 
   void workerLoop();
   // Claims and runs chunks of loop `generation` until none are left.
@@ -65,9 +69,6 @@ class ThreadPool {
   kiln_task_fn fn_ = nullptr;
   void* closure_ = nullptr;
   int64_t count_ = 0;
-  // Atomic as a claimer reads it before its compare-and-swap proves the
-  // loop current (a stale value only fails the swap).
-  std::atomic<int64_t> units_{0};
 
   // Sleeping: workers wait on wake_ for a new generation, the caller on
   // finished_ for the last chunk; each side counts itself in before it
