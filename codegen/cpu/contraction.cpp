@@ -412,6 +412,15 @@ void useAmxBf16(const kir::Stage& stage, ContractionPlan& plan) {
       std::clamp<int64_t>((kTargetTasks + outer * plan.row_chunks - 1) / (outer * plan.row_chunks), 1, blocks);
 }
 
+// ContractionPlan::half_last, where it applies.
+void useHalfLastVector(const kir::Stage& stage, ContractionPlan& plan) {
+  const int64_t extent = vectorExtent(stage, plan);
+  const int64_t full = int64_t{plan.vectors - 1} * kVectorLanes;
+  plan.half_last = plan.packed && plan.dot_group == 1 && !plan.amx && !plan.guarded_load && !plan.rows_read_vector &&
+                   !plan.scalar_vector && plan.v_outer_axis < 0 && extent <= plan.blockLanes() && extent > full &&
+                   extent <= full + kVectorLanes / 2;
+}
+
 // A packed plan whose S is a float32 load (or a hoisted guarded one)
 // contiguous along its innermost reduction variable becomes a bf16
 // dot-product plan (dot_group 2), when that variable runs at least
@@ -606,6 +615,7 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
   }
   if (best && isa.bf16_dot) useBf16Dot(kernel, *best);
   if (best && isa.amx_bf16 && best->dot_group == 2) useAmxBf16(stage, *best);
+  if (best) useHalfLastVector(stage, *best);
   return best;
 }
 

@@ -147,6 +147,12 @@ struct ContractionPlan {
   int64_t row_chunks = 1;
   int64_t block_groups = 0;  // 0: one block per task
   bool rows_outside_blocks = false;
+  // A float32 packed plan of one block whose last vector holds at most 8
+  // live lanes (24, 40 or 56 output channels) keeps that vector as 8 lanes
+  // (a ymm register): cores that split 512-bit operations in two (AMD Zen 4)
+  // then spend half the work on it, where 16 lanes cost as much as a whole
+  // vector more (a 1x1 convolution to 24 channels took as long as one to 32).
+  bool half_last = false;
 
   int64_t blockLanes() const { return int64_t{vectors} * kVectorLanes; }
 };

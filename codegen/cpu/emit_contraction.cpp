@@ -227,7 +227,7 @@ class ContractionEmitter {
   void allocateScratch() {
     llvm::Function* f = b_.GetInsertBlock()->getParent();
     llvm::IRBuilder<> entry(&f->getEntryBlock(), f->getEntryBlock().begin());
-    for (int i = 0; i < plan_.rows * plan_.vectors; ++i) acc_.push_back(entry.CreateAlloca(acc_vec_));
+    for (int i = 0; i < plan_.rows * plan_.vectors; ++i) acc_.push_back(entry.CreateAlloca(accType(i % plan_.vectors)));
     lanes_ = entry.CreateAlloca(llvm::ArrayType::get(lane_, static_cast<uint64_t>(plan_.blockLanes())));
     lanes_->setAlignment(llvm::Align(64));
     if (plan_.amx) {
@@ -277,6 +277,10 @@ class ContractionEmitter {
   }
 
   llvm::AllocaInst* acc(int row, int vector) { return acc_[static_cast<size_t>(row * plan_.vectors + vector)]; }
+
+  // The j-th vector's lanes: 8 for a half last vector (ContractionPlan::half_last).
+  int lanesOf(int j) const { return plan_.half_last && j == plan_.vectors - 1 ? kVectorLanes / 2 : kVectorLanes; }
+  llvm::FixedVectorType* accType(int j) const { return llvm::FixedVectorType::get(lane_, lanesOf(j)); }
 
   void bindRow(llvm::Value* r0, int i) {
     if (plan_.row_axis >= 0) e_.bind(stage_.axes[plan_.row_axis].id, b_.CreateAdd(r0, b_.getInt64(i), "", true, true));
@@ -440,7 +444,7 @@ class ContractionEmitter {
     if (plan_.guarded_load) return loadGuarded(j);
     if (plan_.packed) {
       llvm::Value* offset = b_.CreateAdd(b_.CreateMul(k_flat, b_.getInt64(plan_.blockLanes())), b_.getInt64(j * kVectorLanes));
-      return b_.CreateAlignedLoad(vec_, b_.CreateInBoundsGEP(f32_, panel_, offset), llvm::Align(64));
+      return b_.CreateAlignedLoad(accType(j), b_.CreateInBoundsGEP(f32_, panel_, offset), llvm::Align(64));
     }
     return loadStreaming(*plan_.vector, j);
   }
@@ -538,7 +542,7 @@ class ContractionEmitter {
     }
     for (int i = 0; i < rows; ++i)
       for (int j = 0; j < plan_.vectors; ++j) {
-        llvm::Value* start = llvm::Constant::getNullValue(acc_vec_);
+        llvm::Value* start = llvm::Constant::getNullValue(accType(j));
         if (initial_)
           start = b_.CreateAlignedLoad(acc_vec_, b_.CreateConstInBoundsGEP1_64(lane_, initial_, j * kVectorLanes),
                                        llvm::Align(64));
@@ -596,12 +600,12 @@ class ContractionEmitter {
     return g;
   }
 
-  // S at row i of the tile, broadcast.
-  llvm::Value* broadcastScalar(int i) {
-    if (!plan_.hoisted_scalar_guard) return b_.CreateVectorSplat(kVectorLanes, e_.emit(plan_.scalar));
+  // S at row i of the tile.
+  llvm::Value* scalarAt(int i) {
+    if (!plan_.hoisted_scalar_guard) return e_.emit(plan_.scalar);
     llvm::Value* at = b_.CreateGEP(f32_, scalar_rows_[static_cast<size_t>(i)],
                                    b_.CreateMul(k_inner_, b_.getInt64(plan_.scalar_k_stride), "", true, true));
-    return b_.CreateVectorSplat(kVectorLanes, b_.CreateLoad(f32_, at));
+    return b_.CreateLoad(f32_, at);
   }
 
   void multiplyAccumulate(int rows, llvm::Value* r0, llvm::Value* k_flat) {
@@ -625,10 +629,17 @@ class ContractionEmitter {
     for (int j = 0; j < plan_.vectors; ++j) v.push_back(loadVector(j, k_flat));
     for (int i = 0; i < rows; ++i) {
       bindRow(r0, i);
-      llvm::Value* s = broadcastScalar(i);
+      // Broadcast once per width: a half vector's splat of its own (two
+      // loads that broadcast) rather than the low half of the full one,
+      // which compiles to a register broadcast, a shuffle on the FMA ports.
+      llvm::Value* scalar = scalarAt(i);
+      llvm::Value* full = b_.CreateVectorSplat(kVectorLanes, scalar);
       for (int j = 0; j < plan_.vectors; ++j) {
-        llvm::Value* sum = b_.CreateLoad(vec_, acc(i, j));
-        b_.CreateStore(b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {vec_}, {s, v[static_cast<size_t>(j)], sum}), acc(i, j));
+        llvm::FixedVectorType* type = accType(j);
+        llvm::Value* s = lanesOf(j) == kVectorLanes ? full : b_.CreateVectorSplat(lanesOf(j), scalar);
+        llvm::Value* sum = b_.CreateLoad(type, acc(i, j));
+        b_.CreateStore(b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {type}, {s, v[static_cast<size_t>(j)], sum}),
+                       acc(i, j));
       }
     }
   }
@@ -930,7 +941,7 @@ class ContractionEmitter {
     for (int i = 0; i < rows; ++i) {
       bindRow(r0, i);
       for (int j = 0; j < plan_.vectors; ++j)
-        b_.CreateAlignedStore(b_.CreateLoad(acc_vec_, acc(i, j)),
+        b_.CreateAlignedStore(b_.CreateLoad(accType(j), acc(i, j)),
                               b_.CreateConstInBoundsGEP1_64(lane_, lanes_, static_cast<uint64_t>(j * kVectorLanes)),
                               llvm::Align(64));
       // A merged index binds outer at the block's first lane and lets v run

@@ -41,8 +41,8 @@ int sparseKVar(const ContractionPlan& dense) {
 
 bool eligible(const ContractionPlan& dense, const ir::Tensor& weights) {
   return dense.packed && dense.dot_group == 1 && !dense.guarded_load && !dense.rows_read_vector &&
-         !dense.hoisted_scalar_guard && dense.v_outer_axis < 0 &&
-         weights.dtype() == ir::DType::kFloat32 && sparseKVar(dense) >= 0;
+         !dense.hoisted_scalar_guard && dense.v_outer_axis < 0 && weights.dtype() == ir::DType::kFloat32 &&
+         sparseKVar(dense) >= 0;
 }
 
 // Element offset of V[k][v] in the weight tensor.

@@ -9,7 +9,8 @@
 // (kiln.ConvNhwc: packed weight panels along the output channel, padding
 // guards hoisted out of the channel loop, depthwise vectors along the
 // channel). Also a projection whose head-split Reshape is fused after it:
-// its weight packs along the two merged output axes.
+// its weight packs along the two merged output axes. And a block whose last
+// vector has at most 8 live lanes, run as 8 lanes.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -251,6 +252,40 @@ INSTANTIATE_TEST_SUITE_P(
                       NhwcCase{{"pointwise", 64, 48, 14, 14, 1, 1, 1, {0, 0, 0, 0}}, true, false, false, 48},
                       NhwcCase{{"depthwise3x3", 32, 32, 14, 14, 3, 1, 32, {1, 1, 1, 1}}, false, false, true, 32}),
     [](const ::testing::TestParamInfo<NhwcCase>& info) { return info.param.conv.name; });
+
+// Channels-last convolutions whose one vector block ends in a vector of at
+// most 8 live lanes (24, 40 or 56 output channels) run that vector as 8
+// lanes (ContractionPlan::half_last); 48 channels (three full vectors) and
+// 72 (two blocks) do not. Each artifact against the reference.
+struct HalfCase {
+  ConvCase conv;
+  bool half_last;
+};
+
+std::ostream& operator<<(std::ostream& os, const HalfCase& c) { return os << c.conv.name; }
+
+class HalfLastVector : public ::testing::TestWithParam<HalfCase> {};
+
+TEST_P(HalfLastVector, PlansAndMatchesReference) {
+  const HalfCase& c = GetParam();
+  auto program = compileProgram([&] { return convModel(c.conv); }, layoutOptions(true));
+  ASSERT_TRUE(program.isOk()) << program.status().message();
+  auto plans = plansOf(*program);
+  ASSERT_EQ(plans.size(), 1u);
+  EXPECT_TRUE(plans[0].second.packed);
+  EXPECT_EQ(plans[0].second.half_last, c.half_last);
+  expectArtifactMatchesReference([&] { return convModel(c.conv); }, true);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, HalfLastVector,
+                         ::testing::Values(HalfCase{{"pointwise24", 32, 24, 9, 9, 1, 1, 1, {0, 0, 0, 0}}, true},
+                                           HalfCase{{"dense3x3_40", 16, 40, 8, 8, 3, 1, 1, {1, 1, 1, 1}}, true},
+                                           HalfCase{{"pointwise56_relu6", 16, 56, 7, 7, 1, 1, 1, {0, 0, 0, 0}, true},
+                                                    true},
+                                           HalfCase{{"pointwise20", 24, 20, 6, 6, 1, 1, 1, {0, 0, 0, 0}, false}, true},
+                                           HalfCase{{"pointwise48", 16, 48, 7, 7, 1, 1, 1, {0, 0, 0, 0}}, false},
+                                           HalfCase{{"pointwise72", 16, 72, 7, 7, 1, 1, 1, {0, 0, 0, 0}}, false}),
+                         [](const ::testing::TestParamInfo<HalfCase>& info) { return info.param.conv.name; });
 
 // A channels-last GlobalAveragePool is planned as a contraction vectorized
 // along the channel (X contiguous there), not as one strided sum per channel.
