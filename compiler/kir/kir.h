@@ -152,6 +152,11 @@ Expr abs(Expr a);
 Expr inRange(Expr index, int64_t extent);
 // Whether `e` is iteration variable `var_id` itself.
 inline bool isVar(const Expr& e, int var_id) { return e->kind == ExprNode::Kind::kVar && e->var_id == var_id; }
+// Whether index `e` names the element of axis `axis`: the axis's variable,
+// or, for a unit axis, the constant 0 (as broadcasting lowerings write it).
+inline bool indexesAxis(const Expr& e, const IterVar& axis) {
+  return isVar(e, axis.id) || (axis.extent == 1 && e->kind == ExprNode::Kind::kConst && e->value == 0);
+}
 
 struct BufferParam {
   std::string name;

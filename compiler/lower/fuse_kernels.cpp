@@ -29,13 +29,6 @@ int64_t product(const std::vector<int64_t>& dims) {
   return n;
 }
 
-// Whether index `e` names the same element as axis `v` (a unit axis may be
-// indexed by the constant 0, as broadcasting lowerings write it).
-bool indexesAxis(const Expr& e, const kir::IterVar& v) {
-  if (isVar(e, v.id)) return true;
-  return v.extent == 1 && e->kind == ExprNode::Kind::kConst && e->value == 0;
-}
-
 bool anyNode(const Expr& e, const std::function<bool(const ExprNode&)>& pred) {
   if (pred(*e)) return true;
   return std::any_of(e->operands.begin(), e->operands.end(), [&](const Expr& o) { return anyNode(o, pred); });
@@ -135,7 +128,7 @@ void profileLoads(const kir::Kernel& kernel, const kir::Stage& stage, const Expr
     const std::vector<int64_t>& shape = kernel.params[e->buffer].shape;
     bool at_axes = e->operands.size() == stage.axes.size();
     for (size_t i = 0; at_axes && i < stage.axes.size(); ++i)
-      at_axes = indexesAxis(e->operands[i], stage.axes[i]) && stage.axes[i].extent == shape[i];
+      at_axes = kir::indexesAxis(e->operands[i], stage.axes[i]) && stage.axes[i].extent == shape[i];
     profile.at_own_axes = profile.at_own_axes && at_axes;
   }
   for (const Expr& operand : e->operands) profileLoads(kernel, stage, operand, params, in_reduce, profile, reads);

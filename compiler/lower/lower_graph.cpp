@@ -323,19 +323,12 @@ Expected<Program> lowerGraph(const ir::Model& model) { return GraphLowering(mode
 
 namespace {
 
-// Whether index `e` names the element of axis `axis` (a unit axis may be
-// indexed by the constant 0, as broadcasting lowerings write it).
-bool isAxis(const kir::Expr& e, const kir::IterVar& axis) {
-  if (kir::isVar(e, axis.id)) return true;
-  return axis.extent == 1 && e->kind == kir::ExprNode::Kind::kConst && e->value == 0;
-}
-
 // Whether every load of params `reads` in `e` indexes exactly `axes`.
 bool loadsAtAxes(const kir::Expr& e, const std::vector<int>& reads, const std::vector<kir::IterVar>& axes) {
   if (e->kind == kir::ExprNode::Kind::kLoad && std::count(reads.begin(), reads.end(), e->buffer)) {
     if (e->operands.size() != axes.size()) return false;
     for (size_t i = 0; i < axes.size(); ++i)
-      if (!isAxis(e->operands[i], axes[i])) return false;
+      if (!kir::indexesAxis(e->operands[i], axes[i])) return false;
   }
   return std::all_of(e->operands.begin(), e->operands.end(),
                      [&](const kir::Expr& o) { return loadsAtAxes(o, reads, axes); });
@@ -385,7 +378,7 @@ bool canWriteInPlace(const Program& program, const KernelCall& call, int in, int
   const std::vector<int64_t>& shape = call.kernel.params[writes[0]].shape;
   if (writer->axes.size() != shape.size()) return false;
   for (size_t i = 0; i < shape.size(); ++i)
-    if (writer->axes[i].extent != shape[i] || !isAxis(writer->store_index[i], writer->axes[i])) return false;
+    if (writer->axes[i].extent != shape[i] || !kir::indexesAxis(writer->store_index[i], writer->axes[i])) return false;
   for (int r : reads)
     if (call.kernel.params[r].shape != shape) return false;
   return loadsAtAxes(writer->value, reads, writer->axes);
