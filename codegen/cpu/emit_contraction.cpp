@@ -629,9 +629,10 @@ class ContractionEmitter {
     for (int j = 0; j < plan_.vectors; ++j) v.push_back(loadVector(j, k_flat));
     for (int i = 0; i < rows; ++i) {
       bindRow(r0, i);
-      // Broadcast once per width: a half vector's splat of its own (two
-      // loads that broadcast) rather than the low half of the full one,
-      // which compiles to a register broadcast, a shuffle on the FMA ports.
+      // A splat of the scalar per width: LLVM folds both into one
+      // broadcasting load and the 8-lane FMA reads its low half, where a
+      // shuffle taking the low half of the 16-lane splat compiled to a
+      // second, register broadcast (a shuffle on the FMA ports).
       llvm::Value* scalar = scalarAt(i);
       llvm::Value* full = b_.CreateVectorSplat(kVectorLanes, scalar);
       for (int j = 0; j < plan_.vectors; ++j) {
