@@ -7,7 +7,7 @@
 // double-precision functions over a dense sweep of [-110, 95], [-1, 1] and
 // [-1e-3, 1e-3] (tests/codegen/emit_math_test.cpp asserts the bounds in
 // parentheses; docs/architecture.md lists them):
-//   exp:  0.9 ulp (2) for results >= FLT_MIN; subnormal results within one
+//   exp:  0.8 ulp (2) for results >= FLT_MIN; subnormal results within one
 //         subnormal spacing; +inf above ln(FLT_MAX), 0 below -104; NaN -> NaN.
 //   tanh: 1.3 ulp (3): odd polynomial below |x| = 0.625, then
 //         1 - 2 / (exp(2|x|) + 1); +-1 for large |x|; NaN -> NaN.
