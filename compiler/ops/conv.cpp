@@ -122,7 +122,8 @@ Status lowerConv(LowerContext& ctx) {
 // output channel innermost in Y and in W, the contraction's vector axis is m
 // and W is packed into panels like a MatMul's weight; X is broadcast, one row
 // of the register tile per output column. Depthwise (group == C == M) reads X
-// and W both as vectors along the channel.
+// and W both as vectors along the channel. Other groups split the output
+// channel into (group, filter) axes, every index affine in them.
 Status inferConvNhwc(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 2, 3));
   KILN_RETURN_IF_ERROR(expectDType(ctx, 0, "X", DTypeClass::kFloat));
@@ -173,8 +174,19 @@ Status lowerConvNhwc(LowerContext& ctx) {
   kir::IterVar c = kb.var("c", w_dims[2]);
   std::vector<kir::IterVar> reduce_vars = offsets;
   reduce_vars.push_back(c);
-  Expr m = axes[3];
-  Expr channel = group == 1 ? Expr(c) : m / Expr::index(filters_per_group) * Expr::index(w_dims[2]) + c;
+  // Grouped (neither group 1 nor depthwise): the output channel split into
+  // (group, filter in group) axes, so that every index is affine: X's
+  // channel is g * C/group + c and Y's and W's g * M/group + k.
+  const bool split = group > 1 && !(w_dims[2] == 1 && filters_per_group == 1);
+  if (split) {
+    axes.pop_back();
+    axes.push_back(kb.var("g", group));
+    axes.push_back(kb.var("k", filters_per_group));
+  }
+  Expr m = split ? axes[3] * Expr::index(filters_per_group) + axes[4] : Expr(axes[3]);
+  Expr channel = group == 1 ? Expr(c)
+                 : split    ? axes[3] * Expr::index(w_dims[2]) + c
+                            : m / Expr::index(filters_per_group) * Expr::index(w_dims[2]) + c;
   std::vector<Expr> positions = {inputPosition(window, 0, axes[1], offset_exprs[0]),
                                  inputPosition(window, 1, axes[2], offset_exprs[1])};
   Expr x_elem = toCompute(x.load({axes[0], positions[0], positions[1], channel}));
@@ -182,8 +194,11 @@ Status lowerConvNhwc(LowerContext& ctx) {
     x_elem = kir::select(*inside, x_elem, Expr::constant(x_elem.dtype(), 0));
   Expr value = kir::reduce(kir::ReduceOp::kSum, reduce_vars,
                            x_elem * toCompute(w.load({offset_exprs[0], offset_exprs[1], c, m})));
-  if (ctx.hasInput(2)) value = value + toCompute(ctx.input(2)(axes.back()));
-  kb.compute(y, axes, kir::cast(y.dtype(), value));
+  if (ctx.hasInput(2)) value = value + toCompute(ctx.input(2)(m));
+  if (split)
+    kb.computeAt(y, axes, {axes[0], axes[1], axes[2], m}, kir::cast(y.dtype(), value));
+  else
+    kb.compute(y, axes, kir::cast(y.dtype(), value));
   return Status::ok();
 }
 

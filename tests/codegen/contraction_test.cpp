@@ -287,6 +287,41 @@ INSTANTIATE_TEST_SUITE_P(Shapes, HalfLastVector,
                                            HalfCase{{"pointwise72", 16, 72, 7, 7, 1, 1, 1, {0, 0, 0, 0}}, false}),
                          [](const ::testing::TestParamInfo<HalfCase>& info) { return info.param.conv.name; });
 
+// Grouped convolutions (neither group 1 nor depthwise) run channels-last
+// with the output channel split into (group, filter in group): one
+// contraction vectorized along the group's filters, groups of fewer than 8
+// filters merged first (channels-last's widenGroups, zero weights between
+// the merged groups). `vector_extent` is the filters per group after that.
+struct GroupedCase {
+  ConvCase conv;
+  int64_t vector_extent;
+};
+
+std::ostream& operator<<(std::ostream& os, const GroupedCase& c) { return os << c.conv.name; }
+
+class GroupedConv : public ::testing::TestWithParam<GroupedCase> {};
+
+TEST_P(GroupedConv, PlansTheGroupFiltersAndMatchesReference) {
+  const GroupedCase& c = GetParam();
+  auto program = compileProgram([&] { return convModel(c.conv); }, layoutOptions(true));
+  ASSERT_TRUE(program.isOk()) << program.status().message();
+  auto plans = plansOf(*program);
+  ASSERT_EQ(plans.size(), 1u);
+  EXPECT_EQ(codegen::cpu::vectorExtent(*plans[0].first, plans[0].second), c.vector_extent);
+  expectArtifactMatchesReference([&] { return convModel(c.conv); }, true);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, GroupedConv,
+    ::testing::Values(GroupedCase{{"g4_filters8", 32, 32, 9, 9, 3, 1, 4, {1, 1, 1, 1}}, 8},
+                      GroupedCase{{"g2_filters16", 16, 32, 7, 8, 3, 1, 2, {1, 1, 1, 1}}, 16},
+                      GroupedCase{{"g8_filters4_merged", 32, 32, 9, 9, 3, 1, 8, {1, 1, 1, 1}}, 8},
+                      GroupedCase{{"g32_stride2_merged", 128, 128, 13, 13, 3, 2, 32, {1, 1, 1, 1}}, 8},
+                      GroupedCase{{"multiplier2_merged", 16, 32, 8, 8, 3, 1, 16, {1, 1, 1, 1}}, 8},
+                      GroupedCase{{"g3_merged_to_dense", 12, 12, 6, 6, 3, 1, 3, {1, 1, 1, 1}}, 12},
+                      GroupedCase{{"g4_pointwise", 64, 64, 7, 7, 1, 1, 4, {0, 0, 0, 0}, false}, 16}),
+    [](const ::testing::TestParamInfo<GroupedCase>& info) { return info.param.conv.name; });
+
 // A channels-last GlobalAveragePool is planned as a contraction vectorized
 // along the channel (X contiguous there), not as one strided sum per channel.
 TEST(ChannelsLastModel, GlobalAveragePoolVectorizesAlongTheChannel) {

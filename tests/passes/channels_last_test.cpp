@@ -188,15 +188,39 @@ TEST(ChannelsLastTest, QuantizedConvolutionsRunChannelsLast) {
   EXPECT_TRUE(passesKeepOutputs(quantizedStage, {"channels-last"}));
 }
 
-// Left NCHW: a grouped convolution that is not depthwise, one whose weight
-// is an input, a 1-D and a 3-D convolution.
+// Grouped convolutions run channels-last too; groups of fewer than 8
+// filters are merged (4 groups of 4 filters: 2 of 8; 3 groups of 2 filters:
+// one dense convolution), each merged group's weight zero between the
+// groups it joins; a depthwise one keeps one group per channel.
+TEST(ChannelsLastTest, GroupedConvolutionsRunChannelsLast) {
+  auto make = [] {
+    TestGraph g;
+    ir::Value* x = g.input("x", {1, 16, 7, 7});
+    ir::Value* wide = conv(g, x, 16, 32, 3, "wide", 2)->outputs[0];         // 16 filters per group
+    ir::Value* narrow = conv(g, wide, 32, 16, 3, "narrow", 4)->outputs[0];  // 4: merged in pairs
+    ir::Value* three = conv(g, narrow, 16, 6, 1, "three", 2)->outputs[0];   // 3 filters of 8 channels
+    ir::Value* dense = conv(g, three, 6, 6, 3, "dense", 3)->outputs[0];     // 2 filters, 3 groups: one
+    ir::Value* dw = conv(g, dense, 6, 6, 3, "dw", 6)->outputs[0];           // depthwise
+    g.output(g.op("Relu", {dw}, "y"));
+    return g.take();
+  };
+  auto after = runPasses(make, {"channels-last"});
+  std::vector<int64_t> groups;
+  for (const auto& node : after->graph.nodes())
+    if (node->op_type == "ConvNhwc") groups.push_back(node->attribute("group")->i);
+  EXPECT_EQ(groups, (std::vector<int64_t>{2, 2, 1, 1, 6})) << ir::printModel(*after);
+  EXPECT_EQ(countOps(after->graph, "Transpose"), 2) << ir::printModel(*after);
+  EXPECT_TRUE(passesKeepOutputs(make, {"channels-last"}, 1e-4, 2));
+}
+
+// Left NCHW: a convolution whose weight is an input, a 1-D and a 3-D
+// convolution.
 TEST(ChannelsLastTest, LeavesWhatConvNhwcDoesNotTake) {
   auto make = [] {
     TestGraph g;
-    ir::Value* x = g.input("x", {1, 4, 6, 6});
-    ir::Value* grouped = conv(g, x, 4, 6, 3, "grouped", 2)->outputs[0];
+    ir::Value* x = g.input("x", {1, 6, 6, 6});
     ir::Value* w = g.input("w", {3, 6, 1, 1});
-    ir::Value* dynamic = g.op("Conv", {grouped, w}, "dynamic");
+    ir::Value* dynamic = g.op("Conv", {x, w}, "dynamic");
     ir::Value* x1 = g.input("x1", {1, 2, 9});
     ir::Value* conv1d = g.op("Conv", {x1, g.randomConstant("w1", {3, 2, 3})}, "conv1d");
     ir::Value* x3 = g.input("x3", {1, 2, 3, 3, 3});
