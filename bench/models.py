@@ -111,6 +111,19 @@ MODELS = {
     ),
 }
 
+# More torchvision networks, outside the default sweep (bench/run.sh
+# --models ...): the grouped, 5x5-depthwise, hard-swish, channel-shuffle and
+# inception shapes the six above lack.
+for _name, _what in [
+    ("resnext50_32x4d", "ResNeXt-50 32x4d"),
+    ("regnet_y_400mf", "RegNetY-400MF"),
+    ("mnasnet1_0", "MnasNet 1.0"),
+    ("mobilenet_v3_large", "MobileNetV3-Large"),
+    ("shufflenet_v2_x1_0", "ShuffleNetV2 1.0x"),
+    ("googlenet", "GoogLeNet"),
+]:
+    MODELS[_name] = (_vision(_name), "input", _image, f"{_what}, 1x3x224x224")
+
 
 def build(name, batch=1):
     """The model in eval mode, with the same random weights in every process
