@@ -159,11 +159,15 @@ bool loadsAlong(const kir::Kernel& kernel, const kir::Expr& s, int id) {
   return flat && flat->of(id) == 1;
 }
 
-// A packed plan's S = select(guard, load, 0) whose guard the innermost
+// A broadcast S = select(guard, load, 0) whose guard the innermost
 // reduction variable leaves alone: hoisted (ContractionPlan::hoisted_scalar_guard).
+// Packed plans, and streaming ones whose V is a plain load (a grouped
+// convolution's weight read along the group's filters): not where S is a
+// vector or serves every row (rows_read_vector, scalar_vector).
 void hoistScalarGuard(const kir::Kernel& kernel, ContractionPlan& plan) {
   const ExprNode& s = *plan.scalar;
-  if (!plan.packed || plan.k_order.empty() || s.kind != ExprNode::Kind::kSelect) return;
+  const bool streaming = !plan.packed && !plan.guarded_load && !plan.rows_read_vector && !plan.scalar_vector;
+  if ((!plan.packed && !streaming) || plan.k_order.empty() || s.kind != ExprNode::Kind::kSelect) return;
   const ExprNode& zero = *s.operands[2];
   const ExprNode& load = *s.operands[1];
   if (zero.kind != ExprNode::Kind::kConst || zero.value != 0 || load.kind != ExprNode::Kind::kLoad ||

@@ -292,9 +292,13 @@ INSTANTIATE_TEST_SUITE_P(Shapes, HalfLastVector,
 // contraction vectorized along the group's filters, groups of fewer than 8
 // filters merged first (channels-last's widenGroups, zero weights between
 // the merged groups). `vector_extent` is the filters per group after that.
+// A padded one's S, the input pixel, takes the hoisted guard (each row's
+// address or a zero row, computed before the channel loop) as a dense
+// convolution's does.
 struct GroupedCase {
   ConvCase conv;
   int64_t vector_extent;
+  bool hoisted_guard = true;
 };
 
 std::ostream& operator<<(std::ostream& os, const GroupedCase& c) { return os << c.conv.name; }
@@ -308,6 +312,7 @@ TEST_P(GroupedConv, PlansTheGroupFiltersAndMatchesReference) {
   auto plans = plansOf(*program);
   ASSERT_EQ(plans.size(), 1u);
   EXPECT_EQ(codegen::cpu::vectorExtent(*plans[0].first, plans[0].second), c.vector_extent);
+  EXPECT_EQ(plans[0].second.hoisted_scalar_guard, c.hoisted_guard);
   expectArtifactMatchesReference([&] { return convModel(c.conv); }, true);
 }
 
@@ -319,7 +324,7 @@ INSTANTIATE_TEST_SUITE_P(
                       GroupedCase{{"g32_stride2_merged", 128, 128, 13, 13, 3, 2, 32, {1, 1, 1, 1}}, 8},
                       GroupedCase{{"multiplier2_merged", 16, 32, 8, 8, 3, 1, 16, {1, 1, 1, 1}}, 8},
                       GroupedCase{{"g3_merged_to_dense", 12, 12, 6, 6, 3, 1, 3, {1, 1, 1, 1}}, 12},
-                      GroupedCase{{"g4_pointwise", 64, 64, 7, 7, 1, 1, 4, {0, 0, 0, 0}, false}, 16}),
+                      GroupedCase{{"g4_pointwise", 64, 64, 7, 7, 1, 1, 4, {0, 0, 0, 0}, false}, 16, false}),
     [](const ::testing::TestParamInfo<GroupedCase>& info) { return info.param.conv.name; });
 
 // A channels-last GlobalAveragePool is planned as a contraction vectorized
