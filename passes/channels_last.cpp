@@ -207,16 +207,17 @@ class ChannelsLast final : public Pass {
   // A grouped convolution whose groups have fewer than kMinGroupFilters
   // output channels (ResNeXt-50 32x4d's first stage: 4) would fill a
   // fraction of each vector, the output channel of one group being the
-  // vector axis. 8 filters run about as fast as 16 merged from two groups
-  // of 8 (ResNeXt's second stage), and RegNetY-400MF's groups of 8 merged
-  // to 16 made it 30% slower, so merging stops at 8. Merged in runs of S groups, each merged group's weight
+  // vector axis. Merged in runs of S groups, each merged group's weight
   // block-diagonal over the S groups' input channels and zero elsewhere,
   // it has S times the filters per group (at least kMinGroupFilters) for S
   // times the multiplications: `conv`'s group becomes group / S and the
-  // returned weight is [M, S * C/group, kh, kw]. Not for depthwise
-  // convolutions (one input and one output channel per group), which have
-  // their own kernel. An infinite input then meets zero weights of other
-  // groups, and its NaN spreads to the S groups it was merged with.
+  // returned weight is [M, S * C/group, kh, kw]. Merging stops at 8: 8
+  // filters ran about as fast as 16 merged from two groups of 8 (ResNeXt's
+  // second stage), and RegNetY-400MF's groups of 8 merged to 16 made it 30%
+  // slower. Not for depthwise convolutions (one input and one output
+  // channel per group), which have their own kernel. An infinite input then
+  // meets zero weights of other groups, and its NaN spreads to the S groups
+  // it was merged with.
   static ir::Tensor widenGroups(ir::Node& conv, ir::Tensor w) {
     constexpr int64_t kMinGroupFilters = 8;
     const int64_t group = qgraph::intAttribute(conv, "group", 1);

@@ -166,8 +166,8 @@ bool loadsAlong(const kir::Kernel& kernel, const kir::Expr& s, int id) {
 // vector or serves every row (rows_read_vector, scalar_vector).
 void hoistScalarGuard(const kir::Kernel& kernel, ContractionPlan& plan) {
   const ExprNode& s = *plan.scalar;
-  const bool streaming = !plan.packed && !plan.guarded_load && !plan.rows_read_vector && !plan.scalar_vector;
-  if ((!plan.packed && !streaming) || plan.k_order.empty() || s.kind != ExprNode::Kind::kSelect) return;
+  if (!plan.packed && (plan.guarded_load || plan.rows_read_vector || plan.scalar_vector)) return;
+  if (plan.k_order.empty() || s.kind != ExprNode::Kind::kSelect) return;
   const ExprNode& zero = *s.operands[2];
   const ExprNode& load = *s.operands[1];
   if (zero.kind != ExprNode::Kind::kConst || zero.value != 0 || load.kind != ExprNode::Kind::kLoad ||

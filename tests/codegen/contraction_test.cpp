@@ -74,6 +74,22 @@ driver::CompileOptions layoutOptions(bool channels_last) {
   return options;
 }
 
+// The one contraction of a single-convolution model, NCHW or channels-last:
+// its plan (read for its fields: its expression pointers are into a program
+// that is gone) and vector extent. Callers wrap it in ASSERT_NO_FATAL_FAILURE.
+struct SolePlan {
+  codegen::cpu::ContractionPlan plan;
+  int64_t vector_extent = 0;
+};
+
+void solePlan(const ConvCase& conv, bool channels_last, SolePlan& out) {
+  auto program = compileProgram([&] { return convModel(conv); }, layoutOptions(channels_last));
+  ASSERT_TRUE(program.isOk()) << program.status().message();
+  auto plans = plansOf(*program);
+  ASSERT_EQ(plans.size(), 1u);
+  out = {plans[0].second, codegen::cpu::vectorExtent(*plans[0].first, plans[0].second)};
+}
+
 // The model's artifact, compiled in `layout`, against its NCHW program on
 // the reference evaluator, on one seeded random input.
 void expectArtifactMatchesReference(const ModelFactory& make, bool channels_last) {
@@ -196,17 +212,14 @@ class ConvMerge : public ::testing::TestWithParam<MergeCase> {};
 
 TEST_P(ConvMerge, PlansTheVectorIndex) {
   const MergeCase& c = GetParam();
-  auto program = compileProgram([&] { return convModel(c.conv); }, layoutOptions(false));
-  ASSERT_TRUE(program.isOk()) << program.status().message();
-  auto plans = plansOf(*program);
-  ASSERT_EQ(plans.size(), 1u);
-  const auto& [stage, plan] = plans[0];
+  SolePlan sole;
+  ASSERT_NO_FATAL_FAILURE(solePlan(c.conv, false, sole));
   if (c.vector_extent == 0) {
-    EXPECT_EQ(plan.v_outer_axis, -1);
+    EXPECT_EQ(sole.plan.v_outer_axis, -1);
   } else {
-    EXPECT_GE(plan.v_outer_axis, 0);
-    EXPECT_EQ(codegen::cpu::vectorExtent(*stage, plan), c.vector_extent);
-    EXPECT_FALSE(plan.packed);
+    EXPECT_GE(sole.plan.v_outer_axis, 0);
+    EXPECT_EQ(sole.vector_extent, c.vector_extent);
+    EXPECT_FALSE(sole.plan.packed);
   }
 }
 
@@ -234,16 +247,13 @@ class ConvNhwcPlan : public ::testing::TestWithParam<NhwcCase> {};
 
 TEST_P(ConvNhwcPlan, PlansTheChannelAxis) {
   const NhwcCase& c = GetParam();
-  auto program = compileProgram([&] { return convModel(c.conv); }, layoutOptions(true));
-  ASSERT_TRUE(program.isOk()) << program.status().message();
-  auto plans = plansOf(*program);
-  ASSERT_EQ(plans.size(), 1u);
-  const auto& [stage, plan] = plans[0];
-  EXPECT_EQ(plan.packed, c.packed);
-  EXPECT_EQ(plan.hoisted_scalar_guard, c.hoisted_guard);
-  EXPECT_EQ(plan.scalar_vector, c.scalar_vector);
-  EXPECT_EQ(codegen::cpu::vectorExtent(*stage, plan), c.vector_extent);
-  EXPECT_LE(plan.rows, 8);
+  SolePlan sole;
+  ASSERT_NO_FATAL_FAILURE(solePlan(c.conv, true, sole));
+  EXPECT_EQ(sole.plan.packed, c.packed);
+  EXPECT_EQ(sole.plan.hoisted_scalar_guard, c.hoisted_guard);
+  EXPECT_EQ(sole.plan.scalar_vector, c.scalar_vector);
+  EXPECT_EQ(sole.vector_extent, c.vector_extent);
+  EXPECT_LE(sole.plan.rows, 8);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -268,12 +278,10 @@ class HalfLastVector : public ::testing::TestWithParam<HalfCase> {};
 
 TEST_P(HalfLastVector, PlansAndMatchesReference) {
   const HalfCase& c = GetParam();
-  auto program = compileProgram([&] { return convModel(c.conv); }, layoutOptions(true));
-  ASSERT_TRUE(program.isOk()) << program.status().message();
-  auto plans = plansOf(*program);
-  ASSERT_EQ(plans.size(), 1u);
-  EXPECT_TRUE(plans[0].second.packed);
-  EXPECT_EQ(plans[0].second.half_last, c.half_last);
+  SolePlan sole;
+  ASSERT_NO_FATAL_FAILURE(solePlan(c.conv, true, sole));
+  EXPECT_TRUE(sole.plan.packed);
+  EXPECT_EQ(sole.plan.half_last, c.half_last);
   expectArtifactMatchesReference([&] { return convModel(c.conv); }, true);
 }
 
@@ -307,12 +315,10 @@ class GroupedConv : public ::testing::TestWithParam<GroupedCase> {};
 
 TEST_P(GroupedConv, PlansTheGroupFiltersAndMatchesReference) {
   const GroupedCase& c = GetParam();
-  auto program = compileProgram([&] { return convModel(c.conv); }, layoutOptions(true));
-  ASSERT_TRUE(program.isOk()) << program.status().message();
-  auto plans = plansOf(*program);
-  ASSERT_EQ(plans.size(), 1u);
-  EXPECT_EQ(codegen::cpu::vectorExtent(*plans[0].first, plans[0].second), c.vector_extent);
-  EXPECT_EQ(plans[0].second.hoisted_scalar_guard, c.hoisted_guard);
+  SolePlan sole;
+  ASSERT_NO_FATAL_FAILURE(solePlan(c.conv, true, sole));
+  EXPECT_EQ(sole.vector_extent, c.vector_extent);
+  EXPECT_EQ(sole.plan.hoisted_scalar_guard, c.hoisted_guard);
   expectArtifactMatchesReference([&] { return convModel(c.conv); }, true);
 }
 
