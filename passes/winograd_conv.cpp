@@ -1,19 +1,22 @@
 // winograd-conv: a 3x3, stride-1 channels-last convolution computed with
 // Winograd's minimal filtering F(2x2, 3x3), which multiplies 16 times per
 // 2x2 output tile and channel pair where the direct convolution multiplies
-// 36 (2.25x fewer). Each kiln.ConvNhwc that qualifies becomes
+// 36 (2.25x fewer). G [16, C, K] is the weight transformed at compile time
+// (G g Gt per input/output channel pair, in float64, then rounded). Each
+// kiln.ConvNhwc that qualifies takes one of two forms (compiler/ops/winograd.cpp;
+// formOf says which):
 //
-//   kiln.WinogradInput(X, pads) -> kiln.WinogradMatMul(., G) -> kiln.WinogradOutput(., bias)
+//   banded: kiln.WinogradConv(X, G, bias) -> kiln.WinogradCrop
+//   steps:  kiln.WinogradInput(X, pads) -> kiln.WinogradMatMul(., G) -> kiln.WinogradOutput(., bias)
 //
-// (compiler/ops/winograd.cpp), where G [16, C, K] is the weight transformed
-// at compile time (G g Gt per input/output channel pair, in float64, then
-// rounded). The product is a contraction the CPU backend tiles like any
-// other; the output step has no reduction, so the bias, Relu and residual
-// Add after the convolution fuse into it.
+// The banded kernel writes whole 2x2 tiles, one row or column more than an
+// odd output has; the crop has no reduction, so it fuses into the Relu or
+// Concat after it, as the steps' output step does with the bias, Relu and
+// residual Add after the convolution.
 //
 // Taken: float32, constant HWIO weight 3x3, group 1, strides and dilations
-// 1, explicit pads (or auto_pad), known shapes, and at least
-// kMinInputChannels input and kMinOutputChannels output channels. The result is not bit-identical
+// 1, explicit pads (or auto_pad), known shapes, and the channel counts
+// formOf asks for. The result is not bit-identical
 // to the direct convolution: the transforms add and subtract partial sums
 // in another order (about 5e-7 of the output's largest magnitude, measured
 // in tests/passes/winograd_conv_test.cpp), and an infinite input spreads
@@ -29,20 +32,42 @@
 namespace kiln::passes {
 namespace {
 
-// Measured (docs/architecture.md): at 64 input channels and more the three
-// steps take 0.4-0.9 of the direct kernel's time; at 16 (SqueezeNet's first
-// fire modules, 16 -> 64 channels on 55x55) 1.6x, at 32 and 48 about the
-// same, so narrower inputs stay with the direct kernel. The output needs
-// one vector of channels: narrower, every step fills less than a vector.
-// Measured again on the 2-core Zen 4 (SqueezeNet 1.1, interleaved): with the
-// threshold at 16 the model ran 2.75-2.85 ms against 3.12-3.16 while the
-// machine was quiet, and 5.04-5.29 against 4.11-4.28 while another tenant
-// loaded it (ONNX Runtime then 5.3 ms against 3.5): the direct kernel is
-// bound by its FMAs, the three steps by U and M (4x the output) passing
-// through the shared L3. At 48 the difference was within 2% either way.
-// Narrower inputs stay direct until the steps run band by band in L2.
-constexpr int64_t kMinInputChannels = 64;
+// Which form a 3x3 stride-1 convolution takes.
+//  - kBanded (kiln.WinogradConv): one kernel whose three steps run tile row
+//    by tile row, so a row's U and M stay in the core's L2 and only the
+//    output (padded to whole tiles) leaves it. Every band reads all of the
+//    transformed weight, so it must fit in L2 beside a band's U, M and
+//    output: kBandCacheBytes, three quarters of the 1 MiB L2 of the Zen 4
+//    measured (2 MiB on Intel's Sapphire Rapids).
+//  - kSteps (three kernels): U and M pass through memory, 4x the input and
+//    the output, but the weight is read once; for wide layers whose weight
+//    is larger than L2.
+//  - kDirect: the direct kernel, bound by its FMAs.
+// Measured on the 2-core Zen 4 (2 threads, interleaved medians, quiet
+// machine): SqueezeNet 1.1 ran 3.17 ms direct below 64 input channels,
+// 2.80 with its 16-, 32- and 48-channel fire modules banded (0.26 -> 0.19
+// ms for 16 -> 64 channels on 55², 0.29 -> 0.17 for 32 -> 128 on 27²);
+// ResNet-50's layer1 took the same time banded or in steps (0.57-0.66 ms
+// per convolution), as did its 128-channel layer2 in either form. The three
+// steps from 16 channels had been 2.75-2.85 ms quiet but 5.04-5.29 against
+// 4.11-4.28 direct while another tenant loaded the machine's memory: their
+// U and M went through the shared L3. Narrower than 16 input channels or 16
+// filters, a tile row fills less than a vector and the direct kernel stays.
+constexpr int64_t kMinBandedChannels = 16;
+constexpr int64_t kMinStepsChannels = 64;
 constexpr int64_t kMinOutputChannels = 16;
+constexpr int64_t kBandCacheBytes = 768 << 10;
+
+enum class Form { kDirect, kBanded, kSteps };
+
+Form formOf(int64_t channels, int64_t filters, int64_t out_w) {
+  if (filters < kMinOutputChannels) return Form::kDirect;
+  const int64_t weight = int64_t{16} * channels * filters * 4;
+  // U and M of one tile row (16 points of each tile), and its 2x2 outputs.
+  const int64_t band = (out_w + 1) / 2 * (16 * channels + 16 * filters + 4 * filters) * 4;
+  if (channels >= kMinBandedChannels && weight + band <= kBandCacheBytes) return Form::kBanded;
+  return channels >= kMinStepsChannels ? Form::kSteps : Form::kDirect;
+}
 
 std::optional<std::vector<int64_t>> knownDims(const ir::Value* v) {
   if (!v || !v->type.shape) return std::nullopt;
@@ -141,10 +166,38 @@ class WinogradConv final : public Pass {
     if (qgraph::intAttribute(node, "group", 1) != 1 || !allOnes(node, "strides") || !allOnes(node, "dilations"))
       return false;
     if (node.inputs.size() > 2 && node.input(2) && node.input(2)->type.dtype != ir::DType::kFloat32) return false;
-    return padsOf(node) && wd[2] >= kMinInputChannels && wd[3] >= kMinOutputChannels;
+    return padsOf(node) && formOf(wd[2], wd[3], (*yd)[2]) != Form::kDirect;
   }
 
   void rewrite(ir::Graph& graph, ir::Node* conv) {
+    const std::vector<int64_t> wd = conv->input(1)->constant->dims();
+    if (formOf(wd[2], wd[3], (*knownDims(conv->outputs[0]))[2]) == Form::kBanded)
+      rewriteBanded(graph, conv);
+    else
+      rewriteSteps(graph, conv);
+  }
+
+  void rewriteBanded(ir::Graph& graph, ir::Node* conv) {
+    const std::string base = conv->name + "/winograd";
+    ir::Value* y = conv->outputs[0];
+    ir::Value* g =
+        qgraph::tensorConstant(graph, conv->input(1)->name + "_winograd", transformWeight(*conv->input(1)->constant));
+    std::vector<ir::Value*> inputs = {conv->input(0), g};
+    if (conv->inputs.size() > 2 && conv->input(2)) inputs.push_back(conv->input(2));
+    ir::Node* tiles = qgraph::addNode(graph, "WinogradConv", base, inputs, y->name + "_wino_tiles");
+    tiles->domain = ops::kKilnDomain;
+    tiles->attributes["pads"] = intsAttribute(*padsOf(*conv));
+    ir::Node* crop = graph.addNode("WinogradCrop", qgraph::uniqueName(graph, base + "_crop"));
+    crop->domain = ops::kKilnDomain;
+    crop->inputs = {tiles->outputs[0]};
+    const std::vector<int64_t> yd = *knownDims(y);
+    crop->attributes["output_shape"] = intsAttribute({yd[0], yd[1], yd[2]});
+    crop->outputs = {y};
+    y->producer = crop;
+    y->producer_output = 0;
+  }
+
+  void rewriteSteps(ir::Graph& graph, ir::Node* conv) {
     const std::string base = conv->name + "/winograd";
     ir::Value* y = conv->outputs[0];
     ir::Node* input = qgraph::addNode(graph, "WinogradInput", base + "_input", {conv->input(0)}, y->name + "_wino_u");

@@ -110,6 +110,30 @@ TEST(StageGroupsTest, NormalizationsRunRowByRow) {
   }
 }
 
+// A banded Winograd convolution (kiln.WinogradConv: input transform,
+// product, output transform) runs tile row by tile row: batch 2 and 6 tile
+// rows of a 12x12 output are 12 points, each with its U and M in cache.
+TEST(StageGroupsTest, BandedWinogradRunsTileRowByTileRow) {
+  auto make = [] {
+    TestGraph g(17);
+    ir::Node* conv = g.node("Conv", {g.input("x", {2, 16, 12, 12}), g.randomConstant("w", {32, 16, 3, 3})}, "conv");
+    setInts(conv, "pads", {1, 1, 1, 1});
+    g.output(g.op("Relu", {conv->outputs[0]}, "y"));
+    return g.take();
+  };
+  auto program = compileProgram(make, driver::CompileOptions{});
+  ASSERT_TRUE(program.isOk()) << program.status().message();
+  const lower::KernelCall* call = kernelFrom(*program, "WinogradConv");
+  ASSERT_NE(call, nullptr) << lower::toString(*program);
+  ASSERT_EQ(call->kernel.stages.size(), 3u);
+  std::vector<StageGroup> groups = groupsOf(*program, *call);
+  ASSERT_EQ(groups.size(), 1u) << kir::toString(call->kernel);
+  EXPECT_EQ(groups[0].first, 0u);
+  EXPECT_EQ(groups[0].end, 3u);
+  EXPECT_EQ(groups[0].axes, 2);  // batch and tile row
+  EXPECT_EQ(groups[0].points, 12);
+}
+
 // Three rows: fewer points than kMinGroupPoints, so the stages run apart.
 TEST(StageGroupsTest, TooFewPointsRunApart) {
   auto program = compileProgram([] { return normalizationModel({1, 3, 64}); }, driver::CompileOptions{});

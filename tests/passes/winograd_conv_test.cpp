@@ -1,9 +1,11 @@
 // winograd-conv: 3x3, stride-1, group-1 channels-last convolutions (after
-// channels-last) become kiln.WinogradInput -> kiln.WinogradMatMul ->
-// kiln.WinogradOutput, and nothing else does; the outputs stay within the
+// channels-last) become kiln.WinogradConv -> kiln.WinogradCrop (banded:
+// the transformed weight and a tile row's intermediates fit in L2) or
+// kiln.WinogradInput -> kiln.WinogradMatMul -> kiln.WinogradOutput (steps:
+// wider layers), and nothing else does; the outputs stay within the
 // rounding Winograd's transforms add, both in the reference evaluator and
 // in generated code, with the bias/Relu/residual epilogue fused into the
-// output transform.
+// crop or the output transform.
 //
 // Tolerance: F(2x2, 3x3) adds and subtracts up to 16 rounded partial sums
 // per output where the direct convolution sums 9 * C products. Measured
@@ -105,21 +107,28 @@ double passError(const ModelFactory& make) {
   return worst;
 }
 
-// Taken: one dense 3x3 stride-1 convolution. Left alone: stride 2,
+// Taken: two dense 3x3 stride-1 convolutions, one banded (a 64 KiB
+// transformed weight) and one in steps (64 -> 192 channels: 768 KiB, with a
+// band's intermediates more than kBandCacheBytes). Left alone: stride 2,
 // dilation 2, grouped (2 groups) and depthwise, 1x1, a weight that is an
-// input, one below 64 input channels and one below 16 output channels.
+// input, one below 16 input channels, one below 16 output channels, and
+// one whose weight is too large for a band (48 -> 256: 768 KiB) with too
+// few input channels for the steps. The reference evaluator takes about a
+// microsecond per multiply-add, so the wide ones run on small maps.
 std::unique_ptr<ir::Model> mixedConvs() {
   TestGraph g;
   ir::Value* x = g.input("x", {1, 64, 9, 9});
   g.output(conv(g, x, {64, 16}, "taken"));
+  g.output(conv(g, g.input("x_wide", {1, 64, 4, 3}), {64, 192}, "wide"));
   g.output(conv(g, x, {64, 16, 3, {1, 1, 1, 1}, 2}, "strided"));
   g.output(conv(g, x, {64, 16, 3, {2, 2, 2, 2}, 1, 2}, "dilated"));
   g.output(conv(g, x, {64, 16, 3, {1, 1, 1, 1}, 1, 1, 2}, "grouped"));
   g.output(conv(g, x, {64, 64, 3, {1, 1, 1, 1}, 1, 1, 64}, "depthwise"));
   g.output(conv(g, x, {64, 16, 1, {0, 0, 0, 0}}, "pointwise"));
   g.output(conv(g, x, {64, 16}, "dynamic", g.input("w", {16, 64, 3, 3})));
-  g.output(conv(g, g.input("x48", {1, 48, 9, 9}), {48, 64}, "narrow_input"));
+  g.output(conv(g, g.input("x8", {1, 8, 9, 9}), {8, 64}, "narrow_input"));
   g.output(conv(g, x, {64, 8}, "narrow_output"));
+  g.output(conv(g, g.input("x48", {1, 48, 4, 3}), {48, 256}, "between"));
   return g.take();
 }
 
@@ -127,15 +136,16 @@ TEST(WinogradConvTest, RewritesOnlyDenseThreeByThreeStrideOneConvolutions) {
   auto before = runPasses(mixedConvs, {"channels-last"});
   auto after = runPasses(mixedConvs, {"channels-last", "winograd-conv"});
   const ir::Graph& graph = after->graph;
-  EXPECT_EQ(countOps(graph, "WinogradInput"), 1) << ir::printModel(*after);
+  EXPECT_EQ(countOps(graph, "WinogradConv"), 1) << ir::printModel(*after);
+  EXPECT_EQ(countOps(graph, "WinogradCrop"), 1);
+  EXPECT_EQ(countOps(graph, "WinogradInput"), 1);
   EXPECT_EQ(countOps(graph, "WinogradMatMul"), 1);
   EXPECT_EQ(countOps(graph, "WinogradOutput"), 1);
-  EXPECT_EQ(countOps(graph, "ConvNhwc"), countOps(before->graph, "ConvNhwc") - 1);
+  EXPECT_EQ(countOps(graph, "ConvNhwc"), countOps(before->graph, "ConvNhwc") - 2);
   EXPECT_EQ(countOps(graph, "Conv"), countOps(before->graph, "Conv"));  // grouped, dynamic stay NCHW
   for (const auto& node : graph.nodes()) {
-    if (node->op_type == "WinogradOutput") {
-      EXPECT_EQ(node->outputs[0]->name, "taken_nhwc");
-    }
+    if (node->op_type == "WinogradCrop") EXPECT_EQ(node->outputs[0]->name, "taken_nhwc");
+    if (node->op_type == "WinogradOutput") EXPECT_EQ(node->outputs[0]->name, "wide_nhwc");
   }
   EXPECT_LE(passError(mixedConvs), kTolerance);
 }
@@ -156,7 +166,9 @@ TEST(WinogradConvTest, LeftToTheDirectKernelUnderBf16Precision) {
     bool lowered = false;
     options.on_lowered = [&](const ir::Model& model, const lower::Program&) {
       lowered = true;
-      EXPECT_EQ(countOps(model.graph, "WinogradMatMul"), std::string(precision) == "fp32" ? 1 : 0) << precision;
+      const int taken = std::string(precision) == "fp32" ? 1 : 0;
+      EXPECT_EQ(countOps(model.graph, "WinogradConv"), taken) << precision;
+      EXPECT_EQ(countOps(model.graph, "WinogradMatMul"), taken) << precision;
     };
     auto program = compileProgram(mixedConvs, options);
     EXPECT_TRUE(program.isOk()) << program.status().message();
@@ -168,61 +180,81 @@ struct MapCase {
   const char* name;
   std::vector<int64_t> x;  // N, C, H, W
   std::vector<int64_t> pads;
+  int64_t filters = 24;             // 24: banded; 192 filters of 64 channels: in steps
+  const char* op = "WinogradConv";  // the form's op, one of it expected
 };
 
 void PrintTo(const MapCase& c, std::ostream* os) { *os << c.name; }
 
 class WinogradMaps : public ::testing::TestWithParam<MapCase> {};
 
-// Odd maps end in half tiles (only valid outputs are written), pads of 0
-// read no padding, asymmetric pads shift the tiles, and batches stack tiles.
+// Odd maps end in half tiles (only valid outputs are written, by the steps'
+// output transform or by the banded form's crop), pads of 0 read no
+// padding, asymmetric pads shift the tiles, and batches stack tiles.
 TEST_P(WinogradMaps, MatchesTheDirectConvolution) {
   const MapCase& c = GetParam();
   auto make = [&] {
     TestGraph g;
     ir::Value* x = g.input("x", c.x);
-    g.output(g.op("Relu", {conv(g, x, {c.x[1], 24, 3, c.pads}, "conv")}, "y"));
+    g.output(g.op("Relu", {conv(g, x, {c.x[1], c.filters, 3, c.pads}, "conv")}, "y"));
     return g.take();
   };
   auto after = runPasses(make, {"channels-last", "winograd-conv"});
-  EXPECT_EQ(countOps(after->graph, "WinogradMatMul"), 1) << ir::printModel(*after);
+  EXPECT_EQ(countOps(after->graph, c.op), 1) << ir::printModel(*after);
   double error = passError(make);
   EXPECT_LE(error, kTolerance) << c.name;
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, WinogradMaps,
-                         ::testing::Values(MapCase{"map7", {1, 64, 7, 7}, {1, 1, 1, 1}},
-                                           MapCase{"map13", {1, 64, 13, 13}, {1, 1, 1, 1}},
-                                           MapCase{"row1x9", {1, 64, 1, 9}, {1, 1, 1, 1}},
-                                           MapCase{"unpadded8", {1, 64, 8, 8}, {0, 0, 0, 0}},
-                                           MapCase{"unpadded7x5", {1, 68, 7, 5}, {0, 0, 0, 0}},
-                                           MapCase{"asymmetric", {1, 64, 6, 9}, {0, 1, 2, 0}},
-                                           MapCase{"batch3", {3, 64, 6, 5}, {1, 1, 1, 1}}),
-                         [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, WinogradMaps,
+    ::testing::Values(MapCase{"map7", {1, 64, 7, 7}, {1, 1, 1, 1}}, MapCase{"map13", {1, 64, 13, 13}, {1, 1, 1, 1}},
+                      MapCase{"row1x9", {1, 64, 1, 9}, {1, 1, 1, 1}}, MapCase{"unpadded8", {1, 64, 8, 8}, {0, 0, 0, 0}},
+                      MapCase{"unpadded7x5", {1, 68, 7, 5}, {0, 0, 0, 0}},
+                      MapCase{"asymmetric", {1, 64, 6, 9}, {0, 1, 2, 0}},
+                      MapCase{"batch3", {3, 64, 6, 5}, {1, 1, 1, 1}},
+                      MapCase{"sixteen_channels", {1, 16, 13, 11}, {1, 1, 1, 1}, 16},
+                      MapCase{"steps_map5x3", {1, 64, 5, 3}, {1, 1, 1, 1}, 192, "WinogradMatMul"},
+                      MapCase{"steps_unpadded_batch2", {2, 64, 5, 4}, {0, 0, 0, 0}, 192, "WinogradMatMul"}),
+    [](const auto& info) { return std::string(info.param.name); });
 
-// A residual block as ResNet has it: Relu(Conv3x3(x) + b + x). At -O2 the
-// output transform, bias, residual Add and Relu are one kernel, and the
-// compiled artifact agrees with the one compiled without the pass.
-std::unique_ptr<ir::Model> residualBlock() {
+// A residual block as ResNet has it: Relu(Conv3x3(x) + b + x), of 64
+// channels (banded) or 112 (steps: a 784 KiB transformed weight).
+std::unique_ptr<ir::Model> residualBlock(const std::vector<int64_t>& dims) {
   TestGraph g;
-  ir::Value* x = g.input("x", {2, 64, 11, 10});
-  ir::Value* a = g.op("Relu", {conv(g, x, {64, 64}, "conv_a")}, "relu_a");
-  ir::Value* b = conv(g, a, {64, 64}, "conv_b");
+  const int64_t channels = dims[1];
+  ir::Value* x = g.input("x", dims);
+  ir::Value* a = g.op("Relu", {conv(g, x, {channels, channels}, "conv_a")}, "relu_a");
+  ir::Value* b = conv(g, a, {channels, channels}, "conv_b");
   g.output(g.op("Relu", {g.op("Add", {b, x}, "residual")}, "y"));
   return g.take();
 }
 
-TEST(WinogradConvTest, FusesTheEpilogueIntoTheOutputTransform) {
+struct FormCase {
+  const char* name;
+  std::vector<int64_t> x;  // N, C, H, W
+  const char* last_step;   // the op whose kernel takes the epilogue
+};
+
+void PrintTo(const FormCase& c, std::ostream* os) { *os << c.name; }
+
+class WinogradForms : public ::testing::TestWithParam<FormCase> {};
+
+// At -O2 the last step (the banded form's crop, the steps' output
+// transform), bias, residual Add and Relu are one kernel, and the compiled
+// program agrees with the one compiled without the pass.
+TEST_P(WinogradForms, FusesTheEpilogueIntoTheLastStep) {
+  const FormCase& c = GetParam();
+  auto make = [&] { return residualBlock(c.x); };
   driver::CompileOptions with, without;
   without.pipeline.disabled = {"winograd-conv"};
-  auto program = compileProgram(residualBlock, with);
-  auto reference = compileProgram(residualBlock, without);
+  auto program = compileProgram(make, with);
+  auto reference = compileProgram(make, without);
   ASSERT_TRUE(program.isOk()) << program.status().message();
   ASSERT_TRUE(reference.isOk()) << reference.status().message();
   int fused = 0;
   for (const lower::KernelCall& call : program->calls) {
     const std::string& origin = call.kernel.origin;
-    if (origin.find("WinogradOutput") != std::string::npos) {
+    if (origin.find(c.last_step) != std::string::npos) {
       EXPECT_NE(origin.find("Relu"), std::string::npos) << origin;
       fused += origin.find("Add") != std::string::npos;
     }
@@ -231,20 +263,21 @@ TEST(WinogradConvTest, FusesTheEpilogueIntoTheOutputTransform) {
   for (unsigned seed = 1; seed <= 2; ++seed) EXPECT_LE(relativeError(*program, *reference, seed), kTolerance);
 }
 
-// The generated code (the product's contraction plan, the transforms'
-// vectorized loops, the edge tiles) against the artifact compiled without
-// the pass, on the runtime.
-TEST(WinogradConvTest, GeneratedCodeMatchesTheDirectConvolution) {
+// The generated code (the banded kernel's stage group, the product's
+// contraction plan, the transforms' vectorized loops, the edge tiles)
+// against the artifact compiled without the pass, on the runtime.
+TEST_P(WinogradForms, GeneratedCodeMatchesTheDirectConvolution) {
+  const std::vector<int64_t>& dims = GetParam().x;
   TempDir tmp;
-  ASSERT_TRUE(frontend::writeOnnxFile(*residualBlock(), tmp.file("block.onnx")).isOk());
+  ASSERT_TRUE(frontend::writeOnnxFile(*residualBlock(dims), tmp.file("block.onnx")).isOk());
   driver::CompileOptions with, without;
   without.pipeline.disabled = {"winograd-conv"};
   compileOrFail(tmp.file("block.onnx"), tmp.file("with.so"), with);
   compileOrFail(tmp.file("block.onnx"), tmp.file("without.so"), without);
   std::mt19937 rng(7);
-  std::vector<float> data(2 * 64 * 11 * 10);
+  std::vector<float> data(static_cast<size_t>(dims[0] * dims[1] * dims[2] * dims[3]));
   for (float& v : data) v = std::uniform_real_distribution<float>(-1, 1)(rng);
-  std::vector<ir::Tensor> inputs = {ir::Tensor::fromValues<float>(ir::DType::kFloat32, {2, 64, 11, 10}, data)};
+  std::vector<ir::Tensor> inputs = {ir::Tensor::fromValues<float>(ir::DType::kFloat32, dims, data)};
   auto run = [&](const std::string& path) {
     kiln::Model model(path);
     kiln::Session session(model, 2);
@@ -264,6 +297,11 @@ TEST(WinogradConvTest, GeneratedCodeMatchesTheDirectConvolution) {
   EXPECT_GT(largest, 1.0);
   EXPECT_LE(error / largest, kTolerance);
 }
+
+INSTANTIATE_TEST_SUITE_P(Forms, WinogradForms,
+                         ::testing::Values(FormCase{"banded", {2, 64, 11, 10}, "WinogradCrop"},
+                                           FormCase{"steps", {1, 112, 5, 4}, "WinogradOutput"}),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace kiln::testing

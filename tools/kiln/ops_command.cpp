@@ -27,12 +27,11 @@ void addOpsCommand(CLI::App& app, int& exit_code) {
       std::cout << "\n## " << domain << " (" << schemas.size()
                 << " ops)\n\n";
       if (domain == ops::kKilnDomain)
-        std::cout
-            << "Kiln's own ops, which its passes write (the channels-last pass: convolutions and pools over "
-               "NHWC data for the CPU backend; recognize-layer-norm and recognize-gelu: LayerNormalization and "
-               "Gelu, as ONNX defines them, in models whose opset predates them; winograd-conv: the three steps of a "
-               "Winograd convolution; recognize-attention: scaled-dot-product attention as one kernel for the "
-               "CPU backend); `--emit onnx` never writes them.\n\n";
+        std::cout << "Kiln's own ops, which its passes write (the channels-last pass: convolutions and pools over "
+                     "NHWC data for the CPU backend; recognize-layer-norm and recognize-gelu: LayerNormalization and "
+                     "Gelu, as ONNX defines them, in models whose opset predates them; winograd-conv: a Winograd "
+                     "convolution, banded or in three steps; recognize-attention: scaled-dot-product attention as one "
+                     "kernel for the CPU backend); `--emit onnx` never writes them.\n\n";
       std::cout << "| op | versions | attributes |\n| --- | --- | --- |\n";
       for (const auto& [name, s] : sorted) {
         std::cout << "| " << name << " | ";
