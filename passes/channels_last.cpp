@@ -16,7 +16,9 @@
 // Convolutions taken: float32 Conv of any group (groups of fewer than 8
 // filters merged, see widenGroups), and 8-bit QLinearConv of group 1 (kiln.QLinearConvNhwc,
 // compiler/ops/quantized_linear.cpp, which the int8 dot-product microkernel
-// runs), each with known shapes and a constant weight. The per-tensor
+// runs), each with known shapes and a constant weight. A float32 stem (at
+// most 4 input channels, group 1) with explicit pads reads
+// kiln.PadNhwc(X) instead and has pads 0 (padStemInput). The per-tensor
 // QuantizeLinear and DequantizeLinear between quantized convolutions sink
 // like any elementwise op, so a quantized network stays channels-last too.
 // Only for the CPU target, and not when the graph is written back as ONNX
@@ -25,6 +27,7 @@
 #include <set>
 
 #include "compiler/ops/op_registry.h"
+#include "compiler/ops/window.h"
 #include "passes/pass.h"
 #include "passes/quantize_graph.h"
 #include "passes/value_uses.h"
@@ -199,9 +202,41 @@ class ChannelsLast final : public Pass {
     inputs[0] = toNhwc(graph, conv->input(0));
     ir::Tensor weight = *w->constant;
     if (!quantized) weight = widenGroups(*conv, std::move(weight));
+    if (!quantized) inputs[0] = padStemInput(graph, *conv, weight.dims(), inputs[0]);
     inputs[w_input] = qgraph::tensorConstant(graph, w->name + "_hwio", toHwio(weight));
     replaceInNhwc(graph, conv, std::move(inputs), quantized ? "QLinearConvNhwc" : "ConvNhwc",
                   std::string(ops::kKilnDomain));
+  }
+
+  // A convolution over at most kMaxContiguousRowChannels input channels (a
+  // stem: 3), group 1, width dilation 1, with explicit padding: its NHWC
+  // input padded by kiln.PadNhwc and the convolution's pads set to 0, so
+  // that kiln.ConvNhwc reduces over the window's contiguous rows (see
+  // compiler/ops/conv.cpp). The pad fuses with the input's transpose to
+  // NHWC; it costs one write of the padded input (ResNet-50: 635 KB).
+  ir::Value* padStemInput(ir::Graph& graph, ir::Node& conv, const std::vector<int64_t>& weight_dims, ir::Value* x) {
+    const ir::Attribute* auto_pad = conv.attribute("auto_pad");
+    const ir::Attribute* pads = conv.attribute("pads");
+    const ir::Attribute* dilations = conv.attribute("dilations");
+    if ((auto_pad && auto_pad->s != "NOTSET") || !pads || pads->ints.size() != 4 ||
+        std::all_of(pads->ints.begin(), pads->ints.end(), [](int64_t p) { return p == 0; }))
+      return x;
+    if (qgraph::intAttribute(conv, "group", 1) != 1 || weight_dims[1] > ops::kMaxContiguousRowChannels ||
+        weight_dims[3] < 2 || (dilations && dilations->ints.size() == 2 && dilations->ints[1] != 1))
+      return x;
+    // ONNX orders pads (top, left, bottom, right), as kiln.PadNhwc does.
+    ir::Node* pad =
+        qgraph::addNode(graph, "PadNhwc", qgraph::uniqueName(graph, conv.name + "/pad"), {x}, x->name + "_padded");
+    pad->domain = std::string(ops::kKilnDomain);
+    pad->attributes["pads"] = *pads;
+    const std::vector<int64_t> xd = *knownDims(x);
+    const std::vector<int64_t>& p = pads->ints;
+    pad->outputs[0]->type = {
+        x->type.dtype, ir::makeShape(std::vector<int64_t>{xd[0], xd[1] + p[0] + p[2], xd[2] + p[1] + p[3], xd[3]})};
+    ir::Attribute zeros = *pads;
+    zeros.ints.assign(4, 0);
+    conv.attributes["pads"] = zeros;
+    return pad->outputs[0];
   }
 
   // A grouped convolution whose groups have fewer than kMinGroupFilters

@@ -2,6 +2,8 @@
 //   Y[n, m, o...] = B[m] + sum_{c, r...} X[n, g*C/group + c, o*s + r*d - pad...] * W[m, c, r...]
 // where g = m / (M/group) is the group of output channel m, and reads outside
 // X are zero.
+#include <algorithm>
+
 #include "compiler/lower/lower_context.h"
 #include "compiler/ops/infer_checks.h"
 #include "compiler/ops/kernel_exprs.h"
@@ -148,6 +150,39 @@ Status inferConvNhwc(InferContext& ctx) {
   return Status::ok();
 }
 
+// A convolution over few input channels (a network's stem: 3), unpadded,
+// group 1, dilation 1 along the width: a window's row of KW pixels is KW * C
+// contiguous floats of X, and of the HWIO weight. Reduced over (kh, kw * C + c)
+// as one variable, with X viewed [N, H, W * C] and W [KH, KW * C, M], the
+// innermost reduction variable runs KW * C values (21 for a 7x7 stem)
+// instead of C (3).
+bool rowsAreContiguous(const Window& window, const std::vector<int64_t>& w_dims, int64_t group) {
+  auto zero = [](const std::vector<int64_t>& pads) {
+    return std::all_of(pads.begin(), pads.end(), [](int64_t p) { return p == 0; });
+  };
+  return group == 1 && zero(window.pads_begin) && zero(window.pads_end) && window.dilations[1] == 1 &&
+         w_dims[2] <= kMaxContiguousRowChannels && w_dims[1] > 1;
+}
+
+Status lowerConvNhwcRows(LowerContext& ctx, const Window& window) {
+  const std::vector<int64_t> x_dims = ctx.inputDims(0), w_dims = ctx.inputDims(1);
+  const int64_t channels = x_dims[3], row = w_dims[1] * w_dims[2];
+  kir::KernelBuilder& kb = ctx.newKernel();
+  LowerContext::Buffer x = ctx.input(0, {x_dims[0], x_dims[1], x_dims[2] * channels});
+  LowerContext::Buffer w = ctx.input(1, {w_dims[0], row, w_dims[3]});
+  LowerContext::Buffer y = ctx.output(0);
+  std::vector<kir::IterVar> axes = kb.vars(y.shape(), "o");
+  kir::IterVar kh = kb.var("r", w_dims[0]);
+  kir::IterVar kwc = kb.var("rc", row);
+  Expr h = axes[1] * Expr::index(window.strides[0]) + Expr(kh) * Expr::index(window.dilations[0]);
+  Expr at = axes[2] * Expr::index(window.strides[1] * channels) + kwc;
+  Expr value = kir::reduce(kir::ReduceOp::kSum, {kh, kwc},
+                           toCompute(x(axes[0], h, at)) * toCompute(w(Expr(kh), Expr(kwc), axes[3])));
+  if (ctx.hasInput(2)) value = value + toCompute(ctx.input(2)(axes[3]));
+  kb.compute(y, axes, kir::cast(y.dtype(), value));
+  return Status::ok();
+}
+
 Status lowerConvNhwc(LowerContext& ctx) {
   std::vector<int64_t> x_dims = ctx.inputDims(0);
   std::vector<int64_t> w_dims = ctx.inputDims(1);
@@ -156,6 +191,7 @@ Status lowerConvNhwc(LowerContext& ctx) {
   const int64_t group = ctx.attrInt("group", 1);
   const int64_t filters_per_group = w_dims[3] / group;
 
+  if (rowsAreContiguous(window, w_dims, group)) return lowerConvNhwcRows(ctx, window);
   kir::KernelBuilder& kb = ctx.newKernel();
   LowerContext::Buffer x = ctx.input(0);
   LowerContext::Buffer w = ctx.input(1);
@@ -202,6 +238,43 @@ Status lowerConvNhwc(LowerContext& ctx) {
   return Status::ok();
 }
 
+// ---- kiln.PadNhwc --------------------------------------------------------------
+// X [N, H, W, C] with `pads` (top, left, bottom, right) rows and columns of
+// zeros around it: the explicit padding of a stem convolution (see
+// rowsAreContiguous), written by the channels-last pass.
+
+Expected<std::vector<int64_t>> padsAttr(const NodeView& ctx) {
+  std::vector<int64_t> pads = ctx.attrInts("pads");
+  if (pads.size() != 4 || std::any_of(pads.begin(), pads.end(), [](int64_t p) { return p < 0; }))
+    return ctx.error("pads must be 4 values of at least 0 (top, left, bottom, right)");
+  return pads;
+}
+
+Status inferPadNhwc(InferContext& ctx) {
+  KILN_RETURN_IF_ERROR(expectInputCount(ctx, 1, 1));
+  KILN_ASSIGN_OR_RETURN(ir::Shape x, inputShapeOfRank(ctx, 0, "X", 4));
+  std::optional<std::vector<int64_t>> xd = ir::knownDims(x);
+  if (!xd) return ctx.unsupportedError("PadNhwc needs a known shape, got X " + ir::toString(x));
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> pads, padsAttr(ctx));
+  const std::vector<int64_t> out = {(*xd)[0], (*xd)[1] + pads[0] + pads[2], (*xd)[2] + pads[1] + pads[3], (*xd)[3]};
+  ctx.setOutputType(0, {ctx.inputType(0).dtype, ir::makeShape(out)});
+  return Status::ok();
+}
+
+Status lowerPadNhwc(LowerContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> pads, padsAttr(ctx));
+  const std::vector<int64_t> x_dims = ctx.inputDims(0);
+  kir::KernelBuilder& kb = ctx.newKernel();
+  LowerContext::Buffer x = ctx.input(0);
+  LowerContext::Buffer y = ctx.output(0);
+  std::vector<kir::IterVar> a = kb.vars(y.shape(), "p");
+  Expr h = a[1] - Expr::index(pads[0]), w = a[2] - Expr::index(pads[1]);
+  Expr inside = h >= Expr::index(0) && h < Expr::index(x_dims[1]) && w >= Expr::index(0) && w < Expr::index(x_dims[2]);
+  Expr value = x(a[0], h, w, a[3]);
+  kb.compute(y, a, kir::select(inside, value, Expr::constant(value.dtype(), 0)));
+  return Status::ok();
+}
+
 }  // namespace
 
 void registerConvOps(OpRegistry& registry) {
@@ -209,6 +282,7 @@ void registerConvOps(OpRegistry& registry) {
                                             {"group", Kind::kInt},       {"kernel_shape", Kind::kInts},
                                             {"pads", Kind::kInts},       {"strides", Kind::kInts}};
   registry.add(OpSchema{kKilnDomain, "ConvNhwc", {1}, attributes, inferConvNhwc, lowerConvNhwc});
+  registry.add(OpSchema{kKilnDomain, "PadNhwc", {1}, {{"pads", Kind::kInts}}, inferPadNhwc, lowerPadNhwc});
   registry.add(OpSchema{"", "Conv", {1, 11}, attributes, inferConv, lowerConv});
 }
 

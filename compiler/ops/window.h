@@ -12,6 +12,13 @@
 
 namespace kiln::ops {
 
+// A channels-last convolution over at most this many input channels (a
+// network's stem: 3), unpadded, of group 1 and width dilation 1, reduces
+// over its window's rows of KW * C contiguous floats (kiln.ConvNhwc's
+// lowering); the channels-last pass pads such a convolution's input
+// explicitly (kiln.PadNhwc) so that it can.
+inline constexpr int64_t kMaxContiguousRowChannels = 4;
+
 struct Window {
   std::vector<int64_t> kernel;
   std::vector<int64_t> strides;

@@ -259,7 +259,8 @@ TEST_P(Bf16Conv, WithinBf16Tolerance) {
 }
 
 // C 20: a partial 32-value chunk and an odd pair count per offset; C 40: a
-// full chunk and a partial one; padding on every side, stride 2, 1x1.
+// full chunk and a partial one; padding on every side, stride 2, 1x1; a
+// 7x7 stem over 3 channels, reduced over whole window rows.
 // AMX: C 64 with padding on every side (zeros where the hoisted guard
 // fails, converted with the rows), and C 32 at stride 2.
 INSTANTIATE_TEST_SUITE_P(Shapes, Bf16Conv,
@@ -268,18 +269,21 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Bf16Conv,
                                                               Bf16ConvCase{"k5_unpadded", 17, 32, 9, 5, 1, 0},
                                                               Bf16ConvCase{"pointwise", 48, 32, 6, 1, 1, 0},
                                                               Bf16ConvCase{"tiles_k3_pad1", 64, 40, 10, 3, 1, 1},
-                                                              Bf16ConvCase{"tiles_stride2", 32, 24, 13, 3, 2, 1}),
+                                                              Bf16ConvCase{"tiles_stride2", 32, 24, 13, 3, 2, 1},
+                                                              // A 7x7 RGB stem: its input padded explicitly, 21
+                                                              // contiguous values (kw and c) per kernel row.
+                                                              Bf16ConvCase{"stem_k7", 3, 32, 15, 7, 2, 3}),
                                             ::testing::Values(Isa::kAvx512, Isa::kAmx)),
                          caseName<Bf16ConvCase>);
 
 // Under --precision bf16, a contraction whose innermost reduction runs
-// fewer than 16 values (an RGB stem convolution: 3 channels per kernel
-// offset; a MatMul with K = 3) keeps its float32 plan, exact: its bf16
-// plan converted a 32-value chunk per few products (contraction.cpp,
-// kMinBf16DotDepth).
+// fewer than 16 values (a 3x3 RGB stem convolution: 9 values, 3 channels
+// of each of 3 kernel columns, per kernel row; a MatMul with K = 3) keeps
+// its float32 plan, exact: its bf16 plan converted a 32-value chunk per few
+// products (contraction.cpp, kMinBf16DotDepth).
 TEST(Bf16ContractionTarget, ShortInnermostReductionsKeepFloat32) {
   if (!hostHasBf16()) GTEST_SKIP() << cannotRun(Isa::kAvx512);
-  auto stem = [] { return bf16ConvModel({"stem", 3, 32, 15, 7, 2, 3}, false); };
+  auto stem = [] { return bf16ConvModel({"stem", 3, 32, 15, 3, 2, 1}, false); };
   auto short_k = [] { return bf16Model({"short_k", 7, 3, 40}); };
   for (const auto& make : std::vector<std::function<std::unique_ptr<ir::Model>()>>{stem, short_k}) {
     TempDir tmp;

@@ -6,8 +6,6 @@
 
 #include <gtest/gtest.h>
 
-#include <random>
-
 #include "compiler/kir/evaluator.h"
 #include "compiler/onnx/writer.h"
 #include "tests/passes/attention_models.h"
@@ -160,16 +158,6 @@ TEST(StageGroupsTest, ReadsAcrossPointsKeepStagesApart) {
     std::vector<StageGroup> groups = codegen::cpu::planStageGroups(kernel, {nullptr, nullptr}, {false, false});
     EXPECT_EQ(groups.size(), transposed ? 0u : 1u) << (transposed ? "transposed" : "same point");
   }
-}
-
-ir::Tensor randomInput(const std::vector<int64_t>& dims, unsigned seed) {
-  std::mt19937 rng(seed);
-  int64_t n = 1;
-  for (int64_t d : dims) n *= d;
-  std::uniform_real_distribution<float> dist(-2, 2);
-  std::vector<float> values(static_cast<size_t>(n));
-  for (float& v : values) v = dist(rng);
-  return ir::Tensor::fromValues<float>(ir::DType::kFloat32, dims, values);
 }
 
 // The artifact (grouped stages, 2 threads) against the reference evaluator

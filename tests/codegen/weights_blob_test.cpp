@@ -36,14 +36,6 @@ std::unique_ptr<ir::Model> blobModel() {
   return g.take();
 }
 
-ir::Tensor randomInput(std::vector<int64_t> dims, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1, 1);
-  std::vector<float> data(static_cast<size_t>(dims[0] * dims[1]));
-  for (float& f : data) f = dist(rng);
-  return ir::Tensor::fromValues<float>(ir::DType::kFloat32, std::move(dims), data);
-}
-
 std::span<const uint8_t> asBytes(const std::vector<char>& bytes) {
   return {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()};
 }

@@ -4,6 +4,7 @@
 // quantize and Concat nodes that separate them; the outputs stay the same.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <sstream>
 
 #include "compiler/ir/printer.h"
@@ -11,6 +12,7 @@
 #include "compiler/onnx/writer.h"
 #include "tests/passes/model_check.h"
 #include "tests/testing/artifact_fixture.h"
+#include "tools/common/run_artifact.h"
 
 namespace kiln::testing {
 namespace {
@@ -211,6 +213,75 @@ TEST(ChannelsLastTest, GroupedConvolutionsRunChannelsLast) {
   EXPECT_EQ(groups, (std::vector<int64_t>{2, 2, 1, 1, 6})) << ir::printModel(*after);
   EXPECT_EQ(countOps(after->graph, "Transpose"), 2) << ir::printModel(*after);
   EXPECT_TRUE(passesKeepOutputs(make, {"channels-last"}, 1e-4, 2));
+}
+
+// Stems: convolutions over 3 input channels with explicit padding read a
+// kiln.PadNhwc of their input and have pads 0 themselves, so their lowering
+// reduces over whole window rows (kw and c as one variable). Left as they
+// are: auto_pad, 8 input channels, a 1-wide window, and an unpadded stem
+// (which reduces over rows without a pad).
+std::unique_ptr<ir::Model> stems() {
+  TestGraph g;
+  ir::Value* x = g.input("x", {1, 3, 15, 14});
+  g.output(g.op("Relu", {conv(g, x, 3, 16, 3, "stem3", 1, 2)->outputs[0]}, "y3"));
+  ir::Node* stem7 = conv(g, x, 3, 8, 7, "stem7", 1, 2);
+  setInts(stem7, "pads", {3, 2, 1, 3});
+  g.output(stem7->outputs[0]);
+  ir::Node* same = conv(g, x, 3, 8, 3, "same");
+  same->attributes.erase("pads");
+  setString(same, "auto_pad", "SAME_UPPER");
+  g.output(same->outputs[0]);
+  g.output(conv(g, g.input("x8", {1, 8, 6, 6}), 8, 8, 3, "wide")->outputs[0]);
+  ir::Node* column = conv(g, x, 3, 8, 3, "column");
+  column->inputs[1] = g.randomConstant("column_w1", {8, 3, 3, 1});
+  setInts(column, "pads", {1, 0, 1, 0});
+  g.output(column->outputs[0]);
+  ir::Node* unpadded = conv(g, x, 3, 8, 3, "unpadded");
+  setInts(unpadded, "pads", {0, 0, 0, 0});
+  g.output(unpadded->outputs[0]);
+  return g.take();
+}
+
+TEST(ChannelsLastTest, StemsReadAnExplicitlyPaddedInput) {
+  auto after = runPasses(stems, {"channels-last"});
+  std::map<std::string, std::vector<int64_t>> pads;
+  for (const auto& node : after->graph.nodes())
+    if (node->op_type == "PadNhwc" || (node->op_type == "ConvNhwc" && node->attribute("pads")))
+      pads[node->name] = node->attribute("pads")->ints;
+  EXPECT_EQ(pads["Conv_stem3/pad"], (std::vector<int64_t>{1, 1, 1, 1})) << ir::printModel(*after);
+  EXPECT_EQ(pads["Conv_stem3/nhwc"], (std::vector<int64_t>{0, 0, 0, 0}));
+  EXPECT_EQ(pads["Conv_stem7/pad"], (std::vector<int64_t>{3, 2, 1, 3}));
+  EXPECT_EQ(pads["Conv_stem7/nhwc"], (std::vector<int64_t>{0, 0, 0, 0}));
+  EXPECT_EQ(pads["Conv_wide/nhwc"], (std::vector<int64_t>{1, 1, 1, 1}));
+  EXPECT_EQ(pads["Conv_column/nhwc"], (std::vector<int64_t>{1, 0, 1, 0}));
+  EXPECT_EQ(countOps(after->graph, "PadNhwc"), 2);
+  EXPECT_TRUE(passesKeepOutputs(stems, {"channels-last"}));
+}
+
+// The generated code of the row-wise reduction and of the padded input
+// (fused with the input's transpose) against the NCHW convolutions.
+TEST(ChannelsLastTest, StemArtifactsMatchTheNchwConvolutions) {
+  TempDir tmp;
+  ASSERT_TRUE(frontend::writeOnnxFile(*stems(), tmp.file("stems.onnx")).isOk());
+  driver::CompileOptions with, without;
+  without.pipeline.disabled = {"channels-last"};
+  compileOrFail(tmp.file("stems.onnx"), tmp.file("with.so"), with);
+  compileOrFail(tmp.file("stems.onnx"), tmp.file("without.so"), without);
+  std::vector<ir::Tensor> inputs = {randomInput({1, 3, 15, 14}, 5), randomInput({1, 8, 6, 6}, 6)};
+  auto run = [&](const std::string& path) {
+    kiln::Model model(path);
+    kiln::Session session(model, 2);
+    auto outputs = tools::runArtifact(model, session, inputs);
+    EXPECT_TRUE(outputs.isOk()) << outputs.status().message();
+    return outputs.isOk() ? *outputs : std::vector<ir::Tensor>{};
+  };
+  std::vector<ir::Tensor> got = run(tmp.file("with.so")), want = run(tmp.file("without.so"));
+  ASSERT_EQ(got.size(), 6u);
+  ASSERT_EQ(want.size(), 6u);
+  for (size_t i = 0; i < got.size(); ++i) {
+    auto diff = tools::compareTensors(got[i], want[i], tools::Tolerance{1e-5, 1e-6});
+    EXPECT_FALSE(diff.has_value()) << "output " << i << ": " << *diff;
+  }
 }
 
 // Left NCHW: a convolution whose weight is an input, a 1-D and a 3-D

@@ -71,6 +71,23 @@ void setInt(ir::Node* node, const std::string& name, int64_t value) {
   node->attributes[name] = std::move(a);
 }
 
+void setString(ir::Node* node, const std::string& name, std::string value) {
+  ir::Attribute a;
+  a.kind = ir::Attribute::Kind::kString;
+  a.s = std::move(value);
+  node->attributes[name] = std::move(a);
+}
+
+ir::Tensor randomInput(const std::vector<int64_t>& dims, unsigned seed) {
+  std::mt19937 rng(seed);
+  int64_t n = 1;
+  for (int64_t d : dims) n *= d;
+  std::uniform_real_distribution<float> dist(-2, 2);
+  std::vector<float> values(static_cast<size_t>(n));
+  for (float& v : values) v = dist(rng);
+  return ir::Tensor::fromValues<float>(ir::DType::kFloat32, dims, values);
+}
+
 void setFloat(ir::Node* node, const std::string& name, float value) {
   ir::Attribute a;
   a.kind = ir::Attribute::Kind::kFloat;

@@ -43,6 +43,10 @@ class TestGraph {
 void setInts(ir::Node* node, const std::string& name, std::vector<int64_t> values);
 void setInt(ir::Node* node, const std::string& name, int64_t value);
 void setFloat(ir::Node* node, const std::string& name, float value);
+void setString(ir::Node* node, const std::string& name, std::string value);
+
+// A float32 tensor of `dims` with values uniform in [-2, 2), from `seed`.
+ir::Tensor randomInput(const std::vector<int64_t>& dims, unsigned seed);
 
 // A fresh copy of the model under test for each compilation (passes rewrite
 // the model in place).
