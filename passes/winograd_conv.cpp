@@ -133,13 +133,13 @@ class WinogradConv final : public Pass {
   Expected<bool> run(ir::Model& model) override {
     ir::Graph& graph = model.graph;
     captured_ = capturedBySubgraphs(graph);
-    std::vector<ir::Node*> convs;
+    std::vector<std::pair<ir::Node*, Form>> convs;
     for (const auto& node : graph.nodes())
-      if (qualifies(*node)) convs.push_back(node.get());
+      if (Form form = formFor(*node); form != Form::kDirect) convs.emplace_back(node.get(), form);
     if (convs.empty()) return false;
-    for (ir::Node* conv : convs) {
+    for (auto [conv, form] : convs) {
       ir::Value* weights = conv->input(1);
-      rewrite(graph, conv);
+      rewrite(graph, conv, form);
       graph.eraseNode(conv);
       // Freed now, not at the pass's end: ResNet-50's peak compile memory
       // was the HWIO weights and all their transforms at once.
@@ -151,72 +151,63 @@ class WinogradConv final : public Pass {
   }
 
  private:
-  bool qualifies(const ir::Node& node) const {
-    if (node.domain != ops::kKilnDomain || node.op_type != "ConvNhwc" || node.outputs.size() != 1) return false;
+  // The form `node` takes: kDirect where it is no convolution the pass takes.
+  Form formFor(const ir::Node& node) const {
+    if (node.domain != ops::kKilnDomain || node.op_type != "ConvNhwc" || node.outputs.size() != 1) return Form::kDirect;
     const ir::Value* x = node.input(0);
     const ir::Value* w = node.input(1);
     const ir::Value* y = node.outputs[0];
     auto xd = knownDims(x);
     auto yd = knownDims(y);
     if (!xd || xd->size() != 4 || !yd || !w || !w->isConstant() || captured_.count(x) || captured_.count(y))
-      return false;
-    if (x->type.dtype != ir::DType::kFloat32 || w->constant->dtype() != ir::DType::kFloat32) return false;
+      return Form::kDirect;
+    if (x->type.dtype != ir::DType::kFloat32 || w->constant->dtype() != ir::DType::kFloat32) return Form::kDirect;
     const std::vector<int64_t> wd = w->constant->dims();
-    if (wd.size() != 4 || wd[0] != 3 || wd[1] != 3) return false;
+    if (wd.size() != 4 || wd[0] != 3 || wd[1] != 3) return Form::kDirect;
     if (qgraph::intAttribute(node, "group", 1) != 1 || !allOnes(node, "strides") || !allOnes(node, "dilations"))
-      return false;
-    if (node.inputs.size() > 2 && node.input(2) && node.input(2)->type.dtype != ir::DType::kFloat32) return false;
-    return padsOf(node) && formOf(wd[2], wd[3], (*yd)[2]) != Form::kDirect;
+      return Form::kDirect;
+    if (node.inputs.size() > 2 && node.input(2) && node.input(2)->type.dtype != ir::DType::kFloat32)
+      return Form::kDirect;
+    return padsOf(node) ? formOf(wd[2], wd[3], (*yd)[2]) : Form::kDirect;
   }
 
-  void rewrite(ir::Graph& graph, ir::Node* conv) {
-    const std::vector<int64_t> wd = conv->input(1)->constant->dims();
-    if (formOf(wd[2], wd[3], (*knownDims(conv->outputs[0]))[2]) == Form::kBanded)
-      rewriteBanded(graph, conv);
-    else
-      rewriteSteps(graph, conv);
-  }
-
-  void rewriteBanded(ir::Graph& graph, ir::Node* conv) {
+  void rewrite(ir::Graph& graph, ir::Node* conv, Form form) {
     const std::string base = conv->name + "/winograd";
     ir::Value* y = conv->outputs[0];
     ir::Value* g =
         qgraph::tensorConstant(graph, conv->input(1)->name + "_winograd", transformWeight(*conv->input(1)->constant));
-    std::vector<ir::Value*> inputs = {conv->input(0), g};
-    if (conv->inputs.size() > 2 && conv->input(2)) inputs.push_back(conv->input(2));
-    ir::Node* tiles = qgraph::addNode(graph, "WinogradConv", base, inputs, y->name + "_wino_tiles");
-    tiles->domain = ops::kKilnDomain;
-    tiles->attributes["pads"] = intsAttribute(*padsOf(*conv));
-    ir::Node* crop = graph.addNode("WinogradCrop", qgraph::uniqueName(graph, base + "_crop"));
-    crop->domain = ops::kKilnDomain;
-    crop->inputs = {tiles->outputs[0]};
-    const std::vector<int64_t> yd = *knownDims(y);
-    crop->attributes["output_shape"] = intsAttribute({yd[0], yd[1], yd[2]});
-    crop->outputs = {y};
-    y->producer = crop;
-    y->producer_output = 0;
-  }
-
-  void rewriteSteps(ir::Graph& graph, ir::Node* conv) {
-    const std::string base = conv->name + "/winograd";
-    ir::Value* y = conv->outputs[0];
-    ir::Node* input = qgraph::addNode(graph, "WinogradInput", base + "_input", {conv->input(0)}, y->name + "_wino_u");
-    input->domain = ops::kKilnDomain;
+    ir::Value* bias = conv->inputs.size() > 2 ? conv->input(2) : nullptr;
+    // The last step writes y: the crop of the banded kernel's whole tiles,
+    // or the steps' output transform (with the bias).
+    auto last = [&](const char* op, const char* suffix, std::vector<ir::Value*> inputs) {
+      ir::Node* node = graph.addNode(op, qgraph::uniqueName(graph, base + suffix));
+      node->domain = ops::kKilnDomain;
+      node->inputs = std::move(inputs);
+      const std::vector<int64_t> yd = *knownDims(y);
+      node->attributes["output_shape"] = intsAttribute({yd[0], yd[1], yd[2]});
+      node->outputs = {y};
+      y->producer = node;
+      y->producer_output = 0;
+    };
+    auto step = [&](const char* op, const std::string& name, std::vector<ir::Value*> inputs, const char* suffix) {
+      ir::Node* node = qgraph::addNode(graph, op, name, std::move(inputs), y->name + suffix);
+      node->domain = ops::kKilnDomain;
+      return node;
+    };
+    if (form == Form::kBanded) {
+      std::vector<ir::Value*> inputs = {conv->input(0), g};
+      if (bias) inputs.push_back(bias);
+      ir::Node* tiles = step("WinogradConv", base, std::move(inputs), "_wino_tiles");
+      tiles->attributes["pads"] = intsAttribute(*padsOf(*conv));
+      last("WinogradCrop", "_crop", {tiles->outputs[0]});
+      return;
+    }
+    ir::Node* input = step("WinogradInput", base + "_input", {conv->input(0)}, "_wino_u");
     input->attributes["pads"] = intsAttribute(*padsOf(*conv));
-    ir::Value* g = qgraph::tensorConstant(graph, conv->input(1)->name + "_winograd",
-                                          transformWeight(*conv->input(1)->constant));
-    ir::Node* product =
-        qgraph::addNode(graph, "WinogradMatMul", base + "_matmul", {input->outputs[0], g}, y->name + "_wino_m");
-    product->domain = ops::kKilnDomain;
-    ir::Node* output = graph.addNode("WinogradOutput", qgraph::uniqueName(graph, base + "_output"));
-    output->domain = ops::kKilnDomain;
-    output->inputs = {product->outputs[0]};
-    if (conv->inputs.size() > 2 && conv->input(2)) output->inputs.push_back(conv->input(2));
-    const std::vector<int64_t> yd = *knownDims(y);
-    output->attributes["output_shape"] = intsAttribute({yd[0], yd[1], yd[2]});
-    output->outputs = {y};
-    y->producer = output;
-    y->producer_output = 0;
+    ir::Node* product = step("WinogradMatMul", base + "_matmul", {input->outputs[0], g}, "_wino_m");
+    std::vector<ir::Value*> inputs = {product->outputs[0]};
+    if (bias) inputs.push_back(bias);
+    last("WinogradOutput", "_output", std::move(inputs));
   }
 
   std::unordered_set<const ir::Value*> captured_;

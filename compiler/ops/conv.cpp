@@ -138,11 +138,7 @@ Status inferConvNhwc(InferContext& ctx) {
   if (group < 1 || (*xd)[3] % group != 0 || (*wd)[3] % group != 0 || (*xd)[3] / group != (*wd)[2])
     return ctx.error("weight " + ir::toString(w) + " (HWIO) and group " + std::to_string(group) +
                      " do not fit X " + ir::toString(x) + " (NHWC)");
-  if (ctx.hasInput(2)) {
-    KILN_RETURN_IF_ERROR(expectSameDType(ctx, 0, 2, "bias"));
-    KILN_ASSIGN_OR_RETURN(ir::Shape b, inputShapeOfRank(ctx, 2, "bias", 1));
-    if (conflictingDims(b[0], w[3])) return ctx.error("bias has " + ir::toString(b) + " elements, expected " + std::to_string((*wd)[3]));
-  }
+  if (ctx.hasInput(2)) KILN_RETURN_IF_ERROR(expectBias(ctx, 2, (*wd)[3]));
   const std::vector<int64_t> in = {(*xd)[1], (*xd)[2]};
   KILN_ASSIGN_OR_RETURN(Window window, resolveWindow(ctx, in, {(*wd)[0], (*wd)[1]}, false));
   ir::Shape out = {x[0], ir::Dim::known(window.out[0]), ir::Dim::known(window.out[1]), w[3]};
@@ -243,26 +239,19 @@ Status lowerConvNhwc(LowerContext& ctx) {
 // zeros around it: the explicit padding of a stem convolution (see
 // rowsAreContiguous), written by the channels-last pass.
 
-Expected<std::vector<int64_t>> padsAttr(const NodeView& ctx) {
-  std::vector<int64_t> pads = ctx.attrInts("pads");
-  if (pads.size() != 4 || std::any_of(pads.begin(), pads.end(), [](int64_t p) { return p < 0; }))
-    return ctx.error("pads must be 4 values of at least 0 (top, left, bottom, right)");
-  return pads;
-}
-
 Status inferPadNhwc(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(expectInputCount(ctx, 1, 1));
   KILN_ASSIGN_OR_RETURN(ir::Shape x, inputShapeOfRank(ctx, 0, "X", 4));
   std::optional<std::vector<int64_t>> xd = ir::knownDims(x);
   if (!xd) return ctx.unsupportedError("PadNhwc needs a known shape, got X " + ir::toString(x));
-  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> pads, padsAttr(ctx));
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> pads, perDim(ctx, "pads", 4, 0, 0));
   const std::vector<int64_t> out = {(*xd)[0], (*xd)[1] + pads[0] + pads[2], (*xd)[2] + pads[1] + pads[3], (*xd)[3]};
   ctx.setOutputType(0, {ctx.inputType(0).dtype, ir::makeShape(out)});
   return Status::ok();
 }
 
 Status lowerPadNhwc(LowerContext& ctx) {
-  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> pads, padsAttr(ctx));
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> pads, perDim(ctx, "pads", 4, 0, 0));
   const std::vector<int64_t> x_dims = ctx.inputDims(0);
   kir::KernelBuilder& kb = ctx.newKernel();
   LowerContext::Buffer x = ctx.input(0);
@@ -282,7 +271,7 @@ void registerConvOps(OpRegistry& registry) {
                                             {"group", Kind::kInt},       {"kernel_shape", Kind::kInts},
                                             {"pads", Kind::kInts},       {"strides", Kind::kInts}};
   registry.add(OpSchema{kKilnDomain, "ConvNhwc", {1}, attributes, inferConvNhwc, lowerConvNhwc});
-  registry.add(OpSchema{kKilnDomain, "PadNhwc", {1}, {{"pads", Kind::kInts}}, inferPadNhwc, lowerPadNhwc});
+  registry.add(OpSchema{kKilnDomain, "PadNhwc", {1}, {{"pads", Kind::kInts, true}}, inferPadNhwc, lowerPadNhwc});
   registry.add(OpSchema{"", "Conv", {1, 11}, attributes, inferConv, lowerConv});
 }
 

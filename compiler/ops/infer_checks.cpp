@@ -137,4 +137,12 @@ bool sameDim(const ir::Dim& a, const ir::Dim& b) {
 
 bool conflictingDims(const ir::Dim& a, const ir::Dim& b) { return a.isKnown() && b.isKnown() && a.value != b.value; }
 
+Status expectBias(const NodeView& node, size_t i, int64_t filters) {
+  KILN_RETURN_IF_ERROR(expectSameDType(node, 0, i, "bias"));
+  KILN_ASSIGN_OR_RETURN(ir::Shape b, inputShapeOfRank(node, i, "bias", 1));
+  if (conflictingDims(b[0], ir::Dim::known(filters)))
+    return node.error("bias has " + ir::toString(b) + " elements, expected " + std::to_string(filters));
+  return Status::ok();
+}
+
 }  // namespace kiln::ops

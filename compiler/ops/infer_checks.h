@@ -34,6 +34,8 @@ Expected<ir::Shape> inputShapeOfMinRank(const NodeView& node, size_t i, std::str
 Status expectDType(const NodeView& node, size_t i, std::string_view role, DTypeClass allowed);
 // Input j has the same dtype as input i (ONNX type constraint "T" shared by both).
 Status expectSameDType(const NodeView& node, size_t i, size_t j, std::string_view role_j);
+// Input i is a bias: input 0's dtype, 1-D, `filters` elements where its size is known.
+Status expectBias(const NodeView& node, size_t i, int64_t filters);
 
 // axis in [-rank, rank) -> [0, rank).
 Expected<int64_t> normalizeAxis(const NodeView& node, int64_t axis, int64_t rank, std::string_view what = "axis");

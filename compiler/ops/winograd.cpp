@@ -45,6 +45,7 @@
 #include "compiler/lower/lower_context.h"
 #include "compiler/ops/infer_checks.h"
 #include "compiler/ops/kernel_exprs.h"
+#include "compiler/ops/window.h"
 
 namespace kiln::ops {
 namespace {
@@ -68,9 +69,7 @@ struct InputGeometry {
 };
 
 Expected<InputGeometry> inputGeometry(const NodeView& ctx, const std::vector<int64_t>& x) {
-  std::vector<int64_t> pads = ctx.attrInts("pads", {0, 0, 0, 0});
-  if (pads.size() != 4 || std::any_of(pads.begin(), pads.end(), [](int64_t p) { return p < 0; }))
-    return ctx.error("pads must be 4 values of at least 0 (top, left, bottom, right)");
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> pads, perDim(ctx, "pads", 4, 0, 0));  // top, left, bottom, right
   InputGeometry g{x[0], x[1], x[2], x[3], x[1] + pads[0] + pads[2] - 2, x[2] + pads[1] + pads[3] - 2, pads};
   if (g.out_h < 1 || g.out_w < 1)
     return ctx.error("a 3x3 window does not fit X [" + std::to_string(g.n) + ", " + std::to_string(g.h) + ", " +
@@ -189,15 +188,6 @@ Expected<std::vector<int64_t>> outputShapeAttr(const NodeView& ctx) {
   if (shape.size() != 3 || std::any_of(shape.begin(), shape.end(), [](int64_t d) { return d < 1; }))
     return ctx.error("output_shape must be 3 positive values (N, OH, OW)");
   return shape;
-}
-
-// A bias input `input` of `filters` elements.
-Status expectBias(InferContext& ctx, size_t input, int64_t filters) {
-  KILN_RETURN_IF_ERROR(expectSameDType(ctx, 0, input, "bias"));
-  KILN_ASSIGN_OR_RETURN(ir::Shape b, inputShapeOfRank(ctx, input, "bias", 1));
-  if (conflictingDims(b[0], ir::Dim::known(filters)))
-    return ctx.error("bias has " + ir::toString(b) + " elements, expected " + std::to_string(filters));
-  return Status::ok();
 }
 
 Status inferWinogradOutput(InferContext& ctx) {
