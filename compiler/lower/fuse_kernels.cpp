@@ -190,26 +190,28 @@ int64_t maxOf(const std::vector<Term>& terms) {
   return max;
 }
 
-// (sum(terms) / stride) % size (no modulo when `size` is 0) without division
-// when the variables' ranges allow: terms whose coefficient `stride` divides
-// form the quotient, provided the others stay below `stride`; quotient terms
-// that are multiples of `size` vanish under the modulo, provided the rest
-// stays below `size`. What a reshape between views of plain axes gives, so
-// a fused MatMul -> Reshape keeps an affine index the contraction codegen
-// recognises. nullopt when the ranges do not allow it.
-std::optional<Expr> divModOfTerms(const std::vector<Term>& terms, int64_t stride, int64_t size) {
+// (sum(terms) / stride) % size (no modulo when `size` is 0), every term
+// non-negative, with as little division as the variables' ranges allow:
+// terms whose coefficient `stride` divides form the quotient, the others
+// (`low`) add `sum(low) / stride` unless they stay below `stride`; quotient
+// terms that are multiples of `size` vanish under the modulo, which is left
+// out when the rest stays below `size`. A reshape between views of plain
+// axes then gives plain axes (a fused MatMul -> Reshape keeps an affine
+// index the contraction codegen recognises), and a channel shuffle's
+// reshapes `c / 2` and `c % 2` of the channel c alone, not of the whole
+// flat index.
+Expr divModOfTerms(const std::vector<Term>& terms, int64_t stride, int64_t size) {
   std::vector<Term> quotient, low;
   for (const Term& t : terms) {
     if (t.coeff % stride == 0) quotient.push_back({t.var, t.extent, t.coeff / stride});
     else low.push_back(t);
   }
-  if (maxOf(low) >= stride) return std::nullopt;
+  if (maxOf(low) >= stride) quotient.push_back({sumOfTerms(low) / Expr::index(stride), maxOf(low) / stride + 1, 1});
   if (size == 0) return sumOfTerms(quotient);
   std::vector<Term> kept;
   for (const Term& t : quotient)
     if (t.coeff % size != 0) kept.push_back(t);
-  if (maxOf(kept) >= size) return std::nullopt;
-  return sumOfTerms(kept);
+  return maxOf(kept) < size ? sumOfTerms(kept) : sumOfTerms(kept) % Expr::index(size);
 }
 
 std::vector<Expr> translateIndex(const std::vector<Expr>& index, const std::vector<int64_t>& from,
@@ -244,9 +246,9 @@ std::vector<Expr> translateIndex(const std::vector<Expr>& index, const std::vect
   stride = 1;
   out.resize(to.size());
   for (size_t j = to.size(); j-- > 0;) {
-    std::optional<Expr> simple = plain ? divModOfTerms(terms, stride, j == 0 ? 0 : to[j]) : std::nullopt;
     if (to[j] == 1) out[j] = Expr::index(0);
-    else if (simple) out[j] = *simple;
+    else if (plain)
+      out[j] = divModOfTerms(terms, stride, j == 0 ? 0 : to[j]);
     else {
       Expr e = stride == 1 ? linear : linear / Expr::index(stride);
       out[j] = j == 0 ? e : e % Expr::index(to[j]);

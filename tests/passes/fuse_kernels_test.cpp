@@ -233,6 +233,32 @@ TEST(FuseKernelsTest, ReshapeIntoHeadsKeepsAffineIndex) {
   EXPECT_TRUE(sameOutputs(regroup.fused, regroup.unfused));
 }
 
+// A channel shuffle over channels-last data, Exp -> Reshape [N, H, W, 2,
+// C/2] -> Transpose(0 1 2 4 3) -> Reshape [N, H, W, C] -> Relu: one kernel
+// whose read divides only the channel (c % 2, c / 2), not the flat index,
+// whose division by C/2 and by H*W*C would cost every element.
+TEST(FuseKernelsTest, ChannelShuffleDividesOnlyTheChannel) {
+  auto make = [] {
+    TestGraph g;
+    ir::Value* x = g.input("x", {1, 3, 5, 12});
+    ir::Value* a = g.op("Exp", {x}, "a");
+    ir::Value* grouped = g.op("Reshape", {a, g.int64s("grouped_shape", {1, 3, 5, 2, 6})}, "grouped");
+    ir::Node* t = g.node("Transpose", {grouped}, "t");
+    setInts(t, "perm", {0, 1, 2, 4, 3});
+    ir::Value* merged = g.op("Reshape", {t->outputs[0], g.int64s("merged_shape", {1, 3, 5, 12})}, "merged");
+    g.output(g.op("Relu", {merged}, "y"));
+    return g.take();
+  };
+  Compiled c = compileBoth(make);
+  ASSERT_EQ(c.fused.calls.size(), 1u) << kernelsText(c.fused);
+  const std::string text = kir::toString(c.fused.calls[0].kernel);
+  EXPECT_NE(text.find("mod(v3, 2)"), std::string::npos) << text;
+  EXPECT_NE(text.find("div(v3, 2)"), std::string::npos) << text;
+  EXPECT_EQ(text.find("div(add"), std::string::npos) << text;
+  EXPECT_EQ(text.find("mod(add"), std::string::npos) << text;
+  EXPECT_TRUE(sameOutputs(c.fused, c.unfused));
+}
+
 // Attention scores from head-split projections, as PyTorch exports them:
 // Q transposed to [B, H, S, D], K to [B, H, D, S], then MatMul. A third
 // Transpose of a projection feeds an Exp, not a reduction.
