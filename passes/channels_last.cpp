@@ -37,6 +37,8 @@ namespace {
 
 const std::vector<int64_t> kToNhwc = {0, 2, 3, 1};
 const std::vector<int64_t> kToNchw = {0, 3, 1, 2};
+// Where NCHW's axis i sits in NHWC (the inverse of kToNhwc).
+const std::vector<int64_t>& kNhwcPosition = kToNchw;
 
 std::optional<std::vector<int64_t>> knownDims(const ir::Value* v) {
   if (!v || !v->type.shape) return std::nullopt;
@@ -76,6 +78,12 @@ const std::set<std::string>& unaryOps() {
 const std::set<std::string>& poolOps() {
   static const std::set<std::string> kOps = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"};
   return kOps;
+}
+
+// Reductions that do not care which axis is which.
+const std::set<std::string>& reduceOps() {
+  static const std::set<std::string> ops = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"};
+  return ops;
 }
 
 // Broadcasting elementwise ops over every input.
@@ -329,6 +337,7 @@ class ChannelsLast final : public Pass {
   // E(Transpose(a, to NCHW), ...) becomes Transpose(E(a, ...), to NCHW).
   bool sink(ir::Graph& graph, ir::Node* node) {
     if (!node->domain.empty() || node->outputs.size() != 1 || !node->outputs[0]) return false;
+    if (reduceOps().count(node->op_type)) return sinkReduce(graph, node);
     ir::Value* out = node->outputs[0];
     auto out_dims = knownDims(out);
     if (!out_dims || out_dims->size() != 4 || captured_.count(out)) return false;
@@ -364,11 +373,146 @@ class ChannelsLast final : public Pass {
       ir::Node* nhwc = node->outputs[0]->producer->input(0)->producer;
       nhwc->attributes["axis"].i = 3;
       return true;
+    } else if (op == "Slice") {
+      return sinkSlice(graph, node);
+    } else if (op == "Reshape") {
+      return sinkChannelShuffle(graph, node);
     } else {
       return false;
     }
     replaceInNhwc(graph, node, std::move(inputs), op, "");
     return true;
+  }
+
+  // A reduction of an NHWC value over constant axes (the attribute, or from
+  // opset 18 the input): the same reduction of the NHWC value, its axes
+  // moved. With keepdims its result is transposed back like any other op's;
+  // without, it is the node's own result where the axes left keep their
+  // order in both layouts: the channel reduced, or both spatial axes
+  // (ShuffleNet's and MnasNet's x.mean([2, 3]) before the classifier, which
+  // then reads no transpose of the last feature map).
+  bool sinkReduce(ir::Graph& graph, ir::Node* node) {
+    ir::Value* source = nhwcSource(node->input(0));
+    ir::Value* out = node->outputs[0];
+    if (!source || captured_.count(out) || !knownDims(out)) return false;
+    const ir::Attribute* attr = node->attribute("axes");
+    std::vector<int64_t> axes;
+    if (attr) {
+      axes = attr->ints;
+    } else if (node->inputs.size() > 1 && node->input(1) && node->input(1)->isConstant()) {
+      const ir::Tensor& a = *node->input(1)->constant;
+      for (int64_t i = 0; i < a.elementCount(); ++i) axes.push_back(a.intAt(i));
+    }
+    if (axes.empty()) return false;  // all axes, or none with noop_with_empty_axes: left as they are
+    std::set<int64_t> reduced;
+    for (int64_t& a : axes) {
+      if (a < -4 || a > 3) return false;
+      if (a < 0) a += 4;
+      reduced.insert(a);
+      a = kNhwcPosition[static_cast<size_t>(a)];
+    }
+    const bool keepdims = qgraph::intAttribute(*node, "keepdims", 1) != 0;
+    if (!keepdims && !reduced.count(1) && !(reduced.count(2) && reduced.count(3))) return false;
+    std::vector<ir::Value*> inputs = node->inputs;
+    inputs[0] = source;
+    if (attr) {
+      node->attributes["axes"].ints = axes;
+    } else {
+      inputs[1] =
+          qgraph::tensorConstant(graph, node->name + "/axes_nhwc",
+                                 ir::Tensor::fromValues<int64_t>(ir::DType::kInt64, {static_cast<int64_t>(axes.size())},
+                                                                 std::span<const int64_t>(axes)));
+    }
+    if (keepdims) {
+      replaceInNhwc(graph, node, std::move(inputs), node->op_type, "");
+      return true;
+    }
+    ir::Node* nhwc = graph.addNode(node->op_type, qgraph::uniqueName(graph, node->name + "/nhwc"));
+    nhwc->attributes = node->attributes;
+    nhwc->inputs = std::move(inputs);
+    nhwc->outputs = {out};
+    out->producer = nhwc;
+    out->producer_output = 0;
+    return true;
+  }
+
+  // Slice (opset 10 on: starts, ends, axes and steps as inputs) of an NHWC
+  // value, with constant axes: the same slice of the NHWC value, its axes
+  // moved (ShuffleNet's split of the channels in two halves).
+  bool sinkSlice(ir::Graph& graph, ir::Node* node) {
+    ir::Value* source = nhwcSource(node->input(0));
+    if (!source || node->inputs.size() < 3) return false;
+    std::vector<int64_t> axes;
+    if (node->inputs.size() > 3 && node->input(3)) {
+      if (!node->input(3)->isConstant()) return false;
+      const ir::Tensor& a = *node->input(3)->constant;
+      for (int64_t i = 0; i < a.elementCount(); ++i) axes.push_back(a.intAt(i));
+    } else {
+      auto starts = knownDims(node->input(1));  // axes default to 0, 1, ... for each start
+      if (!starts || starts->size() != 1) return false;
+      for (int64_t i = 0; i < (*starts)[0]; ++i) axes.push_back(i);
+    }
+    for (int64_t& a : axes) {
+      if (a < -4 || a > 3) return false;
+      a = kNhwcPosition[static_cast<size_t>(a < 0 ? a + 4 : a)];
+    }
+    std::vector<ir::Value*> inputs = node->inputs;
+    inputs.resize(std::max<size_t>(inputs.size(), 4));
+    inputs[0] = source;
+    inputs[3] =
+        qgraph::tensorConstant(graph, node->name + "/axes_nhwc",
+                               ir::Tensor::fromValues<int64_t>(ir::DType::kInt64, {static_cast<int64_t>(axes.size())},
+                                                               std::span<const int64_t>(axes)));
+    replaceInNhwc(graph, node, std::move(inputs), "Slice", "");
+    return true;
+  }
+
+  // A channel shuffle of an NHWC value x [N, C, H, W] (ShuffleNet's):
+  //
+  //   Reshape(x, [N, g, C/g, H, W]) -> Transpose(0 2 1 3 4) -> Reshape([N, C, H, W])
+  //
+  // becomes the same shuffle of the channels-last value,
+  //
+  //   Reshape(x', [N, H, W, g, C/g]) -> Transpose(0 1 2 4 3) -> Reshape([N, H, W, C])
+  //
+  // where the channel stays the innermost axis, so the convolutions on both
+  // sides stay channels-last. `node` is the second Reshape.
+  bool sinkChannelShuffle(ir::Graph& graph, ir::Node* node) {
+    const std::vector<int64_t> out = *knownDims(node->outputs[0]);
+    ir::Node* shuffle = node->input(0) ? node->input(0)->producer : nullptr;
+    if (!isTranspose(shuffle, {0, 2, 1, 3, 4})) return false;
+    ir::Node* split = shuffle->input(0)->producer;
+    if (!split || !split->domain.empty() || split->op_type != "Reshape") return false;
+    ir::Value* source = nhwcSource(split->input(0));
+    auto in = knownDims(split->input(0));
+    auto grouped = knownDims(split->outputs[0]);
+    if (!source || !in || *in != out || !grouped || grouped->size() != 5) return false;
+    const std::vector<int64_t>& d = *grouped;
+    if (d[0] != out[0] || d[1] * d[2] != out[1] || d[3] != out[2] || d[4] != out[3]) return false;
+    const std::string& name = split->name;
+    ir::Value* nhwc_grouped = reshape(graph, source, {out[0], out[2], out[3], d[1], d[2]}, name + "/nhwc");
+    ir::Node* t = qgraph::addNode(graph, "Transpose", qgraph::uniqueName(graph, shuffle->name + "/nhwc"),
+                                  {nhwc_grouped}, nhwc_grouped->name + "_shuffled");
+    ir::Attribute perm;
+    perm.kind = ir::Attribute::Kind::kInts;
+    perm.ints = {0, 1, 2, 4, 3};
+    t->attributes["perm"] = perm;
+    t->outputs[0]->type = {source->type.dtype, ir::makeShape(std::vector<int64_t>{out[0], out[2], out[3], d[2], d[1]})};
+    ir::Value* merged = reshape(graph, t->outputs[0], permuted(out, kToNhwc), node->name + "/nhwc");
+    transpose(graph, merged, kToNchw, node->name + "/to_nchw", node->outputs[0]);
+    return true;
+  }
+
+  // Reshape(v, dims) into a new value.
+  ir::Value* reshape(ir::Graph& graph, ir::Value* v, const std::vector<int64_t>& dims, const std::string& node_name) {
+    ir::Value* shape =
+        qgraph::tensorConstant(graph, node_name + "/shape",
+                               ir::Tensor::fromValues<int64_t>(ir::DType::kInt64, {static_cast<int64_t>(dims.size())},
+                                                               std::span<const int64_t>(dims)));
+    ir::Node* r =
+        qgraph::addNode(graph, "Reshape", qgraph::uniqueName(graph, node_name), {v, shape}, v->name + "_reshaped");
+    r->outputs[0]->type = {v->type.dtype, ir::makeShape(dims)};
+    return r->outputs[0];
   }
 
   std::unordered_set<const ir::Value*> captured_;

@@ -284,6 +284,98 @@ TEST(ChannelsLastTest, StemArtifactsMatchTheNchwConvolutions) {
   }
 }
 
+// A ShuffleNetV2 unit as PyTorch exports it: the channels split in two by
+// Slice (one with axes given, negative; one with the default axes), a
+// branch on the second half, Concat, then the channel shuffle Reshape [N, 2,
+// C/2, H, W] -> Transpose(0 2 1 3 4) -> Reshape [N, C, H, W]. `shuffle_perm`
+// other than 0 2 1 3 4 is no shuffle and stays NCHW.
+std::unique_ptr<ir::Model> shuffleUnit(std::vector<int64_t> shuffle_perm) {
+  TestGraph g;
+  ir::Value* x = g.input("x", {1, 8, 6, 5});
+  ir::Value* a = g.op("Relu", {conv(g, x, 8, 8, 1, "a")->outputs[0]}, "a_relu");
+  ir::Value* left =
+      g.op("Slice", {a, g.int64s("l_starts", {0}), g.int64s("l_ends", {4}), g.int64s("l_axes", {-3})}, "left");
+  ir::Value* right = g.op("Slice", {a, g.int64s("r_starts", {0, 4}), g.int64s("r_ends", {1, 8})}, "right");
+  ir::Value* branch = g.op("Relu", {conv(g, right, 4, 4, 3, "branch")->outputs[0]}, "branch_relu");
+  ir::Node* cat = g.node("Concat", {left, branch}, "cat");
+  setInt(cat, "axis", 1);
+  ir::Value* grouped = g.op("Reshape", {cat->outputs[0], g.int64s("grouped_shape", {1, 2, 4, 6, 5})}, "grouped");
+  ir::Node* shuffle = g.node("Transpose", {grouped}, "shuffle");
+  setInts(shuffle, "perm", shuffle_perm);
+  ir::Value* merged = g.op("Reshape", {shuffle->outputs[0], g.int64s("merged_shape", {1, 8, 6, 5})}, "merged");
+  g.output(conv(g, merged, 8, 8, 3, "b")->outputs[0]);
+  return g.take();
+}
+
+TEST(ChannelsLastTest, ChannelShufflesAndSlicesRunChannelsLast) {
+  auto make = [] { return shuffleUnit({0, 2, 1, 3, 4}); };
+  auto after = runPasses(make, {"channels-last"});
+  const ir::Graph& graph = after->graph;
+  EXPECT_EQ(countOps(graph, "Transpose"), 3) << "x's, y's and the shuffle's own\n" << ir::printModel(*after);
+  for (const auto& node : graph.nodes()) {
+    if (node->op_type == "Transpose" && node->outputs[0]->type.shape->size() == 5)
+      EXPECT_EQ(node->attribute("perm")->ints, (std::vector<int64_t>{0, 1, 2, 4, 3}));
+    if (node->op_type == "Slice")
+      EXPECT_EQ(node->input(3)->constant->intAt(node->input(3)->constant->elementCount() - 1), 3);
+  }
+  EXPECT_TRUE(passesKeepOutputs(make, {"channels-last"}));
+
+  // Not a shuffle: the unit leaves channels-last before the Reshape.
+  auto other = [] { return shuffleUnit({0, 1, 2, 4, 3}); };
+  auto kept = runPasses(other, {"channels-last"});
+  EXPECT_EQ(countOps(kept->graph, "Transpose"), 5) << ir::printModel(*kept);
+  EXPECT_TRUE(passesKeepOutputs(other, {"channels-last"}));
+}
+
+// Reductions of a channels-last feature map, their axes as attributes
+// (opset 17; ReduceSum's an input from 13) or inputs (18): ReduceMean over both spatial axes without
+// keepdims (x.mean([2, 3]) before a classifier) reads the NHWC value and
+// needs no transpose; ReduceMax with keepdims over the channel is
+// transposed back like any op; ReduceSum over H alone without keepdims
+// would leave [N, C, W] in one layout and [N, W, C] in the other, so it
+// stays behind a transpose.
+std::unique_ptr<ir::Model> reductions(int64_t opset) {
+  TestGraph g(opset);
+  ir::Value* x = g.input("x", {2, 3, 6, 5});
+  ir::Value* a = g.op("Relu", {conv(g, x, 3, 8, 3, "a")->outputs[0]}, "a_relu");
+  auto reduce = [&](const std::string& op, std::vector<int64_t> axes, int64_t keepdims) {
+    const bool attribute = opset < 18 && op != "ReduceSum";
+    ir::Node* node = attribute ? g.node(op, {a}, op) : g.node(op, {a, g.int64s(op + "_axes", axes)}, op);
+    if (attribute) setInts(node, "axes", axes);
+    setInt(node, "keepdims", keepdims);
+    g.output(node->outputs[0]);
+  };
+  reduce("ReduceMean", {2, -1}, 0);
+  reduce("ReduceMax", {1}, 1);
+  reduce("ReduceSum", {2}, 0);
+  return g.take();
+}
+
+TEST(ChannelsLastTest, ReductionsOfAFeatureMapRunChannelsLast) {
+  for (int64_t opset : {17, 18}) {
+    auto make = [opset] { return reductions(opset); };
+    auto after = runPasses(make, {"channels-last"});
+    auto axes = [&](const ir::Node& node) {
+      if (node.attribute("axes")) return node.attribute("axes")->ints;
+      std::vector<int64_t> v;
+      for (int64_t i = 0; i < node.input(1)->constant->elementCount(); ++i)
+        v.push_back(node.input(1)->constant->intAt(i));
+      return v;
+    };
+    for (const auto& node : after->graph.nodes()) {
+      if (node->op_type == "ReduceMean") {
+        EXPECT_EQ(axes(*node), (std::vector<int64_t>{1, 2})) << opset;
+        EXPECT_EQ(node->input(0)->producer->op_type, "Relu") << ir::printModel(*after);
+      }
+      if (node->op_type == "ReduceMax") EXPECT_EQ(axes(*node), (std::vector<int64_t>{3})) << opset;
+      if (node->op_type == "ReduceSum") EXPECT_EQ(node->input(0)->producer->op_type, "Transpose");
+    }
+    // x's, the max's back to NCHW, and the sum's input.
+    EXPECT_EQ(countOps(after->graph, "Transpose"), 3) << ir::printModel(*after);
+    EXPECT_TRUE(passesKeepOutputs(make, {"channels-last"})) << opset;
+  }
+}
+
 // Left NCHW: a convolution whose weight is an input, a 1-D and a 3-D
 // convolution.
 TEST(ChannelsLastTest, LeavesWhatConvNhwcDoesNotTake) {
