@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <map>
 
 #include "compiler/kir/affine.h"
@@ -416,6 +417,23 @@ void useAmxBf16(const kir::Stage& stage, ContractionPlan& plan) {
       std::clamp<int64_t>((kTargetTasks + outer * plan.row_chunks - 1) / (outer * plan.row_chunks), 1, blocks);
 }
 
+// ContractionPlan::staged_scalar, where it applies: a float32 FMA plan with
+// output rows and one reduction variable whose S reads two loads or more,
+// its tile's rows of S at most kMaxStagedBytes.
+void useStagedScalar(ContractionPlan& plan) {
+  constexpr int64_t kMaxStagedBytes = 64 * 1024;
+  if (plan.dot_group != 1 || plan.amx || plan.row_axis < 0 || plan.k_order.size() != 1 || plan.rows_read_vector ||
+      plan.scalar_vector || plan.hoisted_scalar_guard)
+    return;
+  int loads = 0;
+  std::function<void(const ExprNode&)> count = [&](const ExprNode& n) {
+    loads += n.kind == ExprNode::Kind::kLoad;
+    for (const kir::Expr& o : n.operands) count(*o);
+  };
+  count(*plan.scalar);
+  plan.staged_scalar = loads >= 2 && plan.rows * plan.k_order[0].extent * 4 <= kMaxStagedBytes;
+}
+
 // ContractionPlan::half_last, where it applies.
 void useHalfLastVector(const kir::Stage& stage, ContractionPlan& plan) {
   const int64_t extent = vectorExtent(stage, plan);
@@ -620,6 +638,7 @@ std::optional<ContractionPlan> planContraction(const kir::Kernel& kernel, const 
   if (best && isa.bf16_dot) useBf16Dot(kernel, *best);
   if (best && isa.amx_bf16 && best->dot_group == 2) useAmxBf16(stage, *best);
   if (best) useHalfLastVector(stage, *best);
+  if (best) useStagedScalar(*best);
   return best;
 }
 

@@ -242,6 +242,11 @@ class ContractionEmitter {
         bf16_rows_->setAlignment(llvm::Align(64));
       }
     }
+    if (plan_.staged_scalar) {
+      staged_ =
+          entry.CreateAlloca(llvm::ArrayType::get(f32_, static_cast<uint64_t>(plan_.rows * reductionPoints(plan_))));
+      staged_->setAlignment(llvm::Align(64));
+    }
     if (plan_.dot_group == 2) {
       pairs_ = entry.CreateAlloca(llvm::ArrayType::get(b_.getInt32Ty(), static_cast<uint64_t>(plan_.rows * kVectorLanes)));
       pairs_->setAlignment(llvm::Align(64));
@@ -559,6 +564,7 @@ class ContractionEmitter {
       epilogue(rows, r0);
       return;
     }
+    if (staged_) stageScalarRows(rows, r0);
     // Reduction loops; the flat k counts points in loop order (the panel's k).
     outerReductionLoops([&](llvm::Value* point) {
       const kir::IterVar& inner = plan_.k_order.back();
@@ -588,6 +594,19 @@ class ContractionEmitter {
     }
   }
 
+  // staged_scalar: S of the tile's rows at every k, into staged_ [rows][K].
+  void stageScalarRows(int rows, llvm::Value* r0) {
+    const kir::IterVar& k = plan_.k_order.back();
+    for (int i = 0; i < rows; ++i) {
+      bindRow(r0, i);
+      e_.loop(k.id, b_.getInt64(0), b_.getInt64(k.extent), [&](llvm::Value* iv) {
+        llvm::Value* at =
+            b_.CreateInBoundsGEP(f32_, staged_, b_.CreateAdd(b_.getInt64(i * k.extent), iv, "", true, true));
+        b_.CreateStore(e_.emit(plan_.scalar), at);
+      });
+    }
+  }
+
   // A module constant of `count` float zeros, one per size.
   llvm::Value* zeroRow(int64_t count) {
     llvm::Module& module = *b_.GetInsertBlock()->getModule();
@@ -602,6 +621,11 @@ class ContractionEmitter {
 
   // S at row i of the tile.
   llvm::Value* scalarAt(int i) {
+    if (staged_) {
+      const int64_t depth = plan_.k_order.back().extent;
+      return b_.CreateLoad(
+          f32_, b_.CreateInBoundsGEP(f32_, staged_, b_.CreateAdd(b_.getInt64(i * depth), k_inner_, "", true, true)));
+    }
     if (!plan_.hoisted_scalar_guard) return e_.emit(plan_.scalar);
     llvm::Value* at = b_.CreateGEP(f32_, scalar_rows_[static_cast<size_t>(i)],
                                    b_.CreateMul(k_inner_, b_.getInt64(plan_.scalar_k_stride), "", true, true));
@@ -981,6 +1005,7 @@ class ContractionEmitter {
   llvm::AllocaInst* tile_sums_ = nullptr;  // AMX: the task's row tiles' sums in a block, [rows][block] int32
   llvm::Value* first_row_ = nullptr;       // AMX: the task's first row, tile_sums_'s row 0
   llvm::AllocaInst* bf16_rows_ = nullptr;  // AMX-BF16: the task's rows of S in bf16
+  llvm::AllocaInst* staged_ = nullptr;     // staged_scalar: the tile's rows of S, [rows][K]
   llvm::Value* k_inner_ = nullptr;     // the innermost reduction loop's variable
   bool assume_inside_ = false;         // emitting the tile tileInside proved inside the guard
   std::vector<llvm::Value*> scalar_rows_;  // hoisted_scalar_guard: each row's S address at k_inner 0

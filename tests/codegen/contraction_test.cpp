@@ -418,7 +418,9 @@ TEST(FireModule, ExpandStoresIntoItsSliceOfTheConcatenation) {
 
 // EfficientNet's squeeze-and-excitation scale before the block's 1x1
 // projection: fuse-kernels inlines `x * s` into the projection's sum, and
-// the planner keeps the packed weight, S being the product.
+// the planner keeps the packed weight, S being the product, which each
+// tile of channels-last pixels stages for its rows (staged_scalar) before
+// the FMAs; 7 x 9 pixels leave a short last tile.
 TEST(ScaledProjection, PacksTheWeightUnderTheScale) {
   auto make = [] {
     TestGraph g;
@@ -432,10 +434,14 @@ TEST(ScaledProjection, PacksTheWeightUnderTheScale) {
     SCOPED_TRACE(channels_last ? "channels-last" : "NCHW");
     auto program = compileProgram(make, layoutOptions(channels_last));
     ASSERT_TRUE(program.isOk()) << program.status().message();
-    int scaled = 0;
-    for (const auto& [stage, plan] : plansOf(*program))
-      scaled += plan.packed && plan.scalar->kind == kir::ExprNode::Kind::kBinary;
+    int scaled = 0, staged = 0;
+    for (const auto& [stage, plan] : plansOf(*program)) {
+      const bool product = plan.packed && plan.scalar->kind == kir::ExprNode::Kind::kBinary;
+      scaled += product;
+      staged += product && plan.staged_scalar && plan.row_axis >= 0;
+    }
     EXPECT_EQ(scaled, 1) << lower::toString(*program);
+    if (channels_last) EXPECT_EQ(staged, 1) << "rows of pixels, k the channel\n" << lower::toString(*program);
     expectArtifactMatchesReference(make, channels_last);
   }
 }
