@@ -171,13 +171,20 @@ class ContractionEmitter {
  public:
   ContractionEmitter(llvm::IRBuilder<>& b, ExprEmitter& emitter, const kir::Stage& stage, const ContractionPlan& plan,
                      llvm::Value* panels)
-      : b_(b), e_(emitter), stage_(stage), plan_(plan), panels_(panels),
-        f32_(b.getFloatTy()), vec_(llvm::FixedVectorType::get(b.getFloatTy(), kVectorLanes)),
+      : b_(b),
+        e_(emitter),
+        stage_(stage),
+        plan_(plan),
+        panels_(panels),
+        f32_(b.getFloatTy()),
+        vec_(llvm::FixedVectorType::get(b.getFloatTy(), kVectorLanes)),
         lane_(plan.dot_group == 4 ? b.getInt32Ty() : b.getFloatTy()),
         acc_vec_(llvm::FixedVectorType::get(lane_, kVectorLanes)),
-        extent_v_(vectorExtent(stage, plan)), v_id_(stage.axes[plan.v_axis].id),
+        extent_v_(vectorExtent(stage, plan)),
+        v_id_(stage.axes[plan.v_axis].id),
         outer_id_(plan.v_outer_axis < 0 ? -1 : stage.axes[plan.v_outer_axis].id),
-        span_(stage.axes[plan.v_axis].extent) {}
+        span_(stage.axes[plan.v_axis].extent),
+        vectors_(plan.vectors) {}
 
   // Task t covers one outer-axis point, one range of row tiles (a chunk) and
   // one range of vector blocks (a group): t = (outer * chunks + chunk) *
@@ -205,11 +212,20 @@ class ContractionEmitter {
       llvm::Value* block1 = smin(b_.CreateAdd(block0, b_.getInt64(per_group)), b_.getInt64(blocks));
       llvm::Value* tile0 = b_.CreateMul(chunk, b_.getInt64(per_chunk));
       llvm::Value* tile1 = smin(b_.CreateAdd(tile0, b_.getInt64(per_chunk)), b_.getInt64(tiles));
+      const int tail = tailVectors(blocks);
       auto each_block = [&](const std::function<void()>& body) {
         e_.loop(-1, block0, block1, [&](llvm::Value* block) {
           startBlock(block);
           if (plan_.amx) amxBlock(tile0, tile1, extent_row);
-          body();
+          if (tail == plan_.vectors) return body();
+          e_.branch(
+              b_.CreateICmpEQ(block, b_.getInt64(blocks - 1)),
+              [&] {
+                vectors_ = tail;
+                body();
+                vectors_ = plan_.vectors;
+              },
+              body);
         });
       };
       auto each_tile = [&](const std::function<void(llvm::Value*)>& body) { e_.loop(-1, tile0, tile1, body); };
@@ -253,6 +269,17 @@ class ContractionEmitter {
     }
   }
 
+  // The vectors the last of `blocks` blocks holds lanes of: in a float32
+  // FMA plan, fewer than plan_.vectors where the blocks' lanes run past the
+  // extent by a whole vector or more (112 output channels are blocks of 4
+  // vectors, the second with 3); the vectors past the extent are neither
+  // multiplied nor stored. Other plans keep plan_.vectors.
+  int tailVectors(int64_t blocks) const {
+    if (plan_.dot_group != 1 || plan_.amx) return plan_.vectors;
+    const int64_t rest = extent_v_ - (blocks - 1) * plan_.blockLanes();
+    return static_cast<int>(std::min<int64_t>(plan_.vectors, (rest + kVectorLanes - 1) / kVectorLanes));
+  }
+
   llvm::Value* smin(llvm::Value* a, llvm::Value* b) { return b_.CreateSelect(b_.CreateICmpSLT(a, b), a, b); }
 
   void startBlock(llvm::Value* block) {
@@ -284,7 +311,7 @@ class ContractionEmitter {
   llvm::AllocaInst* acc(int row, int vector) { return acc_[static_cast<size_t>(row * plan_.vectors + vector)]; }
 
   // The j-th vector's lanes: 8 for a half last vector (ContractionPlan::half_last).
-  int lanesOf(int j) const { return plan_.half_last && j == plan_.vectors - 1 ? kVectorLanes / 2 : kVectorLanes; }
+  int lanesOf(int j) const { return plan_.half_last && j == vectors_ - 1 ? kVectorLanes / 2 : kVectorLanes; }
   llvm::FixedVectorType* accType(int j) const { return llvm::FixedVectorType::get(lane_, lanesOf(j)); }
 
   void bindRow(llvm::Value* r0, int i) {
@@ -546,7 +573,7 @@ class ContractionEmitter {
       return;
     }
     for (int i = 0; i < rows; ++i)
-      for (int j = 0; j < plan_.vectors; ++j) {
+      for (int j = 0; j < vectors_; ++j) {
         llvm::Value* start = llvm::Constant::getNullValue(accType(j));
         if (initial_)
           start = b_.CreateAlignedLoad(acc_vec_, b_.CreateConstInBoundsGEP1_64(lane_, initial_, j * kVectorLanes),
@@ -637,11 +664,11 @@ class ContractionEmitter {
       // S does not depend on the row: one broadcast (or, along the vector
       // axis, one vector each), each row its own V.
       std::vector<llvm::Value*> s;
-      if (!plan_.scalar_vector) s.assign(plan_.vectors, b_.CreateVectorSplat(kVectorLanes, e_.emit(plan_.scalar)));
-      for (int j = 0; plan_.scalar_vector && j < plan_.vectors; ++j) s.push_back(loadStreaming(*plan_.scalar, j));
+      if (!plan_.scalar_vector) s.assign(vectors_, b_.CreateVectorSplat(kVectorLanes, e_.emit(plan_.scalar)));
+      for (int j = 0; plan_.scalar_vector && j < vectors_; ++j) s.push_back(loadStreaming(*plan_.scalar, j));
       for (int i = 0; i < rows; ++i) {
         bindRow(r0, i);
-        for (int j = 0; j < plan_.vectors; ++j) {
+        for (int j = 0; j < vectors_; ++j) {
           llvm::Value* sum = b_.CreateLoad(vec_, acc(i, j));
           b_.CreateStore(b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {vec_}, {s[static_cast<size_t>(j)], loadVector(j, k_flat), sum}),
                          acc(i, j));
@@ -650,7 +677,7 @@ class ContractionEmitter {
       return;
     }
     std::vector<llvm::Value*> v;
-    for (int j = 0; j < plan_.vectors; ++j) v.push_back(loadVector(j, k_flat));
+    for (int j = 0; j < vectors_; ++j) v.push_back(loadVector(j, k_flat));
     for (int i = 0; i < rows; ++i) {
       bindRow(r0, i);
       // A splat of the scalar per width: LLVM folds both into one
@@ -659,7 +686,7 @@ class ContractionEmitter {
       // second, register broadcast (a shuffle on the FMA ports).
       llvm::Value* scalar = scalarAt(i);
       llvm::Value* full = b_.CreateVectorSplat(kVectorLanes, scalar);
-      for (int j = 0; j < plan_.vectors; ++j) {
+      for (int j = 0; j < vectors_; ++j) {
         llvm::FixedVectorType* type = accType(j);
         llvm::Value* s = lanesOf(j) == kVectorLanes ? full : b_.CreateVectorSplat(lanesOf(j), scalar);
         llvm::Value* sum = b_.CreateLoad(type, acc(i, j));
@@ -965,7 +992,7 @@ class ContractionEmitter {
                                          b_.getInt64(plan_.blockLanes()));
     for (int i = 0; i < rows; ++i) {
       bindRow(r0, i);
-      for (int j = 0; j < plan_.vectors; ++j)
+      for (int j = 0; j < vectors_; ++j)
         b_.CreateAlignedStore(b_.CreateLoad(accType(j), acc(i, j)),
                               b_.CreateConstInBoundsGEP1_64(lane_, lanes_, static_cast<uint64_t>(j * kVectorLanes)),
                               llvm::Align(64));
@@ -996,6 +1023,9 @@ class ContractionEmitter {
   int v_id_;
   int outer_id_;    // the merged outer axis, or -1
   int64_t span_;    // extent of v: the merged index's stride of the outer axis
+  // Vectors the current block computes: plan_.vectors, or in a float32
+  // plan's last block only those holding lanes below extent_v_ (tailVectors).
+  int vectors_;
   std::vector<llvm::AllocaInst*> acc_;
   llvm::AllocaInst* lanes_ = nullptr;
   llvm::Value* v0_ = nullptr;

@@ -295,6 +295,39 @@ INSTANTIATE_TEST_SUITE_P(Shapes, HalfLastVector,
                                            HalfCase{{"pointwise72", 16, 72, 7, 7, 1, 1, 1, {0, 0, 0, 0}}, false}),
                          [](const ::testing::TestParamInfo<HalfCase>& info) { return info.param.conv.name; });
 
+// Output channels that leave the last block a whole vector or more short
+// (112: blocks of 4 vectors, the second with 3 live; 80: 3 and 2; 100: 4
+// and 3, its last one partly live): the last block multiplies and stores
+// only its live vectors, in plain, padded (guarded) and clipped tiles.
+struct TailCase {
+  ConvCase conv;
+  int vectors;
+};
+
+std::ostream& operator<<(std::ostream& os, const TailCase& c) { return os << c.conv.name; }
+
+class TailBlock : public ::testing::TestWithParam<TailCase> {};
+
+TEST_P(TailBlock, ComputesTheLiveVectorsAndMatchesReference) {
+  const TailCase& c = GetParam();
+  SolePlan sole;
+  ASSERT_NO_FATAL_FAILURE(solePlan(c.conv, true, sole));
+  EXPECT_EQ(sole.plan.vectors, c.vectors);
+  const int64_t lanes = sole.plan.blockLanes();
+  const int64_t padded = (sole.vector_extent + lanes - 1) / lanes * lanes;
+  EXPECT_GE(padded - sole.vector_extent, int64_t{codegen::cpu::kVectorLanes})
+      << "a whole idle vector in the last block";
+  expectArtifactMatchesReference([&] { return convModel(c.conv); }, true);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, TailBlock,
+                         ::testing::Values(TailCase{{"pointwise112", 24, 112, 7, 9, 1, 1, 1, {0, 0, 0, 0}}, 4},
+                                           TailCase{{"pointwise80", 16, 80, 6, 7, 1, 1, 1, {0, 0, 0, 0}}, 3},
+                                           TailCase{{"dense3x3_112", 8, 112, 6, 6, 3, 1, 1, {1, 1, 1, 1}}, 4},
+                                           TailCase{{"pointwise100_relu6", 16, 100, 5, 5, 1, 1, 1, {0, 0, 0, 0}, true},
+                                                    4}),
+                         [](const ::testing::TestParamInfo<TailCase>& info) { return info.param.conv.name; });
+
 // Grouped convolutions (neither group 1 nor depthwise) run channels-last
 // with the output channel split into (group, filter in group): one
 // contraction vectorized along the group's filters, groups of fewer than 8
