@@ -88,6 +88,25 @@ grep -qE "^1 +[A-Za-z_]" "$work/out" && grep -qE "GFLOP/s" "$work/out" && pass "
 expect "profile --iters 0" 2 "--iters" -- "$kiln" profile "$work/m.so" --iters 0
 expect "profile missing artifact" 4 "^kiln: error: .*nope.so" -- "$kiln" profile "$work/nope.so"
 
+# --- a CUDA artifact ---------------------------------------------------------------
+# Its rate is not held against the CPU's FMA peak: without --peak-gflops the
+# peak and the percentage are null, and the text says why. Only where the
+# artifact runs (a GPU machine); elsewhere the skip is printed.
+if "$kiln" compile "$model" --target cuda -q -o "$work/gpu.so" 2>"$work/err" &&
+  "$kiln" run "$work/gpu.so" >/dev/null 2>"$work/err"; then
+  expect "bench a CUDA artifact" 0 "" -- "$kiln" bench "$work/gpu.so" --iters 5 --warmup 1 --json
+  check_json "CUDA bench: no CPU peak" "r['peak_gflops'] is None and r['percent_of_peak'] is None and 'CUDA' in r['peak_derivation']"
+  expect "profile a CUDA artifact" 0 "" -- "$kiln" profile "$work/gpu.so" --iters 3 --warmup 1 --json
+  check_json "CUDA profile: no CPU peak" "r['peak_gflops'] is None and all(k['percent_of_peak'] is None for k in r['kernels'])"
+  expect "CUDA bench text" 0 "" -- "$kiln" bench "$work/gpu.so" --iters 3
+  grep -q "peak: none for a CUDA artifact" "$work/out" && pass "CUDA bench text names the missing peak" ||
+    fail "CUDA bench text names the missing peak" "$work/out"
+  expect "CUDA bench --peak-gflops" 0 "" -- "$kiln" bench "$work/gpu.so" --iters 3 --peak-gflops 50000 --json
+  check_json "CUDA bench --peak-gflops is the peak" "r['peak_gflops'] == 50000 and r['percent_of_peak'] is not None"
+else
+  echo "SKIP CUDA bench and profile: no GPU runs the CUDA artifact here: $(head -1 "$work/err" | cut -c1-200)"
+fi
+
 # --- bench/run.sh's rounds: merge_rounds.py -------------------------------------
 # Two rounds of kiln bench become one result: the median of the rounds'
 # medians, the least minimum, the iterations summed, the throughput of the

@@ -2,6 +2,7 @@
 // artifact, measured through the runtime's public API the way an embedding
 // application runs it (one session, caller-owned buffers, back-to-back runs).
 #include <chrono>
+#include <cmath>
 #include <iomanip>
 #include <iostream>
 
@@ -55,7 +56,7 @@ Expected<BenchResult> measure(const BenchArgs& args) {
   result.threads = effectiveThreads(args.common.threads);
   const kiln::Model& model = harness->model();
   for (size_t k = 0; k < model.numKernels(); ++k) result.flops += model.kernel(k).flops;
-  result.peak = estimatePeak(result.threads, args.common.peak_gflops);
+  result.peak = artifactPeak(model, result.threads, args.common.peak_gflops);
   result.peak_rss_bytes = peakRssBytes();
   return result;
 }
@@ -64,13 +65,16 @@ void printJson(const BenchArgs& args, const BenchResult& r) {
   const LatencyStats& l = r.latency;
   double gflops = l.median_ms > 0 ? static_cast<double>(r.flops) / (l.median_ms * 1e6) : 0;
   std::cout << "{\"artifact\": " << jsonQuote(args.common.artifact) << ", \"threads\": " << r.threads
-            << ", \"warmup\": " << r.warmup << ", \"iters\": " << l.iters << ", \"median_ms\": " << jsonNumber(l.median_ms)
-            << ", \"p90_ms\": " << jsonNumber(l.p90_ms) << ", \"min_ms\": " << jsonNumber(l.min_ms)
-            << ", \"max_ms\": " << jsonNumber(l.max_ms) << ", \"mean_ms\": " << jsonNumber(l.mean_ms)
-            << ", \"throughput_per_s\": " << jsonNumber(l.throughput_per_s) << ", \"peak_rss_bytes\": " << r.peak_rss_bytes
+            << ", \"warmup\": " << r.warmup << ", \"iters\": " << l.iters
+            << ", \"median_ms\": " << jsonNumber(l.median_ms) << ", \"p90_ms\": " << jsonNumber(l.p90_ms)
+            << ", \"min_ms\": " << jsonNumber(l.min_ms) << ", \"max_ms\": " << jsonNumber(l.max_ms)
+            << ", \"mean_ms\": " << jsonNumber(l.mean_ms)
+            << ", \"throughput_per_s\": " << jsonNumber(l.throughput_per_s)
+            << ", \"peak_rss_bytes\": " << r.peak_rss_bytes
             << ", \"rss_before_load_bytes\": " << r.rss_before_load_bytes << ", \"flops\": " << r.flops
-            << ", \"gflops_per_s\": " << jsonNumber(gflops) << ", \"peak_gflops\": " << jsonNumber(r.peak.gflops)
-            << ", \"percent_of_peak\": " << jsonNumber(r.peak.gflops > 0 ? 100 * gflops / r.peak.gflops : 0)
+            << ", \"gflops_per_s\": " << jsonNumber(gflops)
+            << ", \"peak_gflops\": " << jsonNumber(r.peak.gflops > 0 ? r.peak.gflops : std::nan(""))
+            << ", \"percent_of_peak\": " << jsonNumber(percentOfPeak(gflops, r.peak))
             << ", \"peak_derivation\": " << jsonQuote(r.peak.how) << "}\n";
 }
 
@@ -78,14 +82,18 @@ void printText(const BenchArgs& args, const BenchResult& r) {
   const LatencyStats& l = r.latency;
   double gflops = l.median_ms > 0 ? static_cast<double>(r.flops) / (l.median_ms * 1e6) : 0;
   std::cout << std::fixed << std::setprecision(3);
-  std::cout << args.common.artifact << ": " << l.iters << " runs after " << r.warmup << " warm-up, " << r.threads << " threads\n"
+  std::cout << args.common.artifact << ": " << l.iters << " runs after " << r.warmup << " warm-up, " << r.threads
+            << " threads\n"
             << "  latency     median " << l.median_ms << " ms   p90 " << l.p90_ms << " ms   min " << l.min_ms
             << " ms   max " << l.max_ms << " ms\n"
             << "  throughput  " << std::setprecision(1) << l.throughput_per_s << " runs/s\n"
-            << "  compute     " << static_cast<double>(r.flops) / 1e6 << " MFLOP/run, " << gflops << " GFLOP/s = "
-            << (r.peak.gflops > 0 ? 100 * gflops / r.peak.gflops : 0) << "% of " << r.peak.gflops << " GFLOP/s peak ("
-            << r.peak.how << ")\n"
-            << "  memory      peak RSS " << static_cast<double>(r.peak_rss_bytes) / (1 << 20) << " MiB ("
+            << "  compute     " << static_cast<double>(r.flops) / 1e6 << " MFLOP/run, " << gflops << " GFLOP/s";
+  if (r.peak.gflops > 0)
+    std::cout << " = " << percentOfPeak(gflops, r.peak) << "% of " << r.peak.gflops << " GFLOP/s peak (" << r.peak.how
+              << ")\n";
+  else
+    std::cout << " (peak: " << r.peak.how << ")\n";
+  std::cout << "  memory      peak RSS " << static_cast<double>(r.peak_rss_bytes) / (1 << 20) << " MiB ("
             << static_cast<double>(r.rss_before_load_bytes) / (1 << 20) << " MiB before loading the model)\n";
 }
 

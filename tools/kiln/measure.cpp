@@ -90,7 +90,9 @@ void addMeasureOptions(CLI::App& cmd, MeasureOptions& options, const std::string
   cmd.add_option("--threads", options.threads, "worker threads (0: one per core)")->check(CLI::Range(0, 1024));
   cmd.add_option("--iters", options.iters, iters_help)->check(CLI::Range(1, 10000000))->capture_default_str();
   cmd.add_option("--warmup", options.warmup, "untimed runs first")->check(CLI::Range(0, 10000000))->capture_default_str();
-  cmd.add_option("--peak-gflops", options.peak_gflops, "the machine's fp32 peak, instead of the estimate")
+  cmd.add_option("--peak-gflops", options.peak_gflops,
+                 "the fp32 peak in GFLOP/s to compare against, instead of the CPU's estimate (a CUDA artifact has none "
+                 "without it)")
       ->check(CLI::Range(0.0, 1e9));
   cmd.add_flag("--json", options.json, "print one JSON object");
 }
@@ -314,6 +316,17 @@ double measureFmaGflops(int threads, int lanes) {
 }
 
 }  // namespace
+
+MachinePeak artifactPeak(const kiln::Model& model, int threads, double override_gflops) {
+  if (model.metadata("target") != "cuda" || override_gflops > 0) return estimatePeak(threads, override_gflops);
+  MachinePeak peak;
+  peak.how = "none for a CUDA artifact; --peak-gflops gives the GPU's";
+  return peak;
+}
+
+double percentOfPeak(double gflops, const MachinePeak& peak) {
+  return peak.gflops > 0 ? 100 * gflops / peak.gflops : std::nan("");
+}
 
 MachinePeak estimatePeak(int threads, double override_gflops) {
   MachinePeak peak;

@@ -114,6 +114,13 @@ int physicalCores();
 // The peak for `threads` threads (capped at the physical cores), or the
 // user's figure when `override_gflops` > 0.
 MachinePeak estimatePeak(int threads, double override_gflops);
+// The peak `model`'s rate is held against: estimatePeak's for a CPU
+// artifact; for a CUDA one only a figure given with --peak-gflops (the
+// CPU's FMA rate says nothing of the GPU's), else none (gflops 0, `how`
+// saying so).
+MachinePeak artifactPeak(const kiln::Model& model, int threads, double override_gflops);
+// 100 * gflops / peak, or NaN (JSON null) without a peak.
+double percentOfPeak(double gflops, const MachinePeak& peak);
 
 // Threads a session with `requested` (0: one per core) will use.
 int effectiveThreads(int requested);

@@ -5,6 +5,7 @@
 // description.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <iomanip>
 #include <iostream>
 
@@ -53,7 +54,7 @@ Expected<Profile> measure(const ProfileArgs& args) {
   p.threads = effectiveThreads(args.common.threads);
   p.iters = args.common.iters;
   p.run_ms = run_ms / args.common.iters;
-  p.peak = estimatePeak(p.threads, args.common.peak_gflops);
+  p.peak = artifactPeak(model, p.threads, args.common.peak_gflops);
   for (size_t k = 0; k < model.numKernels(); ++k) {
     kiln_kernel_info info = model.kernel(k);
     KernelTime t{k, info.name, info.origin, info.flops, static_cast<double>(total_ns[k]) / 1e6 / args.common.iters};
@@ -71,8 +72,8 @@ void printJson(const ProfileArgs& args, const Profile& p) {
   std::cout << "{\"artifact\": " << jsonQuote(args.common.artifact) << ", \"threads\": " << p.threads
             << ", \"iters\": " << p.iters << ", \"run_ms\": " << jsonNumber(p.run_ms)
             << ", \"kernel_sum_ms\": " << jsonNumber(p.kernel_sum_ms) << ", \"flops\": " << p.flops
-            << ", \"peak_gflops\": " << jsonNumber(p.peak.gflops) << ", \"peak_derivation\": " << jsonQuote(p.peak.how)
-            << ", \"kernels\": [";
+            << ", \"peak_gflops\": " << jsonNumber(p.peak.gflops > 0 ? p.peak.gflops : std::nan(""))
+            << ", \"peak_derivation\": " << jsonQuote(p.peak.how) << ", \"kernels\": [";
   for (size_t i = 0; i < p.kernels.size(); ++i) {
     const KernelTime& k = p.kernels[i];
     double gflops = gflopsPerS(k.flops, k.ms);
@@ -80,7 +81,7 @@ void printJson(const ProfileArgs& args, const Profile& p) {
               << ", \"origin\": " << jsonQuote(k.origin) << ", \"ms\": " << jsonNumber(k.ms)
               << ", \"percent\": " << jsonNumber(p.kernel_sum_ms > 0 ? 100 * k.ms / p.kernel_sum_ms : 0)
               << ", \"flops\": " << k.flops << ", \"gflops_per_s\": " << jsonNumber(gflops)
-              << ", \"percent_of_peak\": " << jsonNumber(p.peak.gflops > 0 ? 100 * gflops / p.peak.gflops : 0) << "}";
+              << ", \"percent_of_peak\": " << jsonNumber(percentOfPeak(gflops, p.peak)) << "}";
   }
   std::cout << "]}\n";
 }
@@ -94,8 +95,11 @@ void printText(const ProfileArgs& args, const Profile& p) {
   std::cout << args.common.artifact << ": " << p.kernels.size() << " kernels, mean of " << p.iters << " profiled runs, "
             << p.threads << " threads\n"
             << "run " << p.run_ms << " ms, kernels " << p.kernel_sum_ms << " ms; " << std::setprecision(1)
-            << gflopsPerS(p.flops, p.kernel_sum_ms) << " GFLOP/s overall of a " << p.peak.gflops << " GFLOP/s fp32 peak ("
-            << p.peak.how << ")\n\n";
+            << gflopsPerS(p.flops, p.kernel_sum_ms) << " GFLOP/s overall";
+  if (p.peak.gflops > 0)
+    std::cout << " of a " << p.peak.gflops << " GFLOP/s fp32 peak (" << p.peak.how << ")\n\n";
+  else
+    std::cout << " (peak: " << p.peak.how << ")\n\n";
   std::cout << std::left << std::setw(5) << "rank" << std::setw(34) << "kernel" << std::setw(30) << "origin" << std::right
             << std::setw(10) << "ms" << std::setw(7) << "%" << std::setw(7) << "cum%" << std::setw(9) << "MFLOP"
             << std::setw(9) << "GFLOP/s" << std::setw(7) << "%peak" << "\n";
@@ -107,10 +111,14 @@ void printText(const ProfileArgs& args, const Profile& p) {
     cumulative += percent;
     double gflops = gflopsPerS(k.flops, k.ms);
     std::cout << std::left << std::setw(5) << i + 1 << std::setw(34) << clip(k.name, 33) << std::setw(30)
-              << clip(k.origin, 29) << std::right << std::setprecision(3) << std::setw(10) << k.ms << std::setprecision(1)
-              << std::setw(7) << percent << std::setw(7) << cumulative << std::setw(9)
-              << static_cast<double>(k.flops) / 1e6 << std::setw(9) << gflops << std::setw(7)
-              << (p.peak.gflops > 0 ? 100 * gflops / p.peak.gflops : 0) << "\n";
+              << clip(k.origin, 29) << std::right << std::setprecision(3) << std::setw(10) << k.ms
+              << std::setprecision(1) << std::setw(7) << percent << std::setw(7) << cumulative << std::setw(9)
+              << static_cast<double>(k.flops) / 1e6 << std::setw(9) << gflops << std::setw(7);
+    if (p.peak.gflops > 0)
+      std::cout << percentOfPeak(gflops, p.peak) << "\n";
+    else
+      std::cout << "-"
+                << "\n";
   }
   if (shown < p.kernels.size())
     std::cout << "... " << p.kernels.size() - shown << " more kernels, " << std::setprecision(1) << 100 - cumulative
