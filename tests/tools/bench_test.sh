@@ -93,7 +93,7 @@ expect "profile missing artifact" 4 "^kiln: error: .*nope.so" -- "$kiln" profile
 # peak and the percentage are null, and the text says why. Only where the
 # artifact runs (a GPU machine); elsewhere the skip is printed.
 if "$kiln" compile "$model" --target cuda -q -o "$work/gpu.so" 2>"$work/err" &&
-  "$kiln" run "$work/gpu.so" >/dev/null 2>"$work/err"; then
+  "$kiln" run "$work/gpu.so" --input "$examples/tiny_cnn/input.npy" >/dev/null 2>"$work/err"; then
   expect "bench a CUDA artifact" 0 "" -- "$kiln" bench "$work/gpu.so" --iters 5 --warmup 1 --json
   check_json "CUDA bench: no CPU peak" "r['peak_gflops'] is None and r['percent_of_peak'] is None and 'CUDA' in r['peak_derivation']"
   expect "profile a CUDA artifact" 0 "" -- "$kiln" profile "$work/gpu.so" --iters 3 --warmup 1 --json
