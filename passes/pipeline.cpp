@@ -20,6 +20,7 @@ std::unique_ptr<Pass> createFoldConstants();
 std::unique_ptr<Pass> createEliminateCommonSubexpressions();
 std::unique_ptr<Pass> createRemoveNoOps();
 std::unique_ptr<Pass> createFoldAffine();
+std::unique_ptr<Pass> createFoldPad();
 std::unique_ptr<Pass> createInlineConstantIf();
 std::unique_ptr<Pass> createFoldQdq();
 std::unique_ptr<Pass> createChannelsLast();
@@ -41,6 +42,7 @@ const std::vector<PassInfo>& allPasses() {
       {"fold-affine",
        "fold BatchNormalization and per-channel Mul/Add/Sub/Div into Conv, ConvTranspose, Gemm and MatMul weights",
        createFoldAffine},
+      {"fold-pad", "fold a Pad by zeros of the spatial axes into the convolutions that read it", createFoldPad},
       {"fold-qdq",
        "fold DequantizeLinear -> Conv/MatMul/Gemm [-> Relu] -> QuantizeLinear into QLinearConv, QLinearMatMul, "
        "ConvInteger or MatMulInteger",
@@ -119,6 +121,7 @@ std::vector<std::string> pipelineFor(int opt_level) {
           "eliminate-common-subexpressions",
           "remove-no-ops",
           "fold-affine",
+          "fold-pad",
           std::string(kPruneStep),
           std::string(kQuantizeStep),
           "fold-qdq",
