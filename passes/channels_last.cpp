@@ -106,6 +106,8 @@ class ChannelsLast final : public Pass {
   Expected<bool> run(ir::Model& model) override {
     ir::Graph& graph = model.graph;
     captured_ = capturedBySubgraphs(graph);
+    auto opset = model.opset_imports.find("");
+    opset_ = opset == model.opset_imports.end() ? 0 : opset->second;
     std::vector<ir::Node*> convs;
     for (const auto& node : graph.nodes())
       if (convertible(*node)) convs.push_back(node.get());
@@ -377,6 +379,8 @@ class ChannelsLast final : public Pass {
       return sinkSlice(graph, node);
     } else if (op == "Reshape") {
       return sinkChannelShuffle(graph, node);
+    } else if (op == "Resize") {
+      return sinkResize(graph, node);
     } else {
       return false;
     }
@@ -467,6 +471,50 @@ class ChannelsLast final : public Pass {
     return true;
   }
 
+  // Resize of an NHWC value whose scales or sizes are constant (or name
+  // their axes, opset 18): the same resize of the NHWC value, the scales,
+  // sizes or axes permuted with it (the upsampling between a detector's or
+  // a segmenter's feature maps). Not tf_crop_and_resize, whose roi would
+  // have to move too.
+  bool sinkResize(ir::Graph& graph, ir::Node* node) {
+    ir::Value* source = nhwcSource(node->input(0));
+    const ir::Attribute* transform = node->attribute("coordinate_transformation_mode");
+    if (!source || (transform && transform->s == "tf_crop_and_resize")) return false;
+    std::vector<ir::Value*> inputs = node->inputs;
+    inputs[0] = source;
+    if (const ir::Attribute* axes = node->attribute("axes")) {
+      std::vector<int64_t> moved;
+      for (int64_t a : axes->ints) {
+        if (a < -4 || a > 3) return false;
+        moved.push_back(kNhwcPosition[static_cast<size_t>(a < 0 ? a + 4 : a)]);
+      }
+      node->attributes["axes"].ints = moved;
+    } else {
+      // Opset 10 takes (X, scales); from 11, (X, roi, scales, sizes), one of the last two given.
+      bool moved = false;
+      for (size_t i = opset_ >= 11 ? 2 : 1; i < inputs.size() && i <= 3; ++i) {
+        ir::Value* v = inputs[i];
+        if (!v || (v->isConstant() && v->constant->elementCount() == 0)) continue;
+        if (!v->isConstant() || v->constant->elementCount() != 4) return false;
+        if (v->constant->dtype() == ir::DType::kFloat32) {
+          std::vector<float> values = *qgraph::constantFloats(v);
+          std::vector<float> nhwc;
+          for (int64_t p : kToNhwc) nhwc.push_back(values[static_cast<size_t>(p)]);
+          inputs[i] = qgraph::floatConstant(graph, v->name + "_nhwc", {4}, nhwc);
+        } else {
+          inputs[i] = qgraph::tensorConstant(
+              graph, v->name + "_nhwc",
+              ir::Tensor::fromValues<int64_t>(ir::DType::kInt64, {4},
+                                              std::span<const int64_t>(permuted(v->constant->toInts(), kToNhwc))));
+        }
+        moved = true;
+      }
+      if (!moved) return false;
+    }
+    replaceInNhwc(graph, node, std::move(inputs), "Resize", "");
+    return true;
+  }
+
   // A channel shuffle of an NHWC value x [N, C, H, W] (ShuffleNet's):
   //
   //   Reshape(x, [N, g, C/g, H, W]) -> Transpose(0 2 1 3 4) -> Reshape([N, C, H, W])
@@ -516,6 +564,7 @@ class ChannelsLast final : public Pass {
   }
 
   std::unordered_set<const ir::Value*> captured_;
+  int64_t opset_ = 0;  // of the default domain
 };
 
 }  // namespace

@@ -376,6 +376,45 @@ TEST(ChannelsLastTest, ReductionsOfAFeatureMapRunChannelsLast) {
   }
 }
 
+// Upsampling between feature maps, as detectors and segmenters do it:
+// Resize by constant scales (nearest) and to constant sizes (linear),
+// opset 13, and by scales on named axes (opset 18), each concatenated with
+// a convolution's output and convolved again: every Resize runs
+// channels-last, its scales, sizes or axes permuted, so only x and y are
+// transposed.
+std::unique_ptr<ir::Model> upsampling(int64_t opset) {
+  TestGraph g(opset);
+  ir::Value* x = g.input("x", {1, 3, 5, 6});
+  ir::Value* a = g.op("Relu", {conv(g, x, 3, 4, 3, "a", 1, 2)->outputs[0]}, "a_relu");  // [1, 4, 3, 3]
+  ir::Value* none = g.constant("no_roi", {0}, {});
+  ir::Node* up = opset >= 18 ? g.node("Resize", {a, none, g.constant("s2", {2}, {2.0f, 2.0f})}, "up")
+                             : g.node("Resize", {a, none, g.constant("s4", {4}, {1.0f, 1.0f, 2.0f, 2.0f})}, "up");
+  if (opset >= 18) setInts(up, "axes", {2, 3});
+  setString(up, "mode", "nearest");
+  ir::Value* b = conv(g, x, 3, 2, 3, "b", 1, 1)->outputs[0];  // [1, 2, 5, 6]
+  ir::Node* sized =
+      g.node("Resize", {a, none, g.constant("no_scales", {0}, {}), g.int64s("sizes", {1, 4, 5, 6})}, "sized");
+  setString(sized, "mode", "linear");
+  ir::Node* cat = g.node("Concat", {sized->outputs[0], b}, "cat");
+  setInt(cat, "axis", 1);
+  g.output(conv(g, cat->outputs[0], 6, 3, 3, "c")->outputs[0]);
+  g.output(conv(g, up->outputs[0], 4, 2, 3, "d")->outputs[0]);  // up: [1, 4, 6, 6]
+  return g.take();
+}
+
+TEST(ChannelsLastTest, ResizesRunChannelsLast) {
+  for (int64_t opset : {13, 18}) {
+    auto make = [opset] { return upsampling(opset); };
+    auto after = runPasses(make, {"channels-last"});
+    EXPECT_EQ(countOps(after->graph, "Resize"), 2);
+    for (const auto& node : after->graph.nodes())
+      if (node->op_type == "Resize") EXPECT_EQ(node->input(0)->producer->op_type, "Relu") << ir::printModel(*after);
+    // x's, and the two outputs'.
+    EXPECT_EQ(countOps(after->graph, "Transpose"), 3) << opset << "\n" << ir::printModel(*after);
+    EXPECT_TRUE(passesKeepOutputs(make, {"channels-last"})) << opset;
+  }
+}
+
 // Left NCHW: a convolution whose weight is an input, a 1-D and a 3-D
 // convolution.
 TEST(ChannelsLastTest, LeavesWhatConvNhwcDoesNotTake) {
