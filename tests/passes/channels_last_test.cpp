@@ -17,12 +17,6 @@
 namespace kiln::testing {
 namespace {
 
-int countOps(const ir::Graph& graph, const std::string& op) {
-  int n = 0;
-  for (const auto& node : graph.nodes()) n += node->op_type == op;
-  return n;
-}
-
 ir::Node* conv(TestGraph& g, ir::Value* x, int64_t in, int64_t out, int64_t kernel, const std::string& name,
                int64_t group = 1, int64_t stride = 1) {
   ir::Node* node =

@@ -9,12 +9,6 @@
 namespace kiln::testing {
 namespace {
 
-int countOps(const ir::Graph& graph, const std::string& op) {
-  int n = 0;
-  for (const auto& node : graph.nodes()) n += node->op_type == op;
-  return n;
-}
-
 ir::Node* conv(TestGraph& g, ir::Value* x, const std::string& name, std::vector<int64_t> pads, int64_t stride = 1) {
   ir::Node* node = g.node("Conv", {x, g.randomConstant(name + "_w", {4, 3, 3, 3}), g.randomConstant(name + "_b", {4})}, name);
   if (!pads.empty()) setInts(node, "pads", pads);

@@ -101,6 +101,12 @@ std::string opSequence(const ir::Graph& graph) {
   return out;
 }
 
+int countOps(const ir::Graph& graph, const std::string& op) {
+  int n = 0;
+  for (const auto& node : graph.nodes()) n += node->op_type == op;
+  return n;
+}
+
 std::unique_ptr<ir::Model> runPasses(const ModelFactory& make, std::vector<std::string> passes) {
   auto model = make();
   passes::PipelineOptions options;

@@ -54,6 +54,8 @@ using ModelFactory = std::function<std::unique_ptr<ir::Model>()>;
 
 // "Conv,Add,Relu": the graph's ops in order, to show a graph before/after.
 std::string opSequence(const ir::Graph& graph);
+// Nodes of op type `op` in the graph (any domain).
+int countOps(const ir::Graph& graph, const std::string& op);
 
 // Runs the graph pipeline `passes` (exactly those, after shape inference).
 std::unique_ptr<ir::Model> runPasses(const ModelFactory& make, std::vector<std::string> passes);

@@ -38,12 +38,6 @@ std::map<std::string, quant::Range> cnnRanges() {
   return {{"x", {-1, 1}}, {"r1", {0, 4}}, {"r2", {0, 12}}, {"flat", {0, 6}}};
 }
 
-int countOps(const ir::Graph& graph, const std::string& op) {
-  int n = 0;
-  for (const auto& node : graph.nodes()) n += node->op_type == op;
-  return n;
-}
-
 driver::CompileOptions quantizedOptions(std::vector<std::string> passes, passes::QuantizeSpec spec) {
   driver::CompileOptions options;
   options.pipeline.passes = std::move(passes);

@@ -31,12 +31,6 @@ namespace {
 
 constexpr double kTolerance = 1e-5;  // of the output's largest magnitude
 
-int countOps(const ir::Graph& graph, const std::string& op) {
-  int n = 0;
-  for (const auto& node : graph.nodes()) n += node->op_type == op;
-  return n;
-}
-
 struct ConvSpec {
   int64_t in, out;
   int64_t kernel = 3;
