@@ -338,7 +338,9 @@ class ChannelsLast final : public Pass {
 
   // E(Transpose(a, to NCHW), ...) becomes Transpose(E(a, ...), to NCHW).
   bool sink(ir::Graph& graph, ir::Node* node) {
-    if (!node->domain.empty() || node->outputs.size() != 1 || !node->outputs[0]) return false;
+    if (!node->domain.empty() || node->outputs.empty() || !node->outputs[0]) return false;
+    if (node->op_type == "Split") return sinkSplit(graph, node);
+    if (node->outputs.size() != 1) return false;
     if (reduceOps().count(node->op_type)) return sinkReduce(graph, node);
     ir::Value* out = node->outputs[0];
     auto out_dims = knownDims(out);
@@ -437,6 +439,35 @@ class ChannelsLast final : public Pass {
     nhwc->outputs = {out};
     out->producer = nhwc;
     out->producer_output = 0;
+    return true;
+  }
+
+  // Split of an NHWC value along the channel axis (the split sizes, an
+  // attribute or input, unchanged): the same split of the NHWC value, each
+  // part transposed back like any other result (a CSP or C2f block's
+  // chunk of the channels in two, as detectors export it).
+  bool sinkSplit(ir::Graph& graph, ir::Node* node) {
+    ir::Value* source = nhwcSource(node->input(0));
+    const int64_t axis = qgraph::intAttribute(*node, "axis", 0);
+    if (!source || (axis != 1 && axis != -3)) return false;
+    for (const ir::Value* out : node->outputs) {
+      auto dims = knownDims(out);
+      if (!out || !dims || dims->size() != 4 || captured_.count(out)) return false;
+    }
+    ir::Node* nhwc = graph.addNode("Split", qgraph::uniqueName(graph, node->name + "/nhwc"));
+    nhwc->attributes = node->attributes;
+    qgraph::setIntAttribute(nhwc, "axis", 3);
+    nhwc->inputs = node->inputs;
+    nhwc->inputs[0] = source;
+    for (size_t i = 0; i < node->outputs.size(); ++i) {
+      ir::Value* out = node->outputs[i];
+      ir::Value* part = graph.addValue(qgraph::uniqueName(graph, out->name + "_nhwc"));
+      part->type = {out->type.dtype, ir::makeShape(permuted(*knownDims(out), kToNhwc))};
+      part->producer = nhwc;
+      part->producer_output = static_cast<int>(i);
+      nhwc->outputs.push_back(part);
+      transpose(graph, part, kToNchw, node->name + "/to_nchw", out);
+    }
     return true;
   }
 

@@ -409,6 +409,43 @@ TEST(ChannelsLastTest, ResizesRunChannelsLast) {
   }
 }
 
+// A CSP/C2f block's split of the channels, as detectors export it: Split
+// along the channels (sizes as an attribute at opset 11, an input at 13),
+// one part convolved, both concatenated and convolved again. The split runs
+// channels-last; a Split along H stays NCHW.
+std::unique_ptr<ir::Model> splitBlock(int64_t opset, int64_t axis) {
+  TestGraph g(opset);
+  ir::Value* x = g.input("x", {1, 3, 6, 6});
+  ir::Value* a = g.op("Relu", {conv(g, x, 3, 8, 3, "a")->outputs[0]}, "a_relu");
+  const std::vector<int64_t> sizes = axis == 1 ? std::vector<int64_t>{3, 5} : std::vector<int64_t>{2, 4};
+  ir::Node* split =
+      opset >= 13 ? g.node("Split", {a, g.int64s("sizes", sizes)}, "split", 2) : g.node("Split", {a}, "split", 2);
+  if (opset < 13) setInts(split, "split", sizes);
+  setInt(split, "axis", axis);
+  ir::Node* cat = g.node("Concat", {split->outputs[0], split->outputs[1]}, "cat");
+  setInt(cat, "axis", axis);
+  ir::Value* b = conv(g, split->outputs[1], axis == 1 ? 5 : 8, 4, 3, "b")->outputs[0];
+  g.output(conv(g, cat->outputs[0], 8, 2, 3, "c")->outputs[0]);
+  g.output(b);
+  return g.take();
+}
+
+TEST(ChannelsLastTest, ChannelSplitsRunChannelsLast) {
+  for (int64_t opset : {11, 13}) {
+    auto make = [opset] { return splitBlock(opset, 1); };
+    auto after = runPasses(make, {"channels-last"});
+    for (const auto& node : after->graph.nodes())
+      if (node->op_type == "Split") EXPECT_EQ(node->attribute("axis")->i, 3) << ir::printModel(*after);
+    EXPECT_EQ(countOps(after->graph, "Transpose"), 3) << "x's and the two outputs'\n" << ir::printModel(*after);
+    EXPECT_TRUE(passesKeepOutputs(make, {"channels-last"})) << opset;
+  }
+  auto rows = [] { return splitBlock(13, 2); };
+  auto kept = runPasses(rows, {"channels-last"});
+  for (const auto& node : kept->graph.nodes())
+    if (node->op_type == "Split") EXPECT_EQ(node->input(0)->producer->op_type, "Transpose") << ir::printModel(*kept);
+  EXPECT_TRUE(passesKeepOutputs(rows, {"channels-last"}));
+}
+
 // Left NCHW: a convolution whose weight is an input, a 1-D and a 3-D
 // convolution.
 TEST(ChannelsLastTest, LeavesWhatConvNhwcDoesNotTake) {
