@@ -8,57 +8,37 @@
 // before each strided convolution). A Pad of its own would copy the whole
 // activation first; in the convolution it is only a guard on the reads (and
 // channels-last keeps the NHWC layout through it). Taken: mode "constant"
-// (the default) with value 0, pads and axes constant (attributes before
+// (the default) with value 0, pads and axes constant (read as the Pad's
+// lowering reads them, ops::padSpec: attributes before
 // opset 11, inputs from 11, axes from 18), none negative, zero on the batch
 // and channel axes; float convolutions whose auto_pad is NOTSET or VALID.
 // Requires: shapes inferred.
 #include <algorithm>
 
+#include "compiler/ops/pads.h"
 #include "passes/pass.h"
 #include "passes/value_uses.h"
 
 namespace kiln::passes {
 namespace {
 
-std::optional<std::vector<int64_t>> constantInts(const ir::Value* v) {
-  if (!v || !v->isConstant()) return std::nullopt;
-  return v->constant->toInts();
-}
-
-// The Pad's begin and end padding of each axis of a rank-`rank` input,
-// [b0, b1, ..., e0, e1, ...], when it pads by zeros in constant mode.
-std::optional<std::vector<int64_t>> zeroPads(const ir::Node& pad, size_t rank) {
-  const ir::Attribute* mode = pad.attribute("mode");
-  if (mode && mode->s != "constant") return std::nullopt;
-  std::vector<int64_t> pads;
-  if (const ir::Attribute* a = pad.attribute("pads")) {  // before opset 11
+// The Pad's begin and end padding of each axis, [b0, b1, ..., e0, e1, ...],
+// as its lowering reads them (ops::padSpec), when it pads the spatial axes
+// by zeros in constant mode.
+std::optional<std::vector<int64_t>> zeroPads(const ir::Node& pad, int64_t opset, size_t rank) {
+  Expected<ops::PadSpec> spec = ops::padSpec(ops::NodeView(pad, static_cast<int>(opset)), rank);
+  if (!spec || spec->mode != "constant") return std::nullopt;
+  if (opset < 11) {
     const ir::Attribute* value = pad.attribute("value");
     if (value && value->f != 0.0f) return std::nullopt;
-    pads = a->ints;
-  } else {
-    auto p = constantInts(pad.input(1));
-    if (!p) return std::nullopt;
-    if (pad.inputs.size() > 2 && pad.input(2)) {
-      const ir::Value* value = pad.input(2);
-      if (!value->isConstant() || value->constant->elementCount() != 1 || value->constant->floatAt(0) != 0.0)
-        return std::nullopt;
-    }
-    if (pad.inputs.size() > 3 && pad.input(3)) {  // axes (opset 18): pads lists only these
-      auto axes = constantInts(pad.input(3));
-      if (!axes || p->size() != 2 * axes->size()) return std::nullopt;
-      std::vector<int64_t> full(2 * rank, 0);
-      for (size_t i = 0; i < axes->size(); ++i) {
-        int64_t a = (*axes)[i] < 0 ? (*axes)[i] + static_cast<int64_t>(rank) : (*axes)[i];
-        if (a < 0 || a >= static_cast<int64_t>(rank)) return std::nullopt;
-        full[static_cast<size_t>(a)] += (*p)[i];
-        full[static_cast<size_t>(a) + rank] += (*p)[i + axes->size()];
-      }
-      p = std::move(full);
-    }
-    pads = std::move(*p);
+  } else if (pad.inputs.size() > 2 && pad.input(2)) {
+    const ir::Value* value = pad.input(2);
+    if (!value->isConstant() || value->constant->elementCount() != 1 || value->constant->floatAt(0) != 0.0)
+      return std::nullopt;
   }
-  if (pads.size() != 2 * rank || std::any_of(pads.begin(), pads.end(), [](int64_t v) { return v < 0; }))
-    return std::nullopt;
+  std::vector<int64_t> pads = spec->begin;
+  pads.insert(pads.end(), spec->end.begin(), spec->end.end());
+  if (std::any_of(pads.begin(), pads.end(), [](int64_t v) { return v < 0; })) return std::nullopt;
   if (pads[0] || pads[1] || pads[rank] || pads[rank + 1]) return std::nullopt;  // batch or channel
   return pads;
 }
@@ -81,6 +61,8 @@ class FoldPad final : public Pass {
   Expected<bool> run(ir::Model& model) override {
     ir::Graph& graph = model.graph;
     const auto captured = capturedBySubgraphs(graph);
+    auto imported = model.opset_imports.find("");
+    const int64_t opset = imported == model.opset_imports.end() ? 0 : imported->second;
     bool changed = false;
     std::vector<ir::Node*> pads;
     for (const auto& node : graph.nodes())
@@ -92,7 +74,7 @@ class FoldPad final : public Pass {
       if (!x || !x->type.shape || !ir::isFloat(x->type.dtype) || captured.count(y) || isGraphOutput(graph, y)) continue;
       const size_t rank = x->type.shape->size();
       if (rank < 3) continue;
-      auto p = zeroPads(*pad, rank);
+      auto p = zeroPads(*pad, opset, rank);
       std::vector<ir::Node*> readers = graph.usersOf(y);
       if (!p || readers.empty() ||
           !std::all_of(readers.begin(), readers.end(), [&](const ir::Node* r) { return takesPadding(*r, y); }))

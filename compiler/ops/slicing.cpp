@@ -10,6 +10,7 @@
 #include "compiler/lower/lower_context.h"
 #include "compiler/ops/infer_checks.h"
 #include "compiler/ops/kernel_exprs.h"
+#include "compiler/ops/pads.h"
 #include "compiler/ops/run_time_shapes.h"
 
 namespace kiln::ops {
@@ -144,11 +145,7 @@ Status lowerSlice(LowerContext& ctx) {
 // Opset 1 names it 'paddings', 2 'pads'; from 11 it is input 1 (a constant),
 // with constant_value input 2 (may be run-time) and from 18 axes input 3.
 
-struct PadSpec {
-  std::vector<int64_t> begin;
-  std::vector<int64_t> end;
-  std::string mode;
-};
+}  // namespace
 
 Expected<PadSpec> padSpec(const NodeView& ctx, size_t rank) {
   std::vector<int64_t> pads;
@@ -182,6 +179,8 @@ Expected<PadSpec> padSpec(const NodeView& ctx, size_t rank) {
     return ctx.error("unknown mode '" + spec.mode + "' (opset " + std::to_string(ctx.opset()) + ")");
   return spec;
 }
+
+namespace {
 
 // From opset 11, pads may be computed at run time; the axes (opset 18)
 // must then be constants.
