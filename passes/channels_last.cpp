@@ -51,6 +51,24 @@ std::vector<int64_t> permuted(const std::vector<int64_t>& dims, const std::vecto
   return out;
 }
 
+// NCHW axes (negative counting from the end) as NHWC axes; nullopt where one
+// is out of range.
+std::optional<std::vector<int64_t>> nhwcAxes(const std::vector<int64_t>& axes) {
+  std::vector<int64_t> out;
+  for (int64_t a : axes) {
+    if (a < -4 || a > 3) return std::nullopt;
+    out.push_back(kNhwcPosition[static_cast<size_t>(a < 0 ? a + 4 : a)]);
+  }
+  return out;
+}
+
+ir::Value* int64Constant(ir::Graph& graph, const std::string& name, const std::vector<int64_t>& values) {
+  return qgraph::tensorConstant(
+      graph, name,
+      ir::Tensor::fromValues<int64_t>(ir::DType::kInt64, {static_cast<int64_t>(values.size())},
+                                      std::span<const int64_t>(values)));
+}
+
 bool isTranspose(const ir::Node* node, const std::vector<int64_t>& perm) {
   if (!node || !node->domain.empty() || node->op_type != "Transpose") return false;
   const ir::Attribute* p = node->attribute("perm");
@@ -188,20 +206,24 @@ class ChannelsLast final : public Pass {
     return transpose(graph, v, kToNhwc, v->name + "/to_nhwc");
   }
 
-  // `node` with its inputs replaced, writing a new NHWC value; `out` (its old
-  // output) is then the NCHW transpose of that.
-  void replaceInNhwc(ir::Graph& graph, ir::Node* node, std::vector<ir::Value*> inputs, std::string op,
-                     std::string domain) {
-    ir::Value* out = node->outputs[0];
+  // `node` with its inputs replaced, writing new NHWC values; each old
+  // output is then the NCHW transpose of its new one. Returns the new node.
+  ir::Node* replaceInNhwc(ir::Graph& graph, ir::Node* node, std::vector<ir::Value*> inputs, std::string op,
+                          std::string domain) {
     ir::Node* nhwc = graph.addNode(std::move(op), qgraph::uniqueName(graph, node->name + "/nhwc"));
     nhwc->domain = std::move(domain);
     nhwc->attributes = node->attributes;
     nhwc->inputs = std::move(inputs);
-    ir::Value* result = graph.addValue(qgraph::uniqueName(graph, out->name + "_nhwc"));
-    result->type = {out->type.dtype, ir::makeShape(permuted(*knownDims(out), kToNhwc))};
-    result->producer = nhwc;
-    nhwc->outputs = {result};
-    transpose(graph, result, kToNchw, node->name + "/to_nchw", out);
+    for (size_t i = 0; i < node->outputs.size(); ++i) {
+      ir::Value* out = node->outputs[i];
+      ir::Value* result = graph.addValue(qgraph::uniqueName(graph, out->name + "_nhwc"));
+      result->type = {out->type.dtype, ir::makeShape(permuted(*knownDims(out), kToNhwc))};
+      result->producer = nhwc;
+      result->producer_output = static_cast<int>(i);
+      nhwc->outputs.push_back(result);
+      transpose(graph, result, kToNchw, node->name + "/to_nchw", out);
+    }
+    return nhwc;
   }
 
   void convert(ir::Graph& graph, ir::Node* conv) {
@@ -373,9 +395,7 @@ class ChannelsLast final : public Pass {
       if (!axis || (axis->i != 1 && axis->i != -3)) return false;
       for (ir::Value*& in : inputs)
         if (!(in = nhwcSource(in))) return false;
-      replaceInNhwc(graph, node, inputs, op, "");
-      ir::Node* nhwc = node->outputs[0]->producer->input(0)->producer;
-      nhwc->attributes["axis"].i = 3;
+      qgraph::setIntAttribute(replaceInNhwc(graph, node, inputs, op, ""), "axis", 3);
       return true;
     } else if (op == "Slice") {
       return sinkSlice(graph, node);
@@ -403,32 +423,23 @@ class ChannelsLast final : public Pass {
     if (!source || captured_.count(out) || !knownDims(out)) return false;
     const ir::Attribute* attr = node->attribute("axes");
     std::vector<int64_t> axes;
-    if (attr) {
+    if (attr)
       axes = attr->ints;
-    } else if (node->inputs.size() > 1 && node->input(1) && node->input(1)->isConstant()) {
-      const ir::Tensor& a = *node->input(1)->constant;
-      for (int64_t i = 0; i < a.elementCount(); ++i) axes.push_back(a.intAt(i));
-    }
+    else if (node->inputs.size() > 1 && node->input(1) && node->input(1)->isConstant())
+      axes = node->input(1)->constant->toInts();
     if (axes.empty()) return false;  // all axes, or none with noop_with_empty_axes: left as they are
-    std::set<int64_t> reduced;
-    for (int64_t& a : axes) {
-      if (a < -4 || a > 3) return false;
-      if (a < 0) a += 4;
-      reduced.insert(a);
-      a = kNhwcPosition[static_cast<size_t>(a)];
-    }
+    std::optional<std::vector<int64_t>> moved = nhwcAxes(axes);
+    if (!moved) return false;
+    std::set<int64_t> reduced;  // as NCHW axes
+    for (int64_t a : axes) reduced.insert(a < 0 ? a + 4 : a);
     const bool keepdims = qgraph::intAttribute(*node, "keepdims", 1) != 0;
     if (!keepdims && !reduced.count(1) && !(reduced.count(2) && reduced.count(3))) return false;
     std::vector<ir::Value*> inputs = node->inputs;
     inputs[0] = source;
-    if (attr) {
-      node->attributes["axes"].ints = axes;
-    } else {
-      inputs[1] =
-          qgraph::tensorConstant(graph, node->name + "/axes_nhwc",
-                                 ir::Tensor::fromValues<int64_t>(ir::DType::kInt64, {static_cast<int64_t>(axes.size())},
-                                                                 std::span<const int64_t>(axes)));
-    }
+    if (attr)
+      node->attributes["axes"].ints = *moved;
+    else
+      inputs[1] = int64Constant(graph, node->name + "/axes_nhwc", *moved);
     if (keepdims) {
       replaceInNhwc(graph, node, std::move(inputs), node->op_type, "");
       return true;
@@ -454,20 +465,9 @@ class ChannelsLast final : public Pass {
       auto dims = knownDims(out);
       if (!out || !dims || dims->size() != 4 || captured_.count(out)) return false;
     }
-    ir::Node* nhwc = graph.addNode("Split", qgraph::uniqueName(graph, node->name + "/nhwc"));
-    nhwc->attributes = node->attributes;
-    qgraph::setIntAttribute(nhwc, "axis", 3);
-    nhwc->inputs = node->inputs;
-    nhwc->inputs[0] = source;
-    for (size_t i = 0; i < node->outputs.size(); ++i) {
-      ir::Value* out = node->outputs[i];
-      ir::Value* part = graph.addValue(qgraph::uniqueName(graph, out->name + "_nhwc"));
-      part->type = {out->type.dtype, ir::makeShape(permuted(*knownDims(out), kToNhwc))};
-      part->producer = nhwc;
-      part->producer_output = static_cast<int>(i);
-      nhwc->outputs.push_back(part);
-      transpose(graph, part, kToNchw, node->name + "/to_nchw", out);
-    }
+    std::vector<ir::Value*> inputs = node->inputs;
+    inputs[0] = source;
+    qgraph::setIntAttribute(replaceInNhwc(graph, node, std::move(inputs), "Split", ""), "axis", 3);
     return true;
   }
 
@@ -480,24 +480,18 @@ class ChannelsLast final : public Pass {
     std::vector<int64_t> axes;
     if (node->inputs.size() > 3 && node->input(3)) {
       if (!node->input(3)->isConstant()) return false;
-      const ir::Tensor& a = *node->input(3)->constant;
-      for (int64_t i = 0; i < a.elementCount(); ++i) axes.push_back(a.intAt(i));
+      axes = node->input(3)->constant->toInts();
     } else {
       auto starts = knownDims(node->input(1));  // axes default to 0, 1, ... for each start
       if (!starts || starts->size() != 1) return false;
       for (int64_t i = 0; i < (*starts)[0]; ++i) axes.push_back(i);
     }
-    for (int64_t& a : axes) {
-      if (a < -4 || a > 3) return false;
-      a = kNhwcPosition[static_cast<size_t>(a < 0 ? a + 4 : a)];
-    }
+    std::optional<std::vector<int64_t>> moved = nhwcAxes(axes);
+    if (!moved) return false;
     std::vector<ir::Value*> inputs = node->inputs;
     inputs.resize(std::max<size_t>(inputs.size(), 4));
     inputs[0] = source;
-    inputs[3] =
-        qgraph::tensorConstant(graph, node->name + "/axes_nhwc",
-                               ir::Tensor::fromValues<int64_t>(ir::DType::kInt64, {static_cast<int64_t>(axes.size())},
-                                                               std::span<const int64_t>(axes)));
+    inputs[3] = int64Constant(graph, node->name + "/axes_nhwc", *moved);
     replaceInNhwc(graph, node, std::move(inputs), "Slice", "");
     return true;
   }
@@ -514,12 +508,9 @@ class ChannelsLast final : public Pass {
     std::vector<ir::Value*> inputs = node->inputs;
     inputs[0] = source;
     if (const ir::Attribute* axes = node->attribute("axes")) {
-      std::vector<int64_t> moved;
-      for (int64_t a : axes->ints) {
-        if (a < -4 || a > 3) return false;
-        moved.push_back(kNhwcPosition[static_cast<size_t>(a < 0 ? a + 4 : a)]);
-      }
-      node->attributes["axes"].ints = moved;
+      std::optional<std::vector<int64_t>> moved = nhwcAxes(axes->ints);
+      if (!moved) return false;
+      node->attributes["axes"].ints = *moved;
     } else {
       // Opset 10 takes (X, scales); from 11, (X, roi, scales, sizes), one of the last two given.
       bool moved = false;
@@ -533,10 +524,7 @@ class ChannelsLast final : public Pass {
           for (int64_t p : kToNhwc) nhwc.push_back(values[static_cast<size_t>(p)]);
           inputs[i] = qgraph::floatConstant(graph, v->name + "_nhwc", {4}, nhwc);
         } else {
-          inputs[i] = qgraph::tensorConstant(
-              graph, v->name + "_nhwc",
-              ir::Tensor::fromValues<int64_t>(ir::DType::kInt64, {4},
-                                              std::span<const int64_t>(permuted(v->constant->toInts(), kToNhwc))));
+          inputs[i] = int64Constant(graph, v->name + "_nhwc", permuted(v->constant->toInts(), kToNhwc));
         }
         moved = true;
       }
@@ -584,10 +572,7 @@ class ChannelsLast final : public Pass {
 
   // Reshape(v, dims) into a new value.
   ir::Value* reshape(ir::Graph& graph, ir::Value* v, const std::vector<int64_t>& dims, const std::string& node_name) {
-    ir::Value* shape =
-        qgraph::tensorConstant(graph, node_name + "/shape",
-                               ir::Tensor::fromValues<int64_t>(ir::DType::kInt64, {static_cast<int64_t>(dims.size())},
-                                                               std::span<const int64_t>(dims)));
+    ir::Value* shape = int64Constant(graph, node_name + "/shape", dims);
     ir::Node* r =
         qgraph::addNode(graph, "Reshape", qgraph::uniqueName(graph, node_name), {v, shape}, v->name + "_reshaped");
     r->outputs[0]->type = {v->type.dtype, ir::makeShape(dims)};

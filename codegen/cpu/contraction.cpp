@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <functional>
 #include <map>
 
 #include "compiler/kir/affine.h"
@@ -101,6 +100,13 @@ constexpr int64_t kMinVectorExtent = 8;  // below this most lanes would idle
 // A streaming plan replaces a packed one (streamingBeatsPacked) only when at
 // least this share of its lanes does useful work.
 constexpr double kMinStreamingLaneUse = 0.75;
+
+// Load nodes in `e`, counted as a tree.
+int loadSites(const kir::Expr& e) {
+  int n = e->kind == ExprNode::Kind::kLoad;
+  for (const kir::Expr& op : e->operands) n += loadSites(op);
+  return n;
+}
 
 bool hasSelect(const kir::Expr& e) {
   if (e->kind == ExprNode::Kind::kSelect) return true;
@@ -425,13 +431,7 @@ void useStagedScalar(ContractionPlan& plan) {
   if (plan.dot_group != 1 || plan.amx || plan.row_axis < 0 || plan.k_order.size() != 1 || plan.rows_read_vector ||
       plan.scalar_vector || plan.hoisted_scalar_guard)
     return;
-  int loads = 0;
-  std::function<void(const ExprNode&)> count = [&](const ExprNode& n) {
-    loads += n.kind == ExprNode::Kind::kLoad;
-    for (const kir::Expr& o : n.operands) count(*o);
-  };
-  count(*plan.scalar);
-  plan.staged_scalar = loads >= 2 && plan.rows * plan.k_order[0].extent * 4 <= kMaxStagedBytes;
+  plan.staged_scalar = loadSites(plan.scalar) >= 2 && plan.rows * plan.k_order[0].extent * 4 <= kMaxStagedBytes;
 }
 
 // ContractionPlan::half_last, where it applies.

@@ -626,12 +626,15 @@ class ContractionEmitter {
     const kir::IterVar& k = plan_.k_order.back();
     for (int i = 0; i < rows; ++i) {
       bindRow(r0, i);
-      e_.loop(k.id, b_.getInt64(0), b_.getInt64(k.extent), [&](llvm::Value* iv) {
-        llvm::Value* at =
-            b_.CreateInBoundsGEP(f32_, staged_, b_.CreateAdd(b_.getInt64(i * k.extent), iv, "", true, true));
-        b_.CreateStore(e_.emit(plan_.scalar), at);
-      });
+      e_.loop(k.id, b_.getInt64(0), b_.getInt64(k.extent),
+              [&](llvm::Value* iv) { b_.CreateStore(e_.emit(plan_.scalar), stagedAt(i, iv)); });
     }
+  }
+
+  // staged_'s element for row i of the tile at k.
+  llvm::Value* stagedAt(int i, llvm::Value* k) {
+    const int64_t depth = plan_.k_order.back().extent;
+    return b_.CreateInBoundsGEP(f32_, staged_, b_.CreateAdd(b_.getInt64(i * depth), k, "", true, true));
   }
 
   // A module constant of `count` float zeros, one per size.
@@ -648,11 +651,7 @@ class ContractionEmitter {
 
   // S at row i of the tile.
   llvm::Value* scalarAt(int i) {
-    if (staged_) {
-      const int64_t depth = plan_.k_order.back().extent;
-      return b_.CreateLoad(
-          f32_, b_.CreateInBoundsGEP(f32_, staged_, b_.CreateAdd(b_.getInt64(i * depth), k_inner_, "", true, true)));
-    }
+    if (staged_) return b_.CreateLoad(f32_, stagedAt(i, k_inner_));
     if (!plan_.hoisted_scalar_guard) return e_.emit(plan_.scalar);
     llvm::Value* at = b_.CreateGEP(f32_, scalar_rows_[static_cast<size_t>(i)],
                                    b_.CreateMul(k_inner_, b_.getInt64(plan_.scalar_k_stride), "", true, true));
